@@ -1,0 +1,40 @@
+"""The root of libkb's exception tree, shared by every layer.
+
+::
+
+    LibkbError
+    ├── ConfigError (ValueError)             bad config: names the file and key
+    └── StorageError                         libkb.storage.errors
+        ├── NotFoundError (FileNotFoundError)
+        ├── PermissionDeniedError (PermissionError)
+        ├── InvalidPathError (ValueError)
+        └── BackendError                     connection, API, IO
+            └── CircuitOpenError             the breaker refuses calls for a while
+
+Every error libkb raises is a ``LibkbError``; each also inherits the builtin it
+resembles, so ``except FileNotFoundError`` works as a user expects.
+"""
+
+from __future__ import annotations
+
+
+class LibkbError(Exception):
+    """Base of every error libkb raises."""
+
+
+class ConfigError(LibkbError, ValueError):
+    """A configuration value is missing or invalid.
+
+    ``key`` is the dotted path of the offending key (``storage.bucket``) and
+    ``source`` the file or URL it came from, when known.
+    """
+
+    def __init__(self, message: str, *, key: str | None = None, source: str | None = None) -> None:
+        self.key = key
+        self.source = source
+        where = ""
+        if source:
+            where += f"{source}: "
+        if key:
+            where += f"{key}: "
+        super().__init__(f"{where}{message}")

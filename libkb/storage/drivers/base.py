@@ -1,0 +1,65 @@
+"""The contract between :class:`~libkb.storage.adapter.LibcloudBackend` and its drivers.
+
+Every libkb driver is a Libcloud ``StorageDriver`` subclass that also mixes in
+:class:`LibkbDriverMixin`. The adapter calls only these Libcloud methods:
+
+- ``get_container(name)``
+- ``get_object(container_name, object_name)``: one metadata request. A missing
+  object raises ``ObjectDoesNotExistError``, a missing container
+  ``ContainerDoesNotExistError``, 401/403 ``InvalidCredsError``, any other
+  failure ``BaseHTTPError``/``LibcloudError`` carrying the HTTP status in
+  ``.code`` when there is one (never "does not exist" for a 403 or 5xx). The
+  returned ``Object`` has ``size``, ``hash`` (e-tag or None) and
+  ``extra["mtime_ms"]`` (int, epoch milliseconds).
+- ``iterate_container_objects(container, prefix=...)``: plain string-prefix,
+  recursive, lazy.
+- ``download_object_as_stream(obj, chunk_size=...)`` and
+  ``download_object_range_as_stream(obj, start_bytes, end_bytes, chunk_size=...)``
+  (``end_bytes`` exclusive, as in Libcloud).
+- ``delete_object(obj)``
+
+plus the ``ex_`` methods below, which Libcloud lacks. Drivers raise Libcloud,
+requests or OS exceptions (or libkb storage errors); the adapter maps them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def _call_once(fn: Callable[[], T]) -> T:
+    return fn()
+
+
+class LibkbDriverMixin:
+    """Operations libkb needs that Libcloud's StorageDriver does not have."""
+
+    #: Backend name for messages and metrics.
+    libkb_name: str = "storage"
+
+    #: Wraps one retryable request (e.g. a multipart part upload). The adapter
+    #: replaces it with its retry/breaker policy; drivers call it for each unit
+    #: of work that can be repeated safely.
+    libkb_call: Callable[[Callable[[], Any]], Any] = staticmethod(_call_once)
+
+    def ex_put_object(self, container: Any, object_name: str, data: bytes) -> None:
+        """Store ``data`` in one request; atomic (readers see old or new, never partial)."""
+        raise NotImplementedError
+
+    def ex_put_object_if_absent(self, container: Any, object_name: str, data: bytes) -> bool:
+        """Create-only write; False (and nothing written) if the object exists."""
+        raise NotImplementedError
+
+    def ex_copy_object(self, container: Any, src_name: str, dest_name: str) -> None:
+        """Server-side copy within the container; ObjectDoesNotExistError if ``src`` is missing."""
+        raise NotImplementedError
+
+    def ex_upload_stream(self, container: Any, object_name: str, chunks: Iterable[bytes]) -> None:
+        """Upload from chunks with bounded memory; aborted and invisible on any error."""
+        raise NotImplementedError
+
+    def ex_close(self) -> None:
+        """Release thread pools and sessions."""

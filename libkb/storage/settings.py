@@ -1,0 +1,103 @@
+"""Typed, validated storage settings: one frozen dataclass per backend.
+
+These are what driver builders receive. :mod:`libkb.storage.config` loads them
+from YAML mappings and URLs (marshmallow), applying defaults documented here.
+Secret fields are excluded from ``repr``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ResilienceConfig:
+    """Timeouts, retries and the circuit breaker of a cloud backend."""
+
+    #: Seconds to wait for a connection or for a response's next bytes.
+    timeout_secs: float = 60.0
+    #: Attempts per operation (1 = no retry) on transient errors: connection
+    #: failures, timeouts, HTTP 5xx, 429/SlowDown.
+    max_attempts: int = 5
+    #: Exponential backoff with full jitter between these bounds.
+    backoff_initial_secs: float = 0.2
+    backoff_max_secs: float = 10.0
+    #: Consecutive failed operations that open the breaker.
+    breaker_failure_threshold: int = 5
+    #: Seconds the breaker stays open before letting one trial call through.
+    breaker_reset_secs: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class TransferConfig:
+    """How big objects move: multipart part size and parallel requests."""
+
+    #: Bytes per multipart part / block / chunk (S3 needs >= 5 MiB).
+    part_size: int = 16 * MiB
+    #: Parts uploaded (or ranges downloaded) at once; memory used by one
+    #: streamed upload is about (max_concurrency + 1) * part_size.
+    max_concurrency: int = 4
+    #: Objects up to this size go up in a single request.
+    single_put_threshold: int = 16 * MiB
+
+
+@dataclass(frozen=True, slots=True)
+class S3Config:
+    backend: ClassVar[str] = "s3"
+    bucket: str
+    region: str | None = None
+    endpoint: str | None = None
+    access_key: str | None = field(default=None, repr=False)
+    secret_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    prefix: str | None = None
+    path_style: bool = False
+    #: Resolved by the loader: None in YAML means "true iff endpoint is http://".
+    allow_http: bool = False
+    resilience: ResilienceConfig = field(default_factory=ResilienceConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class AzureConfig:
+    backend: ClassVar[str] = "azure"
+    account_name: str
+    container_name: str
+    account_key: str | None = field(default=None, repr=False)
+    prefix: str | None = None
+    #: Blob service URL, e.g. ``http://127.0.0.1:10000/devstoreaccount1`` for
+    #: Azurite or ``https://acct.blob.core.usgovcloudapi.net`` for a sovereign cloud.
+    endpoint: str | None = None
+    resilience: ResilienceConfig = field(default_factory=ResilienceConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class GcsConfig:
+    backend: ClassVar[str] = "gcs"
+    bucket: str
+    service_account_path: str | None = None
+    prefix: str | None = None
+    #: JSON API base URL, e.g. ``http://127.0.0.1:4443`` for fake-gcs-server.
+    endpoint: str | None = None
+    resilience: ResilienceConfig = field(default_factory=ResilienceConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class FilesystemConfig:
+    backend: ClassVar[str] = "filesystem"
+    path: str
+    prefix: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryConfig:
+    backend: ClassVar[str] = "memory"
+    prefix: str | None = None
+
+
+BackendConfig = S3Config | AzureConfig | GcsConfig | FilesystemConfig | MemoryConfig
