@@ -18,6 +18,14 @@ Every libkb driver is a Libcloud ``StorageDriver`` subclass that also mixes in
   (``end_bytes`` exclusive, as in Libcloud).
 - ``delete_object(obj)``
 
+The adapter may pass a *bare* ``Object`` (``size``/``hash`` None, empty
+``extra``) to the download and delete methods so a read costs one request:
+those methods must not need more than ``obj.name`` and ``obj.container``, and
+must make their request when called (a missing object raises
+``ObjectDoesNotExistError`` from the call, not from the first ``next()``).
+A range starting at or past the end of the object may raise an error with
+``.code == 416``; the adapter turns that into ``b""``.
+
 plus the ``ex_`` methods below, which Libcloud lacks. Drivers raise Libcloud,
 requests or OS exceptions (or libkb storage errors); the adapter maps them.
 """
