@@ -6,6 +6,7 @@
     ├── ConfigError (ValueError)             bad config: names the file and key
     └── StorageError                         libkb.storage.errors
         ├── NotFoundError (FileNotFoundError)
+        │   └── ContainerNotFoundError       the bucket/container is missing
         ├── PermissionDeniedError (PermissionError)
         ├── InvalidPathError (ValueError)
         └── BackendError                     connection, API, IO

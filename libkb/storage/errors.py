@@ -40,6 +40,10 @@ class NotFoundError(StorageError, FileNotFoundError):
     """The object (or the bucket/container) does not exist."""
 
 
+class ContainerNotFoundError(NotFoundError):
+    """The bucket or container itself does not exist (a setup problem, not a missing key)."""
+
+
 class PermissionDeniedError(StorageError, PermissionError):
     """Credentials are missing, wrong, or lack the permission for the operation."""
 
@@ -73,6 +77,7 @@ class CircuitOpenError(BackendError):
 __all__ = [
     "BackendError",
     "CircuitOpenError",
+    "ContainerNotFoundError",
     "InvalidPathError",
     "NotFoundError",
     "PermissionDeniedError",

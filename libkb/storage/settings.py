@@ -8,7 +8,8 @@ Secret fields are excluded from ``repr``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 MiB = 1024 * 1024
 
@@ -44,8 +45,34 @@ class TransferConfig:
     single_put_threshold: int = 16 * MiB
 
 
+class StorageBackendConfig:
+    """Base of the five backend configs; tagged by ``backend`` in YAML.
+
+    Load with :meth:`from_dict` (a ``storage:`` block) or :meth:`from_url`.
+    Every variant has an optional ``prefix``.
+    """
+
+    __slots__ = ()
+    backend: ClassVar[str]
+    prefix: str | None
+
+    @classmethod
+    def from_dict(cls, mapping: Mapping[str, Any], *, source: str | None = None) -> BackendConfig:
+        """Validate a ``storage:`` mapping into the variant its ``backend`` names."""
+        from libkb.storage.config import load_storage_config
+
+        return load_storage_config(mapping, source=source)
+
+    @classmethod
+    def from_url(cls, url: str) -> BackendConfig:
+        """Parse ``s3://``, ``azure://``, ``gcs://``, ``file://``, ``memory://`` or a plain path."""
+        from libkb.storage.config import config_from_url
+
+        return config_from_url(url)
+
+
 @dataclass(frozen=True, slots=True)
-class S3Config:
+class S3Config(StorageBackendConfig):
     backend: ClassVar[str] = "s3"
     bucket: str
     region: str | None = None
@@ -62,7 +89,7 @@ class S3Config:
 
 
 @dataclass(frozen=True, slots=True)
-class AzureConfig:
+class AzureConfig(StorageBackendConfig):
     backend: ClassVar[str] = "azure"
     account_name: str
     container_name: str
@@ -76,7 +103,7 @@ class AzureConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class GcsConfig:
+class GcsConfig(StorageBackendConfig):
     backend: ClassVar[str] = "gcs"
     bucket: str
     service_account_path: str | None = None
@@ -88,14 +115,14 @@ class GcsConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class FilesystemConfig:
+class FilesystemConfig(StorageBackendConfig):
     backend: ClassVar[str] = "filesystem"
     path: str
     prefix: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class MemoryConfig:
+class MemoryConfig(StorageBackendConfig):
     backend: ClassVar[str] = "memory"
     prefix: str | None = None
 

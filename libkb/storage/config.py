@@ -1,0 +1,409 @@
+"""Load storage settings from ``storage:`` mappings and URLs (marshmallow).
+
+Key names are the storage guide's YAML keys, so users of the original tool
+keep their files. Unknown keys are errors, and every error names the key, the
+allowed values and the file or URL it came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields as mf,
+    post_load,
+    pre_load,
+    validate,
+)
+
+from libkb.errors import ConfigError
+from libkb.storage.settings import (
+    AzureConfig,
+    BackendConfig,
+    FilesystemConfig,
+    GcsConfig,
+    MemoryConfig,
+    ResilienceConfig,
+    S3Config,
+    TransferConfig,
+)
+
+BACKENDS = ("s3", "azure", "gcs", "filesystem", "memory")
+_BACKEND_ALIASES = {"gs": "gcs", "local": "filesystem", "file": "filesystem"}
+_MiB = 1024 * 1024
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class ResilienceSchema(_Strict):
+    timeout_secs = mf.Float(validate=validate.Range(min=0.1))
+    max_attempts = mf.Integer(validate=validate.Range(min=1, max=100))
+    backoff_initial_secs = mf.Float(validate=validate.Range(min=0))
+    backoff_max_secs = mf.Float(validate=validate.Range(min=0))
+    breaker_failure_threshold = mf.Integer(validate=validate.Range(min=1))
+    breaker_reset_secs = mf.Float(validate=validate.Range(min=0))
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> ResilienceConfig:
+        return ResilienceConfig(**data)
+
+
+class TransferSchema(_Strict):
+    part_size = mf.Integer(validate=validate.Range(min=5 * _MiB, max=5 * 1024 * _MiB))
+    max_concurrency = mf.Integer(validate=validate.Range(min=1, max=64))
+    single_put_threshold = mf.Integer(validate=validate.Range(min=0, max=5 * 1024 * _MiB))
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> TransferConfig:
+        return TransferConfig(**data)
+
+
+class _BackendSchema(_Strict):
+    backend = mf.String(required=True)
+    prefix = mf.String(allow_none=True, load_default=None)
+
+
+class _CloudSchema(_BackendSchema):
+    resilience = mf.Nested(ResilienceSchema, load_default=None)
+    transfer = mf.Nested(TransferSchema, load_default=None)
+
+
+def _drop_nones(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if v is not None and k != "backend"}
+
+
+class S3Schema(_CloudSchema):
+    bucket = mf.String(required=True, validate=validate.Length(min=1))
+    region = mf.String(allow_none=True, load_default=None)
+    endpoint = mf.String(allow_none=True, load_default=None)
+    access_key = mf.String(allow_none=True, load_default=None)
+    secret_key = mf.String(allow_none=True, load_default=None)
+    session_token = mf.String(allow_none=True, load_default=None)
+    path_style = mf.Boolean(allow_none=True, load_default=None)
+    allow_http = mf.Boolean(allow_none=True, load_default=None)
+
+    @pre_load
+    def aliases(self, data: Any, **_: Any) -> Any:
+        """Accept the Rust API's field names too (``access_key_id``, ``secret_access_key``)."""
+        if isinstance(data, Mapping):
+            data = dict(data)
+            for old, new in (("access_key_id", "access_key"), ("secret_access_key", "secret_key")):
+                if old in data and new not in data:
+                    data[new] = data.pop(old)
+        return data
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> S3Config:
+        endpoint = data.get("endpoint")
+        if endpoint is not None:
+            scheme = urlsplit(endpoint).scheme
+            if scheme not in ("http", "https") or not urlsplit(endpoint).hostname:
+                raise ValidationError(
+                    "must be a URL such as https://s3.example.com or http://127.0.0.1:9000",
+                    "endpoint",
+                )
+        is_http = bool(endpoint and endpoint.startswith("http://"))
+        allow_http = data.get("allow_http")
+        if allow_http is None:
+            data["allow_http"] = is_http
+        elif allow_http is False and is_http:
+            raise ValidationError(
+                "allow_http is false but endpoint is http://; set allow_http: true "
+                "or use an https:// endpoint",
+                "allow_http",
+            )
+        return S3Config(**_drop_nones(data))
+
+
+class AzureSchema(_CloudSchema):
+    account_name = mf.String(required=True, validate=validate.Length(min=1))
+    container_name = mf.String(required=True, validate=validate.Length(min=1))
+    account_key = mf.String(allow_none=True, load_default=None)
+    endpoint = mf.Url(allow_none=True, load_default=None, require_tld=False, schemes={"http", "https"})
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> AzureConfig:
+        return AzureConfig(**_drop_nones(data))
+
+
+class GcsSchema(_CloudSchema):
+    bucket = mf.String(required=True, validate=validate.Length(min=1))
+    service_account_path = mf.String(allow_none=True, load_default=None)
+    endpoint = mf.Url(allow_none=True, load_default=None, require_tld=False, schemes={"http", "https"})
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> GcsConfig:
+        return GcsConfig(**_drop_nones(data))
+
+
+class FilesystemSchema(_BackendSchema):
+    path = mf.String(required=True, validate=validate.Length(min=1))
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> FilesystemConfig:
+        return FilesystemConfig(**_drop_nones(data))
+
+
+class MemorySchema(_BackendSchema):
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> MemoryConfig:
+        return MemoryConfig(**_drop_nones(data))
+
+
+SCHEMAS: dict[str, type[Schema]] = {
+    "s3": S3Schema,
+    "azure": AzureSchema,
+    "gcs": GcsSchema,
+    "filesystem": FilesystemSchema,
+    "memory": MemorySchema,
+}
+
+
+def _flatten(messages: Any, path: str) -> list[tuple[str, str]]:
+    """Turn marshmallow's nested message dict into (dotted key, message) pairs."""
+    if isinstance(messages, Mapping):
+        out: list[tuple[str, str]] = []
+        for key, value in messages.items():
+            sub = path if key == "_schema" else f"{path}.{key}"
+            out.extend(_flatten(value, sub))
+        return out
+    if isinstance(messages, list):
+        return [(path, str(m)) for m in messages]
+    return [(path, str(messages))]
+
+
+def _explain(key: str, message: str, schema: Schema) -> str:
+    if message == "Unknown field.":
+        allowed = ", ".join(sorted(schema.fields))
+        return f"unknown key; the keys allowed here are: {allowed}"
+    return message
+
+
+def load_storage_config(
+    mapping: Mapping[str, Any], *, source: str | None = None, path: str = "storage"
+) -> BackendConfig:
+    """Validate a ``storage:`` mapping into one of the five backend configs."""
+    if not isinstance(mapping, Mapping):
+        raise ConfigError(
+            f"must be a mapping with a 'backend' key, not {type(mapping).__name__}",
+            key=path,
+            source=source,
+        )
+    raw = dict(mapping)
+    backend = raw.get("backend")
+    if backend is None:
+        raise ConfigError(
+            f"missing; choose one of: {', '.join(BACKENDS)}", key=f"{path}.backend", source=source
+        )
+    backend = _BACKEND_ALIASES.get(str(backend).lower(), str(backend).lower())
+    if backend not in SCHEMAS:
+        raise ConfigError(
+            f"{mapping.get('backend')!r} is not a storage backend; choose one of: "
+            f"{', '.join(BACKENDS)}",
+            key=f"{path}.backend",
+            source=source,
+        )
+    raw["backend"] = backend
+    schema = SCHEMAS[backend]()
+    try:
+        loaded: BackendConfig = schema.load(raw)
+    except ValidationError as exc:
+        problems = [
+            (key, _explain(key, msg, schema)) for key, msg in _flatten(exc.messages, path)
+        ]
+        key, first = problems[0]
+        more = "; ".join(f"{k}: {m}" for k, m in problems[1:])
+        raise ConfigError(first + (f" (also {more})" if more else ""), key=key, source=source) from None
+    return loaded
+
+
+# -- URLs -----------------------------------------------------------------
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+_URL_KEYS = {
+    "s3": {"region", "endpoint", "path_style", "allow_http", "prefix"},
+    "azure": {"endpoint", "prefix"},
+    "gcs": {"endpoint", "service_account_path", "prefix"},
+    "filesystem": {"prefix"},
+    "memory": {"prefix"},
+}
+
+
+def _query(url: str, backend: str, query: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name not in _URL_KEYS[backend]:
+            allowed = ", ".join(sorted(_URL_KEYS[backend]))
+            raise ConfigError(
+                f"unknown query parameter {name!r}; allowed for {backend}: {allowed}",
+                key=name,
+                source=_safe_url(url),
+            )
+        if name in ("path_style", "allow_http"):
+            low = value.lower()
+            if low not in _TRUE | _FALSE:
+                raise ConfigError(
+                    f"must be true or false, not {value!r}", key=name, source=_safe_url(url)
+                )
+            out[name] = low in _TRUE
+        else:
+            out[name] = value
+    return out
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its query string (which may hold endpoints with credentials)."""
+    return url.split("?", 1)[0]
+
+
+def _prefix_from_path(path: str) -> str | None:
+    stripped = unquote(path).strip("/")
+    return stripped or None
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    backend: str
+    values: dict[str, Any]
+
+
+def _parse_url(url: str) -> _Parsed:
+    if "://" not in url:
+        if not url:
+            raise ConfigError("an empty storage path or URL", key="path")
+        return _Parsed("filesystem", {"path": url})
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme in ("s3", "s3a"):
+        if not parts.hostname:
+            raise ConfigError("the URL names no bucket: use s3://BUCKET[/PREFIX]", key="bucket", source=url)
+        values = {"bucket": parts.netloc, "prefix": _prefix_from_path(parts.path)}
+        values.update(_query(url, "s3", parts.query))
+        return _Parsed("s3", values)
+    if scheme in ("azure", "az"):
+        host = parts.netloc
+        account = host.split(".", 1)[0]
+        segments = [s for s in unquote(parts.path).split("/") if s]
+        if not account or not segments:
+            raise ConfigError(
+                "use azure://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX]",
+                key="container_name",
+                source=_safe_url(url),
+            )
+        values = {
+            "account_name": account,
+            "container_name": segments[0],
+            "prefix": "/".join(segments[1:]) or None,
+        }
+        if "." in host and not host.endswith(".blob.core.windows.net"):
+            values["endpoint"] = f"https://{host}"  # sovereign clouds
+        values.update(_query(url, "azure", parts.query))
+        return _Parsed("azure", values)
+    if scheme in ("gcs", "gs"):
+        if not parts.netloc:
+            raise ConfigError("the URL names no bucket: use gcs://BUCKET[/PREFIX]", key="bucket", source=url)
+        values = {"bucket": parts.netloc, "prefix": _prefix_from_path(parts.path)}
+        values.update(_query(url, "gcs", parts.query))
+        return _Parsed("gcs", values)
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise ConfigError(
+                f"file URLs name a local path: use file:///ABSOLUTE/PATH, not host {parts.netloc!r}",
+                key="path",
+                source=url,
+            )
+        if not parts.path:
+            raise ConfigError("the URL names no directory", key="path", source=url)
+        values = {"path": unquote(parts.path)}
+        values.update(_query(url, "filesystem", parts.query))
+        return _Parsed("filesystem", values)
+    if scheme == "memory":
+        values = {"prefix": _prefix_from_path(parts.netloc + parts.path)}
+        values.update(_query(url, "memory", parts.query))
+        return _Parsed("memory", values)
+    raise ConfigError(
+        f"unsupported URL scheme {scheme!r}; use s3://, s3a://, azure://, az://, gcs://, gs://, "
+        "file://, memory:// or a plain path",
+        key="path",
+        source=_safe_url(url),
+    )
+
+
+def config_from_url(url: str) -> BackendConfig:
+    """Parse a storage URL; query parameters map onto the same keys as YAML."""
+    parsed = _parse_url(url)
+    mapping = {"backend": parsed.backend, **parsed.values}
+    return load_storage_config(mapping, source=_safe_url(url), path="url")
+
+
+# -- the legacy flat config ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """The original tool's legacy flat ``storage:`` block: every key optional, nulls allowed."""
+
+    backend: str | None = None
+    bucket: str | None = None
+    region: str | None = None
+    endpoint: str | None = None
+    access_key: str | None = None
+    secret_key: str | None = None
+    prefix: str | None = None
+    path: str | None = None
+    path_style: bool | None = None
+    allow_http: bool | None = None
+    account_name: str | None = None
+    container_name: str | None = None
+    account_key: str | None = None
+    service_account_path: str | None = None
+
+    def __repr__(self) -> str:
+        shown = {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if getattr(self, f.name) is not None and f.name not in ("secret_key", "account_key")
+        }
+        return f"StorageConfig({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
+    @classmethod
+    def from_dict(cls, mapping: Mapping[str, Any], *, source: str | None = None) -> StorageConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(mapping) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}",
+                key="storage",
+                source=source,
+            )
+        return cls(**dict(mapping))
+
+    def to_backend_config(self, *, source: str | None = None) -> BackendConfig:
+        """The tagged config this flat block means (nulls dropped, backend inferred)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        backend = data.pop("backend") or ("filesystem" if self.path else None)
+        if backend is None:
+            raise ConfigError(
+                f"missing; choose one of: {', '.join(BACKENDS)}", key="storage.backend", source=source
+            )
+        backend = _BACKEND_ALIASES.get(backend.lower(), backend.lower())
+        allowed = set(SCHEMAS.get(backend, MemorySchema)().fields)
+        kept = {k: v for k, v in data.items() if v is not None and k in allowed}
+        stray = sorted(k for k, v in data.items() if v is not None and k not in allowed)
+        if stray:
+            raise ConfigError(
+                f"key(s) {', '.join(stray)} do not apply to backend {backend!r}",
+                key="storage",
+                source=source,
+            )
+        return load_storage_config({"backend": backend, **kept}, source=source)

@@ -1,0 +1,86 @@
+"""Build a backend from config: the only place backends differ."""
+
+from __future__ import annotations
+
+import os
+
+from libkb.errors import ConfigError
+from libkb.storage.adapter import LibcloudBackend
+from libkb.storage.base import StorageBackend
+from libkb.storage.config import StorageConfig
+from libkb.storage.settings import (
+    AzureConfig,
+    BackendConfig,
+    FilesystemConfig,
+    GcsConfig,
+    MemoryConfig,
+    ResilienceConfig,
+    S3Config,
+)
+
+# Local backends fail for reasons retries do not fix (disk full, permissions).
+_LOCAL_RESILIENCE = ResilienceConfig(max_attempts=1, breaker_failure_threshold=1_000_000)
+
+
+def create_backend_from_config(config: BackendConfig) -> StorageBackend:
+    """A ready backend for any of the five configs (see :mod:`libkb.storage.settings`)."""
+    if isinstance(config, MemoryConfig):
+        from libkb.storage.drivers.memory import MemoryStorageDriver
+
+        return LibcloudBackend(
+            MemoryStorageDriver(), "memory", prefix=config.prefix, resilience=_LOCAL_RESILIENCE
+        )
+    if isinstance(config, FilesystemConfig):
+        from libkb.storage.drivers.filesystem import SafeLocalStorageDriver
+
+        path = os.path.abspath(os.path.expanduser(config.path))
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise ConfigError(f"{path!r} exists and is not a directory", key="storage.path")
+        return LibcloudBackend(
+            SafeLocalStorageDriver(path),
+            os.path.basename(path) or "filesystem",
+            prefix=config.prefix,
+            resilience=_LOCAL_RESILIENCE,
+        )
+    if isinstance(config, S3Config):
+        from libkb.storage.drivers.s3 import build_s3_driver
+
+        return LibcloudBackend(
+            build_s3_driver(config),
+            config.bucket,
+            prefix=config.prefix,
+            resilience=config.resilience,
+            secrets=[config.secret_key or "", config.session_token or ""],
+        )
+    if isinstance(config, AzureConfig):
+        from libkb.storage.drivers.azure import build_azure_driver
+
+        return LibcloudBackend(
+            build_azure_driver(config),
+            config.container_name,
+            prefix=config.prefix,
+            resilience=config.resilience,
+            secrets=[config.account_key or ""],
+        )
+    if isinstance(config, GcsConfig):
+        from libkb.storage.drivers.gcs import build_gcs_driver
+
+        return LibcloudBackend(
+            build_gcs_driver(config),
+            config.bucket,
+            prefix=config.prefix,
+            resilience=config.resilience,
+        )
+    raise TypeError(f"not a storage config: {type(config).__name__}")
+
+
+def create_backend(config: StorageConfig) -> StorageBackend:
+    """Legacy entry point: a backend from the original tool's flat config."""
+    return create_backend_from_config(config.to_backend_config())
+
+
+def open_backend(url: str) -> StorageBackend:
+    """A backend for a storage URL or plain path (``kafka-backup list --path``)."""
+    from libkb.storage.config import config_from_url
+
+    return create_backend_from_config(config_from_url(url))
