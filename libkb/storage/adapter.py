@@ -45,7 +45,7 @@ class LibcloudBackend(StorageBackend):
         secrets: Iterable[str] = (),
         name: str | None = None,
     ) -> None:
-        self.name = name or getattr(driver, "libkb_name", "storage")
+        self.name = name or str(getattr(driver, "libkb_name", "storage"))
         self._driver = driver
         self._container_name = container_name
         self._container = Container(name=container_name, extra={}, driver=driver)
@@ -87,6 +87,8 @@ class LibcloudBackend(StorageBackend):
             try:
                 return fn()
             except StorageError:
+                raise
+            except _CallerError:
                 raise
             except Exception as exc:
                 raise self._map(exc, key) from None
@@ -134,14 +136,20 @@ class LibcloudBackend(StorageBackend):
 
     def put_stream(self, key: str, chunks: Iterable[bytes]) -> None:
         name = self._name(key)
+        source = _SourceChunks(chunks)
         # The iterable can be read once, so the whole upload is not retried;
         # the driver retries each part through ``libkb_call``.
-        self._call(
-            "put_stream",
-            key,
-            lambda: self._driver.ex_upload_stream(self._container, name, chunks),
-            retry=False,
-        )
+        try:
+            self._call(
+                "put_stream",
+                key,
+                lambda: self._driver.ex_upload_stream(self._container, name, source),
+                retry=False,
+            )
+        except (StorageError, _CallerError):
+            if source.error is not None:
+                raise source.error from None  # the caller's own iterator failed
+            raise
 
     def get(self, key: str) -> bytes:
         name = self._name(key)
@@ -149,7 +157,9 @@ class LibcloudBackend(StorageBackend):
             "get",
             key,
             lambda: b"".join(
-                self._driver.download_object_as_stream(self._bare(name), chunk_size=DEFAULT_CHUNK_SIZE)
+                self._driver.download_object_as_stream(
+                    self._bare(name), chunk_size=DEFAULT_CHUNK_SIZE
+                )
             ),
         )
 
@@ -158,14 +168,16 @@ class LibcloudBackend(StorageBackend):
         first = self._call(
             "get_stream",
             key,
-            lambda: iter(self._driver.download_object_as_stream(self._bare(name), chunk_size=chunk_size)),
+            lambda: iter(
+                self._driver.download_object_as_stream(self._bare(name), chunk_size=chunk_size)
+            ),
         )
         return self._resuming_stream(key, name, first, chunk_size)
 
     def _resuming_stream(
         self, key: str, name: str, stream: Iterator[bytes], chunk_size: int
     ) -> Iterator[bytes]:
-        """Yield the object's bytes; after a transient failure mid-way, continue with a range read."""
+        """Yield the object's bytes; after a transient failure, go on with a range read."""
         delivered = 0
         attempts = 0
         while True:
@@ -182,11 +194,10 @@ class LibcloudBackend(StorageBackend):
                     1, self._resilience.config.max_attempts
                 ):
                     raise error from None
-                offset = delivered
                 stream = self._call(
                     "get_stream",
                     key,
-                    lambda: iter(
+                    lambda offset=delivered: iter(  # type: ignore[misc]
                         self._driver.download_object_range_as_stream(
                             self._bare(name), offset, None, chunk_size=chunk_size
                         )
@@ -221,9 +232,7 @@ class LibcloudBackend(StorageBackend):
 
     def head(self, key: str) -> ObjectMetadata:
         name = self._name(key)
-        obj = self._call(
-            "head", key, lambda: self._driver.get_object(self._container_name, name)
-        )
+        obj = self._call("head", key, lambda: self._driver.get_object(self._container_name, name))
         return ObjectMetadata(
             size=int(obj.size),
             last_modified=int(obj.extra["mtime_ms"]),
@@ -288,6 +297,38 @@ class LibcloudBackend(StorageBackend):
         closer = getattr(self._driver, "ex_close", None)
         if closer is not None:
             closer()
+
+
+class _CallerError(Exception):
+    """Carries an exception raised by the caller's chunk iterator through the driver."""
+
+
+class _SourceChunks:
+    """The caller's chunks, remembering an error the caller's iterator raised.
+
+    The upload is aborted either way; the caller then gets its own exception
+    back rather than a storage error.
+    """
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._it = iter(chunks)
+        self.error: BaseException | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            chunk = next(self._it)
+        except StopIteration:
+            raise
+        except BaseException as exc:
+            self.error = exc
+            raise _CallerError() from exc
+        if not isinstance(chunk, bytes | bytearray | memoryview):
+            self.error = TypeError(f"put_stream chunks must be bytes, not {type(chunk).__name__}")
+            raise _CallerError() from self.error
+        return bytes(chunk) if not isinstance(chunk, bytes) else chunk
 
 
 def _as_bytes(data: object, key: str) -> bytes:

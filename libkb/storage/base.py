@@ -58,10 +58,12 @@ class StorageBackend(ABC):
 
     def exists(self, key: str) -> bool:
         """Whether an object is stored at ``key``."""
-        from libkb.storage.errors import NotFoundError
+        from libkb.storage.errors import ContainerNotFoundError, NotFoundError
 
         try:
             self.head(key)
+        except ContainerNotFoundError:
+            raise  # a setup problem, not an absent key
         except NotFoundError:
             return False
         return True

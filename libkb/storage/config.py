@@ -16,10 +16,12 @@ from marshmallow import (
     RAISE,
     Schema,
     ValidationError,
-    fields as mf,
     post_load,
     pre_load,
     validate,
+)
+from marshmallow import (
+    fields as mf,
 )
 
 from libkb.errors import ConfigError
@@ -128,7 +130,9 @@ class AzureSchema(_CloudSchema):
     account_name = mf.String(required=True, validate=validate.Length(min=1))
     container_name = mf.String(required=True, validate=validate.Length(min=1))
     account_key = mf.String(allow_none=True, load_default=None)
-    endpoint = mf.Url(allow_none=True, load_default=None, require_tld=False, schemes={"http", "https"})
+    endpoint = mf.Url(
+        allow_none=True, load_default=None, require_tld=False, schemes={"http", "https"}
+    )
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> AzureConfig:
@@ -138,7 +142,9 @@ class AzureSchema(_CloudSchema):
 class GcsSchema(_CloudSchema):
     bucket = mf.String(required=True, validate=validate.Length(min=1))
     service_account_path = mf.String(allow_none=True, load_default=None)
-    endpoint = mf.Url(allow_none=True, load_default=None, require_tld=False, schemes={"http", "https"})
+    endpoint = mf.Url(
+        allow_none=True, load_default=None, require_tld=False, schemes={"http", "https"}
+    )
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> GcsConfig:
@@ -217,12 +223,12 @@ def load_storage_config(
     try:
         loaded: BackendConfig = schema.load(raw)
     except ValidationError as exc:
-        problems = [
-            (key, _explain(key, msg, schema)) for key, msg in _flatten(exc.messages, path)
-        ]
+        problems = [(key, _explain(key, msg, schema)) for key, msg in _flatten(exc.messages, path)]
         key, first = problems[0]
         more = "; ".join(f"{k}: {m}" for k, m in problems[1:])
-        raise ConfigError(first + (f" (also {more})" if more else ""), key=key, source=source) from None
+        raise ConfigError(
+            first + (f" (also {more})" if more else ""), key=key, source=source
+        ) from None
     return loaded
 
 
@@ -286,7 +292,9 @@ def _parse_url(url: str) -> _Parsed:
     scheme = parts.scheme.lower()
     if scheme in ("s3", "s3a"):
         if not parts.hostname:
-            raise ConfigError("the URL names no bucket: use s3://BUCKET[/PREFIX]", key="bucket", source=url)
+            raise ConfigError(
+                "the URL names no bucket: use s3://BUCKET[/PREFIX]", key="bucket", source=url
+            )
         values = {"bucket": parts.netloc, "prefix": _prefix_from_path(parts.path)}
         values.update(_query(url, "s3", parts.query))
         return _Parsed("s3", values)
@@ -311,14 +319,17 @@ def _parse_url(url: str) -> _Parsed:
         return _Parsed("azure", values)
     if scheme in ("gcs", "gs"):
         if not parts.netloc:
-            raise ConfigError("the URL names no bucket: use gcs://BUCKET[/PREFIX]", key="bucket", source=url)
+            raise ConfigError(
+                "the URL names no bucket: use gcs://BUCKET[/PREFIX]", key="bucket", source=url
+            )
         values = {"bucket": parts.netloc, "prefix": _prefix_from_path(parts.path)}
         values.update(_query(url, "gcs", parts.query))
         return _Parsed("gcs", values)
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
             raise ConfigError(
-                f"file URLs name a local path: use file:///ABSOLUTE/PATH, not host {parts.netloc!r}",
+                "file URLs name a local path: use file:///ABSOLUTE/PATH, "
+                f"not host {parts.netloc!r}",
                 key="path",
                 source=url,
             )
@@ -394,7 +405,9 @@ class StorageConfig:
         backend = data.pop("backend") or ("filesystem" if self.path else None)
         if backend is None:
             raise ConfigError(
-                f"missing; choose one of: {', '.join(BACKENDS)}", key="storage.backend", source=source
+                f"missing; choose one of: {', '.join(BACKENDS)}",
+                key="storage.backend",
+                source=source,
             )
         backend = _BACKEND_ALIASES.get(backend.lower(), backend.lower())
         allowed = set(SCHEMAS.get(backend, MemorySchema)().fields)

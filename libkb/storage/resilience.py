@@ -58,9 +58,7 @@ class Resilience:
     def _log_retry(self, state: RetryCallState) -> None:
         STORAGE_RETRIES.labels(self.backend).inc()
         exc = state.outcome.exception() if state.outcome else None
-        log.warning(
-            "%s: attempt %d failed, retrying: %s", self.backend, state.attempt_number, exc
-        )
+        log.warning("%s: attempt %d failed, retrying: %s", self.backend, state.attempt_number, exc)
 
     def retry(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` with retries only (used for parts of an operation)."""
@@ -79,7 +77,7 @@ class Resilience:
         """Run one operation through the breaker, with retries unless ``retry`` is False."""
         body: Callable[[], T] = (lambda: self.retry(fn)) if retry else fn
         try:
-            return self.breaker.call(body)  # type: ignore[no-any-return]
+            return self.breaker.call(body)
         except pybreaker.CircuitBreakerError:
             raise CircuitOpenError(
                 "the circuit breaker is open after repeated failures; call refused",

@@ -7,8 +7,8 @@ Secret fields are excluded from ``repr``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 MiB = 1024 * 1024

@@ -58,9 +58,7 @@ class SafeLocalStorageDriver(LibkbDriverMixin, LocalStorageDriver):  # type: ign
 
     def _check_container(self, container_name: str) -> None:
         if not os.path.isdir(self.base_path):
-            raise ContainerDoesNotExistError(
-                value=None, driver=self, container_name=container_name
-            )
+            raise ContainerDoesNotExistError(value=None, driver=self, container_name=container_name)
 
     def _path(self, object_name: str) -> str:
         if object_name.startswith("/") or any(
@@ -96,7 +94,9 @@ class SafeLocalStorageDriver(LibkbDriverMixin, LocalStorageDriver):  # type: ign
         try:
             st = os.stat(path)
         except FileNotFoundError:
-            raise ObjectDoesNotExistError(value=None, driver=self, object_name=object_name) from None
+            raise ObjectDoesNotExistError(
+                value=None, driver=self, object_name=object_name
+            ) from None
         return Object(
             name=object_name,
             size=st.st_size,
@@ -128,7 +128,9 @@ class SafeLocalStorageDriver(LibkbDriverMixin, LocalStorageDriver):  # type: ign
         container = Container(name=container_name, extra={}, driver=self)
         return self._object(container, object_name, path)
 
-    def download_object_as_stream(self, obj: Object, chunk_size: int | None = None) -> Iterator[bytes]:
+    def download_object_as_stream(
+        self, obj: Object, chunk_size: int | None = None
+    ) -> Iterator[bytes]:
         return self.download_object_range_as_stream(obj, 0, None, chunk_size)
 
     def download_object_range_as_stream(
@@ -205,7 +207,9 @@ class SafeLocalStorageDriver(LibkbDriverMixin, LocalStorageDriver):  # type: ign
         self._check_container(container.name)
         return self._write_atomic(object_name, lambda f: f.write(data), create_only=True)
 
-    def ex_upload_stream(self, container: Container, object_name: str, chunks: Iterable[bytes]) -> None:
+    def ex_upload_stream(
+        self, container: Container, object_name: str, chunks: Iterable[bytes]
+    ) -> None:
         self._check_container(container.name)
 
         def write(handle: BinaryIO) -> None:
@@ -268,7 +272,7 @@ def _read(handle: BinaryIO, start: int, end: int | None, chunk_size: int) -> Ite
 
 
 def _walk_sorted(directory: str, rel: str, prefix: str) -> Iterator[tuple[str, str]]:
-    """Yield (key, path) under ``directory`` in UTF-8 key order, keeping keys that start with prefix.
+    """Yield (key, path) below ``directory`` in UTF-8 key order, for keys starting with prefix.
 
     A directory ``d`` sorts as ``d/`` so the depth-first walk produces the same
     order as a flat listing sorted by bytes (``a-c`` < ``a/b``).

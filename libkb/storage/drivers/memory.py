@@ -52,9 +52,7 @@ class MemoryStorageDriver(LibkbDriverMixin, StorageDriver):  # type: ignore[misc
         try:
             return self._containers[name]
         except KeyError:
-            raise ContainerDoesNotExistError(
-                value=None, driver=self, container_name=name
-            ) from None
+            raise ContainerDoesNotExistError(value=None, driver=self, container_name=name) from None
 
     def create_container(self, container_name: str) -> Container:
         with self._lock:
@@ -85,7 +83,9 @@ class MemoryStorageDriver(LibkbDriverMixin, StorageDriver):  # type: ignore[misc
             raise ObjectDoesNotExistError(value=None, driver=self, object_name=object_name)
         return blob
 
-    def _set(self, container_name: str, object_name: str, data: bytes, *, create_only: bool) -> bool:
+    def _set(
+        self, container_name: str, object_name: str, data: bytes, *, create_only: bool
+    ) -> bool:
         blob = _Blob(data, time.time_ns() // 1_000_000)
         with self._lock:
             store = self._store(container_name)
@@ -128,7 +128,9 @@ class MemoryStorageDriver(LibkbDriverMixin, StorageDriver):  # type: ignore[misc
             except ObjectDoesNotExistError:
                 continue  # deleted while listing
 
-    def download_object_as_stream(self, obj: Object, chunk_size: int | None = None) -> Iterator[bytes]:
+    def download_object_as_stream(
+        self, obj: Object, chunk_size: int | None = None
+    ) -> Iterator[bytes]:
         data = self._blob(obj.container.name, obj.name).data
         return _chunks(data, chunk_size or len(data) or 1)
 
@@ -174,7 +176,9 @@ class MemoryStorageDriver(LibkbDriverMixin, StorageDriver):  # type: ignore[misc
         data = self._blob(container.name, src_name).data
         self._set(container.name, dest_name, data, create_only=False)
 
-    def ex_upload_stream(self, container: Container, object_name: str, chunks: Iterable[bytes]) -> None:
+    def ex_upload_stream(
+        self, container: Container, object_name: str, chunks: Iterable[bytes]
+    ) -> None:
         self._store_exists(container.name)
         buffer = bytearray()
         for chunk in chunks:  # an error here leaves the old object untouched

@@ -1,0 +1,162 @@
+"""Retry and circuit-breaker semantics of the adapter, with a fault-injecting driver.
+
+The same behaviour against a real stopped server is tested in
+``integration/storage/test_outage.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+import requests
+
+from libkb.storage import (
+    BackendError,
+    CircuitOpenError,
+    LibcloudBackend,
+    NotFoundError,
+    PermissionDeniedError,
+    ResilienceConfig,
+)
+from libkb.storage.drivers.memory import MemoryStorageDriver
+
+FAST = ResilienceConfig(
+    max_attempts=3,
+    backoff_initial_secs=0.001,
+    backoff_max_secs=0.002,
+    breaker_failure_threshold=2,
+    breaker_reset_secs=0.3,
+)
+
+
+class FlakyDriver(MemoryStorageDriver):
+    """Fails the next ``failures`` get_object calls with ``error``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 0
+        self.error: Exception = requests.exceptions.ConnectionError("connection refused")
+        self.calls = 0
+
+    def get_object(self, container_name: str, object_name: str) -> Any:
+        self.calls += 1
+        if self.failures > 0:
+            self.failures -= 1
+            raise self.error
+        return super().get_object(container_name, object_name)
+
+
+@pytest.fixture
+def flaky() -> tuple[FlakyDriver, LibcloudBackend]:
+    driver = FlakyDriver()
+    backend = LibcloudBackend(driver, "memory", resilience=FAST)
+    backend.put("k", b"v")
+    return driver, backend
+
+
+def test_transient_errors_are_retried(flaky: tuple[FlakyDriver, LibcloudBackend]) -> None:
+    driver, backend = flaky
+    driver.failures = 2
+    assert backend.size("k") == 1
+    assert driver.calls == 3
+
+
+def test_retries_give_up_with_backend_error(flaky: tuple[FlakyDriver, LibcloudBackend]) -> None:
+    driver, backend = flaky
+    driver.failures = 100
+    with pytest.raises(BackendError) as info:
+        backend.size("k")
+    assert info.value.transient
+    assert "cannot reach the service" in str(info.value)
+    assert driver.calls == 3
+
+
+def test_breaker_opens_refuses_and_recovers(flaky: tuple[FlakyDriver, LibcloudBackend]) -> None:
+    driver, backend = flaky
+    driver.failures = 100
+    for _ in range(2):
+        with pytest.raises(BackendError):
+            backend.size("k")
+    calls = driver.calls
+    with pytest.raises(CircuitOpenError):
+        backend.size("k")
+    assert driver.calls == calls  # refused without touching the service
+    assert backend.resilience.state == "open"
+    driver.failures = 0
+    time.sleep(0.35)
+    assert backend.size("k") == 1  # the trial call goes through and closes it
+    assert backend.resilience.state == "closed"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        requests.exceptions.HTTPError("x"),
+    ],
+)
+def test_non_transient_errors_are_not_retried(
+    flaky: tuple[FlakyDriver, LibcloudBackend], error: Exception
+) -> None:
+    driver, backend = flaky
+    driver.failures = 1
+    driver.error = error
+    with pytest.raises(BackendError) as info:
+        backend.size("k")
+    assert not info.value.transient
+    assert driver.calls == 1
+
+
+def test_answers_from_a_live_service_do_not_trip_the_breaker() -> None:
+    from libcloud.common.types import InvalidCredsError
+
+    driver = FlakyDriver()
+    backend = LibcloudBackend(driver, "memory", resilience=FAST)
+    for _ in range(5):
+        with pytest.raises(NotFoundError):
+            backend.head("missing")
+    driver.failures = 5
+    driver.error = InvalidCredsError("bad signature")
+    for _ in range(5):
+        with pytest.raises(PermissionDeniedError):
+            backend.head("missing")
+    assert backend.resilience.state == "closed"
+
+
+def test_http_status_mapping() -> None:
+    from libcloud.common.exceptions import BaseHTTPError
+
+    from libkb.storage.errormap import map_error
+
+    for status, kind, transient in [
+        (403, PermissionDeniedError, False),
+        (401, PermissionDeniedError, False),
+        (404, NotFoundError, False),
+        (429, BackendError, True),
+        (500, BackendError, True),
+        (503, BackendError, True),
+        (400, BackendError, False),
+    ]:
+        err = map_error(BaseHTTPError(status, "msg"), backend="s3", key="k")
+        assert type(err) is kind
+        if isinstance(err, BackendError):
+            assert err.transient is transient
+            assert err.status == status
+
+
+def test_secrets_are_redacted_from_messages() -> None:
+    from libkb.storage.errormap import map_error, redact
+
+    url = "https://a.blob.core.windows.net/c/k?sv=2020&sig=SECRETSIG&se=2030"
+    err = map_error(
+        requests.exceptions.ConnectionError(
+            f"failed {url} Authorization: SharedKey acct:KEYVALUE="
+        ),
+        backend="azure",
+        key="k",
+        secrets=["my-account-key-1234"],
+    )
+    text = str(err)
+    assert "SECRETSIG" not in text and "KEYVALUE" not in text
+    assert redact("token my-account-key-1234 here", ["my-account-key-1234"]) == "token *** here"
