@@ -4,6 +4,8 @@
 
     LibkbError
     ├── ConfigError (ValueError)             bad config: names the file and key
+    ├── FormatError (ValueError)             a stored object is not valid libkb format
+    │   └── SegmentError                     corrupt/truncated segment: names the object
     └── StorageError                         libkb.storage.errors
         ├── NotFoundError (FileNotFoundError)
         │   └── ContainerNotFoundError       the bucket/container is missing
@@ -39,3 +41,10 @@ class ConfigError(LibkbError, ValueError):
         if key:
             where += f"{key}: "
         super().__init__(f"{where}{message}")
+
+
+class FormatError(LibkbError, ValueError):
+    """A stored backup object (segment, index, manifest) is corrupt or not libkb's.
+
+    The message names the object, so the user knows which key to inspect.
+    """

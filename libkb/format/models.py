@@ -1,0 +1,302 @@
+"""Index and manifest models and the key layout of a backup. Pure: JSON in, JSON out.
+
+Layout under the storage location (``{id}`` is the backup id)::
+
+    {id}/manifest.json                                   small: topics, runs, status
+    {id}/lease.json                                      the running writer's lease
+    {id}/topics/{topic}/partition={p}/segment-{base:020}.kbs
+    {id}/topics/{topic}/partition={p}/index.json         written by that partition's owner
+    {id}/consumer-groups.json                            committed offsets at the last run's end
+
+Segments are the truth: an index lists the segments its writer has
+confirmed, and can be rebuilt from a listing plus each segment's footer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from libkb.errors import FormatError
+from libkb.format.segment import FORMAT_VERSION, SEGMENT_SUFFIX, SegmentFooter
+
+FORMAT_NAME = "libkb-backup"
+
+
+# -- keys -------------------------------------------------------------------
+
+
+def manifest_key(backup_id: str) -> str:
+    return f"{backup_id}/manifest.json"
+
+
+def lease_key(backup_id: str) -> str:
+    return f"{backup_id}/lease.json"
+
+
+def groups_key(backup_id: str) -> str:
+    return f"{backup_id}/consumer-groups.json"
+
+
+def partition_prefix(backup_id: str, topic: str, partition: int) -> str:
+    return f"{backup_id}/topics/{topic}/partition={partition}/"
+
+
+def index_key(backup_id: str, topic: str, partition: int) -> str:
+    return partition_prefix(backup_id, topic, partition) + "index.json"
+
+
+def segment_key(backup_id: str, topic: str, partition: int, base_offset: int) -> str:
+    return partition_prefix(backup_id, topic, partition) + f"segment-{base_offset:020d}{SEGMENT_SUFFIX}"
+
+
+def parse_segment_key(key: str) -> tuple[str, str, int, int] | None:
+    """(backup_id, topic, partition, base_offset) of a segment key, or None."""
+    parts = key.split("/")
+    if len(parts) != 5 or parts[1] != "topics" or not parts[3].startswith("partition="):
+        return None
+    name = parts[4]
+    if not (name.startswith("segment-") and name.endswith(SEGMENT_SUFFIX)):
+        return None
+    try:
+        partition = int(parts[3][len("partition=") :])
+        base = int(name[len("segment-") : -len(SEGMENT_SUFFIX)])
+    except ValueError:
+        return None
+    return parts[0], parts[2], partition, base
+
+
+# -- partition index ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentEntry:
+    """One stored segment: its key and the stats of its footer."""
+
+    key: str
+    base_offset: int
+    end_offset: int  # exclusive
+    record_count: int
+    first_offset: int
+    last_offset: int
+    min_timestamp: int
+    max_timestamp: int
+    size: int
+    raw_bytes: int
+    codec: str
+
+    @classmethod
+    def from_footer(
+        cls, key: str, base_offset: int, footer: SegmentFooter, size: int, codec: str
+    ) -> SegmentEntry:
+        return cls(
+            key=key,
+            base_offset=base_offset,
+            end_offset=footer.end_offset,
+            record_count=footer.record_count,
+            first_offset=footer.first_offset,
+            last_offset=footer.last_offset,
+            min_timestamp=footer.min_timestamp,
+            max_timestamp=footer.max_timestamp,
+            size=size,
+            raw_bytes=footer.raw_bytes,
+            codec=codec,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MissingRange:
+    """Offsets that were gone from Kafka before they could be backed up."""
+
+    start: int
+    end: int  # exclusive
+    reason: str
+
+
+@dataclass(slots=True)
+class PartitionIndex:
+    """What is stored for one partition: segments tiling ``[start_offset, end_offset)``."""
+
+    topic: str
+    partition: int
+    segments: list[SegmentEntry] = field(default_factory=list)
+    missing: list[MissingRange] = field(default_factory=list)
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def start_offset(self) -> int | None:
+        starts = [s.base_offset for s in self.segments] + [m.start for m in self.missing]
+        return min(starts) if starts else None
+
+    @property
+    def end_offset(self) -> int | None:
+        """Exclusive end of everything covered; where a resumed backup continues."""
+        ends = [s.end_offset for s in self.segments] + [m.end for m in self.missing]
+        return max(ends) if ends else None
+
+    @property
+    def record_count(self) -> int:
+        return sum(s.record_count for s in self.segments)
+
+    @property
+    def size(self) -> int:
+        return sum(s.size for s in self.segments)
+
+    def coverage_problems(self) -> list[str]:
+        """Holes or overlaps in the tiling of segments and recorded missing ranges."""
+        spans = sorted(
+            [(s.base_offset, s.end_offset, s.key) for s in self.segments]
+            + [(m.start, m.end, f"missing range ({m.reason})") for m in self.missing]
+        )
+        problems = []
+        for (_, end, what), (start, _, nxt) in zip(spans, spans[1:], strict=False):
+            if start > end:
+                problems.append(
+                    f"{self.topic}/{self.partition}: hole [{end}, {start}) between {what} and {nxt}"
+                )
+            elif start < end:
+                problems.append(f"{self.topic}/{self.partition}: {what} overlaps {nxt}")
+        for s in self.segments:
+            if s.end_offset < s.base_offset or (
+                s.record_count and not s.base_offset <= s.first_offset <= s.last_offset < s.end_offset
+            ):
+                problems.append(f"{s.key}: records outside its range [{s.base_offset}, {s.end_offset})")
+        return problems
+
+    def to_json(self) -> bytes:
+        body = {
+            "format": FORMAT_NAME,
+            "format_version": self.format_version,
+            "topic": self.topic,
+            "partition": self.partition,
+            "segments": [asdict(s) for s in self.segments],
+            "missing": [asdict(m) for m in self.missing],
+        }
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes, *, name: str = "index") -> PartitionIndex:
+        body = _load(data, name)
+        try:
+            return cls(
+                topic=body["topic"],
+                partition=int(body["partition"]),
+                segments=[SegmentEntry(**s) for s in body["segments"]],
+                missing=[MissingRange(**m) for m in body.get("missing", [])],
+                format_version=int(body["format_version"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FormatError(f"{name}: malformed partition index ({exc})") from None
+
+
+# -- manifest -----------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class TopicInfo:
+    partitions: int
+    replication_factor: int
+    configs: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class RunInfo:
+    run_id: str
+    started_ms: int
+    finished_ms: int | None = None
+    status: str = "running"  # running | complete | interrupted | failed
+    mode: str = "snapshot"  # snapshot | continuous
+    records: int = 0
+    bytes: int = 0
+
+
+@dataclass(slots=True)
+class Manifest:
+    """The small top-level description of a backup; rewritten only by the lease holder."""
+
+    backup_id: str
+    created_ms: int
+    updated_ms: int
+    compression: str
+    topics: dict[str, TopicInfo] = field(default_factory=dict)
+    runs: list[RunInfo] = field(default_factory=list)
+    source_cluster_id: str | None = None
+    libkb_version: str = ""
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def status(self) -> str:
+        return self.runs[-1].status if self.runs else "empty"
+
+    def to_json(self) -> bytes:
+        body = {"format": FORMAT_NAME, **asdict(self)}
+        return json.dumps(body, indent=2, sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes, *, name: str = "manifest") -> Manifest:
+        body = _load(data, name)
+        try:
+            return cls(
+                backup_id=body["backup_id"],
+                created_ms=int(body["created_ms"]),
+                updated_ms=int(body["updated_ms"]),
+                compression=body["compression"],
+                topics={k: TopicInfo(**v) for k, v in body.get("topics", {}).items()},
+                runs=[RunInfo(**r) for r in body.get("runs", [])],
+                source_cluster_id=body.get("source_cluster_id"),
+                libkb_version=body.get("libkb_version", ""),
+                format_version=int(body["format_version"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FormatError(f"{name}: malformed manifest ({exc})") from None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupOffsets:
+    """Committed offsets of one consumer group on the backed-up topics."""
+
+    group: str
+    offsets: dict[str, dict[int, int]]  # topic -> partition -> committed offset
+
+
+def groups_to_json(groups: Iterable[GroupOffsets], taken_ms: int) -> bytes:
+    body = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "taken_ms": taken_ms,
+        "groups": {
+            g.group: {t: {str(p): o for p, o in parts.items()} for t, parts in g.offsets.items()}
+            for g in groups
+        },
+    }
+    return json.dumps(body, indent=2, sort_keys=True).encode()
+
+
+def groups_from_json(data: bytes, *, name: str = "consumer groups") -> tuple[int, list[GroupOffsets]]:
+    body = _load(data, name)
+    try:
+        groups = [
+            GroupOffsets(g, {t: {int(p): int(o) for p, o in parts.items()} for t, parts in topics.items()})
+            for g, topics in body["groups"].items()
+        ]
+        return int(body["taken_ms"]), groups
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise FormatError(f"{name}: malformed consumer-group snapshot ({exc})") from None
+
+
+def _load(data: bytes, name: str) -> Mapping[str, Any]:
+    try:
+        body = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FormatError(f"{name}: not valid JSON ({exc})") from None
+    if not isinstance(body, dict) or body.get("format") != FORMAT_NAME:
+        raise FormatError(f"{name}: not a libkb object")
+    version = body.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise FormatError(
+            f"{name}: format version {version!r} is newer than this libkb reads ({FORMAT_VERSION}); "
+            "upgrade libkb"
+        )
+    return body

@@ -1,0 +1,465 @@
+"""The segment codec: libkb's backup format, version 1. Pure: bytes in, bytes out.
+
+A segment holds the records of one partition over a half-open offset range
+``[base_offset, end_offset)``. Layout (all integers little-endian)::
+
+    header   magic "LKBS" | version u8 | codec u8 | flags u16 | header_len u32
+             | partition i32 | base_offset i64 | created_ms i64
+             | topic_len u16 | topic (UTF-8) | header_crc u32
+    blocks   repeated: block_len u32 (bytes after this field) | raw_len u32
+             | record_count u32 | first_offset i64 | last_offset i64
+             | payload_crc u32 | payload (block_len - 28 bytes)
+    footer   magic "LKBF" | record_count u64 | block_count u32
+             | first_offset i64 | last_offset i64 | end_offset i64
+             | min_timestamp i64 | max_timestamp i64
+             | raw_bytes u64 | body_crc u32 | footer_crc u32 | magic "LKBE"
+
+``payload`` is the block's records, compressed with the segment's codec
+(0 = none, 1 = zstd) and checked by ``payload_crc`` (CRC-32 of the stored
+bytes). A record is one msgpack array
+``[offset, timestamp, timestamp_type, key, value, headers]`` where key and
+value are bin or nil (null is not empty) and headers is nil or an array of
+``[name str, value bin|nil]`` in their original order, duplicates kept.
+``body_crc`` covers every byte from the start of the segment to the footer.
+``first_offset``/``last_offset`` are -1 and timestamps are -1 when a segment has no
+records: it then only states that ``[base_offset, end_offset)`` holds none.
+
+The footer has a fixed size (:data:`FOOTER_SIZE`), so a reader gets a
+segment's stats with one range request of its last bytes.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+import zstandard
+
+from libkb.errors import FormatError
+
+FORMAT_VERSION = 1
+CODEC_NONE = 0
+CODEC_ZSTD = 1
+CODECS = {"none": CODEC_NONE, "zstd": CODEC_ZSTD}
+CODEC_NAMES = {v: k for k, v in CODECS.items()}
+SEGMENT_SUFFIX = ".kbs"
+
+_HEADER_FIXED = struct.Struct("<4sBBHIiqqH")  # up to topic_len
+_BLOCK_HEAD = struct.Struct("<IIIqqI")
+_FOOTER = struct.Struct("<4sQIqqqqqQII4s")
+FOOTER_SIZE = _FOOTER.size
+HEADER_MAGIC = b"LKBS"
+FOOTER_MAGIC = b"LKBF"
+END_MAGIC = b"LKBE"
+_BLOCK_HEAD_AFTER_LEN = _BLOCK_HEAD.size - 4
+
+
+class SegmentError(FormatError):
+    """A segment is corrupt, truncated or of an unknown version."""
+
+
+# A record as stored: (offset, timestamp, timestamp_type, key, value, headers).
+Record = tuple[int, int, int, bytes | None, bytes | None, list[tuple[str, bytes | None]] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentHeader:
+    version: int
+    codec: int
+    topic: str
+    partition: int
+    base_offset: int
+    created_ms: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentFooter:
+    record_count: int
+    block_count: int
+    first_offset: int
+    last_offset: int
+    end_offset: int
+    min_timestamp: int
+    max_timestamp: int
+    raw_bytes: int
+    body_crc: int
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One block ready to append: stored payload plus its stats."""
+
+    payload: bytes
+    raw_len: int
+    record_count: int
+    first_offset: int
+    last_offset: int
+    min_timestamp: int
+    max_timestamp: int
+
+    def encode_head(self) -> bytes:
+        return _BLOCK_HEAD.pack(
+            len(self.payload) + _BLOCK_HEAD_AFTER_LEN,
+            self.raw_len,
+            self.record_count,
+            self.first_offset,
+            self.last_offset,
+            zlib.crc32(self.payload),
+        )
+
+
+def encode_header(
+    topic: str, partition: int, base_offset: int, codec: int, created_ms: int
+) -> bytes:
+    name = topic.encode("utf-8")
+    size = _HEADER_FIXED.size + len(name) + 4
+    fixed = _HEADER_FIXED.pack(
+        HEADER_MAGIC, FORMAT_VERSION, codec, 0, size, partition, base_offset, created_ms, len(name)
+    )
+    body = fixed + name
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def decode_header(data: bytes, *, name: str = "segment") -> SegmentHeader:
+    if len(data) < _HEADER_FIXED.size:
+        raise SegmentError(f"{name}: truncated header ({len(data)} bytes)")
+    magic, version, codec, _flags, size, partition, base, created, topic_len = (
+        _HEADER_FIXED.unpack_from(data)
+    )
+    if magic != HEADER_MAGIC:
+        raise SegmentError(f"{name}: not a libkb segment (magic {magic!r})")
+    if version > FORMAT_VERSION:
+        raise SegmentError(
+            f"{name}: format version {version} is newer than this libkb reads "
+            f"({FORMAT_VERSION}); upgrade libkb"
+        )
+    if codec not in CODEC_NAMES:
+        raise SegmentError(f"{name}: unknown codec {codec}")
+    if len(data) < size or size != _HEADER_FIXED.size + topic_len + 4:
+        raise SegmentError(f"{name}: truncated or inconsistent header")
+    (crc,) = struct.unpack_from("<I", data, size - 4)
+    if zlib.crc32(data[: size - 4]) != crc:
+        raise SegmentError(f"{name}: header checksum mismatch")
+    topic = data[_HEADER_FIXED.size : _HEADER_FIXED.size + topic_len].decode("utf-8")
+    return SegmentHeader(version, codec, topic, partition, base, created, size)
+
+
+def encode_footer(footer: SegmentFooter) -> bytes:
+    head = _FOOTER.pack(
+        FOOTER_MAGIC,
+        footer.record_count,
+        footer.block_count,
+        footer.first_offset,
+        footer.last_offset,
+        footer.end_offset,
+        footer.min_timestamp,
+        footer.max_timestamp,
+        footer.raw_bytes,
+        footer.body_crc,
+        0,
+        END_MAGIC,
+    )
+    crc = zlib.crc32(head[: FOOTER_SIZE - 8])
+    return head[: FOOTER_SIZE - 8] + struct.pack("<I", crc) + END_MAGIC
+
+
+def decode_footer(data: bytes, *, name: str = "segment") -> SegmentFooter:
+    """Decode the last :data:`FOOTER_SIZE` bytes of a segment."""
+    if len(data) < FOOTER_SIZE:
+        raise SegmentError(f"{name}: truncated: no complete footer")
+    tail = data[-FOOTER_SIZE:]
+    fields = _FOOTER.unpack(tail)
+    if fields[0] != FOOTER_MAGIC or fields[-1] != END_MAGIC:
+        raise SegmentError(f"{name}: truncated or corrupt: footer magic missing")
+    if zlib.crc32(tail[: FOOTER_SIZE - 8]) != fields[10]:
+        raise SegmentError(f"{name}: footer checksum mismatch")
+    return SegmentFooter(*fields[1:10])
+
+
+class BlockEncoder:
+    """Packs records into one block's raw bytes: one C call per record.
+
+    Not thread-safe; the consuming thread owns one per partition.
+    """
+
+    __slots__ = (
+        "_buf",
+        "_pack",
+        "count",
+        "first_offset",
+        "last_offset",
+        "max_timestamp",
+        "min_timestamp",
+    )
+
+    def __init__(self) -> None:
+        self._pack = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+        self._buf = bytearray()
+        self.count = 0
+        self.first_offset = -1
+        self.last_offset = -1
+        self.min_timestamp = -1
+        self.max_timestamp = -1
+
+    def add(
+        self,
+        offset: int,
+        timestamp: int,
+        timestamp_type: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes | None]] | None,
+    ) -> int:
+        """Append one record; returns the block's raw size so far."""
+        self._buf += self._pack((offset, timestamp, timestamp_type, key, value, headers))
+        if self.count == 0:
+            self.first_offset = offset
+            self.min_timestamp = self.max_timestamp = timestamp
+        elif timestamp < self.min_timestamp:
+            self.min_timestamp = timestamp
+        elif timestamp > self.max_timestamp:
+            self.max_timestamp = timestamp
+        self.last_offset = offset
+        self.count += 1
+        return len(self._buf)
+
+    def __len__(self) -> int:
+        return len(self._buf)
+
+    def take(self) -> RawBlock:
+        """Hand over the raw block and start a new one."""
+        raw = RawBlock(
+            bytes(self._buf),
+            self.count,
+            self.first_offset,
+            self.last_offset,
+            self.min_timestamp,
+            self.max_timestamp,
+        )
+        self._buf = bytearray()
+        self.count = 0
+        self.first_offset = self.last_offset = -1
+        self.min_timestamp = self.max_timestamp = -1
+        return raw
+
+
+@dataclass(frozen=True, slots=True)
+class RawBlock:
+    data: bytes
+    record_count: int
+    first_offset: int
+    last_offset: int
+    min_timestamp: int
+    max_timestamp: int
+
+    def compress(self, codec: int, level: int = 3) -> Block:
+        """Compress (thread-safe: a compressor per call, so any thread may do it)."""
+        if codec == CODEC_ZSTD:
+            payload = zstandard.ZstdCompressor(level=level).compress(self.data)
+        elif codec == CODEC_NONE:
+            payload = self.data
+        else:
+            raise ValueError(f"unknown codec {codec}")
+        return Block(
+            payload,
+            len(self.data),
+            self.record_count,
+            self.first_offset,
+            self.last_offset,
+            self.min_timestamp,
+            self.max_timestamp,
+        )
+
+
+class SegmentWriter:
+    """Assembles a segment from compressed blocks, as chunks ready to upload.
+
+    ``chunks`` collects the bytes to store, in order; the body checksum and
+    the stats are kept as blocks are added, so finishing costs nothing.
+    """
+
+    def __init__(
+        self, topic: str, partition: int, base_offset: int, codec: int, created_ms: int
+    ) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.base_offset = base_offset
+        self.codec = codec
+        header = encode_header(topic, partition, base_offset, codec, created_ms)
+        self.chunks: list[bytes] = [header]
+        self.size = len(header)
+        self._crc = zlib.crc32(header)
+        self.record_count = 0
+        self.block_count = 0
+        self.raw_bytes = 0
+        self.first_offset = -1
+        self.last_offset = -1
+        self.min_timestamp = -1
+        self.max_timestamp = -1
+
+    def add_block(self, block: Block) -> None:
+        if block.record_count == 0:
+            return
+        if block.first_offset < max(self.base_offset, self.last_offset + 1):
+            raise ValueError("blocks must be added in offset order, inside the segment's range")
+        head = block.encode_head()
+        self.chunks += (head, block.payload)
+        self._crc = zlib.crc32(block.payload, zlib.crc32(head, self._crc))
+        self.size += len(head) + len(block.payload)
+        if self.record_count == 0:
+            self.first_offset = block.first_offset
+            self.min_timestamp, self.max_timestamp = block.min_timestamp, block.max_timestamp
+        else:
+            self.min_timestamp = min(self.min_timestamp, block.min_timestamp)
+            self.max_timestamp = max(self.max_timestamp, block.max_timestamp)
+        self.last_offset = block.last_offset
+        self.record_count += block.record_count
+        self.block_count += 1
+        self.raw_bytes += block.raw_len
+
+    def finish(self, end_offset: int) -> SegmentFooter:
+        """Append the footer. ``end_offset`` is the exclusive end of the covered range."""
+        if end_offset < self.base_offset or end_offset <= self.last_offset:
+            raise ValueError(
+                f"end offset {end_offset} does not cover the records "
+                f"(base {self.base_offset}, last {self.last_offset})"
+            )
+        footer = SegmentFooter(
+            self.record_count,
+            self.block_count,
+            self.first_offset,
+            self.last_offset,
+            end_offset,
+            self.min_timestamp,
+            self.max_timestamp,
+            self.raw_bytes,
+            self._crc,
+        )
+        encoded = encode_footer(footer)
+        self.chunks.append(encoded)
+        self.size += len(encoded)
+        return footer
+
+
+@dataclass(frozen=True, slots=True)
+class BlockInfo:
+    """Where a block sits in a segment, for reading only the blocks a restore needs."""
+
+    position: int
+    length: int  # bytes from ``position``, head included
+    raw_len: int
+    record_count: int
+    first_offset: int
+    last_offset: int
+
+
+class SegmentReader:
+    """Reads a whole segment's bytes, checking every checksum it passes."""
+
+    def __init__(self, data: bytes, *, name: str = "segment") -> None:
+        self.name = name
+        self.data = data
+        self.header = decode_header(data, name=name)
+        self.footer = decode_footer(data, name=name)
+        if self.header.size > len(data) - FOOTER_SIZE:
+            raise SegmentError(f"{name}: truncated")
+
+    def verify(self) -> None:
+        """Check the body checksum and every block's checksum and bounds."""
+        end = len(self.data) - FOOTER_SIZE
+        if zlib.crc32(memoryview(self.data)[:end]) != self.footer.body_crc:
+            raise SegmentError(f"{self.name}: body checksum mismatch (corrupt bytes)")
+        count = 0
+        for block in self.blocks():
+            count += block.record_count
+        if count != self.footer.record_count:
+            raise SegmentError(f"{self.name}: record count mismatch")
+
+    def blocks(self) -> Iterator[BlockInfo]:
+        pos = self.header.size
+        end = len(self.data) - FOOTER_SIZE
+        seen = 0
+        while pos < end:
+            if pos + _BLOCK_HEAD.size > end:
+                raise SegmentError(f"{self.name}: truncated block header at byte {pos}")
+            length, raw_len, count, first, last, _crc = _BLOCK_HEAD.unpack_from(self.data, pos)
+            total = 4 + length
+            if length < _BLOCK_HEAD_AFTER_LEN or pos + total > end:
+                raise SegmentError(f"{self.name}: block at byte {pos} runs past the footer")
+            yield BlockInfo(pos, total, raw_len, count, first, last)
+            pos += total
+            seen += 1
+        if seen != self.footer.block_count:
+            raise SegmentError(f"{self.name}: block count mismatch")
+
+    def records(self, min_offset: int | None = None) -> Iterator[Record]:
+        """Decode records (checking each block's checksum); skip blocks wholly below min_offset."""
+        for info in self.blocks():
+            if min_offset is not None and info.last_offset < min_offset:
+                continue
+            yield from decode_block(self.data, info, self.header.codec, name=self.name)
+
+
+def decode_block(data: bytes, info: BlockInfo, codec: int, *, name: str = "segment") -> Iterator[Record]:
+    head = _BLOCK_HEAD.unpack_from(data, info.position)
+    payload = memoryview(data)[info.position + _BLOCK_HEAD.size : info.position + info.length]
+    if zlib.crc32(payload) != head[5]:
+        raise SegmentError(
+            f"{name}: checksum mismatch in the block of offsets {info.first_offset}-{info.last_offset}"
+        )
+    if codec == CODEC_ZSTD:
+        try:
+            raw = zstandard.ZstdDecompressor().decompress(payload, max_output_size=info.raw_len)
+        except zstandard.ZstdError as exc:
+            raise SegmentError(f"{name}: cannot decompress block: {exc}") from None
+    else:
+        raw = bytes(payload)
+    if len(raw) != info.raw_len:
+        raise SegmentError(f"{name}: block decompressed to the wrong size")
+    unpacker = msgpack.Unpacker(use_list=True, raw=False, max_buffer_size=max(len(raw), 1))
+    unpacker.feed(raw)
+    count = 0
+    try:
+        for item in unpacker:
+            count += 1
+            yield _as_record(item)
+    except (ValueError, msgpack.UnpackException) as exc:
+        raise SegmentError(f"{name}: undecodable record: {exc}") from None
+    if count != info.record_count:
+        raise SegmentError(f"{name}: block holds {count} records, header says {info.record_count}")
+
+
+def _as_record(item: Any) -> Record:
+    offset, timestamp, ts_type, key, value, headers = item
+    if headers is not None:
+        headers = [(h[0], h[1]) for h in headers]
+    return (offset, timestamp, ts_type, key, value, headers)
+
+
+def encode_segment(
+    topic: str,
+    partition: int,
+    base_offset: int,
+    end_offset: int,
+    records: Iterable[Record],
+    *,
+    codec: int = CODEC_ZSTD,
+    level: int = 3,
+    block_bytes: int = 1 << 20,
+    created_ms: int = 0,
+) -> bytes:
+    """Whole-segment convenience encoder (tests, tools); the engine streams instead."""
+    writer = SegmentWriter(topic, partition, base_offset, codec, created_ms)
+    encoder = BlockEncoder()
+    for record in records:
+        if encoder.add(*record) >= block_bytes:
+            writer.add_block(encoder.take().compress(codec, level))
+    if encoder.count:
+        writer.add_block(encoder.take().compress(codec, level))
+    writer.finish(end_offset)
+    return b"".join(writer.chunks)
