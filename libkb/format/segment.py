@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -182,29 +183,26 @@ def decode_footer(data: bytes, *, name: str = "segment") -> SegmentFooter:
 
 
 class BlockEncoder:
-    """Packs records into one block's raw bytes: one C call per record.
+    """Packs records into one block's raw bytes.
 
-    Not thread-safe; the consuming thread owns one per partition.
+    The engine's consume loop inlines :meth:`add` on these public attributes
+    (``buf += pack(record)``, ``timestamps.append(ts)``, ``last_offset = off``)
+    to keep per-record work to a few calls into C; min/max timestamps are
+    computed in C when the block is taken. Not thread-safe.
     """
 
-    __slots__ = (
-        "_buf",
-        "_pack",
-        "count",
-        "first_offset",
-        "last_offset",
-        "max_timestamp",
-        "min_timestamp",
-    )
+    __slots__ = ("buf", "first_offset", "last_offset", "pack", "timestamps")
 
     def __init__(self) -> None:
-        self._pack = msgpack.Packer(use_bin_type=True, autoreset=True).pack
-        self._buf = bytearray()
-        self.count = 0
+        self.pack = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+        self.buf = bytearray()
+        self.timestamps = array("q")
         self.first_offset = -1
         self.last_offset = -1
-        self.min_timestamp = -1
-        self.max_timestamp = -1
+
+    @property
+    def count(self) -> int:
+        return len(self.timestamps)
 
     def add(
         self,
@@ -216,35 +214,30 @@ class BlockEncoder:
         headers: list[tuple[str, bytes | None]] | None,
     ) -> int:
         """Append one record; returns the block's raw size so far."""
-        self._buf += self._pack((offset, timestamp, timestamp_type, key, value, headers))
-        if self.count == 0:
+        if not self.timestamps:
             self.first_offset = offset
-            self.min_timestamp = self.max_timestamp = timestamp
-        elif timestamp < self.min_timestamp:
-            self.min_timestamp = timestamp
-        elif timestamp > self.max_timestamp:
-            self.max_timestamp = timestamp
+        self.buf += self.pack((offset, timestamp, timestamp_type, key, value, headers))
+        self.timestamps.append(timestamp)
         self.last_offset = offset
-        self.count += 1
-        return len(self._buf)
+        return len(self.buf)
 
     def __len__(self) -> int:
-        return len(self._buf)
+        return len(self.buf)
 
     def take(self) -> RawBlock:
         """Hand over the raw block and start a new one."""
+        ts = self.timestamps
         raw = RawBlock(
-            bytes(self._buf),
-            self.count,
+            bytes(self.buf),
+            len(ts),
             self.first_offset,
             self.last_offset,
-            self.min_timestamp,
-            self.max_timestamp,
+            min(ts) if ts else -1,
+            max(ts) if ts else -1,
         )
-        self._buf = bytearray()
-        self.count = 0
+        self.buf = bytearray()
+        self.timestamps = array("q")
         self.first_offset = self.last_offset = -1
-        self.min_timestamp = self.max_timestamp = -1
         return raw
 
 
@@ -277,10 +270,12 @@ class RawBlock:
 
 
 class SegmentWriter:
-    """Assembles a segment from compressed blocks, as chunks ready to upload.
+    """Assembles a segment from compressed blocks, handing out bytes as they are ready.
 
-    ``chunks`` collects the bytes to store, in order; the body checksum and
-    the stats are kept as blocks are added, so finishing costs nothing.
+    ``header`` first, then what each ``add_block`` returns, then ``finish``'s
+    footer: the caller streams them to storage without holding the segment.
+    The body checksum and the stats are kept as blocks pass, so finishing
+    costs nothing.
     """
 
     def __init__(
@@ -290,10 +285,9 @@ class SegmentWriter:
         self.partition = partition
         self.base_offset = base_offset
         self.codec = codec
-        header = encode_header(topic, partition, base_offset, codec, created_ms)
-        self.chunks: list[bytes] = [header]
-        self.size = len(header)
-        self._crc = zlib.crc32(header)
+        self.header = encode_header(topic, partition, base_offset, codec, created_ms)
+        self.size = len(self.header)
+        self._crc = zlib.crc32(self.header)
         self.record_count = 0
         self.block_count = 0
         self.raw_bytes = 0
@@ -302,13 +296,13 @@ class SegmentWriter:
         self.min_timestamp = -1
         self.max_timestamp = -1
 
-    def add_block(self, block: Block) -> None:
+    def add_block(self, block: Block) -> tuple[bytes, bytes]:
+        """Account for a block; returns (block head, payload) to write next."""
         if block.record_count == 0:
-            return
+            return b"", b""
         if block.first_offset < max(self.base_offset, self.last_offset + 1):
             raise ValueError("blocks must be added in offset order, inside the segment's range")
         head = block.encode_head()
-        self.chunks += (head, block.payload)
         self._crc = zlib.crc32(block.payload, zlib.crc32(head, self._crc))
         self.size += len(head) + len(block.payload)
         if self.record_count == 0:
@@ -321,9 +315,10 @@ class SegmentWriter:
         self.record_count += block.record_count
         self.block_count += 1
         self.raw_bytes += block.raw_len
+        return head, block.payload
 
-    def finish(self, end_offset: int) -> SegmentFooter:
-        """Append the footer. ``end_offset`` is the exclusive end of the covered range."""
+    def finish(self, end_offset: int) -> tuple[SegmentFooter, bytes]:
+        """The footer and its bytes. ``end_offset`` is the exclusive end of the covered range."""
         if end_offset < self.base_offset or end_offset <= self.last_offset:
             raise ValueError(
                 f"end offset {end_offset} does not cover the records "
@@ -341,9 +336,8 @@ class SegmentWriter:
             self._crc,
         )
         encoded = encode_footer(footer)
-        self.chunks.append(encoded)
         self.size += len(encoded)
-        return footer
+        return footer, encoded
 
 
 @dataclass(frozen=True, slots=True)
@@ -455,11 +449,12 @@ def encode_segment(
 ) -> bytes:
     """Whole-segment convenience encoder (tests, tools); the engine streams instead."""
     writer = SegmentWriter(topic, partition, base_offset, codec, created_ms)
+    out = [writer.header]
     encoder = BlockEncoder()
     for record in records:
         if encoder.add(*record) >= block_bytes:
-            writer.add_block(encoder.take().compress(codec, level))
+            out += writer.add_block(encoder.take().compress(codec, level))
     if encoder.count:
-        writer.add_block(encoder.take().compress(codec, level))
-    writer.finish(end_offset)
-    return b"".join(writer.chunks)
+        out += writer.add_block(encoder.take().compress(codec, level))
+    out.append(writer.finish(end_offset)[1])
+    return b"".join(out)

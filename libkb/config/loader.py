@@ -1,0 +1,130 @@
+"""Read a job config file: YAML, ``${ENV}`` expansion, validation, errors naming file and key."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from marshmallow import Schema, ValidationError
+
+from libkb.config.models import BackupOptions, JobConfig, MetricsOptions
+from libkb.config.schema import BackupSchema, MetricsSchema, SourceSchema
+from libkb.errors import ConfigError
+from libkb.storage.config import load_storage_config
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_TOP_KEYS = ("mode", "backup_id", "source", "storage", "backup", "metrics")
+_BACKUP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+
+
+def expand_env(value: Any, *, path: str = "", source: str | None = None) -> Any:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string of a parsed YAML tree."""
+    if isinstance(value, str):
+
+        def sub(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in os.environ:
+                return os.environ[name]
+            if default is not None:
+                return default
+            raise ConfigError(
+                f"environment variable {name} is not set (write ${{{name}:-default}} for a default)",
+                key=path or None,
+                source=source,
+            )
+
+        return _ENV.sub(sub, value)
+    if isinstance(value, Mapping):
+        return {k: expand_env(v, path=f"{path}.{k}" if path else str(k), source=source) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v, path=f"{path}[{i}]", source=source) for i, v in enumerate(value)]
+    return value
+
+
+def _section(schema: type[Schema], data: Any, key: str, source: str | None) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"must be a mapping, not {type(data).__name__}", key=key, source=source)
+    try:
+        return schema().load(dict(data))
+    except ValidationError as exc:
+        name, message = _first(exc.messages, key)
+        if message == "Unknown field.":
+            allowed = ", ".join(sorted(schema().fields))
+            message = f"unknown key; the keys allowed here are: {allowed}"
+        raise ConfigError(message, key=name, source=source) from None
+
+
+def _first(messages: Any, path: str) -> tuple[str, str]:
+    if isinstance(messages, Mapping):
+        for k, v in messages.items():
+            return _first(v, path if k == "_schema" else f"{path}.{k}")
+    if isinstance(messages, list) and messages:
+        first = messages[0]
+        if isinstance(first, Mapping | list):
+            return _first(first, path)
+        return path, str(first)
+    return path, str(messages)
+
+
+def parse_config(data: Any, *, source: str | None = None) -> JobConfig:
+    """Validate an already-parsed config mapping."""
+    if not isinstance(data, Mapping):
+        raise ConfigError("the file must hold a YAML mapping (key: value lines)", source=source)
+    data = expand_env(data, source=source)
+    unknown = sorted(set(data) - set(_TOP_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"unknown key; the top-level keys are: {', '.join(_TOP_KEYS)}", key=unknown[0], source=source
+        )
+    mode = data.get("mode", "backup")
+    if mode != "backup":
+        raise ConfigError(f"{mode!r} is not a mode this libkb runs; use backup", key="mode", source=source)
+    backup_id = data.get("backup_id")
+    if not isinstance(backup_id, str) or not _BACKUP_ID.match(backup_id):
+        raise ConfigError(
+            "required: letters, digits, '.', '_' or '-' (no '/'), at most 200 characters",
+            key="backup_id",
+            source=source,
+        )
+    if "storage" not in data:
+        raise ConfigError("required: where backups are stored", key="storage", source=source)
+    storage = load_storage_config(data["storage"], source=source)
+    if "source" not in data:
+        raise ConfigError("required for mode backup: the Kafka cluster to back up", key="source", source=source)
+    source_options = _section(SourceSchema, data["source"], "source", source)
+    backup: BackupOptions = _section(BackupSchema, data.get("backup"), "backup", source)
+    metrics: MetricsOptions = _section(MetricsSchema, data.get("metrics"), "metrics", source)
+    return JobConfig(
+        mode=mode,
+        backup_id=backup_id,
+        storage=storage,
+        source=source_options,
+        backup=backup,
+        metrics=metrics,
+        path=source,
+    )
+
+
+def load_config(path: str | os.PathLike[str]) -> JobConfig:
+    """Load and validate a job config file."""
+    name = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("no such config file", source=name) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config file: {exc.strerror}", source=name) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"not valid YAML{where}: {problem}", source=name) from None
+    return parse_config(data, source=name)

@@ -1,0 +1,99 @@
+"""Typed job settings with their defaults (the original tool's where it has the key)."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Any
+
+from libkb.storage.settings import BackendConfig
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSecurity:
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_ca_location: str | None = None
+    ssl_certificate_location: str | None = None
+    ssl_key_location: str | None = None
+    ssl_key_password: str | None = field(default=None, repr=False)
+    ssl_endpoint_identification_algorithm: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSelection:
+    """Glob patterns (``*``, ``?``, ``[..]``) matched against whole topic names."""
+
+    include: tuple[str, ...] = ("*",)
+    exclude: tuple[str, ...] = ()
+
+    def matches(self, topic: str) -> bool:
+        return any(fnmatch.fnmatchcase(topic, p) for p in self.include) and not any(
+            fnmatch.fnmatchcase(topic, p) for p in self.exclude
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SourceOptions:
+    bootstrap_servers: tuple[str, ...]
+    topics: TopicSelection = field(default_factory=TopicSelection)
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)
+    client_config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BackupOptions:
+    #: Close a segment after this many uncompressed record bytes.
+    segment_max_bytes: int = 128 * MiB
+    #: ... or after it has been open this long.
+    segment_max_interval_ms: int = 60_000
+    #: ... or after this many records (None: no limit).
+    segment_max_records: int | None = None
+    compression: str = "zstd"
+    compression_level: int = 3
+    #: Where a partition with nothing stored yet starts.
+    start_offset: str = "earliest"
+    #: Keep following new records until stopped (SIGTERM/SIGINT).
+    continuous: bool = False
+    #: Snapshot mode: stop at the offsets seen at start.
+    stop_at_current_offsets: bool = True
+    include_internal_topics: bool = False
+    #: Record consumer-group offsets on the backed-up topics at the end of a run.
+    consumer_group_snapshot: bool = True
+    #: Segments uploaded at once.
+    max_concurrent_partitions: int = 8
+    fetch_max_bytes: int | None = None
+    rate_limit_bytes_per_sec: int | None = None
+    isolation_level: str = "read_committed"
+    #: Uncompressed bytes per compressed block (the unit of compression and of reads).
+    block_bytes: int = 1 * MiB
+    #: Uncompressed bytes handed off but not yet stored; bounds memory.
+    max_bytes_in_flight: int = 128 * MiB
+    compression_threads: int = 2
+    #: A run's lease on its backup id expires this long after its last renewal.
+    lease_ttl_secs: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsOptions:
+    enabled: bool = False
+    port: int = 8080
+    bind_address: str = "127.0.0.1"
+    path: str = "/metrics"
+
+
+@dataclass(frozen=True, slots=True)
+class JobConfig:
+    """A loaded config file."""
+
+    mode: str
+    backup_id: str
+    storage: BackendConfig
+    source: SourceOptions | None = None
+    backup: BackupOptions = field(default_factory=BackupOptions)
+    metrics: MetricsOptions = field(default_factory=MetricsOptions)
+    path: str | None = None

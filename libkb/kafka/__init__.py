@@ -1,0 +1,1 @@
+"""confluent-kafka client factory (security settings) and admin helpers."""

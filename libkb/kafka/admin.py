@@ -1,0 +1,110 @@
+"""Admin look-ups the engines need: topics, their settings, offsets, consumer groups."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, OffsetSpec
+
+from libkb.config.models import TopicSelection
+from libkb.format.models import GroupOffsets, TopicInfo
+
+INTERNAL_PREFIXES = ("__",)
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionOffsets:
+    low: int  # first offset still in the log
+    high: int  # the high watermark, or the last stable offset for read_committed
+
+
+class KafkaAdmin:
+    """Thin, typed wrapper; every call has a timeout so a dead cluster fails clearly."""
+
+    def __init__(self, admin: AdminClient, *, timeout: float = 30.0) -> None:
+        self.admin = admin
+        self.timeout = timeout
+
+    def cluster_id(self) -> str | None:
+        metadata = self.admin.list_topics(timeout=self.timeout)
+        return getattr(metadata, "cluster_id", None)
+
+    def select_topics(self, selection: TopicSelection, *, include_internal: bool) -> dict[str, int]:
+        """Topic name -> partition count for the topics the selection matches."""
+        metadata = self.admin.list_topics(timeout=self.timeout)
+        chosen = {}
+        for name, topic in metadata.topics.items():
+            if topic.error is not None:
+                continue
+            if not include_internal and name.startswith(INTERNAL_PREFIXES):
+                continue
+            if selection.matches(name):
+                chosen[name] = len(topic.partitions)
+        return dict(sorted(chosen.items()))
+
+    def topic_infos(self, names: Iterable[str]) -> dict[str, TopicInfo]:
+        """Partition count, replication factor and non-default configs of each topic."""
+        names = list(names)
+        if not names:
+            return {}
+        metadata = self.admin.list_topics(timeout=self.timeout)
+        resources = [ConfigResource(ConfigResource.Type.TOPIC, n) for n in names]
+        futures = self.admin.describe_configs(resources, request_timeout=self.timeout)
+        infos = {}
+        for resource, future in futures.items():
+            entries = future.result(timeout=self.timeout)
+            configs = {
+                name: entry.value
+                for name, entry in entries.items()
+                if entry.value is not None
+                and not entry.is_sensitive
+                and entry.source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+            }
+            topic = metadata.topics[resource.name]
+            partitions = topic.partitions
+            replicas = len(partitions[0].replicas) if partitions else 1
+            infos[resource.name] = TopicInfo(len(partitions), replicas, dict(sorted(configs.items())))
+        return infos
+
+    def offsets(
+        self, partitions: Iterable[tuple[str, int]], *, read_committed: bool
+    ) -> dict[tuple[str, int], PartitionOffsets]:
+        """Low and high (or last stable) offsets of each partition."""
+        tps = [TopicPartition(t, p) for t, p in partitions]
+        if not tps:
+            return {}
+        isolation = IsolationLevel.READ_COMMITTED if read_committed else IsolationLevel.READ_UNCOMMITTED
+        low = self._list_offsets(tps, OffsetSpec.earliest(), isolation)
+        high = self._list_offsets(tps, OffsetSpec.latest(), isolation)
+        return {tp: PartitionOffsets(low[tp], high[tp]) for tp in low}
+
+    def _list_offsets(
+        self, tps: list[TopicPartition], spec: OffsetSpec, isolation: IsolationLevel
+    ) -> dict[tuple[str, int], int]:
+        futures = self.admin.list_offsets(
+            {tp: spec for tp in tps}, isolation_level=isolation, request_timeout=self.timeout
+        )
+        return {(tp.topic, tp.partition): f.result(timeout=self.timeout).offset for tp, f in futures.items()}
+
+    def group_offsets(self, topics: Iterable[str]) -> list[GroupOffsets]:
+        """Committed offsets of every consumer group, on the given topics only."""
+        wanted = set(topics)
+        listing = self.admin.list_consumer_groups(request_timeout=self.timeout).result(timeout=self.timeout)
+        result = []
+        for group in sorted(g.group_id for g in listing.valid):
+            futures = self.admin.list_consumer_group_offsets(
+                [ConsumerGroupTopicPartitions(group)], request_timeout=self.timeout
+            )
+            try:
+                answer = futures[group].result(timeout=self.timeout)
+            except KafkaException:
+                continue  # the group went away meanwhile
+            offsets: dict[str, dict[int, int]] = {}
+            for tp in answer.topic_partitions or []:
+                if tp.topic in wanted and tp.offset >= 0:
+                    offsets.setdefault(tp.topic, {})[tp.partition] = tp.offset
+            if offsets:
+                result.append(GroupOffsets(group, offsets))
+        return result
