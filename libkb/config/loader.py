@@ -39,7 +39,10 @@ def expand_env(value: Any, *, path: str = "", source: str | None = None) -> Any:
 
         return _ENV.sub(sub, value)
     if isinstance(value, Mapping):
-        return {k: expand_env(v, path=f"{path}.{k}" if path else str(k), source=source) for k, v in value.items()}
+        return {
+            k: expand_env(v, path=f"{path}.{k}" if path else str(k), source=source)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [expand_env(v, path=f"{path}[{i}]", source=source) for i, v in enumerate(value)]
     return value
@@ -80,11 +83,15 @@ def parse_config(data: Any, *, source: str | None = None) -> JobConfig:
     unknown = sorted(set(data) - set(_TOP_KEYS))
     if unknown:
         raise ConfigError(
-            f"unknown key; the top-level keys are: {', '.join(_TOP_KEYS)}", key=unknown[0], source=source
+            f"unknown key; the top-level keys are: {', '.join(_TOP_KEYS)}",
+            key=unknown[0],
+            source=source,
         )
     mode = data.get("mode", "backup")
     if mode != "backup":
-        raise ConfigError(f"{mode!r} is not a mode this libkb runs; use backup", key="mode", source=source)
+        raise ConfigError(
+            f"{mode!r} is not a mode this libkb runs; use backup", key="mode", source=source
+        )
     backup_id = data.get("backup_id")
     if not isinstance(backup_id, str) or not _BACKUP_ID.match(backup_id):
         raise ConfigError(
@@ -96,7 +103,9 @@ def parse_config(data: Any, *, source: str | None = None) -> JobConfig:
         raise ConfigError("required: where backups are stored", key="storage", source=source)
     storage = load_storage_config(data["storage"], source=source)
     if "source" not in data:
-        raise ConfigError("required for mode backup: the Kafka cluster to back up", key="source", source=source)
+        raise ConfigError(
+            "required for mode backup: the Kafka cluster to back up", key="source", source=source
+        )
     source_options = _section(SourceSchema, data["source"], "source", source)
     backup: BackupOptions = _section(BackupSchema, data.get("backup"), "backup", source)
     metrics: MetricsOptions = _section(MetricsSchema, data.get("metrics"), "metrics", source)

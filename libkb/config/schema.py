@@ -29,7 +29,7 @@ class Strict(Schema):
         unknown = RAISE
 
 
-class ServerList(fields.Field):
+class ServerList(fields.Field):  # type: ignore[type-arg]  # generic only in marshmallow 4
     """A list of host:port strings, or one comma-separated string."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[str]:
@@ -38,7 +38,9 @@ class ServerList(fields.Field):
         elif isinstance(value, list) and all(isinstance(v, str) for v in value):
             items = [v.strip() for v in value]
         else:
-            raise ValidationError("must be a list of host:port strings or one comma-separated string")
+            raise ValidationError(
+                "must be a list of host:port strings or one comma-separated string"
+            )
         items = [v for v in items if v]
         if not items:
             raise ValidationError("must name at least one host:port")
@@ -50,10 +52,10 @@ class ServerList(fields.Field):
 
 
 class SecuritySchema(Strict):
-    security_protocol = fields.String(
-        load_default="PLAINTEXT", validate=validate.OneOf(_PROTOCOLS)
+    security_protocol = fields.String(load_default="PLAINTEXT", validate=validate.OneOf(_PROTOCOLS))
+    sasl_mechanism = fields.String(
+        allow_none=True, load_default=None, validate=validate.OneOf(_MECHANISMS)
     )
-    sasl_mechanism = fields.String(allow_none=True, load_default=None, validate=validate.OneOf(_MECHANISMS))
     sasl_username = fields.String(allow_none=True, load_default=None)
     sasl_password = fields.String(allow_none=True, load_default=None)
     ssl_ca_location = fields.String(allow_none=True, load_default=None)
@@ -87,11 +89,14 @@ class SecuritySchema(Strict):
 
 class TopicsSchema(Strict):
     include = fields.List(fields.String(validate=validate.Length(min=1)), load_default=["*"])
-    exclude = fields.List(fields.String(validate=validate.Length(min=1)), load_default=[])
+    # ``exclude`` is also a marshmallow Schema attribute; keep the field apart from it.
+    exclude_ = fields.List(
+        fields.String(validate=validate.Length(min=1)), load_default=[], data_key="exclude"
+    )
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> TopicSelection:
-        return TopicSelection(include=tuple(data["include"]), exclude=tuple(data["exclude"]))
+        return TopicSelection(include=tuple(data["include"]), exclude=tuple(data["exclude_"]))
 
 
 class SourceSchema(Strict):

@@ -14,6 +14,7 @@ confirmed, and can be rebuilt from a listing plus each segment's footer.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -49,7 +50,10 @@ def index_key(backup_id: str, topic: str, partition: int) -> str:
 
 
 def segment_key(backup_id: str, topic: str, partition: int, base_offset: int) -> str:
-    return partition_prefix(backup_id, topic, partition) + f"segment-{base_offset:020d}{SEGMENT_SUFFIX}"
+    return (
+        partition_prefix(backup_id, topic, partition)
+        + f"segment-{base_offset:020d}{SEGMENT_SUFFIX}"
+    )
 
 
 def parse_segment_key(key: str) -> tuple[str, str, int, int] | None:
@@ -151,7 +155,7 @@ class PartitionIndex:
             + [(m.start, m.end, f"missing range ({m.reason})") for m in self.missing]
         )
         problems = []
-        for (_, end, what), (start, _, nxt) in zip(spans, spans[1:], strict=False):
+        for (_, end, what), (start, _, nxt) in itertools.pairwise(spans):
             if start > end:
                 problems.append(
                     f"{self.topic}/{self.partition}: hole [{end}, {start}) between {what} and {nxt}"
@@ -160,9 +164,12 @@ class PartitionIndex:
                 problems.append(f"{self.topic}/{self.partition}: {what} overlaps {nxt}")
         for s in self.segments:
             if s.end_offset < s.base_offset or (
-                s.record_count and not s.base_offset <= s.first_offset <= s.last_offset < s.end_offset
+                s.record_count
+                and not s.base_offset <= s.first_offset <= s.last_offset < s.end_offset
             ):
-                problems.append(f"{s.key}: records outside its range [{s.base_offset}, {s.end_offset})")
+                problems.append(
+                    f"{s.key}: records outside its range [{s.base_offset}, {s.end_offset})"
+                )
         return problems
 
     def to_json(self) -> bytes:
@@ -274,11 +281,15 @@ def groups_to_json(groups: Iterable[GroupOffsets], taken_ms: int) -> bytes:
     return json.dumps(body, indent=2, sort_keys=True).encode()
 
 
-def groups_from_json(data: bytes, *, name: str = "consumer groups") -> tuple[int, list[GroupOffsets]]:
+def groups_from_json(
+    data: bytes, *, name: str = "consumer groups"
+) -> tuple[int, list[GroupOffsets]]:
     body = _load(data, name)
     try:
         groups = [
-            GroupOffsets(g, {t: {int(p): int(o) for p, o in parts.items()} for t, parts in topics.items()})
+            GroupOffsets(
+                g, {t: {int(p): int(o) for p, o in parts.items()} for t, parts in topics.items()}
+            )
             for g, topics in body["groups"].items()
         ]
         return int(body["taken_ms"]), groups

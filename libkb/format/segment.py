@@ -399,7 +399,9 @@ class SegmentReader:
             yield from decode_block(self.data, info, self.header.codec, name=self.name)
 
 
-def decode_block(data: bytes, info: BlockInfo, codec: int, *, name: str = "segment") -> Iterator[Record]:
+def decode_block(
+    data: bytes, info: BlockInfo, codec: int, *, name: str = "segment"
+) -> Iterator[Record]:
     head = _BLOCK_HEAD.unpack_from(data, info.position)
     payload = memoryview(data)[info.position + _BLOCK_HEAD.size : info.position + info.length]
     if zlib.crc32(payload) != head[5]:

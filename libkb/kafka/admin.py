@@ -5,8 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, OffsetSpec
+from confluent_kafka import (
+    ConsumerGroupTopicPartitions,
+    IsolationLevel,
+    KafkaException,
+    TopicPartition,
+)
+from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not re-exported in stubs
+    AdminClient,
+    ConfigResource,
+    ConfigSource,
+    OffsetSpec,
+)
 
 from libkb.config.models import TopicSelection
 from libkb.format.models import GroupOffsets, TopicInfo
@@ -65,7 +75,9 @@ class KafkaAdmin:
             topic = metadata.topics[resource.name]
             partitions = topic.partitions
             replicas = len(partitions[0].replicas) if partitions else 1
-            infos[resource.name] = TopicInfo(len(partitions), replicas, dict(sorted(configs.items())))
+            infos[resource.name] = TopicInfo(
+                len(partitions), replicas, dict(sorted(configs.items()))
+            )
         return infos
 
     def offsets(
@@ -75,9 +87,11 @@ class KafkaAdmin:
         tps = [TopicPartition(t, p) for t, p in partitions]
         if not tps:
             return {}
-        isolation = IsolationLevel.READ_COMMITTED if read_committed else IsolationLevel.READ_UNCOMMITTED
-        low = self._list_offsets(tps, OffsetSpec.earliest(), isolation)
-        high = self._list_offsets(tps, OffsetSpec.latest(), isolation)
+        isolation = (
+            IsolationLevel.READ_COMMITTED if read_committed else IsolationLevel.READ_UNCOMMITTED
+        )
+        low = self._list_offsets(tps, OffsetSpec.earliest(), isolation)  # type: ignore[no-untyped-call]
+        high = self._list_offsets(tps, OffsetSpec.latest(), isolation)  # type: ignore[no-untyped-call]
         return {tp: PartitionOffsets(low[tp], high[tp]) for tp in low}
 
     def _list_offsets(
@@ -86,12 +100,17 @@ class KafkaAdmin:
         futures = self.admin.list_offsets(
             {tp: spec for tp in tps}, isolation_level=isolation, request_timeout=self.timeout
         )
-        return {(tp.topic, tp.partition): f.result(timeout=self.timeout).offset for tp, f in futures.items()}
+        return {
+            (tp.topic, tp.partition): f.result(timeout=self.timeout).offset
+            for tp, f in futures.items()
+        }
 
     def group_offsets(self, topics: Iterable[str]) -> list[GroupOffsets]:
         """Committed offsets of every consumer group, on the given topics only."""
         wanted = set(topics)
-        listing = self.admin.list_consumer_groups(request_timeout=self.timeout).result(timeout=self.timeout)
+        listing = self.admin.list_consumer_groups(request_timeout=self.timeout).result(
+            timeout=self.timeout
+        )
         result = []
         for group in sorted(g.group_id for g in listing.valid):
             futures = self.admin.list_consumer_group_offsets(

@@ -1,0 +1,1 @@
+"""The backup engine: Kafka partitions into compressed segments in storage."""

@@ -1,0 +1,612 @@
+"""Back up Kafka partitions into segments, resumably, with flat memory.
+
+Threads and their jobs:
+
+- the **consuming thread** (the caller of :meth:`BackupEngine.run`) reads
+  batches, packs each record with one msgpack call into its partition's open
+  block, seals full blocks and closes segments (bytes, records, time, end);
+- **compression threads** zstd-compress sealed blocks (zstd releases the GIL);
+- **upload threads** stream each closed segment to storage as its blocks
+  finish compressing, then rewrite that partition's index. Uploads of one
+  partition run in order (each waits for the previous), so an index always
+  lists a gap-free run of segments.
+
+Memory is bounded by :class:`ByteBudget`: a sealed block holds budget until
+its segment is stored. When the budget is full, the open segment holding the
+most bytes is closed early so its upload can free memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from libkb import __version__
+from libkb import metrics as m
+from libkb.backup.lease import Lease, LeaseLostError
+from libkb.backup.plan import PartitionPlan, plan_partitions
+from libkb.backup.state import load_index
+from libkb.config.models import JobConfig, SourceOptions
+from libkb.errors import LibkbError
+from libkb.format.models import (
+    Manifest,
+    PartitionIndex,
+    RunInfo,
+    SegmentEntry,
+    groups_key,
+    groups_to_json,
+    index_key,
+    lease_key,
+    manifest_key,
+    segment_key,
+)
+from libkb.format.segment import CODECS, Block, BlockEncoder, RawBlock, SegmentFooter, SegmentWriter
+from libkb.kafka.admin import KafkaAdmin
+from libkb.kafka.clients import make_admin, make_consumer
+from libkb.storage import NotFoundError, StorageBackend, create_backend_from_config
+
+log = logging.getLogger("libkb.backup")
+
+TP = tuple[str, int]
+_BATCH = 10_000
+_HOUSEKEEPING_SECS = 0.5
+
+
+class BackupError(LibkbError):
+    """The backup could not be completed; storage is left consistent."""
+
+
+@dataclass(frozen=True, slots=True)
+class BackupProgress:
+    records: int
+    bytes: int
+    partitions_done: int
+    partitions_total: int
+    segments: int
+    elapsed_secs: float
+
+
+@dataclass(slots=True)
+class BackupResult:
+    backup_id: str
+    run_id: str
+    status: str  # complete | stopped | interrupted
+    records: int = 0
+    bytes: int = 0
+    stored_bytes: int = 0
+    segments: int = 0
+    partitions: int = 0
+    topics: list[str] = field(default_factory=list)
+    missing_ranges: list[str] = field(default_factory=list)
+    duration_secs: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("complete", "stopped")
+
+
+class ByteBudget:
+    """Counts bytes handed off but not yet stored; blocks the consumer when full."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._cond = threading.Condition()
+
+    def try_acquire(self, n: int) -> bool:
+        with self._cond:
+            if self.used == 0 or self.used + n <= self.limit:
+                self.used += n
+                return True
+            return False
+
+    def wait(self, timeout: float) -> None:
+        with self._cond:
+            self._cond.wait(timeout)
+
+    def release(self, n: int) -> None:
+        with self._cond:
+            self.used -= n
+            self._cond.notify_all()
+
+
+class _RateLimiter:
+    def __init__(self, rate: int | None) -> None:
+        self.rate = rate
+        self.started = time.monotonic()
+        self.sent = 0
+
+    def consume(self, n: int) -> None:
+        if not self.rate:
+            return
+        self.sent += n
+        ahead = self.sent / self.rate - (time.monotonic() - self.started)
+        if ahead > 0:
+            time.sleep(ahead)
+
+
+class _Partition:
+    """Consume-loop state of one partition (owned by the consuming thread)."""
+
+    __slots__ = (
+        "chain",
+        "covered_to",
+        "done",
+        "enc",
+        "index",
+        "index_lock",
+        "partition",
+        "sealed_last",
+        "seg_base",
+        "seg_blocks",
+        "seg_opened",
+        "seg_raw",
+        "seg_records",
+        "target_end",
+        "topic",
+    )
+
+    def __init__(self, plan: PartitionPlan, index: PartitionIndex) -> None:
+        self.topic = plan.topic
+        self.partition = plan.partition
+        self.enc = BlockEncoder()
+        self.target_end = plan.end
+        self.done = plan.done
+        self.seg_base = plan.start
+        self.covered_to = plan.start  # exclusive end of what the consumer has passed
+        self.sealed_last = plan.start - 1
+        self.seg_blocks: list[Future[Block]] = []
+        self.seg_raw = 0
+        self.seg_records = 0
+        self.seg_opened = time.monotonic()
+        self.chain: Future[None] | None = None
+        self.index = index
+        self.index_lock = threading.Lock()
+
+
+class BackupEngine:
+    """``BackupEngine(config).run()`` backs up the configured topics once (or until stopped)."""
+
+    def __init__(
+        self,
+        config: JobConfig,
+        *,
+        backend: StorageBackend | None = None,
+        progress: Callable[[BackupProgress], None] | None = None,
+        admin: KafkaAdmin | None = None,
+        consumer_factory: Callable[[SourceOptions, dict[str, Any]], Consumer] = make_consumer,
+    ) -> None:
+        if config.source is None:
+            raise BackupError("the config has no source cluster")
+        self.config = config
+        self.options = config.backup
+        self.source = config.source
+        self.backup_id = config.backup_id
+        self._backend = backend
+        self._progress = progress
+        self._admin = admin
+        self._consumer_factory = consumer_factory
+        self._stop = threading.Event()
+        self._codec = CODECS[self.options.compression]
+        self.run_id = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+        self._uploads: list[Future[None]] = []
+        self._segments = 0
+        self._stored_bytes = 0
+        self._compressed_bytes = 0
+        self._raw_bytes = 0
+        self._stats_lock = threading.Lock()
+
+    def stop(self) -> None:
+        """Ask the run to finish its open segments and return (thread- and signal-safe)."""
+        self._stop.set()
+
+    # -- the run -----------------------------------------------------------
+
+    def run(self) -> BackupResult:
+        started = time.monotonic()
+        backend = self._backend or create_backend_from_config(self.config.storage)
+        lease = Lease(backend, lease_key(self.backup_id), self.run_id, self.options.lease_ttl_secs)
+        lease.acquire()
+        compress_pool = ThreadPoolExecutor(self.options.compression_threads, "libkb-compress")
+        upload_pool = ThreadPoolExecutor(self.options.max_concurrent_partitions, "libkb-upload")
+        result = BackupResult(self.backup_id, self.run_id, "interrupted")
+        manifest: Manifest | None = None
+        try:
+            admin = self._admin or KafkaAdmin(make_admin(self.source))
+            manifest, states = self._prepare(backend, admin, result)
+            status = self._consume(
+                backend, admin, lease, states, compress_pool, upload_pool, result
+            )
+            self._wait_uploads()
+            result.status = status
+            if self.options.consumer_group_snapshot:
+                groups = admin.group_offsets(result.topics)
+                backend.put(groups_key(self.backup_id), groups_to_json(groups, _now_ms()))
+            if result.ok:
+                m.LAST_SUCCESS.labels(self.backup_id).set(time.time())
+        except BaseException as exc:
+            m.ERRORS.labels(self.backup_id, type(exc).__name__).inc()
+            result.status = "failed"
+            self._stop.set()
+            self._wait_uploads(quiet=True)
+            raise
+        finally:
+            result.segments = self._segments
+            result.stored_bytes = self._stored_bytes
+            result.duration_secs = time.monotonic() - started
+            if manifest is not None:
+                self._finish_manifest(backend, manifest, result)
+            compress_pool.shutdown(cancel_futures=True)
+            upload_pool.shutdown(cancel_futures=True)
+            lease.release()
+            if self._backend is None:
+                backend.close()
+        return result
+
+    def _prepare(
+        self, backend: StorageBackend, admin: KafkaAdmin, result: BackupResult
+    ) -> tuple[Manifest, dict[TP, _Partition]]:
+        topics = admin.select_topics(
+            self.source.topics, include_internal=self.options.include_internal_topics
+        )
+        if not topics:
+            raise BackupError(
+                f"no topic on {','.join(self.source.bootstrap_servers)} matches source.topics "
+                f"(include {list(self.source.topics.include)}, exclude "
+                f"{list(self.source.topics.exclude)})"
+            )
+        result.topics = list(topics)
+        infos = admin.topic_infos(topics)
+        now = _now_ms()
+        try:
+            manifest = Manifest.from_json(
+                backend.get(manifest_key(self.backup_id)), name=manifest_key(self.backup_id)
+            )
+        except NotFoundError:
+            manifest = Manifest(self.backup_id, now, now, self.options.compression)
+        manifest.topics.update(infos)
+        manifest.source_cluster_id = manifest.source_cluster_id or admin.cluster_id()
+        manifest.libkb_version = __version__
+        mode = "continuous" if self.options.continuous else "snapshot"
+        manifest.runs.append(RunInfo(self.run_id, now, mode=mode))
+        manifest.updated_ms = now
+        backend.put(manifest_key(self.backup_id), manifest.to_json())
+
+        tps = [(t, p) for t, n in topics.items() for p in range(n)]
+        indexes = {}
+        for topic, partition in tps:
+            index, changed = load_index(backend, self.backup_id, topic, partition)
+            if changed:
+                backend.put(index_key(self.backup_id, topic, partition), index.to_json())
+            indexes[(topic, partition)] = index
+        offsets = admin.offsets(
+            tps, read_committed=self.options.isolation_level == "read_committed"
+        )
+        snapshot = not self.options.continuous and self.options.stop_at_current_offsets
+        plans = plan_partitions(
+            {tp: idx.end_offset for tp, idx in indexes.items()},
+            offsets,
+            start_offset=self.options.start_offset,
+            snapshot=snapshot,
+        )
+        states = {}
+        for plan in plans:
+            tp = (plan.topic, plan.partition)
+            index = indexes[tp]
+            if plan.missing is not None:
+                index.missing.append(plan.missing)
+                backend.put(index_key(self.backup_id, *tp), index.to_json())
+                result.missing_ranges.append(
+                    f"{plan.topic}[{plan.partition}] offsets {plan.missing.start}-{plan.missing.end - 1} "
+                    "were deleted by retention before they could be backed up"
+                )
+                log.warning(result.missing_ranges[-1])
+            states[tp] = _Partition(plan, index)
+        result.partitions = len(states)
+        return manifest, states
+
+    def _consume(
+        self,
+        backend: StorageBackend,
+        admin: KafkaAdmin,
+        lease: Lease,
+        states: dict[TP, _Partition],
+        compress_pool: ThreadPoolExecutor,
+        upload_pool: ThreadPoolExecutor,
+        result: BackupResult,
+    ) -> str:
+        opts = self.options
+        block_bytes = opts.block_bytes
+        budget = ByteBudget(opts.max_bytes_in_flight)
+        limiter = _RateLimiter(opts.rate_limit_bytes_per_sec)
+        level = opts.compression_level
+        codec = self._codec
+        backup_id = self.backup_id
+        algorithm = opts.compression
+        records_counter = m.BACKUP_RECORDS.labels(backup_id)
+        bytes_counter = m.BACKUP_BYTES.labels(backup_id)
+        gaps_counter = m.BACKUP_OFFSET_GAPS.labels(backup_id)
+        raw_counter = m.UNCOMPRESSED_BYTES.labels(algorithm, backup_id)
+        totals = {"records": 0, "bytes": 0}
+
+        def upload(
+            st: _Partition, base: int, end: int, blocks: list[Future[Block]], raw: int
+        ) -> Future[None]:
+            prev = st.chain
+            fut = upload_pool.submit(
+                self._upload, backend, st, base, end, blocks, prev, raw, budget
+            )
+            st.chain = fut
+            self._uploads.append(fut)
+            return fut
+
+        def close_segment(st: _Partition) -> None:
+            end = st.covered_to
+            if not st.seg_blocks and end <= st.seg_base:
+                st.seg_opened = time.monotonic()
+                return
+            upload(st, st.seg_base, end, st.seg_blocks, st.seg_raw)
+            st.seg_base = end
+            st.seg_blocks = []
+            st.seg_raw = 0
+            st.seg_records = 0
+            st.seg_opened = time.monotonic()
+
+        def reserve(n: int) -> None:
+            while not budget.try_acquire(n):
+                victim = max(states.values(), key=lambda s: s.seg_raw)
+                if victim.seg_raw > 0:
+                    close_segment(victim)  # free memory by storing the fullest open segment
+                else:
+                    budget.wait(0.2)
+                self._check_uploads()
+
+        def compress(raw: RawBlock) -> Future[Block]:
+            if codec == CODECS["none"]:
+                done: Future[Block] = Future()
+                done.set_result(raw.compress(codec))
+                return done
+            return compress_pool.submit(raw.compress, codec, level)
+
+        def seal(st: _Partition) -> None:
+            raw = st.enc.take()
+            n = len(raw.data)
+            gaps = (raw.last_offset - raw.first_offset + 1 - raw.record_count) + (
+                raw.first_offset - st.sealed_last - 1
+            )
+            if gaps:
+                gaps_counter.inc(gaps)
+            st.sealed_last = raw.last_offset
+            st.covered_to = raw.last_offset + 1
+            reserve(n)
+            st.seg_blocks.append(compress(raw))
+            st.seg_raw += n
+            st.seg_records += raw.record_count
+            totals["records"] += raw.record_count
+            totals["bytes"] += n
+            records_counter.inc(raw.record_count)
+            bytes_counter.inc(n)
+            raw_counter.inc(n)
+            limiter.consume(n)
+            if st.seg_raw >= opts.segment_max_bytes or (
+                opts.segment_max_records is not None and st.seg_records >= opts.segment_max_records
+            ):
+                close_segment(st)
+
+        active = sum(1 for st in states.values() if not st.done)
+        total = len(states)
+
+        def finish(st: _Partition, end: int) -> None:
+            nonlocal active
+            if st.enc.timestamps:
+                seal(st)
+            st.covered_to = max(st.covered_to, end)
+            close_segment(st)
+            st.done = True
+            active -= 1
+            consumer.pause([TopicPartition(st.topic, st.partition)])
+
+        consumer = self._consumer_factory(self.source, self._consumer_config())
+        try:
+            assignment = [
+                TopicPartition(st.topic, st.partition, st.seg_base)
+                for st in states.values()
+                if not st.done
+            ]
+            if assignment:
+                consumer.assign(assignment)
+            started = time.monotonic()
+            last_tick = started
+            continuous = opts.continuous or not opts.stop_at_current_offsets
+            interval = opts.segment_max_interval_ms / 1000
+            eof_code = KafkaError._PARTITION_EOF
+            while active > 0 or (continuous and assignment):
+                if self._stop.is_set():
+                    break
+                # Typed Any: the stubs make offset()/topic() Optional, which a
+                # per-record check would pay for at runtime.
+                msgs: list[Any] = consumer.consume(_BATCH, 0.2) if assignment else []
+                for msg in msgs:
+                    err = msg.error()
+                    if err is not None:
+                        if err.code() == eof_code:
+                            st = states[(msg.topic(), msg.partition())]
+                            off = msg.offset()
+                            if st.done:
+                                continue
+                            if st.target_end is not None and off >= st.target_end:
+                                finish(st, st.target_end)
+                            elif not st.enc.timestamps and off > st.covered_to:
+                                st.covered_to = off  # passed transaction markers / aborted records
+                            continue
+                        if err.fatal() or not err.retriable():
+                            raise BackupError(
+                                f"Kafka error on {msg.topic()}[{msg.partition()}]: {err.str()}"
+                            )
+                        log.warning("Kafka: %s", err.str())
+                        continue
+                    st = states[(msg.topic(), msg.partition())]
+                    if st.done:
+                        continue
+                    off = msg.offset()
+                    end = st.target_end
+                    if end is not None and off >= end:
+                        finish(st, end)
+                        continue
+                    enc = st.enc
+                    if not enc.timestamps:
+                        enc.first_offset = off
+                    ts_type, ts = msg.timestamp()
+                    enc.buf += enc.pack((off, ts, ts_type, msg.key(), msg.value(), msg.headers()))
+                    enc.timestamps.append(ts)
+                    enc.last_offset = off
+                    if len(enc.buf) >= block_bytes:
+                        seal(st)
+                    if end is not None and off + 1 >= end:
+                        finish(st, end)
+                now = time.monotonic()
+                if now - last_tick >= _HOUSEKEEPING_SECS:
+                    last_tick = now
+                    if lease.lost.is_set():
+                        raise LeaseLostError(
+                            f"lost the lease on backup {self.backup_id!r}; another run may be writing it"
+                        )
+                    self._check_uploads()
+                    for st in states.values():
+                        if not st.done and now - st.seg_opened >= interval:
+                            if st.enc.timestamps:
+                                seal(st)
+                            close_segment(st)
+                    self._report(totals, total - active, total, now - started)
+            # Stopped, or every partition reached its end: store what is open.
+            for st in states.values():
+                if not st.done:
+                    if st.enc.timestamps:
+                        seal(st)
+                    close_segment(st)
+            self._report(totals, total - active, total, time.monotonic() - started)
+        finally:
+            consumer.close()
+        result.records = totals["records"]
+        result.bytes = totals["bytes"]
+        if active == 0 and not (continuous and self._stop.is_set()):
+            return "complete"
+        return "stopped" if continuous else "interrupted"
+
+    def _consumer_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = {
+            "group.id": f"libkb-backup-{self.backup_id}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "enable.partition.eof": True,
+            "isolation.level": self.options.isolation_level,
+            "auto.offset.reset": "earliest",
+            "queued.max.messages.kbytes": 32768,
+        }
+        if self.options.fetch_max_bytes:
+            config["fetch.max.bytes"] = self.options.fetch_max_bytes
+        return config
+
+    # -- uploads (upload threads) ---------------------------------------------
+
+    def _upload(
+        self,
+        backend: StorageBackend,
+        st: _Partition,
+        base: int,
+        end: int,
+        blocks: list[Future[Block]],
+        prev: Future[None] | None,
+        raw: int,
+        budget: ByteBudget,
+    ) -> None:
+        try:
+            if prev is not None:
+                prev.result()  # keep each partition's segments in offset order
+            writer = SegmentWriter(st.topic, st.partition, base, self._codec, _now_ms())
+            footer: list[SegmentFooter] = []
+
+            def chunks() -> Any:
+                yield writer.header
+                for future in blocks:
+                    head, payload = writer.add_block(future.result())
+                    if head:
+                        yield head
+                        yield payload
+                done, data = writer.finish(end)
+                footer.append(done)
+                yield data
+
+            key = segment_key(self.backup_id, st.topic, st.partition, base)
+            backend.put_stream(key, chunks())
+            entry = SegmentEntry.from_footer(
+                key, base, footer[0], writer.size, self.options.compression
+            )
+            with st.index_lock:
+                st.index.segments.append(entry)
+                data = st.index.to_json()
+            backend.put(index_key(self.backup_id, st.topic, st.partition), data)
+            payload_bytes = writer.size - len(writer.header)
+            with self._stats_lock:
+                self._segments += 1
+                self._stored_bytes += writer.size
+                self._compressed_bytes += payload_bytes
+                self._raw_bytes += writer.raw_bytes
+                ratio = self._raw_bytes / self._compressed_bytes if self._compressed_bytes else 0.0
+            algorithm = self.options.compression
+            m.SEGMENTS.labels(self.backup_id).inc()
+            m.STORAGE_WRITE_BYTES.labels(backend.name, self.backup_id).inc(writer.size + len(data))
+            m.COMPRESSED_BYTES.labels(algorithm, self.backup_id).inc(payload_bytes)
+            m.COMPRESSION_RATIO.labels(algorithm, self.backup_id).set(ratio)
+        finally:
+            budget.release(raw)
+
+    def _check_uploads(self) -> None:
+        done = [f for f in self._uploads if f.done()]
+        for f in done:
+            f.result()  # re-raise an upload's error in the consuming thread
+        if done:
+            self._uploads = [f for f in self._uploads if not f.done()]
+
+    def _wait_uploads(self, *, quiet: bool = False) -> None:
+        for f in list(self._uploads):
+            try:
+                f.result()
+            except BaseException:
+                if not quiet:
+                    raise
+        self._uploads = []
+
+    def _report(self, totals: dict[str, int], done: int, total: int, elapsed: float) -> None:
+        if self._progress is not None:
+            self._progress(
+                BackupProgress(
+                    totals["records"], totals["bytes"], done, total, self._segments, elapsed
+                )
+            )
+
+    def _finish_manifest(
+        self, backend: StorageBackend, manifest: Manifest, result: BackupResult
+    ) -> None:
+        run = manifest.runs[-1]
+        run.finished_ms = _now_ms()
+        run.status = result.status
+        run.records = result.records
+        run.bytes = result.bytes
+        manifest.updated_ms = run.finished_ms
+        try:
+            backend.put(manifest_key(self.backup_id), manifest.to_json())
+        except LibkbError as exc:
+            log.error("could not record the run's end in the manifest: %s", exc)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

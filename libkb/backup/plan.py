@@ -1,0 +1,67 @@
+"""Where each partition's backup starts and stops. Pure: no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from libkb.errors import LibkbError
+from libkb.format.models import MissingRange
+from libkb.kafka.admin import PartitionOffsets
+
+TP = tuple[str, int]
+
+
+class PlanError(LibkbError):
+    """Stored state and the cluster disagree in a way a backup must not paper over."""
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionPlan:
+    topic: str
+    partition: int
+    start: int  # first offset to read
+    end: int | None  # exclusive target (snapshot), None in continuous mode
+    missing: MissingRange | None = None  # offsets lost to retention since the last run
+
+    @property
+    def done(self) -> bool:
+        return self.end is not None and self.start >= self.end
+
+
+def plan_partitions(
+    stored_ends: Mapping[TP, int | None],
+    offsets: Mapping[TP, PartitionOffsets],
+    *,
+    start_offset: str,
+    snapshot: bool,
+) -> list[PartitionPlan]:
+    """Continue each partition where its stored coverage ends.
+
+    A partition never backed up starts at its low watermark (``earliest``) or
+    its end (``latest``). If retention deleted offsets after the stored end,
+    the gap is recorded as a missing range rather than silently skipped. A
+    stored end past the log's end means the topic was deleted and recreated:
+    refuse, since appending would mix two different logs.
+    """
+    plans = []
+    for tp in sorted(offsets):
+        topic, partition = tp
+        low, high = offsets[tp].low, offsets[tp].high
+        stored = stored_ends.get(tp)
+        missing = None
+        if stored is None:
+            start = low if start_offset == "earliest" else high
+        elif stored > high:
+            raise PlanError(
+                f"{topic}[{partition}]: the backup already holds offsets up to {stored} but the "
+                f"partition ends at {high}; the topic was probably deleted and recreated. "
+                "Use a new backup_id."
+            )
+        elif stored < low:
+            missing = MissingRange(stored, low, "retention")
+            start = low
+        else:
+            start = stored
+        plans.append(PartitionPlan(topic, partition, start, high if snapshot else None, missing))
+    return plans

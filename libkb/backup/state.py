@@ -1,0 +1,66 @@
+"""A partition's stored state, reconciled with what is really in storage.
+
+The index lags the segments by design (a segment is stored before the index
+that lists it), so after a crash the listing can show segments the index
+does not. Those that continue the tiling are adopted from their footers;
+the others are unreferenced leftovers and are removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from libkb.format.models import (
+    PartitionIndex,
+    SegmentEntry,
+    index_key,
+    parse_segment_key,
+    partition_prefix,
+)
+from libkb.format.segment import CODEC_NAMES, FOOTER_SIZE, decode_footer, decode_header
+from libkb.storage import NotFoundError, StorageBackend
+
+log = logging.getLogger("libkb.backup")
+_HEADER_READ = 1024
+
+
+def read_segment_entry(backend: StorageBackend, key: str, base: int) -> SegmentEntry:
+    """Stats of a stored segment from its header and footer (two range reads)."""
+    size = backend.size(key)
+    header = decode_header(backend.get_range(key, 0, min(size, _HEADER_READ)), name=key)
+    footer = decode_footer(backend.get_range(key, max(0, size - FOOTER_SIZE), size), name=key)
+    if header.base_offset != base:
+        raise ValueError(f"{key}: header says base offset {header.base_offset}")
+    return SegmentEntry.from_footer(key, base, footer, size, CODEC_NAMES[header.codec])
+
+
+def load_index(
+    backend: StorageBackend, backup_id: str, topic: str, partition: int, *, repair: bool = True
+) -> tuple[PartitionIndex, bool]:
+    """The partition's index with unlisted segments adopted; True if it changed."""
+    key = index_key(backup_id, topic, partition)
+    try:
+        index = PartitionIndex.from_json(backend.get(key), name=key)
+    except NotFoundError:
+        index = PartitionIndex(topic, partition)
+    known = {s.key for s in index.segments}
+    stray = []
+    for name in backend.iter_keys(partition_prefix(backup_id, topic, partition)):
+        parsed = parse_segment_key(name)
+        if parsed is not None and name not in known:
+            stray.append((parsed[3], name))
+    changed = False
+    end = index.end_offset
+    for base, name in sorted(stray):
+        if end is None or base == end:
+            entry = read_segment_entry(backend, name, base)
+            index.segments.append(entry)
+            end = entry.end_offset
+            changed = True
+            log.info("adopted %s, stored before the last run stopped", name)
+        elif repair:
+            log.warning("removing %s: it does not continue the stored offsets", name)
+            with contextlib.suppress(NotFoundError):
+                backend.delete(name)
+    return index, changed
