@@ -51,7 +51,8 @@ class FakeHTTP:
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> Any:
         with self.lock:
-            self.calls.append((request, kwargs))
+            # A copy: the driver drops the body of the original once sent.
+            self.calls.append((request.copy(), kwargs))
         status, headers, body = self.responder(request)
         resp = requests.Response()
         resp.status_code = status
@@ -151,9 +152,7 @@ def test_endpoint_sovereign_cloud_host_used_as_given() -> None:
     assert (ep.host, ep.port, ep.account_prefix) == ("acct.blob.core.chinacloudapi.cn", 443, None)
 
 
-@pytest.mark.parametrize(
-    "bad", ["ftp://x/y", "not a url", "https://acct.blob.core.windows.net/?sv=1"]
-)
+@pytest.mark.parametrize("bad", ["ftp://x/y", "not a url", "https://acct.blob.core.windows.net/?sv=1"])
 def test_endpoint_rejects_bad_urls(bad: str) -> None:
     with pytest.raises(ConfigError):
         az.resolve_azure_endpoint(ACCOUNT, bad)
@@ -163,9 +162,7 @@ def test_request_urls_public_and_azurite(http: FakeHTTP) -> None:
     http.responder = lambda req: (200, HEAD_OK, b"")
     name = "a b/ü+&?#%~.bin"
     az.build_azure_driver(cfg()).get_object("cont", name)
-    az.build_azure_driver(cfg(account_name="devstoreaccount1", endpoint=AZURITE)).get_object(
-        "cont", name
-    )
+    az.build_azure_driver(cfg(account_name="devstoreaccount1", endpoint=AZURITE)).get_object("cont", name)
     quoted = "a%20b/%C3%BC%2B%26%3F%23%25~.bin"
     assert http.requests[0].url == f"https://acct.blob.core.windows.net/cont/{quoted}"
     assert http.requests[1].url == f"http://127.0.0.1:10000/devstoreaccount1/cont/{quoted}"
@@ -213,9 +210,7 @@ def test_shared_key_zero_length_put_signs_empty_content_length(http: FakeHTTP) -
     assert req.headers["Authorization"] == _expected_shared_key(req, "/cont/empty", length="")
 
 
-def test_shared_key_from_env_when_config_has_none(
-    http: FakeHTTP, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_shared_key_from_env_when_config_has_none(http: FakeHTTP, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AZURE_STORAGE_KEY", KEY)
     http.responder = lambda req: (200, HEAD_OK, b"")
     drv = az.build_azure_driver(cfg(account_key=None))
@@ -243,9 +238,7 @@ def test_token_credential_gives_bearer_header(http: FakeHTTP) -> None:
     assert cred.calls == [("https://storage.azure.com/.default",)]  # cached
 
 
-def test_default_credential_chain_used_without_key(
-    http: FakeHTTP, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_default_credential_chain_used_without_key(http: FakeHTTP, monkeypatch: pytest.MonkeyPatch) -> None:
     cred = FakeCredential()
     monkeypatch.setattr(az, "_default_azure_credential", lambda: cred)
     http.responder = lambda req: (200, HEAD_OK, b"")
@@ -290,9 +283,7 @@ def test_token_refresh_is_single_flight_across_threads() -> None:
     cred = SlowCred()
     source = az.AzureTokenSource(cred)
     out: list[str] = []
-    threads = [
-        threading.Thread(target=lambda: out.append(source.authorization())) for _ in range(8)
-    ]
+    threads = [threading.Thread(target=lambda: out.append(source.authorization())) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
@@ -553,9 +544,7 @@ def _block_server(http: FakeHTTP, delay: float = 0.0) -> dict[str, Any]:
 
 def test_small_stream_is_one_put(http: FakeHTTP) -> None:
     state = _block_server(http)
-    drv = az.build_azure_driver(
-        cfg(transfer=TransferConfig(part_size=1024, single_put_threshold=1024))
-    )
+    drv = az.build_azure_driver(cfg(transfer=TransferConfig(part_size=1024, single_put_threshold=1024)))
     drv.ex_upload_stream(container(drv), "s", [b"a" * 1000, b"b" * 24])
     assert len(http.requests) == 1 and state["single"] == b"a" * 1000 + b"b" * 24
     assert http.requests[0].headers["x-ms-blob-type"] == "BlockBlob"
@@ -569,9 +558,7 @@ def test_big_stream_uploads_blocks_in_parallel_then_commits(http: FakeHTTP) -> N
     original = drv.libkb_call
     drv.libkb_call = lambda fn: (units.append(1), original(fn))[1]
     payload = bytes(range(256)) * 40  # 10240 bytes -> 11 blocks
-    drv.ex_upload_stream(
-        container(drv), "big", (payload[i : i + 333] for i in range(0, 10240, 333))
-    )
+    drv.ex_upload_stream(container(drv), "big", (payload[i : i + 333] for i in range(0, 10240, 333)))
     listed = state["list"].decode()
     ids = [x.split("</Latest>")[0] for x in listed.split("<Latest>")[1:]]
     assert len(ids) == 11 and len({len(i) for i in ids}) == 1
@@ -645,3 +632,12 @@ def test_builder_uses_config_values() -> None:
     assert drv.timeout == 3 and drv.transfer.max_concurrency == 9
     assert drv.connection.timeout == 3
     assert drv.libkb_name == "azure"
+
+
+def test_sent_body_is_not_kept_by_the_connection(http: FakeHTTP) -> None:
+    # One connection per upload thread: a kept body would pin a part per thread.
+    http.responder = lambda req: (201, {}, b"")
+    drv = az.build_azure_driver(cfg())
+    drv.ex_put_object(container(drv), "x", b"p" * 1000)
+    assert drv.connection.data is None
+    assert drv.connection.connection.response.request.body is None

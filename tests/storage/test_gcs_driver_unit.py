@@ -57,7 +57,8 @@ class FakeHTTP:
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> Any:
         with self.lock:
-            self.calls.append((request, kwargs))
+            # A copy: the driver drops the body of the original once sent.
+            self.calls.append((request.copy(), kwargs))
         status, headers, body = self.responder(request)
         resp = canned(status, body, headers)
         resp.request = request
@@ -375,9 +376,7 @@ def test_canned_other_failures_carry_code(status: int) -> None:
 
 def test_canned_429_is_rate_limit() -> None:
     with pytest.raises(RateLimitReachedError) as info:
-        gcs.GcsJsonResponse(
-            canned(429, gerr(429, "slow down"), {"Retry-After": "3"}), _connection()
-        )
+        gcs.GcsJsonResponse(canned(429, gerr(429, "slow down"), {"Retry-After": "3"}), _connection())
     assert info.value.code == 429 and info.value.retry_after == 3
 
 
@@ -650,3 +649,23 @@ def test_each_thread_has_its_own_connection() -> None:
     t.join()
     assert drv.connection is mine and other[0] is not mine
     drv.ex_close()
+
+
+def test_sent_body_is_not_kept_by_the_connection(http: FakeHTTP) -> None:
+    http.responder = lambda r: (200, {}, js(ITEM))
+    drv = gcs.build_gcs_driver(cfg())
+    drv.ex_put_object(container(drv), "x", b"p" * 1000)
+    assert drv.connection.data is None
+    assert drv.connection.connection.response.request.body is None
+
+
+def test_libcloud_debug_logging_does_not_capture_requests(
+    http: FakeHTTP, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # LIBCLOUD_DEBUG swaps Connection.conn_class for a logger that prints headers.
+    from libcloud.common.base import Connection
+    from libcloud.utils.loggingconnection import LoggingConnection
+
+    monkeypatch.setattr(Connection, "conn_class", LoggingConnection)
+    drv = gcs.build_gcs_driver(cfg(), credentials=_StaticCreds("tok"))
+    assert not isinstance(drv.connection.connection, LoggingConnection)

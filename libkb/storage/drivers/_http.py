@@ -117,6 +117,26 @@ class NoRetry:
         return func
 
 
+class ReleaseBodyMixin:
+    """For Libcloud ``Connection`` subclasses: drop the request body after sending.
+
+    ``Connection.request`` keeps the last body in ``self.data`` and the last
+    ``requests`` response (whose prepared request holds the body) on the
+    HTTP connection; with one connection per upload thread that pins one
+    part per thread in memory after its upload is done.
+    """
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().request(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            self.data = None
+            last = getattr(getattr(self, "connection", None), "response", None)
+            prepared = getattr(last, "request", None)
+            if prepared is not None:
+                prepared.body = None
+
+
 class PerThreadConnectionMixin:
     """Gives each thread its own Libcloud connection (and so its own HTTP session).
 
@@ -264,13 +284,22 @@ def run_parallel(
             results[index_of.pop(fut)] = fut.result()
 
     try:
-        for index, item in enumerate(items):
+        source = iter(items)
+        index = 0
+        while True:
+            # Wait for a free slot *before* pulling the next item, so at most
+            # max_in_flight items (plus the one being assembled) are in memory.
             while len(pending) >= max(1, max_in_flight):
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 collect(done)
+            try:
+                item = next(source)
+            except StopIteration:
+                break
             fut = executor.submit(work, index, item)
             index_of[fut] = index
             pending.add(fut)
+            index += 1
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             collect(done)

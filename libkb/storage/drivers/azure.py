@@ -53,6 +53,7 @@ from libkb.storage.drivers._http import (
     LibkbHTTPConnection,
     NoRetry,
     PerThreadConnectionMixin,
+    ReleaseBodyMixin,
     clip_text,
     empty_stream,
     http_date_to_ms,
@@ -268,7 +269,7 @@ class AzureTokenSource:
 # --------------------------------------------------------------------------- connections
 
 
-class LibkbAzureConnection(AzureBlobsConnection):  # type: ignore[misc]
+class LibkbAzureConnection(ReleaseBodyMixin, AzureBlobsConnection):  # type: ignore[misc]
     """Shared-key connection: newer API version, plain account-prefix paths,
     timeouts on streams, no Libcloud retries, no debug-logging hook."""
 

@@ -52,6 +52,7 @@ from libkb.storage.drivers._http import (
     LibkbHTTPConnection,
     NoRetry,
     PerThreadConnectionMixin,
+    ReleaseBodyMixin,
     clip_text,
     empty_stream,
     http_error,
@@ -226,7 +227,7 @@ def resolve_gcs_endpoint(endpoint: str | None) -> GcsEndpoint:
     return GcsEndpoint(secure, parts.hostname, parts.port or (443 if secure else 80), base)
 
 
-class GcsJsonConnection(Connection):  # type: ignore[misc]
+class GcsJsonConnection(ReleaseBodyMixin, Connection):  # type: ignore[misc]
     """Connection to the JSON API: bearer header from a token source (or none),
     exact paths, timeouts on streams, no Libcloud retries."""
 
