@@ -669,3 +669,15 @@ def test_libcloud_debug_logging_does_not_capture_requests(
     monkeypatch.setattr(Connection, "conn_class", LoggingConnection)
     drv = gcs.build_gcs_driver(cfg(), credentials=_StaticCreds("tok"))
     assert not isinstance(drv.connection.connection, LoggingConnection)
+
+
+def test_streams_use_the_same_proxy_settings(http: FakeHTTP, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    http.responder = lambda r: (200, {}, js(ITEM))
+    drv = gcs.build_gcs_driver(cfg(endpoint="http://storage.test:4443"))
+    drv.get_object("bkt", "k")
+    b"".join(drv.download_object_as_stream(bare(drv, "k")))
+    proxies = [kw["proxies"].get("http") for _, kw in http.calls]
+    assert proxies == ["http://proxy.invalid:3128"] * 2

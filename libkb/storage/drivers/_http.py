@@ -55,7 +55,8 @@ class LibkbHTTPConnection(LibcloudConnection):  # type: ignore[misc]
     """Libcloud's requests-based connection, with the timeout on every request.
 
     ``LibcloudConnection.prepared_request`` (used for ``raw=True`` requests,
-    i.e. streamed downloads) calls ``Session.send`` without a timeout. Query
+    i.e. streamed downloads) calls ``Session.send`` without a timeout and
+    without the environment's proxy settings. Query
     strings send spaces as ``%20`` (see :func:`_space_as_pct20`).
     """
 
@@ -92,12 +93,10 @@ class LibkbHTTPConnection(LibcloudConnection):  # type: ignore[misc]
         full = "".join([self.host, _space_as_pct20(url)])
         req = requests.Request(method, full, data=body, headers=headers)
         prepped = self.session.prepare_request(req)
-        self.response = self.session.send(
-            prepped,
-            stream=stream,
-            verify=self.verification,
-            timeout=self.session.timeout,
-        )
+        # Session.send skips the environment (HTTPS_PROXY, NO_PROXY) that
+        # Session.request applies; merge it so streams use the same proxy.
+        settings = self.session.merge_environment_settings(prepped.url, {}, stream, self.verification, None)
+        self.response = self.session.send(prepped, timeout=self.session.timeout, **settings)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.host}>"
