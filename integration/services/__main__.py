@@ -98,6 +98,9 @@ def cmd_up(names: list[str], provider: str | None, env_file: Path | None) -> int
     except ServiceError as exc:
         _err(f"failed: {exc.describe()}")
         return 1
+    except Exception as exc:  # e.g. no Docker engine for --provider docker
+        _err(f"failed: {exc!r}")
+        return 1
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
