@@ -376,6 +376,8 @@ def main() -> int:
     sizes = [int(s) * MiB for s in args.sizes.split(",")]
     names = [n.strip() for n in args.clients.split(",") if n.strip()]
     results: dict[tuple[str, int, str], float] = {}
+    raw_runs: list[str] = []
+    load_before = _loadavg()
     with minio_server(args.minio_bin) as server:
         import boto3
         from botocore.config import Config
@@ -411,17 +413,16 @@ def main() -> int:
                 puts, gets = runs[(name, "put")], runs[(name, "get")]
                 results[(name, size, "put")] = statistics.median(puts)
                 results[(name, size, "get")] = statistics.median(gets)
-                print(
-                    f"{size // MiB:4d} MiB {name:9s} put {statistics.median(puts):7.0f} MB/s"
-                    f" (runs {', '.join(f'{x:.0f}' for x in puts)})"
-                    f"  get {statistics.median(gets):7.0f} MB/s"
-                    f" (runs {', '.join(f'{x:.0f}' for x in gets)})",
-                    flush=True,
+                raw_runs.append(
+                    f"{size // MiB} MiB {name}: put {', '.join(f'{x:.0f}' for x in puts)};"
+                    f" get {', '.join(f'{x:.0f}' for x in gets)}"
                 )
+                print(raw_runs[-1], flush=True)
     table = render(results, names, sizes)
     print(table)
+    load = f"load average {load_before} before, {_loadavg()} after"
     if args.write:
-        write_results(Path(args.write), table, args, server.how)
+        write_results(Path(args.write), table, args, server.how, raw_runs, load)
     return 0
 
 
@@ -442,14 +443,33 @@ def render(results: dict[tuple[str, int, str], float], names: list[str], sizes: 
         )
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     line = "  ".join("=" * w for w in widths)
-    out = [line, "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)), line]
-    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+
+    def fmt(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    out = [line, fmt(header), line]
+    out += [fmt(r) for r in rows]
     out.append(line)
     return "\n".join(out)
 
 
-def write_results(path: Path, table: str, args: argparse.Namespace, how: str) -> None:
-    facts = "\n".join(f"- {f}" for f in machine_facts())
+def _loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+def write_results(
+    path: Path,
+    table: str,
+    args: argparse.Namespace,
+    how: str,
+    raw_runs: list[str],
+    load: str,
+) -> None:
+    facts = "\n".join(f"- {f}" for f in [*machine_facts(), load])
+    runs = "\n".join(f"- {r}" for r in raw_runs)
     command = " ".join(["python", "bench/storage_bench.py", *sys.argv[1:]])
     text = f"""Storage benchmark results
 =========================
@@ -464,9 +484,15 @@ max_concurrency={args.concurrency}; 1 MiB chunks in and out.
 
 {table}
 
-Machine:
+Every run (MB/s), clients interleaved in rotating order:
+
+{runs}
+
+Machine (other work was running on it; see the load average):
 
 {facts}
+
+See ``bench/README.rst`` for how to read these numbers and what was tuned.
 """
     path.write_text(text)
     print(f"wrote {path}")

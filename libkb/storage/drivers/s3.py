@@ -572,7 +572,8 @@ def _load_botocore_credentials() -> Any:
         raise PermissionDeniedError(
             f"the AWS credential chain (botocore) failed: {type(exc).__name__}",
             backend="s3",
-            hint=_NO_CREDENTIALS_HINT,
+            hint="check AWS_PROFILE and the AWS config/credentials files, or set "
+            "storage.access_key and storage.secret_key",
         ) from None
 
 
@@ -656,9 +657,15 @@ class _PooledHTTPConnection(LibcloudConnection):  # type: ignore[misc]
         return response
 
 
-def make_session(pool_size: int) -> requests.Session:
-    """One keep-alive pool for all threads; no urllib3 retries, no cookies."""
+def make_session(pool_size: int, ca_bundle: str | None = None) -> requests.Session:
+    """One keep-alive pool for all threads; no urllib3 retries, no cookies.
+
+    ``ca_bundle`` (``AWS_CA_BUNDLE``, as botocore reads it) verifies https
+    endpoints signed by a private CA.
+    """
     session = requests.Session()
+    if ca_bundle:
+        session.verify = ca_bundle
     adapter = HTTPAdapter(
         pool_connections=4,
         pool_maxsize=pool_size,
@@ -676,11 +683,11 @@ def make_session(pool_size: int) -> requests.Session:
 class S3Connection(Connection):  # type: ignore[misc]
     """Libcloud ``Connection`` for one thread: SigV4, path or virtual-hosted addressing.
 
-    Actions are path-style, already-encoded paths (``/bucket/quoted-key``) as in
-    Libcloud's S3 driver; virtual-hosted mode moves the bucket into the host
-    and signs that host and the shortened path. Use :meth:`s3_request`:
-    Libcloud's ``request`` would add ``?Version=``, sign ``User-Agent`` and
-    decode bodies with a guessed charset.
+    :meth:`s3_request` takes the bucket and the key apart, so it can put the
+    bucket in the host (virtual-hosted) or the path (path style) and sign
+    exactly the host and encoded path it sends. Libcloud's ``request`` is
+    disabled: it would add ``?Version=``, sign ``User-Agent``, retry on its own
+    and decode bodies with a guessed charset.
     """
 
     def __init__(
@@ -836,6 +843,7 @@ class S3Driver(LibkbDriverMixin, StorageDriver):  # type: ignore[misc]
         resilience: ResilienceConfig | None = None,
         transfer: TransferConfig | None = None,
         sign_payload: bool = False,
+        ca_bundle: str | None = None,
     ) -> None:
         # BaseDriver.__init__ is not called: it would keep key/secret as plain
         # attributes and build one shared (thread-unsafe) connection.
@@ -862,7 +870,7 @@ class S3Driver(LibkbDriverMixin, StorageDriver):  # type: ignore[misc]
             raise ConfigError("max_concurrency must be at least 1", key="storage.transfer.max_concurrency")
         self._transfer = transfer
         self._single_put_limit = min(transfer.single_put_threshold, MAX_SINGLE_PUT)
-        self._session = make_session(pool_size=max(16, 4 * transfer.max_concurrency))
+        self._session = make_session(max(16, 4 * transfer.max_concurrency), ca_bundle)
         self._local = threading.local()
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -1280,7 +1288,14 @@ class S3Driver(LibkbDriverMixin, StorageDriver):  # type: ignore[misc]
         the copy instead of mixing versions.
         """
         bucket = container.name
-        src = self.get_object(bucket, src_name)
+        try:
+            src = self.get_object(bucket, src_name)
+        except ObjectDoesNotExistError:
+            raise ObjectDoesNotExistError(
+                value=f"S3 copy: the source s3://{bucket}/{src_name} does not exist",
+                driver=self,
+                object_name=src_name,
+            ) from None
         if src_name == dest_name:
             return
         if src.size > self.max_single_copy_bytes:
@@ -1596,4 +1611,5 @@ def build_s3_driver(
         resilience=cfg.resilience,
         transfer=cfg.transfer,
         sign_payload=sign_payload,
+        ca_bundle=environ.get("AWS_CA_BUNDLE") or None,
     )
