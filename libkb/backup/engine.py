@@ -119,8 +119,11 @@ class ByteBudget:
 
 
 class _RateLimiter:
-    def __init__(self, rate: int | None) -> None:
+    """Keeps the average read rate under ``rate`` bytes/s; a stop request cuts the wait short."""
+
+    def __init__(self, rate: int | None, stop: threading.Event) -> None:
         self.rate = rate
+        self.stop = stop
         self.started = time.monotonic()
         self.sent = 0
 
@@ -130,7 +133,7 @@ class _RateLimiter:
         self.sent += n
         ahead = self.sent / self.rate - (time.monotonic() - self.started)
         if ahead > 0:
-            time.sleep(ahead)
+            self.stop.wait(ahead)
 
 
 class _Partition:
@@ -222,9 +225,7 @@ class BackupEngine:
         try:
             admin = self._admin or KafkaAdmin(make_admin(self.source))
             manifest, states = self._prepare(backend, admin, result)
-            status = self._consume(
-                backend, admin, lease, states, compress_pool, upload_pool, result
-            )
+            status = self._consume(backend, admin, lease, states, compress_pool, upload_pool, result)
             self._wait_uploads()
             result.status = status
             if self.options.consumer_group_snapshot:
@@ -287,9 +288,7 @@ class BackupEngine:
             if changed:
                 backend.put(index_key(self.backup_id, topic, partition), index.to_json())
             indexes[(topic, partition)] = index
-        offsets = admin.offsets(
-            tps, read_committed=self.options.isolation_level == "read_committed"
-        )
+        offsets = admin.offsets(tps, read_committed=self.options.isolation_level == "read_committed")
         snapshot = not self.options.continuous and self.options.stop_at_current_offsets
         plans = plan_partitions(
             {tp: idx.end_offset for tp, idx in indexes.items()},
@@ -326,7 +325,7 @@ class BackupEngine:
         opts = self.options
         block_bytes = opts.block_bytes
         budget = ByteBudget(opts.max_bytes_in_flight)
-        limiter = _RateLimiter(opts.rate_limit_bytes_per_sec)
+        limiter = _RateLimiter(opts.rate_limit_bytes_per_sec, self._stop)
         level = opts.compression_level
         codec = self._codec
         backup_id = self.backup_id
@@ -341,9 +340,7 @@ class BackupEngine:
             st: _Partition, base: int, end: int, blocks: list[Future[Block]], raw: int
         ) -> Future[None]:
             prev = st.chain
-            fut = upload_pool.submit(
-                self._upload, backend, st, base, end, blocks, prev, raw, budget
-            )
+            fut = upload_pool.submit(self._upload, backend, st, base, end, blocks, prev, raw, budget)
             st.chain = fut
             self._uploads.append(fut)
             return fut
@@ -417,9 +414,7 @@ class BackupEngine:
         consumer = self._consumer_factory(self.source, self._consumer_config())
         try:
             assignment = [
-                TopicPartition(st.topic, st.partition, st.seg_base)
-                for st in states.values()
-                if not st.done
+                TopicPartition(st.topic, st.partition, st.seg_base) for st in states.values() if not st.done
             ]
             if assignment:
                 consumer.assign(assignment)
@@ -448,9 +443,7 @@ class BackupEngine:
                                 st.covered_to = off  # passed transaction markers / aborted records
                             continue
                         if err.fatal() or not err.retriable():
-                            raise BackupError(
-                                f"Kafka error on {msg.topic()}[{msg.partition()}]: {err.str()}"
-                            )
+                            raise BackupError(f"Kafka error on {msg.topic()}[{msg.partition()}]: {err.str()}")
                         log.warning("Kafka: %s", err.str())
                         continue
                     st = states[(msg.topic(), msg.partition())]
@@ -468,10 +461,12 @@ class BackupEngine:
                     enc.buf += enc.pack((off, ts, ts_type, msg.key(), msg.value(), msg.headers()))
                     enc.timestamps.append(ts)
                     enc.last_offset = off
-                    if len(enc.buf) >= block_bytes:
-                        seal(st)
                     if end is not None and off + 1 >= end:
                         finish(st, end)
+                    elif len(enc.buf) >= block_bytes:
+                        seal(st)
+                        if self._stop.is_set():
+                            break  # the rest of the batch is read again by the next run
                 now = time.monotonic()
                 if now - last_tick >= _HOUSEKEEPING_SECS:
                     last_tick = now
@@ -547,9 +542,7 @@ class BackupEngine:
 
             key = segment_key(self.backup_id, st.topic, st.partition, base)
             backend.put_stream(key, chunks())
-            entry = SegmentEntry.from_footer(
-                key, base, footer[0], writer.size, self.options.compression
-            )
+            entry = SegmentEntry.from_footer(key, base, footer[0], writer.size, self.options.compression)
             with st.index_lock:
                 st.index.segments.append(entry)
                 data = st.index.to_json()
@@ -588,14 +581,10 @@ class BackupEngine:
     def _report(self, totals: dict[str, int], done: int, total: int, elapsed: float) -> None:
         if self._progress is not None:
             self._progress(
-                BackupProgress(
-                    totals["records"], totals["bytes"], done, total, self._segments, elapsed
-                )
+                BackupProgress(totals["records"], totals["bytes"], done, total, self._segments, elapsed)
             )
 
-    def _finish_manifest(
-        self, backend: StorageBackend, manifest: Manifest, result: BackupResult
-    ) -> None:
+    def _finish_manifest(self, backend: StorageBackend, manifest: Manifest, result: BackupResult) -> None:
         run = manifest.runs[-1]
         run.finished_ms = _now_ms()
         run.status = result.status

@@ -53,9 +53,7 @@ class LeaseInfo:
     def from_json(cls, data: bytes) -> LeaseInfo | None:
         try:
             body = json.loads(data)
-            return cls(
-                str(body["run_id"]), str(body["host"]), int(body["pid"]), int(body["expires_ms"])
-            )
+            return cls(str(body["run_id"]), str(body["host"]), int(body["pid"]), int(body["expires_ms"]))
         except (ValueError, KeyError, TypeError):
             return None
 
@@ -93,9 +91,7 @@ class Lease:
                 with contextlib.suppress(NotFoundError):
                     self.backend.delete(self.key)
                 if not self.backend.put_if_absent(self.key, self._info().to_json()):
-                    raise LeaseHeldError(
-                        f"another run took the lease {self.key} at the same moment"
-                    )
+                    raise LeaseHeldError(f"another run took the lease {self.key} at the same moment")
         self._thread = threading.Thread(target=self._renew_loop, name="libkb-lease", daemon=True)
         self._thread.start()
 

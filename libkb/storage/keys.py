@@ -2,9 +2,11 @@
 
 A key is non-empty UTF-8 of at most 1024 bytes (with the backend's prefix),
 made of ``/``-separated segments; no segment is empty, ``.`` or ``..`` or over
-255 bytes; no NUL or other control character; no leading ``/``. These rules are
-what every service and filesystem can hold alike, so a backup written to one
-backend can be copied to any other.
+255 bytes; no NUL or other control character; no leading ``/``; no ``\\``
+(Azure Blob Storage turns it into ``/``, so ``a\\b`` and ``a/b`` would be one
+blob there and two objects elsewhere). These rules are what every service and
+filesystem can hold alike, so a backup written to one backend can be copied to
+any other.
 """
 
 from __future__ import annotations
@@ -18,6 +20,13 @@ _FIX = "use '/'-separated names without empty, '.' or '..' parts"
 
 
 def _check_chars(text: str, what: str, backend: str | None) -> None:
+    if "\\" in text:
+        raise InvalidPathError(
+            f"{what} contains a backslash",
+            backend=backend,
+            key=text,
+            hint="use '/' to separate parts; Azure turns '\\' into '/'",
+        )
     for ch in text:
         if ord(ch) < 0x20 or ord(ch) == 0x7F:
             raise InvalidPathError(

@@ -58,6 +58,7 @@ INVALID_KEYS = [
     "nul\x00byte",
     "new\nline",
     "tab\tchar",
+    "back\\slash",
     "s" * 256,
     "/".join(["k" * 200] * 6),  # 1205 bytes
 ]

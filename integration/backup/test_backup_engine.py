@@ -1,0 +1,357 @@
+"""The backup engine against a real Apache Kafka broker.
+
+Every test compares what is stored with what a ``read_committed`` consumer
+reads from the same partitions: offsets, timestamps and their type, keys and
+values (null is not empty), headers in order with duplicates and nulls.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from integration.kafka_data import consume_all, produce, stored_index, stored_records
+from integration.services.endpoints import KafkaEndpoint
+from libkb.backup.engine import BackupEngine, BackupResult
+from libkb.backup.lease import LeaseHeldError
+from libkb.config import JobConfig, parse_config
+from libkb.format.models import Manifest, groups_from_json, groups_key, manifest_key
+from libkb.storage import MemoryConfig, StorageBackend, create_backend_from_config
+
+pytestmark = pytest.mark.kafka
+
+
+def job(
+    kafka: KafkaEndpoint, storage: dict[str, Any], topics: list[str], backup_id: str = "bk", **backup: Any
+) -> JobConfig:
+    return parse_config(
+        {
+            "backup_id": backup_id,
+            "source": {"bootstrap_servers": kafka.bootstrap_servers, "topics": {"include": topics}},
+            "storage": storage,
+            "backup": backup,
+        },
+        source="test",
+    )
+
+
+def check_exact(kafka: KafkaEndpoint, backend: StorageBackend, topic: str, partitions: int) -> int:
+    """Stored records equal the topic's; coverage tiles each partition with no holes."""
+    expected = consume_all(kafka.bootstrap_servers, topic, partitions)
+    got = stored_records(backend, "bk", topic, partitions)
+    for p in range(partitions):
+        assert got[p] == expected[p], f"partition {p} differs"
+        index = stored_index(backend, "bk", topic, p) if expected[p] else None
+        if index is not None:
+            assert index.coverage_problems() == []
+    return sum(len(v) for v in expected.values())
+
+
+@pytest.fixture
+def memory() -> StorageBackend:
+    return create_backend_from_config(MemoryConfig())
+
+
+@pytest.fixture
+def topic_factory(kafka_topic_factory: Any) -> Any:
+    """Topics that keep records forever: the test data has 2020 timestamps, which the
+    default 7-day retention would delete while the test runs."""
+
+    def make(partitions: int = 1, config: dict[str, str] | None = None) -> str:
+        return str(
+            kafka_topic_factory(partitions=partitions, config={"retention.ms": "-1", **(config or {})})
+        )
+
+    return make
+
+
+def test_records_are_stored_exactly(
+    kafka_service: KafkaEndpoint, topic_factory: Any, memory: StorageBackend
+) -> None:
+    topic = topic_factory(partitions=3)
+    produce(kafka_service.bootstrap_servers, topic, 5000, partitions=3)
+    progress: list[Any] = []
+    result = BackupEngine(
+        job(kafka_service, {"backend": "memory"}, [topic], segment_max_bytes=30_000, block_bytes=4096),
+        backend=memory,
+        progress=progress.append,
+    ).run()
+    assert result.status == "complete" and result.ok
+    assert result.records == 5000
+    assert result.segments >= 3 * 2  # rotation by bytes happened
+    assert check_exact(kafka_service, memory, topic, 3) == 5000
+    assert progress and progress[-1].records == 5000 and progress[-1].partitions_done == 3
+
+    manifest = Manifest.from_json(memory.get(manifest_key("bk")))
+    info = manifest.topics[topic]
+    assert (info.partitions, info.replication_factor) == (3, 1)
+    assert info.configs.get("retention.ms") == "-1"
+    assert manifest.runs[-1].status == "complete"
+    assert manifest.runs[-1].records == 5000
+
+
+def test_rotation_by_records_and_many_partitions(
+    kafka_service: KafkaEndpoint, topic_factory: Any, memory: StorageBackend
+) -> None:
+    topic = topic_factory(partitions=12)
+    empty = topic_factory(partitions=2)
+    produce(kafka_service.bootstrap_servers, topic, 3000, partitions=12)
+    result = BackupEngine(
+        job(kafka_service, {"backend": "memory"}, [topic, empty], segment_max_records=40, block_bytes=2048),
+        backend=memory,
+    ).run()
+    assert result.status == "complete"
+    assert result.partitions == 14
+    assert check_exact(kafka_service, memory, topic, 12) == 3000
+    for p in range(12):
+        index = stored_index(memory, "bk", topic, p)
+        assert all(s.record_count <= 40 + 64 for s in index.segments)
+        assert (index.start_offset, index.end_offset) == (0, 250)
+    assert stored_records(memory, "bk", empty, 2) == {0: [], 1: []}
+
+
+def test_resume_appends_only_new_records(
+    kafka_service: KafkaEndpoint, topic_factory: Any, tmp_path: Path
+) -> None:
+    topic = topic_factory(partitions=2)
+    storage = {"backend": "filesystem", "path": str(tmp_path)}
+    produce(kafka_service.bootstrap_servers, topic, 1000, partitions=2)
+    first = BackupEngine(job(kafka_service, storage, [topic])).run()
+    produce(kafka_service.bootstrap_servers, topic, 600, partitions=2, start=1000)
+    second = BackupEngine(job(kafka_service, storage, [topic])).run()
+    third = BackupEngine(job(kafka_service, storage, [topic])).run()
+    assert (first.records, second.records, third.records) == (1000, 600, 0)
+    backend = create_backend_from_config(job(kafka_service, storage, [topic]).storage)
+    assert check_exact(kafka_service, backend, topic, 2) == 1600
+    runs = Manifest.from_json(backend.get(manifest_key("bk"))).runs
+    assert [r.status for r in runs] == ["complete"] * 3
+
+
+def test_transactional_topic_aborted_records_and_open_transaction(
+    kafka_service: KafkaEndpoint, topic_factory: Any, memory: StorageBackend
+) -> None:
+    topic = topic_factory(partitions=1)
+    bootstrap = kafka_service.bootstrap_servers
+
+    def producer(tid: str) -> Producer:
+        p = Producer({"bootstrap.servers": bootstrap, "transactional.id": tid})
+        p.init_transactions(30)
+        return p
+
+    tx = producer(f"{topic}-tx")
+    for batch, commit in ((0, True), (1, False), (2, True)):
+        tx.begin_transaction()
+        for i in range(100):
+            tx.produce(topic, key=f"{batch}-{i}".encode(), value=b"x" * i)
+        tx.flush(30)  # so aborted records really reach the log
+        if commit:
+            tx.commit_transaction(30)
+        else:
+            tx.abort_transaction(30)
+    # An open transaction must not make a snapshot wait for it.
+    hanging = producer(f"{topic}-open")
+    hanging.begin_transaction()
+    hanging.produce(topic, key=b"open", value=b"uncommitted")
+    hanging.flush(10)
+
+    started = time.monotonic()
+    result = BackupEngine(job(kafka_service, {"backend": "memory"}, [topic]), backend=memory).run()
+    assert time.monotonic() - started < 60
+    assert result.status == "complete"
+    stored = stored_records(memory, "bk", topic, 1)[0]
+    assert [r[3] for r in stored] == [f"{b}-{i}".encode() for b in (0, 2) for i in range(100)]
+    # Offsets of the aborted batch and transaction markers lie inside the
+    # covered range: coverage is explicit, not inferred from the records.
+    index = stored_index(memory, "bk", topic, 0)
+    assert index.coverage_problems() == []
+    everything = consume_all(bootstrap, topic, 1, isolation="read_uncommitted")[0]
+    aborted = [r[0] for r in everything if r[3] is not None and r[3].startswith(b"1-")]
+    assert len(aborted) == 100
+    assert index.start_offset == 0 and index.end_offset is not None
+    assert max(aborted) < index.end_offset <= everything[-1][0]  # the open transaction is not covered
+    hanging.abort_transaction(30)
+
+
+def test_compacted_topic_with_gaps(
+    kafka_service: KafkaEndpoint, topic_factory: Any, memory: StorageBackend
+) -> None:
+    topic = topic_factory(
+        partitions=1,
+        config={
+            "cleanup.policy": "compact",
+            "segment.ms": "100",
+            "min.cleanable.dirty.ratio": "0.01",
+            "delete.retention.ms": "100",
+            "min.compaction.lag.ms": "0",
+        },
+    )
+    producer = Producer({"bootstrap.servers": kafka_service.bootstrap_servers})
+    deadline = time.monotonic() + 90
+    expected: list[Any] = []
+    while time.monotonic() < deadline:
+        for i in range(200):
+            # Mostly repeated keys, plus one key per batch that survives compaction,
+            # so the cleaned log keeps scattered records with gaps between them.
+            key = f"k{i % 10}" if i else f"unique-{time.monotonic_ns()}"
+            producer.produce(topic, key=key.encode(), value=f"{i}".encode())
+        producer.flush(10)
+        time.sleep(1)
+        expected = consume_all(kafka_service.bootstrap_servers, topic, 1)[0]
+        offsets = [r[0] for r in expected]
+        if len(offsets) > 20 and offsets[-1] + 1 > len(offsets) + 100:
+            break  # the cleaner has removed records: there are gaps
+    else:
+        pytest.fail("the log cleaner did not compact the topic within 90 s")
+    result = BackupEngine(job(kafka_service, {"backend": "memory"}, [topic]), backend=memory).run()
+    assert result.status == "complete"
+    stored = stored_records(memory, "bk", topic, 1)[0]
+    assert stored == consume_all(kafka_service.bootstrap_servers, topic, 1)[0]
+    offsets = [r[0] for r in stored]
+    assert any(b - a > 1 for a, b in zip(offsets, offsets[1:], strict=False))  # gaps kept visible
+    index = stored_index(memory, "bk", topic, 0)
+    assert index.coverage_problems() == []
+    assert index.start_offset == 0 and index.end_offset == offsets[-1] + 1
+
+
+def test_consumer_group_offsets_are_snapshotted(
+    kafka_service: KafkaEndpoint, topic_factory: Any, memory: StorageBackend
+) -> None:
+    topic = topic_factory(partitions=2)
+    produce(kafka_service.bootstrap_servers, topic, 100, partitions=2)
+    group = f"{topic}-readers"
+    consumer = Consumer({"bootstrap.servers": kafka_service.bootstrap_servers, "group.id": group})
+    consumer.commit(offsets=[TopicPartition(topic, 0, 17), TopicPartition(topic, 1, 33)], asynchronous=False)
+    consumer.close()
+    BackupEngine(job(kafka_service, {"backend": "memory"}, [topic]), backend=memory).run()
+    _, groups = groups_from_json(memory.get(groups_key("bk")))
+    assert {g.group: g.offsets for g in groups}[group] == {topic: {0: 17, 1: 33}}
+
+
+def test_continuous_mode_follows_new_records_and_stops_cleanly(
+    kafka_service: KafkaEndpoint, topic_factory: Any, memory: StorageBackend
+) -> None:
+    topic = topic_factory(partitions=2)
+    produce(kafka_service.bootstrap_servers, topic, 200, partitions=2)
+    engine = BackupEngine(
+        job(kafka_service, {"backend": "memory"}, [topic], continuous=True, segment_max_interval_ms=300),
+        backend=memory,
+    )
+    results: list[BackupResult] = []
+    runner = threading.Thread(target=lambda: results.append(engine.run()))
+    runner.start()
+    try:
+        _wait(lambda: sum(map(len, stored_records(memory, "bk", topic, 2).values())) == 200)
+        produce(kafka_service.bootstrap_servers, topic, 300, partitions=2, start=200)
+        _wait(lambda: sum(map(len, stored_records(memory, "bk", topic, 2).values())) == 500)
+        # A second run on the same backup id is refused while this one runs.
+        with pytest.raises(LeaseHeldError, match="is being written by run"):
+            BackupEngine(job(kafka_service, {"backend": "memory"}, [topic]), backend=memory).run()
+    finally:
+        engine.stop()
+        runner.join(60)
+    assert results and results[0].status == "stopped" and results[0].ok
+    assert check_exact(kafka_service, memory, topic, 2) == 500
+
+
+def _wait(condition: Any, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+_RUNNER = textwrap.dedent(
+    """
+    import json, sys
+    from libkb.backup.engine import BackupEngine
+    from libkb.config import parse_config
+    result = BackupEngine(parse_config(json.loads(sys.argv[1]), source="runner")).run()
+    print(result.status, result.records, flush=True)
+    """
+)
+
+
+def _spawn(config: dict[str, Any]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", _RUNNER, json.dumps(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+
+
+def test_kill_9_mid_run_then_resume_is_exact(
+    kafka_service: KafkaEndpoint, topic_factory: Any, tmp_path: Path
+) -> None:
+    topic = topic_factory(partitions=2)
+    produce(kafka_service.bootstrap_servers, topic, 20_000, partitions=2)
+    config = {
+        "backup_id": "bk",
+        "source": {"bootstrap_servers": kafka_service.bootstrap_servers, "topics": {"include": [topic]}},
+        "storage": {"backend": "filesystem", "path": str(tmp_path)},
+        "backup": {
+            "segment_max_records": 500,
+            "block_bytes": 4096,
+            "rate_limit_bytes_per_sec": 1_500_000,  # slow enough to be killed mid-way
+            "lease_ttl_secs": 5,
+        },
+    }
+    backend = create_backend_from_config(parse_config(config).storage)
+    victim = _spawn(config)
+    _wait(lambda: len([k for k in backend.list("bk/") if k.endswith(".kbs")]) >= 6, timeout=60)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(10)
+    stored_before = sum(map(len, stored_records(backend, "bk", topic, 2).values()))
+    assert 0 < stored_before < 20_000
+
+    # The dead run's lease is still there: a new run is refused until it expires.
+    with pytest.raises(LeaseHeldError):
+        BackupEngine(parse_config(config)).run()
+    time.sleep(10.5)  # ttl + the takeover grace of one more ttl
+    config["backup"]["rate_limit_bytes_per_sec"] = None  # type: ignore[index]
+    result = BackupEngine(parse_config(config)).run()
+    assert result.status == "complete"
+    assert check_exact(kafka_service, backend, topic, 2) == 20_000
+
+
+def test_sigterm_interrupts_a_snapshot_consistently(
+    kafka_service: KafkaEndpoint, topic_factory: Any, tmp_path: Path
+) -> None:
+    topic = topic_factory(partitions=1)
+    produce(kafka_service.bootstrap_servers, topic, 10_000)
+    config = {
+        "backup_id": "bk",
+        "source": {"bootstrap_servers": kafka_service.bootstrap_servers, "topics": {"include": [topic]}},
+        "storage": {"backend": "filesystem", "path": str(tmp_path)},
+        "backup": {"segment_max_records": 500, "block_bytes": 4096, "rate_limit_bytes_per_sec": 100_000},
+    }
+    engine = BackupEngine(parse_config(config))
+    results: list[BackupResult] = []
+    runner = threading.Thread(target=lambda: results.append(engine.run()))
+    runner.start()
+    backend = create_backend_from_config(parse_config(config).storage)
+    _wait(lambda: len([k for k in backend.list("bk/") if k.endswith(".kbs")]) >= 2)
+    engine.stop()
+    runner.join(60)
+    assert results[0].status == "interrupted" and not results[0].ok
+    stored = stored_records(backend, "bk", topic, 1)[0]
+    assert 0 < len(stored) < 10_000
+    assert stored == consume_all(kafka_service.bootstrap_servers, topic, 1)[0][: len(stored)]
+    assert not backend.exists("bk/lease.json")
+    manifest = Manifest.from_json(backend.get(manifest_key("bk")))
+    assert manifest.runs[-1].status == "interrupted"
+    # Running again completes the snapshot without duplicates.
+    assert BackupEngine(parse_config(config | {"backup": {}})).run().status == "complete"
+    assert check_exact(kafka_service, backend, topic, 1) == 10_000
