@@ -157,9 +157,7 @@ class LibcloudBackend(StorageBackend):
             "get",
             key,
             lambda: b"".join(
-                self._driver.download_object_as_stream(
-                    self._bare(name), chunk_size=DEFAULT_CHUNK_SIZE
-                )
+                self._driver.download_object_as_stream(self._bare(name), chunk_size=DEFAULT_CHUNK_SIZE)
             ),
         )
 
@@ -168,9 +166,7 @@ class LibcloudBackend(StorageBackend):
         first = self._call(
             "get_stream",
             key,
-            lambda: iter(
-                self._driver.download_object_as_stream(self._bare(name), chunk_size=chunk_size)
-            ),
+            lambda: iter(self._driver.download_object_as_stream(self._bare(name), chunk_size=chunk_size)),
         )
         return self._resuming_stream(key, name, first, chunk_size)
 
@@ -261,26 +257,42 @@ class LibcloudBackend(StorageBackend):
         return self._resuming_listing(prefix, search)
 
     def _resuming_listing(self, prefix: str, search: str) -> Iterator[str]:
-        """List lazily; after a transient failure, list again and skip what was yielded."""
+        """List lazily; after a transient failure, list again and skip what was yielded.
+
+        Most services list in UTF-8 order, so "skip names up to the last one" is
+        exact even if objects come and go meanwhile. Some (SeaweedFS) list
+        directory by directory; once a listing is seen out of order, resuming
+        skips by count instead, which relies on the service repeating its order.
+        """
         last: bytes | None = None
+        yielded = 0
+        ordered = True
         attempts = 0
         while True:
+            resumed = yielded > 0
+            to_skip = yielded
             try:
                 objects = self._call(
                     "list",
                     prefix,
-                    lambda: iter(
-                        self._driver.iterate_container_objects(self._container, prefix=search)
-                    ),
+                    lambda: iter(self._driver.iterate_container_objects(self._container, prefix=search)),
                 )
                 for obj in objects:
                     name: str = obj.name
                     if not name.startswith(search) or name.endswith("/"):
                         continue  # directory markers and out-of-prefix names
                     order = utf8_sort_key(name)
-                    if last is not None and order <= last:
-                        continue
+                    if resumed:
+                        if ordered:
+                            if last is not None and order <= last:
+                                continue
+                        elif to_skip > 0:
+                            to_skip -= 1
+                            continue
+                    if last is not None and order < last:
+                        ordered = False
                     last = order
+                    yielded += 1
                     attempts = 0
                     yield relative_name(self._prefix, name)
                 return

@@ -46,7 +46,12 @@ class StorageBackend(ABC):
 
     @abstractmethod
     def iter_keys(self, prefix: str = "") -> Iterator[str]:
-        """Lazily yield keys starting with ``prefix`` (a plain string prefix), in UTF-8 order."""
+        """Lazily yield keys starting with ``prefix`` (a plain string prefix).
+
+        In the service's listing order: UTF-8 byte order on S3, Azure, GCS,
+        filesystem and memory; some S3-compatible servers (SeaweedFS) list
+        directory by directory. :meth:`list` always sorts.
+        """
 
     def list(self, prefix: str = "") -> list[str]:
         """All keys starting with ``prefix``, sorted by their UTF-8 bytes."""

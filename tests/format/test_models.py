@@ -45,7 +45,9 @@ def test_segment_keys_sort_by_offset_and_parse_back() -> None:
 
 
 def test_index_round_trip_and_tiling() -> None:
-    index = PartitionIndex("t", 0, [entry(0, 10), entry(10, 25, records=0)], [MissingRange(25, 40, "retention")])
+    index = PartitionIndex(
+        "t", 0, [entry(0, 10), entry(10, 25, records=0)], [MissingRange(25, 40, "retention")]
+    )
     assert PartitionIndex.from_json(index.to_json()) == index
     assert (index.start_offset, index.end_offset) == (0, 40)
     assert index.coverage_problems() == []

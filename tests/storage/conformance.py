@@ -236,8 +236,8 @@ class StorageConformance:
             list(pool.map(lambda k: backend.put(k, b""), names))
         it = backend.iter_keys("many/")
         assert iter(it) is it  # an iterator, not a materialised list
-        assert next(it) == "many/00000"
-        assert [names[0], *it] == names
+        first = next(it)
+        assert sorted([first, *it]) == names
 
     def test_list_rejects_bad_prefix(self, backend: StorageBackend) -> None:
         for prefix in ["/abs", "a//b", "a/../b", "a\x00"]:

@@ -218,12 +218,8 @@ def test_guide_s3_reference_block_needs_allow_http_for_its_http_endpoint() -> No
 
 
 def test_allow_http_defaults_from_endpoint_scheme() -> None:
-    http = StorageBackendConfig.from_dict(
-        {"backend": "s3", "bucket": "b", "endpoint": "http://h:9000"}
-    )
-    https = StorageBackendConfig.from_dict(
-        {"backend": "s3", "bucket": "b", "endpoint": "https://h"}
-    )
+    http = StorageBackendConfig.from_dict({"backend": "s3", "bucket": "b", "endpoint": "http://h:9000"})
+    https = StorageBackendConfig.from_dict({"backend": "s3", "bucket": "b", "endpoint": "https://h"})
     aws = StorageBackendConfig.from_dict({"backend": "s3", "bucket": "b"})
     assert isinstance(http, S3Config) and http.allow_http is True
     assert isinstance(https, S3Config) and https.allow_http is False
@@ -255,9 +251,7 @@ def test_legacy_create_backend(tmp_path: Any) -> None:
         ("s3://my-bucket?region=us-west-2", S3Config(bucket="my-bucket", region="us-west-2")),
         (
             "s3://bucket?region=us-east-1&endpoint=http://host:9000",
-            S3Config(
-                bucket="bucket", region="us-east-1", endpoint="http://host:9000", allow_http=True
-            ),
+            S3Config(bucket="bucket", region="us-east-1", endpoint="http://host:9000", allow_http=True),
         ),
         (
             "s3a://bucket/some/prefix?path_style=true",
@@ -371,9 +365,7 @@ def test_bad_url_says_what_to_do(url: str, words: list[str]) -> None:
 
 
 def test_secrets_are_not_in_reprs() -> None:
-    s3 = S3Config(
-        bucket="b", access_key="AKIA", secret_key="s3cr3t-value", session_token="tok3n-value"
-    )
+    s3 = S3Config(bucket="b", access_key="AKIA", secret_key="s3cr3t-value", session_token="tok3n-value")
     azure = AzureConfig(account_name="a", container_name="c", account_key="azure-key-value")
     for config, secret in ((s3, "s3cr3t-value"), (s3, "tok3n-value"), (azure, "azure-key-value")):
         assert secret not in repr(config)

@@ -36,8 +36,6 @@ class TestFilesystemBackend(StorageConformance):
     @pytest.fixture
     def make_backend(self, tmp_path: Path) -> MakeBackend:
         def make(prefix: str | None = None) -> StorageBackend:
-            return create_backend_from_config(
-                FilesystemConfig(path=str(tmp_path / "store"), prefix=prefix)
-            )
+            return create_backend_from_config(FilesystemConfig(path=str(tmp_path / "store"), prefix=prefix))
 
         return make

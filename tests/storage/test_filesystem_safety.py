@@ -45,9 +45,7 @@ def test_symlink_out_of_the_base_is_refused(tmp_path: Path, store: StorageBacken
     assert not (outside / "file").exists()
 
 
-def test_failed_write_keeps_old_file_and_leaves_no_temp(
-    tmp_path: Path, store: StorageBackend
-) -> None:
+def test_failed_write_keeps_old_file_and_leaves_no_temp(tmp_path: Path, store: StorageBackend) -> None:
     store.put("obj", b"old")
 
     def chunks() -> Iterator[bytes]:

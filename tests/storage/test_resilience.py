@@ -150,9 +150,7 @@ def test_secrets_are_redacted_from_messages() -> None:
 
     url = "https://a.blob.core.windows.net/c/k?sv=2020&sig=SECRETSIG&se=2030"
     err = map_error(
-        requests.exceptions.ConnectionError(
-            f"failed {url} Authorization: SharedKey acct:KEYVALUE="
-        ),
+        requests.exceptions.ConnectionError(f"failed {url} Authorization: SharedKey acct:KEYVALUE="),
         backend="azure",
         key="k",
         secrets=["my-account-key-1234"],
@@ -160,3 +158,40 @@ def test_secrets_are_redacted_from_messages() -> None:
     text = str(err)
     assert "SECRETSIG" not in text and "KEYVALUE" not in text
     assert redact("token my-account-key-1234 here", ["my-account-key-1234"]) == "token *** here"
+
+
+class BrokenListingDriver(MemoryStorageDriver):
+    """Lists in a given order and drops the connection once, after ``break_after`` names."""
+
+    def __init__(self, order: list[str], break_after: int) -> None:
+        super().__init__()
+        self.order = order
+        self.break_after = break_after
+        self.listings = 0
+
+    def iterate_container_objects(
+        self, container: Any, prefix: str | None = None, ex_prefix: str | None = None
+    ) -> Any:
+        self.listings += 1
+        broken = self.listings == 1
+        for i, name in enumerate(self.order):
+            if broken and i == self.break_after:
+                raise requests.exceptions.ConnectionError("connection reset while listing")
+            yield self.get_object(container.name, name)
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        ["a-1", "a/b", "a/c", "b", "c/d", "e"],  # UTF-8 order, as S3, Azure and GCS list
+        ["a/b", "a/c", "a-1", "c/d", "b", "e"],  # directory by directory, as SeaweedFS lists
+    ],
+)
+def test_listing_resumes_after_a_dropped_connection(order: list[str]) -> None:
+    driver = BrokenListingDriver(order, break_after=3)
+    backend = LibcloudBackend(driver, "memory", resilience=FAST)
+    for name in order:
+        backend.put(name, b"")
+    assert list(backend.iter_keys()) == order  # every key once, in the service's order
+    assert driver.listings == 2
+    assert backend.list() == sorted(order, key=str.encode)

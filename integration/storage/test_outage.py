@@ -1,0 +1,39 @@
+"""A stopped server: retries, then BackendError; the breaker opens, refuses, and recovers."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from integration.services.endpoints import S3Bucket
+from integration.storage.configs import FAST, s3_config
+from libkb.storage import BackendError, CircuitOpenError, create_backend_from_config
+
+
+def test_stopped_minio_then_breaker_then_recovery(minio_process: Any, minio_bucket: S3Bucket) -> None:
+    backend = create_backend_from_config(s3_config(minio_bucket))
+    backend.put("k", b"value")
+    minio_process.stop()
+    try:
+        for _ in range(FAST.breaker_failure_threshold):
+            started = time.monotonic()
+            with pytest.raises(BackendError) as info:
+                backend.get("k")
+            assert info.value.transient
+            assert not isinstance(info.value, CircuitOpenError)
+            assert "cannot reach the service" in str(info.value)
+            assert time.monotonic() - started >= 0.05  # it waited between retries
+        assert backend.resilience.state == "open"  # type: ignore[attr-defined]
+        started = time.monotonic()
+        with pytest.raises(CircuitOpenError, match="circuit breaker is open"):
+            backend.get("k")
+        assert time.monotonic() - started < 0.05  # refused at once, no request sent
+    finally:
+        minio_process.start()
+    time.sleep(FAST.breaker_reset_secs + 0.1)
+    assert backend.get("k") == b"value"  # the trial call goes through and closes the breaker
+    assert backend.resilience.state == "closed"  # type: ignore[attr-defined]
+    backend.put("k2", b"after")
+    assert backend.get("k2") == b"after"
