@@ -6,6 +6,7 @@ from libkb.config.models import (
     JobConfig,
     KafkaSecurity,
     MetricsOptions,
+    RestoreOptions,
     SourceOptions,
     TopicSelection,
 )
@@ -15,6 +16,7 @@ __all__ = [
     "JobConfig",
     "KafkaSecurity",
     "MetricsOptions",
+    "RestoreOptions",
     "SourceOptions",
     "TopicSelection",
     "expand_env",

@@ -11,13 +11,13 @@ from typing import Any
 import yaml
 from marshmallow import Schema, ValidationError
 
-from libkb.config.models import BackupOptions, JobConfig, MetricsOptions
-from libkb.config.schema import BackupSchema, MetricsSchema, SourceSchema
+from libkb.config.models import BackupOptions, JobConfig, MetricsOptions, RestoreOptions
+from libkb.config.schema import BackupSchema, MetricsSchema, RestoreSchema, SourceSchema
 from libkb.errors import ConfigError
 from libkb.storage.config import load_storage_config
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_TOP_KEYS = ("mode", "backup_id", "source", "storage", "backup", "metrics")
+_TOP_KEYS = ("mode", "backup_id", "source", "target", "storage", "backup", "restore", "metrics")
 _BACKUP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 
@@ -88,10 +88,8 @@ def parse_config(data: Any, *, source: str | None = None) -> JobConfig:
             source=source,
         )
     mode = data.get("mode", "backup")
-    if mode != "backup":
-        raise ConfigError(
-            f"{mode!r} is not a mode this libkb runs; use backup", key="mode", source=source
-        )
+    if mode not in ("backup", "restore"):
+        raise ConfigError(f"{mode!r} is not a mode; use backup or restore", key="mode", source=source)
     backup_id = data.get("backup_id")
     if not isinstance(backup_id, str) or not _BACKUP_ID.match(backup_id):
         raise ConfigError(
@@ -102,19 +100,25 @@ def parse_config(data: Any, *, source: str | None = None) -> JobConfig:
     if "storage" not in data:
         raise ConfigError("required: where backups are stored", key="storage", source=source)
     storage = load_storage_config(data["storage"], source=source)
-    if "source" not in data:
+    if mode == "backup" and "source" not in data:
+        raise ConfigError("required for mode backup: the Kafka cluster to back up", key="source", source=source)
+    if mode == "restore" and "target" not in data:
         raise ConfigError(
-            "required for mode backup: the Kafka cluster to back up", key="source", source=source
+            "required for mode restore: the Kafka cluster to restore into", key="target", source=source
         )
-    source_options = _section(SourceSchema, data["source"], "source", source)
+    source_options = _section(SourceSchema, data["source"], "source", source) if "source" in data else None
+    target = _section(SourceSchema, data["target"], "target", source) if "target" in data else None
     backup: BackupOptions = _section(BackupSchema, data.get("backup"), "backup", source)
+    restore: RestoreOptions = _section(RestoreSchema, data.get("restore"), "restore", source)
     metrics: MetricsOptions = _section(MetricsSchema, data.get("metrics"), "metrics", source)
     return JobConfig(
         mode=mode,
         backup_id=backup_id,
         storage=storage,
         source=source_options,
+        target=target,
         backup=backup,
+        restore=restore,
         metrics=metrics,
         path=source,
     )

@@ -79,6 +79,43 @@ class BackupOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class RestoreOptions:
+    """What to restore and how. Offsets are source offsets; windows are inclusive."""
+
+    #: Only records with ``start <= timestamp <= end`` (epoch ms); None: unbounded.
+    time_window_start: int | None = None
+    time_window_end: int | None = None
+    #: topic -> partition -> (start inclusive, end exclusive) source offsets.
+    offset_ranges: dict[str, dict[int, tuple[int, int]]] = field(default_factory=dict)
+    #: topic -> source partitions to restore (others are skipped).
+    source_partitions: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    #: source topic -> target topic.
+    topic_mapping: dict[str, str] = field(default_factory=dict)
+    #: source topic -> source partition -> target partition ("*" applies to every topic).
+    partition_mapping: dict[str, dict[int, int]] = field(default_factory=dict)
+    dry_run: bool = False
+    rate_limit_records_per_sec: int | None = None
+    rate_limit_bytes_per_sec: int | None = None
+    max_concurrent_partitions: int = 8
+    #: Producer batch size in bytes (librdkafka ``batch.size``).
+    produce_batch_size: int = 1024 * 1024
+    produce_acks: str = "all"
+    produce_timeout_ms: int = 300_000
+    #: Groups whose offsets are translated (None: every group in the snapshot).
+    consumer_groups: tuple[str, ...] | None = None
+    #: Apply the translated offsets to the groups on the target cluster.
+    reset_consumer_offsets: bool = False
+    create_topics: bool = False
+    default_replication_factor: int | None = None
+    #: Write into the source topic on the source cluster (refused otherwise).
+    allow_restore_to_source: bool = False
+    #: Add ``x-libkb-source-offset`` / ``x-libkb-source-timestamp`` headers (off: records stay exact).
+    include_original_offset_header: bool = False
+    #: Names this restore's state, so a re-run resumes it (default: derived from the config).
+    restore_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class MetricsOptions:
     enabled: bool = False
     port: int = 8080
@@ -94,6 +131,9 @@ class JobConfig:
     backup_id: str
     storage: BackendConfig
     source: SourceOptions | None = None
+    #: The cluster a restore writes to (same shape as ``source``).
+    target: SourceOptions | None = None
     backup: BackupOptions = field(default_factory=BackupOptions)
+    restore: RestoreOptions = field(default_factory=RestoreOptions)
     metrics: MetricsOptions = field(default_factory=MetricsOptions)
     path: str | None = None

@@ -8,12 +8,14 @@ the dataclasses in :mod:`libkb.config.models`.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, pre_load, validate
 
 from libkb.config.models import (
     BackupOptions,
+    RestoreOptions,
     KafkaSecurity,
     MetricsOptions,
     SourceOptions,
@@ -151,6 +153,119 @@ class BackupSchema(Strict):
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> BackupOptions:
         return BackupOptions(**data)
+
+
+class Timestamp(fields.Field):  # type: ignore[type-arg]  # generic only in marshmallow 4
+    """Epoch milliseconds, or an ISO-8601 date-time (a naive one is taken as UTC)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            raise ValidationError("must be epoch milliseconds or an ISO-8601 date-time")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, datetime):
+            moment = value
+        elif isinstance(value, str):
+            text = value.strip()
+            if text.lstrip("-").isdigit():
+                return int(text)
+            try:
+                moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError:
+                raise ValidationError(
+                    f"{value!r} is neither epoch milliseconds nor ISO-8601 (e.g. 2024-05-01T12:00:00Z)"
+                ) from None
+        else:
+            raise ValidationError("must be epoch milliseconds or an ISO-8601 date-time")
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return int(moment.timestamp() * 1000)
+
+
+def _partition(key: Any) -> int:
+    try:
+        number = int(key)
+    except (TypeError, ValueError):
+        raise ValidationError(f"{key!r} is not a partition number") from None
+    if number < 0:
+        raise ValidationError(f"{key!r} is not a partition number")
+    return number
+
+
+class RestoreSchema(Strict):
+    time_window_start = Timestamp(allow_none=True)
+    time_window_end = Timestamp(allow_none=True)
+    offset_ranges = fields.Dict(keys=fields.String(), values=fields.Dict())
+    source_partitions = fields.Dict(keys=fields.String(), values=fields.List(fields.Integer()))
+    topic_mapping = fields.Dict(keys=fields.String(), values=fields.String(validate=validate.Length(min=1)))
+    partition_mapping = fields.Dict(keys=fields.Raw(), values=fields.Raw())
+    dry_run = fields.Boolean()
+    rate_limit_records_per_sec = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    rate_limit_bytes_per_sec = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    max_concurrent_partitions = fields.Integer(validate=validate.Range(min=1, max=256))
+    produce_batch_size = fields.Integer(validate=validate.Range(min=1024))
+    produce_acks = fields.String(validate=validate.OneOf(["all", "-1"]))
+    produce_timeout_ms = fields.Integer(validate=validate.Range(min=1000))
+    consumer_groups = fields.List(fields.String(), allow_none=True)
+    reset_consumer_offsets = fields.Boolean()
+    create_topics = fields.Boolean()
+    default_replication_factor = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    allow_restore_to_source = fields.Boolean()
+    include_original_offset_header = fields.Boolean()
+    restore_id = fields.String(
+        allow_none=True, validate=validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+    )
+
+    @pre_load
+    def acks(self, data: Any, **_: Any) -> Any:
+        if isinstance(data, Mapping) and "produce_acks" in data:
+            data = dict(data)
+            data["produce_acks"] = str(data["produce_acks"]).lower()
+            if data["produce_acks"] in ("1", "0"):
+                raise ValidationError(
+                    "must be all: restores use an idempotent producer so records are neither "
+                    "lost nor duplicated",
+                    "produce_acks",
+                )
+        return data
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> RestoreOptions:
+        start, end = data.get("time_window_start"), data.get("time_window_end")
+        if start is not None and end is not None and start > end:
+            raise ValidationError("time_window_start is after time_window_end", "time_window_start")
+        ranges: dict[str, dict[int, tuple[int, int]]] = {}
+        for topic, parts in data.pop("offset_ranges", {}).items():
+            for part, bounds in parts.items():
+                if (
+                    not isinstance(bounds, list | tuple)
+                    or len(bounds) != 2
+                    or not all(isinstance(b, int) and b >= 0 for b in bounds)
+                    or bounds[0] > bounds[1]
+                ):
+                    raise ValidationError(
+                        f"{topic}.{part}: give [start, end) source offsets, e.g. [100, 200]",
+                        "offset_ranges",
+                    )
+                ranges.setdefault(topic, {})[_partition(part)] = (bounds[0], bounds[1])
+        mapping: dict[str, dict[int, int]] = {}
+        raw_mapping = data.pop("partition_mapping", {})
+        for key, value in raw_mapping.items():
+            if isinstance(value, Mapping):  # per topic: {topic: {src: dst}}
+                mapping[str(key)] = {_partition(s): _partition(d) for s, d in value.items()}
+            else:  # the original tool's form: {src: dst} for every topic
+                mapping.setdefault("*", {})[_partition(key)] = _partition(value)
+        groups = data.pop("consumer_groups", None)
+        sources = {t: tuple(ps) for t, ps in data.pop("source_partitions", {}).items()}
+        return RestoreOptions(
+            offset_ranges=ranges,
+            partition_mapping=mapping,
+            consumer_groups=tuple(groups) if groups is not None else None,
+            source_partitions=sources,
+            **data,
+        )
 
 
 class MetricsSchema(Strict):
