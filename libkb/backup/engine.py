@@ -382,8 +382,10 @@ class BackupEngine:
             if gaps:
                 gaps_counter.inc(gaps)
             st.sealed_last = raw.last_offset
-            st.covered_to = raw.last_offset + 1
+            # Reserve first: a full budget may close this very segment, which
+            # must then end before this block (the block opens the next one).
             reserve(n)
+            st.covered_to = raw.last_offset + 1
             st.seg_blocks.append(compress(raw))
             st.seg_raw += n
             st.seg_records += raw.record_count
