@@ -42,3 +42,13 @@ LAST_SUCCESS = Gauge(
     "When a run of this backup last finished successfully (Unix time)",
     ["backup_id"],
 )
+
+RESTORE_RECORDS = Counter("kafka_restore_records_total", "Records restored", ["backup_id"])
+RESTORE_BYTES = Counter("kafka_restore_bytes_total", "Record bytes restored (keys and values)", ["backup_id"])
+RESTORE_SEGMENTS = Counter("kafka_restore_segments_read_total", "Segments read by restores", ["backup_id"])
+RESTORE_ERRORS = Counter("kafka_restore_errors_total", "Restore errors by type", ["backup_id", "error_type"])
+RESTORE_LAST_SUCCESS = Gauge(
+    "kafka_restore_last_success_timestamp_seconds",
+    "When a restore of this backup last finished successfully (Unix time)",
+    ["backup_id"],
+)

@@ -101,7 +101,9 @@ def parse_config(data: Any, *, source: str | None = None) -> JobConfig:
         raise ConfigError("required: where backups are stored", key="storage", source=source)
     storage = load_storage_config(data["storage"], source=source)
     if mode == "backup" and "source" not in data:
-        raise ConfigError("required for mode backup: the Kafka cluster to back up", key="source", source=source)
+        raise ConfigError(
+            "required for mode backup: the Kafka cluster to back up", key="source", source=source
+        )
     if mode == "restore" and "target" not in data:
         raise ConfigError(
             "required for mode restore: the Kafka cluster to restore into", key="target", source=source

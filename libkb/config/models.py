@@ -32,9 +32,16 @@ class TopicSelection:
     exclude: tuple[str, ...] = ()
 
     def matches(self, topic: str) -> bool:
-        return any(fnmatch.fnmatchcase(topic, p) for p in self.include) and not any(
-            fnmatch.fnmatchcase(topic, p) for p in self.exclude
-        )
+        return self.matches_any(topic)
+
+    def matches_any(self, *names: str) -> bool:
+        """Some name matches an include pattern and none matches an exclude pattern.
+
+        A restore passes the source name and its mapped target name, so
+        ``include: [test-restore-*]`` with ``orders: test-restore-orders`` selects ``orders``.
+        """
+        included = any(fnmatch.fnmatchcase(n, p) for n in names for p in self.include)
+        return included and not any(fnmatch.fnmatchcase(n, p) for n in names for p in self.exclude)
 
 
 @dataclass(frozen=True, slots=True)

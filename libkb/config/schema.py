@@ -15,9 +15,9 @@ from marshmallow import RAISE, Schema, ValidationError, fields, post_load, pre_l
 
 from libkb.config.models import (
     BackupOptions,
-    RestoreOptions,
     KafkaSecurity,
     MetricsOptions,
+    RestoreOptions,
     SourceOptions,
     TopicSelection,
 )

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from confluent_kafka import (
     ConsumerGroupTopicPartitions,
     IsolationLevel,
+    KafkaError,
     KafkaException,
     TopicPartition,
 )
@@ -17,11 +18,30 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not re-expo
     ConfigSource,
     OffsetSpec,
 )
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from libkb.config.models import TopicSelection
 from libkb.format.models import GroupOffsets, TopicInfo
 
 INTERNAL_PREFIXES = ("__",)
+
+
+# Answers that mean "not yet": leadership moving, a topic just created, a slow broker.
+_NOT_YET = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError.REQUEST_TIMED_OUT,
+    KafkaError._TRANSPORT,
+    KafkaError._TIMED_OUT,
+}
+
+
+def _retriable(exc: BaseException) -> bool:
+    if not isinstance(exc, KafkaException) or not exc.args:
+        return False
+    error = exc.args[0]
+    return bool(error.retriable()) or error.code() in _NOT_YET
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +95,7 @@ class KafkaAdmin:
             topic = metadata.topics[resource.name]
             partitions = topic.partitions
             replicas = len(partitions[0].replicas) if partitions else 1
-            infos[resource.name] = TopicInfo(
-                len(partitions), replicas, dict(sorted(configs.items()))
-            )
+            infos[resource.name] = TopicInfo(len(partitions), replicas, dict(sorted(configs.items())))
         return infos
 
     def offsets(
@@ -87,9 +105,7 @@ class KafkaAdmin:
         tps = [TopicPartition(t, p) for t, p in partitions]
         if not tps:
             return {}
-        isolation = (
-            IsolationLevel.READ_COMMITTED if read_committed else IsolationLevel.READ_UNCOMMITTED
-        )
+        isolation = IsolationLevel.READ_COMMITTED if read_committed else IsolationLevel.READ_UNCOMMITTED
         low = self._list_offsets(tps, OffsetSpec.earliest(), isolation)  # type: ignore[no-untyped-call]
         high = self._list_offsets(tps, OffsetSpec.latest(), isolation)  # type: ignore[no-untyped-call]
         return {tp: PartitionOffsets(low[tp], high[tp]) for tp in low}
@@ -97,20 +113,26 @@ class KafkaAdmin:
     def _list_offsets(
         self, tps: list[TopicPartition], spec: OffsetSpec, isolation: IsolationLevel
     ) -> dict[tuple[str, int], int]:
-        futures = self.admin.list_offsets(
-            {tp: spec for tp in tps}, isolation_level=isolation, request_timeout=self.timeout
+        def ask() -> dict[tuple[str, int], int]:
+            futures = self.admin.list_offsets(
+                {tp: spec for tp in tps}, isolation_level=isolation, request_timeout=self.timeout
+            )
+            timeout = self.timeout
+            return {(tp.topic, tp.partition): f.result(timeout=timeout).offset for tp, f in futures.items()}
+
+        # Leadership moves (and new topics) answer NOT_LEADER for a moment: retry those.
+        retrying = Retrying(
+            retry=retry_if_exception(_retriable),
+            stop=stop_after_delay(self.timeout),
+            wait=wait_exponential(multiplier=0.1, max=2),
+            reraise=True,
         )
-        return {
-            (tp.topic, tp.partition): f.result(timeout=self.timeout).offset
-            for tp, f in futures.items()
-        }
+        return retrying(ask)
 
     def group_offsets(self, topics: Iterable[str]) -> list[GroupOffsets]:
         """Committed offsets of every consumer group, on the given topics only."""
         wanted = set(topics)
-        listing = self.admin.list_consumer_groups(request_timeout=self.timeout).result(
-            timeout=self.timeout
-        )
+        listing = self.admin.list_consumer_groups(request_timeout=self.timeout).result(timeout=self.timeout)
         result = []
         for group in sorted(g.group_id for g in listing.valid):
             futures = self.admin.list_consumer_group_offsets(

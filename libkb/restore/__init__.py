@@ -1,0 +1,1 @@
+"""The restore engine: planned as pure functions, executed with an idempotent producer."""

@@ -1,0 +1,129 @@
+"""Source-to-target offset translation of a restore. Pure: no I/O.
+
+A restore writes a partition's selected records in order, so the i-th record
+lands at ``target_start + i``. The mapping is kept as runs of consecutive
+source offsets that map to consecutive target offsets; gaps (compaction,
+transaction markers, filtered records) start a new run. A committed source
+offset ``c`` translates to the target offset of the first restored record at
+or after ``c``, or to the end of the restored partition when there is none.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from libkb.errors import FormatError
+
+
+@dataclass(slots=True)
+class PartitionMapping:
+    source_topic: str
+    source_partition: int
+    target_topic: str
+    target_partition: int
+    target_start: int  # target offset of the first restored record
+    #: (source_start, target_start, length) runs, ascending.
+    runs: list[tuple[int, int, int]] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return sum(r[2] for r in self.runs)
+
+    @property
+    def target_end(self) -> int:
+        """The target offset after the last restored record."""
+        return self.target_start + self.count
+
+    def add(self, source_offset: int) -> None:
+        """Record that the next restored record came from ``source_offset`` (called in order)."""
+        if self.runs:
+            s, t, n = self.runs[-1]
+            if source_offset == s + n:
+                self.runs[-1] = (s, t, n + 1)
+                return
+        self.runs.append((source_offset, self.target_end, 1))
+
+    def add_all(self, offsets: Iterable[int]) -> None:
+        for offset in offsets:
+            self.add(offset)
+
+    def translate(self, committed: int) -> int:
+        """Target offset where a consumer that committed ``committed`` on the source resumes."""
+        starts = [r[0] for r in self.runs]
+        i = bisect.bisect_right(starts, committed) - 1
+        if i >= 0:
+            s, t, n = self.runs[i]
+            if committed < s + n:
+                return t + (committed - s)
+            i += 1  # committed falls in the gap after run i
+        else:
+            i = 0
+        if i < len(self.runs):
+            return self.runs[i][1]
+        return self.target_end
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source_topic": self.source_topic,
+            "source_partition": self.source_partition,
+            "target_topic": self.target_topic,
+            "target_partition": self.target_partition,
+            "target_start": self.target_start,
+            "runs": [list(r) for r in self.runs],
+        }
+
+    @classmethod
+    def from_dict(cls, body: dict[str, Any]) -> PartitionMapping:
+        return cls(
+            body["source_topic"],
+            int(body["source_partition"]),
+            body["target_topic"],
+            int(body["target_partition"]),
+            int(body["target_start"]),
+            [(int(a), int(b), int(c)) for a, b, c in body["runs"]],
+        )
+
+
+@dataclass(slots=True)
+class OffsetMapping:
+    """Every partition's translation for one restore."""
+
+    backup_id: str
+    restore_id: str
+    partitions: list[PartitionMapping] = field(default_factory=list)
+
+    def find(self, source_topic: str, source_partition: int) -> PartitionMapping | None:
+        for p in self.partitions:
+            if (p.source_topic, p.source_partition) == (source_topic, source_partition):
+                return p
+        return None
+
+    def to_json(self) -> bytes:
+        body = {
+            "format": "libkb-offset-mapping",
+            "format_version": 1,
+            "backup_id": self.backup_id,
+            "restore_id": self.restore_id,
+            "partitions": [p.to_dict() for p in self.partitions],
+        }
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes, *, name: str = "offset mapping") -> OffsetMapping:
+        try:
+            body = json.loads(data)
+            if body.get("format") != "libkb-offset-mapping" or body.get("format_version") != 1:
+                raise FormatError(f"{name}: not a libkb offset mapping of a known version")
+            return cls(
+                body["backup_id"],
+                body["restore_id"],
+                [PartitionMapping.from_dict(p) for p in body["partitions"]],
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            if isinstance(exc, FormatError):
+                raise
+            raise FormatError(f"{name}: malformed offset mapping ({exc})") from None

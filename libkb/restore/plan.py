@@ -1,0 +1,144 @@
+"""What a restore will read and where it will write. Pure: manifest + indexes + options in, plan out.
+
+``validate-restore`` prints this plan; the engine executes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from libkb.config.models import RestoreOptions, TopicSelection
+from libkb.errors import ConfigError
+from libkb.format.models import Manifest, PartitionIndex, SegmentEntry
+
+TP = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionTask:
+    """One source partition restored into one target partition."""
+
+    source_topic: str
+    source_partition: int
+    target_topic: str
+    target_partition: int
+    start_offset: int  # first source offset to restore
+    end_offset: int  # exclusive
+    segments: tuple[SegmentEntry, ...]
+    time_window: tuple[int | None, int | None]
+
+    @property
+    def max_records(self) -> int:
+        """Records in the selected segments: exact without filters, an upper bound with them."""
+        return sum(s.record_count for s in self.segments)
+
+    @property
+    def stored_bytes(self) -> int:
+        return sum(s.size for s in self.segments)
+
+    @property
+    def exact(self) -> bool:
+        start, end = self.time_window
+        return (
+            start is None
+            and end is None
+            and all(
+                self.start_offset <= s.base_offset and s.end_offset <= self.end_offset for s in self.segments
+            )
+        )
+
+
+@dataclass(slots=True)
+class RestorePlan:
+    backup_id: str
+    tasks: list[PartitionTask] = field(default_factory=list)
+    #: target topic -> partitions it needs (highest target partition + 1)
+    target_partitions: dict[str, int] = field(default_factory=dict)
+    #: target topic -> its source topic (for creating it with the backed-up settings)
+    target_sources: dict[str, str] = field(default_factory=dict)
+    skipped_topics: list[str] = field(default_factory=list)
+
+    @property
+    def max_records(self) -> int:
+        return sum(t.max_records for t in self.tasks)
+
+
+def plan_restore(
+    manifest: Manifest,
+    indexes: Mapping[TP, PartitionIndex],
+    options: RestoreOptions,
+    selection: TopicSelection,
+) -> RestorePlan:
+    """Choose topics, partitions, offset ranges and segments; refuse contradictory options."""
+    plan = RestorePlan(manifest.backup_id)
+    _check_options_name_backed_up_topics(manifest, options)
+    window = (options.time_window_start, options.time_window_end)
+    for topic in sorted(manifest.topics):
+        target_topic = options.topic_mapping.get(topic, topic)
+        if not selection.matches_any(topic, target_topic):
+            plan.skipped_topics.append(topic)
+            continue
+        mapping = options.partition_mapping.get(topic, options.partition_mapping.get("*", {}))
+        chosen = options.source_partitions.get(topic)
+        targets: dict[int, int] = {}
+        for partition in range(manifest.topics[topic].partitions):
+            if chosen is not None and partition not in chosen:
+                continue
+            index = indexes.get((topic, partition))
+            if index is None or not index.segments:
+                continue
+            target_partition = mapping.get(partition, partition)
+            if target_partition in targets:
+                raise ConfigError(
+                    f"source partitions {targets[target_partition]} and {partition} of {topic!r} both map "
+                    f"to target partition {target_partition}; a target partition takes one source "
+                    "partition so its order and offset translation stay exact",
+                    key="restore.partition_mapping",
+                )
+            targets[target_partition] = partition
+            start, end = index.start_offset or 0, index.end_offset or 0
+            bounds = options.offset_ranges.get(topic, {}).get(partition)
+            if bounds is not None:
+                start, end = max(start, bounds[0]), min(end, bounds[1])
+            segments = tuple(s for s in index.segments if _wanted(s, start, end, window))
+            if start >= end:
+                continue
+            plan.tasks.append(
+                PartitionTask(topic, partition, target_topic, target_partition, start, end, segments, window)
+            )
+            plan.target_partitions[target_topic] = max(
+                plan.target_partitions.get(target_topic, 0), target_partition + 1
+            )
+            plan.target_sources.setdefault(target_topic, topic)
+        if target_topic in plan.target_sources and plan.target_sources[target_topic] != topic:
+            raise ConfigError(
+                f"topics {plan.target_sources[target_topic]!r} and {topic!r} both map to {target_topic!r}",
+                key="restore.topic_mapping",
+            )
+    return plan
+
+
+def _wanted(segment: SegmentEntry, start: int, end: int, window: tuple[int | None, int | None]) -> bool:
+    if segment.record_count == 0 or segment.end_offset <= start or segment.base_offset >= end:
+        return False
+    low, high = window
+    if low is not None and segment.max_timestamp < low:
+        return False
+    return not (high is not None and segment.min_timestamp > high)
+
+
+def _check_options_name_backed_up_topics(manifest: Manifest, options: RestoreOptions) -> None:
+    for key, topics in (
+        ("restore.topic_mapping", options.topic_mapping),
+        ("restore.offset_ranges", options.offset_ranges),
+        ("restore.source_partitions", options.source_partitions),
+        ("restore.partition_mapping", {t: 0 for t in options.partition_mapping if t != "*"}),
+    ):
+        for topic in topics:
+            if topic not in manifest.topics:
+                known = ", ".join(sorted(manifest.topics)) or "none"
+                raise ConfigError(
+                    f"{topic!r} is not a topic of backup {manifest.backup_id!r} (its topics: {known})",
+                    key=key,
+                )

@@ -1,0 +1,155 @@
+"""Target topics: exist with enough partitions, or are created; old records must survive.
+
+A restore writes records with their original (old) timestamps. A target topic
+whose ``retention.ms`` is shorter than their age deletes them right away, and
+one whose ``message.timestamp.before.max.ms`` is shorter rejects them. Both
+are checked before anything is produced: an existing topic with such a
+setting is a clear error; a topic the restore creates gets settings that keep
+the records, and the change is reported.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not re-exported in stubs
+    AdminClient,
+    ConfigResource,
+    NewTopic,
+)
+
+from libkb.errors import LibkbError
+from libkb.format.models import TopicInfo
+
+log = logging.getLogger("libkb.restore")
+_FOREVER = "-1"
+_LONG_MAX = "9223372036854775807"
+_MARGIN_MS = 24 * 3600 * 1000
+
+
+class TargetTopicError(LibkbError):
+    """A target topic cannot take the restored records as they are."""
+
+
+@dataclass(slots=True)
+class TopicPreparation:
+    created: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def prepare_target_topics(
+    admin: AdminClient,
+    needed: dict[str, int],
+    sources: dict[str, TopicInfo],
+    oldest_ms: dict[str, int],
+    *,
+    create: bool,
+    replication_factor: int | None,
+    timeout: float = 30.0,
+) -> TopicPreparation:
+    """Check (or create) each target topic; ``oldest_ms`` is the oldest record bound for it."""
+    result = TopicPreparation()
+    metadata = admin.list_topics(timeout=timeout)
+    brokers = max(1, len(metadata.brokers))
+    existing = {name: len(t.partitions) for name, t in metadata.topics.items() if t.error is None}
+    to_create = []
+    for topic, partitions in sorted(needed.items()):
+        info = sources[topic]
+        if topic in existing:
+            if existing[topic] < partitions:
+                raise TargetTopicError(
+                    f"target topic {topic!r} has {existing[topic]} partitions but the restore needs "
+                    f"{partitions}; add partitions, choose restore.partition_mapping, or restore into a "
+                    "new topic"
+                )
+            continue
+        if not create:
+            raise TargetTopicError(
+                f"target topic {topic!r} does not exist; create it or set restore.create_topics: true"
+            )
+        configs = dict(info.configs)
+        oldest = oldest_ms.get(topic)
+        age = int(time.time() * 1000) - oldest + _MARGIN_MS if oldest is not None else None
+        retention = int(configs.get("retention.ms", "604800000"))
+        if age is not None and retention >= 0 and retention < age:
+            configs["retention.ms"] = _FOREVER
+            result.notes.append(
+                f"created {topic!r} with retention.ms=-1 (the backup had {retention}): its oldest "
+                "restored record is older than that and would be deleted at once"
+            )
+        before = configs.get("message.timestamp.before.max.ms")
+        if age is not None and before is not None and int(before) < age:
+            configs["message.timestamp.before.max.ms"] = _LONG_MAX
+            result.notes.append(
+                f"created {topic!r} without the backup's message.timestamp.before.max.ms={before}: "
+                "the broker would reject the restored records' old timestamps"
+            )
+        rf = replication_factor or min(info.replication_factor, brokers)
+        to_create.append(
+            NewTopic(
+                topic, num_partitions=max(partitions, info.partitions), replication_factor=rf, config=configs
+            )
+        )
+    if to_create:
+        for topic, future in admin.create_topics(to_create, request_timeout=timeout).items():
+            future.result(timeout=timeout)
+            result.created.append(topic)
+            log.info("created target topic %s", topic)
+        _wait_for_leaders(admin, result.created, timeout)
+    check = [t for t in needed if t not in result.created]
+    result.notes.extend(_check_existing(admin, check, oldest_ms, timeout))
+    return result
+
+
+def _check_existing(
+    admin: AdminClient, topics: list[str], oldest_ms: dict[str, int], timeout: float
+) -> list[str]:
+    notes: list[str] = []
+    if not topics:
+        return notes
+    now = int(time.time() * 1000)
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, t) for t in topics]
+    for resource, future in admin.describe_configs(resources, request_timeout=timeout).items():
+        entries = future.result(timeout=timeout)
+        topic = resource.name
+        oldest = oldest_ms.get(topic)
+        if oldest is None:
+            continue
+        age = now - oldest
+        retention = int(entries["retention.ms"].value) if "retention.ms" in entries else -1
+        if 0 <= retention < age + _MARGIN_MS:
+            raise TargetTopicError(
+                f"target topic {topic!r} has retention.ms={retention}, but the oldest restored record is "
+                f"{age // 1000} s old: Kafka would delete it right after the restore. Set retention.ms to "
+                f"at least {age + _MARGIN_MS} (or -1) on the topic first"
+            )
+        before_entry = entries.get("message.timestamp.before.max.ms")
+        if before_entry is not None and before_entry.value is not None and int(before_entry.value) < age:
+            raise TargetTopicError(
+                f"target topic {topic!r} has message.timestamp.before.max.ms={before_entry.value}: the "
+                f"broker would reject records {age // 1000} s old. Raise it (e.g. to {_LONG_MAX}) first"
+            )
+        ts_type = entries.get("message.timestamp.type")
+        if ts_type is not None and ts_type.value == "LogAppendTime":
+            notes.append(
+                f"target topic {topic!r} uses LogAppendTime: the broker stamps restored records with the "
+                "time of the restore, not their original timestamps"
+            )
+    return notes
+
+
+def _wait_for_leaders(admin: AdminClient, topics: list[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        metadata = admin.list_topics(timeout=timeout)
+        if all(
+            t in metadata.topics
+            and metadata.topics[t].error is None
+            and all(p.leader >= 0 for p in metadata.topics[t].partitions.values())
+            for t in topics
+        ):
+            return
+        time.sleep(0.2)
+    raise TargetTopicError(f"created topics {topics} got no partition leaders within {timeout:g} s")
