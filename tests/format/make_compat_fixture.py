@@ -1,0 +1,330 @@
+"""Write the backup-format compatibility fixture for the CURRENT format version.
+
+Run by hand, once per released format version, from the repository root::
+
+    .venv/bin/python tests/format/make_compat_fixture.py          # writes tests/data/compat/v<N>/
+    .venv/bin/python tests/format/make_compat_fixture.py --force  # only while v<N> is unreleased
+
+``N`` is :data:`libkb.format.segment.FORMAT_VERSION`. The script writes through
+libkb's real filesystem storage backend with libkb's real writers
+(:class:`~libkb.format.segment.SegmentWriter`, :class:`~libkb.format.segment.BlockEncoder`,
+:func:`~libkb.format.segment.encode_segment` and the index/manifest models),
+in the order the backup engine writes (lease, manifest, then per partition each
+segment before the index that lists it, consumer groups, final manifest).
+
+The generated files are committed and must never change once the version is
+released: ``tests/format/test_compat.py`` reads every ``tests/data/compat/v*/``
+directory with the current code and compares it with expectations written out
+by hand in the test. A new format version adds a new directory (run this
+script after bumping ``FORMAT_VERSION``, then add that directory's
+expectations to the test); the old directories stay and keep passing. See
+``docs/format.rst`` ("Compatibility fixtures").
+
+Two backups are written into one storage location:
+
+``full``
+    two complete runs (zstd, then none): 2 topics, 4 partitions (one never
+    had data), null/empty keys and values, duplicate, null and empty header
+    values, non-ASCII header names, all three timestamp types, timestamps out
+    of order, offset gaps inside and at the end of a segment, a segment of
+    several blocks, an empty-coverage segment, a missing range (retention),
+    offsets above 2**32, and a consumer-group snapshot.
+``crashed``
+    a run that died: manifest still ``running``, its lease left behind, one
+    segment stored but not yet in its partition's index, and a partition
+    whose first index was never written. Readers rebuild both indexes from
+    the listing and the segments' headers and footers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from libkb import __version__
+from libkb.backup.lease import LeaseInfo
+from libkb.format.models import (
+    GroupOffsets,
+    Manifest,
+    MissingRange,
+    PartitionIndex,
+    RunInfo,
+    SegmentEntry,
+    TopicInfo,
+    groups_key,
+    groups_to_json,
+    index_key,
+    lease_key,
+    manifest_key,
+    segment_key,
+)
+from libkb.format.segment import (
+    CODEC_NAMES,
+    CODEC_NONE,
+    CODEC_ZSTD,
+    FORMAT_VERSION,
+    BlockEncoder,
+    Record,
+    SegmentReader,
+    SegmentWriter,
+    encode_segment,
+)
+from libkb.storage import FilesystemConfig, StorageBackend, create_backend_from_config
+
+COMPAT_ROOT = Path(__file__).resolve().parent.parent / "data" / "compat"
+
+# Fixed clocks: the fixture is the same whatever day it is generated.
+RUN1_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z
+RUN2_MS = 1_704_153_600_000  # 2024-01-02T00:00:00Z
+RUN3_MS = 1_704_240_000_000  # 2024-01-03T00:00:00Z
+BIG = 2**32 + 100  # events[0] starts above 2**32: 64-bit offsets everywhere
+
+# -- backup "full", run 1 (zstd) ------------------------------------------------------------
+
+ORDERS_0_A: list[Record] = [
+    (0, RUN1_MS, 1, b"k0", b"v0", None),
+    (1, RUN1_MS + 500, 2, None, b"null key", [("trace", b"abc"), ("trace", b"def"), ("absent", None)]),
+    (2, -1, 0, b"", b"", [("empty", b"")]),
+    (3, RUN1_MS + 1000, 1, b"k3", None, None),
+]
+# offsets 5, 6, 8 were compacted away; 10 and 11 were transaction markers
+ORDERS_0_B_BLOCKS: list[list[Record]] = [
+    [
+        (4, RUN1_MS + 2000, 1, b"k4", b"v4", None),
+        (7, RUN1_MS + 3000, 1, b"k7", b"v7v7v7", [("h", b"1")]),
+    ],
+    [(9, RUN1_MS + 1500, 1, b"k9", b"v9", None)],
+]
+ORDERS_1_A: list[Record] = [
+    (0, RUN1_MS + 10, 1, b"a", b"1", None),
+    (1, RUN1_MS + 20, 1, b"b", b"2", None),
+    (2, RUN1_MS + 30, 1, b"c", b"3", None),
+]
+EVENTS_0_A: list[Record] = [
+    (BIG, RUN1_MS + 100, 2, None, b'{"event":"start"}', [("content-type", b"application/json")]),
+    (BIG + 1, RUN1_MS + 200, 2, None, b'{"event":"tick"}', [("content-type", b"application/json")]),
+    (BIG + 2, RUN1_MS + 300, 2, None, b'{"event":"stop"}', [("content-type", b"application/json")]),
+]
+
+# -- backup "full", run 2 (none) ------------------------------------------------------------
+
+ORDERS_0_D: list[Record] = [
+    (15, RUN2_MS + 1000, 2, b"k15", b"\x00\xff binary", [("\u00fc-utf8", b"\xc3\xbc")]),
+    (16, RUN2_MS + 2000, 1, b"k16", b"v16", []),
+]
+ORDERS_1_B: list[Record] = [  # offsets 3-5 were deleted by retention before run 2
+    (6, RUN2_MS + 10, 1, b"f", b"6", None),
+    (7, RUN2_MS + 20, 1, b"g", b"7", None),
+]
+EVENTS_0_B: list[Record] = [
+    (BIG + 3, RUN2_MS + 100, 1, b"e", b"x", [("a", None), ("a", None)]),
+    (BIG + 4, RUN2_MS + 200, 0, b"e", b"y", None),
+]
+
+# -- backup "crashed" -------------------------------------------------------------------------
+
+LOGS_0_A: list[Record] = [
+    (0, RUN3_MS + 1, 1, b"l0", b"line 0", None),
+    (1, RUN3_MS + 2, 1, b"l1", b"line 1", None),
+]
+LOGS_0_STRAY: list[Record] = [
+    (2, RUN3_MS + 3, 1, b"l2", b"line 2", None),
+    (4, RUN3_MS + 4, 1, b"l4", b"line 4", None),
+]
+LOGS_1_STRAY: list[Record] = [(10, RUN3_MS + 5, 1, None, b"line 10", None)]
+
+
+def write_segment(
+    backend: StorageBackend,
+    backup_id: str,
+    topic: str,
+    partition: int,
+    base: int,
+    end: int,
+    blocks: Sequence[Sequence[Record]],
+    codec: int,
+    created_ms: int,
+) -> SegmentEntry:
+    """Stream a segment as the engine does: BlockEncoder -> compress -> SegmentWriter -> put_stream."""
+    writer = SegmentWriter(topic, partition, base, codec, created_ms)
+    parts = [writer.header]
+    for records in blocks:
+        encoder = BlockEncoder()
+        for record in records:
+            encoder.add(*record)
+        head, payload = writer.add_block(encoder.take().compress(codec, 3))
+        parts += [head, payload]
+    footer, tail = writer.finish(end)
+    parts.append(tail)
+    key = segment_key(backup_id, topic, partition, base)
+    backend.put_stream(key, iter(parts))
+    return SegmentEntry.from_footer(key, base, footer, writer.size, CODEC_NAMES[codec])
+
+
+def put_whole_segment(
+    backend: StorageBackend,
+    backup_id: str,
+    topic: str,
+    partition: int,
+    base: int,
+    end: int,
+    records: list[Record],
+    codec: int,
+    created_ms: int,
+) -> SegmentEntry:
+    """The whole-segment encoder, for one segment, so both writers are exercised."""
+    data = encode_segment(topic, partition, base, end, records, codec=codec, created_ms=created_ms)
+    key = segment_key(backup_id, topic, partition, base)
+    backend.put(key, data)
+    footer = SegmentReader(data, name=key).footer
+    return SegmentEntry.from_footer(key, base, footer, len(data), CODEC_NAMES[codec])
+
+
+def stats(*segments: Sequence[Record]) -> tuple[int, int]:
+    """(records, raw bytes) as the engine counts them for a run."""
+    records = 0
+    raw = 0
+    for seg in segments:
+        encoder = BlockEncoder()
+        for record in seg:
+            encoder.add(*record)
+        records += encoder.count
+        raw += len(encoder)
+    return records, raw
+
+
+def write_full(backend: StorageBackend) -> None:
+    bid = "full"
+    indexes = {
+        ("orders", 0): PartitionIndex("orders", 0),
+        ("orders", 1): PartitionIndex("orders", 1),
+        ("events", 0): PartitionIndex("events", 0),
+    }
+
+    def store(topic: str, partition: int, entry: SegmentEntry) -> None:
+        index = indexes[(topic, partition)]
+        index.segments.append(entry)
+        backend.put(index_key(bid, topic, partition), index.to_json())  # after its segment
+
+    # run 1: snapshot, zstd
+    run1 = RunInfo("20240101T000000Z-aaaaaaaa", RUN1_MS, mode="snapshot")
+    lease = LeaseInfo(run1.run_id, "backup-host-1", 1111, RUN1_MS + 60_000)
+    assert backend.put_if_absent(lease_key(bid), lease.to_json())
+    manifest = Manifest(
+        backup_id=bid,
+        created_ms=RUN1_MS,
+        updated_ms=RUN1_MS,
+        compression="zstd",
+        topics={
+            "events": TopicInfo(1, 1, {}),
+            "orders": TopicInfo(3, 3, {"cleanup.policy": "compact", "min.insync.replicas": "2"}),
+        },
+        runs=[run1],
+        source_cluster_id="Q7s3nXn1T2yG2b2lGqkZ1w",
+        libkb_version=__version__,
+    )
+    backend.put(manifest_key(bid), manifest.to_json())
+    z = CODEC_ZSTD
+    store("orders", 0, write_segment(backend, bid, "orders", 0, 0, 4, [ORDERS_0_A], z, RUN1_MS + 5000))
+    store("orders", 0, write_segment(backend, bid, "orders", 0, 4, 12, ORDERS_0_B_BLOCKS, z, RUN1_MS + 6000))
+    store("orders", 0, write_segment(backend, bid, "orders", 0, 12, 15, [], z, RUN1_MS + 7000))
+    store("orders", 1, put_whole_segment(backend, bid, "orders", 1, 0, 3, ORDERS_1_A, z, RUN1_MS + 5000))
+    store(
+        "events", 0, write_segment(backend, bid, "events", 0, BIG, BIG + 3, [EVENTS_0_A], z, RUN1_MS + 5000)
+    )
+    run1.status = "complete"
+    run1.finished_ms = RUN1_MS + 60_000
+    run1.records, run1.bytes = stats(ORDERS_0_A, *ORDERS_0_B_BLOCKS, ORDERS_1_A, EVENTS_0_A)
+    manifest.updated_ms = run1.finished_ms
+    backend.put(manifest_key(bid), manifest.to_json())
+    backend.delete(lease_key(bid))
+
+    # run 2: snapshot, compression switched to none; retention took orders[1] 3-5 meanwhile
+    run2 = RunInfo("20240102T000000Z-bbbbbbbb", RUN2_MS, mode="snapshot")
+    lease = LeaseInfo(run2.run_id, "backup-host-2", 2222, RUN2_MS + 60_000)
+    assert backend.put_if_absent(lease_key(bid), lease.to_json())
+    manifest.runs.append(run2)
+    manifest.updated_ms = RUN2_MS
+    backend.put(manifest_key(bid), manifest.to_json())
+    indexes[("orders", 1)].missing.append(MissingRange(3, 6, "retention"))
+    backend.put(index_key(bid, "orders", 1), indexes[("orders", 1)].to_json())
+    n = CODEC_NONE
+    store("orders", 0, write_segment(backend, bid, "orders", 0, 15, 17, [ORDERS_0_D], n, RUN2_MS + 5000))
+    store("orders", 1, write_segment(backend, bid, "orders", 1, 6, 8, [ORDERS_1_B], n, RUN2_MS + 5000))
+    store(
+        "events",
+        0,
+        write_segment(backend, bid, "events", 0, BIG + 3, BIG + 5, [EVENTS_0_B], n, RUN2_MS + 5000),
+    )
+    groups = [
+        GroupOffsets("audit", {"events": {0: BIG + 5}}),
+        GroupOffsets("billing", {"orders": {0: 17, 1: 7}}),
+    ]
+    backend.put(groups_key(bid), groups_to_json(groups, RUN2_MS + 59_000))
+    run2.status = "complete"
+    run2.finished_ms = RUN2_MS + 60_000
+    run2.records, run2.bytes = stats(ORDERS_0_D, ORDERS_1_B, EVENTS_0_B)
+    manifest.updated_ms = run2.finished_ms
+    backend.put(manifest_key(bid), manifest.to_json())
+    backend.delete(lease_key(bid))
+
+
+def write_crashed(backend: StorageBackend) -> None:
+    bid = "crashed"
+    run = RunInfo("20240103T000000Z-cccccccc", RUN3_MS, mode="continuous")
+    lease = LeaseInfo(run.run_id, "backup-host-3", 3333, RUN3_MS + 60_000)
+    assert backend.put_if_absent(lease_key(bid), lease.to_json())
+    manifest = Manifest(
+        backup_id=bid,
+        created_ms=RUN3_MS,
+        updated_ms=RUN3_MS,
+        compression="zstd",
+        topics={"logs": TopicInfo(2, 1, {"retention.ms": "86400000"})},
+        runs=[run],
+        source_cluster_id=None,
+        libkb_version=__version__,
+    )
+    backend.put(manifest_key(bid), manifest.to_json())
+    z = CODEC_ZSTD
+    index = PartitionIndex("logs", 0)
+    index.segments.append(write_segment(backend, bid, "logs", 0, 0, 2, [LOGS_0_A], z, RUN3_MS + 1000))
+    backend.put(index_key(bid, "logs", 0), index.to_json())
+    # The process died after storing these segments and before writing their indexes.
+    write_segment(backend, bid, "logs", 0, 2, 5, [LOGS_0_STRAY], z, RUN3_MS + 2000)
+    write_segment(backend, bid, "logs", 1, 10, 12, [LOGS_1_STRAY], z, RUN3_MS + 2000)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--force", action="store_true", help="replace an existing directory (never for a released version)"
+    )
+    parser.add_argument("--root", type=Path, default=COMPAT_ROOT, help="default: %(default)s")
+    args = parser.parse_args(argv)
+    target = args.root / f"v{FORMAT_VERSION}"
+    if target.exists():
+        if not args.force:
+            print(
+                f"{target} exists. Fixtures of a released format version must never change; "
+                "use --force only while this version is unreleased.",
+                file=sys.stderr,
+            )
+            return 1
+        shutil.rmtree(target)
+    backend = create_backend_from_config(FilesystemConfig(path=str(target)))
+    try:
+        write_full(backend)
+        write_crashed(backend)
+        keys = backend.list("")
+    finally:
+        backend.close()
+    total = sum((target / k).stat().st_size for k in keys)
+    print(f"wrote {len(keys)} objects, {total} bytes, format version {FORMAT_VERSION}, into {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
