@@ -25,9 +25,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for the test harness
 
-from libkb.backup.engine import BackupEngine  # noqa: E402
-from libkb.config import parse_config  # noqa: E402
-from libkb.restore.engine import RestoreEngine  # noqa: E402
+from libkb.backup.engine import BackupEngine
+from libkb.config import parse_config
+from libkb.restore.engine import RestoreEngine
 
 PARTITIONS = 3
 
