@@ -198,6 +198,7 @@ class BackupEngine:
         self._admin = admin
         self._consumer_factory = consumer_factory
         self._stop = threading.Event()
+        self._lease_lost = threading.Event()
         self._codec = CODECS[self.options.compression]
         self.run_id = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
         self._uploads: list[Future[None]] = []
@@ -218,6 +219,7 @@ class BackupEngine:
         backend = self._backend or create_backend_from_config(self.config.storage)
         lease = Lease(backend, lease_key(self.backup_id), self.run_id, self.options.lease_ttl_secs)
         lease.acquire()
+        self._lease_lost = lease.lost
         compress_pool = ThreadPoolExecutor(self.options.compression_threads, "libkb-compress")
         upload_pool = ThreadPoolExecutor(self.options.max_concurrent_partitions, "libkb-upload")
         result = BackupResult(self.backup_id, self.run_id, "interrupted")
@@ -243,7 +245,8 @@ class BackupEngine:
             result.segments = self._segments
             result.stored_bytes = self._stored_bytes
             result.duration_secs = time.monotonic() - started
-            if manifest is not None:
+            if manifest is not None and not lease.lost.is_set():
+                # A run that lost its lease must not overwrite the new holder's manifest.
                 self._finish_manifest(backend, manifest, result)
             compress_pool.shutdown(cancel_futures=True)
             upload_pool.shutdown(cancel_futures=True)
@@ -276,7 +279,8 @@ class BackupEngine:
         manifest.topics.update(infos)
         manifest.source_cluster_id = manifest.source_cluster_id or admin.cluster_id()
         manifest.libkb_version = __version__
-        mode = "continuous" if self.options.continuous else "snapshot"
+        snapshot = not self.options.continuous and self.options.stop_at_current_offsets
+        mode = "snapshot" if snapshot else "continuous"
         manifest.runs.append(RunInfo(self.run_id, now, mode=mode))
         manifest.updated_ms = now
         backend.put(manifest_key(self.backup_id), manifest.to_json())
@@ -289,7 +293,6 @@ class BackupEngine:
                 backend.put(index_key(self.backup_id, topic, partition), index.to_json())
             indexes[(topic, partition)] = index
         offsets = admin.offsets(tps, read_committed=self.options.isolation_level == "read_committed")
-        snapshot = not self.options.continuous and self.options.stop_at_current_offsets
         plans = plan_partitions(
             {tp: idx.end_offset for tp, idx in indexes.items()},
             offsets,
@@ -552,6 +555,8 @@ class BackupEngine:
             with st.index_lock:
                 st.index.segments.append(entry)
                 data = st.index.to_json()
+            if self._lease_lost.is_set():
+                raise LeaseLostError(f"lost the lease on backup {self.backup_id!r}; {key} is not indexed")
             backend.put(index_key(self.backup_id, st.topic, st.partition), data)
             payload_bytes = writer.size - len(writer.header)
             with self._stats_lock:

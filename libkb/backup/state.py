@@ -2,8 +2,10 @@
 
 The index lags the segments by design (a segment is stored before the index
 that lists it), so after a crash the listing can show segments the index
-does not. Those that continue the tiling are adopted from their footers;
-the others are unreferenced leftovers and are removed.
+does not. Those that continue the tiling are adopted from their footers; a
+hole before one (an index lost, so its missing ranges with it) is recorded as
+a missing range. Only a leftover whose offsets are all stored in indexed
+segments is ever removed: stored records are never deleted.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import logging
 
 from libkb.format.models import (
+    MissingRange,
     PartitionIndex,
     SegmentEntry,
     index_key,
@@ -53,14 +56,26 @@ def load_index(
     changed = False
     end = index.end_offset
     for base, name in sorted(stray):
-        if end is None or base == end:
+        if end is not None and base < end:
             entry = read_segment_entry(backend, name, base)
-            index.segments.append(entry)
-            end = entry.end_offset
-            changed = True
-            log.info("adopted %s, stored before the last run stopped", name)
-        elif repair:
-            log.warning("removing %s: it does not continue the stored offsets", name)
-            with contextlib.suppress(NotFoundError):
-                backend.delete(name)
+            if entry.end_offset <= end and repair:
+                # Its offsets are already stored in indexed segments: a leftover duplicate.
+                log.warning("removing %s: its offsets are already stored in indexed segments", name)
+                with contextlib.suppress(NotFoundError):
+                    backend.delete(name)
+            else:
+                log.warning("leaving %s alone: it overlaps the indexed segments; validate the backup", name)
+            continue
+        entry = read_segment_entry(backend, name, base)
+        if end is not None and base > end:
+            # A hole the index would have explained (retention), but the index is gone or
+            # stale: keep the segments and make the hole explicit rather than guess.
+            index.missing.append(MissingRange(end, base, "unknown: found while rebuilding the index"))
+            log.warning(
+                "offsets %d-%d of %s/%d are not stored; recorded as missing", end, base - 1, topic, partition
+            )
+        index.segments.append(entry)
+        end = entry.end_offset
+        changed = True
+        log.info("adopted %s, stored before the index listed it", name)
     return index, changed

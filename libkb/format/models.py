@@ -50,10 +50,7 @@ def index_key(backup_id: str, topic: str, partition: int) -> str:
 
 
 def segment_key(backup_id: str, topic: str, partition: int, base_offset: int) -> str:
-    return (
-        partition_prefix(backup_id, topic, partition)
-        + f"segment-{base_offset:020d}{SEGMENT_SUFFIX}"
-    )
+    return partition_prefix(backup_id, topic, partition) + f"segment-{base_offset:020d}{SEGMENT_SUFFIX}"
 
 
 def parse_segment_key(key: str) -> tuple[str, str, int, int] | None:
@@ -164,12 +161,9 @@ class PartitionIndex:
                 problems.append(f"{self.topic}/{self.partition}: {what} overlaps {nxt}")
         for s in self.segments:
             if s.end_offset < s.base_offset or (
-                s.record_count
-                and not s.base_offset <= s.first_offset <= s.last_offset < s.end_offset
+                s.record_count and not s.base_offset <= s.first_offset <= s.last_offset < s.end_offset
             ):
-                problems.append(
-                    f"{s.key}: records outside its range [{s.base_offset}, {s.end_offset})"
-                )
+                problems.append(f"{s.key}: records outside its range [{s.base_offset}, {s.end_offset})")
         return problems
 
     def to_json(self) -> bytes:
@@ -213,7 +207,7 @@ class RunInfo:
     run_id: str
     started_ms: int
     finished_ms: int | None = None
-    status: str = "running"  # running | complete | interrupted | failed
+    status: str = "running"  # running | complete | stopped (continuous) | interrupted | failed
     mode: str = "snapshot"  # snapshot | continuous
     records: int = 0
     bytes: int = 0
@@ -281,15 +275,11 @@ def groups_to_json(groups: Iterable[GroupOffsets], taken_ms: int) -> bytes:
     return json.dumps(body, indent=2, sort_keys=True).encode()
 
 
-def groups_from_json(
-    data: bytes, *, name: str = "consumer groups"
-) -> tuple[int, list[GroupOffsets]]:
+def groups_from_json(data: bytes, *, name: str = "consumer groups") -> tuple[int, list[GroupOffsets]]:
     body = _load(data, name)
     try:
         groups = [
-            GroupOffsets(
-                g, {t: {int(p): int(o) for p, o in parts.items()} for t, parts in topics.items()}
-            )
+            GroupOffsets(g, {t: {int(p): int(o) for p, o in parts.items()} for t, parts in topics.items()})
             for g, topics in body["groups"].items()
         ]
         return int(body["taken_ms"]), groups

@@ -32,9 +32,10 @@ from __future__ import annotations
 
 import struct
 import zlib
-from array import array
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import msgpack
@@ -114,9 +115,7 @@ class Block:
         )
 
 
-def encode_header(
-    topic: str, partition: int, base_offset: int, codec: int, created_ms: int
-) -> bytes:
+def encode_header(topic: str, partition: int, base_offset: int, codec: int, created_ms: int) -> bytes:
     name = topic.encode("utf-8")
     size = _HEADER_FIXED.size + len(name) + 4
     fixed = _HEADER_FIXED.pack(
@@ -129,9 +128,7 @@ def encode_header(
 def decode_header(data: bytes, *, name: str = "segment") -> SegmentHeader:
     if len(data) < _HEADER_FIXED.size:
         raise SegmentError(f"{name}: truncated header ({len(data)} bytes)")
-    magic, version, codec, _flags, size, partition, base, created, topic_len = (
-        _HEADER_FIXED.unpack_from(data)
-    )
+    magic, version, codec, _flags, size, partition, base, created, topic_len = _HEADER_FIXED.unpack_from(data)
     if magic != HEADER_MAGIC:
         raise SegmentError(f"{name}: not a libkb segment (magic {magic!r})")
     if version > FORMAT_VERSION:
@@ -185,24 +182,38 @@ def decode_footer(data: bytes, *, name: str = "segment") -> SegmentFooter:
 class BlockEncoder:
     """Packs records into one block's raw bytes.
 
-    The engine's consume loop inlines :meth:`add` on these public attributes
-    (``buf += pack(record)``, ``timestamps.append(ts)``, ``last_offset = off``)
-    to keep per-record work to a few calls into C; min/max timestamps are
-    computed in C when the block is taken. Not thread-safe.
+    The bytes accumulate in a msgpack ``Packer``'s own buffer, and
+    :meth:`take` hands that buffer over as a ``memoryview`` without copying
+    it; the next block gets a fresh packer. The engine adds whole runs of
+    records with :meth:`add_records` (one C loop per run, no Python work per
+    record); :meth:`add` appends one. Not thread-safe.
     """
 
-    __slots__ = ("buf", "first_offset", "last_offset", "pack", "timestamps")
+    __slots__ = (
+        "_pack",
+        "_packer",
+        "count",
+        "first_offset",
+        "last_offset",
+        "max_timestamp",
+        "min_timestamp",
+        "size_hint",
+    )
 
-    def __init__(self) -> None:
-        self.pack = msgpack.Packer(use_bin_type=True, autoreset=True).pack
-        self.buf = bytearray()
-        self.timestamps = array("q")
+    def __init__(self, size_hint: int = 1 << 20) -> None:
+        #: Expected block size: the packer's buffer starts this big (1/8 more).
+        self.size_hint = size_hint
+        self._reset()
+
+    def _reset(self) -> None:
+        buf_size = max(self.size_hint + (self.size_hint >> 3), 1024)
+        self._packer = msgpack.Packer(use_bin_type=True, autoreset=False, buf_size=buf_size)
+        self._pack = self._packer.pack
+        self.count = 0
         self.first_offset = -1
         self.last_offset = -1
-
-    @property
-    def count(self) -> int:
-        return len(self.timestamps)
+        self.min_timestamp = -1
+        self.max_timestamp = -1
 
     def add(
         self,
@@ -214,36 +225,61 @@ class BlockEncoder:
         headers: list[tuple[str, bytes | None]] | None,
     ) -> int:
         """Append one record; returns the block's raw size so far."""
-        if not self.timestamps:
+        self._pack((offset, timestamp, timestamp_type, key, value, headers))
+        if self.count:
+            if timestamp < self.min_timestamp:
+                self.min_timestamp = timestamp
+            elif timestamp > self.max_timestamp:
+                self.max_timestamp = timestamp
+        else:
             self.first_offset = offset
-        self.buf += self.pack((offset, timestamp, timestamp_type, key, value, headers))
-        self.timestamps.append(timestamp)
+            self.min_timestamp = self.max_timestamp = timestamp
+        self.count += 1
         self.last_offset = offset
-        return len(self.buf)
+        return len(self._packer.getbuffer())
+
+    def add_records(self, records: list[Record]) -> int:
+        """Append records (offset order, as :data:`Record` tuples); returns the raw size so far."""
+        if not records:
+            return len(self)
+        deque(map(self._pack, records), 0)  # pack each, in C
+        timestamps = list(map(_TIMESTAMP, records))
+        low, high = min(timestamps), max(timestamps)
+        if self.count:
+            self.min_timestamp = min(low, self.min_timestamp)
+            self.max_timestamp = max(high, self.max_timestamp)
+        else:
+            self.first_offset = records[0][0]
+            self.min_timestamp, self.max_timestamp = low, high
+        self.count += len(records)
+        self.last_offset = records[-1][0]
+        return len(self._packer.getbuffer())
 
     def __len__(self) -> int:
-        return len(self.buf)
+        return len(self._packer.getbuffer())
 
     def take(self) -> RawBlock:
-        """Hand over the raw block and start a new one."""
-        ts = self.timestamps
+        """Hand over the raw block (a view of the packer's buffer) and start a new one."""
         raw = RawBlock(
-            bytes(self.buf),
-            len(ts),
+            self._packer.getbuffer(),
+            self.count,
             self.first_offset,
             self.last_offset,
-            min(ts) if ts else -1,
-            max(ts) if ts else -1,
+            self.min_timestamp,
+            self.max_timestamp,
         )
-        self.buf = bytearray()
-        self.timestamps = array("q")
-        self.first_offset = self.last_offset = -1
+        self._reset()
         return raw
+
+
+_TIMESTAMP = itemgetter(1)
 
 
 @dataclass(frozen=True, slots=True)
 class RawBlock:
-    data: bytes
+    """A block's uncompressed records; ``data`` may be a read-only ``memoryview``."""
+
+    data: bytes | memoryview
     record_count: int
     first_offset: int
     last_offset: int
@@ -255,7 +291,8 @@ class RawBlock:
         if codec == CODEC_ZSTD:
             payload = zstandard.ZstdCompressor(level=level).compress(self.data)
         elif codec == CODEC_NONE:
-            payload = self.data
+            # One exact-size copy: the view pins the packer's whole buffer.
+            payload = bytes(self.data)
         else:
             raise ValueError(f"unknown codec {codec}")
         return Block(
@@ -278,9 +315,7 @@ class SegmentWriter:
     costs nothing.
     """
 
-    def __init__(
-        self, topic: str, partition: int, base_offset: int, codec: int, created_ms: int
-    ) -> None:
+    def __init__(self, topic: str, partition: int, base_offset: int, codec: int, created_ms: int) -> None:
         self.topic = topic
         self.partition = partition
         self.base_offset = base_offset
@@ -319,7 +354,7 @@ class SegmentWriter:
 
     def finish(self, end_offset: int) -> tuple[SegmentFooter, bytes]:
         """The footer and its bytes. ``end_offset`` is the exclusive end of the covered range."""
-        if end_offset < self.base_offset or end_offset <= self.last_offset:
+        if end_offset <= self.base_offset or end_offset <= self.last_offset:
             raise ValueError(
                 f"end offset {end_offset} does not cover the records "
                 f"(base {self.base_offset}, last {self.last_offset})"
@@ -364,7 +399,10 @@ class SegmentReader:
             raise SegmentError(f"{name}: truncated")
 
     def verify(self) -> None:
-        """Check the body checksum and every block's checksum and bounds."""
+        """Check the body checksum (which covers every block) and the block structure and counts.
+
+        Each block's own checksum is checked when its records are decoded.
+        """
         end = len(self.data) - FOOTER_SIZE
         if zlib.crc32(memoryview(self.data)[:end]) != self.footer.body_crc:
             raise SegmentError(f"{self.name}: body checksum mismatch (corrupt bytes)")
@@ -399,9 +437,7 @@ class SegmentReader:
             yield from decode_block(self.data, info, self.header.codec, name=self.name)
 
 
-def decode_block(
-    data: bytes, info: BlockInfo, codec: int, *, name: str = "segment"
-) -> Iterator[Record]:
+def decode_block(data: bytes, info: BlockInfo, codec: int, *, name: str = "segment") -> Iterator[Record]:
     head = _BLOCK_HEAD.unpack_from(data, info.position)
     payload = memoryview(data)[info.position + _BLOCK_HEAD.size : info.position + info.length]
     if zlib.crc32(payload) != head[5]:
@@ -424,7 +460,7 @@ def decode_block(
         for item in unpacker:
             count += 1
             yield _as_record(item)
-    except (ValueError, msgpack.UnpackException) as exc:
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
         raise SegmentError(f"{name}: undecodable record: {exc}") from None
     if count != info.record_count:
         raise SegmentError(f"{name}: block holds {count} records, header says {info.record_count}")
@@ -452,7 +488,7 @@ def encode_segment(
     """Whole-segment convenience encoder (tests, tools); the engine streams instead."""
     writer = SegmentWriter(topic, partition, base_offset, codec, created_ms)
     out = [writer.header]
-    encoder = BlockEncoder()
+    encoder = BlockEncoder(block_bytes)
     for record in records:
         if encoder.add(*record) >= block_bytes:
             out += writer.add_block(encoder.take().compress(codec, level))

@@ -1,4 +1,4 @@
-"""Retries (tenacity) and a circuit breaker (pybreaker) around storage calls.
+"""Retries (tenacity) and a circuit breaker around storage calls.
 
 Each operation gets up to ``max_attempts`` tries on transient errors, with
 exponential backoff and full jitter. The breaker counts *operations* that
@@ -11,10 +11,11 @@ found" or "access denied" prove the service is up and do not count.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
-import pybreaker
 from prometheus_client import Counter
 from tenacity import (
     RetryCallState,
@@ -41,19 +42,66 @@ def _is_transient(exc: BaseException) -> bool:
     return isinstance(exc, BackendError) and exc.transient and not isinstance(exc, CircuitOpenError)
 
 
+class CircuitBreaker:
+    """Closed, open, half-open; the lock guards the state only, never a request.
+
+    pybreaker (used first) holds its lock for the whole guarded call, so every
+    request of a backend ran one at a time: four concurrent 0.5 s calls took
+    2 s, and one hung request stalled all others. Its open state also re-enters
+    the call itself, so it cannot be used without holding that lock.
+    """
+
+    def __init__(self, threshold: int, reset_secs: float) -> None:
+        self.threshold = threshold
+        self.reset_secs = reset_secs
+        self._lock = threading.Lock()
+        self._failures = 0
+        self._opened_at: float | None = None
+        self._trial = False
+
+    def before(self) -> None:
+        """Raise ``_Refused`` while open; after ``reset_secs`` let one trial call through."""
+        with self._lock:
+            if self._opened_at is None:
+                return
+            if self._trial or time.monotonic() - self._opened_at < self.reset_secs:
+                raise _Refused
+            self._trial = True
+
+    def success(self) -> None:
+        with self._lock:
+            self._failures = 0
+            self._opened_at = None
+            self._trial = False
+
+    def failure(self) -> None:
+        with self._lock:
+            self._failures += 1
+            if self._trial or self._failures >= self.threshold:
+                self._opened_at = time.monotonic()
+            self._trial = False
+
+    @property
+    def state(self) -> str:
+        with self._lock:
+            if self._opened_at is None:
+                return "closed"
+            if self._trial or time.monotonic() - self._opened_at >= self.reset_secs:
+                return "half-open"
+            return "open"
+
+
+class _Refused(Exception):
+    pass
+
+
 class Resilience:
     """The retry policy and breaker of one backend instance (thread-safe)."""
 
     def __init__(self, config: ResilienceConfig, backend: str) -> None:
         self.config = config
         self.backend = backend
-        self.breaker = pybreaker.CircuitBreaker(
-            fail_max=config.breaker_failure_threshold,
-            reset_timeout=config.breaker_reset_secs,
-            exclude=[lambda exc: not isinstance(exc, BackendError)],
-            throw_new_error_on_trip=False,
-            name=backend,
-        )
+        self.breaker = CircuitBreaker(config.breaker_failure_threshold, config.breaker_reset_secs)
 
     def _log_retry(self, state: RetryCallState) -> None:
         STORAGE_RETRIES.labels(self.backend).inc()
@@ -75,19 +123,27 @@ class Resilience:
 
     def call(self, fn: Callable[[], T], *, retry: bool = True, key: str | None = None) -> T:
         """Run one operation through the breaker, with retries unless ``retry`` is False."""
-        body: Callable[[], T] = (lambda: self.retry(fn)) if retry else fn
         try:
-            return self.breaker.call(body)
-        except pybreaker.CircuitBreakerError:
+            self.breaker.before()
+        except _Refused:
             raise CircuitOpenError(
                 "the circuit breaker is open after repeated failures; call refused",
                 backend=self.backend,
                 key=key,
-                hint=f"the service keeps failing; calls resume after "
-                f"{self.config.breaker_reset_secs:g}s",
+                hint=f"the service keeps failing; calls resume after {self.config.breaker_reset_secs:g}s",
             ) from None
+        try:
+            result = self.retry(fn) if retry else fn()
+        except BackendError:
+            self.breaker.failure()  # the service is failing
+            raise
+        except BaseException:
+            self.breaker.success()  # an answer (not found, denied) or the caller's own error
+            raise
+        self.breaker.success()
+        return result
 
     @property
     def state(self) -> str:
         """'closed', 'open' or 'half-open'."""
-        return str(self.breaker.current_state)
+        return self.breaker.state

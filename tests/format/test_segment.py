@@ -46,7 +46,8 @@ def record_lists(draw: st.DrawFn) -> tuple[int, int, list[Record]]:
             )
         )
         offset += gap
-    end = (records[-1][0] + 1 if records else base) + draw(st.integers(min_value=0, max_value=3))
+    # A segment covers at least one offset: [base, end) with end > base.
+    end = (records[-1][0] + 1 if records else base + 1) + draw(st.integers(min_value=0, max_value=3))
     return base, end, records
 
 

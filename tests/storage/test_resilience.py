@@ -6,7 +6,9 @@ The same behaviour against a real stopped server is tested in
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -195,3 +197,21 @@ def test_listing_resumes_after_a_dropped_connection(order: list[str]) -> None:
     assert list(backend.iter_keys()) == order  # every key once, in the service's order
     assert driver.listings == 2
     assert backend.list() == sorted(order, key=str.encode)
+
+
+def test_concurrent_calls_are_not_serialised() -> None:
+    """Every thread must be inside the driver at once: a breaker holding a lock
+    around the call (as pybreaker does) would break the barrier."""
+    threads = 4
+    barrier = threading.Barrier(threads, timeout=10)
+
+    class MeetingDriver(MemoryStorageDriver):
+        def get_object(self, container_name: str, object_name: str) -> Any:
+            barrier.wait()
+            return super().get_object(container_name, object_name)
+
+    backend = LibcloudBackend(MeetingDriver(), "memory", resilience=FAST)
+    backend.put("k", b"v")
+    with ThreadPoolExecutor(threads) as pool:
+        sizes = list(pool.map(lambda _: backend.size("k"), range(threads)))
+    assert sizes == [1] * threads
