@@ -1,0 +1,5 @@
+"""The ``kafka-backup`` command line: ``main(argv) -> exit status``."""
+
+from libkb.cli.app import build_parser, main
+
+__all__ = ["build_parser", "main"]

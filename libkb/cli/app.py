@@ -1,0 +1,164 @@
+"""Argument parsing and the exit-status contract of ``kafka-backup``.
+
+Exit 0 on success, 1 on error, 2 on a usage error, as the original tool.
+An error is one line on stderr; ``-vv`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from confluent_kafka import KafkaException
+
+from libkb import __version__
+from libkb.cli.logs import LEVELS, PROG, configure, error_line
+from libkb.errors import LibkbError
+
+log = logging.getLogger("libkb.cli")
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # Ctrl-C outside a backup: the shell's convention
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from libkb.cli.backup import run_backup  # the engine pulls in Kafka clients: load on demand
+
+    return run_backup(args.config, liveness_timeout_secs=args.liveness_timeout)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from libkb.cli.inspection import run_list
+
+    return run_list(args.path, args.format, args.backup_id)
+
+
+def _describe(args: argparse.Namespace) -> int:
+    from libkb.cli.inspection import run_describe
+
+    return run_describe(args.path, args.backup_id, args.format)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from libkb.cli.inspection import run_validate
+
+    return run_validate(args.path, args.backup_id, args.deep, args.format)
+
+
+def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """-v and --log-level, accepted before or after the command name.
+
+    On the sub-commands the defaults are suppressed, so an option given only
+    before the command is not reset by the sub-parser.
+    """
+    default = (lambda v: v) if top else (lambda v: argparse.SUPPRESS)
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=default(0),
+        help="more detail: -v libkb debug messages, -vv everything plus tracebacks",
+    )
+    parser.add_argument(
+        "--log-level",
+        type=str.lower,
+        choices=LEVELS,
+        default=default(None),
+        help="libkb's log level (default info)",
+    )
+
+
+_PATH_HELP = (
+    "where backups are stored: s3://, s3a://, azure://, az://, gcs://, gs://, file://, memory:// or a path"
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Back up Kafka topics to object storage, and inspect the backups.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s (libkb) {__version__}")
+    _global_options(parser, top=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        _global_options(sub, top=False)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    backup = command("backup", _backup, "run the backup a job config file describes")
+    backup.add_argument("--config", required=True, metavar="FILE", help="the job's YAML config")
+    backup.add_argument(
+        "--liveness-timeout",
+        type=float,
+        default=300.0,
+        metavar="SECS",
+        help="/health answers 503 when the run loop makes no progress for this long (default 300)",
+    )
+
+    lst = command("list", _list, "list the backups stored at a location")
+    lst.add_argument("--path", required=True, metavar="URL", help=_PATH_HELP)
+    lst.add_argument("--backup-id", metavar="ID", help="show only this backup")
+    lst.add_argument("--format", choices=("text", "json", "yaml"), default="text")
+
+    describe = command("describe", _describe, "show a backup's topics, partitions, runs and group offsets")
+    describe.add_argument("--path", required=True, metavar="URL", help=_PATH_HELP)
+    describe.add_argument("--backup-id", required=True, metavar="ID")
+    describe.add_argument("--format", choices=("text", "json", "yaml"), default="text")
+
+    validate = command("validate", _validate, "check a backup's structure (and with --deep, every byte)")
+    validate.add_argument("--path", required=True, metavar="URL", help=_PATH_HELP)
+    validate.add_argument("--backup-id", required=True, metavar="ID")
+    validate.add_argument(
+        "--deep", action="store_true", help="download every segment and verify checksums and records"
+    )
+    validate.add_argument("--format", choices=("text", "json"), default="text")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``kafka-backup`` with ``argv`` (default: the process's); returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: 2 on usage errors, 0 after --help/--version
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    configure(args.verbose, args.log_level)
+    handler: Handler = args.handler
+    try:
+        code = handler(args)
+        sys.stdout.flush()  # inside the try: a closed pipe is reported here, not at exit
+        return code
+    except KeyboardInterrupt:
+        error_line("interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (``| head``): not worth an error line.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
+    except Exception as exc:
+        error_line(describe_error(exc))
+        if args.verbose >= 2:
+            log.error("traceback of the error above", exc_info=exc)
+        return EXIT_ERROR
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line saying what went wrong, without Python internals where we know better."""
+    if isinstance(exc, LibkbError):
+        return str(exc)
+    if isinstance(exc, KafkaException) and exc.args:
+        err = exc.args[0]
+        text = err.str() if hasattr(err, "str") else str(err)
+        return f"Kafka: {text}"
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    return f"unexpected {type(exc).__name__}: {exc} (run with -vv for the traceback)"

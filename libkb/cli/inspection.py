@@ -1,0 +1,48 @@
+"""``list``, ``describe`` and ``validate``: read a storage location and print what is there."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import IO, TypeVar
+
+from libkb.catalog import BackupNotFoundError, describe_backup, list_backups, validate_backup
+from libkb.cli.logs import error_line
+from libkb.cli.render import describe_text, dump, list_text, validate_text
+from libkb.storage import StorageBackend, open_backend
+
+_T = TypeVar("_T")
+
+
+def _with_backend(path: str, fn: Callable[[StorageBackend], _T]) -> _T:
+    with open_backend(path) as backend:
+        try:
+            return fn(backend)
+        except BackupNotFoundError as exc:
+            raise BackupNotFoundError(exc.backup_id, exc.existing, path) from None  # name what they typed
+
+
+def run_list(path: str, fmt: str, backup_id: str | None = None, out: IO[str] | None = None) -> int:
+    summaries = _with_backend(path, list_backups)
+    if backup_id is not None:
+        summaries = [s for s in summaries if s.backup_id == backup_id]
+    text = list_text(summaries, path) if fmt == "text" else dump([s.to_dict() for s in summaries], fmt)
+    print(text, file=out or sys.stdout)
+    return 0
+
+
+def run_describe(path: str, backup_id: str, fmt: str, out: IO[str] | None = None) -> int:
+    description = _with_backend(path, lambda b: describe_backup(b, backup_id))
+    text = describe_text(description) if fmt == "text" else dump(description.to_dict(), fmt)
+    print(text, file=out or sys.stdout)
+    return 0
+
+
+def run_validate(path: str, backup_id: str, deep: bool, fmt: str, out: IO[str] | None = None) -> int:
+    report = _with_backend(path, lambda b: validate_backup(b, backup_id, deep=deep))
+    text = validate_text(report) if fmt == "text" else dump(report.to_dict(), fmt)
+    print(text, file=out or sys.stdout)
+    if report.ok:
+        return 0
+    error_line(f"backup {backup_id!r} is not valid: {len(report.problems)} problem(s), listed above")
+    return 1

@@ -1,0 +1,148 @@
+"""Turn catalog results into text tables, JSON or YAML for stdout.
+
+JSON and YAML carry the same mapping (``to_dict`` of the catalog objects) so
+scripts can pick either; text is for people and may change between versions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+from libkb.catalog import BackupDescription, BackupSummary, ValidationReport, iso_ms
+
+
+def dump(data: Any, fmt: str) -> str:
+    """``data`` (JSON-compatible) as ``json`` or ``yaml`` text."""
+    if fmt == "json":
+        return json.dumps(data, indent=2)
+    if fmt == "yaml":
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True).rstrip("\n")
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+def human_bytes(n: int | float) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]], indent: str = "") -> str:
+    """Left-aligned columns, two spaces apart."""
+    cells = [[str(h) for h in headers]] + [["-" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return "\n".join(
+        indent + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    )
+
+
+def list_text(summaries: Sequence[BackupSummary], location: str) -> str:
+    if not summaries:
+        return f"no backups at {location}"
+    rows = [
+        (
+            s.backup_id,
+            s.status,
+            iso_ms(s.updated_ms),
+            len(s.topics),
+            s.partitions,
+            f"{s.records:,}",
+            human_bytes(s.stored_bytes),
+        )
+        for s in summaries
+    ]
+    text = table(("BACKUP ID", "STATUS", "UPDATED", "TOPICS", "PARTITIONS", "RECORDS", "STORED"), rows)
+    errors = [f"{s.backup_id}: {s.error}" for s in summaries if s.error]
+    return "\n".join([text, *errors])
+
+
+def describe_text(d: BackupDescription) -> str:
+    m = d.manifest
+    last = m.runs[-1] if m.runs else None
+    lines = [
+        f"Backup:          {m.backup_id}",
+        f"Status:          {m.status}" + (f" (last run {last.run_id}, {last.mode})" if last else ""),
+        f"Created:         {iso_ms(m.created_ms)}",
+        f"Updated:         {iso_ms(m.updated_ms)}",
+        f"Format:          version {m.format_version}, {m.compression}, libkb {m.libkb_version or '?'}",
+        f"Source cluster:  {m.source_cluster_id or '-'}",
+        f"Stored:          {d.records:,} records in {d.segments:,} segments, {human_bytes(d.stored_bytes)}",
+        "",
+        "Topics:",
+    ]
+    topic_rows = [
+        (name, t.partitions, t.replication_factor, ", ".join(f"{k}={v}" for k, v in t.configs.items()))
+        for name, t in sorted(m.topics.items())
+    ]
+    lines.append(table(("TOPIC", "PARTITIONS", "REPLICATION", "CONFIGS"), topic_rows, "  "))
+    lines += ["", "Partitions:"]
+    part_rows = []
+    for p in d.partitions:
+        offsets = (
+            f"[{p.start_offset}, {p.end_offset})" if p.indexed and p.start_offset is not None else "empty"
+        )
+        part_rows.append(
+            (
+                p.topic,
+                p.partition,
+                offsets,
+                f"{p.records:,}",
+                p.segments,
+                human_bytes(p.stored_bytes),
+                iso_ms(p.min_timestamp),
+                iso_ms(p.max_timestamp),
+            )
+        )
+    headers = ("TOPIC", "PARTITION", "OFFSETS", "RECORDS", "SEGMENTS", "STORED", "FIRST TIME", "LAST TIME")
+    lines.append(table(headers, part_rows, "  "))
+    for p in d.partitions:
+        for gap in p.missing:
+            lines.append(
+                f"  {p.topic}/{p.partition}: offsets [{gap.start}, {gap.end}) missing ({gap.reason})"
+            )
+    lines += ["", "Runs:"]
+    run_rows = [
+        (
+            r.run_id,
+            r.mode,
+            r.status,
+            iso_ms(r.started_ms),
+            iso_ms(r.finished_ms),
+            f"{r.records:,}",
+            human_bytes(r.bytes),
+        )
+        for r in m.runs
+    ]
+    lines.append(table(("RUN", "MODE", "STATUS", "STARTED", "FINISHED", "RECORDS", "BYTES"), run_rows, "  "))
+    lines.append("")
+    if d.groups is None:
+        lines.append("Consumer groups: no snapshot")
+    else:
+        lines.append(
+            f"Consumer groups: {len(d.groups.groups)} in the snapshot of {iso_ms(d.groups.taken_ms)}"
+        )
+        for g in d.groups.groups:
+            offsets = ", ".join(
+                f"{t}[{p}]={o}" for t, parts in sorted(g.offsets.items()) for p, o in sorted(parts.items())
+            )
+            lines.append(f"  {g.group}: {offsets}")
+    return "\n".join(lines)
+
+
+def validate_text(r: ValidationReport) -> str:
+    checked = f"{r.checked_partitions} partitions, {r.checked_segments} segments"
+    if r.deep:
+        checked = f"deep check: {checked}, {r.checked_records:,} records"
+    else:
+        checked = f"shallow check: {checked}; add --deep to verify every byte"
+    verdict = "valid" if r.ok else f"{len(r.problems)} problem(s)"
+    lines = [f"backup {r.backup_id}: {verdict} ({checked})"]
+    lines += [f"  problem: {p}" for p in r.problems]
+    lines += [f"  warning: {w}" for w in r.warnings]
+    return "\n".join(lines)
