@@ -50,6 +50,33 @@ def _validate(args: argparse.Namespace) -> int:
     return run_validate(args.path, args.backup_id, args.deep, args.format)
 
 
+def _restore(args: argparse.Namespace) -> int:
+    from libkb.cli.restore import run_restore
+
+    return run_restore(args.config, dry_run=args.dry_run, liveness_timeout_secs=args.liveness_timeout)
+
+
+def _validate_restore(args: argparse.Namespace) -> int:
+    from libkb.cli.restore import run_validate_restore
+
+    return run_validate_restore(args.config, args.format)
+
+
+def _show_offset_mapping(args: argparse.Namespace) -> int:
+    from libkb.cli.restore import run_show_offset_mapping
+
+    return run_show_offset_mapping(args.path, args.backup_id, args.restore_id, args.format)
+
+
+def _offset_reset(args: argparse.Namespace) -> int:
+    from libkb.cli.restore import run_offset_reset
+
+    groups = [g.strip() for g in args.groups.split(",") if g.strip()] if args.groups else None
+    return run_offset_reset(
+        args.action, args.path, args.backup_id, groups, args.bootstrap_servers, args.restore_id, args.format
+    )
+
+
 def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
     """-v and --log-level, accepted before or after the command name.
 
@@ -81,7 +108,7 @@ _PATH_HELP = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Back up Kafka topics to object storage, and inspect the backups.",
+        description="Back up Kafka topics to object storage, inspect the backups, and restore them.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s (libkb) {__version__}")
     _global_options(parser, top=True)
@@ -120,6 +147,50 @@ def build_parser() -> argparse.ArgumentParser:
         "--deep", action="store_true", help="download every segment and verify checksums and records"
     )
     validate.add_argument("--format", choices=("text", "json"), default="text")
+
+    restore = command("restore", _restore, "run the restore a job config file describes")
+    restore.add_argument(
+        "--config", required=True, metavar="FILE", help="the job's YAML config (mode: restore)"
+    )
+    restore.add_argument("--dry-run", action="store_true", help="print the plan; write nothing")
+    restore.add_argument(
+        "--liveness-timeout",
+        type=float,
+        default=300.0,
+        metavar="SECS",
+        help="/health answers 503 when the run loop makes no progress for this long (default 300)",
+    )
+
+    plan = command("validate-restore", _validate_restore, "print what a restore config would restore")
+    plan.add_argument("--config", required=True, metavar="FILE", help="the job's YAML config (mode: restore)")
+    plan.add_argument("--format", choices=("text", "json", "yaml"), default="text")
+
+    mapping = command(
+        "show-offset-mapping",
+        _show_offset_mapping,
+        "show how restores translated source offsets to target offsets",
+    )
+    mapping.add_argument("--path", required=True, metavar="URL", help=_PATH_HELP)
+    mapping.add_argument("--backup-id", required=True, metavar="ID")
+    mapping.add_argument(
+        "--restore-id", metavar="ID", help="one restore (default: every restore of the backup)"
+    )
+    mapping.add_argument("--format", choices=("text", "json", "yaml", "csv"), default="text")
+
+    reset = command(
+        "offset-reset",
+        _offset_reset,
+        "translate consumer-group offsets through a restore and (execute) apply them",
+    )
+    reset.add_argument("action", choices=("plan", "execute"))
+    reset.add_argument("--path", required=True, metavar="URL", help=_PATH_HELP)
+    reset.add_argument("--backup-id", required=True, metavar="ID")
+    reset.add_argument(
+        "--groups", metavar="G1,G2", help="groups to translate (default: every group in the backup)"
+    )
+    reset.add_argument("--bootstrap-servers", metavar="HOST:PORT,...", help="the target cluster (execute)")
+    reset.add_argument("--restore-id", metavar="ID", help="which restore's mapping (default: the latest)")
+    reset.add_argument("--format", choices=("text", "json", "yaml"), default="text")
     return parser
 
 

@@ -17,6 +17,7 @@ from libkb.cli.logs import error_line
 from libkb.cli.progress import make_progress, summary_line
 from libkb.cli.signals import StopOnSignal
 from libkb.config import JobConfig, load_config
+from libkb.errors import ConfigError
 from libkb.format.models import manifest_key
 from libkb.ops.checks import kafka_check, probe_backend, storage_check
 from libkb.ops.health import CheckRunner, Component, HealthModel, Watchdog
@@ -36,13 +37,17 @@ def run_backup(
 ) -> int:
     out = stdout or sys.stdout
     config = load_config(config_path)
+    if config.mode != "backup":
+        raise ConfigError(
+            f"mode is {config.mode!r}; use kafka-backup {config.mode} for this file", key="mode"
+        )
     backend = create_backend_from_config(config.storage)
     with ExitStack() as stack:
         stack.callback(backend.close)
         watchdog = Watchdog(liveness_timeout_secs)
         health = HealthModel(watchdog)
         if config.metrics.enabled:
-            _start_ops(stack, config, backend, health)
+            start_ops(stack, config, backend, health)
         display = make_progress(config.backup_id, stderr or sys.stderr)
         stack.callback(display.close)
 
@@ -74,12 +79,16 @@ def exit_status(result: BackupResult) -> int:
     return 1
 
 
-def _start_ops(stack: ExitStack, config: JobConfig, backend: StorageBackend, health: HealthModel) -> None:
-    """Serve /metrics, /health and /ready, with Kafka and storage checked in the background."""
-    assert config.source is not None
+def start_ops(stack: ExitStack, config: JobConfig, backend: StorageBackend, health: HealthModel) -> None:
+    """Serve /metrics, /health and /ready, with Kafka and storage checked in the background.
+
+    Kafka is the backup's source or the restore's target, whichever the job has.
+    """
+    cluster = config.source if config.mode == "backup" else config.target
+    assert cluster is not None
     secrets = [
-        config.source.security.sasl_password or "",
-        config.source.security.ssl_key_password or "",
+        cluster.security.sasl_password or "",
+        cluster.security.ssl_key_password or "",
         *(
             str(getattr(config.storage, name, None) or "")
             for name in ("secret_key", "session_token", "account_key")
@@ -90,9 +99,7 @@ def _start_ops(stack: ExitStack, config: JobConfig, backend: StorageBackend, hea
         stack.callback(probe.close)
     runner = CheckRunner(CHECK_INTERVAL_SECS)
     timeout = 2 * CHECK_TIMEOUT_SECS
-    runner.add(
-        health.add(Component("kafka", timeout, secrets)), kafka_check(config.source, CHECK_TIMEOUT_SECS)
-    )
+    runner.add(health.add(Component("kafka", timeout, secrets)), kafka_check(cluster, CHECK_TIMEOUT_SECS))
     runner.add(
         health.add(Component("storage", timeout, secrets)),
         storage_check(probe, manifest_key(config.backup_id)),

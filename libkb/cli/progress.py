@@ -10,15 +10,30 @@ import logging
 import time
 from typing import IO, Any, Protocol
 
-from libkb.backup.engine import BackupProgress, BackupResult
+from libkb.backup.engine import BackupResult
 from libkb.cli.render import human_bytes
 
 log = logging.getLogger("libkb.cli")
 MB = 1_000_000
 
 
+class Progress(Protocol):
+    """What backup and restore progress reports have in common."""
+
+    @property
+    def records(self) -> int: ...
+    @property
+    def bytes(self) -> int: ...
+    @property
+    def partitions_done(self) -> int: ...
+    @property
+    def partitions_total(self) -> int: ...
+    @property
+    def elapsed_secs(self) -> float: ...
+
+
 class ProgressDisplay(Protocol):
-    def update(self, progress: BackupProgress) -> None: ...
+    def update(self, progress: Any) -> None: ...
 
     def close(self) -> None: ...
 
@@ -35,13 +50,14 @@ class LogProgress:
     mode an average since start says little about now.
     """
 
-    def __init__(self, backup_id: str, interval_secs: float = 10.0) -> None:
+    def __init__(self, backup_id: str, interval_secs: float = 10.0, kind: str = "backup") -> None:
         self.backup_id = backup_id
         self.interval_secs = interval_secs
+        self.kind = kind
         self._next = 0.0
-        self._last: BackupProgress | None = None
+        self._last: Progress | None = None
 
-    def update(self, p: BackupProgress) -> None:
+    def update(self, p: Progress) -> None:
         now = time.monotonic()
         if now < self._next:
             return
@@ -53,14 +69,16 @@ class LogProgress:
         else:
             current = rate(p.bytes - last.bytes, p.elapsed_secs - last.elapsed_secs)
         log.info(
-            "backup %s: %s records, %s (%.1f MB/s), %d/%d partitions done, %d segments stored, %.0fs",
+            "%s %s: %s records, %s (%.1f MB/s), %d/%d partitions done, %d segments %s, %.0fs",
+            self.kind,
             self.backup_id,
             f"{p.records:,}",
             human_bytes(p.bytes),
             current,
             p.partitions_done,
             p.partitions_total,
-            p.segments,
+            getattr(p, "segments", 0),
+            "stored" if self.kind == "backup" else "read",
             p.elapsed_secs,
         )
 
@@ -76,7 +94,7 @@ class BarProgress:
         self.stream = stream
         self._bar: Any = None  # tqdm ships no type hints
 
-    def update(self, p: BackupProgress) -> None:
+    def update(self, p: Progress) -> None:
         from tqdm import tqdm  # type: ignore[import-untyped,unused-ignore]  # no stubs installed
 
         if self._bar is None:
@@ -92,7 +110,7 @@ class BarProgress:
         self._bar.n = p.partitions_done
         self._bar.set_postfix_str(
             f"{p.records:,} records, {p.bytes / MB:.1f} MB, {rate(p.bytes, p.elapsed_secs):.1f} MB/s, "
-            f"{p.segments} segments"
+            f"{getattr(p, 'segments', 0)} segments"
         )
 
     def close(self) -> None:
@@ -101,11 +119,13 @@ class BarProgress:
             self._bar = None
 
 
-def make_progress(backup_id: str, stream: IO[str], interval_secs: float = 10.0) -> ProgressDisplay:
+def make_progress(
+    backup_id: str, stream: IO[str], interval_secs: float = 10.0, kind: str = "backup"
+) -> ProgressDisplay:
     isatty = getattr(stream, "isatty", None)
     if isatty is not None and isatty():
         return BarProgress(backup_id, stream)
-    return LogProgress(backup_id, interval_secs)
+    return LogProgress(backup_id, interval_secs, kind)
 
 
 def summary_line(result: BackupResult) -> str:

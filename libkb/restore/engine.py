@@ -52,6 +52,7 @@ class RestoreProgress:
     partitions_done: int
     partitions_total: int
     elapsed_secs: float
+    segments: int = 0  # segments read
 
 
 @dataclass(slots=True)
@@ -123,7 +124,7 @@ class RestoreEngine:
         self._admin = admin
         self._producer_factory = producer_factory
         self._stop = threading.Event()
-        self._counts = {"records": 0, "bytes": 0, "done": 0}
+        self._counts = {"records": 0, "bytes": 0, "done": 0, "segments": 0}
         self._lock = threading.Lock()
 
     def stop(self) -> None:
@@ -429,6 +430,8 @@ class RestoreEngine:
             data = pending.result()
             pending = fetch(i + 1) if i + 1 < len(segments) else None  # read one segment ahead
             m.RESTORE_SEGMENTS.labels(backup_id).inc()
+            with self._lock:
+                self._counts["segments"] += 1
             count = nbytes = 0
             for offset, ts, ts_type, key, value, headers in SegmentReader(data, name=segment.key).records(
                 start
@@ -502,7 +505,12 @@ class RestoreEngine:
                 counts = dict(self._counts)
             self._progress(
                 RestoreProgress(
-                    counts["records"], counts["bytes"], counts["done"], total, time.monotonic() - started
+                    counts["records"],
+                    counts["bytes"],
+                    counts["done"],
+                    total,
+                    time.monotonic() - started,
+                    counts["segments"],
                 )
             )
 

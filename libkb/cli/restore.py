@@ -1,0 +1,330 @@
+"""``restore``, ``validate-restore``, ``show-offset-mapping`` and ``offset-reset``.
+
+Exit status: 0 when a restore completed (or a plan was printed); 1 when it
+was interrupted (a re-run resumes it) or on any error.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from contextlib import ExitStack
+from dataclasses import replace
+from typing import IO, Any
+
+from libkb.cli.backup import start_ops
+from libkb.cli.logs import error_line
+from libkb.cli.progress import make_progress, rate
+from libkb.cli.render import dump, human_bytes, table
+from libkb.cli.signals import StopOnSignal
+from libkb.config import JobConfig, SourceOptions, load_config
+from libkb.errors import ConfigError, LibkbError
+from libkb.format.models import groups_from_json, groups_key
+from libkb.kafka.clients import make_admin
+from libkb.ops.health import HealthModel, Watchdog
+from libkb.restore.engine import RestoreEngine, RestoreProgress, RestoreResult
+from libkb.restore.groups import TranslatedOffset, apply_offsets, translate_groups
+from libkb.restore.mapping import OffsetMapping
+from libkb.restore.plan import RestorePlan
+from libkb.restore.state import RestoreState, mapping_key, state_key
+from libkb.storage import NotFoundError, StorageBackend, create_backend_from_config, open_backend
+
+
+class RestoreNotFoundError(LibkbError, FileNotFoundError):
+    """No stored restore of the backup matches."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _restore_config(path: str) -> JobConfig:
+    config = load_config(path)
+    if config.mode != "restore":
+        raise ConfigError(
+            f"mode is {config.mode!r}; this command needs mode: restore", key="mode", source=path
+        )
+    return config
+
+
+def run_restore(
+    config_path: str,
+    *,
+    dry_run: bool = False,
+    liveness_timeout_secs: float = 300.0,
+    out: IO[str] | None = None,
+) -> int:
+    config = _restore_config(config_path)
+    if dry_run:
+        config = replace(config, restore=replace(config.restore, dry_run=True))
+    stdout = out or sys.stdout
+    backend = create_backend_from_config(config.storage)
+    with ExitStack() as stack:
+        stack.callback(backend.close)
+        watchdog = Watchdog(liveness_timeout_secs)
+        health = HealthModel(watchdog)
+        if config.metrics.enabled and not dry_run:
+            start_ops(stack, config, backend, health)
+        display = make_progress(config.backup_id, sys.stderr, kind="restore")
+        stack.callback(display.close)
+
+        def on_progress(progress: RestoreProgress) -> None:
+            watchdog.tick()
+            display.update(progress)
+
+        engine = RestoreEngine(config, backend=backend, progress=on_progress)
+
+        def stop() -> None:
+            health.stopping = True
+            engine.stop()
+
+        with StopOnSignal(stop):
+            result = engine.run()
+        watchdog.finish()
+        display.close()
+    if result.status == "planned":
+        assert result.plan is not None
+        print(plan_text(result.plan), file=stdout)
+        return 0
+    for note in result.notes:
+        print(f"note: {note}", file=stdout)
+    print(summary_line(result), file=stdout, flush=True)
+    if result.status == "complete":
+        return 0
+    error_line(f"restore {result.restore_id} was {result.status}; run the same command again to resume it")
+    return 1
+
+
+def summary_line(result: RestoreResult) -> str:
+    line = (
+        f"restore {result.restore_id} of backup {result.backup_id} {result.status}: "
+        f"{result.records:,} records, {human_bytes(result.bytes)}, {result.partitions} partitions, "
+        f"{result.duration_secs:.1f}s ({rate(result.bytes, result.duration_secs):.1f} MB/s)"
+    )
+    if result.skipped_records:
+        line += f"; {result.skipped_records:,} already restored by an earlier run"
+    if result.group_offsets:
+        groups = sorted({o.group for o in result.group_offsets})
+        line += f"; offsets translated for {len(groups)} group(s)"
+        if result.groups_reset:
+            line += f", applied to {', '.join(result.groups_reset)}"
+    return line
+
+
+# -- validate-restore ---------------------------------------------------------
+
+
+def plan_dict(plan: RestorePlan) -> dict[str, Any]:
+    return {
+        "backup_id": plan.backup_id,
+        "partitions": [
+            {
+                "source_topic": t.source_topic,
+                "source_partition": t.source_partition,
+                "source_start_offset": t.start_offset,
+                "source_end_offset": t.end_offset,
+                "records": t.max_records,
+                "records_exact": t.exact,
+                "stored_bytes": t.stored_bytes,
+                "segments": len(t.segments),
+                "target_topic": t.target_topic,
+                "target_partition": t.target_partition,
+            }
+            for t in plan.tasks
+        ],
+        "target_partitions_needed": plan.target_partitions,
+        "skipped_topics": plan.skipped_topics,
+    }
+
+
+def plan_text(plan: RestorePlan) -> str:
+    rows = [
+        (
+            f"{t.source_topic}[{t.source_partition}]",
+            f"[{t.start_offset}, {t.end_offset})",
+            f"{t.max_records:,}" if t.exact else f"<= {t.max_records:,}",
+            human_bytes(t.stored_bytes),
+            f"{t.target_topic}[{t.target_partition}]",
+        )
+        for t in plan.tasks
+    ]
+    lines = [f"restore plan for backup {plan.backup_id} (nothing written):"]
+    if rows:
+        lines.append(table(("SOURCE", "OFFSETS", "RECORDS", "STORED", "TARGET"), rows, indent="  "))
+    else:
+        lines.append("  nothing to restore: no backed-up topic matches target.topics and the filters")
+    if plan.skipped_topics:
+        lines.append(f"  not selected: {', '.join(plan.skipped_topics)}")
+    total = sum(t.max_records for t in plan.tasks)
+    exact = all(t.exact for t in plan.tasks)
+    lines.append(f"  total: {'' if exact else '<= '}{total:,} records in {len(plan.tasks)} partitions")
+    return "\n".join(lines)
+
+
+def run_validate_restore(config_path: str, fmt: str, out: IO[str] | None = None) -> int:
+    config = _restore_config(config_path)
+    result = RestoreEngine(config).plan()
+    assert result.plan is not None
+    text = plan_text(result.plan) if fmt == "text" else dump(plan_dict(result.plan), fmt)
+    print(text, file=out or sys.stdout)
+    return 0
+
+
+# -- offset mappings -----------------------------------------------------------
+
+
+def load_mappings(backend: StorageBackend, backup_id: str, restore_id: str | None) -> list[OffsetMapping]:
+    """The stored mappings of a backup's restores (one, when ``restore_id`` is given), oldest first."""
+    ids = sorted(
+        {
+            k.split("/")[2]
+            for k in backend.iter_keys(f"{backup_id}/restores/")
+            if k.endswith("/offset-mapping.json")
+        }
+    )
+    if restore_id is not None:
+        if restore_id not in ids:
+            raise RestoreNotFoundError(
+                f"no restore {restore_id!r} of backup {backup_id!r} (restores: {', '.join(ids) or 'none'})"
+            )
+        ids = [restore_id]
+    if not ids:
+        raise RestoreNotFoundError(f"backup {backup_id!r} has no stored restore (offset mapping) yet")
+    created = {}
+    for rid in ids:
+        try:
+            created[rid] = RestoreState.from_json(backend.get(state_key(backup_id, rid))).created_ms
+        except NotFoundError:
+            created[rid] = 0
+    return [
+        OffsetMapping.from_json(backend.get(mapping_key(backup_id, rid)), name=mapping_key(backup_id, rid))
+        for rid in sorted(ids, key=lambda r: created[r])
+    ]
+
+
+def mapping_rows(mapping: OffsetMapping) -> list[dict[str, Any]]:
+    return [
+        {
+            "restore_id": mapping.restore_id,
+            "source_topic": p.source_topic,
+            "source_partition": p.source_partition,
+            "source_offset": src,
+            "target_topic": p.target_topic,
+            "target_partition": p.target_partition,
+            "target_offset": tgt,
+            "records": length,
+        }
+        for p in mapping.partitions
+        for src, tgt, length in p.runs
+    ]
+
+
+def run_show_offset_mapping(
+    path: str, backup_id: str, restore_id: str | None, fmt: str, out: IO[str] | None = None
+) -> int:
+    with open_backend(path) as backend:
+        mappings = load_mappings(backend, backup_id, restore_id)
+    stdout = out or sys.stdout
+    rows = [row for m in mappings for row in mapping_rows(m)]
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["restore_id"])
+        writer.writeheader()
+        writer.writerows(rows)
+        stdout.write(buffer.getvalue())
+    elif fmt == "text":
+        for m in mappings:
+            print(f"restore {m.restore_id} of backup {m.backup_id}:", file=stdout)
+            print(
+                table(
+                    ("SOURCE", "TARGET", "TARGET OFFSETS", "RECORDS", "RUNS"),
+                    [
+                        (
+                            f"{p.source_topic}[{p.source_partition}]",
+                            f"{p.target_topic}[{p.target_partition}]",
+                            f"[{p.target_start}, {p.target_end})",
+                            f"{p.count:,}",
+                            len(p.runs),
+                        )
+                        for p in m.partitions
+                    ],
+                    indent="  ",
+                ),
+                file=stdout,
+            )
+    else:
+        print(dump([json.loads(m.to_json()) for m in mappings], fmt), file=stdout)
+    return 0
+
+
+# -- offset-reset -----------------------------------------------------------------
+
+
+def translated_offsets(
+    backend: StorageBackend, backup_id: str, restore_id: str | None, groups: list[str] | None
+) -> tuple[OffsetMapping, list[TranslatedOffset]]:
+    mapping = load_mappings(backend, backup_id, restore_id)[-1]  # the latest restore by default
+    try:
+        _, snapshot = groups_from_json(backend.get(groups_key(backup_id)), name=groups_key(backup_id))
+    except NotFoundError:
+        raise RestoreNotFoundError(f"backup {backup_id!r} has no consumer-group snapshot") from None
+    if groups:
+        known = {g.group for g in snapshot}
+        unknown = sorted(set(groups) - known)
+        if unknown:
+            raise ConfigError(
+                f"group(s) {', '.join(unknown)} are not in the backup's snapshot "
+                f"(it has: {', '.join(sorted(known)) or 'none'})",
+                key="--groups",
+            )
+    return mapping, translate_groups(snapshot, mapping, groups)
+
+
+def run_offset_reset(
+    action: str,
+    path: str,
+    backup_id: str,
+    groups: list[str] | None,
+    bootstrap_servers: str | None,
+    restore_id: str | None,
+    fmt: str,
+    out: IO[str] | None = None,
+) -> int:
+    stdout = out or sys.stdout
+    with open_backend(path) as backend:
+        mapping, offsets = translated_offsets(backend, backup_id, restore_id, groups)
+    rows = [
+        {
+            "group": o.group,
+            "source": f"{o.source_topic}[{o.source_partition}]",
+            "source_offset": o.source_offset,
+            "target": f"{o.target_topic}[{o.target_partition}]",
+            "target_offset": o.target_offset,
+        }
+        for o in offsets
+    ]
+    if fmt == "text":
+        print(f"offsets of restore {mapping.restore_id} (backup {backup_id}):", file=stdout)
+        print(
+            table(
+                ("GROUP", "SOURCE", "COMMITTED", "TARGET", "NEW OFFSET"),
+                [list(r.values()) for r in rows],
+                indent="  ",
+            ),
+            file=stdout,
+        )
+    else:
+        print(dump(rows, fmt), file=stdout)
+    if action == "plan":
+        return 0
+    if not bootstrap_servers:
+        raise ConfigError(
+            "offset-reset execute needs --bootstrap-servers of the target cluster", key="--bootstrap-servers"
+        )
+    admin = make_admin(
+        SourceOptions(bootstrap_servers=tuple(s.strip() for s in bootstrap_servers.split(",")))
+    )
+    changed = apply_offsets(admin, offsets)
+    print(f"committed new offsets for {len(changed)} group(s): {', '.join(changed) or 'none'}", file=stdout)
+    return 0
