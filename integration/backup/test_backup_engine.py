@@ -356,3 +356,30 @@ def test_sigterm_interrupts_a_snapshot_consistently(
     # Running again completes the snapshot without duplicates.
     assert BackupEngine(parse_config(config | {"backup": {}})).run().status == "complete"
     assert check_exact(kafka_service, backend, topic, 1) == 10_000
+
+
+def test_lag_metric_reaches_zero(
+    kafka_service: KafkaEndpoint, topic_factory: Any, memory: StorageBackend
+) -> None:
+    from prometheus_client import REGISTRY
+
+    topic = topic_factory(partitions=2)
+    produce(kafka_service.bootstrap_servers, topic, 2000, partitions=2)
+    engine = BackupEngine(
+        job(kafka_service, {"backend": "memory"}, [topic], backup_id="lag", continuous=True), backend=memory
+    )
+    results: list[BackupResult] = []
+    runner = threading.Thread(target=lambda: results.append(engine.run()))
+    runner.start()
+    try:
+
+        def lag(p: int) -> float | None:
+            return REGISTRY.get_sample_value(
+                "kafka_backup_lag_records", {"topic": topic, "partition": str(p), "backup_id": "lag"}
+            )
+
+        _wait(lambda: lag(0) == 0 and lag(1) == 0)
+    finally:
+        engine.stop()
+        runner.join(60)
+    assert results[0].records == 2000

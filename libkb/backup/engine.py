@@ -25,9 +25,10 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import groupby
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from libkb import __version__
 from libkb import metrics as m
@@ -147,6 +148,7 @@ class _Partition:
         "index",
         "index_lock",
         "partition",
+        "rec_bytes",
         "sealed_last",
         "seg_base",
         "seg_blocks",
@@ -157,10 +159,11 @@ class _Partition:
         "topic",
     )
 
-    def __init__(self, plan: PartitionPlan, index: PartitionIndex) -> None:
+    def __init__(self, plan: PartitionPlan, index: PartitionIndex, block_bytes: int = 1 << 20) -> None:
         self.topic = plan.topic
         self.partition = plan.partition
-        self.enc = BlockEncoder()
+        self.enc = BlockEncoder(block_bytes)
+        self.rec_bytes = 0  # packed bytes per record, estimated from the last run
         self.target_end = plan.end
         self.done = plan.done
         self.seg_base = plan.start
@@ -311,7 +314,7 @@ class BackupEngine:
                     "were deleted by retention before they could be backed up"
                 )
                 log.warning(result.missing_ranges[-1])
-            states[tp] = _Partition(plan, index)
+            states[tp] = _Partition(plan, index, self.options.block_bytes)
         result.partitions = len(states)
         return manifest, states
 
@@ -408,7 +411,7 @@ class BackupEngine:
 
         def finish(st: _Partition, end: int) -> None:
             nonlocal active
-            if st.enc.timestamps:
+            if st.enc.count:
                 seal(st)
             st.covered_to = max(st.covered_to, end)
             close_segment(st)
@@ -428,12 +431,10 @@ class BackupEngine:
             continuous = opts.continuous or not opts.stop_at_current_offsets
             interval = opts.segment_max_interval_ms / 1000
             eof_code = KafkaError._PARTITION_EOF
-            while active > 0 or (continuous and assignment):
-                if self._stop.is_set():
-                    break
-                # Typed Any: the stubs make offset()/topic() Optional, which a
-                # per-record check would pay for at runtime.
-                msgs: list[Any] = consumer.consume(_BATCH, 0.2) if assignment else []
+            stop = self._stop
+
+            def per_record(msgs: list[Any]) -> bool:
+                """Records one by one (runs with errors or a partition's end); True: stop."""
                 for msg in msgs:
                     err = msg.error()
                     if err is not None:
@@ -444,7 +445,7 @@ class BackupEngine:
                                 continue
                             if st.target_end is not None and off >= st.target_end:
                                 finish(st, st.target_end)
-                            elif not st.enc.timestamps and off > st.covered_to:
+                            elif not st.enc.count and off > st.covered_to:
                                 st.covered_to = off  # passed transaction markers / aborted records
                             continue
                         if err.fatal() or not err.retriable():
@@ -459,19 +460,69 @@ class BackupEngine:
                     if end is not None and off >= end:
                         finish(st, end)
                         continue
-                    enc = st.enc
-                    if not enc.timestamps:
-                        enc.first_offset = off
                     ts_type, ts = msg.timestamp()
-                    enc.buf += enc.pack((off, ts, ts_type, msg.key(), msg.value(), msg.headers()))
-                    enc.timestamps.append(ts)
-                    enc.last_offset = off
+                    size = st.enc.add(off, ts, ts_type, msg.key(), msg.value(), msg.headers())
                     if end is not None and off + 1 >= end:
                         finish(st, end)
-                    elif len(enc.buf) >= block_bytes:
+                    elif size >= block_bytes:
                         seal(st)
-                        if self._stop.is_set():
-                            break  # the rest of the batch is read again by the next run
+                        if stop.is_set():
+                            return True  # the rest of the batch is read again by the next run
+                return False
+
+            def add_run(st: _Partition, records: list[Any]) -> bool:
+                """Pack a run of one partition's records, in slices that end near block ends; True: stop."""
+                enc = st.enc
+                n = len(records)
+                pos = 0
+                while pos < n:
+                    size = len(enc)
+                    take = (block_bytes - size) // st.rec_bytes + 1 if st.rec_bytes else 16
+                    part = records[pos : pos + take] if pos or take < n else records
+                    grown = enc.add_records(part)
+                    st.rec_bytes = max(1, (grown - size) // len(part))
+                    pos += len(part)
+                    if grown >= block_bytes:
+                        seal(st)
+                        if stop.is_set():
+                            return True  # the rest of the batch is read again by the next run
+                return False
+
+            # A consume() batch holds runs of consecutive records of one
+            # partition (one fetch response each). Clean runs are turned into
+            # record tuples by one comprehension and packed by one C loop;
+            # only runs with an error/EOF event or a partition's end go record
+            # by record. One topic: the partition number alone tells runs apart.
+            topics_seen = {st.topic for st in states.values()}
+            run_key: Any = Message.partition if len(topics_seen) <= 1 else _topic_partition
+            has_error = Message.error
+            while active > 0 or (continuous and assignment):
+                if stop.is_set():
+                    break
+                # Typed Any: the stubs make offset()/topic() Optional, which a
+                # per-record check would pay for at runtime.
+                msgs: list[Any] = consumer.consume(_BATCH, 0.2) if assignment else []
+                for _, group in groupby(msgs, run_key):
+                    run: list[Any] = list(group)
+                    if any(map(has_error, run)):
+                        if per_record(run):
+                            break
+                        continue
+                    first = run[0]
+                    st = states[(first.topic(), first.partition())]
+                    if st.done:
+                        continue
+                    end = st.target_end
+                    if end is not None and run[-1].offset() + 1 >= end:
+                        if per_record(run):
+                            break
+                        continue
+                    records = [
+                        (m.offset(), (t := m.timestamp())[1], t[0], m.key(), m.value(), m.headers())
+                        for m in run
+                    ]
+                    if add_run(st, records):
+                        break
                 now = time.monotonic()
                 if now - last_tick >= _HOUSEKEEPING_SECS:
                     last_tick = now
@@ -482,14 +533,15 @@ class BackupEngine:
                     self._check_uploads()
                     for st in states.values():
                         if not st.done and now - st.seg_opened >= interval:
-                            if st.enc.timestamps:
+                            if st.enc.count:
                                 seal(st)
                             close_segment(st)
+                    self._record_lag(consumer, states)
                     self._report(totals, total - active, total, now - started)
             # Stopped, or every partition reached its end: store what is open.
             for st in states.values():
                 if not st.done:
-                    if st.enc.timestamps:
+                    if st.enc.count:
                         seal(st)
                     close_segment(st)
             self._report(totals, total - active, total, time.monotonic() - started)
@@ -500,6 +552,19 @@ class BackupEngine:
         if active == 0 and not (continuous and self._stop.is_set()):
             return "complete"
         return "stopped" if continuous else "interrupted"
+
+    def _record_lag(self, consumer: Consumer, states: dict[TP, _Partition]) -> None:
+        """``kafka_backup_lag_records``: the partition's end (as last fetched) minus our position."""
+        for st in states.values():
+            position = st.enc.last_offset + 1 if st.enc.count else st.covered_to
+            if st.done:
+                lag = 0
+            else:
+                _, high = consumer.get_watermark_offsets(TopicPartition(st.topic, st.partition), cached=True)
+                if high is None or high < 0:
+                    continue  # nothing fetched yet
+                lag = max(0, high - position)
+            m.BACKUP_LAG.labels(st.topic, str(st.partition), self.backup_id).set(lag)
 
     def _consumer_config(self) -> dict[str, Any]:
         config: dict[str, Any] = {
@@ -606,6 +671,10 @@ class BackupEngine:
             backend.put(manifest_key(self.backup_id), manifest.to_json())
         except LibkbError as exc:
             log.error("could not record the run's end in the manifest: %s", exc)
+
+
+def _topic_partition(msg: Any) -> tuple[str, int]:
+    return msg.topic(), msg.partition()
 
 
 def _now_ms() -> int:
