@@ -1,0 +1,26 @@
+"""The top-level library API, and that storage users do not load the Kafka clients."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_top_level_api_is_the_engines() -> None:
+    import libkb
+    from libkb.backup.engine import BackupEngine
+    from libkb.config import load_config
+    from libkb.restore.engine import RestoreEngine
+
+    assert (libkb.BackupEngine, libkb.RestoreEngine, libkb.load_config) == (
+        BackupEngine,
+        RestoreEngine,
+        load_config,
+    )
+    assert set(libkb.__all__) >= {"BackupEngine", "RestoreEngine", "load_config"}
+
+
+def test_storage_alone_does_not_import_kafka() -> None:
+    code = "import sys, libkb.storage; print('confluent_kafka' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
