@@ -383,3 +383,32 @@ def test_lag_metric_reaches_zero(
         engine.stop()
         runner.join(60)
     assert results[0].records == 2000
+
+
+def test_offsets_deleted_by_retention_between_runs_are_recorded(
+    kafka_service: KafkaEndpoint, topic_factory: Any, memory: StorageBackend
+) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    topic = topic_factory(partitions=1)
+    admin = AdminClient({"bootstrap.servers": kafka_service.bootstrap_servers})
+
+    def delete_before(offset: int) -> None:
+        """What retention does: move the partition's start offset."""
+        for future in admin.delete_records([TopicPartition(topic, 0, offset)]).values():
+            future.result(30)
+
+    produce(kafka_service.bootstrap_servers, topic, 100)
+    delete_before(20)  # a first backup starts where the log now starts
+    first = BackupEngine(job(kafka_service, {"backend": "memory"}, [topic]), backend=memory).run()
+    assert first.records == 80 and first.missing_ranges == []
+    produce(kafka_service.bootstrap_servers, topic, 100, start=100)
+    delete_before(150)  # offsets 100-149 vanish before the next run reads them
+    second = BackupEngine(job(kafka_service, {"backend": "memory"}, [topic]), backend=memory).run()
+    assert second.records == 50
+    assert second.missing_ranges and "offsets 100-149 were deleted by retention" in second.missing_ranges[0]
+    index = stored_index(memory, "bk", topic, 0)
+    assert [(m.start, m.end, m.reason) for m in index.missing] == [(100, 150, "retention")]
+    assert index.coverage_problems() == []
+    assert (index.start_offset, index.end_offset) == (20, 200)
+    assert [r[0] for r in stored_records(memory, "bk", topic, 1)[0]] == [*range(20, 100), *range(150, 200)]

@@ -481,3 +481,36 @@ def test_filesystem_config_round_trip_helper() -> None:
     """The storage helper used above turns typed configs back into loadable mappings."""
     config = FilesystemConfig(path="/x", prefix="p")
     assert StorageBackendConfig.from_dict(_storage_dict(config)) == config
+
+
+def test_group_with_active_members_is_refused(
+    kafka_service: KafkaEndpoint, topic_factory: Any, memory: StorageBackend
+) -> None:
+    from libkb.restore.groups import GroupOffsetError
+
+    source = topic_factory()
+    produce(kafka_service.bootstrap_servers, source, 50)
+    group = f"{source}-busy"
+    committer = Consumer({"bootstrap.servers": kafka_service.bootstrap_servers, "group.id": group})
+    committer.commit(offsets=[TopicPartition(source, 0, 10)], asynchronous=False)
+    committer.close()
+    backup(kafka_service, {"backend": "memory"}, [source], memory)
+    target = topic_factory()
+    member = Consumer({"bootstrap.servers": kafka_service.bootstrap_servers, "group.id": group})
+    member.subscribe([target])
+    deadline = time.monotonic() + 30
+    while not member.assignment() and time.monotonic() < deadline:
+        member.poll(0.2)  # join the group: it now has an active member
+    try:
+        with pytest.raises(GroupOffsetError, match="active member"):
+            restore(
+                kafka_service,
+                {"backend": "memory"},
+                [target],
+                memory,
+                topic_mapping={source: target},
+                consumer_groups=[group],
+                reset_consumer_offsets=True,
+            )
+    finally:
+        member.close()
