@@ -27,7 +27,7 @@ from requests.structures import CaseInsensitiveDict
 
 from libkb.errors import ConfigError
 from libkb.storage.drivers import gcs
-from libkb.storage.drivers._http import NoRetry
+from libkb.storage.drivers.common.transport import NoRetry
 from libkb.storage.settings import GcsConfig, ResilienceConfig, TransferConfig
 
 EMU = "http://127.0.0.1:4443"
@@ -178,7 +178,7 @@ def test_listing_pages_and_metadata(http: FakeHTTP) -> None:
 
 
 def test_rfc3339_with_nanoseconds() -> None:
-    from libkb.storage.drivers._http import rfc3339_to_ms
+    from libkb.storage.drivers.common.transport import rfc3339_to_ms
 
     assert rfc3339_to_ms("2026-11-24T02:36:31.341201999Z") == 1795487791341
     assert rfc3339_to_ms("2026-11-24T02:36:31Z") == 1795487791000

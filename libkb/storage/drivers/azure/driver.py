@@ -49,7 +49,8 @@ from libcloud.storage.types import ContainerDoesNotExistError, ObjectDoesNotExis
 from libcloud.utils.xml import fixxpath
 
 from libkb.errors import ConfigError
-from libkb.storage.drivers._http import (
+from libkb.storage.drivers.base import LibkbDriverMixin
+from libkb.storage.drivers.common.transport import (
     LibkbHTTPConnection,
     NoRetry,
     PerThreadConnectionMixin,
@@ -62,7 +63,6 @@ from libkb.storage.drivers._http import (
     rechunk,
     run_parallel,
 )
-from libkb.storage.drivers.base import LibkbDriverMixin
 from libkb.storage.settings import AzureConfig, TransferConfig
 
 #: REST version sent as ``x-ms-version``. 2019-12-12 allows blocks up to

@@ -48,7 +48,8 @@ from libcloud.storage.types import (
 )
 
 from libkb.errors import ConfigError
-from libkb.storage.drivers._http import (
+from libkb.storage.drivers.base import LibkbDriverMixin
+from libkb.storage.drivers.common.transport import (
     LibkbHTTPConnection,
     NoRetry,
     PerThreadConnectionMixin,
@@ -61,7 +62,6 @@ from libkb.storage.drivers._http import (
     redact_url_error,
     rfc3339_to_ms,
 )
-from libkb.storage.drivers.base import LibkbDriverMixin
 from libkb.storage.settings import GcsConfig, TransferConfig
 
 #: Public JSON API endpoint.

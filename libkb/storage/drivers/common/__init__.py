@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by the S3, Azure and GCS drivers."""
