@@ -178,7 +178,7 @@ def test_listing_pages_and_metadata(http: FakeHTTP) -> None:
 
 
 def test_rfc3339_with_nanoseconds() -> None:
-    from libkb.storage.drivers.common.transport import rfc3339_to_ms
+    from libkb.storage.drivers.common.timestamps import rfc3339_to_ms
 
     assert rfc3339_to_ms("2026-11-24T02:36:31.341201999Z") == 1795487791341
     assert rfc3339_to_ms("2026-11-24T02:36:31Z") == 1795487791000

@@ -50,19 +50,12 @@ from libcloud.utils.xml import fixxpath
 
 from libkb.errors import ConfigError
 from libkb.storage.drivers.base import LibkbDriverMixin
-from libkb.storage.drivers.common.transport import (
-    LibkbHTTPConnection,
-    NoRetry,
-    PerThreadConnectionMixin,
-    ReleaseBodyMixin,
-    clip_text,
-    empty_stream,
-    http_date_to_ms,
-    http_error,
-    iter_response,
-    rechunk,
-    run_parallel,
-)
+from libkb.storage.drivers.common.downloads import empty_stream, iter_response
+from libkb.storage.drivers.common.errors import clip_text, http_error
+from libkb.storage.drivers.common.per_thread import PerThreadConnectionMixin
+from libkb.storage.drivers.common.timestamps import http_date_to_ms
+from libkb.storage.drivers.common.transport import LibkbHTTPConnection, NoRetry, ReleaseBodyMixin
+from libkb.storage.drivers.common.uploads import rechunk, run_parallel
 from libkb.storage.settings import AzureConfig, TransferConfig
 
 #: REST version sent as ``x-ms-version``. 2019-12-12 allows blocks up to

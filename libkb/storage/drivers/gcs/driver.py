@@ -49,19 +49,12 @@ from libcloud.storage.types import (
 
 from libkb.errors import ConfigError
 from libkb.storage.drivers.base import LibkbDriverMixin
-from libkb.storage.drivers.common.transport import (
-    LibkbHTTPConnection,
-    NoRetry,
-    PerThreadConnectionMixin,
-    ReleaseBodyMixin,
-    clip_text,
-    empty_stream,
-    http_error,
-    iter_response,
-    rechunk,
-    redact_url_error,
-    rfc3339_to_ms,
-)
+from libkb.storage.drivers.common.downloads import empty_stream, iter_response
+from libkb.storage.drivers.common.errors import clip_text, http_error, redact_url_error
+from libkb.storage.drivers.common.per_thread import PerThreadConnectionMixin
+from libkb.storage.drivers.common.timestamps import rfc3339_to_ms
+from libkb.storage.drivers.common.transport import LibkbHTTPConnection, NoRetry, ReleaseBodyMixin
+from libkb.storage.drivers.common.uploads import rechunk
 from libkb.storage.settings import GcsConfig, TransferConfig
 
 #: Public JSON API endpoint.

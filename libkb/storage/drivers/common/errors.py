@@ -1,0 +1,60 @@
+"""HTTP failures as the exceptions the adapter maps (Libcloud's, with ``.code``).
+
+No message built here carries a credential.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+from libcloud.common.exceptions import exception_from_message
+from libcloud.common.types import InvalidCredsError
+
+#: Longest service error text kept in an exception message.
+MAX_ERROR_TEXT = 300
+
+
+def clip_text(text: str | bytes | None, limit: int = MAX_ERROR_TEXT) -> str:
+    """First line of a service message, shortened, for exception texts."""
+    if text is None:
+        return ""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def http_error(
+    status: int,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    *,
+    driver: Any = None,
+) -> Exception:
+    """The exception for a failed HTTP response.
+
+    401/403 become ``InvalidCredsError`` (with ``.code``/``.http_code`` set to
+    the real status); everything else ``BaseHTTPError`` carrying ``.code``
+    (``RateLimitReachedError`` for 429), so the adapter can tell transient
+    (429/5xx) from permanent failures.
+    """
+    text = f"HTTP {status}: {message}" if message else f"HTTP {status}"
+    if status in (401, 403):
+        err: Exception = InvalidCredsError(text, driver=driver)
+        err.http_code = status  # type: ignore[attr-defined]
+        err.code = status  # type: ignore[attr-defined]
+        return err
+    exc: Exception = exception_from_message(code=status, message=text, headers=dict(headers or {}))
+    if status == 429:
+        exc.message = text  # type: ignore[attr-defined]
+        exc.args = (text,)
+    return exc
+
+
+def redact_url_error(exc: requests.RequestException, secret: str) -> requests.RequestException:
+    """The same requests exception type with ``secret`` (e.g. an upload session id)
+    removed from its message, for exceptions whose text includes the request URL."""
+    text = str(exc).replace(secret, "<redacted>") if secret else str(exc)
+    return type(exc)(text)
