@@ -82,10 +82,16 @@ class S3Config(StorageBackendConfig):
     session_token: str | None = field(default=None, repr=False)
     prefix: str | None = None
     path_style: bool = False
-    #: Resolved by the loader: None in YAML means "true iff endpoint is http://".
-    allow_http: bool = False
+    #: None (omitted) means "true iff an explicit endpoint is http://"; resolved
+    #: at construction, so the attribute is always a bool afterwards.
+    allow_http: bool | None = None
     resilience: ResilienceConfig = field(default_factory=ResilienceConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
+
+    def __post_init__(self) -> None:
+        if self.allow_http is None:
+            derived = bool(self.endpoint and self.endpoint.lower().startswith("http://"))
+            object.__setattr__(self, "allow_http", derived)
 
 
 @dataclass(frozen=True, slots=True)

@@ -226,6 +226,13 @@ def test_allow_http_defaults_from_endpoint_scheme() -> None:
     assert isinstance(aws, S3Config) and aws.allow_http is False
 
 
+def test_dataclass_derives_allow_http_like_yaml() -> None:
+    assert S3Config(bucket="b", endpoint="http://127.0.0.1:9000").allow_http is True
+    assert S3Config(bucket="b", endpoint="https://s3.example.com").allow_http is False
+    assert S3Config(bucket="b").allow_http is False
+    assert S3Config(bucket="b", endpoint="http://h:1", allow_http=False).allow_http is False
+
+
 def test_legacy_flat_config_keeps_working() -> None:
     legacy = StorageConfig.from_dict(_storage(GUIDE_LEGACY_BEFORE))
     assert "wJalrXUtnFEMI" not in repr(legacy)

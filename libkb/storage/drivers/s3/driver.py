@@ -1601,7 +1601,7 @@ def build_s3_driver(
     """
     environ = os.environ if env is None else env
     region = resolve_region(cfg.region, environ)
-    endpoint = resolve_endpoint(cfg.endpoint, region, allow_http=cfg.allow_http)
+    endpoint = resolve_endpoint(cfg.endpoint, region, allow_http=bool(cfg.allow_http))
     credentials = resolve_credentials(cfg, environ)
     return S3Driver(
         endpoint=endpoint,
