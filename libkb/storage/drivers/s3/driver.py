@@ -49,6 +49,7 @@ from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from functools import partial
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any, Protocol
 from urllib.parse import quote, unquote, unquote_plus, urlsplit
@@ -1187,7 +1188,7 @@ class S3Driver(LibkbDriverMixin, StorageDriver):  # type: ignore[misc]
                         type(exc).__name__,
                     )
                     reopened: requests.Response | None = self.libkb_call(
-                        _bind(self._open_get, bucket, key, position, limit, etag)
+                        partial(self._open_get, bucket, key, position, limit, etag)
                     )
                     if reopened is None:
                         return
@@ -1333,7 +1334,7 @@ class S3Driver(LibkbDriverMixin, StorageDriver):  # type: ignore[misc]
                 futures.append(
                     pool.submit(
                         self.libkb_call,
-                        _bind(self._copy_part, bucket, dest_name, upload_id, number, headers),
+                        partial(self._copy_part, bucket, dest_name, upload_id, number, headers),
                     )
                 )
             etags = [f.result() for f in futures]
@@ -1514,7 +1515,7 @@ class S3Driver(LibkbDriverMixin, StorageDriver):  # type: ignore[misc]
                 _raise_first_failure(futures)
             try:
                 future = pool.submit(
-                    self.libkb_call, _bind(self._upload_part, bucket, key, upload_id, number, data)
+                    self.libkb_call, partial(self._upload_part, bucket, key, upload_id, number, data)
                 )
             except BaseException:
                 slots.release()
@@ -1560,15 +1561,6 @@ class S3Driver(LibkbDriverMixin, StorageDriver):  # type: ignore[misc]
             pool.shutdown(wait=True, cancel_futures=True)
         self._session.close()
         self._finalizer.detach()
-
-
-def _bind(fn: Callable[..., Any], *args: Any) -> Callable[[], Any]:
-    """A zero-argument call for ``libkb_call`` (a lambda in a loop would capture late)."""
-
-    def call() -> Any:
-        return fn(*args)
-
-    return call
 
 
 def _raise_first_failure(futures: list[Future[str]]) -> None:
