@@ -46,7 +46,7 @@ from libkb.storage.drivers.s3 import (
     resolve_region,
     sign_v4,
 )
-from libkb.storage.drivers.s3 import driver as s3_driver
+from libkb.storage.drivers.s3 import errors as s3_errors
 from libkb.storage.errors import PermissionDeniedError
 from libkb.storage.settings import S3Config, TransferConfig
 
@@ -355,11 +355,11 @@ def test_error_message_never_carries_request_details() -> None:
 
 
 def test_embedded_error_in_200() -> None:
-    assert s3_driver._embedded_error(b"<CopyObjectResult/>", driver=None, bucket="b", key="k",
+    assert s3_errors._embedded_error(b"<CopyObjectResult/>", driver=None, bucket="b", key="k",
                               operation="copy") is None  # fmt: skip
-    exc = s3_driver._embedded_error(_err("InternalError"), driver=None, bucket="b", key="k", operation="copy")
+    exc = s3_errors._embedded_error(_err("InternalError"), driver=None, bucket="b", key="k", operation="copy")
     assert isinstance(exc, BaseHTTPError) and exc.code == 500
-    slow = s3_driver._embedded_error(_err("SlowDown"), driver=None, bucket="b", key="k", operation="c")
+    slow = s3_errors._embedded_error(_err("SlowDown"), driver=None, bucket="b", key="k", operation="c")
     assert isinstance(slow, BaseHTTPError) and slow.code == 503
 
 

@@ -1,0 +1,128 @@
+"""Streamed GETs that resume mid-body after a dropped connection."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from functools import partial
+from typing import TYPE_CHECKING
+
+import requests
+import urllib3.exceptions
+from libcloud.common.types import LibcloudError
+
+from libkb.storage.drivers.s3.parsing import etag_unquoted
+
+if TYPE_CHECKING:
+    from libkb.storage.drivers.s3.driver import S3Driver
+
+log = logging.getLogger(__package__)
+
+
+def open_get(
+    driver: S3Driver,
+    bucket: str,
+    key: str,
+    start: int = 0,
+    end: int | None = None,
+    if_match: str | None = None,
+) -> requests.Response | None:
+    """GET (a range of) an object, streaming. None when the range is empty (416)."""
+    headers: dict[str, str] = {}
+    ranged = start > 0 or end is not None
+    if ranged:
+        headers["Range"] = f"bytes={start}-" + (str(end - 1) if end is not None else "")
+    if if_match:
+        headers["If-Match"] = f'"{if_match}"'
+    response = driver._request("GET", bucket, key, headers=headers, stream=True)
+    status = response.status_code
+    if status == 416:
+        response.close()
+        return None
+    if status == 200 or (status == 206 and ranged):
+        if status == 200 and start > 0:
+            # The server ignored the Range header: never return wrong bytes.
+            response.close()
+            raise LibcloudError(
+                value=f"S3 get s3://{bucket}/{key}: server ignored the Range header",
+                driver=driver,
+            )
+        return response
+    raise driver._fail(response, bucket=bucket, key=key, operation="get", missing="object")
+
+
+def body_chunks(
+    driver: S3Driver,
+    response: requests.Response | None,
+    bucket: str,
+    key: str,
+    start: int,
+    end: int | None,
+    chunk_size: int,
+) -> Iterator[bytes]:
+    """Yield the body, at most up to ``end``.
+
+    On a connection failure mid-stream, resume with a ranged GET pinned to
+    the same e-tag (each resume goes through ``libkb_call``), at most
+    ``max_attempts - 1`` times per stream.
+    """
+    if response is None:
+        return
+    etag = etag_unquoted(response.headers.get("etag"))
+    position = start
+    length = response.headers.get("content-length")
+    limit: int | None = start + int(length) if length is not None else None
+    if end is not None:  # a 200 means the server sent the whole object from 0
+        limit = end if limit is None else min(limit, end)
+    resumes_left = max(0, driver._resilience.max_attempts - 1)
+    current = response
+    try:
+        while limit is None or position < limit:
+            amount = chunk_size if limit is None else min(chunk_size, limit - position)
+            try:
+                chunk = current.raw.read(amount, decode_content=False)
+            except (
+                urllib3.exceptions.ProtocolError,
+                urllib3.exceptions.ReadTimeoutError,
+                urllib3.exceptions.SSLError,
+                OSError,
+            ) as exc:
+                current.close()
+                if resumes_left <= 0 or not etag:
+                    raise _as_requests_error(exc) from exc
+                resumes_left -= 1
+                log.info(
+                    "resuming download of s3://%s/%s at byte %d after %s",
+                    bucket,
+                    key,
+                    position,
+                    type(exc).__name__,
+                )
+                reopened: requests.Response | None = driver.libkb_call(
+                    partial(open_get, driver, bucket, key, position, limit, etag)
+                )
+                if reopened is None:
+                    return
+                current = reopened
+                continue
+            if not chunk:
+                if limit is not None and position < limit:
+                    raise requests.exceptions.ChunkedEncodingError(
+                        f"S3 get s3://{bucket}/{key}: body ended at byte {position} of {limit}"
+                    )
+                return
+            position += len(chunk)
+            yield chunk
+    finally:
+        current.close()
+
+
+def _as_requests_error(exc: BaseException) -> requests.RequestException:
+    """Map a urllib3/socket error raised while reading a body as requests does."""
+    if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+        return requests.exceptions.ConnectionError(exc)
+    if isinstance(exc, urllib3.exceptions.SSLError):
+        return requests.exceptions.SSLError(exc)
+    if isinstance(exc, urllib3.exceptions.ProtocolError):
+        return requests.exceptions.ChunkedEncodingError(exc)
+    return requests.exceptions.ConnectionError(exc)

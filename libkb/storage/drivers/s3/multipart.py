@@ -1,0 +1,281 @@
+"""Multipart upload: initiate, parts in parallel with bounded memory, then
+complete; any failure aborts, so nothing becomes visible."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
+from concurrent.futures import wait as wait_futures
+from functools import partial
+from typing import TYPE_CHECKING
+from xml.sax.saxutils import escape as xml_escape
+
+from libcloud.common.types import LibcloudError
+from libcloud.storage.base import Container
+from libcloud.storage.types import ObjectDoesNotExistError
+
+from libkb.storage.drivers.s3.errors import _embedded_error
+from libkb.storage.drivers.s3.parsing import xml_ns, xml_root
+from libkb.storage.errors import BackendError
+from libkb.storage.settings import MiB
+
+if TYPE_CHECKING:
+    from libkb.storage.drivers.s3.driver import S3Driver
+
+log = logging.getLogger(__package__)
+
+GiB = 1024 * MiB
+#: S3 limits: parts per upload, smallest non-final part, largest single PUT/copy.
+MAX_PARTS = 10_000
+MIN_PART_SIZE = 5 * MiB
+MAX_SINGLE_PUT = 5 * GiB
+
+
+def complete_multipart_xml(etags: list[str]) -> bytes:
+    """Body of CompleteMultipartUpload; part numbers are the 1-based positions."""
+    parts = "".join(
+        f"<Part><PartNumber>{n}</PartNumber><ETag>{xml_escape(etag)}</ETag></Part>"
+        for n, etag in enumerate(etags, start=1)
+    )
+    return f"<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>".encode()
+
+
+def plan_parts(size: int, part_size: int) -> list[tuple[int, int]]:
+    """``(start, end_exclusive)`` ranges covering ``size`` bytes in ``part_size`` steps."""
+    return [(start, min(start + part_size, size)) for start in range(0, size, part_size)]
+
+
+class _ChunkBuffer:
+    """FIFO of byte chunks that hands out exact-size parts with one copy each."""
+
+    def __init__(self) -> None:
+        self._pieces: deque[memoryview] = deque()
+        self.size = 0
+
+    def add(self, chunk: bytes | bytearray | memoryview) -> None:
+        if isinstance(chunk, bytes):
+            view = memoryview(chunk)
+        elif isinstance(chunk, (bytearray, memoryview)):
+            # Copy: the producer may reuse a mutable buffer after yielding it.
+            view = memoryview(bytes(chunk))
+        else:
+            raise TypeError(f"upload chunks must be bytes-like, not {type(chunk).__name__}")
+        if view.nbytes:
+            self._pieces.append(view)
+            self.size += view.nbytes
+
+    def take(self, n: int) -> bytes:
+        out: list[memoryview] = []
+        need = n
+        while need:
+            piece = self._pieces[0]
+            if piece.nbytes <= need:
+                out.append(self._pieces.popleft())
+                need -= piece.nbytes
+            else:
+                out.append(piece[:need])
+                self._pieces[0] = piece[need:]
+                need = 0
+        self.size -= n
+        if len(out) == 1:
+            whole = out[0].obj
+            if isinstance(whole, bytes) and len(whole) == n:
+                return whole  # a producer chunk of exactly part size: no copy
+        return b"".join(out)
+
+
+def upload_stream(driver: S3Driver, container: Container, object_name: str, chunks: Iterable[bytes]) -> None:
+    """Upload from chunks of any size with bounded memory.
+
+    Up to ``single_put_threshold`` bytes: one PUT. Beyond: multipart with
+    ``part_size`` parts, ``max_concurrency`` in flight on the driver's pool;
+    the producer blocks when they are all busy, so about
+    ``(max_concurrency + 1) * part_size`` bytes are held. Any error,
+    including one raised by ``chunks``, aborts the upload: nothing becomes
+    visible.
+    """
+    bucket = container.name
+    buffer = _ChunkBuffer()
+    iterator = iter(chunks)
+    overflow = False
+    for chunk in iterator:
+        buffer.add(chunk)
+        if buffer.size > driver._single_put_limit:
+            overflow = True
+            break
+    if not overflow:
+        data = buffer.take(buffer.size)
+
+        def put() -> None:
+            driver.ex_put_object(container, object_name, data)
+
+        driver.libkb_call(put)
+        return
+    _multipart_upload(driver, bucket, object_name, buffer, iterator)
+
+
+def _multipart_upload(
+    driver: S3Driver, bucket: str, key: str, buffer: _ChunkBuffer, iterator: Iterator[bytes]
+) -> None:
+    part_size = driver._transfer.part_size
+    slots = threading.Semaphore(driver._transfer.max_concurrency)
+    failed = threading.Event()
+    futures: list[Future[str]] = []
+    pool = driver._executor()
+    upload_id: str = driver.libkb_call(lambda: initiate(driver, bucket, key))
+
+    def on_done(future: Future[str]) -> None:
+        slots.release()
+        if future.cancelled() or future.exception() is not None:
+            failed.set()
+
+    def submit(data: bytes) -> None:
+        number = len(futures) + 1
+        if number > MAX_PARTS:
+            raise BackendError(
+                f"the stream is larger than {MAX_PARTS} parts of {part_size} bytes",
+                backend="s3",
+                key=key,
+                hint="raise storage.transfer.part_size",
+            )
+        slots.acquire()
+        if failed.is_set():
+            slots.release()
+            _raise_first_failure(futures)
+        try:
+            future = pool.submit(
+                driver.libkb_call, partial(upload_part, driver, bucket, key, upload_id, number, data)
+            )
+        except BaseException:
+            slots.release()
+            raise
+        futures.append(future)
+        future.add_done_callback(on_done)
+
+    try:
+        while buffer.size >= part_size:
+            submit(buffer.take(part_size))
+        for chunk in iterator:
+            buffer.add(chunk)
+            while buffer.size >= part_size:
+                submit(buffer.take(part_size))
+        if buffer.size or not futures:
+            submit(buffer.take(buffer.size))
+        etags = [f.result() for f in futures]
+        complete(driver, bucket, key, upload_id, etags)
+    except BaseException as exc:
+        abort_after_failure(driver, bucket, key, upload_id, futures, exc)
+        raise
+
+
+def initiate(driver: S3Driver, bucket: str, key: str) -> str:
+    response = driver._request(
+        "POST",
+        bucket,
+        key,
+        params={"uploads": ""},
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    if response.status_code != 200:
+        raise driver._fail(response, bucket=bucket, key=key, operation="initiate upload")
+    root = xml_root(response.content)
+    response.close()
+    upload_id = root.findtext(xml_ns(root) + "UploadId") if root is not None else None
+    if not upload_id:
+        raise LibcloudError(value="S3 initiate upload: no UploadId in response", driver=driver)
+    return upload_id
+
+
+def upload_part(driver: S3Driver, bucket: str, key: str, upload_id: str, number: int, data: bytes) -> str:
+    params = {"partNumber": str(number), "uploadId": upload_id}
+    response = driver._request("PUT", bucket, key, params=params, data=data)
+    if response.status_code != 200:
+        raise driver._fail(response, bucket=bucket, key=key, operation="upload part")
+    response.close()
+    etag = response.headers.get("etag")
+    if not etag:
+        raise LibcloudError(value=f"S3 upload part {number}: no ETag", driver=driver)
+    return etag
+
+
+def complete(driver: S3Driver, bucket: str, key: str, upload_id: str, etags: list[str]) -> None:
+    body = complete_multipart_xml(etags)
+    attempt = 0
+
+    def complete_once() -> None:
+        nonlocal attempt
+        attempt += 1
+        response = driver._request(
+            "POST",
+            bucket,
+            key,
+            params={"uploadId": upload_id},
+            headers={"Content-Type": "application/xml"},
+            data=body,
+        )
+        if response.status_code == 404 and attempt > 1 and _completed(driver, bucket, key, len(etags)):
+            # An earlier attempt completed but its answer was lost.
+            response.close()
+            return
+        if response.status_code != 200:
+            raise driver._fail(response, bucket=bucket, key=key, operation="complete upload")
+        text = response.content
+        response.close()
+        embedded = _embedded_error(text, driver=driver, bucket=bucket, key=key, operation="complete upload")
+        if embedded is not None:
+            raise embedded
+
+    driver.libkb_call(complete_once)
+
+
+def _completed(driver: S3Driver, bucket: str, key: str, parts: int) -> bool:
+    try:
+        obj = driver.get_object(bucket, key)
+    except ObjectDoesNotExistError:
+        return False
+    return bool(obj.hash and obj.hash.endswith(f"-{parts}"))
+
+
+def abort(driver: S3Driver, bucket: str, key: str, upload_id: str) -> None:
+    response = driver._request("DELETE", bucket, key, params={"uploadId": upload_id})
+    if response.status_code not in (200, 204, 404):
+        raise driver._fail(response, bucket=bucket, key=key, operation="abort upload")
+    response.close()
+
+
+def abort_after_failure(
+    driver: S3Driver,
+    bucket: str,
+    key: str,
+    upload_id: str,
+    futures: list[Future[str]],
+    exc: BaseException,
+) -> None:
+    """Cancel queued parts, wait for running ones (a part finishing after the
+    abort would resurrect the upload), then abort; keep the original error."""
+    for future in futures:
+        future.cancel()
+    wait_futures(futures)
+    try:
+        driver.libkb_call(lambda: abort(driver, bucket, key, upload_id))
+    except Exception as abort_exc:
+        log.warning(
+            "could not abort multipart upload of s3://%s/%s (%s); a lifecycle rule "
+            "for incomplete uploads will clean it up",
+            bucket,
+            key,
+            type(abort_exc).__name__,
+        )
+        exc.add_note(f"aborting the multipart upload also failed: {abort_exc}")
+
+
+def _raise_first_failure(futures: list[Future[str]]) -> None:
+    for future in futures:
+        if future.done() and not future.cancelled():
+            error = future.exception()
+            if error is not None:
+                raise error
+    raise LibcloudError(value="S3 multipart upload: a part failed")
