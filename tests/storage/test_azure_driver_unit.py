@@ -31,7 +31,7 @@ from requests.structures import CaseInsensitiveDict
 
 from libkb.errors import ConfigError
 from libkb.storage.drivers import azure as az
-from libkb.storage.drivers.azure import driver as az_driver
+from libkb.storage.drivers.azure import credentials as az_credentials
 from libkb.storage.drivers.common.transport import NoRetry
 from libkb.storage.settings import AzureConfig, ResilienceConfig, TransferConfig
 
@@ -241,7 +241,7 @@ def test_token_credential_gives_bearer_header(http: FakeHTTP) -> None:
 
 def test_default_credential_chain_used_without_key(http: FakeHTTP, monkeypatch: pytest.MonkeyPatch) -> None:
     cred = FakeCredential()
-    monkeypatch.setattr(az_driver, "_default_azure_credential", lambda: cred)
+    monkeypatch.setattr(az_credentials, "_default_azure_credential", lambda: cred)
     http.responder = lambda req: (200, HEAD_OK, b"")
     drv = az.build_azure_driver(cfg(account_key=None))
     drv.get_object("cont", "x")
@@ -327,7 +327,7 @@ def test_default_credential_is_azure_identity_chain(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("AZURE_TENANT_ID", "t")
     monkeypatch.setenv("AZURE_CLIENT_ID", "c")
     monkeypatch.setenv("AZURE_CLIENT_SECRET", "s3cr3t-value")
-    cred = az_driver._default_azure_credential()
+    cred = az_credentials._default_azure_credential()
     assert isinstance(cred, identity.DefaultAzureCredential)
     drv = az.build_azure_driver(cfg(account_key=None))
     assert drv.token_source is not None and drv.token_source.owns_credential

@@ -1,20 +1,20 @@
 """Azure Blob Storage, on Libcloud's ``AzureBlobsStorageDriver``.
 
-The driver is split by concern; this package exports what the factory and
-tests use, so ``libkb.storage.drivers.azure`` stays the import path.
+One module a concern: :mod:`.endpoint`, :mod:`.credentials` (account key or
+Azure AD tokens), :mod:`.connection` (shared-key and bearer connections),
+:mod:`.errors` (responses to exceptions), :mod:`.blocks` (parallel block
+upload), :mod:`.copy` (server-side copy) and :mod:`.driver` (the Libcloud
+driver). This package exports what the factory and tests use.
 """
 
-from libkb.storage.drivers.azure.driver import (
+from libkb.storage.drivers.azure.connection import (
     AZURE_API_VERSION,
-    TOKEN_REFRESH_MARGIN_SECS,
-    AzureEndpoint,
-    AzureTokenSource,
     LibkbAzureBearerConnection,
-    LibkbAzureBlobsDriver,
     LibkbAzureConnection,
-    build_azure_driver,
-    resolve_azure_endpoint,
 )
+from libkb.storage.drivers.azure.credentials import TOKEN_REFRESH_MARGIN_SECS, AzureTokenSource
+from libkb.storage.drivers.azure.driver import LibkbAzureBlobsDriver, build_azure_driver
+from libkb.storage.drivers.azure.endpoint import AzureEndpoint, resolve_azure_endpoint
 
 __all__ = [
     "AZURE_API_VERSION",

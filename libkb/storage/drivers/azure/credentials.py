@@ -1,0 +1,127 @@
+"""Azure credentials: an account key, else Azure AD bearer tokens from any
+azure-identity ``TokenCredential`` (``DefaultAzureCredential`` by default).
+
+Libcloud only knows client-secret AD auth, and its ``AuthType.AZURE_AD``
+("azureAD") does not even match the ``"azureAd"`` its driver tests for, so
+the driver's own AD path is bypassed.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any, Protocol
+
+import requests
+from libcloud.common.types import InvalidCredsError
+
+from libkb.errors import ConfigError
+from libkb.storage.drivers.common.errors import clip_text
+from libkb.storage.settings import AzureConfig
+
+#: OAuth scope for Azure Storage data-plane tokens.
+AZURE_STORAGE_SCOPE = "https://storage.azure.com/.default"
+
+#: Refresh a bearer token this many seconds before it expires.
+TOKEN_REFRESH_MARGIN_SECS = 300
+
+
+class TokenCredential(Protocol):
+    """The azure-identity credential protocol (``get_token(*scopes)``)."""
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any: ...
+
+
+class AzureTokenSource:
+    """Thread-safe bearer-token cache over an azure-identity credential.
+
+    One token serves every thread's connection; it is fetched again
+    ``TOKEN_REFRESH_MARGIN_SECS`` before it expires (one fetch at a time).
+    Credential failures become ``InvalidCredsError`` (or a requests
+    ``ConnectionError`` when the token endpoint cannot be reached) so that no
+    azure-core exception reaches the adapter.
+    """
+
+    def __init__(
+        self,
+        credential: TokenCredential,
+        *,
+        scope: str = AZURE_STORAGE_SCOPE,
+        clock: Any = time.time,
+        owns_credential: bool = False,
+    ) -> None:
+        self.credential = credential
+        self.scope = scope
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._expires_on = 0.0
+        self.owns_credential = owns_credential
+
+    def authorization(self) -> str:
+        with self._lock:
+            if self._token is None or self._clock() + TOKEN_REFRESH_MARGIN_SECS >= self._expires_on:
+                self._token, self._expires_on = self._fetch()
+            return f"Bearer {self._token}"
+
+    def _fetch(self) -> tuple[str, float]:
+        try:
+            tok = self.credential.get_token(self.scope)
+        except Exception as exc:  # azure-core/azure-identity errors
+            name = type(exc).__name__
+            text = clip_text(str(exc), 500)
+            if name in (
+                "ServiceRequestError",
+                "ServiceResponseError",
+                "ServiceRequestTimeoutError",
+            ):
+                raise requests.ConnectionError(
+                    f"could not reach the Azure token endpoint ({name}: {text})"
+                ) from None
+            raise InvalidCredsError(
+                f"could not get an Azure AD token for {self.scope} ({name}: {text}); "
+                "set account_key / AZURE_STORAGE_KEY, or configure a service principal "
+                "(AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET), managed/workload "
+                "identity or 'az login'"
+            ) from None
+        return str(tok.token), float(tok.expires_on)
+
+    def close(self) -> None:
+        if self.owns_credential:
+            close = getattr(self.credential, "close", None)
+            if callable(close):
+                close()
+
+    def __repr__(self) -> str:
+        return f"<AzureTokenSource {type(self.credential).__name__} scope={self.scope}>"
+
+
+def _default_azure_credential() -> TokenCredential:
+    """azure-identity's DefaultAzureCredential, or a ConfigError naming the fixes."""
+    try:
+        from azure.identity import DefaultAzureCredential
+    except ImportError:
+        raise ConfigError(
+            "no Azure account key: set account_key in the storage config or the "
+            "AZURE_STORAGE_KEY environment variable, or install the 'libkb[azure]' extra "
+            "(azure-identity) to use Azure AD credentials (service principal, managed or "
+            "workload identity, Azure CLI)",
+            key="storage.account_key",
+        ) from None
+    cred: TokenCredential = DefaultAzureCredential()
+    return cred
+
+
+def resolve_azure_auth(
+    cfg: AzureConfig, credential: TokenCredential | None = None
+) -> tuple[str | None, AzureTokenSource | None]:
+    """``(account_key, None)`` or ``(None, token_source)``: the account key from
+    config, then ``AZURE_STORAGE_KEY``, then ``credential`` or
+    DefaultAzureCredential (bearer tokens)."""
+    key = cfg.account_key or os.environ.get("AZURE_STORAGE_KEY") or None
+    if key and credential is None:
+        return key, None
+    owns = credential is None
+    cred = credential if credential is not None else _default_azure_credential()
+    return None, AzureTokenSource(cred, owns_credential=owns)
