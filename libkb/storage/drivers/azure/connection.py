@@ -12,7 +12,8 @@ from libcloud.common.types import InvalidCredsError
 from libcloud.storage.drivers.azure_blobs import AzureBlobsConnection
 
 from libkb.storage.drivers.azure.credentials import AzureTokenSource
-from libkb.storage.drivers.azure.errors import LibkbAzureRawResponse, LibkbAzureResponse
+from libkb.storage.drivers.azure.errors import LibkbAzureResponse
+from libkb.storage.drivers.common.downloads import StreamedResponse
 from libkb.storage.drivers.common.transport import LibkbHTTPConnection, NoRetry, ReleaseBodyMixin
 
 #: REST version sent as ``x-ms-version``. 2019-12-12 allows blocks up to
@@ -26,7 +27,7 @@ class LibkbAzureConnection(ReleaseBodyMixin, AzureBlobsConnection):  # type: ign
 
     conn_class = LibkbHTTPConnection
     responseCls = LibkbAzureResponse
-    rawResponseCls = LibkbAzureRawResponse
+    rawResponseCls = StreamedResponse
     retryCls = NoRetry
     API_VERSION = AZURE_API_VERSION
 

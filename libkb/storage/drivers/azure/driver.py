@@ -35,7 +35,7 @@ from libkb.storage.drivers.azure.credentials import AzureTokenSource, TokenCrede
 from libkb.storage.drivers.azure.endpoint import resolve_azure_endpoint
 from libkb.storage.drivers.azure.errors import error_code, raise_for, raw_failure
 from libkb.storage.drivers.base import LibkbDriverMixin
-from libkb.storage.drivers.common.downloads import empty_stream, iter_response
+from libkb.storage.drivers.common.downloads import RangedDownloadMixin, ranged_body
 from libkb.storage.drivers.common.per_thread import PerThreadConnectionMixin
 from libkb.storage.drivers.common.timestamps import http_date_to_ms
 from libkb.storage.settings import AzureConfig, TransferConfig
@@ -46,11 +46,14 @@ LIST_PAGE_SIZE = 5000
 _EXISTS_CODES = frozenset({"BlobAlreadyExists", "ConditionNotMet"})
 
 
-class LibkbAzureBlobsDriver(PerThreadConnectionMixin, LibkbDriverMixin, AzureBlobsStorageDriver):  # type: ignore[misc]
+class LibkbAzureBlobsDriver(
+    PerThreadConnectionMixin, RangedDownloadMixin, LibkbDriverMixin, AzureBlobsStorageDriver  # type: ignore[misc]
+):
     """Libcloud Azure Blobs driver with libkb's contract (see drivers/base.py)."""
 
     libkb_name = "azure"
     connectionCls = LibkbAzureConnection
+    range_header = "x-ms-range"
 
     def __init__(
         self,
@@ -261,40 +264,12 @@ class LibkbAzureBlobsDriver(PerThreadConnectionMixin, LibkbDriverMixin, AzureBlo
             raw=True,
             stream=True,
         )
-        status = int(resp.status)
         rr: requests.Response = resp.requests_response
-        if status == 206:
-            return iter_response(rr, chunk_size)
-        if status == 200:
-            # Whole object: either no range was asked for, or the server ignored it.
-            limit = None if end is None else max(0, end - start)
-            return iter_response(rr, chunk_size, skip=start, limit=limit)
-        if status == 416:
-            rr.close()
-            return empty_stream()
+        body = ranged_body(rr, int(resp.status), chunk_size, start, end)
+        if body is not None:
+            return body
         raw_failure(resp, driver=self, container_name=obj.container.name, object_name=obj.name)
         raise AssertionError("unreachable")
-
-    def download_object_as_stream(
-        self, obj: Object, chunk_size: int | None = None
-    ) -> Iterator[bytes]:
-        """Open the GET now (errors raise here), stream the body lazily."""
-        return self._download(obj, {}, chunk_size)
-
-    def download_object_range_as_stream(
-        self,
-        obj: Object,
-        start_bytes: int,
-        end_bytes: int | None = None,
-        chunk_size: int | None = None,
-    ) -> Iterator[bytes]:
-        """Bytes ``start_bytes`` to ``end_bytes`` (exclusive); empty ranges make no request."""
-        if start_bytes < 0 or (end_bytes is not None and end_bytes < 0):
-            raise ValueError("byte offsets must be >= 0")
-        if end_bytes is not None and end_bytes <= start_bytes:
-            return empty_stream()
-        rng = f"bytes={start_bytes}-" + ("" if end_bytes is None else str(end_bytes - 1))
-        return self._download(obj, {"x-ms-range": rng}, chunk_size, start_bytes, end_bytes)
 
     # -- writes --------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import requests
-from libcloud.common.azure import AzureRawResponse, AzureResponse
+from libcloud.common.azure import AzureResponse
 from libcloud.storage.types import ContainerDoesNotExistError, ObjectDoesNotExistError
 from libcloud.utils.xml import fixxpath
 
@@ -67,25 +67,6 @@ class LibkbAzureResponse(AzureResponse):  # type: ignore[misc]
     def parse_error(self, msg: str | None = None) -> Any:
         body = _parse_xml(self.body) if self.body else ""
         raise http_error(int(self.status), _error_message(int(self.status), self.headers, body))
-
-
-class LibkbAzureRawResponse(AzureRawResponse):  # type: ignore[misc]
-    """Streamed response that keeps its own ``requests.Response``.
-
-    Libcloud's raw response reads the whole body of any non-200 answer (206
-    included) and fetches the response from the shared connection lazily; this
-    one leaves status checks to the driver and streams.
-    """
-
-    def __init__(self, connection: Any, response: requests.Response | None = None) -> None:
-        self.requests_response = response
-        super().__init__(connection, response)
-
-    def success(self) -> bool:
-        return 200 <= int(self.status) <= 299
-
-    def parse_error(self, msg: str | None = None) -> None:
-        return None
 
 
 def raise_for(

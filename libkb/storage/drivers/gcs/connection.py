@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from libcloud.common.base import Connection
 
+from libkb.storage.drivers.common.downloads import StreamedResponse
 from libkb.storage.drivers.common.transport import LibkbHTTPConnection, NoRetry, ReleaseBodyMixin
 from libkb.storage.drivers.gcs.credentials import GoogleTokenSource
 from libkb.storage.drivers.gcs.endpoint import GcsEndpoint
-from libkb.storage.drivers.gcs.errors import GcsJsonResponse, GcsRawResponse
+from libkb.storage.drivers.gcs.errors import GcsJsonResponse
 
 
 class GcsJsonConnection(ReleaseBodyMixin, Connection):  # type: ignore[misc]
@@ -16,7 +17,7 @@ class GcsJsonConnection(ReleaseBodyMixin, Connection):  # type: ignore[misc]
 
     conn_class = LibkbHTTPConnection
     responseCls = GcsJsonResponse
-    rawResponseCls = GcsRawResponse
+    rawResponseCls = StreamedResponse
     retryCls = NoRetry
 
     def __init__(

@@ -38,7 +38,7 @@ from libcloud.storage.types import (
 )
 
 from libkb.storage.drivers.base import LibkbDriverMixin
-from libkb.storage.drivers.common.downloads import empty_stream, iter_response
+from libkb.storage.drivers.common.downloads import RangedDownloadMixin, ranged_body
 from libkb.storage.drivers.common.errors import http_error
 from libkb.storage.drivers.common.per_thread import PerThreadConnectionMixin
 from libkb.storage.drivers.common.timestamps import rfc3339_to_ms
@@ -60,7 +60,7 @@ def _q(text: str) -> str:
     return quote(text, safe="")
 
 
-class LibkbGcsDriver(PerThreadConnectionMixin, LibkbDriverMixin, StorageDriver):  # type: ignore[misc]
+class LibkbGcsDriver(PerThreadConnectionMixin, RangedDownloadMixin, LibkbDriverMixin, StorageDriver):  # type: ignore[misc]
     """GCS JSON API driver with libkb's contract (see drivers/base.py)."""
 
     name = "Google Cloud Storage (JSON API)"
@@ -273,14 +273,9 @@ class LibkbGcsDriver(PerThreadConnectionMixin, LibkbDriverMixin, StorageDriver):
         )
         rr: requests.Response = resp.requests_response
         status = int(resp.status)
-        if status == 206:
-            return iter_response(rr, chunk_size)
-        if status == 200:
-            limit = None if end is None else max(0, end - start)
-            return iter_response(rr, chunk_size, skip=start, limit=limit)
-        if status == 416:
-            rr.close()
-            return empty_stream()
+        body = ranged_body(rr, status, chunk_size, start, end)
+        if body is not None:
+            return body
         try:
             text = rr.text
         finally:
@@ -289,27 +284,6 @@ class LibkbGcsDriver(PerThreadConnectionMixin, LibkbDriverMixin, StorageDriver):
         if status == 404:
             raise self._not_found(bucket, obj.name, message)
         raise http_error(status, message, resp.headers)
-
-    def download_object_as_stream(
-        self, obj: Object, chunk_size: int | None = None
-    ) -> Iterator[bytes]:
-        """Open the media GET now (errors raise here), stream the body lazily."""
-        return self._download(obj, {}, chunk_size)
-
-    def download_object_range_as_stream(
-        self,
-        obj: Object,
-        start_bytes: int,
-        end_bytes: int | None = None,
-        chunk_size: int | None = None,
-    ) -> Iterator[bytes]:
-        """Bytes ``start_bytes`` to ``end_bytes`` (exclusive); empty ranges make no request."""
-        if start_bytes < 0 or (end_bytes is not None and end_bytes < 0):
-            raise ValueError("byte offsets must be >= 0")
-        if end_bytes is not None and end_bytes <= start_bytes:
-            return empty_stream()
-        rng = f"bytes={start_bytes}-" + ("" if end_bytes is None else str(end_bytes - 1))
-        return self._download(obj, {"Range": rng}, chunk_size, start_bytes, end_bytes)
 
     # -- writes --------------------------------------------------------------
 

@@ -7,8 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import requests
-from libcloud.common.base import JsonResponse, RawResponse
+from libcloud.common.base import JsonResponse
 
 from libkb.storage.drivers.common.errors import clip_text, http_error
 
@@ -51,17 +50,3 @@ class GcsJsonResponse(JsonResponse):  # type: ignore[misc]
 
     def parse_error(self) -> Any:
         raise gcs_error(int(self.status), self.body, self.headers)
-
-
-class GcsRawResponse(RawResponse):  # type: ignore[misc]
-    """Streamed response holding its own ``requests.Response``; the driver checks status."""
-
-    def __init__(self, connection: Any, response: requests.Response | None = None) -> None:
-        self.requests_response = response
-        super().__init__(connection, response)
-
-    def success(self) -> bool:
-        return 200 <= int(self.status) <= 299
-
-    def parse_error(self) -> None:
-        return None

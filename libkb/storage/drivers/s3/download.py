@@ -11,6 +11,7 @@ import requests
 import urllib3.exceptions
 from libcloud.common.types import LibcloudError
 
+from libkb.storage.drivers.common.downloads import byte_range
 from libkb.storage.drivers.s3.parsing import etag_unquoted
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ def open_get(
     headers: dict[str, str] = {}
     ranged = start > 0 or end is not None
     if ranged:
-        headers["Range"] = f"bytes={start}-" + (str(end - 1) if end is not None else "")
+        headers["Range"] = byte_range(start, end)
     if if_match:
         headers["If-Match"] = f'"{if_match}"'
     response = driver._request("GET", bucket, key, headers=headers, stream=True)
