@@ -7,7 +7,8 @@ import base64
 import hashlib
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
+from functools import partial
 from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape
 
@@ -15,7 +16,7 @@ from libcloud.common.types import LibcloudError
 from libcloud.storage.base import Container
 
 from libkb.storage.drivers.azure.errors import raise_for
-from libkb.storage.drivers.common.uploads import rechunk, run_parallel
+from libkb.storage.drivers.common.uploads import rechunk, run_parallel, small_or_stream
 
 if TYPE_CHECKING:
     from libkb.storage.drivers.azure.driver import LibkbAzureBlobsDriver
@@ -31,25 +32,10 @@ def upload_stream(
     """Small streams: one Put Blob. Larger: blocks of ``part_size`` uploaded by
     ``max_concurrency`` threads, then Put Block List. Until the list is
     committed the blocks are invisible, so any failure leaves nothing."""
-    threshold = driver.transfer.single_put_threshold
-    it = iter(chunks)
-    head: list[bytes] = []
-    size = 0
-    for chunk in it:
-        if chunk:
-            head.append(bytes(chunk))
-            size += len(chunk)
-        if size > threshold:
-            break
-    if size <= threshold:
-        data = b"".join(head)
-        driver.libkb_call(lambda: driver.ex_put_object(container, object_name, data))
+    data, stream = small_or_stream(chunks, driver.transfer.single_put_threshold)
+    if data is not None:
+        driver.libkb_call(partial(driver.ex_put_object, container, object_name, data))
         return
-
-    def all_chunks() -> Iterator[bytes]:
-        yield from head
-        head.clear()
-        yield from it
 
     path = driver._get_object_path(container, object_name)
     tag = uuid.uuid4().hex[:16]
@@ -89,7 +75,7 @@ def upload_stream(
 
     block_ids = run_parallel(
         driver._executor(),
-        rechunk(all_chunks(), driver.transfer.part_size),
+        rechunk(stream, driver.transfer.part_size),
         put_block,
         driver.transfer.max_concurrency,
         abort,

@@ -1,13 +1,64 @@
-"""Bounded-memory uploads: exact-size parts, uploaded a bounded number at a time."""
+"""Bounded-memory uploads: small streams whole, large ones in exact-size parts
+uploaded a bounded number at a time."""
 
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+
+def small_or_stream(chunks: Iterable[bytes], limit: int) -> tuple[bytes | None, Iterator[bytes]]:
+    """Read ``chunks`` until more than ``limit`` bytes have come.
+
+    ``(payload, empty)`` when the whole stream fits, for one request; else
+    ``(None, stream)``: what was read, then the rest, each chunk let go once
+    passed on. Mutable chunks are copied: the producer may reuse its buffer.
+    """
+    it = iter(chunks)
+    head: deque[bytes] = deque()
+    size = 0
+    for chunk in it:
+        piece = _owned(chunk)
+        if piece:
+            head.append(piece)
+            size += len(piece)
+        if size > limit:
+            break
+    if size <= limit:
+        return b"".join(head), iter(())
+
+    def stream() -> Iterator[bytes]:
+        while head:
+            yield head.popleft()
+        yield from it
+
+    return None, stream()
+
+
+def _owned(chunk: bytes | bytearray | memoryview) -> bytes:
+    if isinstance(chunk, bytes):
+        return chunk
+    if isinstance(chunk, (bytearray, memoryview)):
+        return bytes(chunk)
+    raise _not_bytes(chunk)
+
+
+def _byte_view(chunk: bytes | bytearray | memoryview) -> memoryview:
+    """A flat byte view of any bytes-like chunk (non-contiguous ones are copied)."""
+    try:
+        view = memoryview(chunk)
+    except TypeError:
+        raise _not_bytes(chunk) from None
+    return view.cast("B") if view.c_contiguous else memoryview(view.tobytes())
+
+
+def _not_bytes(chunk: object) -> TypeError:
+    return TypeError(f"upload chunks must be bytes-like, not {type(chunk).__name__}")
 
 
 def rechunk(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
@@ -19,7 +70,7 @@ def rechunk(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
         raise ValueError("chunk size must be positive")
     buf = bytearray()
     for chunk in chunks:
-        view = memoryview(chunk).cast("B")
+        view = _byte_view(chunk)
         n = len(view)
         pos = 0
         if buf:
@@ -51,9 +102,10 @@ def run_parallel(
     """Run ``work(index, item)`` for each item with at most ``max_in_flight`` running.
 
     Items are pulled from ``items`` only when a slot is free, so memory stays
-    bounded. On the first failure (in a worker or in ``items`` itself) ``abort``
-    is set, queued work is cancelled, running work is awaited, and the error
-    is raised. Returns the results in item order.
+    bounded, and only while no work has failed, so a failure stops the reading.
+    On the first failure (in a worker or in ``items`` itself) ``abort`` is set,
+    queued work is cancelled, running work is awaited, and the error is
+    raised. Returns the results in item order.
     """
     pending: set[Future[Any]] = set()
     index_of: dict[Future[Any], int] = {}
@@ -68,6 +120,7 @@ def run_parallel(
         source = iter(items)
         index = 0
         while True:
+            collect([fut for fut in pending if fut.done()])  # raises if one failed
             # Wait for a free slot *before* pulling the next item, so at most
             # max_in_flight items (plus the one being assembled) are in memory.
             while len(pending) >= max(1, max_in_flight):

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -17,7 +18,7 @@ from libcloud.common.types import LibcloudError
 from libcloud.storage.base import Container
 
 from libkb.storage.drivers.common.errors import redact_url_error
-from libkb.storage.drivers.common.uploads import rechunk
+from libkb.storage.drivers.common.uploads import rechunk, small_or_stream
 
 if TYPE_CHECKING:
     from libkb.storage.drivers.gcs.driver import LibkbGcsDriver
@@ -45,30 +46,15 @@ def upload_stream(
     """Small streams: one media upload. Larger: a resumable upload in
     sequential ``part_size`` chunks (rounded up to 256 KiB), holding about
     three chunks; cancelled on any error so no object appears."""
-    threshold = driver.transfer.single_put_threshold
-    it = iter(chunks)
-    head: list[bytes] = []
-    size = 0
-    for chunk in it:
-        if chunk:
-            head.append(bytes(chunk))
-            size += len(chunk)
-        if size > threshold:
-            break
-    if size <= threshold:
-        data = b"".join(head)
-        driver.libkb_call(lambda: driver.ex_put_object(container, object_name, data))
+    data, stream = small_or_stream(chunks, driver.transfer.single_put_threshold)
+    if data is not None:
+        driver.libkb_call(partial(driver.ex_put_object, container, object_name, data))
         return
-
-    def all_chunks() -> Iterator[bytes]:
-        yield from head
-        head.clear()
-        yield from it
 
     part = -(-max(driver.transfer.part_size, 1) // RESUMABLE_QUANTUM) * RESUMABLE_QUANTUM
     session = driver.libkb_call(lambda: _start(driver, container.name, object_name))
     try:
-        pieces = rechunk(all_chunks(), part)
+        pieces = rechunk(stream, part)
         current = next(pieces)
         offset = 0
         for following in pieces:

@@ -79,7 +79,7 @@ def _multipart_copy(driver: S3Driver, bucket: str, src: Object, dest_name: str) 
         etags = [f.result() for f in futures]
         complete(driver, bucket, dest_name, upload_id, etags)
     except BaseException as exc:
-        abort_after_failure(driver, bucket, dest_name, upload_id, futures, exc)
+        abort_after_failure(driver, bucket, dest_name, upload_id, exc, futures)
         raise
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
@@ -17,6 +16,7 @@ from libcloud.common.types import LibcloudError
 from libcloud.storage.base import Container
 from libcloud.storage.types import ObjectDoesNotExistError
 
+from libkb.storage.drivers.common.uploads import rechunk, run_parallel, small_or_stream
 from libkb.storage.drivers.s3.errors import _embedded_error
 from libkb.storage.drivers.s3.parsing import xml_ns, xml_root
 from libkb.storage.errors import BackendError
@@ -48,45 +48,6 @@ def plan_parts(size: int, part_size: int) -> list[tuple[int, int]]:
     return [(start, min(start + part_size, size)) for start in range(0, size, part_size)]
 
 
-class _ChunkBuffer:
-    """FIFO of byte chunks that hands out exact-size parts with one copy each."""
-
-    def __init__(self) -> None:
-        self._pieces: deque[memoryview] = deque()
-        self.size = 0
-
-    def add(self, chunk: bytes | bytearray | memoryview) -> None:
-        if isinstance(chunk, bytes):
-            view = memoryview(chunk)
-        elif isinstance(chunk, (bytearray, memoryview)):
-            # Copy: the producer may reuse a mutable buffer after yielding it.
-            view = memoryview(bytes(chunk))
-        else:
-            raise TypeError(f"upload chunks must be bytes-like, not {type(chunk).__name__}")
-        if view.nbytes:
-            self._pieces.append(view)
-            self.size += view.nbytes
-
-    def take(self, n: int) -> bytes:
-        out: list[memoryview] = []
-        need = n
-        while need:
-            piece = self._pieces[0]
-            if piece.nbytes <= need:
-                out.append(self._pieces.popleft())
-                need -= piece.nbytes
-            else:
-                out.append(piece[:need])
-                self._pieces[0] = piece[need:]
-                need = 0
-        self.size -= n
-        if len(out) == 1:
-            whole = out[0].obj
-            if isinstance(whole, bytes) and len(whole) == n:
-                return whole  # a producer chunk of exactly part size: no copy
-        return b"".join(out)
-
-
 def upload_stream(driver: S3Driver, container: Container, object_name: str, chunks: Iterable[bytes]) -> None:
     """Upload from chunks of any size with bounded memory.
 
@@ -97,43 +58,34 @@ def upload_stream(driver: S3Driver, container: Container, object_name: str, chun
     including one raised by ``chunks``, aborts the upload: nothing becomes
     visible.
     """
-    bucket = container.name
-    buffer = _ChunkBuffer()
-    iterator = iter(chunks)
-    overflow = False
-    for chunk in iterator:
-        buffer.add(chunk)
-        if buffer.size > driver._single_put_limit:
-            overflow = True
-            break
-    if not overflow:
-        data = buffer.take(buffer.size)
-
-        def put() -> None:
-            driver.ex_put_object(container, object_name, data)
-
-        driver.libkb_call(put)
+    data, stream = small_or_stream(chunks, driver._single_put_limit)
+    if data is not None:
+        driver.libkb_call(partial(driver.ex_put_object, container, object_name, data))
         return
-    _multipart_upload(driver, bucket, object_name, buffer, iterator)
+    _multipart_upload(driver, container.name, object_name, stream)
 
 
-def _multipart_upload(
-    driver: S3Driver, bucket: str, key: str, buffer: _ChunkBuffer, iterator: Iterator[bytes]
-) -> None:
-    part_size = driver._transfer.part_size
-    slots = threading.Semaphore(driver._transfer.max_concurrency)
-    failed = threading.Event()
-    futures: list[Future[str]] = []
+def _multipart_upload(driver: S3Driver, bucket: str, key: str, stream: Iterator[bytes]) -> None:
+    transfer = driver._transfer
     pool = driver._executor()
     upload_id: str = driver.libkb_call(lambda: initiate(driver, bucket, key))
 
-    def on_done(future: Future[str]) -> None:
-        slots.release()
-        if future.cancelled() or future.exception() is not None:
-            failed.set()
+    def upload(index: int, data: bytes) -> str:
+        etag: str = driver.libkb_call(partial(upload_part, driver, bucket, key, upload_id, index + 1, data))
+        return etag
 
-    def submit(data: bytes) -> None:
-        number = len(futures) + 1
+    try:
+        parts = _parts(stream, transfer.part_size, key)
+        etags = run_parallel(pool, parts, upload, transfer.max_concurrency, threading.Event())
+        complete(driver, bucket, key, upload_id, etags)
+    except BaseException as exc:
+        abort_after_failure(driver, bucket, key, upload_id, exc)
+        raise
+
+
+def _parts(stream: Iterator[bytes], part_size: int, key: str) -> Iterator[bytes]:
+    """``stream`` in ``part_size`` parts, refusing more than S3 takes."""
+    for number, part in enumerate(rechunk(stream, part_size), start=1):
         if number > MAX_PARTS:
             raise BackendError(
                 f"the stream is larger than {MAX_PARTS} parts of {part_size} bytes",
@@ -141,34 +93,7 @@ def _multipart_upload(
                 key=key,
                 hint="raise storage.transfer.part_size",
             )
-        slots.acquire()
-        if failed.is_set():
-            slots.release()
-            _raise_first_failure(futures)
-        try:
-            future = pool.submit(
-                driver.libkb_call, partial(upload_part, driver, bucket, key, upload_id, number, data)
-            )
-        except BaseException:
-            slots.release()
-            raise
-        futures.append(future)
-        future.add_done_callback(on_done)
-
-    try:
-        while buffer.size >= part_size:
-            submit(buffer.take(part_size))
-        for chunk in iterator:
-            buffer.add(chunk)
-            while buffer.size >= part_size:
-                submit(buffer.take(part_size))
-        if buffer.size or not futures:
-            submit(buffer.take(buffer.size))
-        etags = [f.result() for f in futures]
-        complete(driver, bucket, key, upload_id, etags)
-    except BaseException as exc:
-        abort_after_failure(driver, bucket, key, upload_id, futures, exc)
-        raise
+        yield part
 
 
 def initiate(driver: S3Driver, bucket: str, key: str) -> str:
@@ -251,11 +176,12 @@ def abort_after_failure(
     bucket: str,
     key: str,
     upload_id: str,
-    futures: list[Future[str]],
     exc: BaseException,
+    futures: Iterable[Future[str]] = (),
 ) -> None:
     """Cancel queued parts, wait for running ones (a part finishing after the
     abort would resurrect the upload), then abort; keep the original error."""
+    futures = list(futures)
     for future in futures:
         future.cancel()
     wait_futures(futures)
@@ -270,12 +196,3 @@ def abort_after_failure(
             type(abort_exc).__name__,
         )
         exc.add_note(f"aborting the multipart upload also failed: {abort_exc}")
-
-
-def _raise_first_failure(futures: list[Future[str]]) -> None:
-    for future in futures:
-        if future.done() and not future.cancelled():
-            error = future.exception()
-            if error is not None:
-                raise error
-    raise LibcloudError(value="S3 multipart upload: a part failed")
