@@ -42,15 +42,21 @@ def http_error(
     """
     text = f"HTTP {status}: {message}" if message else f"HTTP {status}"
     if status in (401, 403):
-        err: Exception = InvalidCredsError(text, driver=driver)
-        err.http_code = status  # type: ignore[attr-defined]
-        err.code = status  # type: ignore[attr-defined]
-        return err
+        return invalid_creds_error(text, status, driver=driver)
     exc: Exception = exception_from_message(code=status, message=text, headers=dict(headers or {}))
     if status == 429:
         exc.message = text  # type: ignore[attr-defined]
         exc.args = (text,)
     return exc
+
+
+def invalid_creds_error(text: str, status: int, *, driver: Any = None) -> Exception:
+    """``InvalidCredsError`` with the real status (401 or 403) in ``.code`` and
+    ``.http_code``, which Libcloud's leaves unset."""
+    err: Exception = InvalidCredsError(text, driver=driver)
+    err.http_code = status  # type: ignore[attr-defined]
+    err.code = status  # type: ignore[attr-defined]
+    return err
 
 
 def redact_url_error(exc: requests.RequestException, secret: str) -> requests.RequestException:

@@ -8,7 +8,7 @@ from typing import Any
 
 
 class PerThreadConnectionMixin:
-    """Gives each thread its own Libcloud connection (and so its own HTTP session).
+    """Gives each thread its own Libcloud connection (S3's share one pooled session).
 
     Libcloud's ``Connection`` stores the current action, method and context on
     itself and its ``LibcloudConnection`` keeps the last response, so one

@@ -41,6 +41,7 @@ from libcloud.storage.types import ObjectDoesNotExistError
 
 from libkb.errors import ConfigError
 from libkb.storage.drivers.base import LibkbDriverMixin
+from libkb.storage.drivers.common.per_thread import PerThreadConnectionMixin
 from libkb.storage.drivers.s3.addressing import (
     DEFAULT_REGION,
     S3Endpoint,
@@ -64,7 +65,7 @@ def _close_pool(pool: ThreadPoolExecutor | None, session: requests.Session) -> N
     session.close()
 
 
-class S3Driver(LibkbDriverMixin, StorageDriver):  # type: ignore[misc]
+class S3Driver(PerThreadConnectionMixin, LibkbDriverMixin, StorageDriver):  # type: ignore[misc]
     """Libcloud storage driver for S3 and S3-compatible servers (see module doc)."""
 
     name = "S3"
@@ -118,7 +119,6 @@ class S3Driver(LibkbDriverMixin, StorageDriver):  # type: ignore[misc]
         self._transfer = transfer
         self._single_put_limit = min(transfer.single_put_threshold, MAX_SINGLE_PUT)
         self._session = make_session(max(16, 4 * transfer.max_concurrency), ca_bundle)
-        self._local = threading.local()
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._closed = False
@@ -130,24 +130,19 @@ class S3Driver(LibkbDriverMixin, StorageDriver):  # type: ignore[misc]
 
     # -- plumbing ---------------------------------------------------------
 
-    @property
-    def connection(self) -> S3Connection:
-        """This thread's connection (Libcloud connections are not thread-safe)."""
-        conn: S3Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            if self._closed:
-                raise LibcloudError(value="S3 driver is closed", driver=self)
-            conn = S3Connection(
-                endpoint=self.endpoint,
-                region=self.region,
-                credentials=self._credentials,
-                path_style=self.path_style,
-                session=self._session,
-                timeout=self._resilience.timeout_secs,
-                sign_payload=self.sign_payload,
-            )
-            conn.driver = self
-            self._local.conn = conn
+    def _libkb_new_connection(self) -> S3Connection:
+        if self._closed:
+            raise LibcloudError(value="S3 driver is closed", driver=self)
+        conn = S3Connection(
+            endpoint=self.endpoint,
+            region=self.region,
+            credentials=self._credentials,
+            path_style=self.path_style,
+            session=self._session,
+            timeout=self._resilience.timeout_secs,
+            sign_payload=self.sign_payload,
+        )
+        conn.driver = self
         return conn
 
     def _executor(self) -> ThreadPoolExecutor:
@@ -170,7 +165,8 @@ class S3Driver(LibkbDriverMixin, StorageDriver):  # type: ignore[misc]
         key: str | None = None,
         **kwargs: Any,
     ) -> requests.Response:
-        return self.connection.s3_request(method, bucket, key, **kwargs)
+        connection: S3Connection = self.connection
+        return connection.s3_request(method, bucket, key, **kwargs)
 
     def _fail(
         self,

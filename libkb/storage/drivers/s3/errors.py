@@ -9,9 +9,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from libcloud.common.exceptions import BaseHTTPError, RateLimitReachedError
-from libcloud.common.types import InvalidCredsError
 from libcloud.storage.types import ContainerDoesNotExistError, ObjectDoesNotExistError
 
+from libkb.storage.drivers.common.errors import invalid_creds_error
 from libkb.storage.drivers.s3.parsing import local_name, xml_ns, xml_root
 
 
@@ -69,10 +69,7 @@ def error_from_response(
                 " (access denied; S3 also answers 403 for a missing key when the"
                 " credentials lack s3:ListBucket)"
             )
-        exc: Exception = InvalidCredsError(value=text, driver=driver)
-        exc.http_code = status  # type: ignore[attr-defined]
-        exc.code = status  # type: ignore[attr-defined]
-        return exc
+        return invalid_creds_error(text, status, driver=driver)
     bucket_region = lower_headers.get("x-amz-bucket-region")
     if status in (301, 307, 400) and bucket_region:
         text += f" (the bucket is in region {bucket_region!r}; set storage.region)"
