@@ -15,7 +15,6 @@ from xml.sax.saxutils import escape
 from libcloud.common.types import LibcloudError
 from libcloud.storage.base import Container
 
-from libkb.storage.drivers.azure.errors import raise_for
 from libkb.storage.drivers.common.uploads import rechunk, run_parallel, small_or_stream
 
 if TYPE_CHECKING:
@@ -61,14 +60,7 @@ def upload_stream(
                 headers={"Content-Length": str(len(data)), "Content-MD5": md5},
             )
             if resp.status != 201:
-                raise_for(
-                    resp.status,
-                    resp.headers,
-                    resp.object,
-                    driver=driver,
-                    container_name=container.name,
-                    object_name=object_name,
-                )
+                raise driver._fail(resp, container.name, object_name)
 
         driver.libkb_call(attempt)
         return block_id
@@ -99,13 +91,6 @@ def upload_stream(
             },
         )
         if resp.status != 201:
-            raise_for(
-                resp.status,
-                resp.headers,
-                resp.object,
-                driver=driver,
-                container_name=container.name,
-                object_name=object_name,
-            )
+            raise driver._fail(resp, container.name, object_name)
 
     driver.libkb_call(commit)

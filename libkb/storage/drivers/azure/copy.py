@@ -10,7 +10,7 @@ from libcloud.common.types import LibcloudError
 from libcloud.storage.base import Container
 from libcloud.storage.types import ObjectDoesNotExistError
 
-from libkb.storage.drivers.azure.errors import NOT_FOUND_CONTAINER, error_code, raise_for
+from libkb.storage.drivers.azure.errors import NOT_FOUND_CONTAINER, error_code
 
 if TYPE_CHECKING:
     from libkb.storage.drivers.azure.driver import LibkbAzureBlobsDriver
@@ -32,14 +32,7 @@ def copy_blob(driver: LibkbAzureBlobsDriver, container: Container, src_name: str
                 driver=driver,
                 object_name=src_name,
             )
-        raise_for(
-            resp.status,
-            resp.headers,
-            resp.object,
-            driver=driver,
-            container_name=container.name,
-            object_name=src_name,
-        )
+        raise driver._fail(resp, container.name, src_name)
     state = resp.headers.get("x-ms-copy-status", "success")
     copy_id = resp.headers.get("x-ms-copy-id")
     deadline = time.monotonic() + max(600.0, 20 * driver.timeout)
@@ -52,14 +45,7 @@ def copy_blob(driver: LibkbAzureBlobsDriver, container: Container, src_name: str
         delay = min(delay * 2, 2.0)
         head = driver.connection.request(dest_path, method="HEAD")
         if head.status != 200:
-            raise_for(
-                head.status,
-                head.headers,
-                "",
-                driver=driver,
-                container_name=container.name,
-                object_name=dest_name,
-            )
+            raise driver._fail(head, container.name, dest_name, head=True)
         state = head.headers.get("x-ms-copy-status", "success")
     if state != "success":
         raise LibcloudError(f"copy of {src_name!r} ended with status {state!r}", driver=driver)

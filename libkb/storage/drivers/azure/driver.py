@@ -33,7 +33,7 @@ from libkb.storage.drivers.azure.connection import LibkbAzureBearerConnection, L
 from libkb.storage.drivers.azure.copy import copy_blob
 from libkb.storage.drivers.azure.credentials import AzureTokenSource, TokenCredential, resolve_azure_auth
 from libkb.storage.drivers.azure.endpoint import resolve_azure_endpoint
-from libkb.storage.drivers.azure.errors import error_code, raise_for, raw_failure
+from libkb.storage.drivers.azure.errors import blob_error, error_code, streamed_error
 from libkb.storage.drivers.base import LibkbDriverMixin
 from libkb.storage.drivers.common.downloads import RangedDownloadMixin, ranged_body
 from libkb.storage.drivers.common.per_thread import PerThreadConnectionMixin
@@ -163,6 +163,20 @@ class LibkbAzureBlobsDriver(
         obj.extra["mtime_ms"] = http_date_to_ms(last_modified)
         return obj
 
+    def _fail(
+        self, resp: Any, container_name: str, object_name: str | None, *, head: bool = False
+    ) -> Exception:
+        """The exception for a failed response (``head``: a HEAD answer, which has no body)."""
+        body = "" if head else resp.object
+        return blob_error(
+            resp.status,
+            resp.headers,
+            body,
+            driver=self,
+            container_name=container_name,
+            object_name=object_name,
+        )
+
     # -- metadata ------------------------------------------------------------
 
     def get_container(self, container_name: str) -> Container:
@@ -171,14 +185,7 @@ class LibkbAzureBlobsDriver(
             f"/{container_name}", params={"restype": "container"}, method="HEAD"
         )
         if resp.status != 200:
-            raise_for(
-                resp.status,
-                resp.headers,
-                "",
-                driver=self,
-                container_name=container_name,
-                object_name=None,
-            )
+            raise self._fail(resp, container_name, None, head=True)
         return self._response_to_container(container_name, resp)
 
     def get_object(self, container_name: str, object_name: str) -> Object:
@@ -186,14 +193,7 @@ class LibkbAzureBlobsDriver(
         container = Container(name=container_name, extra={}, driver=self)
         resp = self.connection.request(self._get_object_path(container, object_name), method="HEAD")
         if resp.status != 200:
-            raise_for(
-                resp.status,
-                resp.headers,
-                "",
-                driver=self,
-                container_name=container_name,
-                object_name=object_name,
-            )
+            raise self._fail(resp, container_name, object_name, head=True)
         obj = self._response_to_object(object_name, container, resp)
         return self._to_object(obj, resp.headers.get("last-modified"))
 
@@ -213,14 +213,7 @@ class LibkbAzureBlobsDriver(
         while True:
             resp = self.connection.request(path, params=params)
             if resp.status != 200:
-                raise_for(
-                    resp.status,
-                    resp.headers,
-                    resp.object,
-                    driver=self,
-                    container_name=container.name,
-                    object_name=None,
-                )
+                raise self._fail(resp, container.name, None)
             body = resp.object
             blobs = body.find(fixxpath(xpath="Blobs"))
             for blob in blobs.findall(fixxpath(xpath="Blob")) if blobs is not None else []:
@@ -237,14 +230,7 @@ class LibkbAzureBlobsDriver(
             self._get_object_path(obj.container, obj.name), method="DELETE"
         )
         if resp.status != 202:
-            raise_for(
-                resp.status,
-                resp.headers,
-                resp.object,
-                driver=self,
-                container_name=obj.container.name,
-                object_name=obj.name,
-            )
+            raise self._fail(resp, obj.container.name, obj.name)
         return True
 
     # -- downloads -----------------------------------------------------------
@@ -268,8 +254,7 @@ class LibkbAzureBlobsDriver(
         body = ranged_body(rr, int(resp.status), chunk_size, start, end)
         if body is not None:
             return body
-        raw_failure(resp, driver=self, container_name=obj.container.name, object_name=obj.name)
-        raise AssertionError("unreachable")
+        raise streamed_error(resp, driver=self, container_name=obj.container.name, object_name=obj.name)
 
     # -- writes --------------------------------------------------------------
 
@@ -299,14 +284,7 @@ class LibkbAzureBlobsDriver(
         """Put Blob: one request, atomic; Content-MD5 lets the service verify the bytes."""
         resp = self._put_blob(container, object_name, bytes(data))
         if resp.status != 201:
-            raise_for(
-                resp.status,
-                resp.headers,
-                resp.object,
-                driver=self,
-                container_name=container.name,
-                object_name=object_name,
-            )
+            raise self._fail(resp, container.name, object_name)
 
     def ex_put_object_if_absent(self, container: Container, object_name: str, data: bytes) -> bool:
         """Put Blob with ``If-None-Match: *``; 409 BlobAlreadyExists means someone was first."""
@@ -316,15 +294,7 @@ class LibkbAzureBlobsDriver(
         code = error_code(resp.headers, resp.object)
         if resp.status in (409, 412) and (code in _EXISTS_CODES or code is None):
             return False
-        raise_for(
-            resp.status,
-            resp.headers,
-            resp.object,
-            driver=self,
-            container_name=container.name,
-            object_name=object_name,
-        )
-        raise AssertionError("unreachable")
+        raise self._fail(resp, container.name, object_name)
 
     def ex_copy_object(self, container: Container, src_name: str, dest_name: str) -> None:
         """Copy Blob within the account; waits while the service reports the copy pending."""

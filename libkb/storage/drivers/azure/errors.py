@@ -69,7 +69,7 @@ class LibkbAzureResponse(AzureResponse):  # type: ignore[misc]
         raise http_error(int(self.status), _error_message(int(self.status), self.headers, body))
 
 
-def raise_for(
+def blob_error(
     status: int,
     headers: dict[str, str],
     body: Any,
@@ -77,26 +77,29 @@ def raise_for(
     driver: Any,
     container_name: str,
     object_name: str | None,
-) -> None:
-    """Raise the Libcloud exception for a failed blob request."""
+) -> Exception:
+    """The Libcloud exception for a failed blob request."""
     if status == 404:
+        missing: Exception
         if error_code(headers, body) == NOT_FOUND_CONTAINER or object_name is None:
-            raise ContainerDoesNotExistError(
+            missing = ContainerDoesNotExistError(
                 value=f"container {container_name!r} does not exist",
                 driver=driver,
                 container_name=container_name,
             )
-        raise ObjectDoesNotExistError(
-            value=f"blob {object_name!r} does not exist", driver=driver, object_name=object_name
-        )
-    raise http_error(status, _error_message(status, headers, body), headers)
+        else:
+            missing = ObjectDoesNotExistError(
+                value=f"blob {object_name!r} does not exist", driver=driver, object_name=object_name
+            )
+        return missing
+    return http_error(status, _error_message(status, headers, body), headers)
 
 
-def raw_failure(resp: Any, **kw: Any) -> None:
-    """Raise for a failed streamed response (reads its small error body)."""
+def streamed_error(resp: Any, **kw: Any) -> Exception:
+    """The exception for a failed streamed response (reads its small error body)."""
     rr: requests.Response = resp.requests_response
     try:
         body = _parse_xml(rr.content) if rr.content else ""
     finally:
         rr.close()
-    raise_for(int(resp.status), resp.headers, body, **kw)
+    return blob_error(int(resp.status), resp.headers, body, **kw)

@@ -11,7 +11,7 @@ from libcloud.storage.base import Container, Object
 from libcloud.storage.types import ObjectDoesNotExistError
 
 from libkb.storage.drivers.s3.addressing import copy_source
-from libkb.storage.drivers.s3.errors import _embedded_error
+from libkb.storage.drivers.s3.errors import checked_body
 from libkb.storage.drivers.s3.multipart import MAX_PARTS, abort_after_failure, complete, initiate, plan_parts
 from libkb.storage.drivers.s3.parsing import xml_ns, xml_root
 
@@ -48,11 +48,7 @@ def copy_object(driver: S3Driver, container: Container, src_name: str, dest_name
         if response.status_code == 404:
             raise driver._fail(response, bucket=bucket, key=src_name, operation="copy")
         raise driver._fail(response, bucket=bucket, key=dest_name, operation="copy")
-    body = response.content
-    response.close()
-    embedded = _embedded_error(body, driver=driver, bucket=bucket, key=dest_name, operation="copy")
-    if embedded is not None:
-        raise embedded
+    checked_body(response, driver=driver, bucket=bucket, key=dest_name, operation="copy")
 
 
 def _multipart_copy(driver: S3Driver, bucket: str, src: Object, dest_name: str) -> None:
@@ -90,11 +86,7 @@ def _copy_part(
     response = driver._request("PUT", bucket, key, params=params, headers=headers)
     if response.status_code != 200:
         raise driver._fail(response, bucket=bucket, key=key, operation="copy part")
-    body = response.content
-    response.close()
-    embedded = _embedded_error(body, driver=driver, bucket=bucket, key=key, operation="copy")
-    if embedded is not None:
-        raise embedded
+    body = checked_body(response, driver=driver, bucket=bucket, key=key, operation="copy")
     root = xml_root(body)
     etag = root.findtext(xml_ns(root) + "ETag") if root is not None else None
     if not etag:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import requests
 from libcloud.common.exceptions import BaseHTTPError, RateLimitReachedError
 from libcloud.storage.types import ContainerDoesNotExistError, ObjectDoesNotExistError
 
@@ -91,3 +92,14 @@ def _embedded_error(body: bytes, *, driver: Any, bucket: str, key: str, operatio
     if code == "NoSuchKey":
         status = 404
     return error_from_response(status, {}, body, driver=driver, bucket=bucket, key=key, operation=operation)
+
+
+def checked_body(response: requests.Response, *, driver: Any, bucket: str, key: str, operation: str) -> bytes:
+    """The body of a 200 answer, raising the ``<Error>`` S3 may have put in it
+    (copy, complete: the status is sent before the work is done)."""
+    body = response.content
+    response.close()
+    embedded = _embedded_error(body, driver=driver, bucket=bucket, key=key, operation=operation)
+    if embedded is not None:
+        raise embedded
+    return body

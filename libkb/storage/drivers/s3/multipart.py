@@ -17,7 +17,7 @@ from libcloud.storage.base import Container
 from libcloud.storage.types import ObjectDoesNotExistError
 
 from libkb.storage.drivers.common.uploads import rechunk, run_parallel, small_or_stream
-from libkb.storage.drivers.s3.errors import _embedded_error
+from libkb.storage.drivers.s3.errors import checked_body
 from libkb.storage.drivers.s3.parsing import xml_ns, xml_root
 from libkb.storage.errors import BackendError
 from libkb.storage.settings import MiB
@@ -147,11 +147,7 @@ def complete(driver: S3Driver, bucket: str, key: str, upload_id: str, etags: lis
             return
         if response.status_code != 200:
             raise driver._fail(response, bucket=bucket, key=key, operation="complete upload")
-        text = response.content
-        response.close()
-        embedded = _embedded_error(text, driver=driver, bucket=bucket, key=key, operation="complete upload")
-        if embedded is not None:
-            raise embedded
+        checked_body(response, driver=driver, bucket=bucket, key=key, operation="complete upload")
 
     driver.libkb_call(complete_once)
 
