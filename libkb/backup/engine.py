@@ -3,7 +3,8 @@
 Threads and their jobs:
 
 - the **consuming thread** (the caller of :meth:`BackupEngine.run`) reads
-  batches, packs each record with one msgpack call into its partition's open
+  batches, turns each run of one partition's records into tuples with one
+  comprehension and packs them with one C loop into the partition's open
   block, seals full blocks and closes segments (bytes, records, time, end);
 - **compression threads** zstd-compress sealed blocks (zstd releases the GIL);
 - **upload threads** stream each closed segment to storage as its blocks
@@ -12,8 +13,10 @@ Threads and their jobs:
   lists a gap-free run of segments.
 
 Memory is bounded by :class:`ByteBudget`: a sealed block holds budget until
-its segment is stored. When the budget is full, the open segment holding the
-most bytes is closed early so its upload can free memory.
+storage has taken it (the filesystem has written it; a cloud upload has moved
+past it by as many bytes as the driver buffers), and the upload drops it then.
+When the budget is full, the open segment holding the most bytes is closed
+early so its upload can free memory.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -95,7 +99,7 @@ class BackupResult:
 
 
 class ByteBudget:
-    """Counts bytes handed off but not yet stored; blocks the consumer when full."""
+    """Counts bytes handed off but not yet taken by storage; blocks the consumer when full."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -203,6 +207,7 @@ class BackupEngine:
         self._stop = threading.Event()
         self._lease_lost = threading.Event()
         self._codec = CODECS[self.options.compression]
+        self._stream_hold = _stream_buffering(config)
         self.run_id = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
         self._uploads: list[Future[None]] = []
         self._segments = 0
@@ -366,9 +371,12 @@ class BackupEngine:
         def reserve(n: int) -> None:
             while not budget.try_acquire(n):
                 victim = max(states.values(), key=lambda s: s.seg_raw)
-                if victim.seg_raw > 0:
+                uploading = budget.used - sum(s.seg_raw for s in states.values())
+                if victim.seg_raw > 0 and uploading < budget.limit // 2:
                     close_segment(victim)  # free memory by storing the fullest open segment
                 else:
+                    # Uploads under way hold half the budget or more; they free it
+                    # block by block as storage takes their blocks.
                     budget.wait(0.2)
                 self._check_uploads()
 
@@ -597,6 +605,7 @@ class BackupEngine:
         raw: int,
         budget: ByteBudget,
     ) -> None:
+        released = 0
         try:
             if prev is not None:
                 prev.result()  # keep each partition's segments in offset order
@@ -604,12 +613,25 @@ class BackupEngine:
             footer: list[SegmentFooter] = []
 
             def chunks() -> Any:
+                nonlocal released
                 yield writer.header
-                for future in blocks:
-                    head, payload = writer.add_block(future.result())
+                pulled = 0
+                taken: deque[tuple[int, int]] = deque()  # (raw bytes, bytes pulled once written)
+                while blocks:
+                    block = blocks.pop(0).result()  # the list must not keep the block alive
+                    head, payload = writer.add_block(block)
                     if head:
                         yield head
                         yield payload
+                    pulled += len(head) + len(payload)
+                    taken.append((block.raw_len, pulled))
+                    del block, head, payload
+                    # Resumed: storage has taken the block. Free its budget once the
+                    # driver's buffers (self._stream_hold bytes) have moved past it.
+                    while taken and pulled - taken[0][1] >= self._stream_hold:
+                        n = taken.popleft()[0]
+                        budget.release(n)
+                        released += n
                 done, data = writer.finish(end)
                 footer.append(done)
                 yield data
@@ -636,7 +658,7 @@ class BackupEngine:
             m.COMPRESSED_BYTES.labels(algorithm, self.backup_id).inc(payload_bytes)
             m.COMPRESSION_RATIO.labels(algorithm, self.backup_id).set(ratio)
         finally:
-            budget.release(raw)
+            budget.release(raw - released)
 
     def _check_uploads(self) -> None:
         done = [f for f in self._uploads if f.done()]
@@ -675,6 +697,14 @@ class BackupEngine:
 
 def _topic_partition(msg: Any) -> tuple[str, int]:
     return msg.topic(), msg.partition()
+
+
+def _stream_buffering(config: JobConfig) -> int:
+    """Bytes a streamed upload may hold after taking them (cloud drivers buffer parts)."""
+    transfer = getattr(config.storage, "transfer", None)
+    if transfer is None:
+        return 0  # filesystem (written when taken) and memory backends
+    return int(max(transfer.single_put_threshold, (transfer.max_concurrency + 1) * transfer.part_size))
 
 
 def _now_ms() -> int:
