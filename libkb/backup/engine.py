@@ -26,10 +26,11 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import groupby
+from operator import methodcaller
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
@@ -502,19 +503,16 @@ class BackupEngine:
             # partition (one fetch response each). Clean runs are turned into
             # record tuples by one comprehension and packed by one C loop;
             # only runs with an error/EOF event or a partition's end go record
-            # by record. One topic: the partition number alone tells runs apart.
-            topics_seen = {st.topic for st in states.values()}
-            run_key: Any = Message.partition if len(topics_seen) <= 1 else _topic_partition
-            has_error = Message.error
+            # by record.
+            one_topic = len({st.topic for st in states.values()}) <= 1
             while active > 0 or (continuous and assignment):
                 if stop.is_set():
                     break
                 # Typed Any: the stubs make offset()/topic() Optional, which a
                 # per-record check would pay for at runtime.
                 msgs: list[Any] = consumer.consume(_BATCH, 0.2) if assignment else []
-                for _, group in groupby(msgs, run_key):
-                    run: list[Any] = list(group)
-                    if any(map(has_error, run)):
+                for run, clean in _runs(msgs, one_topic):
+                    if not clean:
                         if per_record(run):
                             break
                         continue
@@ -697,8 +695,27 @@ class BackupEngine:
             log.error("could not record the run's end in the manifest: %s", exc)
 
 
-def _topic_partition(msg: Any) -> tuple[str, int]:
-    return msg.topic(), msg.partition()
+def _runs(msgs: list[Any], one_topic: bool) -> Iterator[tuple[list[Any], bool]]:
+    """Runs of consecutive messages of one topic-partition, and whether none is an error event.
+
+    Keys are read by C loops (``groupby``/``map`` over the methods), not per
+    message in Python; duck-typed messages (test doubles) work too.
+    """
+    partition: Callable[[Any], Any]
+    topic: Callable[[Any], Any]
+    error: Callable[[Any], Any]
+    if msgs and type(msgs[0]) is Message:
+        partition, topic, error = Message.partition, Message.topic, Message.error
+    else:
+        partition, topic, error = (methodcaller(name) for name in ("partition", "topic", "error"))
+    groups = (
+        (group for _, group in groupby(msgs, partition))
+        if one_topic
+        else (group for _, same in groupby(msgs, topic) for _, group in groupby(same, partition))
+    )
+    for group in groups:
+        run = list(group)
+        yield run, not any(map(error, run))
 
 
 def _stream_buffering(config: JobConfig) -> int:
