@@ -1,0 +1,854 @@
+"""Backup throughput and memory of libkb's engine against two raw-loop ceilings.
+
+One Kafka broker (4.1.1, ``integration.services.KafkaService``) and one MinIO
+(``MinioService``), both on 127.0.0.1. For every data size and partition
+count a topic is produced once (1 KiB JSON-like values, realistic
+compressibility), then each measured job runs in a fresh subprocess, so its
+peak RSS is that process's own high-water mark (``VmHWM`` from
+``/proc/self/status``; ``ru_maxrss`` would include the parent's pages when the
+child is spawned with vfork):
+
+- ``ceiling-a``: a raw confluent-kafka ``consume(10000)`` loop that touches the
+  key, value, headers, timestamp and offset of every record until the end
+  offsets, with the same librdkafka settings as libkb's consumer;
+- ``ceiling-b``: the same loop, also appending key and value to a buffer that
+  is zstd-compressed (same level as libkb) in ~1 MiB blocks on a second thread;
+- ``libkb``: ``BackupEngine(parse_config({...})).run()`` with default settings
+  except ``compression`` (none, or zstd at the same level), to a filesystem
+  directory (same disk) and to the MinIO bucket.
+
+libkb at compression none is compared with ceiling-a, libkb at zstd with
+ceiling-b. Jobs are interleaved in a rotating order each round; the tables
+show medians. MB/s counts key + value bytes (10**6 bytes/s) over the whole
+job (consumer creation to the last byte stored), the same bytes for every job.
+
+Not part of CI. Run (about 20 minutes on 2 cores)::
+
+    .venv/bin/python bench/backup_bench.py --runs 5 --write bench/RESULTS.rst
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import queue
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+MiB = 1024 * 1024
+BUCKET = "bench"
+BATCH = 2_000  # as libkb's engine; 10,000 measured the same for these loops
+RESULTS_TITLE = "Backup benchmark results"
+
+
+# -- data ----------------------------------------------------------------------------
+
+_WORDS = [
+    "alpha",
+    "bravo",
+    "charlie",
+    "delta",
+    "echo",
+    "foxtrot",
+    "golf",
+    "hotel",
+    "india",
+    "juliet",
+    "kilo",
+    "lima",
+    "mike",
+    "november",
+    "oscar",
+    "papa",
+    "quebec",
+    "romeo",
+    "sierra",
+    "tango",
+    "uniform",
+    "victor",
+    "whiskey",
+    "xray",
+    "yankee",
+    "zulu",
+    "order",
+    "cart",
+    "checkout",
+    "payment",
+    "refund",
+    "shipment",
+    "invoice",
+    "customer",
+    "account",
+    "session",
+    "login",
+    "logout",
+    "search",
+    "product",
+    "catalog",
+    "review",
+    "rating",
+    "discount",
+    "coupon",
+    "warehouse",
+    "inventory",
+    "delivery",
+    "return",
+]
+_ACTIONS = ["view", "click", "add_to_cart", "remove", "purchase", "search", "login", "logout"]
+_COUNTRIES = ["DE", "FR", "US", "GB", "NL", "SE", "PL", "ES", "IT", "JP", "BR", "IN"]
+_AGENTS = [
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:125.0) Gecko/20100101 Firefox/125.0",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148",
+    "okhttp/4.12.0",
+]
+
+
+def make_pool(n: int, value_bytes: int, seed: int = 7) -> list[tuple[bytes, bytes, Any]]:
+    """``n`` distinct (key, value, headers) records: JSON events padded to exactly ``value_bytes``.
+
+    Random ids, numbers and words from a small vocabulary give zstd-3 a ratio
+    of about 4 on 1 MiB blocks, like typical event JSON. One record in four
+    carries a W3C ``traceparent`` header.
+    """
+    rnd = random.Random(seed)
+    pool = []
+    for i in range(n):
+        user = rnd.randrange(1_000_000)
+        doc = {
+            "event_id": uuid.UUID(int=rnd.getrandbits(128)).hex,
+            "ts": f"2025-{rnd.randint(1, 12):02d}-{rnd.randint(1, 28):02d}T"
+            f"{rnd.randint(0, 23):02d}:{rnd.randint(0, 59):02d}:{rnd.randint(0, 59):02d}."
+            f"{rnd.randint(0, 999):03d}Z",
+            "action": rnd.choice(_ACTIONS),
+            "user": {
+                "id": user,
+                "name": f"{rnd.choice(_WORDS).title()} {rnd.choice(_WORDS).title()}",
+                "email": f"{rnd.choice(_WORDS)}.{user}@example.com",
+                "country": rnd.choice(_COUNTRIES),
+            },
+            "session": f"{rnd.getrandbits(64):016x}",
+            "page": "/" + "/".join(rnd.choice(_WORDS) for _ in range(rnd.randint(1, 4))),
+            "user_agent": rnd.choice(_AGENTS),
+            "items": [
+                {
+                    "sku": f"SKU-{rnd.randrange(100000):05d}",
+                    "qty": rnd.randint(1, 5),
+                    "price": round(rnd.uniform(1, 500), 2),
+                }
+                for _ in range(rnd.randint(0, 4))
+            ],
+            "amount": round(rnd.uniform(0, 2000), 2),
+            "currency": rnd.choice(["EUR", "USD", "GBP"]),
+            "tags": rnd.sample(_WORDS, rnd.randint(1, 6)),
+            "note": "",
+        }
+        text = json.dumps(doc, separators=(",", ":"))
+        room = value_bytes - len(text)
+        note = " ".join(rnd.choice(_WORDS) for _ in range(room // 4 + 2))[: max(room, 0)]
+        doc["note"] = note
+        value = json.dumps(doc, separators=(",", ":")).encode()
+        if len(value) > value_bytes:  # no room for a note: trim the item list
+            doc["items"], doc["note"] = [], ""
+            value = json.dumps(doc, separators=(",", ":")).encode()
+            value += b" " * (value_bytes - len(value))
+        value = value[:value_bytes]
+        headers = None
+        if i % 4 == 0:
+            trace = f"00-{rnd.getrandbits(128):032x}-{rnd.getrandbits(64):016x}-01"
+            headers = [("traceparent", trace.encode())]
+        pool.append((f"user-{user:07d}".encode(), value, headers))
+    return pool
+
+
+def produce_topic(
+    bootstrap: str, topic: str, partitions: int, target_bytes: int, pool: list[Any]
+) -> tuple[int, int]:
+    """Produce records until key + value bytes reach ``target_bytes``; (records, bytes)."""
+    from confluent_kafka import Producer
+
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 50,
+            "batch.size": 4 * MiB,
+            "batch.num.messages": 100_000,
+            "queue.buffering.max.kbytes": 512 * 1024,
+            "queue.buffering.max.messages": 1_000_000,
+            "compression.type": "none",
+            "acks": 1,
+            "enable.idempotence": False,
+        }
+    )
+    produce = producer.produce
+    n = total = 0
+    size = len(pool)
+    while total < target_bytes:
+        key, value, headers = pool[n % size]
+        try:
+            produce(topic, value, key, n % partitions, headers=headers)
+        except BufferError:
+            producer.poll(0.05)
+            continue
+        n += 1
+        total += len(key) + len(value)
+        if n % 20_000 == 0:
+            producer.poll(0)
+    if producer.flush(120) != 0:
+        raise RuntimeError(f"{topic}: records left unsent")
+    return n, total
+
+
+# -- the measured jobs (run in a child process) ---------------------------------------
+
+
+def _vm_hwm_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return -1
+
+
+def consumer_config(bootstrap: str) -> dict[str, Any]:
+    """The ceilings' librdkafka settings: the ones libkb's backup consumer uses.
+
+    Spelled out here (not read from the engine) so that engine changes do not
+    move the ceilings. ``fetch.queue.backoff.ms`` matters most: librdkafka's
+    default of 1000 ms caps this loop at ~100 MB/s on loopback.
+    """
+    return {
+        "bootstrap.servers": bootstrap,
+        "group.id": f"bench-ceiling-{uuid.uuid4().hex[:8]}",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "enable.partition.eof": True,
+        "isolation.level": "read_committed",
+        "auto.offset.reset": "earliest",
+        "queued.max.messages.kbytes": 32768,
+        "fetch.queue.backoff.ms": 10,
+    }
+
+
+def ceiling(spec: dict[str, Any]) -> dict[str, Any]:
+    """The raw loop; with ``spec['level']`` set, also zstd on a second thread."""
+    import zstandard
+    from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+    compress = spec["kind"] == "ceiling-b"
+    started = time.perf_counter()
+    consumer = Consumer(consumer_config(spec["bootstrap"]))
+    topic, partitions = spec["topic"], spec["partitions"]
+    ends = []
+    assignment = []
+    for p in range(partitions):
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+        ends.append(high)
+        if high > low:
+            assignment.append(TopicPartition(topic, p, low))
+    consumer.assign(assignment)
+    remaining = len(assignment)
+    records = nbytes = 0
+    eof = KafkaError._PARTITION_EOF
+
+    blocks: queue.Queue[bytearray | None] = queue.Queue(maxsize=8)
+    compressed = [0]
+
+    def compressor() -> None:
+        cctx = zstandard.ZstdCompressor(level=spec["level"])
+        while (block := blocks.get()) is not None:
+            compressed[0] += len(cctx.compress(block))
+
+    worker = threading.Thread(target=compressor, name="compressor") if compress else None
+    if worker is not None:
+        worker.start()
+    buf = bytearray()
+    block_bytes = spec["block_bytes"]
+    consume: Any = consumer.consume  # typed Any: the stubs make every field Optional
+    try:
+        if compress:
+            while remaining:
+                msgs = consume(BATCH, 0.2)
+                for msg in msgs:
+                    err = msg.error()
+                    if err is not None:
+                        if err.code() == eof:
+                            continue
+                        raise KafkaException(err)
+                    off = msg.offset()
+                    _ts = msg.timestamp()
+                    _headers = msg.headers()
+                    key = msg.key()
+                    value = msg.value()
+                    nbytes += len(key) + len(value)
+                    records += 1
+                    buf += key
+                    buf += value
+                    if len(buf) >= block_bytes:
+                        blocks.put(buf)
+                        buf = bytearray()
+                    if off + 1 >= ends[msg.partition()]:
+                        remaining -= 1
+        else:
+            while remaining:
+                msgs = consume(BATCH, 0.2)
+                for msg in msgs:
+                    err = msg.error()
+                    if err is not None:
+                        if err.code() == eof:
+                            continue
+                        raise KafkaException(err)
+                    off = msg.offset()
+                    _ts = msg.timestamp()
+                    _headers = msg.headers()
+                    key = msg.key()
+                    value = msg.value()
+                    nbytes += len(key) + len(value)
+                    records += 1
+                    if off + 1 >= ends[msg.partition()]:
+                        remaining -= 1
+        if buf:
+            blocks.put(buf)
+    finally:
+        if worker is not None:
+            blocks.put(None)
+            worker.join()
+        consumer.close()
+    seconds = time.perf_counter() - started
+    return {"records": records, "bytes": nbytes, "seconds": seconds, "stored": compressed[0]}
+
+
+def libkb_job(spec: dict[str, Any]) -> dict[str, Any]:
+    from libkb.backup.engine import BackupEngine
+    from libkb.config import parse_config
+
+    backup: dict[str, Any] = {"compression": spec["compression"]}
+    if spec["compression"] != "none":
+        backup["compression_level"] = spec["level"]
+    backup.update(spec.get("options") or {})
+    config = parse_config(
+        {
+            "backup_id": spec["backup_id"],
+            "source": {"bootstrap_servers": spec["bootstrap"], "topics": {"include": [spec["topic"]]}},
+            "storage": spec["storage"],
+            "backup": backup,
+        },
+        source="backup_bench",
+    )
+    profiler = None
+    if spec.get("profile"):
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.0005, async_mode="disabled")
+        profiler.start()
+    started = time.perf_counter()
+    result = BackupEngine(config).run()
+    seconds = time.perf_counter() - started
+    if profiler is not None:
+        profiler.stop()
+        Path(spec["profile"]).write_text(profiler.output_text(unicode=False, show_all=False))
+    if result.status != "complete" or result.records != spec["records"]:
+        raise RuntimeError(f"libkb run {result.status}, {result.records} of {spec['records']} records")
+    return {
+        "records": result.records,
+        "bytes": spec["bytes"],
+        "seconds": seconds,
+        "stored": result.stored_bytes,
+        "segments": result.segments,
+    }
+
+
+class ThreadCpu:
+    """CPU seconds per thread, sampled from /proc (threads that ended keep their last sample)."""
+
+    def __init__(self, interval: float = 0.1) -> None:
+        self.seen: dict[int, tuple[str, float]] = {}
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-sampler", daemon=True)
+        self._tick = os.sysconf("SC_CLK_TCK")
+
+    def sample(self) -> None:
+        python_names = {t.native_id: t.name for t in threading.enumerate()}
+        for tid in os.listdir("/proc/self/task"):
+            with contextlib.suppress(OSError):
+                base = f"/proc/self/task/{tid}"
+                name = python_names.get(int(tid)) or Path(f"{base}/comm").read_text().strip()
+                fields = Path(f"{base}/stat").read_text().rsplit(")", 1)[1].split()
+                self.seen[int(tid)] = (name, (int(fields[11]) + int(fields[12])) / self._tick)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def __enter__(self) -> ThreadCpu:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+    def by_group(self) -> dict[str, float]:
+        groups: dict[str, float] = {}
+        main = threading.main_thread().native_id
+        for tid, (name, cpu) in self.seen.items():
+            if tid == main:
+                group = "main"
+            elif name.startswith("rdk:"):
+                group = "librdkafka"
+            elif name.startswith("libkb-compress") or name == "compressor":
+                group = "compress"
+            elif name.startswith("libkb-upload"):
+                group = "upload"
+            elif name == "bench-sampler":
+                continue
+            else:
+                group = "other"
+            groups[group] = round(groups.get(group, 0.0) + cpu, 2)
+        return groups
+
+
+def child_main(spec: dict[str, Any]) -> None:
+    with ThreadCpu() as threads:
+        if spec["kind"] == "libkb":
+            out = libkb_job(spec)
+        else:
+            out = ceiling(spec)
+            if out["records"] != spec["records"] or out["bytes"] != spec["bytes"]:
+                raise RuntimeError(f"ceiling read {out['records']} records, expected {spec['records']}")
+    usage = os.times()
+    out["cpu"] = usage.user + usage.system
+    out["threads"] = threads.by_group()
+    out["rss_kib"] = _vm_hwm_kib()
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+# -- the driver -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    partitions: int
+    size_mib: int
+    records: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Job:
+    kind: str  # ceiling-a | ceiling-b | libkb
+    topic: Topic
+    target: str = ""  # fs | s3 (libkb only)
+    compression: str = ""  # none | zstd (libkb only)
+
+    @property
+    def label(self) -> str:
+        if self.kind == "libkb":
+            return f"libkb {self.target} {self.compression}"
+        return self.kind
+
+    @property
+    def key(self) -> tuple[int, int, str]:
+        return (self.topic.size_mib, self.topic.partitions, self.label)
+
+
+def run_job(job: Job, args: argparse.Namespace, env: dict[str, Any], round_no: int) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "kind": job.kind,
+        "bootstrap": env["bootstrap"],
+        "topic": job.topic.name,
+        "partitions": job.topic.partitions,
+        "records": job.topic.records,
+        "bytes": job.topic.bytes,
+        "level": args.level,
+        "block_bytes": MiB,
+    }
+    cleanup: Any = None
+    if job.kind == "libkb":
+        spec["compression"] = job.compression
+        spec["backup_id"] = f"bench-{uuid.uuid4().hex[:8]}"
+        spec["options"] = env["options"]
+        if args.profile:
+            name = f"{job.label}-{job.topic.partitions}p-{job.topic.size_mib}m-r{round_no}"
+            spec["profile"] = str(Path(args.profile) / (name.replace(" ", "-") + ".txt"))
+        if job.target == "fs":
+            path = tempfile.mkdtemp(prefix="libkb-bench-fs-", dir=args.fs_dir)
+            spec["storage"] = {"backend": "filesystem", "path": path}
+
+            def cleanup() -> None:
+                shutil.rmtree(path, ignore_errors=True)
+
+        else:
+            s3 = env["s3"]
+            spec["storage"] = {
+                "backend": "s3",
+                "bucket": BUCKET,
+                "endpoint": s3.endpoint,
+                "access_key": s3.access_key,
+                "secret_key": s3.secret_key,
+                "region": "us-east-1",
+                "path_style": True,
+            }
+
+            def cleanup() -> None:
+                from integration.services import empty_s3_bucket
+
+                empty_s3_bucket(s3, BUCKET)
+
+    try:
+        proc = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            cwd=ROOT,
+        )
+    finally:
+        if cleanup is not None:
+            cleanup()
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"{job.label} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    out: dict[str, Any] = json.loads(lines[-1][len("RESULT ") :])
+    out["load"] = os.getloadavg()[0]
+    return out
+
+
+def build_jobs(args: argparse.Namespace, topics: list[Topic]) -> list[Job]:
+    largest = max(t.size_mib for t in topics)
+    jobs = []
+    for topic in topics:
+        if topic.size_mib == largest:
+            jobs.append(Job("ceiling-a", topic))
+            jobs.append(Job("ceiling-b", topic))
+        for target in args.targets.split(","):
+            for compression in ("none", "zstd"):
+                jobs.append(Job("libkb", topic, target, compression))
+    return jobs
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="512,1024", help="MiB of key+value bytes per topic")
+    parser.add_argument("--partitions", default="1,8")
+    parser.add_argument("--targets", default="fs,s3", help="fs and/or s3 (MinIO)")
+    parser.add_argument("--runs", type=int, default=5, help="rounds of interleaved jobs")
+    parser.add_argument("--level", type=int, default=3, help="zstd level (libkb and ceiling-b)")
+    parser.add_argument("--value-bytes", type=int, default=1024)
+    parser.add_argument("--fs-dir", default=None, help="where the filesystem target's dirs go")
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="extra backup option for libkb jobs (e.g. block_bytes=4194304); default: none",
+    )
+    parser.add_argument("--only", default=None, help="comma-separated job labels to run")
+    parser.add_argument("--profile", default=None, help="write pyinstrument text profiles here")
+    parser.add_argument("--write", default=None, help="add/replace the section in this RST file")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        child_main(json.loads(args.child))
+        return 0
+
+    from integration.services import KafkaService, MinioService, create_kafka_topic, create_s3_bucket
+
+    options = {k: json.loads(v) for k, v in (o.split("=", 1) for o in args.option)}
+    if args.profile:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    partition_counts = [int(p) for p in args.partitions.split(",")]
+    load_before = _loadavg()
+    wall = time.monotonic()
+    kafka = KafkaService()
+    minio = MinioService() if "s3" in args.targets else None
+    with contextlib.ExitStack() as stack:
+        kafka.start()
+        stack.callback(kafka.stop)
+        env: dict[str, Any] = {"bootstrap": kafka.endpoint.bootstrap_servers, "options": options}
+        if minio is not None:
+            minio.start()
+            stack.callback(minio.stop)
+            env["s3"] = minio.endpoint
+            create_s3_bucket(minio.endpoint, BUCKET)
+        print(f"Kafka at {env['bootstrap']}" + (f", MinIO at {minio.endpoint.endpoint}" if minio else ""))
+        pool = make_pool(8192, args.value_bytes)
+        topics = []
+        produce_secs = {}
+        for size in sizes:
+            for partitions in partition_counts:
+                name = f"bench-{partitions}p-{size}m"
+                create_kafka_topic(kafka.endpoint, name, partitions=partitions, config={"retention.ms": "-1"})
+                t0 = time.monotonic()
+                records, nbytes = produce_topic(env["bootstrap"], name, partitions, size * MiB, pool)
+                produce_secs[name] = time.monotonic() - t0
+                topics.append(Topic(name, partitions, size, records, nbytes))
+                print(
+                    f"produced {name}: {records} records, {nbytes / 1e6:.0f} MB in {produce_secs[name]:.1f} s"
+                )
+        del pool
+        jobs = build_jobs(args, topics)
+        if args.only:
+            wanted = {s.strip() for s in args.only.split(",")}
+            jobs = [j for j in jobs if j.label in wanted]
+        runs: dict[tuple[int, int, str], list[dict[str, Any]]] = {}
+        for round_no in range(args.runs):
+            shift = (round_no * 3) % len(jobs)
+            for job in jobs[shift:] + jobs[:shift]:
+                out = run_job(job, args, env, round_no)
+                runs.setdefault(job.key, []).append(out)
+                mbs = out["bytes"] / out["seconds"] / 1e6
+                print(
+                    f"round {round_no + 1} {job.topic.name} {job.label}: {mbs:.0f} MB/s, "
+                    f"{out['records'] / out['seconds'] / 1e3:.0f}k rec/s, "
+                    f"RSS {out['rss_kib'] / 1024:.0f} MiB, CPU {out['cpu']:.1f} s, load {out['load']:.2f}",
+                    flush=True,
+                )
+    load = f"load average {load_before} before, {_loadavg()} after"
+    minutes = (time.monotonic() - wall) / 60
+    text = render(args, topics, runs, produce_secs, load, minutes, options)
+    print(text)
+    if args.write:
+        write_section(Path(args.write), text)
+        print(f"wrote {args.write}")
+    return 0
+
+
+# -- report -----------------------------------------------------------------------------
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, float]:
+    return {
+        "mbs": _median([r["bytes"] / r["seconds"] / 1e6 for r in runs]),
+        "rps": _median([r["records"] / r["seconds"] for r in runs]),
+        "rss": max(r["rss_kib"] for r in runs) / 1024,
+        "cpu": _median([r["cpu"] for r in runs]),
+        "main": _median([r.get("threads", {}).get("main", float("nan")) for r in runs]),
+        "ratio": _median([r["bytes"] / r["stored"] for r in runs if r.get("stored")] or [float("nan")]),
+    }
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    line = "  ".join("=" * w for w in widths)
+
+    def fmt(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    return "\n".join([line, fmt(header), line, *(fmt(r) for r in rows), line])
+
+
+def render(
+    args: argparse.Namespace,
+    topics: list[Topic],
+    runs: dict[tuple[int, int, str], list[dict[str, Any]]],
+    produce_secs: dict[str, float],
+    load: str,
+    minutes: float,
+    options: dict[str, Any],
+) -> str:
+    largest = max(t.size_mib for t in topics)
+    smallest = min(t.size_mib for t in topics)
+    labels = ["ceiling-a", "ceiling-b"] + [
+        f"libkb {t} {c}" for t in args.targets.split(",") for c in ("none", "zstd")
+    ]
+    rows = []
+    for partitions in sorted({t.partitions for t in topics}):
+        ceilings = {
+            name: summarize(runs[(largest, partitions, name)])
+            for name in ("ceiling-a", "ceiling-b")
+            if (largest, partitions, name) in runs
+        }
+        for label in labels:
+            key = (largest, partitions, label)
+            if key not in runs:
+                continue
+            s = summarize(runs[key])
+            ref = "ceiling-a" if label.endswith("none") else "ceiling-b"
+            pct = (
+                ""
+                if label.startswith("ceiling") or ref not in ceilings
+                else (f"{100 * s['mbs'] / ceilings[ref]['mbs']:.0f} % of {ref[-1]}")
+            )
+            small = runs.get((smallest, partitions, label))
+            rss_small = f"{summarize(small)['rss']:.0f}" if small and smallest != largest else "-"
+            ratio = "" if label.endswith("none") or label == "ceiling-a" else f"{s['ratio']:.2f}"
+            rows.append(
+                [
+                    str(partitions),
+                    label,
+                    f"{s['mbs']:.0f}",
+                    f"{s['rps'] / 1e3:.0f}k",
+                    pct,
+                    rss_small,
+                    f"{s['rss']:.0f}",
+                    f"{s['cpu']:.1f}",
+                    f"{s['main']:.1f}",
+                    ratio,
+                ]
+            )
+    main_table = table(
+        [
+            "parts",
+            "job",
+            "MB/s",
+            "records/s",
+            "vs ceiling",
+            f"RSS {smallest} MiB",
+            f"RSS {largest} MiB",
+            "CPU s",
+            "main s",
+            "zstd ratio",
+        ],
+        rows,
+    )
+    every = []
+    for (size, partitions, label), items in sorted(runs.items()):
+        speeds = ", ".join(f"{r['bytes'] / r['seconds'] / 1e6:.0f}" for r in items)
+        loads = ", ".join(f"{r['load']:.1f}" for r in items)
+        every.append(f"- {size} MiB, {partitions} p, {label}: {speeds} (load {loads})")
+    data = "\n".join(
+        f"- ``{t.name}``: {t.records} records, {t.bytes / 1e6:.0f} MB key+value, "
+        f"produced in {produce_secs[t.name]:.0f} s"
+        for t in topics
+    )
+    facts = "\n".join(f"- {f}" for f in [*machine_facts(), load, f"whole run {minutes:.0f} min"])
+    command = " ".join(["python", "bench/backup_bench.py", *sys.argv[1:]])
+    opts = f"; backup options {options}" if options else ""
+    every_text = "\n".join(every)
+    underline = "=" * len(RESULTS_TITLE)
+    return f"""{RESULTS_TITLE}
+{underline}
+
+Command::
+
+    {command}
+
+Kafka 4.1.1 and MinIO on 127.0.0.1, same 2 cores as the jobs. Each job is a
+fresh process; medians of {args.runs} interleaved rounds on the {largest} MiB
+topics. MB/s = key+value bytes (10**6/s) over the whole job; peak RSS is the
+process's VmHWM, the highest of the rounds, on the {smallest} and {largest} MiB
+topics. libkb runs with default settings except ``compression`` (zstd at level
+{args.level}){opts}. "vs ceiling": libkb none against ceiling a (raw consume
+loop), libkb zstd against ceiling b (raw loop + zstd-{args.level} on a second
+thread). "CPU s": the job process's CPU time, all threads; "main s": the
+consuming (main) thread's share; medians.
+
+{main_table}
+
+Data:
+
+{data}
+
+Every run (MB/s) in the order made; load average (1 min) after each:
+
+{every_text}
+
+Machine (other work was running on it; see the load average):
+
+{facts}
+"""
+
+
+def write_section(path: Path, text: str) -> None:
+    """Replace this benchmark's section in ``path`` (or append it), keeping the other sections."""
+    lines = path.read_text().splitlines() if path.exists() else []
+
+    def is_title(i: int) -> bool:
+        return (
+            i + 1 < len(lines)
+            and bool(lines[i].strip())
+            and set(lines[i + 1]) == {"="}
+            and len(lines[i + 1]) >= len(lines[i])
+        )
+
+    titles = [i for i in range(len(lines)) if is_title(i)]
+    ours = [i for i in titles if lines[i] == RESULTS_TITLE]
+    new = text.rstrip("\n").splitlines()
+    if ours:
+        start = ours[0]
+        later = [i for i in titles if i > start]
+        end = later[0] if later else len(lines)
+        before = lines[:start]
+        after = lines[end:]
+        while before and not before[-1].strip():
+            before.pop()
+        out = before + ([""] * 2 if before else []) + new + ([""] * 2 if after else []) + after
+    else:
+        while lines and not lines[-1].strip():
+            lines.pop()
+        out = lines + ([""] * 2 if lines else []) + new
+    path.write_text("\n".join(out) + "\n")
+
+
+def machine_facts() -> list[str]:
+    cpu = platform.processor() or "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = "?"
+    with contextlib.suppress(OSError):
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f"{kb / 1024 / 1024:.0f} GiB"
+    import confluent_kafka
+    import msgpack
+    import zstandard
+
+    commit = "?"
+    with contextlib.suppress(Exception):
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "libkb/backup", "libkb/format"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=True,
+        ).stdout.strip()
+        if dirty:
+            commit += " (engine/format modified)"
+    return [
+        f"CPU: {cpu}, {os.cpu_count()} logical cores; RAM {mem}",
+        f"OS: {platform.platform()}; Python {platform.python_version()}",
+        f"confluent-kafka {confluent_kafka.version()[0]} (librdkafka {confluent_kafka.libversion()[0]}), "
+        f"zstandard {zstandard.__version__}, msgpack {'.'.join(map(str, msgpack.version))}",
+        f"libkb commit {commit}",
+    ]
+
+
+def _loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
