@@ -98,14 +98,18 @@ def run_parallel(
     work: Callable[[int, T], Any],
     max_in_flight: int,
     abort: threading.Event,
+    *,
+    read_ahead: bool = False,
 ) -> list[Any]:
     """Run ``work(index, item)`` for each item with at most ``max_in_flight`` running.
 
     Items are pulled from ``items`` only when a slot is free, so memory stays
-    bounded, and only while no work has failed, so a failure stops the reading.
-    On the first failure (in a worker or in ``items`` itself) ``abort`` is set,
-    queued work is cancelled, running work is awaited, and the error is
-    raised. Returns the results in item order.
+    bounded; with ``read_ahead`` the next item is pulled first and waits for
+    the slot, so it is ready when one frees (one more item in memory). No
+    item is submitted after work has failed: on the first failure (in a
+    worker or in ``items`` itself) ``abort`` is set, queued work is
+    cancelled, running work is awaited, and the error is raised. Returns the
+    results in item order.
     """
     pending: set[Future[Any]] = set()
     index_of: dict[Future[Any], int] = {}
@@ -116,20 +120,24 @@ def run_parallel(
             pending.discard(fut)
             results[index_of.pop(fut)] = fut.result()
 
+    def free_slot() -> None:
+        collect([fut for fut in pending if fut.done()])  # raises if one failed
+        while len(pending) >= max(1, max_in_flight):
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            collect(done)
+
     try:
         source = iter(items)
         index = 0
         while True:
-            collect([fut for fut in pending if fut.done()])  # raises if one failed
-            # Wait for a free slot *before* pulling the next item, so at most
-            # max_in_flight items (plus the one being assembled) are in memory.
-            while len(pending) >= max(1, max_in_flight):
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                collect(done)
+            if not read_ahead:
+                free_slot()
             try:
                 item = next(source)
             except StopIteration:
                 break
+            if read_ahead:
+                free_slot()
             fut = executor.submit(work, index, item)
             index_of[fut] = index
             pending.add(fut)

@@ -76,7 +76,9 @@ def _multipart_upload(driver: S3Driver, bucket: str, key: str, stream: Iterator[
 
     try:
         parts = _parts(stream, transfer.part_size, key)
-        etags = run_parallel(pool, parts, upload, transfer.max_concurrency, threading.Event())
+        # A part is cut before it waits for a slot, so one is ready when a slot frees.
+        slots = transfer.max_concurrency
+        etags = run_parallel(pool, parts, upload, slots, threading.Event(), read_ahead=True)
         complete(driver, bucket, key, upload_id, etags)
     except BaseException as exc:
         abort_after_failure(driver, bucket, key, upload_id, exc)
