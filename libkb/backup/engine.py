@@ -723,7 +723,7 @@ def _stream_buffering(config: JobConfig) -> int:
     transfer = getattr(config.storage, "transfer", None)
     if transfer is None:
         return 0  # filesystem (written when taken) and memory backends
-    return int(max(transfer.single_put_threshold, (transfer.max_concurrency + 1) * transfer.part_size))
+    return int(max(transfer.single_put_threshold, (transfer.max_concurrency + 2) * transfer.part_size))
 
 
 def _now_ms() -> int:
