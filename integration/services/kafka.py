@@ -12,11 +12,11 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from .base import LocalProcessService, ServiceError, run_logged, wait_until
+from .base import LocalProcessService, ServiceError, free_ports, run_logged, wait_until
 from .endpoints import KafkaEndpoint
 
 __all__ = [
@@ -222,6 +222,14 @@ class KafkaService(LocalProcessService[KafkaEndpoint]):
     ``extra_properties`` are appended to (and override) the generated
     ``server.properties``, so a test can run a broker with e.g. a different
     ``message.max.bytes`` next to the shared one.
+
+    ``extra_listeners`` (listener name -> security protocol, e.g.
+    ``{"SASLSSL": "SASL_SSL"}``) adds client listeners, each on its own free
+    port, next to the PLAINTEXT one (which stays the inter-broker listener
+    and the one the readiness probe uses); reach them with
+    :meth:`listener_endpoint`, configure them with ``listener.name.<name>.*``
+    extra properties. ``format_args`` are appended to ``kafka-storage
+    format`` (e.g. ``--add-scram SCRAM-SHA-256=[name=u,password=p]``).
     """
 
     name = "kafka"
@@ -230,13 +238,37 @@ class KafkaService(LocalProcessService[KafkaEndpoint]):
     start_timeout = 120.0
     stop_timeout = 20.0
 
-    def __init__(self, extra_properties: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        extra_properties: Mapping[str, str] | None = None,
+        *,
+        extra_listeners: Mapping[str, str] | None = None,
+        format_args: Sequence[str] = (),
+    ) -> None:
         super().__init__()
         self.extra_properties = dict(extra_properties or {})
+        self.extra_listeners = {name.upper(): proto for name, proto in (extra_listeners or {}).items()}
+        reserved = {"PLAINTEXT", "CONTROLLER"} & set(self.extra_listeners)
+        if reserved:
+            raise ValueError(f"listener names {sorted(reserved)} are taken by the harness")
+        self.format_args = list(format_args)
 
     @property
     def endpoint(self) -> KafkaEndpoint:
         return KafkaEndpoint(bootstrap_servers=f"127.0.0.1:{self.ports['port']}")
+
+    def listener_endpoint(self, listener: str) -> KafkaEndpoint:
+        """Where the extra listener ``listener`` accepts clients (once started)."""
+        name = listener.upper()
+        if name not in self.extra_listeners:
+            raise KeyError(f"no extra listener {listener!r}; have {sorted(self.extra_listeners)}")
+        return KafkaEndpoint(bootstrap_servers=f"127.0.0.1:{self.ports[_listener_port(name)]}")
+
+    def _allocate_ports(self) -> dict[str, int]:
+        if not self.extra_listeners:
+            return super()._allocate_ports()
+        names = [*self.port_names, *(_listener_port(n) for n in self.extra_listeners)]
+        return dict(zip(names, free_ports(len(names)), strict=True))
 
     def _install_into(self, target: Path, log: Path) -> None:
         mvn = shutil.which("mvn")
@@ -276,6 +308,11 @@ class KafkaService(LocalProcessService[KafkaEndpoint]):
             "inter.broker.listener.name": "PLAINTEXT",
             "log.dirs": str(log_dir),
         }
+        for name, protocol in self.extra_listeners.items():
+            address = f"{name}://127.0.0.1:{self.ports[_listener_port(name)]}"
+            props["listeners"] += f",{address}"
+            props["advertised.listeners"] += f",{address}"
+            props["listener.security.protocol.map"] += f",{name}:{protocol}"
         props.update(KAFKA_TEST_PROPERTIES)
         props.update(self.extra_properties)
         return props
@@ -299,6 +336,7 @@ class KafkaService(LocalProcessService[KafkaEndpoint]):
                 _cluster_id(),
                 "-c",
                 str(workdir / "server.properties"),
+                *self.format_args,
             ],
             log_path,
             cwd=workdir,
@@ -322,3 +360,8 @@ class KafkaService(LocalProcessService[KafkaEndpoint]):
 
     def _probe(self) -> None:
         probe_kafka(self.endpoint)
+
+
+def _listener_port(listener: str) -> str:
+    """The ``ports`` key of an extra listener."""
+    return f"listener_{listener.lower()}"

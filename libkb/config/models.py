@@ -51,6 +51,31 @@ class SourceOptions:
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
     client_config: dict[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        # client_config may carry librdkafka secrets (ssl.keystore.password, ...): mask them.
+        shown = {k: "***" if _secret_property(k) else v for k, v in self.client_config.items()}
+        return (
+            f"SourceOptions(bootstrap_servers={self.bootstrap_servers!r}, topics={self.topics!r}, "
+            f"security={self.security!r}, client_config={shown!r})"
+        )
+
+
+_SECRET_MARKERS = (
+    "password",
+    "secret",
+    "passphrase",
+    "private.key",
+    "key.pem",
+    "ssl_key",
+    "oauthbearer.config",
+)
+
+
+def _secret_property(name: str) -> bool:
+    """A librdkafka property whose value must not be shown (passwords, keys, token settings)."""
+    lowered = name.lower()
+    return any(marker in lowered for marker in _SECRET_MARKERS)
+
 
 @dataclass(frozen=True, slots=True)
 class BackupOptions:

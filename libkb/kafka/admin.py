@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import (
     ConsumerGroupTopicPartitions,
@@ -22,6 +24,11 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_expone
 
 from libkb.config.models import TopicSelection
 from libkb.format.models import GroupOffsets, TopicInfo
+from libkb.kafka.clients import ConnectionErrors, KafkaConnectionError
+
+#: Metadata requests are made in slices this long, so that a refused login or
+#: certificate is reported after about this long instead of the whole timeout.
+_METADATA_SLICE_SECS = 1.0
 
 INTERNAL_PREFIXES = ("__",)
 
@@ -58,12 +65,47 @@ class KafkaAdmin:
         self.timeout = timeout
 
     def cluster_id(self) -> str | None:
-        metadata = self.admin.list_topics(timeout=self.timeout)
+        metadata = self.metadata()
         return getattr(metadata, "cluster_id", None)
+
+    def metadata(self) -> Any:
+        """The cluster's metadata; :class:`KafkaConnectionError` if no broker can be used.
+
+        A refused authentication or TLS handshake fails within about a second,
+        with librdkafka's reason (it would otherwise retry until the timeout
+        and then say only "Broker transport failure").
+        """
+        errors: ConnectionErrors | None = getattr(self.admin, "connection_errors", None)
+        if errors is None:  # a plain AdminClient: one request, librdkafka's own error
+            return self.admin.list_topics(timeout=self.timeout)
+        errors.reset()
+        deadline = time.monotonic() + self.timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                metadata = self.admin.list_topics(timeout=max(min(_METADATA_SLICE_SECS, remaining), 0.05))
+            except KafkaException as exc:
+                if not exc.args or exc.args[0].code() not in (KafkaError._TRANSPORT, KafkaError._TIMED_OUT):
+                    raise
+                self.admin.poll(0)  # serves error_cb (and librdkafka's log lines)
+                if (refused := errors.rejection()) is not None:
+                    raise KafkaConnectionError(
+                        f"cannot connect to Kafka: {refused} (check the security settings: "
+                        "security_protocol, credentials, certificates)"
+                    ) from exc
+                if time.monotonic() >= deadline:
+                    last = errors.last() or exc.args[0].str()
+                    raise KafkaConnectionError(
+                        f"no Kafka broker answered within {self.timeout:g}s (last error: {last})"
+                    ) from exc
+                time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))  # no busy loop
+                continue
+            self.admin.poll(0)  # drain queued error and log events
+            return metadata
 
     def select_topics(self, selection: TopicSelection, *, include_internal: bool) -> dict[str, int]:
         """Topic name -> partition count for the topics the selection matches."""
-        metadata = self.admin.list_topics(timeout=self.timeout)
+        metadata = self.metadata()
         chosen = {}
         for name, topic in metadata.topics.items():
             if topic.error is not None:
@@ -79,7 +121,7 @@ class KafkaAdmin:
         names = list(names)
         if not names:
             return {}
-        metadata = self.admin.list_topics(timeout=self.timeout)
+        metadata = self.metadata()
         resources = [ConfigResource(ConfigResource.Type.TOPIC, n) for n in names]
         futures = self.admin.describe_configs(resources, request_timeout=self.timeout)
         infos = {}
