@@ -652,6 +652,59 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, float]:
     }
 
 
+def check_targets(runs: dict[tuple[int, int, str], list[dict[str, Any]]], largest: int, smallest: int) -> str:
+    """One line per target: met or missed, with the numbers."""
+    lines = []
+    for codec, ceiling in (("none", "ceiling-a"), ("zstd", "ceiling-b")):
+        shares = []
+        for (size, partitions, label), items in sorted(runs.items()):
+            if size != largest or not label.startswith("libkb") or not label.endswith(codec):
+                continue
+            ref = runs.get((size, partitions, ceiling))
+            if ref:
+                share = summarize(items)["mbs"] / summarize(ref)["mbs"]
+                shares.append((share, f"{partitions} p {label.split()[1]} {100 * share:.0f} %"))
+        if shares:
+            met = [text for share, text in shares if share >= 0.85]
+            missed = [text for share, text in shares if share < 0.85]
+            verdict = "met" if not missed else ("missed" if not met else "partly met")
+            detail = "; ".join(
+                part
+                for part in (
+                    ", ".join(met) and f"met: {', '.join(met)}",
+                    ", ".join(missed) and f"missed: {', '.join(missed)}",
+                )
+                if part
+            )
+            lines.append(f"- libkb {codec} >= 85 % of {ceiling}: {verdict} ({detail})")
+    libkb = {k: v for k, v in runs.items() if k[2].startswith("libkb")}
+    if libkb:
+        peak = {k: max(r["rss_kib"] for r in v) / 1024 for k, v in libkb.items()}
+        default = {k: v for k, v in peak.items() if k[2].endswith("zstd")}
+        if default:
+            worst = max(default, key=lambda k: default[k])
+            verdict = "met" if default[worst] < 512 else "missed"
+            lines.append(
+                f"- peak RSS < 512 MiB with default settings (zstd): {verdict}, highest "
+                f"{default[worst]:.0f} MiB ({worst[1]} p {worst[2]}, {worst[0]} MiB topic)"
+            )
+        over = sorted(f"{k[1]} p {k[2]} ({k[0]} MiB topic) {v:.0f} MiB" for k, v in peak.items() if v >= 512)
+        if over:
+            lines.append(f"- at or over 512 MiB with other settings: {', '.join(over)}")
+        if smallest != largest:
+            growth = []
+            for (size, partitions, label), value in peak.items():
+                if size == largest and (smallest, partitions, label) in peak:
+                    growth.append((value - peak[(smallest, partitions, label)], f"{partitions} p {label}"))
+            if growth:
+                most = max(growth)
+                lines.append(
+                    f"- peak RSS flat in data size: {smallest} -> {largest} MiB topics change it by "
+                    f"{min(growth)[0]:+.0f} to {most[0]:+.0f} MiB (largest: {most[1]})"
+                )
+    return "\n".join(lines)
+
+
 def table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     line = "  ".join("=" * w for w in widths)
@@ -726,6 +779,7 @@ def render(
         ],
         rows,
     )
+    targets = check_targets(runs, largest, smallest)
     every = []
     for (size, partitions, label), items in sorted(runs.items()):
         speeds = ", ".join(f"{r['bytes'] / r['seconds'] / 1e6:.0f}" for r in items)
@@ -759,6 +813,13 @@ thread). "CPU s": the job process's CPU time, all threads; "main s": the
 consuming (main) thread's share; medians.
 
 {main_table}
+
+Targets (85 % of the matching ceiling; peak RSS flat in data size and under
+512 MiB with default settings, i.e. zstd):
+
+{targets}
+
+Why, and what was tuned: ``bench/README.rst``.
 
 Data:
 
@@ -837,7 +898,7 @@ def machine_facts() -> list[str]:
     return [
         f"CPU: {cpu}, {os.cpu_count()} logical cores; RAM {mem}",
         f"OS: {platform.platform()}; Python {platform.python_version()}",
-        f"confluent-kafka {confluent_kafka.version()[0]} (librdkafka {confluent_kafka.libversion()[0]}), "
+        f"confluent-kafka {confluent_kafka.__version__} (librdkafka {confluent_kafka.libversion()[0]}), "
         f"zstandard {zstandard.__version__}, msgpack {'.'.join(map(str, msgpack.version))}",
         f"libkb commit {commit}",
     ]
