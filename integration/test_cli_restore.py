@@ -109,6 +109,9 @@ def test_restore_commands(kafka_service: KafkaEndpoint, kafka_topic_factory: Any
     unknown = cli("offset-reset", "plan", "--path", str(store), "--backup-id", "bk", "--groups", "nobody")
     assert unknown.returncode == 1 and "not in the backup's snapshot" in unknown.stderr
 
+    no_target = cli("offset-reset", "execute", "--path", str(store), "--backup-id", "bk")
+    assert no_target.returncode == 1 and "--bootstrap-servers, or --config" in no_target.stderr
+
     applied = cli(
         "offset-reset",
         "execute",
@@ -118,8 +121,8 @@ def test_restore_commands(kafka_service: KafkaEndpoint, kafka_topic_factory: Any
         "bk",
         "--groups",
         group,
-        "--bootstrap-servers",
-        bootstrap,
+        "--config",
+        str(restore_file),
     )
     assert applied.returncode == 0, applied.stderr
     reader = Consumer({"bootstrap.servers": bootstrap, "group.id": group})

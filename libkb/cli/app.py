@@ -73,7 +73,14 @@ def _offset_reset(args: argparse.Namespace) -> int:
 
     groups = [g.strip() for g in args.groups.split(",") if g.strip()] if args.groups else None
     return run_offset_reset(
-        args.action, args.path, args.backup_id, groups, args.bootstrap_servers, args.restore_id, args.format
+        args.action,
+        args.path,
+        args.backup_id,
+        groups,
+        args.bootstrap_servers,
+        args.restore_id,
+        args.format,
+        config_path=args.config,
     )
 
 
@@ -189,6 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--groups", metavar="G1,G2", help="groups to translate (default: every group in the backup)"
     )
     reset.add_argument("--bootstrap-servers", metavar="HOST:PORT,...", help="the target cluster (execute)")
+    reset.add_argument(
+        "--config",
+        metavar="FILE",
+        help="a restore job file: its target cluster and security settings (execute)",
+    )
     reset.add_argument("--restore-id", metavar="ID", help="which restore's mapping (default: the latest)")
     reset.add_argument("--format", choices=("text", "json", "yaml"), default="text")
     return parser

@@ -281,6 +281,24 @@ def translated_offsets(
     return mapping, translate_groups(snapshot, mapping, groups)
 
 
+def _target_cluster(bootstrap_servers: str | None, config_path: str | None) -> SourceOptions:
+    """The target cluster: a restore job file's ``target`` (with its security), or plain servers."""
+    if config_path is not None:
+        target = _restore_config(config_path).target
+        assert target is not None
+        if bootstrap_servers:
+            servers = tuple(s.strip() for s in bootstrap_servers.split(",") if s.strip())
+            target = replace(target, bootstrap_servers=servers)
+        return target
+    if not bootstrap_servers:
+        raise ConfigError(
+            "offset-reset execute needs the target cluster: --bootstrap-servers, or --config with a "
+            "restore job file (for its security settings)",
+            key="--bootstrap-servers",
+        )
+    return SourceOptions(bootstrap_servers=tuple(s.strip() for s in bootstrap_servers.split(",")))
+
+
 def run_offset_reset(
     action: str,
     path: str,
@@ -290,6 +308,7 @@ def run_offset_reset(
     restore_id: str | None,
     fmt: str,
     out: IO[str] | None = None,
+    config_path: str | None = None,
 ) -> int:
     stdout = out or sys.stdout
     with open_backend(path) as backend:
@@ -318,13 +337,7 @@ def run_offset_reset(
         print(dump(rows, fmt), file=stdout)
     if action == "plan":
         return 0
-    if not bootstrap_servers:
-        raise ConfigError(
-            "offset-reset execute needs --bootstrap-servers of the target cluster", key="--bootstrap-servers"
-        )
-    admin = make_admin(
-        SourceOptions(bootstrap_servers=tuple(s.strip() for s in bootstrap_servers.split(",")))
-    )
+    admin = make_admin(_target_cluster(bootstrap_servers, config_path))
     changed = apply_offsets(admin, offsets)
     print(f"committed new offsets for {len(changed)} group(s): {', '.join(changed) or 'none'}", file=stdout)
     return 0

@@ -10,9 +10,8 @@ from __future__ import annotations
 import dataclasses
 import threading
 
-from confluent_kafka.admin import AdminClient
-
 from libkb.config.models import SourceOptions
+from libkb.kafka.admin import KafkaAdmin
 from libkb.kafka.clients import make_admin
 from libkb.ops.health import Check
 from libkb.storage import (
@@ -27,16 +26,16 @@ from libkb.storage.settings import BackendConfig
 
 
 def kafka_check(source: SourceOptions, timeout_secs: float = 5.0) -> Check:
-    """List the cluster's topics with a timeout; raises ``KafkaException`` when unreachable."""
+    """One metadata request with a timeout; a refused login or certificate is named in the error."""
     lock = threading.Lock()
-    clients: list[AdminClient] = []
+    admins: list[KafkaAdmin] = []
 
     def check() -> str:
         with lock:
-            if not clients:
-                clients.append(make_admin(source))  # created once, reused by every check
-            admin = clients[0]
-        metadata = admin.list_topics(timeout=timeout_secs)
+            if not admins:  # created once, reused by every check
+                admins.append(KafkaAdmin(make_admin(source), timeout=timeout_secs))
+            admin = admins[0]
+        metadata = admin.metadata()
         return f"{len(metadata.brokers)} broker(s), {len(metadata.topics)} topic(s)"
 
     return check
