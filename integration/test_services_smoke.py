@@ -215,8 +215,8 @@ def test_gcs_put_get_list_delete_over_json_api(gcs_bucket: GcsBucket) -> None:
 
 def test_gcs_with_google_cloud_storage_client(gcs_bucket: GcsBucket) -> None:
     """The official client works too, including resumable uploads (upload URLs)."""
-    storage = pytest.importorskip("google.cloud.storage")
     from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage  # in the test extras
 
     client = storage.Client(
         project=gcs_bucket.service.project,

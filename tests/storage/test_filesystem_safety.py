@@ -95,3 +95,21 @@ def test_path_that_is_a_file_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_bytes(b"")
     with pytest.raises(ConfigError, match="not a directory"):
         create_backend_from_config(FilesystemConfig(path=str(tmp_path / "file")))
+
+
+def test_libcloud_stream_api_is_atomic_too(tmp_path: Path) -> None:
+    """Libcloud's own upload_object_via_stream, called on the driver directly, is the safe path."""
+    from libkb.storage.drivers.filesystem import SafeLocalStorageDriver
+
+    driver = SafeLocalStorageDriver(str(tmp_path))
+    container = driver.get_container("base")
+    driver.upload_object_via_stream(iter([b"old"]), container, "obj")
+
+    def failing() -> Iterator[bytes]:
+        yield b"new"
+        raise OSError("source failed")
+
+    with pytest.raises(OSError, match="source failed"):
+        driver.upload_object_via_stream(failing(), container, "obj")
+    assert (tmp_path / "obj").read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["obj"]

@@ -149,7 +149,7 @@ def test_sigv4_does_not_sign_user_agent_and_adds_token() -> None:
 
 
 def test_sigv4_agrees_with_botocore_for_awkward_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    botocore_auth = pytest.importorskip("botocore.auth")
+    import botocore.auth as botocore_auth  # in the test extras
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials as BotoCredentials
 

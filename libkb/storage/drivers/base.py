@@ -69,5 +69,21 @@ class LibkbDriverMixin:
         """Upload from chunks with bounded memory; aborted and invisible on any error."""
         raise NotImplementedError
 
+    def upload_object_via_stream(
+        self,
+        iterator: Iterable[bytes],
+        container: Any,
+        object_name: str,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        """Libcloud's streamed upload, routed through ``ex_upload_stream``.
+
+        So a caller using the driver directly gets the same atomic (never
+        partially written) and, on the cloud, parallel upload as the adapter.
+        """
+        self.ex_upload_stream(container, object_name, iterator)
+        return self.get_object(container.name, object_name)  # type: ignore[attr-defined]
+
     def ex_close(self) -> None:
         """Release thread pools and sessions."""

@@ -218,17 +218,6 @@ class SafeLocalStorageDriver(LibkbDriverMixin, LocalStorageDriver):  # type: ign
 
         self._write_atomic(object_name, write)
 
-    def upload_object_via_stream(
-        self,
-        iterator: Iterable[bytes],
-        container: Container,
-        object_name: str,
-        extra: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> Object:
-        self.ex_upload_stream(container, object_name, iterator)
-        return self.get_object(container.name, object_name)
-
     def ex_copy_object(self, container: Container, src_name: str, dest_name: str) -> None:
         self._check_container(container.name)
         src = self._existing_file(src_name)

@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from libcloud.storage.base import Container, Object, StorageDriver
 from libcloud.storage.types import (
@@ -152,17 +151,6 @@ class MemoryStorageDriver(LibkbDriverMixin, StorageDriver):  # type: ignore[misc
             names = self._sorted[obj.container.name]
             del names[bisect.bisect_left(names, _utf8(obj.name), key=_utf8)]
         return True
-
-    def upload_object_via_stream(
-        self,
-        iterator: Iterable[bytes],
-        container: Container,
-        object_name: str,
-        extra: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> Object:
-        self.ex_upload_stream(container, object_name, iterator)
-        return self.get_object(container.name, object_name)
 
     # -- libkb extensions -------------------------------------------------
 
