@@ -35,7 +35,8 @@ import zlib
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from operator import itemgetter
+from itertools import compress, repeat
+from operator import is_not, itemgetter
 from typing import Any
 
 import msgpack
@@ -496,3 +497,49 @@ def encode_segment(
         out += writer.add_block(encoder.take().compress(codec, level))
     out.append(writer.finish(end_offset)[1])
     return b"".join(out)
+
+
+_HEADERS = itemgetter(5)
+_ARRAY32 = struct.Struct(">BI")  # msgpack array 32: 0xdd, element count
+
+
+def block_records(data: bytes, info: BlockInfo, codec: int, *, name: str = "segment") -> list[Record]:
+    """One block's records, exactly as :func:`decode_block` yields them, as a list (faster).
+
+    The payload is decompressed straight into a buffer that starts with a
+    msgpack array header for the block's record count, so msgpack decodes the
+    whole block in one call, records as tuples (``use_list=False``); only
+    records with headers are touched in Python, to make their headers a list of
+    2-tuples. About half the CPU of the generator. If anything is off
+    (checksum, size, count, shape), ``decode_block`` decodes the block again and
+    raises its usual error: a corrupt block fails before any of its records is
+    produced.
+    """
+    head = _BLOCK_HEAD.unpack_from(data, info.position)
+    payload = memoryview(data)[info.position + _BLOCK_HEAD.size : info.position + info.length]
+    try:
+        if zlib.crc32(payload) != head[5]:
+            raise ValueError("checksum")
+        buf = bytearray(_ARRAY32.size + info.raw_len)
+        _ARRAY32.pack_into(buf, 0, 0xDD, info.record_count)
+        view = memoryview(buf)[_ARRAY32.size :]
+        if codec == CODEC_ZSTD:
+            reader = zstandard.ZstdDecompressor().stream_reader(payload)
+            got = 0
+            while got < info.raw_len and (n := reader.readinto(view[got:])):
+                got += n
+            if got != info.raw_len or reader.read(1):
+                raise ValueError("size")
+        else:
+            view[:] = payload  # ValueError unless the sizes match
+        del view
+        records: list[Any] = list(msgpack.unpackb(buf, use_list=False, raw=False))
+        if records and set(map(len, records)) != {6}:
+            raise ValueError("shape")
+        for i in compress(range(len(records)), map(is_not, map(_HEADERS, records), repeat(None))):
+            offset, timestamp, ts_type, key, value, headers = records[i]
+            records[i] = (offset, timestamp, ts_type, key, value, [(k, v) for k, v in headers])
+        return records
+    except Exception:  # the reference decoder says what is wrong
+        pass
+    return list(decode_block(data, info, codec, name=name))

@@ -11,19 +11,14 @@ mapping is stored next to the backup and, if asked, applied to consumer groups.
 from __future__ import annotations
 
 import logging
-import struct
 import threading
 import time
-import zlib
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import compress, repeat
-from operator import is_not, itemgetter
+from operator import itemgetter
 from typing import Any
 
-import msgpack
-import zstandard
 from confluent_kafka import KafkaError, Producer
 
 from libkb import metrics as m
@@ -32,7 +27,7 @@ from libkb.catalog import BackupNotFoundError, list_backups, read_manifest
 from libkb.config.models import JobConfig, RestoreOptions, SourceOptions
 from libkb.errors import LibkbError
 from libkb.format.models import Manifest, PartitionIndex, groups_from_json, groups_key
-from libkb.format.segment import _BLOCK_HEAD, CODEC_ZSTD, BlockInfo, Record, SegmentReader, decode_block
+from libkb.format.segment import SegmentReader, block_records
 from libkb.kafka.admin import KafkaAdmin
 from libkb.kafka.clients import make_admin, make_producer
 from libkb.restore.groups import TranslatedOffset, apply_offsets, translate_groups
@@ -109,50 +104,7 @@ class _Limiter:
             self.stop.wait(ahead)
 
 
-_OFFSET, _KEY, _VALUE, _HEADERS = itemgetter(0), itemgetter(3), itemgetter(4), itemgetter(5)
-_ARRAY32 = struct.Struct(">BI")  # msgpack array 32: 0xdd, element count
-
-
-def _block_records(data: bytes, info: BlockInfo, codec: int, name: str) -> list[Record]:
-    """One block's records, exactly as ``format.segment.decode_block`` yields them, in a list.
-
-    The payload is decompressed straight into a buffer that starts with a
-    msgpack array header for the block's record count, so msgpack decodes the
-    whole block in one call, records as tuples (``use_list=False``); only
-    records with headers are touched in Python, to make their headers a list of
-    2-tuples. About half the CPU of the generator. If anything is off
-    (checksum, size, count, shape), ``decode_block`` decodes the block again and
-    raises its usual error: a corrupt block fails before any of its records is
-    produced.
-    """
-    head = _BLOCK_HEAD.unpack_from(data, info.position)
-    payload = memoryview(data)[info.position + _BLOCK_HEAD.size : info.position + info.length]
-    try:
-        if zlib.crc32(payload) != head[5]:
-            raise ValueError("checksum")
-        buf = bytearray(_ARRAY32.size + info.raw_len)
-        _ARRAY32.pack_into(buf, 0, 0xDD, info.record_count)
-        view = memoryview(buf)[_ARRAY32.size :]
-        if codec == CODEC_ZSTD:
-            reader = zstandard.ZstdDecompressor().stream_reader(payload)
-            got = 0
-            while got < info.raw_len and (n := reader.readinto(view[got:])):
-                got += n
-            if got != info.raw_len or reader.read(1):
-                raise ValueError("size")
-        else:
-            view[:] = payload  # ValueError unless the sizes match
-        del view
-        records: list[Any] = list(msgpack.unpackb(buf, use_list=False, raw=False))
-        if records and set(map(len, records)) != {6}:
-            raise ValueError("shape")
-        for i in compress(range(len(records)), map(is_not, map(_HEADERS, records), repeat(None))):
-            offset, timestamp, ts_type, key, value, headers = records[i]
-            records[i] = (offset, timestamp, ts_type, key, value, [(k, v) for k, v in headers])
-        return records
-    except Exception:  # the reference decoder says what is wrong
-        pass
-    return list(decode_block(data, info, codec, name=name))
+_OFFSET, _KEY, _VALUE = itemgetter(0), itemgetter(3), itemgetter(4)
 
 
 class RestoreEngine:
@@ -508,7 +460,7 @@ class RestoreEngine:
                     continue
                 if info.first_offset >= end:
                     break
-                block = _block_records(data, info, codec, reader.name)
+                block = block_records(data, info, codec, name=reader.name)
                 if not block:
                     continue
                 first, last, n = block[0][0], block[-1][0], len(block)

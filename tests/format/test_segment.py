@@ -140,3 +140,25 @@ def test_block_checksum_catches_corruption_verify_skipped() -> None:
 def test_body_crc_is_zlib_crc32() -> None:
     blob = encode_segment("t", 0, 0, 1, [(0, 0, 0, None, None, None)])
     assert SegmentReader(blob).footer.body_crc == zlib.crc32(blob[:-FOOTER_SIZE])
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=record_lists(), codec=st.sampled_from([CODEC_NONE, CODEC_ZSTD]))
+def test_fast_block_decoder_matches_the_reference(data: tuple[int, int, list[Record]], codec: int) -> None:
+    from libkb.format.segment import block_records, decode_block
+
+    base, end, records = data
+    blob = encode_segment("t", 0, base, end, records, codec=codec, block_bytes=200)
+    reader = SegmentReader(blob)
+    for info in reader.blocks():
+        assert block_records(blob, info, codec) == list(decode_block(blob, info, codec))
+
+
+def test_fast_block_decoder_reports_corruption_like_the_reference() -> None:
+    from libkb.format.segment import block_records
+
+    blob = bytearray(encode_segment("t", 0, 0, 500, SAMPLE, block_bytes=10_000))
+    info = list(SegmentReader(bytes(blob)).blocks())[1]
+    blob[info.position + info.length - 3] ^= 0xFF
+    with pytest.raises(SegmentError, match="checksum mismatch in the block"):
+        block_records(bytes(blob), info, CODEC_ZSTD, name="x.kbs")
