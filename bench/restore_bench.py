@@ -33,10 +33,10 @@ acknowledgement; libkb's time includes its planning, topic checks, state
 writes and final offset check). After every job the target topic's end
 offsets are checked.
 
-Not part of CI. Run (about 3 minutes on 2 cores; ``--data-dir DIR`` keeps
+Not part of CI. Run (about 4 minutes on 2 cores; ``--data-dir DIR`` keeps
 the backups for later runs)::
 
-    .venv/bin/python bench/restore_bench.py --runs 5 --compare 5a28561 --write bench/RESULTS.rst
+    .venv/bin/python bench/restore_bench.py --runs 11 --compare 5a28561 --write bench/RESULTS.rst
 """
 
 from __future__ import annotations
