@@ -10,26 +10,23 @@ import csv
 import io
 import json
 import sys
-from contextlib import ExitStack
 from dataclasses import replace
 from typing import IO, Any
 
-from libkb.cli.backup import start_ops
+from libkb.cli.job import run_engine
 from libkb.cli.logs import error_line
-from libkb.cli.progress import make_progress, rate
+from libkb.cli.progress import rate
 from libkb.cli.render import dump, human_bytes, table
-from libkb.cli.signals import StopOnSignal
 from libkb.config import JobConfig, SourceOptions, load_config
 from libkb.errors import ConfigError, LibkbError
 from libkb.format.models import groups_from_json, groups_key
 from libkb.kafka.clients import make_admin
-from libkb.ops.health import HealthModel, Watchdog
-from libkb.restore.engine import RestoreEngine, RestoreProgress, RestoreResult
+from libkb.restore.engine import RestoreEngine, RestoreResult
 from libkb.restore.groups import TranslatedOffset, apply_offsets, translate_groups
 from libkb.restore.mapping import OffsetMapping
 from libkb.restore.plan import RestorePlan
 from libkb.restore.state import RestoreState, mapping_key, state_key
-from libkb.storage import NotFoundError, StorageBackend, create_backend_from_config, open_backend
+from libkb.storage import NotFoundError, StorageBackend, open_backend
 
 
 class RestoreNotFoundError(LibkbError, FileNotFoundError):
@@ -59,30 +56,13 @@ def run_restore(
     if dry_run:
         config = replace(config, restore=replace(config.restore, dry_run=True))
     stdout = out or sys.stdout
-    backend = create_backend_from_config(config.storage)
-    with ExitStack() as stack:
-        stack.callback(backend.close)
-        watchdog = Watchdog(liveness_timeout_secs)
-        health = HealthModel(watchdog)
-        if config.metrics.enabled and not dry_run:
-            start_ops(stack, config, backend, health)
-        display = make_progress(config.backup_id, sys.stderr, kind="restore")
-        stack.callback(display.close)
-
-        def on_progress(progress: RestoreProgress) -> None:
-            watchdog.tick()
-            display.update(progress)
-
-        engine = RestoreEngine(config, backend=backend, progress=on_progress)
-
-        def stop() -> None:
-            health.stopping = True
-            engine.stop()
-
-        with StopOnSignal(stop):
-            result = engine.run()
-        watchdog.finish()
-        display.close()
+    result = run_engine(
+        config,
+        lambda backend, progress: RestoreEngine(config, backend=backend, progress=progress),
+        kind="restore",
+        liveness_timeout_secs=liveness_timeout_secs,
+        serve=not dry_run,
+    )
     if result.status == "planned":
         assert result.plan is not None
         print(plan_text(result.plan), file=stdout)

@@ -1,0 +1,104 @@
+"""What ``backup`` and ``restore`` share: running an engine with progress, signals and the ops server.
+
+Both engines take ``(config, backend=, progress=)`` and have ``run()`` and
+``stop()``; this module wires them to the process: a progress display, a
+liveness watchdog ticked by progress, /metrics /health /ready when
+``metrics.enabled``, and SIGTERM/SIGINT asking the engine to stop cleanly.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from contextlib import ExitStack
+from typing import IO, Any, Protocol, TypeVar
+
+from libkb.cli.progress import make_progress
+from libkb.cli.signals import StopOnSignal
+from libkb.config import JobConfig
+from libkb.format.models import manifest_key
+from libkb.ops.checks import kafka_check, probe_backend, storage_check
+from libkb.ops.health import CheckRunner, Component, HealthModel, Watchdog
+from libkb.ops.server import OpsServer
+from libkb.storage import StorageBackend, create_backend_from_config
+
+CHECK_INTERVAL_SECS = 10.0
+CHECK_TIMEOUT_SECS = 5.0
+
+R_co = TypeVar("R_co", covariant=True)
+
+
+class Engine(Protocol[R_co]):
+    def run(self) -> R_co: ...
+
+    def stop(self) -> None: ...
+
+
+def run_engine(
+    config: JobConfig,
+    make_engine: Callable[[StorageBackend, Callable[[Any], None]], Engine[R_co]],
+    *,
+    kind: str,
+    liveness_timeout_secs: float,
+    serve: bool = True,
+    stderr: IO[str] | None = None,
+) -> R_co:
+    """Build the engine with ``make_engine(backend, on_progress)`` and run it to its end."""
+    backend = create_backend_from_config(config.storage)
+    with ExitStack() as stack:
+        stack.callback(backend.close)
+        watchdog = Watchdog(liveness_timeout_secs)
+        health = HealthModel(watchdog)
+        if config.metrics.enabled and serve:
+            start_ops(stack, config, backend, health)
+        display = make_progress(config.backup_id, stderr or sys.stderr, kind=kind)
+        stack.callback(display.close)
+
+        def on_progress(progress: Any) -> None:
+            watchdog.tick()
+            display.update(progress)
+
+        engine = make_engine(backend, on_progress)
+
+        def stop() -> None:
+            health.stopping = True
+            engine.stop()
+
+        with StopOnSignal(stop):
+            result = engine.run()
+        watchdog.finish()
+        display.close()
+    return result
+
+
+def start_ops(stack: ExitStack, config: JobConfig, backend: StorageBackend, health: HealthModel) -> None:
+    """Serve /metrics, /health and /ready, with Kafka and storage checked in the background.
+
+    Kafka is the backup's source or the restore's target, whichever the job has.
+    """
+    cluster = config.source if config.mode == "backup" else config.target
+    assert cluster is not None
+    secrets = [
+        cluster.security.sasl_password or "",
+        cluster.security.ssl_key_password or "",
+        *(
+            str(getattr(config.storage, name, None) or "")
+            for name in ("secret_key", "session_token", "account_key")
+        ),
+    ]
+    probe = probe_backend(config.storage, backend, CHECK_TIMEOUT_SECS)
+    if probe is not backend:
+        stack.callback(probe.close)
+    runner = CheckRunner(CHECK_INTERVAL_SECS)
+    timeout = 2 * CHECK_TIMEOUT_SECS
+    runner.add(health.add(Component("kafka", timeout, secrets)), kafka_check(cluster, CHECK_TIMEOUT_SECS))
+    runner.add(
+        health.add(Component("storage", timeout, secrets)),
+        storage_check(probe, manifest_key(config.backup_id)),
+    )
+    metrics = config.metrics
+    server = OpsServer(health, host=metrics.bind_address, port=metrics.port, metrics_path=metrics.path)
+    stack.callback(server.close)
+    server.start()
+    stack.callback(runner.close)
+    runner.start()
