@@ -26,14 +26,12 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import groupby
-from operator import methodcaller
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from libkb import __version__
 from libkb import metrics as m
@@ -54,10 +52,13 @@ from libkb.format.models import (
     manifest_key,
     segment_key,
 )
+from libkb.format.packer import STOP_BOUND, STOP_FULL, STOP_UNUSUAL
 from libkb.format.segment import CODECS, Block, BlockEncoder, RawBlock, SegmentFooter, SegmentWriter
+from libkb.gctune import fewer_collections
 from libkb.kafka.admin import KafkaAdmin
 from libkb.kafka.clients import make_admin, make_consumer
 from libkb.storage import NotFoundError, StorageBackend, create_backend_from_config
+from libkb.storage.drivers.filesystem import WRITE_BATCH_BYTES
 
 log = logging.getLogger("libkb.backup")
 
@@ -155,7 +156,6 @@ class _Partition:
         "index",
         "index_lock",
         "partition",
-        "rec_bytes",
         "sealed_last",
         "seg_base",
         "seg_blocks",
@@ -170,7 +170,6 @@ class _Partition:
         self.topic = plan.topic
         self.partition = plan.partition
         self.enc = BlockEncoder(block_bytes)
-        self.rec_bytes = 0  # packed bytes per record, estimated from the last run
         self.target_end = plan.end
         self.done = plan.done
         self.seg_base = plan.start
@@ -238,8 +237,9 @@ class BackupEngine:
         try:
             admin = self._admin or KafkaAdmin(make_admin(self.source))
             manifest, states = self._prepare(backend, admin, result)
-            status = self._consume(backend, admin, lease, states, compress_pool, upload_pool, result)
-            self._wait_uploads()
+            with fewer_collections():
+                status = self._consume(backend, admin, lease, states, compress_pool, upload_pool, result)
+                self._wait_uploads()
             result.status = status
             if self.options.consumer_group_snapshot:
                 groups = admin.group_offsets(result.topics)
@@ -481,29 +481,12 @@ class BackupEngine:
                             return True  # the rest of the batch is read again by the next run
                 return False
 
-            def add_run(st: _Partition, records: list[Any]) -> bool:
-                """Pack a run of one partition's records, in slices that end near block ends; True: stop."""
-                enc = st.enc
-                n = len(records)
-                pos = 0
-                while pos < n:
-                    size = len(enc)
-                    take = (block_bytes - size) // st.rec_bytes + 1 if st.rec_bytes else 16
-                    part = records[pos : pos + take] if pos or take < n else records
-                    grown = enc.add_records(part)
-                    st.rec_bytes = max(1, (grown - size) // len(part))
-                    pos += len(part)
-                    if grown >= block_bytes:
-                        seal(st)
-                        if stop.is_set():
-                            return True  # the rest of the batch is read again by the next run
-                return False
-
             # A consume() batch holds runs of consecutive records of one
-            # partition (one fetch response each). Clean runs are turned into
-            # record tuples by one comprehension and packed by one C loop;
-            # only runs with an error/EOF event or a partition's end go record
-            # by record.
+            # partition (one fetch response each). Each run is packed by one
+            # call into the partition's block (C when built, see
+            # libkb.format.packer), which stops at a full block, another
+            # partition, an event/error or the partition's end offset; only
+            # those stops come back to Python.
             one_topic = len({st.topic for st in states.values()}) <= 1
             while active > 0 or (continuous and assignment):
                 if stop.is_set():
@@ -511,26 +494,37 @@ class BackupEngine:
                 # Typed Any: the stubs make offset()/topic() Optional, which a
                 # per-record check would pay for at runtime.
                 msgs: list[Any] = consumer.consume(_BATCH, 0.2) if assignment else []
-                for run, clean in _runs(msgs, one_topic):
-                    if not clean:
-                        if per_record(run):
+                i, n = 0, len(msgs)
+                while i < n:
+                    msg = msgs[i]
+                    if msg.error() is not None:
+                        i += 1
+                        if per_record([msg]):
                             break
                         continue
-                    first = run[0]
-                    st = states[(first.topic(), first.partition())]
+                    st = states[(msg.topic(), msg.partition())]
                     if st.done:
+                        i += 1
                         continue
                     end = st.target_end
-                    if end is not None and run[-1].offset() + 1 >= end:
-                        if per_record(run):
+                    i, reason = st.enc.add_messages(
+                        msgs,
+                        i,
+                        block_bytes,
+                        None if one_topic else st.topic,
+                        st.partition,
+                        -1 if end is None else end,
+                    )
+                    if end is not None and (reason == STOP_BOUND or st.enc.last_offset + 1 >= end > 0):
+                        finish(st, end)
+                    elif reason == STOP_FULL:
+                        seal(st)
+                        if stop.is_set():
+                            break  # the rest of the batch is read again by the next run
+                    elif reason == STOP_UNUSUAL:
+                        i += 1
+                        if per_record([msgs[i - 1]]):
                             break
-                        continue
-                    records = [
-                        (m.offset(), (t := m.timestamp())[1], t[0], m.key(), m.value(), m.headers())
-                        for m in run
-                    ]
-                    if add_run(st, records):
-                        break
                 now = time.monotonic()
                 if now - last_tick >= _HOUSEKEEPING_SECS:
                     last_tick = now
@@ -695,34 +689,13 @@ class BackupEngine:
             log.error("could not record the run's end in the manifest: %s", exc)
 
 
-def _runs(msgs: list[Any], one_topic: bool) -> Iterator[tuple[list[Any], bool]]:
-    """Runs of consecutive messages of one topic-partition, and whether none is an error event.
-
-    Keys are read by C loops (``groupby``/``map`` over the methods), not per
-    message in Python; duck-typed messages (test doubles) work too.
-    """
-    partition: Callable[[Any], Any]
-    topic: Callable[[Any], Any]
-    error: Callable[[Any], Any]
-    if msgs and type(msgs[0]) is Message:
-        partition, topic, error = Message.partition, Message.topic, Message.error
-    else:
-        partition, topic, error = (methodcaller(name) for name in ("partition", "topic", "error"))
-    groups = (
-        (group for _, group in groupby(msgs, partition))
-        if one_topic
-        else (group for _, same in groupby(msgs, topic) for _, group in groupby(same, partition))
-    )
-    for group in groups:
-        run = list(group)
-        yield run, not any(map(error, run))
-
-
 def _stream_buffering(config: JobConfig) -> int:
-    """Bytes a streamed upload may hold after taking them (cloud drivers buffer parts)."""
+    """Bytes a streamed upload may hold after taking them (drivers batch writes and buffer parts)."""
+    if config.storage.backend == "filesystem":
+        return WRITE_BATCH_BYTES
     transfer = getattr(config.storage, "transfer", None)
     if transfer is None:
-        return 0  # filesystem (written when taken) and memory backends
+        return 0  # memory backend: stored when taken
     return int(max(transfer.single_put_threshold, (transfer.max_concurrency + 2) * transfer.part_size))
 
 

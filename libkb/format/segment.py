@@ -43,6 +43,8 @@ import msgpack
 import zstandard
 
 from libkb.errors import FormatError
+from libkb.format.checksum import block_crc, extend_crc
+from libkb.format.packer import new_buffer, pack_messages
 
 FORMAT_VERSION = 1
 CODEC_NONE = 0
@@ -97,13 +99,18 @@ class SegmentFooter:
 class Block:
     """One block ready to append: stored payload plus its stats."""
 
-    payload: bytes
+    payload: bytes | bytearray
     raw_len: int
     record_count: int
     first_offset: int
     last_offset: int
     min_timestamp: int
     max_timestamp: int
+    #: CRC-32 of ``payload``; computed when None.
+    crc: int | None = None
+
+    def payload_crc(self) -> int:
+        return block_crc(self.payload) if self.crc is None else self.crc
 
     def encode_head(self) -> bytes:
         return _BLOCK_HEAD.pack(
@@ -112,7 +119,7 @@ class Block:
             self.record_count,
             self.first_offset,
             self.last_offset,
-            zlib.crc32(self.payload),
+            self.payload_crc(),
         )
 
 
@@ -183,16 +190,17 @@ def decode_footer(data: bytes, *, name: str = "segment") -> SegmentFooter:
 class BlockEncoder:
     """Packs records into one block's raw bytes.
 
-    The bytes accumulate in a msgpack ``Packer``'s own buffer, and
-    :meth:`take` hands that buffer over as a ``memoryview`` without copying
-    it; the next block gets a fresh packer. The engine adds whole runs of
-    records with :meth:`add_records` (one C loop per run, no Python work per
-    record); :meth:`add` appends one. Not thread-safe.
+    The bytes accumulate in a ``bytearray`` (``_buf[:_pos]``; the rest is
+    room to grow), and :meth:`take` hands that buffer over without copying
+    it; the next block gets a fresh one. The engine packs consumed messages
+    with :meth:`add_messages` (one C call per run of a partition's records,
+    see :mod:`libkb.format.packer`); :meth:`add` and :meth:`add_records`
+    append record tuples. Not thread-safe.
     """
 
     __slots__ = (
-        "_pack",
-        "_packer",
+        "_buf",
+        "_pos",
         "count",
         "first_offset",
         "last_offset",
@@ -202,19 +210,30 @@ class BlockEncoder:
     )
 
     def __init__(self, size_hint: int = 1 << 20) -> None:
-        #: Expected block size: the packer's buffer starts this big (1/8 more).
+        #: Expected block size: the buffer starts this big (1/8 more).
         self.size_hint = size_hint
         self._reset()
 
     def _reset(self) -> None:
-        buf_size = max(self.size_hint + (self.size_hint >> 3), 1024)
-        self._packer = msgpack.Packer(use_bin_type=True, autoreset=False, buf_size=buf_size)
-        self._pack = self._packer.pack
+        self._buf = new_buffer(max(self.size_hint + (self.size_hint >> 3), 1024))
+        self._pos = 0
         self.count = 0
         self.first_offset = -1
         self.last_offset = -1
         self.min_timestamp = -1
         self.max_timestamp = -1
+
+    def _note(self, count: int, first: int, last: int, low: int, high: int) -> None:
+        if not count:
+            return
+        if self.count:
+            self.min_timestamp = min(low, self.min_timestamp)
+            self.max_timestamp = max(high, self.max_timestamp)
+        else:
+            self.first_offset = first
+            self.min_timestamp, self.max_timestamp = low, high
+        self.count += count
+        self.last_offset = last
 
     def add(
         self,
@@ -226,43 +245,48 @@ class BlockEncoder:
         headers: list[tuple[str, bytes | None]] | None,
     ) -> int:
         """Append one record; returns the block's raw size so far."""
-        self._pack((offset, timestamp, timestamp_type, key, value, headers))
-        if self.count:
-            if timestamp < self.min_timestamp:
-                self.min_timestamp = timestamp
-            elif timestamp > self.max_timestamp:
-                self.max_timestamp = timestamp
-        else:
-            self.first_offset = offset
-            self.min_timestamp = self.max_timestamp = timestamp
-        self.count += 1
-        self.last_offset = offset
-        return len(self._packer.getbuffer())
+        del self._buf[self._pos :]
+        record = (offset, timestamp, timestamp_type, key, value, headers)
+        self._buf += msgpack.packb(record, use_bin_type=True)
+        self._pos = len(self._buf)
+        self._note(1, offset, offset, timestamp, timestamp)
+        return self._pos
 
     def add_records(self, records: list[Record]) -> int:
         """Append records (offset order, as :data:`Record` tuples); returns the raw size so far."""
         if not records:
-            return len(self)
-        deque(map(self._pack, records), 0)  # pack each, in C
+            return self._pos
+        packer = msgpack.Packer(use_bin_type=True, autoreset=False)
+        deque(map(packer.pack, records), 0)  # pack each, in C
+        del self._buf[self._pos :]
+        self._buf += packer.getbuffer()
+        self._pos = len(self._buf)
         timestamps = list(map(_TIMESTAMP, records))
-        low, high = min(timestamps), max(timestamps)
-        if self.count:
-            self.min_timestamp = min(low, self.min_timestamp)
-            self.max_timestamp = max(high, self.max_timestamp)
-        else:
-            self.first_offset = records[0][0]
-            self.min_timestamp, self.max_timestamp = low, high
-        self.count += len(records)
-        self.last_offset = records[-1][0]
-        return len(self._packer.getbuffer())
+        self._note(len(records), records[0][0], records[-1][0], min(timestamps), max(timestamps))
+        return self._pos
+
+    def add_messages(
+        self, msgs: list[Any], start: int, limit: int, topic: str | None, partition: int, end_offset: int
+    ) -> tuple[int, int]:
+        """Pack consumed messages from ``msgs[start]`` on; returns (next index, stop reason).
+
+        See :func:`libkb.format.packer.pack_messages` for where it stops.
+        """
+        nxt, self._pos, count, first, last, low, high, reason = pack_messages(
+            msgs, start, self._buf, self._pos, limit, topic, partition, end_offset
+        )
+        self._note(count, first, last, low, high)
+        return nxt, reason
 
     def __len__(self) -> int:
-        return len(self._packer.getbuffer())
+        return self._pos
 
     def take(self) -> RawBlock:
-        """Hand over the raw block (a view of the packer's buffer) and start a new one."""
+        """Hand over the raw block (the buffer, trimmed) and start a new one."""
+        buf = self._buf
+        del buf[self._pos :]
         raw = RawBlock(
-            self._packer.getbuffer(),
+            buf,
             self.count,
             self.first_offset,
             self.last_offset,
@@ -278,9 +302,9 @@ _TIMESTAMP = itemgetter(1)
 
 @dataclass(frozen=True, slots=True)
 class RawBlock:
-    """A block's uncompressed records; ``data`` may be a read-only ``memoryview``."""
+    """A block's uncompressed records; the block owns ``data`` (nothing else writes to it)."""
 
-    data: bytes | memoryview
+    data: bytes | bytearray | memoryview
     record_count: int
     first_offset: int
     last_offset: int
@@ -289,11 +313,12 @@ class RawBlock:
 
     def compress(self, codec: int, level: int = 3) -> Block:
         """Compress (thread-safe: a compressor per call, so any thread may do it)."""
+        payload: bytes | bytearray
         if codec == CODEC_ZSTD:
             payload = zstandard.ZstdCompressor(level=level).compress(self.data)
         elif codec == CODEC_NONE:
-            # One exact-size copy: the view pins the packer's whole buffer.
-            payload = bytes(self.data)
+            # The block owns its buffer: stored as is, no copy.
+            payload = self.data if isinstance(self.data, bytes | bytearray) else bytes(self.data)
         else:
             raise ValueError(f"unknown codec {codec}")
         return Block(
@@ -304,6 +329,7 @@ class RawBlock:
             self.last_offset,
             self.min_timestamp,
             self.max_timestamp,
+            block_crc(payload),
         )
 
 
@@ -332,14 +358,14 @@ class SegmentWriter:
         self.min_timestamp = -1
         self.max_timestamp = -1
 
-    def add_block(self, block: Block) -> tuple[bytes, bytes]:
+    def add_block(self, block: Block) -> tuple[bytes, bytes | bytearray]:
         """Account for a block; returns (block head, payload) to write next."""
         if block.record_count == 0:
             return b"", b""
         if block.first_offset < max(self.base_offset, self.last_offset + 1):
             raise ValueError("blocks must be added in offset order, inside the segment's range")
         head = block.encode_head()
-        self._crc = zlib.crc32(block.payload, zlib.crc32(head, self._crc))
+        self._crc = extend_crc(zlib.crc32(head, self._crc), block.payload, block.payload_crc())
         self.size += len(head) + len(block.payload)
         if self.record_count == 0:
             self.first_offset = block.first_offset
@@ -488,7 +514,7 @@ def encode_segment(
 ) -> bytes:
     """Whole-segment convenience encoder (tests, tools); the engine streams instead."""
     writer = SegmentWriter(topic, partition, base_offset, codec, created_ms)
-    out = [writer.header]
+    out: list[bytes | bytearray] = [writer.header]
     encoder = BlockEncoder(block_bytes)
     for record in records:
         if encoder.add(*record) >= block_bytes:

@@ -28,6 +28,7 @@ from libkb.config.models import JobConfig, RestoreOptions, SourceOptions
 from libkb.errors import LibkbError
 from libkb.format.models import Manifest, PartitionIndex, groups_from_json, groups_key
 from libkb.format.segment import SegmentReader, block_records
+from libkb.gctune import fewer_collections
 from libkb.kafka.admin import KafkaAdmin
 from libkb.kafka.clients import make_admin, make_producer
 from libkb.restore.groups import TranslatedOffset, apply_offsets, translate_groups
@@ -342,7 +343,10 @@ class RestoreEngine:
         started = time.monotonic()
         reader_pool = ThreadPoolExecutor(max(2, self.options.max_concurrent_partitions), "libkb-read")
         try:
-            with ThreadPoolExecutor(self.options.max_concurrent_partitions, "libkb-restore") as pool:
+            with (
+                fewer_collections(),
+                ThreadPoolExecutor(self.options.max_concurrent_partitions, "libkb-restore") as pool,
+            ):
                 futures = [
                     pool.submit(
                         self._restore_partition,

@@ -82,4 +82,4 @@ def test_blocks_from_runs_read_back(codec: int) -> None:
     reader = SegmentReader(b"".join(parts))
     reader.verify()
     assert list(reader.records()) == recs
-    assert isinstance(enc.take().compress(CODEC_NONE).payload, bytes)
+    assert isinstance(enc.take().compress(CODEC_NONE).payload, bytes | bytearray)

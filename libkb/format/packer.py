@@ -1,0 +1,125 @@
+"""Packs consumed Kafka messages straight into a block's record bytes.
+
+Backup's consuming thread is the bottleneck of a backup: every record costs a
+tuple, six method calls and a msgpack call in Python. :func:`pack_messages`
+does the same work in one call per run of records, with an optional C
+extension (``libkb/format/_packer.c``, built at install time when a compiler
+is there) and this module's Python code as the reference and fallback. Both
+produce the bytes of ``msgpack.Packer(use_bin_type=True)`` for the record
+tuples of :mod:`libkb.format.segment`; tests compare them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+
+# Why pack_messages stopped before msgs[next]:
+STOP_END = 0  # the list is exhausted
+STOP_FULL = 1  # the block reached ``limit`` bytes
+STOP_OTHER = 2  # msgs[next] is another topic-partition
+STOP_EVENT = 3  # msgs[next] carries an error or event (e.g. partition EOF)
+STOP_BOUND = 4  # msgs[next] is at or past ``end_offset``
+STOP_UNUSUAL = 5  # msgs[next] has a field the fast path does not pack; pack it one by one
+
+#: (next index, new pos, records packed, first offset, last offset, min ts, max ts, stop reason);
+#: offsets and timestamps are -1 when nothing was packed.
+PackResult = tuple[int, int, int, int, int, int, int, int]
+
+
+def py_pack_messages(
+    msgs: list[Any],
+    start: int,
+    out: bytearray,
+    pos: int,
+    limit: int,
+    topic: str | None,
+    partition: int,
+    end_offset: int,
+) -> PackResult:
+    """Append the records of ``msgs[start:]`` to ``out[:pos]`` while they are packable.
+
+    Stops before the first message that is an error/event, of another
+    partition (or of another topic when ``topic`` is given), at or past
+    ``end_offset`` (when >= 0), or not plain bytes/None/list-of-pairs; and as
+    soon as the block holds ``limit`` bytes. ``out[pos:]`` is scratch space:
+    the block is ``out[:new pos]``.
+    """
+    del out[pos:]
+    reason = STOP_END
+    count = 0
+    first = last = low = high = -1
+    i = start
+    n = len(msgs)
+    while i < n:
+        if len(out) >= limit:
+            reason = STOP_FULL
+            break
+        msg = msgs[i]
+        if msg.error() is not None:
+            reason = STOP_EVENT
+            break
+        if msg.partition() != partition or (topic is not None and msg.topic() != topic):
+            reason = STOP_OTHER
+            break
+        offset = msg.offset()
+        if 0 <= end_offset <= offset:
+            reason = STOP_BOUND
+            break
+        ts_type, ts = msg.timestamp()
+        record = (offset, ts, ts_type, msg.key(), msg.value(), msg.headers())
+        if not _packable(record):
+            reason = STOP_UNUSUAL
+            break
+        out += msgpack.packb(record, use_bin_type=True)
+        if count == 0:
+            first = offset
+            low = high = ts
+        else:
+            low, high = min(low, ts), max(high, ts)
+        last = offset
+        count += 1
+        i += 1
+    if reason == STOP_END and len(out) >= limit and i > start:
+        reason = STOP_FULL
+    return i, len(out), count, first, last, low, high, reason
+
+
+def _packable(record: tuple[Any, ...]) -> bool:
+    """The shapes the C packer handles, so both stop at the same messages."""
+    offset, ts, ts_type, key, value, headers = record
+    if not all(type(x) is int and -(1 << 63) <= x < (1 << 63) for x in (offset, ts, ts_type)):
+        return False
+    if not all(x is None or type(x) is bytes for x in (key, value)):
+        return False
+    if headers is None:
+        return True
+    if type(headers) is not list:
+        return False
+    for pair in headers:
+        if type(pair) is not tuple or len(pair) != 2 or type(pair[0]) is not str:
+            return False
+        if not (pair[1] is None or type(pair[1]) is bytes):
+            return False
+        try:
+            pair[0].encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+    return True
+
+
+_c_pack_messages: Callable[..., PackResult] | None
+new_buffer: Callable[[int], bytearray]
+try:
+    from libkb.format._packer import new_buffer
+    from libkb.format._packer import pack_messages as _c_pack_messages
+except ImportError:  # no compiler at install time: the Python version, same bytes, slower
+    _c_pack_messages = None
+    new_buffer = bytearray  # zero-filled: the same, a little slower
+
+#: The fastest available implementation.
+pack_messages: Callable[..., PackResult] = _c_pack_messages or py_pack_messages
+#: Whether the C extension is in use (benchmarks record it).
+ACCELERATED = _c_pack_messages is not None
