@@ -895,12 +895,15 @@ def machine_facts() -> list[str]:
         ).stdout.strip()
         if dirty:
             commit += " (engine/format modified)"
+    from libkb.format.packer import ACCELERATED
+
     return [
         f"CPU: {cpu}, {os.cpu_count()} logical cores; RAM {mem}",
         f"OS: {platform.platform()}; Python {platform.python_version()}",
         f"confluent-kafka {confluent_kafka.__version__} (librdkafka {confluent_kafka.libversion()[0]}), "
         f"zstandard {zstandard.__version__}, msgpack {'.'.join(map(str, msgpack.version))}",
         f"libkb commit {commit}",
+        "message packer: " + ("C extension" if ACCELERATED else "pure Python fallback"),
     ]
 
 
