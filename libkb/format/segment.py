@@ -467,7 +467,7 @@ class SegmentReader:
 def decode_block(data: bytes, info: BlockInfo, codec: int, *, name: str = "segment") -> Iterator[Record]:
     head = _BLOCK_HEAD.unpack_from(data, info.position)
     payload = memoryview(data)[info.position + _BLOCK_HEAD.size : info.position + info.length]
-    if zlib.crc32(payload) != head[5]:
+    if block_crc(payload) != head[5]:
         raise SegmentError(
             f"{name}: checksum mismatch in the block of offsets {info.first_offset}-{info.last_offset}"
         )
@@ -544,7 +544,7 @@ def block_records(data: bytes, info: BlockInfo, codec: int, *, name: str = "segm
     head = _BLOCK_HEAD.unpack_from(data, info.position)
     payload = memoryview(data)[info.position + _BLOCK_HEAD.size : info.position + info.length]
     try:
-        if zlib.crc32(payload) != head[5]:
+        if block_crc(payload) != head[5]:
             raise ValueError("checksum")
         buf = bytearray(_ARRAY32.size + info.raw_len)
         _ARRAY32.pack_into(buf, 0, 0xDD, info.record_count)
