@@ -27,7 +27,9 @@ from integration.services.endpoints import KafkaEndpoint
 from libkb.backup.engine import BackupEngine, BackupResult
 from libkb.backup.lease import LeaseHeldError
 from libkb.config import JobConfig, parse_config
+from libkb.format import segment
 from libkb.format.models import Manifest, groups_from_json, groups_key, manifest_key
+from libkb.format.packer import ACCELERATED, py_pack_messages
 from libkb.storage import MemoryConfig, StorageBackend, create_backend_from_config
 
 pytestmark = pytest.mark.kafka
@@ -59,6 +61,16 @@ def check_exact(kafka: KafkaEndpoint, backend: StorageBackend, topic: str, parti
     return sum(len(v) for v in expected.values())
 
 
+@pytest.fixture(params=["c", "python"])
+def packer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test with the C packer and again with its pure-Python fallback."""
+    if request.param == "python":
+        monkeypatch.setattr(segment, "pack_messages", py_pack_messages)
+    elif not ACCELERATED:
+        pytest.fail("the C packer (libkb/format/_packer.c) was not built")
+    return str(request.param)
+
+
 @pytest.fixture
 def memory() -> StorageBackend:
     return create_backend_from_config(MemoryConfig())
@@ -78,7 +90,7 @@ def topic_factory(kafka_topic_factory: Any) -> Any:
 
 
 def test_records_are_stored_exactly(
-    kafka_service: KafkaEndpoint, topic_factory: Any, memory: StorageBackend
+    kafka_service: KafkaEndpoint, topic_factory: Any, memory: StorageBackend, packer: str
 ) -> None:
     topic = topic_factory(partitions=3)
     produce(kafka_service.bootstrap_servers, topic, 5000, partitions=3)
@@ -103,7 +115,7 @@ def test_records_are_stored_exactly(
 
 
 def test_rotation_by_records_and_many_partitions(
-    kafka_service: KafkaEndpoint, topic_factory: Any, memory: StorageBackend
+    kafka_service: KafkaEndpoint, topic_factory: Any, memory: StorageBackend, packer: str
 ) -> None:
     topic = topic_factory(partitions=12)
     empty = topic_factory(partitions=2)
