@@ -69,6 +69,11 @@ _BATCH = 2_000
 _HOUSEKEEPING_SECS = 0.5
 
 
+# Raw block buffers kept for reuse (about 1 MiB each): enough for the encoders
+# to find one ready while the compression threads work through the queue.
+_SPARE_BUFFERS = 16
+
+
 class BackupError(LibkbError):
     """The backup could not be completed; storage is left consistent."""
 
@@ -166,10 +171,16 @@ class _Partition:
         "topic",
     )
 
-    def __init__(self, plan: PartitionPlan, index: PartitionIndex, block_bytes: int = 1 << 20) -> None:
+    def __init__(
+        self,
+        plan: PartitionPlan,
+        index: PartitionIndex,
+        block_bytes: int = 1 << 20,
+        spare: deque[bytearray] | None = None,
+    ) -> None:
         self.topic = plan.topic
         self.partition = plan.partition
-        self.enc = BlockEncoder(block_bytes)
+        self.enc = BlockEncoder(block_bytes, spare)
         self.target_end = plan.end
         self.done = plan.done
         self.seg_base = plan.start
@@ -210,6 +221,8 @@ class BackupEngine:
         self._lease_lost = threading.Event()
         self._codec = CODECS[self.options.compression]
         self._stream_hold = _stream_buffering(config)
+        # Raw block buffers handed back after compression, for the encoders to reuse.
+        self._spare: deque[bytearray] = deque(maxlen=_SPARE_BUFFERS)
         self.run_id = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
         self._uploads: list[Future[None]] = []
         self._segments = 0
@@ -322,7 +335,7 @@ class BackupEngine:
                     "were deleted by retention before they could be backed up"
                 )
                 log.warning(result.missing_ranges[-1])
-            states[tp] = _Partition(plan, index, self.options.block_bytes)
+            states[tp] = _Partition(plan, index, self.options.block_bytes, self._spare)
         result.partitions = len(states)
         return manifest, states
 
@@ -388,7 +401,15 @@ class BackupEngine:
                 done: Future[Block] = Future()
                 done.set_result(raw.compress(codec))
                 return done
-            return compress_pool.submit(raw.compress, codec, level)
+            return compress_pool.submit(compress_and_recycle, raw)
+
+        spare = self._spare
+
+        def compress_and_recycle(raw: RawBlock) -> Block:
+            block = raw.compress(codec, level)
+            if isinstance(raw.data, bytearray):
+                spare.append(raw.data)  # only the payload is needed now; an encoder reuses the buffer
+            return block
 
         def seal(st: _Partition) -> None:
             raw = st.enc.take()

@@ -30,6 +30,7 @@ segment's stats with one range request of its last bytes.
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import zlib
 from collections import deque
@@ -201,6 +202,7 @@ class BlockEncoder:
     __slots__ = (
         "_buf",
         "_pos",
+        "_spare",
         "count",
         "first_offset",
         "last_offset",
@@ -209,13 +211,20 @@ class BlockEncoder:
         "size_hint",
     )
 
-    def __init__(self, size_hint: int = 1 << 20) -> None:
+    def __init__(self, size_hint: int = 1 << 20, spare: deque[bytearray] | None = None) -> None:
         #: Expected block size: the buffer starts this big (1/8 more).
         self.size_hint = size_hint
+        #: Buffers of blocks already compressed, to reuse: a fresh buffer costs a page
+        #: fault per 4 KiB when first written (see :meth:`RawBlock.recycle`).
+        self._spare = spare
         self._reset()
 
     def _reset(self) -> None:
-        self._buf = new_buffer(max(self.size_hint + (self.size_hint >> 3), 1024))
+        buf = None
+        if self._spare:
+            with contextlib.suppress(IndexError):  # another encoder took the last one
+                buf = self._spare.pop()
+        self._buf = buf if buf is not None else new_buffer(max(self.size_hint + (self.size_hint >> 3), 1024))
         self._pos = 0
         self.count = 0
         self.first_offset = -1

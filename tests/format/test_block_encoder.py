@@ -83,3 +83,29 @@ def test_blocks_from_runs_read_back(codec: int) -> None:
     reader.verify()
     assert list(reader.records()) == recs
     assert isinstance(enc.take().compress(CODEC_NONE).payload, bytes | bytearray)
+
+
+@pytest.mark.parametrize("size", [16, 1 << 16])
+def test_a_reused_buffer_leaves_nothing_of_its_old_bytes(size: int) -> None:
+    """Engines hand compressed blocks' buffers back for reuse; old bytes never leak into a block."""
+    from collections import deque
+
+    from confluent_kafka import Message
+
+    recs = records(200, seed=9)
+    spare: deque[bytearray] = deque([bytearray(b"X" * size), bytearray(b"Y" * size)])
+    enc = BlockEncoder(4096, spare)
+    msgs = [
+        Message(topic="t", partition=0, offset=o, key=k, value=v, headers=h, timestamp=(tt, ts))
+        for o, ts, tt, k, v, h in recs
+    ]
+    enc.add_messages(msgs, 0, 1 << 30, None, 0, -1)
+    first = enc.take()
+    enc.add_records(recs)  # the second spare buffer, through the Python path
+    second = enc.take()
+    fresh = BlockEncoder(4096)
+    fresh.add_records(recs)
+    expected = bytes(fresh.take().data)
+    assert bytes(first.data) == expected
+    assert bytes(second.data) == expected
+    assert not spare  # both were used
