@@ -12,6 +12,10 @@
  * value, headers] encoded exactly as msgpack.Packer(use_bin_type=True) does
  * (smallest integer form, bin for bytes, str for header names); the tests
  * compare the two byte for byte.
+ *
+ * Also here, for the segment writer and reader (libkb.format.checksum): a
+ * CRC-32 that keeps the GIL, zlib's crc32_combine, and uninitialised
+ * bytearrays for block buffers.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -471,7 +475,8 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "libkb.format._packer", "C half of libkb.format.packer.", -1, methods,
+    PyModuleDef_HEAD_INIT, "libkb.format._packer", "C half of libkb.format.packer and .checksum.", -1,
+    methods,
 };
 
 PyMODINIT_FUNC PyInit__packer(void) {

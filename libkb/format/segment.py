@@ -195,8 +195,8 @@ class BlockEncoder:
     room to grow), and :meth:`take` hands that buffer over without copying
     it; the next block gets a fresh one. The engine packs consumed messages
     with :meth:`add_messages` (one C call per run of a partition's records,
-    see :mod:`libkb.format.packer`); :meth:`add` and :meth:`add_records`
-    append record tuples. Not thread-safe.
+    see :mod:`libkb.format.packer`); :meth:`add` appends one record tuple.
+    Not thread-safe.
     """
 
     __slots__ = (
@@ -261,19 +261,6 @@ class BlockEncoder:
         self._note(1, offset, offset, timestamp, timestamp)
         return self._pos
 
-    def add_records(self, records: list[Record]) -> int:
-        """Append records (offset order, as :data:`Record` tuples); returns the raw size so far."""
-        if not records:
-            return self._pos
-        packer = msgpack.Packer(use_bin_type=True, autoreset=False)
-        deque(map(packer.pack, records), 0)  # pack each, in C
-        del self._buf[self._pos :]
-        self._buf += packer.getbuffer()
-        self._pos = len(self._buf)
-        timestamps = list(map(_TIMESTAMP, records))
-        self._note(len(records), records[0][0], records[-1][0], min(timestamps), max(timestamps))
-        return self._pos
-
     def add_messages(
         self, msgs: list[Any], start: int, limit: int, topic: str | None, partition: int, end_offset: int
     ) -> tuple[int, int]:
@@ -304,9 +291,6 @@ class BlockEncoder:
         )
         self._reset()
         return raw
-
-
-_TIMESTAMP = itemgetter(1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,11 +1,13 @@
-"""BlockEncoder: adding runs of records gives the same bytes and stats as adding them one by one."""
+"""BlockEncoder: packing runs of messages gives the same bytes and stats as adding records one by one."""
 
 from __future__ import annotations
 
 import itertools
 import random
+from collections import deque
 
 import pytest
+from confluent_kafka import Message
 
 from libkb.format.segment import (
     CODEC_NONE,
@@ -34,8 +36,21 @@ def records(n: int, seed: int = 1) -> list[Record]:
     return out
 
 
+def as_messages(recs: list[Record]) -> list[Message]:
+    """The records as the consumer would hand them over."""
+    return [
+        Message(topic="t", partition=0, offset=o, key=k, value=v, headers=h, timestamp=(tt, ts))
+        for o, ts, tt, k, v, h in recs
+    ]
+
+
+def add_messages(enc: BlockEncoder, recs: list[Record]) -> int:
+    enc.add_messages(as_messages(recs), 0, 1 << 30, None, 0, -1)
+    return len(enc)
+
+
 @pytest.mark.parametrize("cuts", [[], [1], [5, 6, 50], list(range(1, 200, 17))])
-def test_add_records_equals_add(cuts: list[int]) -> None:
+def test_add_messages_equals_add(cuts: list[int]) -> None:
     recs = records(200)
     one = BlockEncoder()
     for rec in recs:
@@ -43,7 +58,7 @@ def test_add_records_equals_add(cuts: list[int]) -> None:
     many = BlockEncoder(4096)
     bounds = [0, *cuts, len(recs)]
     for start, stop in itertools.pairwise(bounds):
-        many.add_records(recs[start:stop])
+        add_messages(many, recs[start:stop])
     assert len(many) == len(one) and many.count == one.count == 200
     a, b = one.take(), many.take()
     assert bytes(a.data) == bytes(b.data)
@@ -56,14 +71,14 @@ def test_add_records_equals_add(cuts: list[int]) -> None:
 def test_take_starts_a_new_block_and_keeps_the_old_bytes() -> None:
     enc = BlockEncoder(1024)
     first = records(10, seed=2)
-    enc.add_records(first)
+    add_messages(enc, first)
     raw = enc.take()
     assert enc.count == 0 and len(enc) == 0 and enc.first_offset == enc.last_offset == -1
-    assert enc.add_records([]) == 0
-    enc.add_records(records(30, seed=3))  # grows past the size hint; the taken view is untouched
+    assert add_messages(enc, []) == 0
+    add_messages(enc, records(30, seed=3))  # grows past the size hint; the taken block is untouched
     kept = bytes(raw.data)
     again = BlockEncoder()
-    again.add_records(first)
+    add_messages(again, first)
     assert kept == bytes(again.take().data)
 
 
@@ -74,7 +89,7 @@ def test_blocks_from_runs_read_back(codec: int) -> None:
     parts = [writer.header]
     enc = BlockEncoder(2048)
     for start in range(0, len(recs), 64):
-        if enc.add_records(recs[start : start + 64]) >= 2048:
+        if add_messages(enc, recs[start : start + 64]) >= 2048:
             parts += writer.add_block(enc.take().compress(codec, 3))
     if enc.count:
         parts += writer.add_block(enc.take().compress(codec, 3))
@@ -88,23 +103,16 @@ def test_blocks_from_runs_read_back(codec: int) -> None:
 @pytest.mark.parametrize("size", [16, 1 << 16])
 def test_a_reused_buffer_leaves_nothing_of_its_old_bytes(size: int) -> None:
     """Engines hand compressed blocks' buffers back for reuse; old bytes never leak into a block."""
-    from collections import deque
-
-    from confluent_kafka import Message
-
     recs = records(200, seed=9)
     spare: deque[bytearray] = deque([bytearray(b"X" * size), bytearray(b"Y" * size)])
     enc = BlockEncoder(4096, spare)
-    msgs = [
-        Message(topic="t", partition=0, offset=o, key=k, value=v, headers=h, timestamp=(tt, ts))
-        for o, ts, tt, k, v, h in recs
-    ]
-    enc.add_messages(msgs, 0, 1 << 30, None, 0, -1)
+    add_messages(enc, recs)
     first = enc.take()
-    enc.add_records(recs)  # the second spare buffer, through the Python path
+    for rec in recs:  # the second spare buffer, through the one-record path
+        enc.add(*rec)
     second = enc.take()
     fresh = BlockEncoder(4096)
-    fresh.add_records(recs)
+    add_messages(fresh, recs)
     expected = bytes(fresh.take().data)
     assert bytes(first.data) == expected
     assert bytes(second.data) == expected
