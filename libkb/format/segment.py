@@ -214,8 +214,8 @@ class BlockEncoder:
     def __init__(self, size_hint: int = 1 << 20, spare: deque[bytearray] | None = None) -> None:
         #: Expected block size: the buffer starts this big (1/8 more).
         self.size_hint = size_hint
-        #: Buffers of blocks already compressed, to reuse: a fresh buffer costs a page
-        #: fault per 4 KiB when first written (see :meth:`RawBlock.recycle`).
+        #: Buffers of blocks already compressed, to reuse (the backup engine hands
+        #: them back): a fresh buffer costs a page fault per 4 KiB when first written.
         self._spare = spare
         self._reset()
 
