@@ -48,13 +48,17 @@ def py_pack_messages(
     the block is ``out[:new pos]``.
     """
     del out[pos:]
-    reason = STOP_END
+    # One per call (a Packer is not thread-safe); records accumulate in its buffer.
+    packer = msgpack.Packer(use_bin_type=True, autoreset=False)
+    pack, buffer = packer.pack, packer.getbuffer
     count = 0
+    size = pos
+    reason = STOP_END
     first = last = low = high = -1
     i = start
     n = len(msgs)
     while i < n:
-        if len(out) >= limit:
+        if size >= limit:
             reason = STOP_FULL
             break
         msg = msgs[i]
@@ -69,39 +73,47 @@ def py_pack_messages(
             reason = STOP_BOUND
             break
         ts_type, ts = msg.timestamp()
-        record = (offset, ts, ts_type, msg.key(), msg.value(), msg.headers())
-        if not _packable(record):
+        key, value, headers = msg.key(), msg.value(), msg.headers()
+        if not (
+            type(offset) is type(ts) is type(ts_type) is int
+            and _INT64 <= offset < -_INT64
+            and _INT64 <= ts < -_INT64
+            and _INT64 <= ts_type < -_INT64
+            and type(key) in _BIN_OR_NONE
+            and type(value) in _BIN_OR_NONE
+            and (headers is None or _headers_packable(headers))
+        ):
             reason = STOP_UNUSUAL
             break
-        out += msgpack.packb(record, use_bin_type=True)
-        if count == 0:
-            first = offset
-            low = high = ts
-        else:
-            low, high = min(low, ts), max(high, ts)
-        last = offset
+        pack((offset, ts, ts_type, key, value, headers))
+        if not count:
+            first, low, high = offset, ts, ts
+        elif ts < low:
+            low = ts
+        elif ts > high:
+            high = ts
         count += 1
+        size = pos + len(buffer())
+        last = offset
         i += 1
-    if reason == STOP_END and len(out) >= limit and i > start:
+    if reason == STOP_END and size >= limit and i > start:
         reason = STOP_FULL
+    out += buffer()
     return i, len(out), count, first, last, low, high, reason
 
 
-def _packable(record: tuple[Any, ...]) -> bool:
-    """The shapes the C packer handles, so both stop at the same messages."""
-    offset, ts, ts_type, key, value, headers = record
-    if not all(type(x) is int and -(1 << 63) <= x < (1 << 63) for x in (offset, ts, ts_type)):
-        return False
-    if not all(x is None or type(x) is bytes for x in (key, value)):
-        return False
-    if headers is None:
-        return True
+_BIN_OR_NONE = (bytes, type(None))
+_INT64 = -(1 << 63)
+
+
+def _headers_packable(headers: Any) -> bool:
+    """The header shapes the C packer handles, so both stop at the same messages."""
     if type(headers) is not list:
         return False
     for pair in headers:
         if type(pair) is not tuple or len(pair) != 2 or type(pair[0]) is not str:
             return False
-        if not (pair[1] is None or type(pair[1]) is bytes):
+        if type(pair[1]) not in _BIN_OR_NONE:
             return False
         try:
             pair[0].encode("utf-8")
