@@ -584,7 +584,9 @@ class RestoreEngine:
             "linger.ms": 20,
             "batch.size": self.options.produce_batch_size,
             "batch.num.messages": 100_000,
-            "queue.buffering.max.kbytes": 262_144,
+            # 64 MiB of produced-but-unsent records keep the broker as busy as 256 MiB
+            # did (bench/restore_bench.py: same speed) at 200-260 MiB less peak RSS.
+            "queue.buffering.max.kbytes": 65_536,
             "queue.buffering.max.messages": 1_000_000,
             "message.timeout.ms": self.options.produce_timeout_ms,
             "compression.type": "lz4",
