@@ -380,6 +380,14 @@ def test_canned_429_is_rate_limit() -> None:
     assert info.value.code == 429 and info.value.retry_after == 3
 
 
+def test_canned_429_with_an_http_date_retry_after() -> None:
+    """The HTTP-date form of Retry-After (RFC 9110) used to raise ValueError inside Libcloud."""
+    date = "Wed, 21 Oct 2015 07:28:00 GMT"
+    with pytest.raises(RateLimitReachedError) as info:
+        gcs.GcsJsonResponse(canned(429, gerr(429, "slow down"), {"Retry-After": date}), _connection())
+    assert info.value.code == 429 and info.value.retry_after == 0  # in the past: retry now
+
+
 def test_canned_non_json_error_body() -> None:
     with pytest.raises(BaseHTTPError) as info:
         gcs.GcsJsonResponse(canned(502, b"<html>Bad Gateway</html>"), _connection())

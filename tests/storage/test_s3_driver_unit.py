@@ -339,6 +339,31 @@ def test_503_slowdown_and_429_are_recognisable() -> None:
     assert rate.code == 429 and rate.retry_after == 3.0
 
 
+@pytest.mark.parametrize(
+    ("retry_after", "low", "high"),
+    [
+        (None, 0.0, 0.0),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0, 0.0),  # an HTTP-date in the past: retry now
+        ("soon", 0.0, 0.0),  # unreadable: dropped
+        ("in-ten", 0.0, 0.0),
+    ],
+)
+def test_429_with_any_retry_after_form(retry_after: str | None, low: float, high: float) -> None:
+    """Libcloud's RateLimitReachedError does float(Retry-After); an HTTP-date used to raise ValueError."""
+    headers = {} if retry_after is None else {"Retry-After": retry_after}
+    rate = _map(429, headers=headers)
+    assert isinstance(rate, RateLimitReachedError) and rate.code == 429
+    assert low <= rate.retry_after <= high
+
+
+def test_429_with_a_future_http_date_waits_until_then() -> None:
+    from email.utils import format_datetime
+
+    when = format_datetime(datetime.fromtimestamp(time.time() + 30, UTC), usegmt=True)
+    rate = _map(429, headers={"Retry-After": when})
+    assert 25 <= rate.retry_after <= 31
+
+
 def test_wrong_region_hint() -> None:
     exc = _map(301, headers={"x-amz-bucket-region": "eu-west-2"})
     assert "eu-west-2" in str(exc)

@@ -5,7 +5,9 @@ No message built here carries a credential.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
@@ -26,6 +28,31 @@ def clip_text(text: str | bytes | None, limit: int = MAX_ERROR_TEXT) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
+def rate_limit_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    """Headers (lower-case names) whose ``retry-after`` Libcloud can read.
+
+    Libcloud's ``RateLimitReachedError`` does ``float(retry-after)``, which
+    raises ``ValueError`` for the HTTP-date form servers may send (RFC 9110);
+    that date becomes the seconds from now, anything unreadable is dropped.
+    """
+    lowered = {k.lower(): v for k, v in (headers or {}).items()}
+    value = lowered.get("retry-after")
+    if value is None:
+        return lowered
+    try:
+        float(value)
+        return lowered
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        del lowered["retry-after"]
+        return lowered
+    lowered["retry-after"] = str(max(0, round(when - time.time())))
+    return lowered
+
+
 def http_error(
     status: int,
     message: str,
@@ -43,7 +70,7 @@ def http_error(
     text = f"HTTP {status}: {message}" if message else f"HTTP {status}"
     if status in (401, 403):
         return invalid_creds_error(text, status, driver=driver)
-    exc: Exception = exception_from_message(code=status, message=text, headers=dict(headers or {}))
+    exc: Exception = exception_from_message(code=status, message=text, headers=rate_limit_headers(headers))
     if status == 429:
         exc.message = text  # type: ignore[attr-defined]
         exc.args = (text,)

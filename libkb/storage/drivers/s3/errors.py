@@ -12,7 +12,7 @@ import requests
 from libcloud.common.exceptions import BaseHTTPError, RateLimitReachedError
 from libcloud.storage.types import ContainerDoesNotExistError, ObjectDoesNotExistError
 
-from libkb.storage.drivers.common.errors import invalid_creds_error
+from libkb.storage.drivers.common.errors import invalid_creds_error, rate_limit_headers
 from libkb.storage.drivers.s3.parsing import local_name, xml_ns, xml_root
 
 
@@ -75,7 +75,7 @@ def error_from_response(
     if status in (301, 307, 400) and bucket_region:
         text += f" (the bucket is in region {bucket_region!r}; set storage.region)"
     if status == 429:
-        rate: Exception = RateLimitReachedError(headers=lower_headers)
+        rate: Exception = RateLimitReachedError(headers=rate_limit_headers(lower_headers))
         rate.message = text  # type: ignore[attr-defined]
         rate.args = (text,)
         return rate
