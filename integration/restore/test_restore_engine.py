@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from integration.kafka_data import BASE_TS, consume_all, produce
@@ -403,6 +403,25 @@ def test_created_topic_keeps_old_records(
     assert any("retention.ms=-1" in n for n in result.notes)
     time.sleep(3)  # the broker checks retention every second in the test cluster
     assert len(consume_all(kafka_service.bootstrap_servers, target, 1)[0]) == 10
+
+
+def test_log_append_time_target_stamps_broker_time(
+    kafka_service: KafkaEndpoint, topic_factory: Any, memory: StorageBackend
+) -> None:
+    """As README.rst states: such a target replaces the original timestamps; all else stays exact."""
+    source = topic_factory()
+    produce(kafka_service.bootstrap_servers, source, 50)
+    backup(kafka_service, {"backend": "memory"}, [source], memory)
+    target = topic_factory(config={"message.timestamp.type": "LogAppendTime"})
+    started = int(time.time() * 1000)
+    result = restore(kafka_service, {"backend": "memory"}, [target], memory, topic_mapping={source: target})
+    assert result.records == 50
+    original = consume_all(kafka_service.bootstrap_servers, source, 1)[0]
+    restored = consume_all(kafka_service.bootstrap_servers, target, 1)[0]
+    assert [r[3:] for r in restored] == [r[3:] for r in original]  # keys, values, headers, order
+    assert all(r[1] < started for r in original)  # the test data's old CreateTime stamps
+    now = int(time.time() * 1000)
+    assert all(r[2] == TIMESTAMP_LOG_APPEND_TIME and started - 5_000 <= r[1] <= now for r in restored)
 
 
 def test_dry_run_writes_nothing(
