@@ -11,6 +11,11 @@ child is spawned with vfork):
 - ``ceiling-a``: a raw confluent-kafka ``consume(10000)`` loop that touches the
   key, value, headers, timestamp and offset of every record until the end
   offsets, with the same librdkafka settings as libkb's consumer;
+- ``ceiling-a-fs`` (with the filesystem target; for reference, not a
+  target of the issue): the same loop, also appending key and value to a
+  buffer that a second thread writes in ~1 MiB blocks to a file in the
+  filesystem target's directory, fsynced at the end: what merely storing the
+  bytes costs on this machine;
 - ``ceiling-b``: the same loop, also appending key and value to a buffer that
   is zstd-compressed (same level as libkb) in ~1 MiB blocks on a second thread;
 - ``libkb``: ``BackupEngine(parse_config({...})).run()`` with default settings
@@ -247,11 +252,11 @@ def consumer_config(bootstrap: str) -> dict[str, Any]:
 
 
 def ceiling(spec: dict[str, Any]) -> dict[str, Any]:
-    """The raw loop; with ``spec['level']`` set, also zstd on a second thread."""
+    """The raw loop; ceiling-b also zstd-compresses on a second thread, ceiling-a-fs writes a file."""
     import zstandard
     from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-    compress = spec["kind"] == "ceiling-b"
+    compress = spec["kind"] in ("ceiling-b", "ceiling-a-fs")  # key+value go to a second thread
     started = time.perf_counter()
     consumer = Consumer(consumer_config(spec["bootstrap"]))
     topic, partitions = spec["topic"], spec["partitions"]
@@ -275,7 +280,15 @@ def ceiling(spec: dict[str, Any]) -> dict[str, Any]:
         while (block := blocks.get()) is not None:
             compressed[0] += len(cctx.compress(block))
 
-    worker = threading.Thread(target=compressor, name="compressor") if compress else None
+    def writer() -> None:
+        with open(Path(spec["path"]) / "ceiling.bin", "wb") as out:
+            while (block := blocks.get()) is not None:
+                compressed[0] += out.write(block)
+            out.flush()
+            os.fsync(out.fileno())
+
+    work, name = (writer, "writer") if spec["kind"] == "ceiling-a-fs" else (compressor, "compressor")
+    worker = threading.Thread(target=work, name=name) if compress else None
     if worker is not None:
         worker.start()
     buf = bytearray()
@@ -483,7 +496,14 @@ def run_job(job: Job, args: argparse.Namespace, env: dict[str, Any], round_no: i
         "block_bytes": MiB,
     }
     cleanup: Any = None
-    if job.kind == "libkb":
+    if job.kind == "ceiling-a-fs":
+        path = tempfile.mkdtemp(prefix="libkb-bench-fs-", dir=args.fs_dir)
+        spec["path"] = path
+
+        def cleanup() -> None:
+            shutil.rmtree(path, ignore_errors=True)
+
+    elif job.kind == "libkb":
         spec["compression"] = job.compression
         spec["backup_id"] = f"bench-{uuid.uuid4().hex[:8]}"
         spec["options"] = env["options"]
@@ -540,6 +560,8 @@ def build_jobs(args: argparse.Namespace, topics: list[Topic]) -> list[Job]:
         if topic.size_mib == largest:
             jobs.append(Job("ceiling-a", topic))
             jobs.append(Job("ceiling-b", topic))
+            if "fs" in args.targets.split(","):
+                jobs.append(Job("ceiling-a-fs", topic))
         for target in args.targets.split(","):
             for compression in ("none", "zstd"):
                 jobs.append(Job("libkb", topic, target, compression))
@@ -677,6 +699,17 @@ def check_targets(runs: dict[tuple[int, int, str], list[dict[str, Any]]], larges
                 if part
             )
             lines.append(f"- libkb {codec} >= 85 % of {ceiling}: {verdict} ({detail})")
+    stored = []
+    for (size, partitions, label), items in sorted(runs.items()):
+        ref = runs.get((size, partitions, "ceiling-a-fs"))
+        if size == largest and label == "libkb fs none" and ref:
+            share = summarize(items)["mbs"] / summarize(ref)["mbs"]
+            stored.append(f"{partitions} p {100 * share:.0f} %")
+    if stored:
+        lines.append(
+            "- for reference, libkb fs none against ceiling-a-fs (the raw loop that also writes "
+            f"the bytes to a file): {', '.join(stored)}"
+        )
     libkb = {k: v for k, v in runs.items() if k[2].startswith("libkb")}
     if libkb:
         peak = {k: max(r["rss_kib"] for r in v) / 1024 for k, v in libkb.items()}
@@ -726,7 +759,7 @@ def render(
 ) -> str:
     largest = max(t.size_mib for t in topics)
     smallest = min(t.size_mib for t in topics)
-    labels = ["ceiling-a", "ceiling-b"] + [
+    labels = ["ceiling-a", "ceiling-b", "ceiling-a-fs"] + [
         f"libkb {t} {c}" for t in args.targets.split(",") for c in ("none", "zstd")
     ]
     rows = []
@@ -749,7 +782,8 @@ def render(
             )
             small = runs.get((smallest, partitions, label))
             rss_small = f"{summarize(small)['rss']:.0f}" if small and smallest != largest else "-"
-            ratio = "" if label.endswith("none") or label == "ceiling-a" else f"{s['ratio']:.2f}"
+            plain = label.endswith("none") or label in ("ceiling-a", "ceiling-a-fs")
+            ratio = "" if plain else f"{s['ratio']:.2f}"
             rows.append(
                 [
                     str(partitions),
