@@ -869,8 +869,8 @@ Machine (other work was running on it; see the load average):
 """
 
 
-def write_section(path: Path, text: str) -> None:
-    """Replace this benchmark's section in ``path`` (or append it), keeping the other sections."""
+def write_section(path: Path, text: str, title: str = RESULTS_TITLE) -> None:
+    """Replace the section titled ``title`` in ``path`` (or append it), keeping the other sections."""
     lines = path.read_text().splitlines() if path.exists() else []
 
     def is_title(i: int) -> bool:
@@ -882,7 +882,7 @@ def write_section(path: Path, text: str) -> None:
         )
 
     titles = [i for i in range(len(lines)) if is_title(i)]
-    ours = [i for i in titles if lines[i] == RESULTS_TITLE]
+    ours = [i for i in titles if lines[i] == title]
     new = text.rstrip("\n").splitlines()
     if ours:
         start = ours[0]

@@ -69,6 +69,7 @@ from backup_bench import (  # noqa: E402  # the sibling benchmark's helpers
     make_pool,
     produce_topic,
     table,
+    write_section,
 )
 
 MiB = 1024 * 1024
@@ -509,7 +510,7 @@ def main() -> int:
     text = render(args, datas, runs, setup, load, minutes, options)
     print(text)
     if args.write:
-        write_section(Path(args.write), text)
+        write_section(Path(args.write), text, RESULTS_TITLE)
         print(f"wrote {args.write}")
     return 0
 
@@ -676,39 +677,6 @@ def restore_state() -> str:
         ).stdout.strip()
         return "libkb/restore modified, not committed" if dirty else "libkb/restore as committed"
     return "libkb/restore: ?"
-
-
-def write_section(path: Path, text: str) -> None:
-    """Replace this benchmark's section in ``path`` (or append it), keeping the other sections.
-
-    ``backup_bench.write_section`` with this file's title.
-    """
-    lines = path.read_text().splitlines() if path.exists() else []
-
-    def is_title(i: int) -> bool:
-        return (
-            i + 1 < len(lines)
-            and bool(lines[i].strip())
-            and set(lines[i + 1]) == {"="}
-            and len(lines[i + 1]) >= len(lines[i])
-        )
-
-    titles = [i for i in range(len(lines)) if is_title(i)]
-    ours = [i for i in titles if lines[i] == RESULTS_TITLE]
-    new = text.rstrip("\n").splitlines()
-    if ours:
-        start = ours[0]
-        later = [i for i in titles if i > start]
-        end = later[0] if later else len(lines)
-        before, after = lines[:start], lines[end:]
-        while before and not before[-1].strip():
-            before.pop()
-        out = before + ([""] * 2 if before else []) + new + ([""] * 2 if after else []) + after
-    else:
-        while lines and not lines[-1].strip():
-            lines.pop()
-        out = lines + ([""] * 2 if lines else []) + new
-    path.write_text("\n".join(out) + "\n")
 
 
 if __name__ == "__main__":
