@@ -107,11 +107,8 @@ class Block:
     last_offset: int
     min_timestamp: int
     max_timestamp: int
-    #: CRC-32 of ``payload``; computed when None.
-    crc: int | None = None
-
-    def payload_crc(self) -> int:
-        return block_crc(self.payload) if self.crc is None else self.crc
+    #: CRC-32 of ``payload`` (taken once, when the block is made).
+    crc: int
 
     def encode_head(self) -> bytes:
         return _BLOCK_HEAD.pack(
@@ -120,7 +117,7 @@ class Block:
             self.record_count,
             self.first_offset,
             self.last_offset,
-            self.payload_crc(),
+            self.crc,
         )
 
 
@@ -358,7 +355,7 @@ class SegmentWriter:
         if block.first_offset < max(self.base_offset, self.last_offset + 1):
             raise ValueError("blocks must be added in offset order, inside the segment's range")
         head = block.encode_head()
-        self._crc = extend_crc(zlib.crc32(head, self._crc), block.payload, block.payload_crc())
+        self._crc = extend_crc(zlib.crc32(head, self._crc), block.payload, block.crc)
         self.size += len(head) + len(block.payload)
         if self.record_count == 0:
             self.first_offset = block.first_offset
