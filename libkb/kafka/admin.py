@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from confluent_kafka import (
     ConsumerGroupTopicPartitions,
@@ -32,11 +32,21 @@ _METADATA_SLICE_SECS = 1.0
 
 INTERNAL_PREFIXES = ("__",)
 
+T = TypeVar("T")
+
 
 # Answers that mean "not yet": leadership moving, a topic just created, a slow broker.
+# A just-created topic can answer UNKNOWN_LEADER_EPOCH for a moment: the client's
+# metadata already has the new leader epoch, the broker has not applied it yet.
 _NOT_YET = {
     KafkaError.NOT_LEADER_FOR_PARTITION,
     KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_LEADER_EPOCH,
+    KafkaError.FENCED_LEADER_EPOCH,
+    KafkaError.OFFSET_NOT_AVAILABLE,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.NOT_COORDINATOR,
     KafkaError.UNKNOWN_TOPIC_OR_PART,
     KafkaError.REQUEST_TIMED_OUT,
     KafkaError._TRANSPORT,
@@ -49,6 +59,17 @@ def _retriable(exc: BaseException) -> bool:
         return False
     error = exc.args[0]
     return bool(error.retriable()) or error.code() in _NOT_YET
+
+
+def until_ready(ask: Callable[[], T], timeout: float) -> T:
+    """``ask()``, asked again while the cluster answers "not yet" (for up to ``timeout``)."""
+    retrying = Retrying(
+        retry=retry_if_exception(_retriable),
+        stop=stop_after_delay(timeout),
+        wait=wait_exponential(multiplier=0.1, max=2),
+        reraise=True,
+    )
+    return retrying(ask)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,13 +184,7 @@ class KafkaAdmin:
             return {(tp.topic, tp.partition): f.result(timeout=timeout).offset for tp, f in futures.items()}
 
         # Leadership moves (and new topics) answer NOT_LEADER for a moment: retry those.
-        retrying = Retrying(
-            retry=retry_if_exception(_retriable),
-            stop=stop_after_delay(self.timeout),
-            wait=wait_exponential(multiplier=0.1, max=2),
-            reraise=True,
-        )
-        return retrying(ask)
+        return until_ready(ask, self.timeout)
 
     def group_offsets(self, topics: Iterable[str]) -> list[GroupOffsets]:
         """Committed offsets of every consumer group, on the given topics only."""

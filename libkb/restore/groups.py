@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from libkb.errors import LibkbError
 from libkb.format.models import GroupOffsets
+from libkb.kafka.admin import until_ready
 from libkb.restore.mapping import OffsetMapping
 
 
@@ -69,22 +70,32 @@ def apply_offsets(admin: AdminClient, offsets: list[TranslatedOffset], *, timeou
         by_group.setdefault(item.group, []).append(item)
     if not by_group:
         return []
-    described = admin.describe_consumer_groups(list(by_group), request_timeout=timeout)
-    for group, future in described.items():
+    for group in sorted(by_group):
+
+        def describe(group: str = group) -> int:
+            future = admin.describe_consumer_groups([group], request_timeout=timeout)[group]
+            return len(future.result(timeout=timeout).members)
+
         try:
-            members = future.result(timeout=timeout).members
-        except Exception:
-            continue
+            members = until_ready(describe, timeout)
+        except KafkaException as exc:
+            raise GroupOffsetError(
+                f"cannot check consumer group {group!r} on the target cluster for active members: "
+                f"{exc.args[0].str() if exc.args else exc}; its offsets were not changed"
+            ) from exc
         if members:
             raise GroupOffsetError(
-                f"consumer group {group!r} has {len(members)} active member(s) on the target cluster; "
+                f"consumer group {group!r} has {members} active member(s) on the target cluster; "
                 "stop its consumers, then run kafka-backup offset-reset execute"
             )
     for group, items in sorted(by_group.items()):
         request = ConsumerGroupTopicPartitions(
             group, [TopicPartition(i.target_topic, i.target_partition, i.target_offset) for i in items]
         )
-        futures = admin.alter_consumer_group_offsets([request], request_timeout=timeout)
-        for future in futures.values():
-            future.result(timeout=timeout)
+
+        def alter(request: ConsumerGroupTopicPartitions = request) -> None:
+            for future in admin.alter_consumer_group_offsets([request], request_timeout=timeout).values():
+                future.result(timeout=timeout)
+
+        until_ready(alter, timeout)
     return sorted(by_group)
