@@ -40,8 +40,7 @@ def expand_env(value: Any, *, path: str = "", source: str | None = None) -> Any:
         return _ENV.sub(sub, value)
     if isinstance(value, Mapping):
         return {
-            k: expand_env(v, path=f"{path}.{k}" if path else str(k), source=source)
-            for k, v in value.items()
+            k: expand_env(v, path=f"{path}.{k}" if path else str(k), source=source) for k, v in value.items()
         }
     if isinstance(value, list):
         return [expand_env(v, path=f"{path}[{i}]", source=source) for i, v in enumerate(value)]

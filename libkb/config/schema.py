@@ -40,9 +40,7 @@ class ServerList(fields.Field):  # type: ignore[type-arg]  # generic only in mar
         elif isinstance(value, list) and all(isinstance(v, str) for v in value):
             items = [v.strip() for v in value]
         else:
-            raise ValidationError(
-                "must be a list of host:port strings or one comma-separated string"
-            )
+            raise ValidationError("must be a list of host:port strings or one comma-separated string")
         items = [v for v in items if v]
         if not items:
             raise ValidationError("must name at least one host:port")
@@ -55,9 +53,7 @@ class ServerList(fields.Field):  # type: ignore[type-arg]  # generic only in mar
 
 class SecuritySchema(Strict):
     security_protocol = fields.String(load_default="PLAINTEXT", validate=validate.OneOf(_PROTOCOLS))
-    sasl_mechanism = fields.String(
-        allow_none=True, load_default=None, validate=validate.OneOf(_MECHANISMS)
-    )
+    sasl_mechanism = fields.String(allow_none=True, load_default=None, validate=validate.OneOf(_MECHANISMS))
     sasl_username = fields.String(allow_none=True, load_default=None)
     sasl_password = fields.String(allow_none=True, load_default=None)
     ssl_ca_location = fields.String(allow_none=True, load_default=None)

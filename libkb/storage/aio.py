@@ -61,9 +61,7 @@ class AsyncStorageBackend:
         async for key in _drain(iterator):
             yield key
 
-    async def get_stream(
-        self, key: str, chunk_size: int = DEFAULT_CHUNK_SIZE
-    ) -> AsyncIterator[bytes]:
+    async def get_stream(self, key: str, chunk_size: int = DEFAULT_CHUNK_SIZE) -> AsyncIterator[bytes]:
         iterator = await asyncio.to_thread(self.backend.get_stream, key, chunk_size)
         async for chunk in _drain(iterator):
             yield chunk

@@ -130,9 +130,7 @@ class AzureSchema(_CloudSchema):
     account_name = mf.String(required=True, validate=validate.Length(min=1))
     container_name = mf.String(required=True, validate=validate.Length(min=1))
     account_key = mf.String(allow_none=True, load_default=None)
-    endpoint = mf.Url(
-        allow_none=True, load_default=None, require_tld=False, schemes={"http", "https"}
-    )
+    endpoint = mf.Url(allow_none=True, load_default=None, require_tld=False, schemes={"http", "https"})
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> AzureConfig:
@@ -142,9 +140,7 @@ class AzureSchema(_CloudSchema):
 class GcsSchema(_CloudSchema):
     bucket = mf.String(required=True, validate=validate.Length(min=1))
     service_account_path = mf.String(allow_none=True, load_default=None)
-    endpoint = mf.Url(
-        allow_none=True, load_default=None, require_tld=False, schemes={"http", "https"}
-    )
+    endpoint = mf.Url(allow_none=True, load_default=None, require_tld=False, schemes={"http", "https"})
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> GcsConfig:
@@ -213,8 +209,7 @@ def load_storage_config(
     backend = _BACKEND_ALIASES.get(str(backend).lower(), str(backend).lower())
     if backend not in SCHEMAS:
         raise ConfigError(
-            f"{mapping.get('backend')!r} is not a storage backend; choose one of: "
-            f"{', '.join(BACKENDS)}",
+            f"{mapping.get('backend')!r} is not a storage backend; choose one of: {', '.join(BACKENDS)}",
             key=f"{path}.backend",
             source=source,
         )
@@ -226,9 +221,7 @@ def load_storage_config(
         problems = [(key, _explain(key, msg, schema)) for key, msg in _flatten(exc.messages, path)]
         key, first = problems[0]
         more = "; ".join(f"{k}: {m}" for k, m in problems[1:])
-        raise ConfigError(
-            first + (f" (also {more})" if more else ""), key=key, source=source
-        ) from None
+        raise ConfigError(first + (f" (also {more})" if more else ""), key=key, source=source) from None
     return loaded
 
 
@@ -258,9 +251,7 @@ def _query(url: str, backend: str, query: str) -> dict[str, Any]:
         if name in ("path_style", "allow_http"):
             low = value.lower()
             if low not in _TRUE | _FALSE:
-                raise ConfigError(
-                    f"must be true or false, not {value!r}", key=name, source=_safe_url(url)
-                )
+                raise ConfigError(f"must be true or false, not {value!r}", key=name, source=_safe_url(url))
             out[name] = low in _TRUE
         else:
             out[name] = value
@@ -292,9 +283,7 @@ def _parse_url(url: str) -> _Parsed:
     scheme = parts.scheme.lower()
     if scheme in ("s3", "s3a"):
         if not parts.hostname:
-            raise ConfigError(
-                "the URL names no bucket: use s3://BUCKET[/PREFIX]", key="bucket", source=url
-            )
+            raise ConfigError("the URL names no bucket: use s3://BUCKET[/PREFIX]", key="bucket", source=url)
         values = {"bucket": parts.netloc, "prefix": _prefix_from_path(parts.path)}
         values.update(_query(url, "s3", parts.query))
         return _Parsed("s3", values)
@@ -319,17 +308,14 @@ def _parse_url(url: str) -> _Parsed:
         return _Parsed("azure", values)
     if scheme in ("gcs", "gs"):
         if not parts.netloc:
-            raise ConfigError(
-                "the URL names no bucket: use gcs://BUCKET[/PREFIX]", key="bucket", source=url
-            )
+            raise ConfigError("the URL names no bucket: use gcs://BUCKET[/PREFIX]", key="bucket", source=url)
         values = {"bucket": parts.netloc, "prefix": _prefix_from_path(parts.path)}
         values.update(_query(url, "gcs", parts.query))
         return _Parsed("gcs", values)
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
             raise ConfigError(
-                "file URLs name a local path: use file:///ABSOLUTE/PATH, "
-                f"not host {parts.netloc!r}",
+                f"file URLs name a local path: use file:///ABSOLUTE/PATH, not host {parts.netloc!r}",
                 key="path",
                 source=url,
             )

@@ -324,6 +324,7 @@ def test_no_key_and_no_azure_identity_names_the_fixes(monkeypatch: pytest.Monkey
 
 def test_default_credential_is_azure_identity_chain(monkeypatch: pytest.MonkeyPatch) -> None:
     import azure.identity as identity  # in the test extras
+
     monkeypatch.setenv("AZURE_TENANT_ID", "t")
     monkeypatch.setenv("AZURE_CLIENT_ID", "c")
     monkeypatch.setenv("AZURE_CLIENT_SECRET", "s3cr3t-value")

@@ -66,9 +66,7 @@ class SafeLocalStorageDriver(LibkbDriverMixin, LocalStorageDriver):  # type: ign
             raise ContainerDoesNotExistError(value=None, driver=self, container_name=container_name)
 
     def _path(self, object_name: str) -> str:
-        if object_name.startswith("/") or any(
-            part in ("", ".", "..") for part in object_name.split("/")
-        ):
+        if object_name.startswith("/") or any(part in ("", ".", "..") for part in object_name.split("/")):
             raise InvalidPathError(
                 "the key would leave the base directory", backend="filesystem", key=object_name
             )
@@ -99,9 +97,7 @@ class SafeLocalStorageDriver(LibkbDriverMixin, LocalStorageDriver):  # type: ign
         try:
             st = os.stat(path)
         except FileNotFoundError:
-            raise ObjectDoesNotExistError(
-                value=None, driver=self, object_name=object_name
-            ) from None
+            raise ObjectDoesNotExistError(value=None, driver=self, object_name=object_name) from None
         return Object(
             name=object_name,
             size=st.st_size,
@@ -133,9 +129,7 @@ class SafeLocalStorageDriver(LibkbDriverMixin, LocalStorageDriver):  # type: ign
         container = Container(name=container_name, extra={}, driver=self)
         return self._object(container, object_name, path)
 
-    def download_object_as_stream(
-        self, obj: Object, chunk_size: int | None = None
-    ) -> Iterator[bytes]:
+    def download_object_as_stream(self, obj: Object, chunk_size: int | None = None) -> Iterator[bytes]:
         return self.download_object_range_as_stream(obj, 0, None, chunk_size)
 
     def download_object_range_as_stream(
@@ -212,9 +206,7 @@ class SafeLocalStorageDriver(LibkbDriverMixin, LocalStorageDriver):  # type: ign
         self._check_container(container.name)
         return self._write_atomic(object_name, lambda f: f.write(data), create_only=True)
 
-    def ex_upload_stream(
-        self, container: Container, object_name: str, chunks: Iterable[bytes]
-    ) -> None:
+    def ex_upload_stream(self, container: Container, object_name: str, chunks: Iterable[bytes]) -> None:
         self._check_container(container.name)
 
         def write(handle: BinaryIO) -> None:

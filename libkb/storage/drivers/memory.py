@@ -56,9 +56,7 @@ class MemoryStorageDriver(LibkbDriverMixin, StorageDriver):  # type: ignore[misc
     def create_container(self, container_name: str) -> Container:
         with self._lock:
             if container_name in self._containers:
-                raise ContainerAlreadyExistsError(
-                    value=None, driver=self, container_name=container_name
-                )
+                raise ContainerAlreadyExistsError(value=None, driver=self, container_name=container_name)
             self._containers[container_name] = {}
             self._sorted[container_name] = []
         return Container(name=container_name, extra={}, driver=self)
@@ -82,9 +80,7 @@ class MemoryStorageDriver(LibkbDriverMixin, StorageDriver):  # type: ignore[misc
             raise ObjectDoesNotExistError(value=None, driver=self, object_name=object_name)
         return blob
 
-    def _set(
-        self, container_name: str, object_name: str, data: bytes, *, create_only: bool
-    ) -> bool:
+    def _set(self, container_name: str, object_name: str, data: bytes, *, create_only: bool) -> bool:
         blob = _Blob(data, time.time_ns() // 1_000_000)
         with self._lock:
             store = self._store(container_name)
@@ -127,9 +123,7 @@ class MemoryStorageDriver(LibkbDriverMixin, StorageDriver):  # type: ignore[misc
             except ObjectDoesNotExistError:
                 continue  # deleted while listing
 
-    def download_object_as_stream(
-        self, obj: Object, chunk_size: int | None = None
-    ) -> Iterator[bytes]:
+    def download_object_as_stream(self, obj: Object, chunk_size: int | None = None) -> Iterator[bytes]:
         data = self._blob(obj.container.name, obj.name).data
         return _chunks(data, chunk_size or len(data) or 1)
 
@@ -164,9 +158,7 @@ class MemoryStorageDriver(LibkbDriverMixin, StorageDriver):  # type: ignore[misc
         data = self._blob(container.name, src_name).data
         self._set(container.name, dest_name, data, create_only=False)
 
-    def ex_upload_stream(
-        self, container: Container, object_name: str, chunks: Iterable[bytes]
-    ) -> None:
+    def ex_upload_stream(self, container: Container, object_name: str, chunks: Iterable[bytes]) -> None:
         self._store_exists(container.name)
         buffer = bytearray()
         for chunk in chunks:  # an error here leaves the old object untouched

@@ -47,7 +47,10 @@ _EXISTS_CODES = frozenset({"BlobAlreadyExists", "ConditionNotMet"})
 
 
 class LibkbAzureBlobsDriver(
-    PerThreadConnectionMixin, RangedDownloadMixin, LibkbDriverMixin, AzureBlobsStorageDriver  # type: ignore[misc]
+    PerThreadConnectionMixin,
+    RangedDownloadMixin,
+    LibkbDriverMixin,
+    AzureBlobsStorageDriver,  # type: ignore[misc]
 ):
     """Libcloud Azure Blobs driver with libkb's contract (see drivers/base.py)."""
 
@@ -71,8 +74,7 @@ class LibkbAzureBlobsDriver(
         self.transfer = transfer or TransferConfig()
         if self.transfer.part_size > MAX_BLOCK_SIZE:
             raise ConfigError(
-                f"part_size {self.transfer.part_size} is above Azure's block limit "
-                f"{MAX_BLOCK_SIZE}",
+                f"part_size {self.transfer.part_size} is above Azure's block limit {MAX_BLOCK_SIZE}",
                 key="storage.transfer.part_size",
             )
         self.timeout = timeout
@@ -137,9 +139,7 @@ class LibkbAzureBlobsDriver(
 
     def __repr__(self) -> str:
         auth = "bearer" if self.token_source is not None else "shared-key"
-        return (
-            f"<LibkbAzureBlobsDriver account={self.key} endpoint={self.endpoint.url} auth={auth}>"
-        )
+        return f"<LibkbAzureBlobsDriver account={self.key} endpoint={self.endpoint.url} auth={auth}>"
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:
@@ -181,9 +181,7 @@ class LibkbAzureBlobsDriver(
 
     def get_container(self, container_name: str) -> Container:
         """HEAD the container (one request)."""
-        resp = self.connection.request(
-            f"/{container_name}", params={"restype": "container"}, method="HEAD"
-        )
+        resp = self.connection.request(f"/{container_name}", params={"restype": "container"}, method="HEAD")
         if resp.status != 200:
             raise self._fail(resp, container_name, None, head=True)
         return self._response_to_container(container_name, resp)
@@ -226,9 +224,7 @@ class LibkbAzureBlobsDriver(
             params["marker"] = marker
 
     def delete_object(self, obj: Object) -> bool:
-        resp = self.connection.request(
-            self._get_object_path(obj.container, obj.name), method="DELETE"
-        )
+        resp = self.connection.request(self._get_object_path(obj.container, obj.name), method="DELETE")
         if resp.status != 202:
             raise self._fail(resp, obj.container.name, obj.name)
         return True
@@ -300,9 +296,7 @@ class LibkbAzureBlobsDriver(
         """Copy Blob within the account; waits while the service reports the copy pending."""
         copy_blob(self, container, src_name, dest_name)
 
-    def ex_upload_stream(
-        self, container: Container, object_name: str, chunks: Iterable[bytes]
-    ) -> None:
+    def ex_upload_stream(self, container: Container, object_name: str, chunks: Iterable[bytes]) -> None:
         """Small streams: one Put Blob; larger: blocks in parallel (see :mod:`.blocks`)."""
         upload_stream(self, container, object_name, chunks)
 

@@ -26,9 +26,7 @@ class GcsJsonConnection(ReleaseBodyMixin, Connection):  # type: ignore[misc]
         token_source: GoogleTokenSource | None,
         timeout: float | None = None,
     ) -> None:
-        super().__init__(
-            secure=endpoint.secure, host=endpoint.host, port=endpoint.port, timeout=timeout
-        )
+        super().__init__(secure=endpoint.secure, host=endpoint.host, port=endpoint.port, timeout=timeout)
         self.base_path = endpoint.base_path
         self.token_source = token_source
 

@@ -132,11 +132,7 @@ def resolve_gcs_credentials(cfg: GcsConfig) -> Any:
             "a service account file" if path else "application default credentials"
         ) from None
     if path is not None:
-        key = (
-            "storage.service_account_path"
-            if cfg.service_account_path
-            else "GOOGLE_APPLICATION_CREDENTIALS"
-        )
+        key = "storage.service_account_path" if cfg.service_account_path else "GOOGLE_APPLICATION_CREDENTIALS"
         if not os.path.isfile(path):
             raise ConfigError(f"credentials file {path!r} does not exist", key=key)
         try:

@@ -355,9 +355,7 @@ class LibkbGcsDriver(PerThreadConnectionMixin, RangedDownloadMixin, LibkbDriverM
                 raise LibcloudError("rewrite not done but no rewriteToken returned", driver=self)
             params = {"rewriteToken": token}
 
-    def ex_upload_stream(
-        self, container: Container, object_name: str, chunks: Iterable[bytes]
-    ) -> None:
+    def ex_upload_stream(self, container: Container, object_name: str, chunks: Iterable[bytes]) -> None:
         """Small streams: one media upload; larger: a resumable upload (see :mod:`.resumable`)."""
         upload_stream(self, container, object_name, chunks)
 

@@ -87,9 +87,7 @@ def _start(driver: LibkbGcsDriver, bucket: str, name: str) -> ResumableSession:
     path = parts.path
     if driver.endpoint.base_path and path.startswith(driver.endpoint.base_path):
         path = path[len(driver.endpoint.base_path) :]
-    return ResumableSession(
-        bucket=bucket, name=name, action=f"{path}?{parts.query}", secret=parts.query
-    )
+    return ResumableSession(bucket=bucket, name=name, action=f"{path}?{parts.query}", secret=parts.query)
 
 
 def _session_request(
