@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
+from libkb.backup.lease import lease_is_live
 from libkb.errors import FormatError, LibkbError
 from libkb.format.models import (
     GroupOffsets,
@@ -100,8 +101,8 @@ class BackupSummary:
 
 def list_backups(backend: StorageBackend) -> list[BackupSummary]:
     """Every backup at the location, sorted by id (one listing, no segment reads)."""
-    ids, index_keys = _scan(backend)
-    manifests = _parallel(lambda b: _read_summary_manifest(backend, b), ids)
+    ids, index_keys, leased = _scan(backend)
+    manifests = _parallel(lambda b: _read_summary_manifest(backend, b, b in leased), ids)
     stats = _parallel(lambda k: _index_stats(backend, k), [k for b in ids for k in index_keys[b]])
     totals: dict[str, list[int]] = {b: [0, 0] for b in ids}
     for backup_id, records, size in stats:
@@ -128,9 +129,10 @@ def list_backups(backend: StorageBackend) -> list[BackupSummary]:
     return out
 
 
-def _scan(backend: StorageBackend) -> tuple[list[str], dict[str, list[str]]]:
-    """Backup ids (prefixes holding a manifest) and each one's index keys, from one listing."""
+def _scan(backend: StorageBackend) -> tuple[list[str], dict[str, list[str]], set[str]]:
+    """Backup ids (prefixes holding a manifest), each one's index keys, and the ids with a lease."""
     manifests: set[str] = set()
+    leased: set[str] = set()
     indexes: dict[str, list[str]] = defaultdict(list)
     for key in backend.iter_keys(""):
         head, sep, rest = key.partition("/")
@@ -138,17 +140,34 @@ def _scan(backend: StorageBackend) -> tuple[list[str], dict[str, list[str]]]:
             continue
         if rest == _MANIFEST_NAME:
             manifests.add(head)
+        elif key == lease_key(head):
+            leased.add(head)
         elif rest.startswith("topics/") and rest.endswith("/" + _INDEX_NAME):
             indexes[head].append(key)
-    return sorted(manifests), indexes
+    return sorted(manifests), indexes, leased
 
 
-def _read_summary_manifest(backend: StorageBackend, backup_id: str) -> Manifest | str:
+def _settle_dead_run(backend: StorageBackend, manifest: Manifest, *, leased: bool = True) -> None:
+    """Show a last run still ``running`` whose lease is gone or expired as ``interrupted``.
+
+    Its process died without recording its end; the next run records it so
+    (and resumes). Only the in-memory manifest changes: reading never writes.
+    """
+    last = manifest.runs[-1] if manifest.runs else None
+    if last is None or last.status != "running":
+        return
+    if not (leased and lease_is_live(backend, lease_key(manifest.backup_id))):
+        last.status = "interrupted"
+
+
+def _read_summary_manifest(backend: StorageBackend, backup_id: str, leased: bool) -> Manifest | str:
     key = manifest_key(backup_id)
     try:
-        return Manifest.from_json(backend.get(key), name=key)
+        manifest = Manifest.from_json(backend.get(key), name=key)
+        _settle_dead_run(backend, manifest, leased=leased)
     except (FormatError, StorageError) as exc:
         return str(exc)  # listed as unreadable: one bad backup must not hide the others
+    return manifest
 
 
 def _index_stats(backend: StorageBackend, key: str) -> tuple[str, int, int]:
@@ -269,6 +288,7 @@ class BackupDescription:
 def describe_backup(backend: StorageBackend, backup_id: str) -> BackupDescription:
     """Manifest, per-partition coverage and the consumer-group snapshot of one backup."""
     manifest = read_manifest(backend, backup_id)
+    _settle_dead_run(backend, manifest)
     tps = [(t, p) for t, info in sorted(manifest.topics.items()) for p in range(info.partitions)]
 
     def describe(tp: tuple[str, int]) -> PartitionDescription:

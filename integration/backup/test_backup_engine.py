@@ -26,6 +26,7 @@ from integration.kafka_data import consume_all, produce, stored_index, stored_re
 from integration.services.endpoints import KafkaEndpoint
 from libkb.backup.engine import BackupEngine, BackupResult
 from libkb.backup.lease import LeaseHeldError
+from libkb.catalog import describe_backup, list_backups
 from libkb.config import JobConfig, parse_config
 from libkb.format import segment
 from libkb.format.models import Manifest, groups_from_json, groups_key, manifest_key
@@ -341,11 +342,19 @@ def test_kill_9_mid_run_then_resume_is_exact(
     # The dead run's lease is still there: a new run is refused until it expires.
     with pytest.raises(LeaseHeldError):
         BackupEngine(parse_config(config)).run()
+    assert describe_backup(backend, "bk").manifest.status == "running"  # it may still be alive
     time.sleep(10.5)  # ttl + the takeover grace of one more ttl
+    # Its lease expired: list and describe show the dead run as interrupted, without writing.
+    assert [s.status for s in list_backups(backend)] == ["interrupted"]
+    assert describe_backup(backend, "bk").manifest.status == "interrupted"
+    assert Manifest.from_json(backend.get("bk/manifest.json")).runs[-1].status == "running"
     config["backup"]["rate_limit_bytes_per_sec"] = None  # type: ignore[index]
     result = BackupEngine(parse_config(config)).run()
     assert result.status == "complete"
     assert check_exact(kafka_service, backend, topic, 2) == 20_000
+    # The resuming run recorded the dead one's end as interrupted.
+    runs = Manifest.from_json(backend.get("bk/manifest.json")).runs
+    assert [r.status for r in runs] == ["interrupted", "complete"]
 
 
 def test_sigterm_interrupts_a_snapshot_consistently(

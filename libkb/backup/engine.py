@@ -300,6 +300,16 @@ class BackupEngine:
             )
         except NotFoundError:
             manifest = Manifest(self.backup_id, now, now, self.options.compression)
+        for run in manifest.runs:
+            if run.status == "running":
+                # We hold the lease, so no earlier run is still writing: this one died.
+                run.status = "interrupted"
+                log.warning(
+                    "run %s of backup %r did not finish (its process ended without recording it); "
+                    "marked interrupted, this run continues from what it stored",
+                    run.run_id,
+                    self.backup_id,
+                )
         manifest.topics.update(infos)
         manifest.source_cluster_id = manifest.source_cluster_id or admin.cluster_id()
         manifest.libkb_version = __version__

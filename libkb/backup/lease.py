@@ -58,6 +58,20 @@ class LeaseInfo:
             return None
 
 
+def read_lease(backend: StorageBackend, key: str) -> LeaseInfo | None:
+    """The lease at ``key``; None if there is none or it cannot be parsed."""
+    try:
+        return LeaseInfo.from_json(backend.get(key))
+    except NotFoundError:
+        return None
+
+
+def lease_is_live(backend: StorageBackend, key: str) -> bool:
+    """Whether a run holds the lease at ``key`` now (it exists and has not expired)."""
+    current = read_lease(backend, key)
+    return current is not None and current.expires_ms > _now_ms()
+
+
 class Lease:
     """Acquire, renew in a thread, release. ``lost`` is set if renewal finds a stranger."""
 
@@ -96,10 +110,7 @@ class Lease:
         self._thread.start()
 
     def _read(self) -> LeaseInfo | None:
-        try:
-            return LeaseInfo.from_json(self.backend.get(self.key))
-        except NotFoundError:
-            return None
+        return read_lease(self.backend, self.key)
 
     def _renew_loop(self) -> None:
         interval = self.ttl_ms / 3000
