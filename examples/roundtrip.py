@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # not re-exported in stubs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for the test harness
 
@@ -83,11 +83,14 @@ def read_all(bootstrap: str, topic: str) -> dict[int, list[tuple[object, ...]]]:
     at_end: set[int] = set()
     while len(at_end) < PARTITIONS:
         for msg in consumer.consume(1000, 1.0):
-            if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
-                    at_end.add(msg.partition())
+            err, partition = msg.error(), msg.partition()
+            if err:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    assert partition is not None, err  # a partition's end names its partition
+                    at_end.add(partition)
                 continue
-            records[msg.partition()].append((*msg.timestamp(), msg.key(), msg.value(), msg.headers()))
+            assert partition is not None, msg  # so does every record
+            records[partition].append((*msg.timestamp(), msg.key(), msg.value(), msg.headers()))
     consumer.close()
     return records
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from typing import TypeGuard
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from libkb.format.models import PartitionIndex, index_key
 from libkb.format.segment import Record, SegmentReader
@@ -73,16 +74,40 @@ def consume_all(
                 err = msg.error()
                 if err is not None:
                     assert err.code() == KafkaError._PARTITION_EOF, err
-                    at_end.add(msg.partition())
+                    at_end.add(message_partition(msg))
                     continue
-                at_end.discard(msg.partition())
-                ts_type, ts = msg.timestamp()
-                out[msg.partition()].append(
-                    (msg.offset(), ts, ts_type, msg.key(), msg.value(), msg.headers())
-                )
+                at_end.discard(message_partition(msg))
+                out[message_partition(msg)].append(message_record(msg))
     finally:
         consumer.close()
     return {p: out.get(p, []) for p in range(partitions)}
+
+
+def message_partition(msg: Message) -> int:
+    """The partition of a consumed message or partition event (always set on those)."""
+    partition = msg.partition()
+    assert partition is not None, msg
+    return partition
+
+
+def _stored_headers(headers: object) -> TypeGuard[list[tuple[str, bytes | None]]]:
+    """Headers as a consumer hands them over: a list of (name, bytes or None) pairs."""
+    return isinstance(headers, list) and all(
+        isinstance(h, tuple)
+        and len(h) == 2
+        and isinstance(h[0], str)
+        and (h[1] is None or isinstance(h[1], bytes))
+        for h in headers
+    )
+
+
+def message_record(msg: Message) -> Record:
+    """A consumed record (not an error event) in libkb's stored form."""
+    offset, headers = msg.offset(), msg.headers()
+    assert offset is not None, msg
+    assert headers is None or _stored_headers(headers), headers
+    ts_type, ts = msg.timestamp()
+    return (offset, ts, ts_type, msg.key(), msg.value(), headers)
 
 
 def stored_index(backend: StorageBackend, backup_id: str, topic: str, partition: int) -> PartitionIndex:

@@ -20,7 +20,7 @@ import pytest
 from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from integration.kafka_data import BASE_TS, consume_all, produce
+from integration.kafka_data import BASE_TS, consume_all, message_partition, message_record, produce
 from integration.services.endpoints import KafkaEndpoint
 from integration.storage.configs import azure_config, gcs_config, s3_config
 from libkb.backup.engine import BackupEngine
@@ -49,7 +49,7 @@ def _storage_dict(config: BackendConfig) -> dict[str, Any]:
     from dataclasses import fields
 
     out: dict[str, Any] = {"backend": config.backend}
-    for f in fields(config):  # type: ignore[arg-type]
+    for f in fields(config):
         value = getattr(config, f.name)
         if f.name in ("resilience", "transfer"):
             value = {k.name: getattr(value, k.name) for k in fields(value)}
@@ -128,7 +128,7 @@ def any_storage(
     if kind == "memory":
         return {"backend": "memory"}, create_backend_from_config(MemoryConfig())
     if kind == "minio":
-        config: StorageBackendConfig = s3_config(request.getfixturevalue("minio_bucket"))
+        config: BackendConfig = s3_config(request.getfixturevalue("minio_bucket"))
     elif kind == "azurite":
         config = azure_config(request.getfixturevalue("azurite_container"))
     else:
@@ -276,7 +276,9 @@ def test_compacted_and_transactional_round_trips(
             consume_all(kafka_service.bootstrap_servers, src, 1)[0]
         )
     restored_tx = consume_all(kafka_service.bootstrap_servers, targets[tx_topic], 1)[0]
-    assert len(restored_tx) == 100 and not any(r[3].startswith(b"1-") for r in restored_tx)
+    assert len(restored_tx) == 100 and all(
+        r[3] is not None and not r[3].startswith(b"1-") for r in restored_tx
+    )
 
 
 def _group_position(kafka: KafkaEndpoint, group: str, topic: str, partitions: int) -> list[Record]:
@@ -297,12 +299,12 @@ def _group_position(kafka: KafkaEndpoint, group: str, topic: str, partitions: in
     deadline = time.monotonic() + 30
     while len(eof) < partitions and time.monotonic() < deadline:
         for msg in consumer.consume(500, 0.5):
-            if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
-                    eof.add(msg.partition())
+            err = msg.error()
+            if err:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    eof.add(message_partition(msg))
                 continue
-            ts_type, ts = msg.timestamp()
-            out.append((msg.offset(), ts, ts_type, msg.key(), msg.value(), msg.headers()))
+            out.append(message_record(msg))
     consumer.close()
     return out
 

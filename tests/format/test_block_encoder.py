@@ -38,8 +38,17 @@ def records(n: int, seed: int = 1) -> list[Record]:
 
 def as_messages(recs: list[Record]) -> list[Message]:
     """The records as the consumer would hand them over."""
+    # A copy of each header list: Message's hints take str values too, and list is invariant.
     return [
-        Message(topic="t", partition=0, offset=o, key=k, value=v, headers=h, timestamp=(tt, ts))
+        Message(
+            topic="t",
+            partition=0,
+            offset=o,
+            key=k,
+            value=v,
+            headers=None if h is None else list(h),
+            timestamp=(tt, ts),
+        )
         for o, ts, tt, k, v, h in recs
     ]
 
@@ -86,7 +95,7 @@ def test_take_starts_a_new_block_and_keeps_the_old_bytes() -> None:
 def test_blocks_from_runs_read_back(codec: int) -> None:
     recs = records(500, seed=4)
     writer = SegmentWriter("t", 3, recs[0][0], codec, 0)
-    parts = [writer.header]
+    parts: list[bytes | bytearray] = [writer.header]
     enc = BlockEncoder(2048)
     for start in range(0, len(recs), 64):
         if add_messages(enc, recs[start : start + 64]) >= 2048:

@@ -125,10 +125,10 @@ def test_ready_and_healthy_200_when_checks_pass(fs_backend: StorageBackend) -> N
     try:
         with serve(health) as server:
             deadline = time.monotonic() + 10
-            while (status := get_json(server.url + "/ready"))[0] != 200:
-                assert time.monotonic() < deadline, status
+            while (answer := get_json(server.url + "/ready"))[0] != 200:
+                assert time.monotonic() < deadline, answer
                 time.sleep(0.05)
-            assert status[1]["components"]["storage"]["detail"] == "b1/manifest.json present"
+            assert answer[1]["components"]["storage"]["detail"] == "b1/manifest.json present"
             status, live = get_json(server.url + "/health")
             assert status == 200 and live["status"] == "healthy"
             health.stopping = True

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TypedDict, Unpack
+
 import pytest
 
 from libkb.config.models import RestoreOptions, TopicSelection
 from libkb.errors import ConfigError
 from libkb.format.models import Manifest, PartitionIndex, SegmentEntry, TopicInfo
-from libkb.restore.plan import plan_restore
+from libkb.restore.plan import RestorePlan, plan_restore
 
 
 def seg(
@@ -36,12 +38,22 @@ INDEXES = {
 }
 
 
-def plan(include: list[str], exclude: list[str] | None = None, **options: object):  # type: ignore[no-untyped-def]
+class Options(TypedDict, total=False):
+    """The RestoreOptions fields these tests set (same names and types)."""
+
+    time_window_start: int | None
+    offset_ranges: dict[str, dict[int, tuple[int, int]]]
+    source_partitions: dict[str, tuple[int, ...]]
+    topic_mapping: dict[str, str]
+    partition_mapping: dict[str, dict[int, int]]
+
+
+def plan(include: list[str], exclude: list[str] | None = None, **options: Unpack[Options]) -> RestorePlan:
     return plan_restore(
         MANIFEST,
         INDEXES,
         RestoreOptions(**options),
-        TopicSelection(tuple(include), tuple(exclude or ())),  # type: ignore[arg-type]
+        TopicSelection(tuple(include), tuple(exclude or ())),
     )
 
 

@@ -16,7 +16,7 @@ import io
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import unquote
 
@@ -59,7 +59,7 @@ class FakeHTTP:
         resp.status_code = status
         resp.headers = CaseInsensitiveDict(headers)
         resp._content = body
-        resp._content_consumed = True
+        resp._content_consumed = True  # type: ignore[attr-defined]  # a real attribute types-requests omits
         resp.raw = io.BytesIO(body)
         resp.request = request
         resp.url = request.url or ""
@@ -558,7 +558,12 @@ def test_big_stream_uploads_blocks_in_parallel_then_commits(http: FakeHTTP) -> N
     drv = az.build_azure_driver(cfg(transfer=transfer))
     units: list[int] = []
     original = drv.libkb_call
-    drv.libkb_call = lambda fn: (units.append(1), original(fn))[1]
+
+    def counted(fn: Callable[[], Any]) -> Any:
+        units.append(1)
+        return original(fn)
+
+    drv.libkb_call = counted
     payload = bytes(range(256)) * 40  # 10240 bytes -> 11 blocks
     drv.ex_upload_stream(container(drv), "big", (payload[i : i + 333] for i in range(0, 10240, 333)))
     listed = state["list"].decode()
@@ -615,7 +620,7 @@ def test_object_from_listing(http: FakeHTTP) -> None:
         b"</Properties></Blob></Blobs><NextMarker>m2</NextMarker></EnumerationResults>"
     )
     last = b"<?xml version='1.0'?><EnumerationResults><Blobs/><NextMarker/></EnumerationResults>"
-    answers = iter([(200, {}, body), (200, {}, last)])
+    answers: Iterator[tuple[int, dict[str, str], bytes]] = iter([(200, {}, body), (200, {}, last)])
     http.responder = lambda req: next(answers)
     drv = az.build_azure_driver(cfg())
     objs = list(drv.iterate_container_objects(container(drv), prefix="a"))

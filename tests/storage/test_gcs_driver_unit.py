@@ -39,7 +39,7 @@ def canned(status: int, body: bytes = b"", headers: dict[str, str] | None = None
     resp.status_code = status
     resp.headers = CaseInsensitiveDict(headers or {})
     resp._content = body
-    resp._content_consumed = True
+    resp._content_consumed = True  # type: ignore[attr-defined]  # a real attribute types-requests omits
     resp.raw = io.BytesIO(body)
     resp.reason = "canned"
     resp.encoding = "utf-8"
@@ -160,7 +160,7 @@ def test_upload_name_query_exact(http: FakeHTTP) -> None:
 
 
 def test_listing_pages_and_metadata(http: FakeHTTP) -> None:
-    pages = iter(
+    pages: Iterator[Answer] = iter(
         [
             (200, {}, js({"items": [ITEM], "nextPageToken": "p2"})),
             (200, {}, js({"items": [{**ITEM, "name": "z"}]})),
@@ -217,7 +217,7 @@ def test_google_auth_credentials_reach_authorization_header(http: FakeHTTP) -> N
     from google.oauth2.credentials import Credentials
 
     http.responder = lambda r: (200, {}, js(ITEM))
-    creds = Credentials(token="ya29.static", expiry=future())
+    creds = Credentials(token="ya29.static", expiry=future())  # type: ignore[no-untyped-call]  # unannotated in google-auth
     drv = gcs.build_gcs_driver(cfg(), credentials=creds)
     drv.get_object("bkt", "k")
     assert http.requests[0].headers["Authorization"] == "Bearer ya29.static"
@@ -274,7 +274,8 @@ def test_service_account_file_chain_to_header(http: FakeHTTP, tmp_path: Any) -> 
     path = _service_account_file(tmp_path)
     http.responder = lambda r: _token_endpoint(r) or (200, {}, js(ITEM))
     drv = gcs.build_gcs_driver(cfg(service_account_path=path))
-    creds = drv.token_source.credentials if drv.token_source else None
+    assert drv.token_source is not None
+    creds = drv.token_source.credentials
     assert type(creds).__module__ == "google.oauth2.service_account"
     assert tuple(creds.scopes) == gcs.GCS_SCOPES
     drv.get_object("bkt", "k")
@@ -321,7 +322,7 @@ def test_no_adc_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     import google.auth.exceptions
 
     def fail(**kw: Any) -> Any:
-        raise google.auth.exceptions.DefaultCredentialsError("none")
+        raise google.auth.exceptions.DefaultCredentialsError("none")  # type: ignore[no-untyped-call]  # unannotated in google-auth
 
     monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
     monkeypatch.setattr(google.auth, "default", fail)
@@ -471,7 +472,7 @@ def test_put_if_absent_uses_multipart_precondition(http: FakeHTTP) -> None:
 
 
 def test_copy_loops_on_rewrite_token(http: FakeHTTP) -> None:
-    answers = iter(
+    answers: Iterator[Answer] = iter(
         [
             (200, {}, js({"done": False, "rewriteToken": "tok1"})),
             (200, {}, js({"done": True, "resource": ITEM})),

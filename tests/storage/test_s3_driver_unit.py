@@ -282,7 +282,7 @@ def test_connection_signs_the_virtual_host_and_short_path() -> None:
 
     driver = _driver(path_style=False, endpoint="https://s3.eu-west-1.amazonaws.com")
     conn = driver.connection
-    conn.connection = Transport()  # type: ignore[assignment]
+    conn.connection = Transport()
     conn.s3_request("GET", "bkt", "a b/c", params={"versionId": "1"})
     assert captured["url"] == "https://bkt.s3.eu-west-1.amazonaws.com/a%20b/c?versionId=1"
     assert captured["headers"]["Host"] == "bkt.s3.eu-west-1.amazonaws.com"
@@ -361,6 +361,7 @@ def test_429_with_a_future_http_date_waits_until_then() -> None:
 
     when = format_datetime(datetime.fromtimestamp(time.time() + 30, UTC), usegmt=True)
     rate = _map(429, headers={"Retry-After": when})
+    assert isinstance(rate, RateLimitReachedError)
     assert 25 <= rate.retry_after <= 31
 
 
