@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,7 +57,7 @@ from libkb.format.segment import CODECS, Block, BlockEncoder, RawBlock, SegmentF
 from libkb.gctune import fewer_collections
 from libkb.kafka.admin import KafkaAdmin
 from libkb.kafka.clients import make_admin, make_consumer
-from libkb.storage import NotFoundError, StorageBackend, create_backend_from_config
+from libkb.storage import BytesLike, NotFoundError, StorageBackend, create_backend_from_config
 from libkb.storage.drivers.filesystem import WRITE_BATCH_BYTES
 
 log = logging.getLogger("libkb.backup")
@@ -637,7 +637,7 @@ class BackupEngine:
             writer = SegmentWriter(st.topic, st.partition, base, self._codec, _now_ms())
             footer: list[SegmentFooter] = []
 
-            def chunks() -> Any:
+            def chunks() -> Iterator[BytesLike]:
                 nonlocal released
                 yield writer.header
                 pulled = 0

@@ -9,7 +9,7 @@ Switching backends is a config change only::
 """
 
 from libkb.storage.adapter import LibcloudBackend
-from libkb.storage.base import ObjectMetadata, StorageBackend
+from libkb.storage.base import BytesLike, ObjectMetadata, StorageBackend
 from libkb.storage.config import StorageConfig
 from libkb.storage.errors import (
     BackendError,
@@ -35,6 +35,7 @@ from libkb.storage.settings import (
 __all__ = [
     "AzureConfig",
     "BackendError",
+    "BytesLike",
     "CircuitOpenError",
     "ContainerNotFoundError",
     "FilesystemConfig",

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from libcloud.storage.base import Container, Object
 
-from libkb.storage.base import DEFAULT_CHUNK_SIZE, ObjectMetadata, StorageBackend
+from libkb.storage.base import DEFAULT_CHUNK_SIZE, BytesLike, ObjectMetadata, StorageBackend
 from libkb.storage.errormap import map_error
 from libkb.storage.errors import BackendError, InvalidPathError, StorageError
 from libkb.storage.keys import (
@@ -119,12 +119,12 @@ class LibcloudBackend(StorageBackend):
 
     # -- the interface ----------------------------------------------------
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: BytesLike) -> None:
         name = self._name(key)
         payload = _as_bytes(data, key)
         self._call("put", key, lambda: self._driver.ex_put_object(self._container, name, payload))
 
-    def put_if_absent(self, key: str, data: bytes) -> bool:
+    def put_if_absent(self, key: str, data: BytesLike) -> bool:
         name = self._name(key)
         payload = _as_bytes(data, key)
         created = self._call(
@@ -134,7 +134,7 @@ class LibcloudBackend(StorageBackend):
         )
         return bool(created)
 
-    def put_stream(self, key: str, chunks: Iterable[bytes]) -> None:
+    def put_stream(self, key: str, chunks: Iterable[BytesLike]) -> None:
         name = self._name(key)
         source = _SourceChunks(chunks)
         # The iterable can be read once, so the whole upload is not retried;
@@ -322,7 +322,7 @@ class _SourceChunks:
     back rather than a storage error.
     """
 
-    def __init__(self, chunks: Iterable[bytes]) -> None:
+    def __init__(self, chunks: Iterable[BytesLike]) -> None:
         self._it = iter(chunks)
         self.error: BaseException | None = None
 

@@ -11,7 +11,7 @@ import queue
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import Any
 
-from libkb.storage.base import DEFAULT_CHUNK_SIZE, ObjectMetadata, StorageBackend
+from libkb.storage.base import DEFAULT_CHUNK_SIZE, BytesLike, ObjectMetadata, StorageBackend
 
 _DONE = object()
 
@@ -26,7 +26,7 @@ class AsyncStorageBackend:
     def __repr__(self) -> str:
         return f"AsyncStorageBackend({self.backend!r})"
 
-    async def put(self, key: str, data: bytes) -> None:
+    async def put(self, key: str, data: BytesLike) -> None:
         await asyncio.to_thread(self.backend.put, key, data)
 
     async def get(self, key: str) -> bytes:
@@ -50,7 +50,7 @@ class AsyncStorageBackend:
     async def copy(self, src: str, dest: str) -> None:
         await asyncio.to_thread(self.backend.copy, src, dest)
 
-    async def put_if_absent(self, key: str, data: bytes) -> bool:
+    async def put_if_absent(self, key: str, data: BytesLike) -> bool:
         return await asyncio.to_thread(self.backend.put_if_absent, key, data)
 
     async def get_range(self, key: str, start: int, end: int) -> bytes:
@@ -66,7 +66,7 @@ class AsyncStorageBackend:
         async for chunk in _drain(iterator):
             yield chunk
 
-    async def put_stream(self, key: str, chunks: AsyncIterable[bytes] | Iterable[bytes]) -> None:
+    async def put_stream(self, key: str, chunks: AsyncIterable[BytesLike] | Iterable[BytesLike]) -> None:
         """Upload from a sync or async iterable; at most ``stream_buffer`` chunks wait in memory."""
         if not isinstance(chunks, AsyncIterable):
             await asyncio.to_thread(self.backend.put_stream, key, chunks)

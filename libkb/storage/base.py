@@ -14,6 +14,9 @@ from types import TracebackType
 
 DEFAULT_CHUNK_SIZE = 1024 * 1024
 
+#: What ``put``, ``put_if_absent`` and ``put_stream`` chunks accept (stored as a copy).
+BytesLike = bytes | bytearray | memoryview
+
 
 @dataclass(frozen=True, slots=True)
 class ObjectMetadata:
@@ -37,7 +40,7 @@ class StorageBackend(ABC):
     name: str = "storage"
 
     @abstractmethod
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: BytesLike) -> None:
         """Write ``data`` at ``key``, replacing any object there."""
 
     @abstractmethod
@@ -86,7 +89,7 @@ class StorageBackend(ABC):
         """Copy ``src`` to ``dest`` (server-side where the service can)."""
 
     @abstractmethod
-    def put_stream(self, key: str, chunks: Iterable[bytes]) -> None:
+    def put_stream(self, key: str, chunks: Iterable[BytesLike]) -> None:
         """Write an object from byte chunks; on any error nothing is stored."""
 
     @abstractmethod
@@ -98,7 +101,7 @@ class StorageBackend(ABC):
         """Bytes ``start`` (inclusive) to ``end`` (exclusive), clipped to the object's size."""
 
     @abstractmethod
-    def put_if_absent(self, key: str, data: bytes) -> bool:
+    def put_if_absent(self, key: str, data: BytesLike) -> bool:
         """Create the object only if no object is at ``key``; True if this call created it."""
 
     def close(self) -> None:  # noqa: B027 - optional hook

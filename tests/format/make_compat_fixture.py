@@ -160,8 +160,8 @@ def write_segment(
     footer, tail = writer.finish(end)
     parts.append(tail)
     key = segment_key(backup_id, topic, partition, base)
-    # The engine streams bytearray payloads too; put_stream takes them, though annotated Iterable[bytes].
-    backend.put_stream(key, iter(parts))  # type: ignore[arg-type]
+    # The engine streams bytearray payloads too.
+    backend.put_stream(key, iter(parts))
     return SegmentEntry.from_footer(key, base, footer, writer.size, CODEC_NAMES[codec])
 
 

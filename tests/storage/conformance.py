@@ -129,9 +129,8 @@ class StorageConformance:
         assert b"".join(backend.get_stream("empty")) == b""
 
     def test_put_accepts_bytes_like_only(self, backend: StorageBackend) -> None:
-        # put is annotated ``data: bytes`` but documented (and tested here) to take any of these.
-        backend.put("ba", bytearray(b"abc"))  # type: ignore[arg-type]
-        backend.put("mv", memoryview(b"xyz"))  # type: ignore[arg-type]
+        backend.put("ba", bytearray(b"abc"))
+        backend.put("mv", memoryview(b"xyz"))
         assert backend.get("ba") == b"abc"
         assert backend.get("mv") == b"xyz"
         with pytest.raises(TypeError):
