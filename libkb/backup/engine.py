@@ -16,7 +16,9 @@ Memory is bounded by :class:`ByteBudget`: a sealed block holds budget until
 storage has taken it (the filesystem has written it; a cloud upload has moved
 past it by as many bytes as the driver buffers), and the upload drops it then.
 When the budget is full, the open segment holding the most bytes is closed
-early so its upload can free memory.
+early so its upload can free memory. A segment closes at half the budget at
+the latest, so that one partition's next segment fills while the previous
+one is stored instead of waiting for it.
 """
 
 from __future__ import annotations
@@ -362,6 +364,9 @@ class BackupEngine:
         opts = self.options
         block_bytes = opts.block_bytes
         budget = ByteBudget(opts.max_bytes_in_flight)
+        # A segment holds at most half the budget, so the next one can fill while
+        # it is stored (a partition's segments are stored one after another).
+        segment_bytes = min(opts.segment_max_bytes, max(opts.max_bytes_in_flight // 2, block_bytes))
         limiter = _RateLimiter(opts.rate_limit_bytes_per_sec, self._stop)
         level = opts.compression_level
         codec = self._codec
@@ -443,7 +448,7 @@ class BackupEngine:
             bytes_counter.inc(n)
             raw_counter.inc(n)
             limiter.consume(n)
-            if st.seg_raw >= opts.segment_max_bytes or (
+            if st.seg_raw >= segment_bytes or (
                 opts.segment_max_records is not None and st.seg_records >= opts.segment_max_records
             ):
                 close_segment(st)
@@ -613,8 +618,13 @@ class BackupEngine:
             # ~55 MB/s on loopback; 10 ms keeps it fed (bench/backup_bench.py).
             "fetch.queue.backoff.ms": 10,
         }
-        if self.options.fetch_max_bytes:
-            config["fetch.max.bytes"] = self.options.fetch_max_bytes
+        if fetch := self.options.fetch_max_bytes:
+            config["fetch.max.bytes"] = fetch
+            # librdkafka refuses a fetch.max.bytes below message.max.bytes (default
+            # 1,000,000; for a consumer only its request size) or above
+            # receive.message.max.bytes - 512 (default 100,000,000).
+            config["message.max.bytes"] = min(1_000_000, fetch)
+            config["receive.message.max.bytes"] = max(100_000_000, fetch + 512)
         return config
 
     # -- uploads (upload threads) ---------------------------------------------
