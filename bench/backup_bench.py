@@ -535,19 +535,24 @@ def run_job(job: Job, args: argparse.Namespace, env: dict[str, Any], round_no: i
                 empty_s3_bucket(s3, BUCKET)
 
     try:
-        proc = subprocess.run(
-            [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)],
-            capture_output=True,
-            text=True,
-            timeout=1800,
-            cwd=ROOT,
-        )
+        return run_child(Path(__file__), spec, job.label)
     finally:
         if cleanup is not None:
             cleanup()
+
+
+def run_child(script: Path, spec: dict[str, Any], label: str) -> dict[str, Any]:
+    """Run one job as ``script --child SPEC`` in a fresh process; its RESULT line, plus the load."""
+    proc = subprocess.run(
+        [sys.executable, str(script.resolve()), "--child", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        cwd=ROOT,
+    )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"{job.label} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        raise RuntimeError(f"{label} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     out: dict[str, Any] = json.loads(lines[-1][len("RESULT ") :])
     out["load"] = os.getloadavg()[0]
     return out

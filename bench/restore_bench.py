@@ -68,6 +68,7 @@ from backup_bench import (  # noqa: E402  # the sibling benchmark's helpers
     machine_facts,
     make_pool,
     produce_topic,
+    run_child,
     table,
     write_section,
 )
@@ -351,18 +352,7 @@ def run_job(job: Job, args: argparse.Namespace, env: dict[str, Any], round_no: i
         spec["profile"] = str(Path(args.profile) / f"libkb-{data.partitions}p-r{round_no}")
     broker_before = _process_cpu(env["broker_pid"])
     try:
-        proc = subprocess.run(
-            [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)],
-            capture_output=True,
-            text=True,
-            timeout=1800,
-            cwd=ROOT,
-        )
-        lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-        if proc.returncode != 0 or not lines:
-            raise RuntimeError(f"{job.kind} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-        out: dict[str, Any] = json.loads(lines[-1][len("RESULT ") :])
-        out["load"] = os.getloadavg()[0]
+        out = run_child(Path(__file__), spec, job.kind)
         out["broker_cpu"] = _process_cpu(env["broker_pid"]) - broker_before
         # The broker holds exactly the records: every partition's end offset.
         from libkb.kafka.admin import KafkaAdmin
