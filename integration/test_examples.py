@@ -397,7 +397,11 @@ def test_url_example_on_filesystem(kind: str, prefix: str, tmp_path: Path) -> No
     expected_path = "backups" if kind == "relative-path" else str(data)
     expect_lines(
         proc.stdout,
-        [re.escape(f"config: FilesystemConfig(path='{expected_path}', prefix={prefix or None!r})")],
+        [
+            re.escape(
+                f"config: FilesystemConfig(path='{expected_path}', prefix={prefix or None!r}, direct_io=True)"
+            )
+        ],
     )
     expect_tour(proc.stdout, "filesystem", prefix=prefix)
     assert data.is_dir() and files_under(data) == []

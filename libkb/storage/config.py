@@ -149,6 +149,7 @@ class GcsSchema(_CloudSchema):
 
 class FilesystemSchema(_BackendSchema):
     path = mf.String(required=True, validate=validate.Length(min=1))
+    direct_io = mf.Boolean(allow_none=True, load_default=None)
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> FilesystemConfig:
@@ -233,7 +234,7 @@ _URL_KEYS = {
     "s3": {"region", "endpoint", "path_style", "allow_http", "prefix"},
     "azure": {"endpoint", "prefix"},
     "gcs": {"endpoint", "service_account_path", "prefix"},
-    "filesystem": {"prefix"},
+    "filesystem": {"prefix", "direct_io"},
     "memory": {"prefix"},
 }
 
@@ -248,7 +249,7 @@ def _query(url: str, backend: str, query: str) -> dict[str, Any]:
                 key=name,
                 source=_safe_url(url),
             )
-        if name in ("path_style", "allow_http"):
+        if name in ("path_style", "allow_http", "direct_io"):
             low = value.lower()
             if low not in _TRUE | _FALSE:
                 raise ConfigError(f"must be true or false, not {value!r}", key=name, source=_safe_url(url))

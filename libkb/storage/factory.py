@@ -37,7 +37,7 @@ def create_backend_from_config(config: BackendConfig) -> StorageBackend:
         if os.path.exists(path) and not os.path.isdir(path):
             raise ConfigError(f"{path!r} exists and is not a directory", key="storage.path")
         return LibcloudBackend(
-            SafeLocalStorageDriver(path),
+            SafeLocalStorageDriver(path, direct_io=config.direct_io),
             os.path.basename(path) or "filesystem",
             prefix=config.prefix,
             resilience=_LOCAL_RESILIENCE,

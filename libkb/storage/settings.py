@@ -125,6 +125,9 @@ class FilesystemConfig(StorageBackendConfig):
     backend: ClassVar[str] = "filesystem"
     path: str
     prefix: str | None = None
+    #: Write segments with ``O_DIRECT`` (past the page cache) where the
+    #: filesystem allows it; false always writes through the page cache.
+    direct_io: bool = True
 
 
 @dataclass(frozen=True, slots=True)

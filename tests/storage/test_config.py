@@ -233,6 +233,13 @@ def test_dataclass_derives_allow_http_like_yaml() -> None:
     assert S3Config(bucket="b", endpoint="http://h:1", allow_http=False).allow_http is False
 
 
+def test_filesystem_direct_io_is_on_unless_switched_off() -> None:
+    on = StorageBackendConfig.from_dict({"backend": "filesystem", "path": "/x"})
+    assert on == FilesystemConfig(path="/x", direct_io=True)
+    off = yaml.safe_load("storage:\n  backend: filesystem\n  path: /x\n  direct_io: false\n")["storage"]
+    assert StorageBackendConfig.from_dict(off) == FilesystemConfig(path="/x", direct_io=False)
+
+
 def test_legacy_flat_config_keeps_working() -> None:
     legacy = StorageConfig.from_dict(_storage(GUIDE_LEGACY_BEFORE))
     assert "wJalrXUtnFEMI" not in repr(legacy)
@@ -296,6 +303,7 @@ def test_legacy_create_backend(tmp_path: Any) -> None:
         ),
         ("file:///var/kafka-backups", FilesystemConfig(path="/var/kafka-backups")),
         ("file://localhost/var/kb?prefix=p", FilesystemConfig(path="/var/kb", prefix="p")),
+        ("file:///var/kb?direct_io=false", FilesystemConfig(path="/var/kb", direct_io=False)),
         ("/var/kafka-backups", FilesystemConfig(path="/var/kafka-backups")),
         ("relative/dir", FilesystemConfig(path="relative/dir")),
         ("memory://", MemoryConfig()),
@@ -339,6 +347,11 @@ def test_every_url_form_parses(url: str, expected: StorageBackendConfig) -> None
         ),
         ({"backend": "azure", "account_name": "a"}, "storage.container_name", ["Missing"]),
         ({"backend": "filesystem"}, "storage.path", ["Missing"]),
+        (
+            {"backend": "filesystem", "path": "/x", "direct_io": "sometimes"},
+            "storage.direct_io",
+            ["boolean"],
+        ),
         ({"backend": "memory", "path": "/x"}, "storage.path", ["unknown key", "prefix"]),
     ],
 )
@@ -359,6 +372,7 @@ def test_bad_config_names_the_key(block: dict[str, Any], key: str, words: list[s
         ("ftp://host/x", ["unsupported URL scheme", "s3://"]),
         ("s3://bucket?regoin=x", ["unknown query parameter 'regoin'", "region"]),
         ("s3://bucket?path_style=perhaps", ["true or false"]),
+        ("file:///var/kb?direct_io=maybe", ["true or false", "direct_io"]),
         ("azure://account.blob.core.windows.net", ["CONTAINER"]),
         ("file://remote-host/x", ["file:///"]),
         ("s3://", ["names no bucket"]),

@@ -10,6 +10,8 @@ subclass keeps its identity but replaces the object operations:
 - writes go to a temp file in the target's directory, are fsynced and renamed
   over the target, so readers see the old or the new object, never a part;
 - create-only writes use ``link(2)``, which fails atomically if the name exists;
+- streamed writes (segments) bypass the page cache with ``O_DIRECT`` where the
+  filesystem allows it (``direct_io``);
 - no lock files: rename and link are the synchronisation.
 
 Temp files are named ``.~libkb-<random>`` and never listed.
@@ -30,15 +32,13 @@ from libcloud.storage.drivers.local import LocalStorageDriver
 from libcloud.storage.types import ContainerDoesNotExistError, ObjectDoesNotExistError
 
 from libkb.storage.drivers.base import LibkbDriverMixin
+from libkb.storage.drivers.direct_io import STAGING_BYTES, write_stream
 from libkb.storage.errors import InvalidPathError
 
 TEMP_PREFIX = ".~libkb-"
 _READ_SIZE = 1024 * 1024
-#: A streamed upload writes its chunks with one ``writev`` per this many bytes
-#: (or 512 chunks): each write gives up the GIL, and on a busy process getting it
-#: back costs up to the switch interval, so fewer, larger writes keep up.
-WRITE_BATCH_BYTES = 8 * 1024 * 1024
-_WRITE_BATCH_CHUNKS = 512
+#: Bytes a streamed upload holds before writing them (see ``direct_io``).
+WRITE_BATCH_BYTES = STAGING_BYTES
 
 
 class SafeLocalStorageDriver(LibkbDriverMixin, LocalStorageDriver):  # type: ignore[misc]
@@ -47,13 +47,14 @@ class SafeLocalStorageDriver(LibkbDriverMixin, LocalStorageDriver):  # type: ign
     name = "libkb filesystem"
     libkb_name = "filesystem"
 
-    def __init__(self, base_path: str, *, create: bool = True) -> None:
+    def __init__(self, base_path: str, *, create: bool = True, direct_io: bool = True) -> None:
         # LocalStorageDriver.__init__ only records the path and builds an
         # unused connection; keep ours explicit.
         base = os.path.abspath(os.path.expanduser(base_path))
         if create:
             os.makedirs(base, exist_ok=True)
         self.base_path = base
+        self.direct_io = direct_io
         self._real_base = os.path.realpath(base)
 
     def __repr__(self) -> str:
@@ -210,17 +211,7 @@ class SafeLocalStorageDriver(LibkbDriverMixin, LocalStorageDriver):  # type: ign
         self._check_container(container.name)
 
         def write(handle: BinaryIO) -> None:
-            fd = handle.fileno()
-            batch: list[bytes] = []
-            size = 0
-            for chunk in chunks:
-                batch.append(chunk)
-                size += len(chunk)
-                if size >= WRITE_BATCH_BYTES or len(batch) >= _WRITE_BATCH_CHUNKS:
-                    _write_all(fd, batch)
-                    batch, size = [], 0
-            if batch:
-                _write_all(fd, batch)
+            write_stream(handle.fileno(), chunks, direct=self.direct_io)
 
         self._write_atomic(object_name, write)
 
@@ -250,17 +241,6 @@ class SafeLocalStorageDriver(LibkbDriverMixin, LocalStorageDriver):  # type: ign
                 break
             directory = os.path.dirname(directory)
         return True
-
-
-def _write_all(fd: int, chunks: list[bytes]) -> None:
-    """``writev`` until every byte of ``chunks`` is written."""
-    views = [memoryview(c) for c in chunks if len(c)]
-    while views:
-        n = os.writev(fd, views)
-        while views and n >= len(views[0]):
-            n -= len(views.pop(0))
-        if n:
-            views[0] = views[0][n:]
 
 
 def _read(handle: BinaryIO, start: int, end: int | None, chunk_size: int) -> Iterator[bytes]:
