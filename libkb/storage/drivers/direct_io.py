@@ -21,11 +21,15 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import mmap
 import os
 import threading
 from collections.abc import Iterable
+
+try:
+    import fcntl
+except ImportError:  # Windows: no O_DIRECT either
+    fcntl = None  # type: ignore[assignment]
 
 #: Alignment of offsets and lengths for direct writes; covers 512-byte and
 #: 4 KiB logical blocks, which is what Linux filesystems ask for.
@@ -59,7 +63,7 @@ def _give_back(buf: mmap.mmap) -> None:
 
 def _set_direct(fd: int, on: bool) -> bool:
     """Switch ``O_DIRECT`` on or off for ``fd``; False if the filesystem refuses."""
-    if not _O_DIRECT:
+    if not _O_DIRECT or fcntl is None:
         return False
     flags = fcntl.fcntl(fd, fcntl.F_GETFL)
     try:
@@ -80,6 +84,10 @@ def write_all(fd: int, data: memoryview) -> None:
 
 def writev_all(fd: int, chunks: list[memoryview]) -> None:
     """``writev`` until every byte of ``chunks`` is written."""
+    if not hasattr(os, "writev"):  # Windows
+        for chunk in chunks:
+            write_all(fd, chunk)
+        return
     views = [c for c in chunks if len(c)]
     while views:
         n = os.writev(fd, views)
