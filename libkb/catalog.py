@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
-from libkb.backup.lease import lease_is_live
+from libkb.backup.lease import current_lease, lease_is_live
 from libkb.errors import FormatError, LibkbError
 from libkb.format.models import (
     GroupOffsets,
@@ -37,6 +37,7 @@ from libkb.format.models import (
     index_key,
     lease_key,
     manifest_key,
+    parse_lease_key,
     parse_segment_key,
     partition_prefix,
 )
@@ -140,15 +141,15 @@ def _scan(backend: StorageBackend) -> tuple[list[str], dict[str, list[str]], set
             continue
         if rest == _MANIFEST_NAME:
             manifests.add(head)
-        elif key == lease_key(head):
-            leased.add(head)
+        elif (lease := parse_lease_key(key)) is not None and lease[0] == head:
+            leased.add(head)  # {id}/lease/{generation}.json or an earlier build's {id}/lease.json
         elif rest.startswith("topics/") and rest.endswith("/" + _INDEX_NAME):
             indexes[head].append(key)
     return sorted(manifests), indexes, leased
 
 
 def _settle_dead_run(backend: StorageBackend, manifest: Manifest, *, leased: bool = True) -> None:
-    """Show a last run still ``running`` whose lease is gone or expired as ``interrupted``.
+    """Show a last run still ``running`` whose lease is gone, expired or released as ``interrupted``.
 
     Its process died without recording its end; the next run records it so
     (and resumes). Only the in-memory manifest changes: reading never writes.
@@ -371,9 +372,11 @@ class _Validator:
         if manifest_key(bid) not in keys:
             raise _not_found(self.backend, bid)
         manifest = self._manifest()
-        if lease_key(bid) in keys:
+        current = current_lease(self.backend, lease_key(bid)) if any(map(parse_lease_key, keys)) else None
+        if current is not None and (current[1] is None or not current[1].released):
+            # Live, or its run died without releasing it (as lease.json of earlier builds).
             self.report.warnings.append(
-                f"{lease_key(bid)}: a run holds the lease; segments it is writing may show as problems"
+                f"{current[0]}: a run holds the lease; segments it is writing may show as problems"
             )
         segments = {k for k in keys if parse_segment_key(k) is not None}
         index_keys = [k for k in keys if k.startswith(f"{bid}/topics/") and k.endswith("/" + _INDEX_NAME)]

@@ -1,10 +1,18 @@
-"""One writer per backup: a lease object created with ``put_if_absent`` and kept fresh.
+"""One writer per backup: numbered lease generations, each created with ``put_if_absent``.
 
 Object stores have no locks; a create-only write is the one atomic primitive
-every backend offers. The holder renews the lease every ``ttl/3``; a lease
-not renewed for ``ttl`` (its holder died) can be taken over. Expiry uses the
-writers' clocks, so hosts should keep time (NTP); the takeover waits one
-extra ``ttl`` of grace.
+every backend offers. A run takes a backup by creating the next lease
+generation ``{id}/lease/{n:012d}.json``: two runs that both find generation
+``n`` free (released or expired) both try to create ``n+1`` and exactly one
+succeeds. The current generation is never deleted and re-created (a slow
+contender would delete the winner's fresh lease), and renewal overwrites
+only the holder's own key, so a holder that was taken over cannot clobber
+its successor: it sees the higher generation at its next renewal and stops.
+
+The holder renews every ``ttl/3``; a lease not renewed for ``ttl`` (its
+holder died) can be taken over after one extra ``ttl`` of grace. Expiry uses
+the writers' clocks, so hosts should keep time (NTP). ``{id}/lease.json``,
+written by earlier builds, is honoured as generation 0 and never written.
 """
 
 from __future__ import annotations
@@ -19,9 +27,12 @@ import time
 from dataclasses import dataclass
 
 from libkb.errors import LibkbError
+from libkb.format.models import lease_generation_key, parse_lease_key
 from libkb.storage import NotFoundError, StorageBackend, StorageError
 
 log = logging.getLogger("libkb.backup")
+
+_PREFIX_TAIL = "/lease/"
 
 
 class LeaseHeldError(LibkbError):
@@ -34,10 +45,14 @@ class LeaseLostError(LibkbError):
 
 @dataclass(frozen=True, slots=True)
 class LeaseInfo:
+    """The body of one lease object; ``generation`` and ``released`` are absent from lease.json."""
+
     run_id: str
     host: str
     pid: int
     expires_ms: int
+    generation: int = 0
+    released: bool = False
 
     def to_json(self) -> bytes:
         return json.dumps(
@@ -46,6 +61,8 @@ class LeaseInfo:
                 "host": self.host,
                 "pid": self.pid,
                 "expires_ms": self.expires_ms,
+                "generation": self.generation,
+                "released": self.released,
             }
         ).encode()
 
@@ -53,97 +70,247 @@ class LeaseInfo:
     def from_json(cls, data: bytes) -> LeaseInfo | None:
         try:
             body = json.loads(data)
-            return cls(str(body["run_id"]), str(body["host"]), int(body["pid"]), int(body["expires_ms"]))
-        except (ValueError, KeyError, TypeError):
+            return cls(
+                str(body["run_id"]),
+                str(body["host"]),
+                int(body["pid"]),
+                int(body["expires_ms"]),
+                int(body.get("generation", 0)),
+                body.get("released") is True,
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None
+
+    def live(self, now_ms: int, grace_ms: int = 0) -> bool:
+        """Whether this lease still holds ``grace_ms`` after its expiry (a released one never does)."""
+        return not self.released and self.expires_ms + grace_ms > now_ms
 
 
 def read_lease(backend: StorageBackend, key: str) -> LeaseInfo | None:
-    """The lease at ``key``; None if there is none or it cannot be parsed."""
+    """The lease object at ``key``; None if there is none or it cannot be parsed."""
     try:
         return LeaseInfo.from_json(backend.get(key))
     except NotFoundError:
         return None
 
 
+def lease_objects(backend: StorageBackend, key: str) -> list[tuple[int, str]]:
+    """(generation, object key) of every lease object of a backup, lowest first.
+
+    ``key`` is the backup's :func:`~libkb.format.models.lease_key`. One listing
+    of ``{id}/lease`` finds both the generations under ``{id}/lease/`` and an
+    earlier build's ``{id}/lease.json`` (generation 0).
+    """
+    backup_id = _backup_id(key)
+    found = []
+    for name in backend.list(f"{backup_id}/lease"):
+        parsed = parse_lease_key(name)
+        if parsed is not None and parsed[0] == backup_id:
+            found.append((parsed[1], name))
+    return sorted(found)
+
+
+def current_lease(backend: StorageBackend, key: str) -> tuple[str, LeaseInfo | None] | None:
+    """The highest lease generation's object key and content (None: unreadable); None if no lease."""
+    objects = lease_objects(backend, key)
+    if not objects:
+        return None
+    top = objects[-1][1]
+    return top, read_lease(backend, top)
+
+
 def lease_is_live(backend: StorageBackend, key: str) -> bool:
-    """Whether a run holds the lease at ``key`` now (it exists and has not expired)."""
-    current = read_lease(backend, key)
-    return current is not None and current.expires_ms > _now_ms()
+    """Whether a run holds the backup's lease now: its current generation is unreleased and unexpired.
+
+    A live ``lease.json`` also counts even below a newer generation: an earlier
+    build that knows only that object may be writing.
+    """
+    now = _now_ms()
+    for _, name in _deciding(lease_objects(backend, key)):
+        current = read_lease(backend, name)
+        if current is not None and current.live(now):
+            return True
+    return False
 
 
 class Lease:
-    """Acquire, renew in a thread, release. ``lost`` is set if renewal finds a stranger."""
+    """Acquire, renew in a thread, release. ``lost`` is set if renewal finds a successor."""
 
     def __init__(self, backend: StorageBackend, key: str, run_id: str, ttl_secs: float) -> None:
+        """``key`` is the backup's :func:`~libkb.format.models.lease_key`."""
         self.backend = backend
         self.key = key
+        self.backup_id = _backup_id(key)
         self.run_id = run_id
         self.ttl_ms = int(ttl_secs * 1000)
+        #: The generation this run holds (set by :meth:`acquire`).
+        self.generation: int | None = None
         self.lost = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def _info(self) -> LeaseInfo:
-        return LeaseInfo(self.run_id, socket.gethostname(), os.getpid(), _now_ms() + self.ttl_ms)
+    @property
+    def held_generation(self) -> int:
+        if self.generation is None:
+            raise RuntimeError("the lease is not acquired")
+        return self.generation
+
+    @property
+    def held_key(self) -> str:
+        """The object of the generation this run holds."""
+        return lease_generation_key(self.backup_id, self.held_generation)
+
+    def _info(self, generation: int, *, released: bool = False) -> LeaseInfo:
+        now = _now_ms()
+        expires = now if released else now + self.ttl_ms
+        return LeaseInfo(self.run_id, socket.gethostname(), os.getpid(), expires, generation, released)
 
     def acquire(self) -> None:
-        if not self.backend.put_if_absent(self.key, self._info().to_json()):
-            current = self._read()
-            if current is not None and current.run_id == self.run_id:
-                pass  # our own create succeeded and a retry saw it
-            elif current is not None and current.expires_ms + self.ttl_ms > _now_ms():
-                raise LeaseHeldError(
-                    f"backup {self.key.rsplit('/', 1)[0]!r} is being written by run {current.run_id} "
-                    f"on host {current.host} (pid {current.pid}); its lease is valid until "
-                    f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(current.expires_ms / 1000))}. "
-                    "Wait for it to finish, stop it, or use another backup_id."
-                )
-            else:
-                holder = current.run_id if current else "unreadable"
-                log.warning("taking over the expired lease of run %s on %s", holder, self.key)
-                with contextlib.suppress(NotFoundError):
-                    self.backend.delete(self.key)
-                if not self.backend.put_if_absent(self.key, self._info().to_json()):
-                    raise LeaseHeldError(f"another run took the lease {self.key} at the same moment")
+        """Create the next lease generation, or raise LeaseHeldError naming the holder."""
+        objects = lease_objects(self.backend, self.key)
+        target = 1
+        if objects:
+            top, top_key = objects[-1]
+            current = read_lease(self.backend, top_key)
+            if top > 0 and current is not None and current.run_id == self.run_id and not current.released:
+                # Our create landed but its response was lost; this is a retry that found it.
+                self.generation = top
+                self._start()
+                return
+            now = _now_ms()
+            for _, name in _deciding(objects):
+                holder = current if name == top_key else read_lease(self.backend, name)
+                if holder is not None and holder.live(now, self.ttl_ms):
+                    raise LeaseHeldError(self._held_message(holder))
+            if current is None or not current.released:
+                holder_id = current.run_id if current else "unreadable"
+                log.warning("taking over the expired lease of run %s on %s", holder_id, top_key)
+            target = top + 1
+        self._create(target)
+        self.generation = target
+        # Older generations only cost a listing entry; contenders always aim above the highest.
+        for generation, name in objects:
+            if generation < target:
+                with contextlib.suppress(StorageError):
+                    self.backend.delete(name)
+        self._start()
+
+    def _create(self, target: int) -> None:
+        """Win generation ``target`` with a create-only write, or raise LeaseHeldError."""
+        key = lease_generation_key(self.backup_id, target)
+        if not self.backend.put_if_absent(key, self._info(target).to_json()):
+            winner = read_lease(self.backend, key)
+            if winner is None or winner.run_id != self.run_id:  # else: a retry of our own create
+                raise LeaseHeldError(self._held_message(winner, same_moment=True))
+        # A contender that listed long ago may re-create a generation the winner
+        # above it already cleaned up: only the highest generation holds.
+        higher = [g for g, _ in lease_objects(self.backend, self.key) if g > target]
+        if higher:
+            with contextlib.suppress(StorageError):
+                self.backend.delete(key)
+            successor = read_lease(self.backend, lease_generation_key(self.backup_id, max(higher)))
+            raise LeaseHeldError(self._held_message(successor, same_moment=True))
+
+    def _held_message(self, holder: LeaseInfo | None, *, same_moment: bool = False) -> str:
+        what = "Wait for it to finish, stop it, or use another backup_id."
+        race = f"another run took the lease on backup {self.backup_id!r} at the same moment"
+        if holder is None:
+            return f"{race}. {what}"
+        who = f"run {holder.run_id} on host {holder.host} (pid {holder.pid})"
+        if same_moment:
+            return f"{race}: {who}. {what}"
+        until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(holder.expires_ms / 1000))
+        return (
+            f"backup {self.backup_id!r} is being written by {who}; its lease is valid until {until}. {what}"
+        )
+
+    def _start(self) -> None:
         self._thread = threading.Thread(target=self._renew_loop, name="libkb-lease", daemon=True)
         self._thread.start()
 
-    def _read(self) -> LeaseInfo | None:
-        return read_lease(self.backend, self.key)
+    def _successor(self) -> str | None:
+        """Why this run no longer holds the lease, or None if it still does."""
+        objects = lease_objects(self.backend, self.key)
+        if objects and objects[-1][0] > self.held_generation:
+            return f"generation {objects[-1][0]} ({objects[-1][1]}) was created"
+        current = read_lease(self.backend, self.held_key)
+        if current is None:
+            return f"{self.held_key} is gone or unreadable"
+        if current.run_id != self.run_id:
+            return f"{self.held_key} names run {current.run_id}"
+        return None
+
+    def renew(self) -> bool:
+        """One renewal: check that the lease is still ours, then extend it. False (and ``lost``) if not.
+
+        The check and the overwrite are not atomic, but the overwrite only
+        touches this run's own generation, never a successor's.
+        """
+        why = self._successor()
+        if why is not None:
+            log.error("lease %s was taken over (%s); stopping", self.held_key, why)
+            self.lost.set()
+            return False
+        self.backend.put(self.held_key, self._info(self.held_generation).to_json())
+        return True
 
     def _renew_loop(self) -> None:
         interval = self.ttl_ms / 3000
         renewed = time.monotonic()
         while not self._stop.wait(interval):
             try:
-                current = self._read()
-                if current is None or current.run_id != self.run_id:
-                    log.error("lease %s now belongs to %s; stopping", self.key, current)
-                    self.lost.set()
+                if not self.renew():
                     return
-                self.backend.put(self.key, self._info().to_json())
                 renewed = time.monotonic()
             except StorageError as exc:
-                log.warning("could not renew lease %s: %s", self.key, exc)
+                log.warning("could not renew lease %s: %s", self.held_key, exc)
                 if (time.monotonic() - renewed) * 1000 > self.ttl_ms * 0.8:
                     # Another run may take over soon; stop before two writers overlap.
-                    log.error("lease %s could not be renewed in time; stopping", self.key)
+                    log.error("lease %s could not be renewed in time; stopping", self.held_key)
                     self.lost.set()
                     return
 
     def release(self) -> None:
+        """Stop renewing and mark our generation released, so the next run need not wait.
+
+        The object stays: deleting it would let numbering restart at 1 while a
+        slow contender still aims at an older generation.
+        """
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        if self.lost.is_set():
+        if self.lost.is_set() or self.generation is None:
             return
         try:
-            current = self._read()
+            current = read_lease(self.backend, self.held_key)
             if current is not None and current.run_id == self.run_id:
-                self.backend.delete(self.key)
+                self.backend.put(self.held_key, self._info(self.held_generation, released=True).to_json())
         except StorageError as exc:
-            log.warning("could not release lease %s (it will expire): %s", self.key, exc)
+            log.warning("could not release lease %s (it will expire): %s", self.held_key, exc)
+
+
+def _backup_id(key: str) -> str:
+    """The backup id of a :func:`~libkb.format.models.lease_key` (or of one lease object's key)."""
+    if key.endswith(_PREFIX_TAIL):
+        return key[: -len(_PREFIX_TAIL)]
+    parsed = parse_lease_key(key)
+    if parsed is None:
+        raise ValueError(f"{key!r} is not a lease key")
+    return parsed[0]
+
+
+def _deciding(objects: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """The lease objects that can block a run: the highest generation, and lease.json if present.
+
+    A live lease.json below newer generations means an earlier build, which
+    knows nothing of generations, is writing: it must block as well.
+    """
+    if not objects:
+        return []
+    out = [objects[-1]]
+    if objects[0][0] == 0 and objects[0] != objects[-1]:
+        out.append(objects[0])
+    return out
 
 
 def _now_ms() -> int:

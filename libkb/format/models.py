@@ -3,7 +3,8 @@
 Layout under the storage location (``{id}`` is the backup id)::
 
     {id}/manifest.json                                   small: topics, runs, status
-    {id}/lease.json                                      the running writer's lease
+    {id}/lease/{generation:012}.json                     the writer's lease, one object per generation
+    {id}/lease.json                                      the lease of earlier builds (read, never written)
     {id}/topics/{topic}/partition={p}/segment-{base:020}.kbs
     {id}/topics/{topic}/partition={p}/index.json         written by that partition's owner
     {id}/consumer-groups.json                            committed offsets at the last run's end
@@ -34,7 +35,30 @@ def manifest_key(backup_id: str) -> str:
 
 
 def lease_key(backup_id: str) -> str:
+    """The prefix of a backup's lease generations (what :class:`libkb.backup.lease.Lease` takes)."""
+    return f"{backup_id}/lease/"
+
+
+def lease_generation_key(backup_id: str, generation: int) -> str:
+    return f"{lease_key(backup_id)}{generation:012d}.json"
+
+
+def legacy_lease_key(backup_id: str) -> str:
+    """The single lease object of earlier builds; still honoured as generation 0."""
     return f"{backup_id}/lease.json"
+
+
+def parse_lease_key(key: str) -> tuple[str, int] | None:
+    """(backup_id, generation) of a lease object key (``lease.json`` is generation 0), or None."""
+    parts = key.split("/")
+    if len(parts) == 2 and parts[1] == "lease.json":
+        return parts[0], 0
+    if len(parts) != 3 or parts[1] != "lease" or not parts[2].endswith(".json"):
+        return None
+    digits = parts[2][: -len(".json")]
+    if not (digits.isascii() and digits.isdigit()) or int(digits) < 1:
+        return None  # generation 0 is lease.json alone
+    return parts[0], int(digits)
 
 
 def groups_key(backup_id: str) -> str:

@@ -57,7 +57,7 @@ from libkb.format.models import (
     groups_key,
     groups_to_json,
     index_key,
-    lease_key,
+    legacy_lease_key,
     manifest_key,
     segment_key,
 )
@@ -213,7 +213,7 @@ def write_full(backend: StorageBackend) -> None:
     # run 1: snapshot, zstd
     run1 = RunInfo("20240101T000000Z-aaaaaaaa", RUN1_MS, mode="snapshot")
     lease = LeaseInfo(run1.run_id, "backup-host-1", 1111, RUN1_MS + 60_000)
-    assert backend.put_if_absent(lease_key(bid), lease.to_json())
+    assert backend.put_if_absent(legacy_lease_key(bid), lease.to_json())
     manifest = Manifest(
         backup_id=bid,
         created_ms=RUN1_MS,
@@ -241,12 +241,12 @@ def write_full(backend: StorageBackend) -> None:
     run1.records, run1.bytes = stats(ORDERS_0_A, *ORDERS_0_B_BLOCKS, ORDERS_1_A, EVENTS_0_A)
     manifest.updated_ms = run1.finished_ms
     backend.put(manifest_key(bid), manifest.to_json())
-    backend.delete(lease_key(bid))
+    backend.delete(legacy_lease_key(bid))
 
     # run 2: snapshot, compression switched to none; retention took orders[1] 3-5 meanwhile
     run2 = RunInfo("20240102T000000Z-bbbbbbbb", RUN2_MS, mode="snapshot")
     lease = LeaseInfo(run2.run_id, "backup-host-2", 2222, RUN2_MS + 60_000)
-    assert backend.put_if_absent(lease_key(bid), lease.to_json())
+    assert backend.put_if_absent(legacy_lease_key(bid), lease.to_json())
     manifest.runs.append(run2)
     manifest.updated_ms = RUN2_MS
     backend.put(manifest_key(bid), manifest.to_json())
@@ -270,14 +270,14 @@ def write_full(backend: StorageBackend) -> None:
     run2.records, run2.bytes = stats(ORDERS_0_D, ORDERS_1_B, EVENTS_0_B)
     manifest.updated_ms = run2.finished_ms
     backend.put(manifest_key(bid), manifest.to_json())
-    backend.delete(lease_key(bid))
+    backend.delete(legacy_lease_key(bid))
 
 
 def write_crashed(backend: StorageBackend) -> None:
     bid = "crashed"
     run = RunInfo("20240103T000000Z-cccccccc", RUN3_MS, mode="continuous")
     lease = LeaseInfo(run.run_id, "backup-host-3", 3333, RUN3_MS + 60_000)
-    assert backend.put_if_absent(lease_key(bid), lease.to_json())
+    assert backend.put_if_absent(legacy_lease_key(bid), lease.to_json())
     manifest = Manifest(
         backup_id=bid,
         created_ms=RUN3_MS,

@@ -45,7 +45,7 @@ from libkb.format.models import (
     groups_from_json,
     groups_key,
     index_key,
-    lease_key,
+    legacy_lease_key,
     manifest_key,
     parse_segment_key,
     segment_key,
@@ -217,7 +217,7 @@ def _v1() -> Expected:
         format_version=1,
     )
     keys = sorted(
-        [manifest_key("full"), groups_key("full"), manifest_key("crashed"), lease_key("crashed")]
+        [manifest_key("full"), groups_key("full"), manifest_key("crashed"), legacy_lease_key("crashed")]
         + [index_key("full", t, p) for t, p in [("orders", 0), ("orders", 1), ("events", 0)]]
         + [index_key("crashed", "logs", 0)]
         + list(segments)
@@ -428,10 +428,10 @@ def test_consumer_group_snapshots(backend: StorageBackend, expected: Expected) -
 
 def test_leases(backend: StorageBackend, expected: Expected) -> None:
     for backup_id, lease in expected.leases.items():
-        assert LeaseInfo.from_json(backend.get(lease_key(backup_id))) == lease
+        assert LeaseInfo.from_json(backend.get(legacy_lease_key(backup_id))) == lease
     for backup_id in expected.manifests:
         if backup_id not in expected.leases:
-            assert not backend.exists(lease_key(backup_id))
+            assert not backend.exists(legacy_lease_key(backup_id))
 
 
 # -- crash consistency ------------------------------------------------------------------------
