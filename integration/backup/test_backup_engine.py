@@ -25,11 +25,11 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from integration.kafka_data import consume_all, produce, stored_index, stored_records
 from integration.services.endpoints import KafkaEndpoint
 from libkb.backup.engine import BackupEngine, BackupResult
-from libkb.backup.lease import LeaseHeldError
+from libkb.backup.lease import LeaseHeldError, current_lease, lease_is_live
 from libkb.catalog import describe_backup, list_backups
 from libkb.config import JobConfig, parse_config
 from libkb.format import segment
-from libkb.format.models import Manifest, groups_from_json, groups_key, manifest_key
+from libkb.format.models import Manifest, groups_from_json, groups_key, lease_key, manifest_key
 from libkb.format.packer import ACCELERATED, py_pack_messages
 from libkb.storage import MemoryConfig, StorageBackend, create_backend_from_config
 
@@ -130,7 +130,7 @@ def test_rotation_by_records_and_many_partitions(
     assert check_exact(kafka_service, memory, topic, 12) == 3000
     for p in range(12):
         index = stored_index(memory, "bk", topic, p)
-        assert all(s.record_count <= 40 + 64 for s in index.segments)
+        assert [s.record_count for s in index.segments] == [40] * 6 + [10]  # 250 records, 40 at most
         assert (index.start_offset, index.end_offset) == (0, 250)
     assert stored_records(memory, "bk", empty, 2) == {0: [], 1: []}
 
@@ -380,7 +380,9 @@ def test_sigterm_interrupts_a_snapshot_consistently(
     stored = stored_records(backend, "bk", topic, 1)[0]
     assert 0 < len(stored) < 10_000
     assert stored == consume_all(kafka_service.bootstrap_servers, topic, 1)[0][: len(stored)]
-    assert not backend.exists("bk/lease.json")
+    lease = current_lease(backend, lease_key("bk"))
+    assert lease is not None and lease[1] is not None and lease[1].released  # released, not left to expire
+    assert not lease_is_live(backend, lease_key("bk"))
     manifest = Manifest.from_json(backend.get(manifest_key("bk")))
     assert manifest.runs[-1].status == "interrupted"
     # Running again completes the snapshot without duplicates.
@@ -442,3 +444,193 @@ def test_offsets_deleted_by_retention_between_runs_are_recorded(
     assert index.coverage_problems() == []
     assert (index.start_offset, index.end_offset) == (20, 200)
     assert [r[0] for r in stored_records(memory, "bk", topic, 1)[0]] == [*range(20, 100), *range(150, 200)]
+
+
+@pytest.mark.parametrize("cut", [15_000, 20_000], ids=["middle", "to-the-end"])
+def test_offsets_deleted_by_retention_while_the_run_reads_them_are_recorded(
+    kafka_service: KafkaEndpoint, topic_factory: Any, memory: StorageBackend, cut: int
+) -> None:
+    """Retention overtakes a slow backup: the lost offsets become a missing range, not a silent gap.
+
+    librdkafka normally prefetches 32 MiB; this consumer prefetches ~64 KiB, so
+    that a small topic is enough for the log start to move past what the
+    consumer has fetched while the rate-limited run is still reading.
+    """
+    from confluent_kafka.admin import AdminClient
+
+    from libkb.catalog import validate_backup
+    from libkb.config import SourceOptions
+    from libkb.kafka.clients import make_consumer
+
+    topic = topic_factory(partitions=1)
+    produce(kafka_service.bootstrap_servers, topic, 20_000)  # ~1.1 MB
+    expected = consume_all(kafka_service.bootstrap_servers, topic, 1)[0]
+    admin = AdminClient({"bootstrap.servers": kafka_service.bootstrap_servers})
+    deleted = threading.Event()
+
+    def delete_before_cut(progress: Any) -> None:
+        if not deleted.is_set() and progress.records > 0:
+            deleted.set()
+            for future in admin.delete_records([TopicPartition(topic, 0, cut)]).values():
+                future.result(30)
+
+    def small_prefetch(source: SourceOptions, extra: dict[str, Any]) -> Consumer:
+        return make_consumer(
+            source,
+            {
+                **extra,
+                "queued.max.messages.kbytes": 64,
+                "fetch.max.bytes": 65536,
+                "max.partition.fetch.bytes": 16384,
+                "message.max.bytes": 65536,
+            },
+        )
+
+    config = job(
+        kafka_service, {"backend": "memory"}, [topic], block_bytes=4096, rate_limit_bytes_per_sec=200_000
+    )
+    result = BackupEngine(
+        config, backend=memory, progress=delete_before_cut, consumer_factory=small_prefetch
+    ).run()
+    assert deleted.is_set()
+    assert result.status == "complete"
+    index = stored_index(memory, "bk", topic, 0)
+    [lost] = index.missing
+    assert lost.reason == "retention" and lost.end == cut and 0 < lost.start < cut
+    assert len(result.missing_ranges) == 1
+    assert (
+        f"offsets {lost.start}-{cut - 1} were deleted by retention while the backup was reading"
+        in (result.missing_ranges[0])
+    )
+    assert index.coverage_problems() == []
+    assert (index.start_offset, index.end_offset) == (0, 20_000)
+    stored = stored_records(memory, "bk", topic, 1)[0]
+    assert stored == expected[: lost.start] + expected[cut:]  # every other record, exactly
+    report = validate_backup(memory, "bk", deep=True)
+    assert report.ok, report.problems
+    assert any(f"offsets [{lost.start}, {cut})" in w for w in report.warnings), report.warnings
+
+
+def test_progress_keeps_coming_while_storage_is_slow(
+    kafka_service: KafkaEndpoint, topic_factory: Any, memory: StorageBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Waiting for slow storage is the loop working: progress (the CLI's liveness tick) continues.
+
+    Storage here takes no upload until the run has reported progress three
+    times while stuck behind a full byte budget; a loop that went silent there
+    would make Kubernetes restart a backup that is only waiting for storage.
+    """
+    topic = topic_factory(partitions=1)
+    produce(kafka_service.bootstrap_servers, topic, 40_000)  # ~2.2 MB, more than the 1 MiB budget
+    stuck = threading.Event()
+    release = threading.Event()
+    ticks_while_stuck: list[int] = []
+    real_put_stream = memory.put_stream
+
+    def blocked_put_stream(key: str, chunks: Any) -> Any:
+        stuck.set()
+        assert release.wait(60), "the run never reported progress while storage was stuck"
+        return real_put_stream(key, chunks)
+
+    def progress(p: Any) -> None:
+        if stuck.is_set() and not release.is_set():
+            ticks_while_stuck.append(p.records)
+            if len(ticks_while_stuck) >= 3:
+                release.set()
+
+    monkeypatch.setattr(memory, "put_stream", blocked_put_stream)
+    config = job(
+        kafka_service, {"backend": "memory"}, [topic], block_bytes=4096, max_bytes_in_flight=1024 * 1024
+    )
+    result = BackupEngine(config, backend=memory, progress=progress).run()
+    assert result.status == "complete" and result.records == 40_000
+    assert len(ticks_while_stuck) >= 3
+    assert len(set(ticks_while_stuck[1:])) == 1  # no record moved while the budget was full
+    assert check_exact(kafka_service, memory, topic, 1) == 40_000
+
+
+def test_continuous_mode_picks_up_new_topics_and_partitions(
+    kafka_service: KafkaEndpoint, kafka_topic_factory: Any, memory: StorageBackend
+) -> None:
+    """A continuous backup of ``prefix-*`` also backs up topics and partitions created while it runs."""
+    from confluent_kafka.admin import AdminClient, NewPartitions  # type: ignore[attr-defined]
+
+    prefix = f"disc-{time.time_ns()}"
+    first = kafka_topic_factory(partitions=1, config={"retention.ms": "-1"}, name=f"{prefix}-a")
+    produce(kafka_service.bootstrap_servers, first, 100)
+    engine = BackupEngine(
+        job(
+            kafka_service,
+            {"backend": "memory"},
+            [f"{prefix}-*"],
+            continuous=True,
+            segment_max_interval_ms=300,
+            topic_refresh_secs=1,
+        ),
+        backend=memory,
+    )
+    results: list[BackupResult] = []
+    runner = threading.Thread(target=lambda: results.append(engine.run()))
+    runner.start()
+    try:
+        _wait(lambda: len(stored_records(memory, "bk", first, 1)[0]) == 100)
+        second = kafka_topic_factory(partitions=2, config={"retention.ms": "-1"}, name=f"{prefix}-b")
+        produce(kafka_service.bootstrap_servers, second, 300, partitions=2)
+        admin = AdminClient({"bootstrap.servers": kafka_service.bootstrap_servers})
+        for future in admin.create_partitions([NewPartitions(first, 2)]).values():
+            future.result(30)
+        produce(kafka_service.bootstrap_servers, first, 50, partitions=2, start=100)  # 25 to each
+
+        def stored_count() -> int:
+            try:
+                a = stored_records(memory, "bk", first, 2)
+                b = stored_records(memory, "bk", second, 2)
+            except Exception:  # the new partitions' indexes are not written yet
+                return -1
+            return sum(map(len, a.values())) + sum(map(len, b.values()))
+
+        _wait(lambda: stored_count() == 100 + 50 + 300)
+    finally:
+        engine.stop()
+        runner.join(60)
+    assert results and results[0].status == "stopped" and results[0].ok
+    assert sorted(results[0].topics) == [first, second]
+    assert results[0].partitions == 4
+    assert check_exact(kafka_service, memory, first, 2) == 150
+    expected_b = consume_all(kafka_service.bootstrap_servers, second, 2)
+    assert stored_records(memory, "bk", second, 2) == expected_b
+    manifest = Manifest.from_json(memory.get(manifest_key("bk")))
+    assert manifest.topics[first].partitions == 2 and manifest.topics[second].partitions == 2
+
+
+def test_unreadable_consumer_groups_fail_the_run_clearly_with_the_records_stored(
+    kafka_service: KafkaEndpoint, topic_factory: Any, memory: StorageBackend
+) -> None:
+    """A client without Describe on groups: the error says what to do, the records stay stored."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    from libkb.backup.engine import BackupError
+    from libkb.kafka.admin import KafkaAdmin
+    from libkb.kafka.clients import make_admin
+
+    class NoGroupAccess(KafkaAdmin):
+        def group_offsets(self, topics: Any) -> Any:
+            raise KafkaException(
+                KafkaError(KafkaError.GROUP_AUTHORIZATION_FAILED, "consumer group 'billing': not authorized")
+            )
+
+    topic = topic_factory(partitions=2)
+    produce(kafka_service.bootstrap_servers, topic, 300, partitions=2)
+    config = job(kafka_service, {"backend": "memory"}, [topic])
+    admin = NoGroupAccess(make_admin(config.source))  # type: ignore[arg-type]
+    with pytest.raises(BackupError) as info:
+        BackupEngine(config, backend=memory, admin=admin).run()
+    message = str(info.value)
+    assert "records are stored" in message and "'billing'" in message
+    assert "backup.consumer_group_snapshot: false" in message
+    assert check_exact(kafka_service, memory, topic, 2) == 300
+    assert Manifest.from_json(memory.get(manifest_key("bk"))).runs[-1].status == "failed"
+    # As the message says: without the group snapshot the next run completes, reading nothing again.
+    again = job(kafka_service, {"backend": "memory"}, [topic], consumer_group_snapshot=False)
+    result = BackupEngine(again, backend=memory).run()
+    assert result.status == "complete" and result.records == 0

@@ -33,7 +33,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from libkb import __version__
 from libkb import metrics as m
@@ -44,6 +44,7 @@ from libkb.config.models import JobConfig, SourceOptions
 from libkb.errors import LibkbError
 from libkb.format.models import (
     Manifest,
+    MissingRange,
     PartitionIndex,
     RunInfo,
     SegmentEntry,
@@ -135,19 +136,24 @@ class ByteBudget:
 
 
 class _RateLimiter:
-    """Keeps the average read rate under ``rate`` bytes/s; a stop request cuts the wait short."""
+    """Keeps the read rate under ``rate`` bytes/s; a stop request cuts the wait short.
 
-    def __init__(self, rate: int | None, stop: threading.Event) -> None:
+    Idle time earns at most ``burst_secs`` of credit: a continuous backup that
+    sat idle for an hour must not then read an hour's worth at full speed.
+    """
+
+    def __init__(self, rate: int | None, stop: threading.Event, burst_secs: float = 1.0) -> None:
         self.rate = rate
         self.stop = stop
-        self.started = time.monotonic()
-        self.sent = 0
+        self.burst_secs = burst_secs
+        self.paid_until = time.monotonic()  # the moment the bytes read so far are allowed at
 
     def consume(self, n: int) -> None:
         if not self.rate:
             return
-        self.sent += n
-        ahead = self.sent / self.rate - (time.monotonic() - self.started)
+        now = time.monotonic()
+        self.paid_until = max(self.paid_until, now - self.burst_secs) + n / self.rate
+        ahead = self.paid_until - now
         if ahead > 0:
             self.stop.wait(ahead)
 
@@ -227,6 +233,7 @@ class BackupEngine:
         self._spare: deque[bytearray] = deque(maxlen=_SPARE_BUFFERS)
         self.run_id = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
         self._uploads: list[Future[None]] = []
+        self._manifest: Manifest | None = None  # this run's, once written
         self._segments = 0
         self._stored_bytes = 0
         self._compressed_bytes = 0
@@ -257,7 +264,14 @@ class BackupEngine:
                 self._wait_uploads()
             result.status = status
             if self.options.consumer_group_snapshot:
-                groups = admin.group_offsets(result.topics)
+                try:
+                    groups = admin.group_offsets(result.topics)
+                except (KafkaException, LibkbError) as exc:
+                    raise BackupError(
+                        f"the records are stored, but the consumer groups' committed offsets could not "
+                        f"be read ({exc}); grant this client Describe on the consumer groups, or set "
+                        "backup.consumer_group_snapshot: false"
+                    ) from exc
                 backend.put(groups_key(self.backup_id), groups_to_json(groups, _now_ms()))
             if result.ok:
                 m.LAST_SUCCESS.labels(self.backup_id).set(time.time())
@@ -320,8 +334,22 @@ class BackupEngine:
         manifest.runs.append(RunInfo(self.run_id, now, mode=mode))
         manifest.updated_ms = now
         backend.put(manifest_key(self.backup_id), manifest.to_json())
-
         tps = [(t, p) for t, n in topics.items() for p in range(n)]
+        states = self._plan_states(backend, admin, tps, result, self.options.start_offset, snapshot)
+        result.partitions = len(states)
+        self._manifest = manifest
+        return manifest, states
+
+    def _plan_states(
+        self,
+        backend: StorageBackend,
+        admin: KafkaAdmin,
+        tps: list[TP],
+        result: BackupResult,
+        start_offset: str,
+        snapshot: bool,
+    ) -> dict[TP, _Partition]:
+        """Consume-loop state for each partition: its index (adopting stray segments) and plan."""
         indexes = {}
         for topic, partition in tps:
             index, changed = load_index(backend, self.backup_id, topic, partition)
@@ -332,7 +360,7 @@ class BackupEngine:
         plans = plan_partitions(
             {tp: idx.end_offset for tp, idx in indexes.items()},
             offsets,
-            start_offset=self.options.start_offset,
+            start_offset=start_offset,
             snapshot=snapshot,
         )
         states = {}
@@ -348,8 +376,38 @@ class BackupEngine:
                 )
                 log.warning(result.missing_ranges[-1])
             states[tp] = _Partition(plan, index, self.options.block_bytes, self._spare)
-        result.partitions = len(states)
-        return manifest, states
+        return states
+
+    def _discover(
+        self, backend: StorageBackend, admin: KafkaAdmin, known: dict[TP, _Partition], result: BackupResult
+    ) -> dict[TP, _Partition]:
+        """Continuous mode: states for matching topics and partitions created since the run began.
+
+        They start at their earliest offset: every record in them is newer than
+        the run. The manifest learns of them before any of their segments.
+        """
+        internal = self.options.include_internal_topics
+        topics = admin.select_topics(self.source.topics, include_internal=internal)
+        tps = [(t, p) for t, n in topics.items() for p in range(n) if (t, p) not in known]
+        if not tps:
+            return {}
+        names = sorted({t for t, _ in tps})
+        manifest = self._manifest
+        assert manifest is not None  # written by _prepare before the loop starts
+        manifest.topics.update(admin.topic_infos(names))
+        manifest.updated_ms = _now_ms()
+        backend.put(manifest_key(self.backup_id), manifest.to_json())
+        for name in names:
+            if name not in result.topics:
+                result.topics.append(name)
+        states = self._plan_states(backend, admin, tps, result, "earliest", snapshot=False)
+        result.partitions += len(states)
+        log.info(
+            "backing up %d new partition(s): %s",
+            len(states),
+            ", ".join(f"{t}[{p}]" for t, p in sorted(states)),
+        )
+        return states
 
     def _consume(
         self,
@@ -400,6 +458,7 @@ class BackupEngine:
             st.seg_opened = time.monotonic()
 
         def reserve(n: int) -> None:
+            waited = time.monotonic()
             while not budget.try_acquire(n):
                 victim = max(states.values(), key=lambda s: s.seg_raw)
                 uploading = budget.used - sum(s.seg_raw for s in states.values())
@@ -409,6 +468,12 @@ class BackupEngine:
                     # Uploads under way hold half the budget or more; they free it
                     # block by block as storage takes their blocks.
                     budget.wait(0.2)
+                    now = time.monotonic()
+                    if now - waited >= _HOUSEKEEPING_SECS:
+                        # Waiting on slow storage (which retries with timeouts) is
+                        # the loop working, not stuck: keep liveness fed.
+                        waited = now
+                        self._report(totals, total - active, total, now - started)
                 self._check_uploads()
 
         def compress(raw: RawBlock) -> Future[Block]:
@@ -474,11 +539,65 @@ class BackupEngine:
             if assignment:
                 consumer.assign(assignment)
             started = time.monotonic()
-            last_tick = started
+            last_tick = last_discovery = started
             continuous = opts.continuous or not opts.stop_at_current_offsets
             interval = opts.segment_max_interval_ms / 1000
             eof_code = KafkaError._PARTITION_EOF
+            reset_code = KafkaError._AUTO_OFFSET_RESET
             stop = self._stop
+            max_records = opts.segment_max_records
+
+            def segment_full(st: _Partition) -> bool:
+                """The open segment holds ``segment_max_records`` with the open block."""
+                return max_records is not None and st.seg_records + st.enc.count >= max_records
+
+            def offsets_deleted(st: _Partition, why: str) -> None:
+                """The next offset to read is gone (``auto.offset.reset: error``).
+
+                Retention (or ``delete_records``) moved the log start past it while
+                the run was reading: store what was read, record the lost offsets
+                as a missing range after it, and continue at the new start.
+                """
+                if st.done:
+                    return
+                if st.enc.count:
+                    seal(st)
+                position = st.covered_to
+                low, high = consumer.get_watermark_offsets(
+                    TopicPartition(st.topic, st.partition), timeout=admin.timeout
+                )
+                if position > high:
+                    raise BackupError(
+                        f"{st.topic}[{st.partition}]: the backup has read up to offset {position} but the "
+                        f"partition now ends at {high}; the topic was probably deleted and recreated "
+                        "(or an unclean leader election lost records). Use a new backup_id."
+                    )
+                if low <= position:  # not deleted after all (e.g. a leader change): read it again
+                    restart_at(st, position)
+                    return
+                end = low if st.target_end is None else min(low, st.target_end)
+                close_segment(st)  # segments first: the missing range goes after them
+                lost = MissingRange(position, end, "retention")
+                st.chain = upload_pool.submit(self._record_missing, backend, st, lost, st.chain)
+                self._uploads.append(st.chain)
+                text = (
+                    f"{st.topic}[{st.partition}] offsets {position}-{end - 1} were deleted by retention "
+                    f"while the backup was reading them ({why})"
+                )
+                result.missing_ranges.append(text)
+                log.warning(text)
+                st.seg_base = st.covered_to = end
+                st.sealed_last = end - 1
+                if st.target_end is not None and end >= st.target_end:
+                    finish(st, st.target_end)
+                else:
+                    restart_at(st, end)
+
+            def restart_at(st: _Partition, offset: int) -> None:
+                # After an offset-reset error the partition's fetcher is stopped and
+                # refuses seek(); assigning it again starts it at ``offset``.
+                consumer.incremental_unassign([TopicPartition(st.topic, st.partition)])
+                consumer.incremental_assign([TopicPartition(st.topic, st.partition, offset)])
 
             def per_record(msgs: list[Any]) -> bool:
                 """Records one by one (runs with errors or a partition's end); True: stop."""
@@ -494,6 +613,9 @@ class BackupEngine:
                                 finish(st, st.target_end)
                             elif not st.enc.count and off > st.covered_to:
                                 st.covered_to = off  # passed transaction markers / aborted records
+                            continue
+                        if err.code() == reset_code and (msg.topic(), msg.partition()) in states:
+                            offsets_deleted(states[(msg.topic(), msg.partition())], err.str())
                             continue
                         if err.fatal() or not err.retriable():
                             raise BackupError(f"Kafka error on {msg.topic()}[{msg.partition()}]: {err.str()}")
@@ -511,7 +633,7 @@ class BackupEngine:
                     size = st.enc.add(off, ts, ts_type, msg.key(), msg.value(), msg.headers())
                     if end is not None and off + 1 >= end:
                         finish(st, end)
-                    elif size >= block_bytes:
+                    elif size >= block_bytes or segment_full(st):
                         seal(st)
                         if stop.is_set():
                             return True  # the rest of the batch is read again by the next run
@@ -543,8 +665,14 @@ class BackupEngine:
                         i += 1
                         continue
                     end = st.target_end
+                    batch = msgs
+                    if max_records is not None:
+                        # Pack no more records than the open segment has room for.
+                        room = max_records - st.seg_records - st.enc.count
+                        if i + room < n:
+                            batch = msgs[: i + room]
                     i, reason = st.enc.add_messages(
-                        msgs,
+                        batch,
                         i,
                         block_bytes,
                         None if one_topic else st.topic,
@@ -553,7 +681,7 @@ class BackupEngine:
                     )
                     if end is not None and (reason == STOP_BOUND or st.enc.last_offset + 1 >= end > 0):
                         finish(st, end)
-                    elif reason == STOP_FULL:
+                    elif reason == STOP_FULL or segment_full(st):
                         seal(st)
                         if stop.is_set():
                             break  # the rest of the batch is read again by the next run
@@ -574,6 +702,17 @@ class BackupEngine:
                             if st.enc.count:
                                 seal(st)
                             close_segment(st)
+                    if continuous and now - last_discovery >= opts.topic_refresh_secs:
+                        last_discovery = now
+                        added = self._discover(backend, admin, states, result)
+                        if added:
+                            states.update(added)
+                            total += len(added)
+                            active += sum(1 for st in added.values() if not st.done)
+                            one_topic = len({st.topic for st in states.values()}) <= 1
+                            fresh = [TopicPartition(t, p, st.seg_base) for (t, p), st in added.items()]
+                            consumer.incremental_assign(fresh)
+                            assignment.extend(fresh)
                     self._record_lag(consumer, states)
                     self._report(totals, total - active, total, now - started)
             # Stopped, or every partition reached its end: store what is open.
@@ -611,7 +750,9 @@ class BackupEngine:
             "enable.auto.offset.store": False,
             "enable.partition.eof": True,
             "isolation.level": self.options.isolation_level,
-            "auto.offset.reset": "earliest",
+            # Never skip silently: an out-of-range position (retention deleted the
+            # offsets mid-run) comes back as an error event and is recorded.
+            "auto.offset.reset": "error",
             "queued.max.messages.kbytes": 32768,
             # librdkafka's default (1000 ms) idles the fetcher for a second each
             # time the 32 MiB queue fills, which capped a 1-partition backup at
@@ -694,6 +835,19 @@ class BackupEngine:
             m.COMPRESSION_RATIO.labels(algorithm, self.backup_id).set(ratio)
         finally:
             budget.release(raw - released)
+
+    def _record_missing(
+        self, backend: StorageBackend, st: _Partition, lost: MissingRange, prev: Future[None] | None
+    ) -> None:
+        """Add a missing range to the partition's index once the segments before it are stored."""
+        if prev is not None:
+            prev.result()
+        with st.index_lock:
+            st.index.missing.append(lost)
+            data = st.index.to_json()
+        if self._lease_lost.is_set():
+            raise LeaseLostError(f"lost the lease on backup {self.backup_id!r}; missing range not recorded")
+        backend.put(index_key(self.backup_id, st.topic, st.partition), data)
 
     def _check_uploads(self) -> None:
         done = [f for f in self._uploads if f.done()]

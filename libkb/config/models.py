@@ -108,6 +108,8 @@ class BackupOptions:
     compression_threads: int = 2
     #: A run's lease on its backup id expires this long after its last renewal.
     lease_ttl_secs: float = 60.0
+    #: Continuous mode: look for new matching topics and partitions this often.
+    topic_refresh_secs: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)

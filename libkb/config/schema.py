@@ -136,6 +136,7 @@ class BackupSchema(Strict):
     max_bytes_in_flight = fields.Integer(validate=validate.Range(min=_MiB))
     compression_threads = fields.Integer(validate=validate.Range(min=1, max=64))
     lease_ttl_secs = fields.Float(validate=validate.Range(min=5))
+    topic_refresh_secs = fields.Float(validate=validate.Range(min=1))
 
     @pre_load
     def lz4(self, data: Any, **_: Any) -> Any:

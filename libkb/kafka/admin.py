@@ -35,6 +35,20 @@ INTERNAL_PREFIXES = ("__",)
 T = TypeVar("T")
 
 
+def _selects_topic(selection: TopicSelection, name: str, *, include_internal: bool) -> bool:
+    """Whether a backup selection picks topic ``name``.
+
+    Without ``include_internal`` an internal topic (``__consumer_offsets``) is
+    matched only by an include pattern that itself starts with ``__`` (its
+    exact name, or ``"__*"``), so ``*`` does not back up the cluster's own
+    bookkeeping while asking for it by name still works. Excludes always win.
+    """
+    if not include_internal and name.startswith(INTERNAL_PREFIXES):
+        explicit = tuple(p for p in selection.include if p.startswith(INTERNAL_PREFIXES))
+        selection = TopicSelection(include=explicit, exclude=selection.exclude)
+    return selection.matches(name)
+
+
 # Answers that mean "not yet": leadership moving, a topic just created, a slow broker.
 # A just-created topic can answer UNKNOWN_LEADER_EPOCH for a moment: the client's
 # metadata already has the new leader epoch, the broker has not applied it yet.
@@ -125,15 +139,17 @@ class KafkaAdmin:
             return metadata
 
     def select_topics(self, selection: TopicSelection, *, include_internal: bool) -> dict[str, int]:
-        """Topic name -> partition count for the topics the selection matches."""
+        """Topic name -> partition count for the topics the selection matches.
+
+        ``include_internal`` only decides whether generic patterns (``*``) reach
+        internal topics; see :func:`_selects_topic`.
+        """
         metadata = self.metadata()
         chosen = {}
         for name, topic in metadata.topics.items():
             if topic.error is not None:
                 continue
-            if not include_internal and name.startswith(INTERNAL_PREFIXES):
-                continue
-            if selection.matches(name):
+            if _selects_topic(selection, name, include_internal=include_internal):
                 chosen[name] = len(topic.partitions)
         return dict(sorted(chosen.items()))
 
@@ -197,8 +213,13 @@ class KafkaAdmin:
             )
             try:
                 answer = futures[group].result(timeout=self.timeout)
-            except KafkaException:
-                continue  # the group went away meanwhile
+            except KafkaException as exc:
+                err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+                if err is not None and err.code() == KafkaError.GROUP_ID_NOT_FOUND:
+                    continue  # the group went away meanwhile
+                # Anything else (e.g. not authorized) must not leave the group out unnoticed.
+                code = err.code() if err is not None else KafkaError._FAIL
+                raise KafkaException(KafkaError(code, f"consumer group {group!r}: {exc}")) from exc
             offsets: dict[str, dict[int, int]] = {}
             for tp in answer.topic_partitions or []:
                 if tp.topic in wanted and tp.offset >= 0:
