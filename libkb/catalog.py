@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
 from libkb.backup.lease import current_lease, lease_is_live
+from libkb.backup.state import read_segment_entry
 from libkb.errors import FormatError, LibkbError
 from libkb.format.models import (
     GroupOffsets,
@@ -391,12 +392,14 @@ class _Validator:
         for ikey, index in sorted(indexes.items()):
             entries += self._check_index(ikey, index, segments)
         indexed = {e.key for e in entries}
-        for key in sorted(segments - indexed):
-            topic, partition = _topic_partition(key)
-            self.problem(
-                f"{key}: stored but not listed in {index_key(bid, topic, partition)} "
-                "(left by an interrupted run, or the index lost it)"
-            )
+        strays: dict[tuple[str, int], list[tuple[int, str]]] = defaultdict(list)
+        for key in segments - indexed:
+            parsed = parse_segment_key(key)
+            if parsed is not None:
+                strays[(parsed[1], parsed[2])].append((parsed[3], key))
+        for (topic, partition), unlisted in sorted(strays.items()):
+            owner = indexes.get(index_key(bid, topic, partition))
+            entries += self._check_strays(topic, partition, owner, unlisted)
         present = [e for e in entries if e.key in segments]
         # Deep checks hold whole segments in memory: fewer at once.
         workers = _DEEP_WORKERS if self.report.deep else _READ_WORKERS
@@ -448,18 +451,72 @@ class _Validator:
         bid = self.backup_id
         expected = {(t, p) for t, info in manifest.topics.items() for p in range(info.partitions)}
         found = {(i.topic, i.partition) for i in indexes.values()}
-        with_segments = {(s[1], s[2]) for s in map(parse_segment_key, segments) if s is not None}
+        stored: dict[tuple[str, int], int] = defaultdict(int)
+        for parsed in map(parse_segment_key, segments):
+            if parsed is not None:
+                stored[(parsed[1], parsed[2])] += 1
         for topic, partition in sorted(expected - found):
-            if (topic, partition) in with_segments:
+            # No index and no segment: the partition was empty when backed up. One
+            # segment: a run was killed before its first index (judged as a stray).
+            if stored[(topic, partition)] > 1:
                 self.problem(
-                    f"{index_key(bid, topic, partition)}: missing, but segments of "
-                    f"{topic}/{partition} are stored"
+                    f"{index_key(bid, topic, partition)}: missing, but {stored[(topic, partition)]} "
+                    f"segments of {topic}/{partition} are stored"
                 )
-            # No index and no segment: the partition was empty when backed up.
         for topic, partition in sorted(found - expected):
             self.problem(
                 f"{index_key(bid, topic, partition)}: {topic}/{partition} is not in the manifest's topics"
             )
+
+    def _check_strays(
+        self, topic: str, partition: int, index: PartitionIndex | None, found: list[tuple[int, str]]
+    ) -> list[SegmentEntry]:
+        """Segments the index does not list, judged as the next run will treat them.
+
+        A run stores a segment before the index listing it, so one killed in
+        between leaves segments that continue the indexed coverage: intact,
+        and adopted by the next run (``libkb.backup.state.load_index``). Those,
+        and leftover copies of indexed offsets, are warnings; a segment past a
+        hole or overlapping the index is a problem. Adoptable ones are returned
+        so a deep check reads them too.
+        """
+        ikey = index_key(self.backup_id, topic, partition)
+        end = index.end_offset if index is not None else None
+        adoptable: list[SegmentEntry] = []
+        for base, key in sorted(found):
+            try:
+                entry = read_segment_entry(self.backend, key, base)
+            except (FormatError, ValueError, StorageError) as exc:
+                self.problem(f"{key}: stored but not listed in {ikey}, and unreadable: {exc}")
+                continue
+            if end is not None and base < end:
+                if entry.end_offset <= end:
+                    self.report.warnings.append(
+                        f"{key}: a leftover copy of offsets already in indexed segments; "
+                        "the next backup run deletes it"
+                    )
+                else:
+                    self.problem(f"{key}: stored but not listed in {ikey}, and overlaps the indexed segments")
+                continue
+            if end is not None and base > end:
+                self.problem(
+                    f"{key}: stored but not listed in {ikey}, after offsets {end}-{base - 1} that nothing "
+                    "accounts for (the index lost them)"
+                )
+            elif adoptable or (index is None and len(found) > 1):
+                # A run leaves at most one stored-but-unlisted segment per partition.
+                self.problem(
+                    f"{key}: stored but not listed in {ikey}, which lost it (more than one unlisted "
+                    "segment); the next backup run adopts it"
+                )
+            else:
+                self.report.warnings.append(
+                    f"{key}: stored but not yet listed in {ikey} (a run was interrupted after storing "
+                    "it); the next backup run adopts it, and restores leave it out until then"
+                )
+                adoptable.append(entry)
+            end = entry.end_offset
+        return adoptable
 
     def _check_index(self, ikey: str, index: PartitionIndex, segments: set[str]) -> list[SegmentEntry]:
         for text in index.coverage_problems():

@@ -26,7 +26,7 @@ from integration.kafka_data import consume_all, produce, stored_index, stored_re
 from integration.services.endpoints import KafkaEndpoint
 from libkb.backup.engine import BackupEngine, BackupResult
 from libkb.backup.lease import LeaseHeldError, current_lease, lease_is_live
-from libkb.catalog import describe_backup, list_backups
+from libkb.catalog import describe_backup, list_backups, validate_backup
 from libkb.config import JobConfig, parse_config
 from libkb.format import segment
 from libkb.format.models import Manifest, groups_from_json, groups_key, lease_key, manifest_key
@@ -348,6 +348,9 @@ def test_kill_9_mid_run_then_resume_is_exact(
     assert [s.status for s in list_backups(backend)] == ["interrupted"]
     assert describe_backup(backend, "bk").manifest.status == "interrupted"
     assert Manifest.from_json(backend.get("bk/manifest.json")).runs[-1].status == "running"
+    # What the dead run stored is valid as it stands, before any repair.
+    report = validate_backup(backend, "bk", deep=True)
+    assert report.ok, report.problems
     config["backup"]["rate_limit_bytes_per_sec"] = None  # type: ignore[index]
     result = BackupEngine(parse_config(config)).run()
     assert result.status == "complete"
@@ -458,7 +461,6 @@ def test_offsets_deleted_by_retention_while_the_run_reads_them_are_recorded(
     """
     from confluent_kafka.admin import AdminClient
 
-    from libkb.catalog import validate_backup
     from libkb.config import SourceOptions
     from libkb.kafka.clients import make_consumer
 

@@ -136,11 +136,60 @@ def test_hole_in_coverage(backend: StorageBackend) -> None:
     assert problem.startswith(ikey) and f"hole [{dropped.base_offset}, {dropped.end_offset})" in problem
 
 
-def test_orphan_segment_not_in_any_index(backend: StorageBackend) -> None:
+def test_segment_stored_by_a_killed_run_before_its_index_is_a_warning(backend: StorageBackend) -> None:
+    """A run stores a segment, then the index; killed in between, the backup is still valid."""
+    write_backup(backend, "b1")  # orders/0 is indexed up to offset 32
+    unlisted = put_segment(backend, "b1", "orders", 0, 32, 40, records(32, 8)).key
+    report = validate_backup(backend, "b1", deep=True)
+    assert report.ok, report.problems
+    (warning,) = [w for w in report.warnings if w.startswith(unlisted)]
+    assert "the next backup run adopts it" in warning
+    assert report.checked_segments == 6 + 1  # deep: its bytes are read as well
+    flip_byte(backend, unlisted)
+    problems = validate_backup(backend, "b1", deep=True).problems
+    assert any(p.startswith(unlisted) for p in problems)
+
+
+def test_first_segment_stored_before_any_index_is_a_warning(backend: StorageBackend) -> None:
+    write_backup(backend, "b1", segments=1)
+    backend.delete(index_key("b1", "orders", 1))  # killed before its first index write
+    report = validate_backup(backend, "b1")
+    assert report.ok, report.problems
+    assert any("not yet listed in" in w for w in report.warnings)
+
+
+@pytest.mark.parametrize(
+    ("base", "end", "words"),
+    [
+        (40, 48, "nothing accounts for"),  # offsets 32-39 unexplained
+        (20, 40, "overlaps the indexed segments"),
+    ],
+)
+def test_unlisted_segment_that_does_not_continue_the_index_is_a_problem(
+    backend: StorageBackend, base: int, end: int, words: str
+) -> None:
     write_backup(backend, "b1")
-    orphan = put_segment(backend, "b1", "orders", 0, 32, 40, records(32, 8)).key
+    unlisted = put_segment(backend, "b1", "orders", 0, base, end, records(base, end - base)).key
     (problem,) = validate_backup(backend, "b1").problems
-    assert problem.startswith(orphan) and "not listed in" in problem
+    assert problem.startswith(unlisted) and "not listed in" in problem and words in problem
+
+
+def test_two_unlisted_segments_mean_the_index_lost_one(backend: StorageBackend) -> None:
+    write_backup(backend, "b1")
+    first = put_segment(backend, "b1", "orders", 0, 32, 40, records(32, 8)).key
+    second = put_segment(backend, "b1", "orders", 0, 40, 48, records(40, 8)).key
+    report = validate_backup(backend, "b1")
+    assert any(w.startswith(first) for w in report.warnings)
+    (problem,) = report.problems
+    assert problem.startswith(second) and "lost it" in problem
+
+
+def test_leftover_copy_of_indexed_offsets_is_a_warning(backend: StorageBackend) -> None:
+    write_backup(backend, "b1")
+    copy = put_segment(backend, "b1", "orders", 0, 5, 10, records(5, 5)).key
+    report = validate_backup(backend, "b1")
+    assert report.ok, report.problems
+    assert any(w.startswith(copy) and "next backup run deletes it" in w for w in report.warnings)
 
 
 def test_index_missing_while_segments_are_stored(backend: StorageBackend) -> None:
