@@ -8,6 +8,7 @@ cleanly on SIGTERM with exit 0, and leaves a backup that ``validate --deep``,
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import socket
@@ -20,10 +21,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from confluent_kafka import Producer
 
 from integration.services import KafkaEndpoint
 from integration.services.kafka import TopicFactory
+from integration.storage.configs import azure_config, gcs_config, s3_config
+from libkb.backup.engine import BackupEngine
+from libkb.config import parse_config
+from libkb.storage import StorageBackendConfig, create_backend_from_config
 
 KAFKA_BACKUP = Path(sys.executable).with_name("kafka-backup")
 DEADLINE_SECS = 90
@@ -61,8 +67,10 @@ def write_config(
     return config
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(KAFKA_BACKUP), *args], capture_output=True, text=True, timeout=DEADLINE_SECS)
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(KAFKA_BACKUP), *args], capture_output=True, text=True, timeout=DEADLINE_SECS, env=env
+    )
 
 
 def fetch(url: str) -> tuple[int, bytes]:
@@ -180,3 +188,56 @@ def test_snapshot_backup_completes_and_reports_progress(
     assert "backup cli-snapshot: " in done.stderr  # the periodic progress line (stderr is not a TTY)
     done = cli("validate", "--path", str(tmp_path / "store"), "--backup-id", "cli-snapshot", "--deep")
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("store", ["minio", "azurite", "fake-gcs"])
+def test_list_describe_validate_take_cloud_urls(
+    store: str,
+    request: pytest.FixtureRequest,
+    kafka_service: KafkaEndpoint,
+    kafka_topic_factory: TopicFactory,
+    tmp_path: Path,
+) -> None:
+    """``--path`` with each cloud URL form; credentials come from the environment, as documented."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AZURE_", "GOOGLE_"))}
+    env |= {"AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}
+    storage: StorageBackendConfig
+    if store == "minio":
+        bucket: Any = request.getfixturevalue("minio_bucket")
+        service = bucket.service
+        storage = s3_config(bucket, prefix="prod")
+        url = f"s3://{bucket.name}/prod?endpoint={service.endpoint}&path_style=true&region={service.region}"
+        env |= {"AWS_ACCESS_KEY_ID": service.access_key, "AWS_SECRET_ACCESS_KEY": service.secret_key}
+    elif store == "azurite":
+        container: Any = request.getfixturevalue("azurite_container")
+        service = container.service
+        storage = azure_config(container, prefix="prod")
+        url = f"azure://{service.account_name}/{container.name}/prod?endpoint={service.endpoint}"
+        env["AZURE_STORAGE_KEY"] = service.account_key
+    else:
+        bucket = request.getfixturevalue("gcs_bucket")
+        storage = gcs_config(bucket, prefix="prod")
+        url = f"gs://{bucket.name}/prod?endpoint={bucket.service.endpoint}"
+    bootstrap = kafka_service.bootstrap_servers
+    topic = kafka_topic_factory(partitions=2)
+    produce(bootstrap, topic, 200, 2)
+    config = parse_config(
+        {
+            "backup_id": "cloud",
+            "source": {"bootstrap_servers": bootstrap, "topics": {"include": [topic]}},
+            "storage": {"backend": "memory"},  # replaced by the cloud backend below
+        }
+    )
+    with create_backend_from_config(storage) as backend:
+        assert BackupEngine(config, backend=backend).run().status == "complete"
+
+    done = cli("list", "--path", url, "--format", "json", env=env)
+    assert done.returncode == 0, done.stderr
+    (summary,) = json.loads(done.stdout)
+    assert (summary["backup_id"], summary["records"], summary["status"]) == ("cloud", 200, "complete")
+    done = cli("describe", "--path", url, "--backup-id", "cloud", "--format", "json", env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["topics"][topic]["partitions"] == 2
+    done = cli("validate", "--path", url, "--backup-id", "cloud", "--deep", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "valid (deep check: 2 partitions" in done.stdout and "200 records" in done.stdout

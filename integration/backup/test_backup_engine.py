@@ -636,3 +636,25 @@ def test_unreadable_consumer_groups_fail_the_run_clearly_with_the_records_stored
     again = job(kafka_service, {"backend": "memory"}, [topic], consumer_group_snapshot=False)
     result = BackupEngine(again, backend=memory).run()
     assert result.status == "complete" and result.records == 0
+
+
+def test_compression_level_is_applied_and_none_stores_raw_blocks(
+    kafka_service: KafkaEndpoint, topic_factory: Any
+) -> None:
+    topic = topic_factory(partitions=1)
+    produce(kafka_service.bootstrap_servers, topic, 5000)
+    stored = {}
+    levels: dict[str, dict[str, Any]] = {
+        "none": {"compression": "none"},
+        "zstd-1": {"compression": "zstd", "compression_level": 1},
+        "zstd-19": {"compression": "zstd", "compression_level": 19},
+    }
+    for label, options in levels.items():
+        backend = create_backend_from_config(MemoryConfig())
+        config = job(kafka_service, {"backend": "memory"}, [topic], **options)
+        result = BackupEngine(config, backend=backend).run()
+        assert check_exact(kafka_service, backend, topic, 1) == 5000
+        [entry] = stored_index(backend, "bk", topic, 0).segments
+        assert entry.codec == options["compression"]
+        stored[label] = result.stored_bytes
+    assert stored["zstd-19"] < stored["zstd-1"] < stored["none"]
