@@ -241,3 +241,44 @@ def test_list_describe_validate_take_cloud_urls(
     done = cli("validate", "--path", url, "--backup-id", "cloud", "--deep", env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "valid (deep check: 2 partitions" in done.stdout and "200 records" in done.stdout
+
+
+def test_sigterm_during_a_snapshot_exits_1_and_leaves_a_valid_backup(
+    kafka_service: KafkaEndpoint, kafka_topic_factory: TopicFactory, tmp_path: Path
+) -> None:
+    """A CronJob must see that an interrupted snapshot did not finish; running it again finishes it."""
+    bootstrap = kafka_service.bootstrap_servers
+    topic = kafka_topic_factory(partitions=1)
+    produce(bootstrap, topic, 20_000, 1)  # ~2.3 MB, read at 200 kB/s
+    store = tmp_path / "store"
+    config = tmp_path / "snap.yaml"
+    config.write_text(
+        f"backup_id: snap\n"
+        f"source:\n  bootstrap_servers: {bootstrap}\n  topics:\n    include: [{topic}]\n"
+        f"storage:\n  backend: filesystem\n  path: {store}\n"
+        "backup:\n  segment_max_records: 1000\n  block_bytes: 4096\n  rate_limit_bytes_per_sec: 200000\n"
+    )
+    proc = subprocess.Popen(
+        [str(KAFKA_BACKUP), "backup", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for("a stored segment", proc, lambda: any(store.rglob("segment-*.kbs")))
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=DEADLINE_SECS)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 1, out + err
+    assert "was interrupted before reaching the offsets it started for" in err, err
+    done = cli("validate", "--path", str(store), "--backup-id", "snap", "--deep")
+    assert done.returncode == 0, done.stdout + done.stderr
+    config.write_text(config.read_text().replace("  rate_limit_bytes_per_sec: 200000\n", ""))
+    done = cli("backup", "--config", str(config))
+    assert done.returncode == 0, done.stderr
+    done = cli("describe", "--path", str(store), "--backup-id", "snap", "--format", "json")
+    described = json.loads(done.stdout)
+    assert described["records"] == 20_000 and described["status"] == "complete"
