@@ -16,7 +16,9 @@ BACKUP_LAG = Gauge(
 )
 BACKUP_RECORDS = Counter("kafka_backup_records_total", "Records backed up", ["backup_id"])
 BACKUP_BYTES = Counter(
-    "kafka_backup_bytes_total", "Record bytes backed up (keys, values, headers)", ["backup_id"]
+    "kafka_backup_bytes_total",
+    "Record bytes backed up, as encoded in blocks (keys, values, headers, offsets, timestamps)",
+    ["backup_id"],
 )
 BACKUP_OFFSET_GAPS = Counter(
     "kafka_backup_offset_gaps_total",
@@ -24,7 +26,9 @@ BACKUP_OFFSET_GAPS = Counter(
     ["backup_id"],
 )
 COMPRESSED_BYTES = Counter(
-    "kafka_backup_compressed_bytes_total", "Bytes after compression", ["algorithm", "backup_id"]
+    "kafka_backup_compressed_bytes_total",
+    "Segment bytes after compression (blocks with their heads, and footers)",
+    ["algorithm", "backup_id"],
 )
 UNCOMPRESSED_BYTES = Counter(
     "kafka_backup_uncompressed_bytes_total", "Bytes before compression", ["algorithm", "backup_id"]
