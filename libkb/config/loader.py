@@ -27,10 +27,11 @@ def expand_env(value: Any, *, path: str = "", source: str | None = None) -> Any:
 
         def sub(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
-            if name in os.environ:
-                return os.environ[name]
-            if default is not None:
-                return default
+            value = os.environ.get(name)
+            if default is not None and not value:
+                return default  # as in a shell, ``:-`` also covers a variable set but empty
+            if value is not None:
+                return value
             raise ConfigError(
                 f"environment variable {name} is not set (write ${{{name}:-default}} for a default)",
                 key=path or None,

@@ -79,6 +79,13 @@ def test_a_set_variable_wins_over_its_default(env: pytest.MonkeyPatch, tmp_path:
     assert job.source is not None and job.source.bootstrap_servers[1] == "broker-2:19093"
 
 
+def test_a_default_also_covers_a_variable_set_but_empty(env: pytest.MonkeyPatch) -> None:
+    """As ``${VAR:-default}`` in a shell; without a default, empty stays empty."""
+    env.setenv("KB_TEST_EMPTY", "")
+    assert expand_env("${KB_TEST_EMPTY:-fallback}") == "fallback"
+    assert expand_env("x${KB_TEST_EMPTY}y") == "xy"
+
+
 @pytest.mark.parametrize(
     ("key", "variable"),
     [("storage.secret_key", "KB_TEST_SECRET"), ("source.bootstrap_servers[0]", "KB_TEST_HOST")],
