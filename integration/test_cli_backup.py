@@ -7,6 +7,7 @@ cleanly on SIGTERM with exit 0, and leaves a backup that ``validate --deep``,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -17,7 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,29 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     )
 
 
+@contextlib.contextmanager
+def running_backup(config: Path) -> Iterator[subprocess.Popen[str]]:
+    """``kafka-backup backup`` in a subprocess, killed if the test leaves it running."""
+    proc = subprocess.Popen(
+        [str(KAFKA_BACKUP), "backup", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def sigterm(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """Stop it as Kubernetes does; its (stdout, stderr)."""
+    proc.send_signal(signal.SIGTERM)
+    return proc.communicate(timeout=DEADLINE_SECS)
+
+
 def fetch(url: str) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=5) as r:
@@ -114,13 +138,7 @@ def test_continuous_backup_serves_ops_endpoints_and_stops_on_sigterm(
     url = f"http://127.0.0.1:{port}"
     backup_id = "cli-continuous"
     config = write_config(tmp_path, bootstrap, topic, backup_id, continuous=True, port=port)
-    proc = subprocess.Popen(
-        [str(KAFKA_BACKUP), "backup", "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with running_backup(config) as proc:
         wait_for("500 records in /metrics", proc, lambda: records_metric(url, backup_id) >= 500)
         produce(bootstrap, topic, 100, 2, start=500)
         wait_for("600 records in /metrics", proc, lambda: records_metric(url, backup_id) >= 600)
@@ -144,12 +162,7 @@ def test_continuous_backup_serves_ops_endpoints_and_stops_on_sigterm(
         assert status == 200 and health["status"] == "healthy", health
         assert health["components"]["run_loop"]["state"] == "up" and health["uptime_secs"] > 0
 
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=DEADLINE_SECS)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        out, err = sigterm(proc)
     assert proc.returncode == 0, err
     assert f"backup {backup_id} stopped: 600 records" in out, out
     assert "SIGTERM received" in err
@@ -258,20 +271,9 @@ def test_sigterm_during_a_snapshot_exits_1_and_leaves_a_valid_backup(
         f"storage:\n  backend: filesystem\n  path: {store}\n"
         "backup:\n  segment_max_records: 1000\n  block_bytes: 4096\n  rate_limit_bytes_per_sec: 200000\n"
     )
-    proc = subprocess.Popen(
-        [str(KAFKA_BACKUP), "backup", "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with running_backup(config) as proc:
         wait_for("a stored segment", proc, lambda: any(store.rglob("segment-*.kbs")))
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=DEADLINE_SECS)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        out, err = sigterm(proc)
     assert proc.returncode == 1, out + err
     assert "was interrupted before reaching the offsets it started for" in err, err
     done = cli("validate", "--path", str(store), "--backup-id", "snap", "--deep")

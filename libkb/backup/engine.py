@@ -815,12 +815,7 @@ class BackupEngine:
             key = segment_key(self.backup_id, st.topic, st.partition, base)
             backend.put_stream(key, chunks())
             entry = SegmentEntry.from_footer(key, base, footer[0], writer.size, self.options.compression)
-            with st.index_lock:
-                st.index.segments.append(entry)
-                data = st.index.to_json()
-            if self._lease_lost.is_set():
-                raise LeaseLostError(f"lost the lease on backup {self.backup_id!r}; {key} is not indexed")
-            backend.put(index_key(self.backup_id, st.topic, st.partition), data)
+            data = self._store_index(backend, st, key, lambda index: index.segments.append(entry))
             payload_bytes = writer.size - len(writer.header)
             with self._stats_lock:
                 self._segments += 1
@@ -842,12 +837,20 @@ class BackupEngine:
         """Add a missing range to the partition's index once the segments before it are stored."""
         if prev is not None:
             prev.result()
+        what = f"the missing range {lost.start}-{lost.end - 1}"
+        self._store_index(backend, st, what, lambda index: index.missing.append(lost))
+
+    def _store_index(
+        self, backend: StorageBackend, st: _Partition, what: str, change: Callable[[PartitionIndex], None]
+    ) -> bytes:
+        """Apply ``change`` to the partition's index and store it; refuse once the lease is lost."""
         with st.index_lock:
-            st.index.missing.append(lost)
+            change(st.index)
             data = st.index.to_json()
         if self._lease_lost.is_set():
-            raise LeaseLostError(f"lost the lease on backup {self.backup_id!r}; missing range not recorded")
+            raise LeaseLostError(f"lost the lease on backup {self.backup_id!r}; {what} is not indexed")
         backend.put(index_key(self.backup_id, st.topic, st.partition), data)
+        return data
 
     def _check_uploads(self) -> None:
         done = [f for f in self._uploads if f.done()]
