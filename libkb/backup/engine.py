@@ -704,7 +704,12 @@ class BackupEngine:
                             close_segment(st)
                     if continuous and now - last_discovery >= opts.topic_refresh_secs:
                         last_discovery = now
-                        added = self._discover(backend, admin, states, result)
+                        try:
+                            added = self._discover(backend, admin, states, result)
+                        except (KafkaException, LibkbError) as exc:
+                            # An outage must not end a continuous backup; the next look retries.
+                            log.warning("could not look for new topics and partitions: %s", exc)
+                            added = {}
                         if added:
                             states.update(added)
                             total += len(added)
