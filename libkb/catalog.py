@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
 from libkb.backup.lease import current_lease, lease_is_live
-from libkb.backup.state import read_segment_entry
+from libkb.backup.state import AFTER_HOLE, LEFTOVER, OVERLAP, judge_strays, read_segment_entry
 from libkb.errors import FormatError, LibkbError
 from libkb.format.models import (
     GroupOffsets,
@@ -481,27 +481,27 @@ class _Validator:
         so a deep check reads them too.
         """
         ikey = index_key(self.backup_id, topic, partition)
-        end = index.end_offset if index is not None else None
-        adoptable: list[SegmentEntry] = []
+        entries = []
         for base, key in sorted(found):
             try:
-                entry = read_segment_entry(self.backend, key, base)
+                entries.append(read_segment_entry(self.backend, key, base))
             except (FormatError, ValueError, StorageError) as exc:
                 self.problem(f"{key}: stored but not listed in {ikey}, and unreadable: {exc}")
-                continue
-            if end is not None and base < end:
-                if entry.end_offset <= end:
-                    self.report.warnings.append(
-                        f"{key}: a leftover copy of offsets already in indexed segments; "
-                        "the next backup run deletes it"
-                    )
-                else:
-                    self.problem(f"{key}: stored but not listed in {ikey}, and overlaps the indexed segments")
-                continue
-            if end is not None and base > end:
+        adoptable: list[SegmentEntry] = []
+        end = index.end_offset if index is not None else None
+        for entry, verdict, before in judge_strays(end, entries):
+            key = entry.key
+            if verdict == LEFTOVER:
+                self.report.warnings.append(
+                    f"{key}: a leftover copy of offsets already in indexed segments; "
+                    "the next backup run deletes it"
+                )
+            elif verdict == OVERLAP:
+                self.problem(f"{key}: stored but not listed in {ikey}, and overlaps the indexed segments")
+            elif verdict == AFTER_HOLE:
                 self.problem(
-                    f"{key}: stored but not listed in {ikey}, after offsets {end}-{base - 1} that nothing "
-                    "accounts for (the index lost them)"
+                    f"{key}: stored but not listed in {ikey}, after offsets {before}-{entry.base_offset - 1} "
+                    "that nothing accounts for (the index lost them)"
                 )
             elif adoptable or (index is None and len(found) > 1):
                 # A run leaves at most one stored-but-unlisted segment per partition.
@@ -515,7 +515,6 @@ class _Validator:
                     "it); the next backup run adopts it, and restores leave it out until then"
                 )
                 adoptable.append(entry)
-            end = entry.end_offset
         return adoptable
 
     def _check_index(self, ikey: str, index: PartitionIndex, segments: set[str]) -> list[SegmentEntry]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Iterator
 
 from libkb.format.models import (
     MissingRange,
@@ -38,6 +39,28 @@ def read_segment_entry(backend: StorageBackend, key: str, base: int) -> SegmentE
     return SegmentEntry.from_footer(key, base, footer, size, CODEC_NAMES[header.codec])
 
 
+ADOPT, AFTER_HOLE, LEFTOVER, OVERLAP = "adopt", "after-hole", "leftover", "overlap"
+
+
+def judge_strays(
+    end: int | None, strays: list[SegmentEntry]
+) -> Iterator[tuple[SegmentEntry, str, int | None]]:
+    """How a run treats segments its index (covering up to ``end``) does not list, in offset order.
+
+    Yields (segment, verdict, where the coverage ended before it).
+
+    ``ADOPT``: continues the coverage. ``AFTER_HOLE``: adopted too, after offsets
+    nothing accounts for. ``LEFTOVER``: a copy of offsets already indexed.
+    ``OVERLAP``: reaches past the index from inside it; left alone.
+    """
+    for entry in sorted(strays, key=lambda e: e.base_offset):
+        if end is not None and entry.base_offset < end:
+            yield entry, LEFTOVER if entry.end_offset <= end else OVERLAP, end
+            continue
+        yield entry, AFTER_HOLE if end is not None and entry.base_offset > end else ADOPT, end
+        end = entry.end_offset
+
+
 def load_index(
     backend: StorageBackend, backup_id: str, topic: str, partition: int, *, repair: bool = True
 ) -> tuple[PartitionIndex, bool]:
@@ -54,28 +77,32 @@ def load_index(
         if parsed is not None and name not in known:
             stray.append((parsed[3], name))
     changed = False
-    end = index.end_offset
-    for base, name in sorted(stray):
-        if end is not None and base < end:
-            entry = read_segment_entry(backend, name, base)
-            if entry.end_offset <= end and repair:
-                # Its offsets are already stored in indexed segments: a leftover duplicate.
-                log.warning("removing %s: its offsets are already stored in indexed segments", name)
-                with contextlib.suppress(NotFoundError):
-                    backend.delete(name)
-            else:
-                log.warning("leaving %s alone: it overlaps the indexed segments; validate the backup", name)
+    entries = [read_segment_entry(backend, name, base) for base, name in stray]
+    for entry, verdict, end in judge_strays(index.end_offset, entries):
+        name = entry.key
+        if verdict == LEFTOVER and repair:
+            log.warning("removing %s: its offsets are already stored in indexed segments", name)
+            with contextlib.suppress(NotFoundError):
+                backend.delete(name)
             continue
-        entry = read_segment_entry(backend, name, base)
-        if end is not None and base > end:
+        if verdict in (LEFTOVER, OVERLAP):
+            log.warning("leaving %s alone: it overlaps the indexed segments; validate the backup", name)
+            continue
+        end = index.end_offset
+        if verdict == AFTER_HOLE and end is not None:
             # A hole the index would have explained (retention), but the index is gone or
             # stale: keep the segments and make the hole explicit rather than guess.
-            index.missing.append(MissingRange(end, base, "unknown: found while rebuilding the index"))
+            index.missing.append(
+                MissingRange(end, entry.base_offset, "unknown: found while rebuilding the index")
+            )
             log.warning(
-                "offsets %d-%d of %s/%d are not stored; recorded as missing", end, base - 1, topic, partition
+                "offsets %d-%d of %s/%d are not stored; recorded as missing",
+                end,
+                entry.base_offset - 1,
+                topic,
+                partition,
             )
         index.segments.append(entry)
-        end = entry.end_offset
         changed = True
         log.info("adopted %s, stored before the index listed it", name)
     return index, changed

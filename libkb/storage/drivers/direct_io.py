@@ -150,14 +150,11 @@ class _Writer:
 
     def finish(self) -> None:
         """Write what is staged: the aligned part directly, the tail through the page cache."""
-        if self.fill:
-            aligned = self.fill - self.fill % ALIGN if self.direct else self.fill
-            if aligned:
-                self._flush(aligned)
-            self._buffered()
-            if self.fill:
-                self._flush(self.fill)
+        if self.direct and self.fill >= ALIGN:
+            self._flush(self.fill - self.fill % ALIGN)
         self._buffered()
+        if self.fill:
+            self._flush(self.fill)
 
     def release(self) -> None:
         if self.buf is not None:
