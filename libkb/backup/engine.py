@@ -61,7 +61,6 @@ from libkb.gctune import fewer_collections
 from libkb.kafka.admin import KafkaAdmin
 from libkb.kafka.clients import make_admin, make_consumer
 from libkb.storage import BytesLike, NotFoundError, StorageBackend, create_backend_from_config
-from libkb.storage.drivers.filesystem import WRITE_BATCH_BYTES
 
 log = logging.getLogger("libkb.backup")
 
@@ -228,7 +227,7 @@ class BackupEngine:
         self._stop = threading.Event()
         self._lease_lost = threading.Event()
         self._codec = CODECS[self.options.compression]
-        self._stream_hold = _stream_buffering(config)
+        self._stream_hold = 0  # the backend's stream_hold_bytes, set by run()
         # Raw block buffers handed back after compression, for the encoders to reuse.
         self._spare: deque[bytearray] = deque(maxlen=_SPARE_BUFFERS)
         self.run_id = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
@@ -249,6 +248,7 @@ class BackupEngine:
     def run(self) -> BackupResult:
         started = time.monotonic()
         backend = self._backend or create_backend_from_config(self.config.storage)
+        self._stream_hold = backend.stream_hold_bytes
         lease = Lease(backend, lease_key(self.backup_id), self.run_id, self.options.lease_ttl_secs)
         lease.acquire()
         self._lease_lost = lease.lost
@@ -890,16 +890,6 @@ class BackupEngine:
             backend.put(manifest_key(self.backup_id), manifest.to_json())
         except LibkbError as exc:
             log.error("could not record the run's end in the manifest: %s", exc)
-
-
-def _stream_buffering(config: JobConfig) -> int:
-    """Bytes a streamed upload may hold after taking them (drivers batch writes and buffer parts)."""
-    if config.storage.backend == "filesystem":
-        return WRITE_BATCH_BYTES
-    transfer = getattr(config.storage, "transfer", None)
-    if transfer is None:
-        return 0  # memory backend: stored when taken
-    return int(max(transfer.single_put_threshold, (transfer.max_concurrency + 2) * transfer.part_size))
 
 
 def _now_ms() -> int:

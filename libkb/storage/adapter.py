@@ -71,6 +71,10 @@ class LibcloudBackend(StorageBackend):
     def resilience(self) -> Resilience:
         return self._resilience
 
+    @property
+    def stream_hold_bytes(self) -> int:
+        return int(getattr(self._driver, "libkb_stream_hold", 0))
+
     def _map(self, exc: BaseException, key: str | None) -> StorageError:
         return map_error(
             exc,

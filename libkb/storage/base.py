@@ -39,6 +39,16 @@ class StorageBackend(ABC):
     #: Short backend name used in messages and metrics ("s3", "filesystem", ...).
     name: str = "storage"
 
+    @property
+    def stream_hold_bytes(self) -> int:
+        """Bytes a ``put_stream`` may still hold after taking them from its iterable.
+
+        Writers that bound their memory (the backup engine) count a chunk as
+        stored only once this many later bytes have been taken: drivers batch
+        writes and buffer multipart parts. 0: stored when taken.
+        """
+        return 0
+
     @abstractmethod
     def put(self, key: str, data: BytesLike) -> None:
         """Write ``data`` at ``key``, replacing any object there."""

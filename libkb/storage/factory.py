@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from libkb.errors import ConfigError
 from libkb.storage.adapter import LibcloudBackend
@@ -16,10 +17,19 @@ from libkb.storage.settings import (
     MemoryConfig,
     ResilienceConfig,
     S3Config,
+    TransferConfig,
 )
 
 # Local backends fail for reasons retries do not fix (disk full, permissions).
 _LOCAL_RESILIENCE = ResilienceConfig(max_attempts=1, breaker_failure_threshold=1_000_000)
+
+
+def _holding(driver: Any, transfer: TransferConfig) -> Any:
+    """Tell the adapter how much a streamed upload may buffer (parts in flight)."""
+    driver.libkb_stream_hold = int(
+        max(transfer.single_put_threshold, (transfer.max_concurrency + 2) * transfer.part_size)
+    )
+    return driver
 
 
 def create_backend_from_config(config: BackendConfig) -> StorageBackend:
@@ -46,7 +56,7 @@ def create_backend_from_config(config: BackendConfig) -> StorageBackend:
         from libkb.storage.drivers.s3 import build_s3_driver
 
         return LibcloudBackend(
-            build_s3_driver(config),
+            _holding(build_s3_driver(config), config.transfer),
             config.bucket,
             prefix=config.prefix,
             resilience=config.resilience,
@@ -56,7 +66,7 @@ def create_backend_from_config(config: BackendConfig) -> StorageBackend:
         from libkb.storage.drivers.azure import build_azure_driver
 
         return LibcloudBackend(
-            build_azure_driver(config),
+            _holding(build_azure_driver(config), config.transfer),
             config.container_name,
             prefix=config.prefix,
             resilience=config.resilience,
@@ -66,7 +76,7 @@ def create_backend_from_config(config: BackendConfig) -> StorageBackend:
         from libkb.storage.drivers.gcs import build_gcs_driver
 
         return LibcloudBackend(
-            build_gcs_driver(config),
+            _holding(build_gcs_driver(config), config.transfer),
             config.bucket,
             prefix=config.prefix,
             resilience=config.resilience,

@@ -46,6 +46,7 @@ class SafeLocalStorageDriver(LibkbDriverMixin, LocalStorageDriver):  # type: ign
 
     name = "libkb filesystem"
     libkb_name = "filesystem"
+    libkb_stream_hold = WRITE_BATCH_BYTES  # streamed writes are batched before they reach the disk
 
     def __init__(self, base_path: str, *, create: bool = True, direct_io: bool = True) -> None:
         # LocalStorageDriver.__init__ only records the path and builds an
