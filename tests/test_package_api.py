@@ -24,3 +24,23 @@ def test_storage_alone_does_not_import_kafka() -> None:
     code = "import sys, libkb.storage; print('confluent_kafka' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_version_comes_from_the_package_metadata() -> None:
+    import tomllib
+    from pathlib import Path
+
+    import libkb
+
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert libkb.__version__ == pyproject["project"]["version"]
+
+
+def test_importing_libkb_registers_no_global_metrics() -> None:
+    code = (
+        "import libkb.storage, libkb.metrics, libkb.backup.engine, libkb.restore.engine, libkb.cli.app\n"
+        "from prometheus_client import REGISTRY\n"
+        "print(sorted(m.name for m in REGISTRY.collect() if m.name.startswith('kafka_')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -396,8 +396,6 @@ def test_sigterm_interrupts_a_snapshot_consistently(
 def test_lag_metric_reaches_zero(
     kafka_service: KafkaEndpoint, topic_factory: Any, memory: StorageBackend
 ) -> None:
-    from prometheus_client import REGISTRY
-
     topic = topic_factory(partitions=2)
     produce(kafka_service.bootstrap_servers, topic, 2000, partitions=2)
     engine = BackupEngine(
@@ -409,7 +407,7 @@ def test_lag_metric_reaches_zero(
     try:
 
         def lag(p: int) -> float | None:
-            return REGISTRY.get_sample_value(
+            return engine.metrics.registry.get_sample_value(
                 "kafka_backup_lag_records", {"topic": topic, "partition": str(p), "backup_id": "lag"}
             )
 

@@ -6,18 +6,20 @@ import time
 from typing import Any
 
 import pytest
-from prometheus_client import REGISTRY
 
 from integration.services.endpoints import S3Bucket
 from integration.storage.configs import FAST, s3_config
 from libkb.storage import BackendError, CircuitOpenError, create_backend_from_config
+from libkb.storage.metrics import StorageMetrics
 
 
 def test_stopped_minio_then_breaker_then_recovery(minio_process: Any, minio_bucket: S3Bucket) -> None:
-    backend = create_backend_from_config(s3_config(minio_bucket))
+    metrics = StorageMetrics()
+    backend = create_backend_from_config(s3_config(minio_bucket), metrics=metrics)
+    registry = metrics.registry
     backend.put("k", b"value")
     minio_process.stop()
-    retries = REGISTRY.get_sample_value("kafka_backup_storage_retries_total", {"backend": "s3"}) or 0.0
+    retries = registry.get_sample_value("kafka_backup_storage_retries_total", {"backend": "s3"}) or 0.0
     try:
         for _ in range(FAST.breaker_failure_threshold):
             with pytest.raises(BackendError) as info:
@@ -25,14 +27,14 @@ def test_stopped_minio_then_breaker_then_recovery(minio_process: Any, minio_buck
             assert info.value.transient
             assert not isinstance(info.value, CircuitOpenError)
             assert "cannot reach the service" in str(info.value)
-        after = REGISTRY.get_sample_value("kafka_backup_storage_retries_total", {"backend": "s3"})
+        after = registry.get_sample_value("kafka_backup_storage_retries_total", {"backend": "s3"})
         # Every failed operation was tried max_attempts times before giving up.
         assert after == retries + FAST.breaker_failure_threshold * (FAST.max_attempts - 1)
         assert backend.resilience.state == "open"  # type: ignore[attr-defined]
         with pytest.raises(CircuitOpenError, match="circuit breaker is open"):
             backend.get("k")
         # Refused without a request: no retry was counted for it.
-        assert REGISTRY.get_sample_value("kafka_backup_storage_retries_total", {"backend": "s3"}) == after
+        assert registry.get_sample_value("kafka_backup_storage_retries_total", {"backend": "s3"}) == after
     finally:
         minio_process.start()
     time.sleep(FAST.breaker_reset_secs + 0.1)

@@ -36,7 +36,6 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from libkb import __version__
-from libkb import metrics as m
 from libkb.backup.lease import Lease, LeaseLostError
 from libkb.backup.plan import PartitionPlan, plan_partitions
 from libkb.backup.state import load_index
@@ -60,6 +59,7 @@ from libkb.format.segment import CODECS, Block, BlockEncoder, RawBlock, SegmentF
 from libkb.gctune import fewer_collections
 from libkb.kafka.admin import KafkaAdmin
 from libkb.kafka.clients import make_admin, make_consumer
+from libkb.metrics import RunMetrics
 from libkb.storage import BytesLike, NotFoundError, StorageBackend, create_backend_from_config
 
 log = logging.getLogger("libkb.backup")
@@ -213,6 +213,7 @@ class BackupEngine:
         progress: Callable[[BackupProgress], None] | None = None,
         admin: KafkaAdmin | None = None,
         consumer_factory: Callable[[SourceOptions, dict[str, Any]], Consumer] = make_consumer,
+        metrics: RunMetrics | None = None,
     ) -> None:
         if config.source is None:
             raise BackupError("the config has no source cluster")
@@ -221,6 +222,8 @@ class BackupEngine:
         self.source = config.source
         self.backup_id = config.backup_id
         self._backend = backend
+        #: The run's metrics; pass the ops server's to have them served (a private registry by default).
+        self.metrics = metrics if metrics is not None else RunMetrics()
         self._progress = progress
         self._admin = admin
         self._consumer_factory = consumer_factory
@@ -247,7 +250,9 @@ class BackupEngine:
 
     def run(self) -> BackupResult:
         started = time.monotonic()
-        backend = self._backend or create_backend_from_config(self.config.storage)
+        backend = self._backend or create_backend_from_config(
+            self.config.storage, metrics=self.metrics.storage
+        )
         self._stream_hold = backend.stream_hold_bytes
         lease = Lease(backend, lease_key(self.backup_id), self.run_id, self.options.lease_ttl_secs)
         lease.acquire()
@@ -274,9 +279,9 @@ class BackupEngine:
                     ) from exc
                 backend.put(groups_key(self.backup_id), groups_to_json(groups, _now_ms()))
             if result.ok:
-                m.LAST_SUCCESS.labels(self.backup_id).set(time.time())
+                self.metrics.last_success.labels(self.backup_id).set(time.time())
         except BaseException as exc:
-            m.ERRORS.labels(self.backup_id, type(exc).__name__).inc()
+            self.metrics.errors.labels(self.backup_id, type(exc).__name__).inc()
             result.status = "failed"
             self._stop.set()
             self._wait_uploads(quiet=True)
@@ -430,10 +435,10 @@ class BackupEngine:
         codec = self._codec
         backup_id = self.backup_id
         algorithm = opts.compression
-        records_counter = m.BACKUP_RECORDS.labels(backup_id)
-        bytes_counter = m.BACKUP_BYTES.labels(backup_id)
-        gaps_counter = m.BACKUP_OFFSET_GAPS.labels(backup_id)
-        raw_counter = m.UNCOMPRESSED_BYTES.labels(algorithm, backup_id)
+        records_counter = self.metrics.backup_records.labels(backup_id)
+        bytes_counter = self.metrics.backup_bytes.labels(backup_id)
+        gaps_counter = self.metrics.backup_offset_gaps.labels(backup_id)
+        raw_counter = self.metrics.uncompressed_bytes.labels(algorithm, backup_id)
         totals = {"records": 0, "bytes": 0}
 
         def upload(
@@ -746,7 +751,7 @@ class BackupEngine:
                 if high is None or high < 0:
                     continue  # nothing fetched yet
                 lag = max(0, high - position)
-            m.BACKUP_LAG.labels(st.topic, str(st.partition), self.backup_id).set(lag)
+            self.metrics.backup_lag.labels(st.topic, str(st.partition), self.backup_id).set(lag)
 
     def _consumer_config(self) -> dict[str, Any]:
         config: dict[str, Any] = {
@@ -829,10 +834,10 @@ class BackupEngine:
                 self._raw_bytes += writer.raw_bytes
                 ratio = self._raw_bytes / self._compressed_bytes if self._compressed_bytes else 0.0
             algorithm = self.options.compression
-            m.SEGMENTS.labels(self.backup_id).inc()
-            m.STORAGE_WRITE_BYTES.labels(backend.name, self.backup_id).inc(writer.size + len(data))
-            m.COMPRESSED_BYTES.labels(algorithm, self.backup_id).inc(payload_bytes)
-            m.COMPRESSION_RATIO.labels(algorithm, self.backup_id).set(ratio)
+            self.metrics.segments.labels(self.backup_id).inc()
+            self.metrics.storage_write_bytes.labels(backend.name, self.backup_id).inc(writer.size + len(data))
+            self.metrics.compressed_bytes.labels(algorithm, self.backup_id).inc(payload_bytes)
+            self.metrics.compression_ratio.labels(algorithm, self.backup_id).set(ratio)
         finally:
             budget.release(raw - released)
 

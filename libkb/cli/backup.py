@@ -34,7 +34,9 @@ def run_backup(
         )
     result = run_engine(
         config,
-        lambda backend, progress: BackupEngine(config, backend=backend, progress=progress),
+        lambda backend, progress, metrics: BackupEngine(
+            config, backend=backend, progress=progress, metrics=metrics
+        ),
         kind="backup",
         liveness_timeout_secs=liveness_timeout_secs,
         stderr=stderr,

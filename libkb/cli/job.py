@@ -1,9 +1,10 @@
 """What ``backup`` and ``restore`` share: running an engine with progress, signals and the ops server.
 
-Both engines take ``(config, backend=, progress=)`` and have ``run()`` and
-``stop()``; this module wires them to the process: a progress display, a
-liveness watchdog ticked by progress, /metrics /health /ready when
-``metrics.enabled``, and SIGTERM/SIGINT asking the engine to stop cleanly.
+Both engines take ``(config, backend=, progress=, metrics=)`` and have
+``run()`` and ``stop()``; this module wires them to the process: the run's
+metrics registry, a progress display, a liveness watchdog ticked by
+progress, /metrics /health /ready when ``metrics.enabled``, and
+SIGTERM/SIGINT asking the engine to stop cleanly.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from typing import IO, Any, Protocol, TypeVar
 
+from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, CollectorRegistry
+
 from libkb.cli.progress import make_progress
 from libkb.cli.signals import StopOnSignal
 from libkb.config import JobConfig
 from libkb.format.models import manifest_key
+from libkb.metrics import RunMetrics
 from libkb.ops.checks import kafka_check, probe_backend, storage_check
 from libkb.ops.health import CheckRunner, Component, HealthModel, Watchdog
 from libkb.ops.server import OpsServer
@@ -36,21 +40,22 @@ class Engine(Protocol[R_co]):
 
 def run_engine(
     config: JobConfig,
-    make_engine: Callable[[StorageBackend, Callable[[Any], None]], Engine[R_co]],
+    make_engine: Callable[[StorageBackend, Callable[[Any], None], RunMetrics], Engine[R_co]],
     *,
     kind: str,
     liveness_timeout_secs: float,
     serve: bool = True,
     stderr: IO[str] | None = None,
 ) -> R_co:
-    """Build the engine with ``make_engine(backend, on_progress)`` and run it to its end."""
-    backend = create_backend_from_config(config.storage)
+    """Build the engine with ``make_engine(backend, on_progress, metrics)`` and run it to its end."""
+    metrics = run_metrics()
+    backend = create_backend_from_config(config.storage, metrics=metrics.storage)
     with ExitStack() as stack:
         stack.callback(backend.close)
         watchdog = Watchdog(liveness_timeout_secs)
         health = HealthModel(watchdog)
         if config.metrics.enabled and serve:
-            start_ops(stack, config, backend, health)
+            start_ops(stack, config, backend, health, metrics.registry)
         display = make_progress(config.backup_id, stderr or sys.stderr, kind=kind)
         stack.callback(display.close)
 
@@ -58,7 +63,7 @@ def run_engine(
             watchdog.tick()
             display.update(progress)
 
-        engine = make_engine(backend, on_progress)
+        engine = make_engine(backend, on_progress, metrics)
 
         def stop() -> None:
             health.stopping = True
@@ -71,7 +76,21 @@ def run_engine(
     return result
 
 
-def start_ops(stack: ExitStack, config: JobConfig, backend: StorageBackend, health: HealthModel) -> None:
+def run_metrics() -> RunMetrics:
+    """The run's metrics, in a registry that also has the process, platform and GC collectors."""
+    registry = CollectorRegistry()
+    for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        registry.register(collector)
+    return RunMetrics(registry)
+
+
+def start_ops(
+    stack: ExitStack,
+    config: JobConfig,
+    backend: StorageBackend,
+    health: HealthModel,
+    registry: CollectorRegistry,
+) -> None:
     """Serve /metrics, /health and /ready, with Kafka and storage checked in the background.
 
     Kafka is the backup's source or the restore's target, whichever the job has.
@@ -97,7 +116,9 @@ def start_ops(stack: ExitStack, config: JobConfig, backend: StorageBackend, heal
         storage_check(probe, manifest_key(config.backup_id)),
     )
     metrics = config.metrics
-    server = OpsServer(health, host=metrics.bind_address, port=metrics.port, metrics_path=metrics.path)
+    server = OpsServer(
+        health, host=metrics.bind_address, port=metrics.port, metrics_path=metrics.path, registry=registry
+    )
     stack.callback(server.close)
     server.start()
     stack.callback(runner.close)

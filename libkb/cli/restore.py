@@ -58,7 +58,9 @@ def run_restore(
     stdout = out or sys.stdout
     result = run_engine(
         config,
-        lambda backend, progress: RestoreEngine(config, backend=backend, progress=progress),
+        lambda backend, progress, metrics: RestoreEngine(
+            config, backend=backend, progress=progress, metrics=metrics
+        ),
         kind="restore",
         liveness_timeout_secs=liveness_timeout_secs,
         serve=not dry_run,

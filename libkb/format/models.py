@@ -24,6 +24,10 @@ from typing import Any
 from libkb.errors import FormatError
 from libkb.format.segment import FORMAT_VERSION, SEGMENT_SUFFIX, SegmentFooter
 
+# Kafka facts the manifest and the groups object store; re-exported for readers of the format.
+from libkb.kafka.types import GroupOffsets as GroupOffsets
+from libkb.kafka.types import TopicInfo as TopicInfo
+
 FORMAT_NAME = "libkb-backup"
 
 
@@ -220,13 +224,6 @@ class PartitionIndex:
 
 
 @dataclass(slots=True)
-class TopicInfo:
-    partitions: int
-    replication_factor: int
-    configs: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
 class RunInfo:
     run_id: str
     started_ms: int
@@ -276,14 +273,6 @@ class Manifest:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise FormatError(f"{name}: malformed manifest ({exc})") from None
-
-
-@dataclass(frozen=True, slots=True)
-class GroupOffsets:
-    """Committed offsets of one consumer group on the backed-up topics."""
-
-    group: str
-    offsets: dict[str, dict[int, int]]  # topic -> partition -> committed offset
 
 
 def groups_to_json(groups: Iterable[GroupOffsets], taken_ms: int) -> bytes:

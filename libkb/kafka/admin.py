@@ -23,8 +23,8 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not re-expo
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from libkb.config.models import TopicSelection
-from libkb.format.models import GroupOffsets, TopicInfo
 from libkb.kafka.clients import ConnectionErrors, KafkaConnectionError
+from libkb.kafka.types import GroupOffsets, TopicInfo
 
 #: Metadata requests are made in slices this long, so that a refused login or
 #: certificate is reported after about this long instead of the whole timeout.

@@ -1,8 +1,8 @@
 """A small threaded HTTP server for Prometheus scrapes and Kubernetes probes.
 
-Routes: the configured metrics path (the default Prometheus registry, so
-every libkb metric is served), ``/health`` (liveness) and ``/ready``
-(readiness), both JSON from a :class:`~libkb.ops.health.HealthModel`.
+Routes: the configured metrics path (the registry it is given: a run's
+:class:`~libkb.metrics.RunMetrics` registry, with the process collectors),
+``/health`` (liveness) and ``/ready`` (readiness), both JSON from a :class:`~libkb.ops.health.HealthModel`.
 Standard library only; each request runs on its own daemon thread, so a slow
 scraper never blocks a probe.
 """
@@ -17,17 +17,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-import libkb.metrics
-import libkb.storage.metrics
 from libkb.errors import ConfigError
 from libkb.ops.health import HealthModel
 
 log = logging.getLogger("libkb.ops")
-
-# Registered on import: /metrics lists every libkb metric from the first scrape.
-_METRIC_MODULES = (libkb.metrics, libkb.storage.metrics)
 
 
 class OpsServer:
@@ -40,8 +35,10 @@ class OpsServer:
         host: str = "127.0.0.1",
         port: int = 8080,
         metrics_path: str = "/metrics",
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.health = health
+        self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics_path = metrics_path
         server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
         try:
@@ -98,7 +95,7 @@ class OpsServer:
         """(status, content type, body) for a GET of ``path``."""
         route = path.split("?", 1)[0]
         if route == self.metrics_path:
-            return 200, CONTENT_TYPE_LATEST, generate_latest(REGISTRY)
+            return 200, CONTENT_TYPE_LATEST, generate_latest(self.registry)
         if route == "/health":
             return _json(*self.health.liveness())
         if route == "/ready":

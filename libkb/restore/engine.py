@@ -21,7 +21,6 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Producer
 
-from libkb import metrics as m
 from libkb.backup.state import load_index
 from libkb.catalog import BackupNotFoundError, list_backups, read_manifest
 from libkb.config.models import JobConfig, RestoreOptions, SourceOptions
@@ -31,6 +30,7 @@ from libkb.format.segment import SegmentReader, block_records
 from libkb.gctune import fewer_collections
 from libkb.kafka.admin import KafkaAdmin
 from libkb.kafka.clients import make_admin, make_producer
+from libkb.metrics import RunMetrics
 from libkb.restore.groups import TranslatedOffset, apply_offsets, translate_groups
 from libkb.restore.mapping import OffsetMapping, PartitionMapping
 from libkb.restore.plan import PartitionTask, RestorePlan, plan_restore
@@ -119,6 +119,7 @@ class RestoreEngine:
         progress: Callable[[RestoreProgress], None] | None = None,
         admin: KafkaAdmin | None = None,
         producer_factory: Callable[[SourceOptions, dict[str, Any]], Producer] = make_producer,
+        metrics: RunMetrics | None = None,
     ) -> None:
         if config.target is None:
             raise RestoreError("the config has no target cluster (target.bootstrap_servers)")
@@ -126,6 +127,8 @@ class RestoreEngine:
         self.options: RestoreOptions = config.restore
         self.target = config.target
         self._backend = backend
+        #: The run's metrics; pass the ops server's to have them served (a private registry by default).
+        self.metrics = metrics if metrics is not None else RunMetrics()
         self._progress = progress
         self._admin = admin
         self._producer_factory = producer_factory
@@ -140,7 +143,9 @@ class RestoreEngine:
     # -- planning ---------------------------------------------------------
 
     def _open(self) -> tuple[StorageBackend, Manifest, RestorePlan]:
-        backend = self._backend or create_backend_from_config(self.config.storage)
+        backend = self._backend or create_backend_from_config(
+            self.config.storage, metrics=self.metrics.storage
+        )
         manifest = resolve_backup(backend, self.config.backup_id)
         indexes: dict[tuple[str, int], PartitionIndex] = {}
         for topic, info in manifest.topics.items():
@@ -213,11 +218,11 @@ class RestoreEngine:
             result.mapping = mapping
             if result.status == "complete":
                 self._groups(backend, admin, manifest, mapping, result)
-                m.RESTORE_LAST_SUCCESS.labels(backup_id).set(time.time())
+                self.metrics.restore_last_success.labels(backup_id).set(time.time())
             result.duration_secs = time.monotonic() - started
             return result
         except BaseException as exc:
-            m.RESTORE_ERRORS.labels(backup_id, type(exc).__name__).inc()
+            self.metrics.restore_errors.labels(backup_id, type(exc).__name__).inc()
             raise
         finally:
             if self._backend is None:
@@ -421,8 +426,8 @@ class RestoreEngine:
         low, high = task.time_window
         add_headers = self.options.include_original_offset_header
         backup_id = self.config.backup_id
-        records_counter = m.RESTORE_RECORDS.labels(backup_id)
-        bytes_counter = m.RESTORE_BYTES.labels(backup_id)
+        records_counter = self.metrics.restore_records.labels(backup_id)
+        bytes_counter = self.metrics.restore_bytes.labels(backup_id)
         segments = list(task.segments)
         skipped = 0
         # Runs of the offset mapping, built inline (cheaper than a call per record).
@@ -453,7 +458,7 @@ class RestoreEngine:
             assert pending is not None
             data = pending.result()
             pending = fetch(i + 1) if i + 1 < len(segments) else None  # read one segment ahead
-            m.RESTORE_SEGMENTS.labels(backup_id).inc()
+            self.metrics.restore_segments.labels(backup_id).inc()
             with self._lock:
                 self._counts["segments"] += 1
             reader = SegmentReader(data, name=segment.key)

@@ -25,7 +25,7 @@ from libkb.storage.keys import (
     validate_key,
     validate_list_prefix,
 )
-from libkb.storage.metrics import observe
+from libkb.storage.metrics import StorageMetrics
 from libkb.storage.resilience import Resilience
 from libkb.storage.settings import ResilienceConfig
 
@@ -44,14 +44,19 @@ class LibcloudBackend(StorageBackend):
         resilience: ResilienceConfig | None = None,
         secrets: Iterable[str] = (),
         name: str | None = None,
+        metrics: StorageMetrics | None = None,
     ) -> None:
         self.name = name or str(getattr(driver, "libkb_name", "storage"))
+        #: Where this backend's latency, error and retry metrics go (a private registry by default).
+        self.metrics = metrics if metrics is not None else StorageMetrics()
         self._driver = driver
         self._container_name = container_name
         self._container = Container(name=container_name, extra={}, driver=driver)
         self._prefix = normalize_base_prefix(prefix, backend=self.name)
         self._secrets = tuple(s for s in secrets if s)
-        self._resilience = Resilience(resilience or ResilienceConfig(), self.name)
+        self._resilience = Resilience(
+            resilience or ResilienceConfig(), self.name, self.metrics.retries.labels(self.name).inc
+        )
         driver.libkb_call = self._part_call
 
     def __repr__(self) -> str:
@@ -100,7 +105,7 @@ class LibcloudBackend(StorageBackend):
         return run
 
     def _call(self, op: str, key: str | None, fn: Callable[[], T], *, retry: bool = True) -> T:
-        with observe(self.name, op):
+        with self.metrics.observe(self.name, op):
             return self._resilience.call(self._guard(fn, key), retry=retry, key=key)
 
     def _part_call(self, fn: Callable[[], Any]) -> Any:

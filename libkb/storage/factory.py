@@ -9,6 +9,7 @@ from libkb.errors import ConfigError
 from libkb.storage.adapter import LibcloudBackend
 from libkb.storage.base import StorageBackend
 from libkb.storage.config import StorageConfig
+from libkb.storage.metrics import StorageMetrics
 from libkb.storage.settings import (
     AzureConfig,
     BackendConfig,
@@ -32,13 +33,22 @@ def _holding(driver: Any, transfer: TransferConfig) -> Any:
     return driver
 
 
-def create_backend_from_config(config: BackendConfig) -> StorageBackend:
-    """A ready backend for any of the five configs (see :mod:`libkb.storage.settings`)."""
+def create_backend_from_config(
+    config: BackendConfig, *, metrics: StorageMetrics | None = None
+) -> StorageBackend:
+    """A ready backend for any of the five configs (see :mod:`libkb.storage.settings`).
+
+    Its latency, error and retry metrics go to ``metrics`` (a run's), else to a private registry.
+    """
     if isinstance(config, MemoryConfig):
         from libkb.storage.drivers.memory import MemoryStorageDriver
 
         return LibcloudBackend(
-            MemoryStorageDriver(), "memory", prefix=config.prefix, resilience=_LOCAL_RESILIENCE
+            MemoryStorageDriver(),
+            "memory",
+            prefix=config.prefix,
+            resilience=_LOCAL_RESILIENCE,
+            metrics=metrics,
         )
     if isinstance(config, FilesystemConfig):
         from libkb.storage.drivers.filesystem import SafeLocalStorageDriver
@@ -51,6 +61,7 @@ def create_backend_from_config(config: BackendConfig) -> StorageBackend:
             os.path.basename(path) or "filesystem",
             prefix=config.prefix,
             resilience=_LOCAL_RESILIENCE,
+            metrics=metrics,
         )
     if isinstance(config, S3Config):
         from libkb.storage.drivers.s3 import build_s3_driver
@@ -60,6 +71,7 @@ def create_backend_from_config(config: BackendConfig) -> StorageBackend:
             config.bucket,
             prefix=config.prefix,
             resilience=config.resilience,
+            metrics=metrics,
             secrets=[config.secret_key or "", config.session_token or ""],
         )
     if isinstance(config, AzureConfig):
@@ -70,6 +82,7 @@ def create_backend_from_config(config: BackendConfig) -> StorageBackend:
             config.container_name,
             prefix=config.prefix,
             resilience=config.resilience,
+            metrics=metrics,
             secrets=[config.account_key or ""],
         )
     if isinstance(config, GcsConfig):
@@ -80,6 +93,7 @@ def create_backend_from_config(config: BackendConfig) -> StorageBackend:
             config.bucket,
             prefix=config.prefix,
             resilience=config.resilience,
+            metrics=metrics,
         )
     raise TypeError(f"not a storage config: {type(config).__name__}")
 
@@ -89,8 +103,8 @@ def create_backend(config: StorageConfig) -> StorageBackend:
     return create_backend_from_config(config.to_backend_config())
 
 
-def open_backend(url: str) -> StorageBackend:
+def open_backend(url: str, *, metrics: StorageMetrics | None = None) -> StorageBackend:
     """A backend for a storage URL or plain path (``kafka-backup list --path``)."""
     from libkb.storage.config import config_from_url
 
-    return create_backend_from_config(config_from_url(url))
+    return create_backend_from_config(config_from_url(url), metrics=metrics)

@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from prometheus_client import Counter
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -30,12 +29,6 @@ from libkb.storage.settings import ResilienceConfig
 
 T = TypeVar("T")
 log = logging.getLogger("libkb.storage")
-
-STORAGE_RETRIES = Counter(
-    "kafka_backup_storage_retries_total",
-    "Storage requests retried after a transient error",
-    ["backend"],
-)
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -98,13 +91,17 @@ class _Refused(Exception):
 class Resilience:
     """The retry policy and breaker of one backend instance (thread-safe)."""
 
-    def __init__(self, config: ResilienceConfig, backend: str) -> None:
+    def __init__(
+        self, config: ResilienceConfig, backend: str, on_retry: Callable[[], None] | None = None
+    ) -> None:
         self.config = config
         self.backend = backend
+        self._on_retry = on_retry
         self.breaker = CircuitBreaker(config.breaker_failure_threshold, config.breaker_reset_secs)
 
     def _log_retry(self, state: RetryCallState) -> None:
-        STORAGE_RETRIES.labels(self.backend).inc()
+        if self._on_retry is not None:
+            self._on_retry()
         exc = state.outcome.exception() if state.outcome else None
         log.warning("%s: attempt %d failed, retrying: %s", self.backend, state.attempt_number, exc)
 

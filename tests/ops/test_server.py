@@ -18,9 +18,10 @@ from typing import Any
 
 import pytest
 
-from libkb import metrics as m
+from libkb.cli.job import run_metrics
 from libkb.config import SourceOptions
 from libkb.errors import ConfigError
+from libkb.metrics import RunMetrics
 from libkb.ops.checks import kafka_check, storage_check
 from libkb.ops.health import CheckRunner, Component, HealthModel, Watchdog
 from libkb.ops.server import OpsServer
@@ -61,19 +62,25 @@ def get_json(url: str) -> tuple[int, dict[str, Any]]:
 
 
 @pytest.fixture
-def fs_backend(tmp_path: Path) -> Iterator[StorageBackend]:
-    with create_backend_from_config(FilesystemConfig(str(tmp_path / "store"))) as b:
+def metrics() -> RunMetrics:
+    return run_metrics()
+
+
+@pytest.fixture
+def fs_backend(tmp_path: Path, metrics: RunMetrics) -> Iterator[StorageBackend]:
+    with create_backend_from_config(FilesystemConfig(str(tmp_path / "store")), metrics=metrics.storage) as b:
         yield b
 
 
-def serve(health: HealthModel) -> OpsServer:
-    return OpsServer(health, host="127.0.0.1", port=0, metrics_path="/metrics").start()
+def serve(health: HealthModel, metrics: RunMetrics | None = None) -> OpsServer:
+    registry = metrics.registry if metrics is not None else None
+    return OpsServer(health, host="127.0.0.1", port=0, metrics_path="/metrics", registry=registry).start()
 
 
-def test_metrics_use_the_original_names(fs_backend: StorageBackend) -> None:
-    m.BACKUP_RECORDS.labels("ops-test").inc(3)
+def test_metrics_use_the_original_names(fs_backend: StorageBackend, metrics: RunMetrics) -> None:
+    metrics.backup_records.labels("ops-test").inc(3)
     fs_backend.put("k", b"v")  # a storage write, so the latency histogram has a sample
-    with serve(HealthModel()) as server:
+    with serve(HealthModel(), metrics) as server:
         status, ctype, body = get(server.url + "/metrics")
     text = body.decode()
     assert status == 200 and ctype.startswith("text/plain")
@@ -81,6 +88,14 @@ def test_metrics_use_the_original_names(fs_backend: StorageBackend) -> None:
         assert f"# TYPE {name.removesuffix('_total')}" in text, name
     assert 'kafka_backup_records_total{backup_id="ops-test"} 3.0' in text
     assert 'kafka_backup_storage_write_latency_seconds_count{backend="filesystem",operation="put"}' in text
+    assert "process_cpu_seconds_total" in text  # the process collectors, as the default registry had
+
+
+def test_two_runs_in_one_process_keep_their_own_counters() -> None:
+    first, second = RunMetrics(), RunMetrics()
+    first.backup_records.labels("same-id").inc(5)
+    assert first.registry.get_sample_value("kafka_backup_records_total", {"backup_id": "same-id"}) == 5
+    assert second.registry.get_sample_value("kafka_backup_records_total", {"backup_id": "same-id"}) is None
 
 
 def test_custom_metrics_path_and_unknown_routes() -> None:

@@ -1,0 +1,20 @@
+"""Facts read from a Kafka cluster, as plain data (the backup format stores them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class TopicInfo:
+    partitions: int
+    replication_factor: int
+    configs: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupOffsets:
+    """Committed offsets of one consumer group on the backed-up topics."""
+
+    group: str
+    offsets: dict[str, dict[int, int]]  # topic -> partition -> committed offset
