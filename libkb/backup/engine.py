@@ -60,6 +60,7 @@ from libkb.gctune import fewer_collections
 from libkb.kafka.admin import KafkaAdmin
 from libkb.kafka.clients import make_admin, make_consumer
 from libkb.metrics import RunMetrics
+from libkb.ratelimit import RateLimiter
 from libkb.storage import BytesLike, NotFoundError, StorageBackend, create_backend_from_config
 
 log = logging.getLogger("libkb.backup")
@@ -132,29 +133,6 @@ class ByteBudget:
         with self._cond:
             self.used -= n
             self._cond.notify_all()
-
-
-class _RateLimiter:
-    """Keeps the read rate under ``rate`` bytes/s; a stop request cuts the wait short.
-
-    Idle time earns at most ``burst_secs`` of credit: a continuous backup that
-    sat idle for an hour must not then read an hour's worth at full speed.
-    """
-
-    def __init__(self, rate: int | None, stop: threading.Event, burst_secs: float = 1.0) -> None:
-        self.rate = rate
-        self.stop = stop
-        self.burst_secs = burst_secs
-        self.paid_until = time.monotonic()  # the moment the bytes read so far are allowed at
-
-    def consume(self, n: int) -> None:
-        if not self.rate:
-            return
-        now = time.monotonic()
-        self.paid_until = max(self.paid_until, now - self.burst_secs) + n / self.rate
-        ahead = self.paid_until - now
-        if ahead > 0:
-            self.stop.wait(ahead)
 
 
 class _Partition:
@@ -430,7 +408,7 @@ class BackupEngine:
         # A segment holds at most half the budget, so the next one can fill while
         # it is stored (a partition's segments are stored one after another).
         segment_bytes = min(opts.segment_max_bytes, max(opts.max_bytes_in_flight // 2, block_bytes))
-        limiter = _RateLimiter(opts.rate_limit_bytes_per_sec, self._stop)
+        limiter = RateLimiter(bytes_per_sec=opts.rate_limit_bytes_per_sec, stop=self._stop)
         level = opts.compression_level
         codec = self._codec
         backup_id = self.backup_id
@@ -517,7 +495,7 @@ class BackupEngine:
             records_counter.inc(raw.record_count)
             bytes_counter.inc(n)
             raw_counter.inc(n)
-            limiter.consume(n)
+            limiter.consume(nbytes=n)
             if st.seg_raw >= segment_bytes or (
                 opts.segment_max_records is not None and st.seg_records >= opts.segment_max_records
             ):

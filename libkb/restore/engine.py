@@ -31,6 +31,7 @@ from libkb.gctune import fewer_collections
 from libkb.kafka.admin import KafkaAdmin
 from libkb.kafka.clients import make_admin, make_producer
 from libkb.metrics import RunMetrics
+from libkb.ratelimit import RateLimiter
 from libkb.restore.groups import TranslatedOffset, apply_offsets, translate_groups
 from libkb.restore.mapping import OffsetMapping, PartitionMapping
 from libkb.restore.plan import PartitionTask, RestorePlan, plan_restore
@@ -77,32 +78,6 @@ class RestoreResult:
     @property
     def ok(self) -> bool:
         return self.status in ("complete", "planned")
-
-
-class _Limiter:
-    """Average-rate limit on records and bytes, shared by the partition threads."""
-
-    def __init__(self, records: int | None, bytes_: int | None, stop: threading.Event) -> None:
-        self.records_rate, self.bytes_rate = records, bytes_
-        self.active = bool(records or bytes_)
-        self.stop = stop
-        self.lock = threading.Lock()
-        self.started = time.monotonic()
-        self.records = self.bytes = 0
-
-    def consume(self, records: int, nbytes: int) -> None:
-        if not (self.records_rate or self.bytes_rate):
-            return
-        with self.lock:
-            self.records += records
-            self.bytes += nbytes
-            due = max(
-                self.records / self.records_rate if self.records_rate else 0.0,
-                self.bytes / self.bytes_rate if self.bytes_rate else 0.0,
-            )
-        ahead = due - (time.monotonic() - self.started)
-        if ahead > 0:
-            self.stop.wait(ahead)
 
 
 _OFFSET, _KEY, _VALUE = itemgetter(0), itemgetter(3), itemgetter(4)
@@ -341,8 +316,10 @@ class RestoreEngine:
 
         poller = threading.Thread(target=poll, name="libkb-restore-poll", daemon=True)
         poller.start()
-        limiter = _Limiter(
-            self.options.rate_limit_records_per_sec, self.options.rate_limit_bytes_per_sec, self._stop
+        limiter = RateLimiter(
+            bytes_per_sec=self.options.rate_limit_bytes_per_sec,
+            records_per_sec=self.options.rate_limit_records_per_sec,
+            stop=self._stop,
         )
         total = len(plan.tasks)
         started = time.monotonic()
@@ -415,7 +392,7 @@ class RestoreEngine:
         pm: PartitionMapping,
         skip: int,
         on_error: Callable[[KafkaError | None, Any], None],
-        limiter: _Limiter,
+        limiter: RateLimiter,
         reader_pool: ThreadPoolExecutor,
         result: RestoreResult,
     ) -> None:
@@ -442,7 +419,7 @@ class RestoreEngine:
 
         def flush() -> None:
             nonlocal count, nbytes
-            limiter.consume(count, nbytes)
+            limiter.consume(nbytes=nbytes, records=count)
             self._add(count, nbytes)
             records_counter.inc(count)
             bytes_counter.inc(nbytes)
