@@ -7,13 +7,9 @@ first use, so ``import libkb.storage`` does not pull in the Kafka clients.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-try:  # pyproject.toml is the one place the version is written
-    __version__ = version("libkb")
-except PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "0+unknown"
+from libkb.version import __version__
 
 if TYPE_CHECKING:
     from libkb.backup.engine import BackupEngine, BackupProgress, BackupResult

@@ -14,9 +14,9 @@ from collections.abc import Callable, Sequence
 
 from confluent_kafka import KafkaException
 
-from libkb import __version__
 from libkb.cli.logs import LEVELS, PROG, configure, error_line
 from libkb.errors import LibkbError
+from libkb.version import __version__
 
 log = logging.getLogger("libkb.cli")
 

@@ -13,9 +13,9 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import AdminClient
 
-from libkb import __version__
 from libkb.config.models import SourceOptions
 from libkb.errors import LibkbError
+from libkb.version import __version__
 
 log = logging.getLogger("libkb.kafka")
 
