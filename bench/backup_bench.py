@@ -27,6 +27,10 @@ ceiling-b. Jobs are interleaved in a rotating order each round; the tables
 show medians. MB/s counts key + value bytes (10**6 bytes/s) over the whole
 job (consumer creation to the last byte stored), the same bytes for every job.
 
+``--baseline PATH`` (an older source tree with its C extension built in
+place) also runs every libkb job with libkb imported from PATH, in the same
+rounds, as ``libkb ... @base``; the report adds a table of the pairs.
+
 Not part of CI. Run (about 20 minutes on 2 cores)::
 
     .venv/bin/python bench/backup_bench.py --runs 5 --write bench/RESULTS.rst
@@ -49,9 +53,10 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -60,6 +65,8 @@ MiB = 1024 * 1024
 BUCKET = "bench"
 BATCH = 2_000  # as libkb's engine; 10,000 measured the same for these loops
 RESULTS_TITLE = "Backup benchmark results"
+BASE_SUFFIX = " @base"  # label suffix of a job run on the --baseline tree
+T = TypeVar("T")
 
 
 # -- data ----------------------------------------------------------------------------
@@ -440,6 +447,10 @@ class ThreadCpu:
 
 
 def child_main(spec: dict[str, Any]) -> None:
+    use_tree(spec.get("tree"))
+    if spec["kind"] == "probe":
+        print("RESULT " + json.dumps(libkb_origin()), flush=True)
+        return
     with ThreadCpu() as threads:
         if spec["kind"] == "libkb":
             out = libkb_job(spec)
@@ -451,7 +462,149 @@ def child_main(spec: dict[str, Any]) -> None:
     out["cpu"] = usage.user + usage.system
     out["threads"] = threads.by_group()
     out["rss_kib"] = _vm_hwm_kib()
+    if spec["kind"] == "libkb":
+        out.update(libkb_origin())
     print("RESULT " + json.dumps(out), flush=True)
+
+
+# -- a baseline tree (--baseline; also used by restore_bench) ---------------------------
+
+
+def use_tree(tree: str | None) -> None:
+    """Child side: make ``import libkb`` load the tree at ``tree`` (a baseline) instead of this one.
+
+    This tree is on ``sys.path`` (ROOT, above) and installed editable; a path put
+    first on ``sys.path`` before anything imports libkb wins over both. The parent
+    checks what was imported (``libkb_origin``, ``check_origin``).
+    """
+    if not tree:
+        return
+    if "libkb" in sys.modules:
+        raise RuntimeError("libkb was imported before the baseline tree was put on sys.path")
+    sys.path.insert(0, str(Path(tree).resolve()))
+
+
+def libkb_origin() -> dict[str, Any]:
+    """Which libkb this process imported, and whether its C packer loaded."""
+    import libkb
+    from libkb.format.packer import ACCELERATED
+
+    return {"libkb_file": libkb.__file__, "accelerated": bool(ACCELERATED)}
+
+
+def check_origin(out: dict[str, Any], tree: str | None, label: str) -> None:
+    """Fail loudly unless the child imported libkb from ``tree`` (this tree if None)."""
+    want = Path(tree or ROOT).resolve() / "libkb" / "__init__.py"
+    got = Path(out.get("libkb_file") or "?").resolve()
+    if got != want:
+        raise RuntimeError(f"{label}: the child imported libkb from {got}, expected {want}")
+
+
+def probe_baseline(tree: str) -> dict[str, Any]:
+    """Check a --baseline tree before any data is made; its path, commit and packer for the report."""
+    path = Path(tree).resolve()
+    if path == ROOT:
+        raise SystemExit(f"--baseline {tree} is the current tree")
+    if not (path / "libkb" / "__init__.py").is_file():
+        raise SystemExit(f"--baseline {tree}: no libkb/__init__.py there")
+    script = Path(__file__)
+    ours = run_child(script, {"kind": "probe"}, "probe of the current tree")
+    check_origin(ours, None, "probe of the current tree")
+    base = run_child(script, {"kind": "probe", "tree": str(path)}, "probe of the baseline")
+    check_origin(base, str(path), "probe of the baseline")
+    if ours["accelerated"] and not base["accelerated"]:
+        raise SystemExit(
+            f"--baseline {tree}: its C packer does not load (this tree's does); "
+            f"build it: cd {path} && python setup.py build_ext --inplace"
+        )
+    info = {"path": str(path), "commit": tree_commit(path), "accelerated": base["accelerated"]}
+    packer = "C packer" if info["accelerated"] else "pure-Python packer"
+    print(f"baseline: libkb from {path} (commit {info['commit']}, {packer})", flush=True)
+    return info
+
+
+def tree_commit(path: Path) -> str:
+    """The short commit checked out at ``path``, marked if its libkb/ differs from it."""
+
+    def git(*argv: str) -> str:
+        cmd = ["git", "-C", str(path), *argv]
+        return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "libkb")
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+    return commit + (" (libkb/ modified)" if dirty else "")
+
+
+def round_order(units: list[list[T]], round_no: int, step: int) -> list[T]:
+    """One round's jobs: the units rotated by ``step`` a round.
+
+    A unit is one job, or a job and its baseline twin, which run back to back,
+    the twin first in odd rounds. Without twins this is the plain rotation.
+    """
+    shift = (round_no * step) % len(units)
+    rotated = units[shift:] + units[:shift]
+    return [job for unit in rotated for job in (unit[::-1] if round_no % 2 else unit)]
+
+
+def _mbs(run: dict[str, Any]) -> float:
+    return float(run["bytes"] / run["seconds"] / 1e6)
+
+
+def paired_ratios(num: list[dict[str, Any]], den: list[dict[str, Any]]) -> list[float]:
+    """MB/s of ``num`` over ``den`` within each round (they ran back to back, under similar load)."""
+    by_round = {r["round"]: r for r in den}
+    return [_mbs(r) / _mbs(by_round[r["round"]]) for r in num if r["round"] in by_round]
+
+
+# table cells, what they are in words, the current runs, the baseline's runs
+Cell = tuple[list[str], str, list[dict[str, Any]], list[dict[str, Any]]]
+
+
+def paired_section(head: list[str], cells: list[Cell], base: dict[str, Any]) -> str:
+    """The report's part for --baseline: per cell current against baseline (MB/s, ratios, peak RSS)."""
+    rows, verdicts = [], []
+    for names, what, cur, old in cells:
+        now, then = _median([_mbs(r) for r in cur]), _median([_mbs(r) for r in old])
+        ratios = paired_ratios(cur, old)
+        share, paired = now / then, _median(ratios)
+        rows.append(
+            [
+                *names,
+                f"{now:.0f}",
+                f"{then:.0f}",
+                f"{100 * share:.1f} %",
+                f"{100 * paired:.1f} %",
+                " ".join(f"{100 * r:.0f}" for r in ratios),
+                f"{max(r['rss_kib'] for r in cur) / 1024:.0f}",
+                f"{max(r['rss_kib'] for r in old) / 1024:.0f}",
+            ]
+        )
+        inside = "within" if abs(share - 1) <= 0.05 else "OUTSIDE"
+        verdicts.append(
+            f"- {what}: {100 * share:.1f} % of the baseline's median "
+            f"(paired {100 * paired:.1f} %): {inside} ±5 %"
+        )
+    header = [*head, "MB/s", "MB/s base", "ratio", "paired", "per round %", "RSS MiB", "RSS base MiB"]
+    packer = "C packer" if base["accelerated"] else "pure-Python packer"
+    verdict_text, path, commit = "\n".join(verdicts), base["path"], base["commit"]
+    return f"""Against the baseline (``--baseline``): libkb from ``{path}``, commit
+{commit}, {packer}. Every libkb job also ran a second time in each round,
+labelled "...{BASE_SUFFIX}": the same job code with the baseline's libkb imported,
+back to back with the current one (which of the two went first alternates
+from round to round). "ratio": median MB/s over the baseline's median;
+"paired": median of the per-round ratios (current over baseline in the same
+round), each listed under "per round %"; RSS: peak (VmHWM) over the rounds.
+
+{table(header, rows)}
+
+Within ±5 % of the baseline's medians (ratio of medians):
+
+{verdict_text}
+
+"""
 
 
 # -- the driver -------------------------------------------------------------------------
@@ -472,11 +625,12 @@ class Job:
     topic: Topic
     target: str = ""  # fs | s3 (libkb only)
     compression: str = ""  # none | zstd (libkb only)
+    tree: str = ""  # libkb imported from this tree (--baseline); "" = the current tree
 
     @property
     def label(self) -> str:
         if self.kind == "libkb":
-            return f"libkb {self.target} {self.compression}"
+            return f"libkb {self.target} {self.compression}" + (BASE_SUFFIX if self.tree else "")
         return self.kind
 
     @property
@@ -495,50 +649,59 @@ def run_job(job: Job, args: argparse.Namespace, env: dict[str, Any], round_no: i
         "level": args.level,
         "block_bytes": MiB,
     }
-    cleanup: Any = None
+    cleanup: Callable[[], None] | None = None
     if job.kind == "ceiling-a-fs":
-        path = tempfile.mkdtemp(prefix="libkb-bench-fs-", dir=args.fs_dir)
-        spec["path"] = path
-
-        def cleanup() -> None:
-            shutil.rmtree(path, ignore_errors=True)
-
+        spec["path"], cleanup = _fs_dir(args)
     elif job.kind == "libkb":
         spec["compression"] = job.compression
         spec["backup_id"] = f"bench-{uuid.uuid4().hex[:8]}"
         spec["options"] = env["options"]
+        if job.tree:
+            spec["tree"] = job.tree
         if args.profile:
             name = f"{job.label}-{job.topic.partitions}p-{job.topic.size_mib}m-r{round_no}"
             spec["profile"] = str(Path(args.profile) / (name.replace(" ", "-") + ".txt"))
-        if job.target == "fs":
-            path = tempfile.mkdtemp(prefix="libkb-bench-fs-", dir=args.fs_dir)
-            spec["storage"] = {"backend": "filesystem", "path": path}
-
-            def cleanup() -> None:
-                shutil.rmtree(path, ignore_errors=True)
-
-        else:
-            s3 = env["s3"]
-            spec["storage"] = {
-                "backend": "s3",
-                "bucket": BUCKET,
-                "endpoint": s3.endpoint,
-                "access_key": s3.access_key,
-                "secret_key": s3.secret_key,
-                "region": "us-east-1",
-                "path_style": True,
-            }
-
-            def cleanup() -> None:
-                from integration.services import empty_s3_bucket
-
-                empty_s3_bucket(s3, BUCKET)
-
+        spec["storage"], cleanup = libkb_storage(job, args, env)
     try:
-        return run_child(Path(__file__), spec, job.label)
+        out = run_child(Path(__file__), spec, job.label)
     finally:
         if cleanup is not None:
             cleanup()
+    if job.kind == "libkb":
+        check_origin(out, job.tree or None, job.label)
+    return out
+
+
+def _fs_dir(args: argparse.Namespace) -> tuple[str, Callable[[], None]]:
+    """A fresh directory for the filesystem target, and what removes it."""
+    path = tempfile.mkdtemp(prefix="libkb-bench-fs-", dir=args.fs_dir)
+    return path, lambda: shutil.rmtree(path, ignore_errors=True)
+
+
+def libkb_storage(
+    job: Job, args: argparse.Namespace, env: dict[str, Any]
+) -> tuple[dict[str, Any], Callable[[], None]]:
+    """A libkb job's ``storage:`` settings, and what empties the storage after the job."""
+    if job.target == "fs":
+        path, cleanup = _fs_dir(args)
+        return {"backend": "filesystem", "path": path}, cleanup
+    s3 = env["s3"]
+    storage = {
+        "backend": "s3",
+        "bucket": BUCKET,
+        "endpoint": s3.endpoint,
+        "access_key": s3.access_key,
+        "secret_key": s3.secret_key,
+        "region": "us-east-1",
+        "path_style": True,
+    }
+
+    def empty_bucket() -> None:
+        from integration.services import empty_s3_bucket
+
+        empty_s3_bucket(s3, BUCKET)
+
+    return storage, empty_bucket
 
 
 def run_child(script: Path, spec: dict[str, Any], label: str) -> dict[str, Any]:
@@ -558,19 +721,44 @@ def run_child(script: Path, spec: dict[str, Any], label: str) -> dict[str, Any]:
     return out
 
 
-def build_jobs(args: argparse.Namespace, topics: list[Topic]) -> list[Job]:
+def build_jobs(args: argparse.Namespace, topics: list[Topic]) -> list[list[Job]]:
+    """Units of jobs (see ``round_order``): one job, or a libkb job and its --baseline twin."""
     largest = max(t.size_mib for t in topics)
-    jobs = []
+    units = []
     for topic in topics:
         if topic.size_mib == largest:
-            jobs.append(Job("ceiling-a", topic))
-            jobs.append(Job("ceiling-b", topic))
+            units.append([Job("ceiling-a", topic)])
+            units.append([Job("ceiling-b", topic)])
             if "fs" in args.targets.split(","):
-                jobs.append(Job("ceiling-a-fs", topic))
+                units.append([Job("ceiling-a-fs", topic)])
         for target in args.targets.split(","):
             for compression in ("none", "zstd"):
-                jobs.append(Job("libkb", topic, target, compression))
-    return jobs
+                job = Job("libkb", topic, target, compression)
+                units.append([job, replace(job, tree=args.baseline)] if args.baseline else [job])
+    if args.only:  # a label without " @base" selects the baseline twin too
+        wanted = {s.strip() for s in args.only.split(",")}
+        kept = [[j for j in u if wanted & {j.label, j.label.removesuffix(BASE_SUFFIX)}] for u in units]
+        units = [u for u in kept if u]
+    return units
+
+
+def run_rounds(
+    units: list[list[Job]], args: argparse.Namespace, env: dict[str, Any]
+) -> dict[tuple[int, int, str], list[dict[str, Any]]]:
+    runs: dict[tuple[int, int, str], list[dict[str, Any]]] = {}
+    for round_no in range(args.runs):
+        for job in round_order(units, round_no, 3):
+            out = run_job(job, args, env, round_no)
+            out["round"] = round_no
+            runs.setdefault(job.key, []).append(out)
+            mbs = out["bytes"] / out["seconds"] / 1e6
+            print(
+                f"round {round_no + 1} {job.topic.name} {job.label}: {mbs:.0f} MB/s, "
+                f"{out['records'] / out['seconds'] / 1e3:.0f}k rec/s, "
+                f"RSS {out['rss_kib'] / 1024:.0f} MiB, CPU {out['cpu']:.1f} s, load {out['load']:.2f}",
+                flush=True,
+            )
+    return runs
 
 
 def main() -> int:
@@ -592,6 +780,13 @@ def main() -> int:
     parser.add_argument("--only", default=None, help="comma-separated job labels to run")
     parser.add_argument("--profile", default=None, help="write pyinstrument text profiles here")
     parser.add_argument("--write", default=None, help="add/replace the section in this RST file")
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        metavar="PATH",
+        help="also run every libkb job with libkb imported from PATH (an older source tree, "
+        "C extension built in place), in the same rounds; the report pairs the two",
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
@@ -599,6 +794,10 @@ def main() -> int:
         return 0
 
     from integration.services import KafkaService, MinioService, create_kafka_topic, create_s3_bucket
+
+    base = probe_baseline(args.baseline) if args.baseline else None
+    if base is not None:
+        args.baseline = base["path"]
 
     options = {k: json.loads(v) for k, v in (o.split("=", 1) for o in args.option)}
     if args.profile:
@@ -634,26 +833,10 @@ def main() -> int:
                     f"produced {name}: {records} records, {nbytes / 1e6:.0f} MB in {produce_secs[name]:.1f} s"
                 )
         del pool
-        jobs = build_jobs(args, topics)
-        if args.only:
-            wanted = {s.strip() for s in args.only.split(",")}
-            jobs = [j for j in jobs if j.label in wanted]
-        runs: dict[tuple[int, int, str], list[dict[str, Any]]] = {}
-        for round_no in range(args.runs):
-            shift = (round_no * 3) % len(jobs)
-            for job in jobs[shift:] + jobs[:shift]:
-                out = run_job(job, args, env, round_no)
-                runs.setdefault(job.key, []).append(out)
-                mbs = out["bytes"] / out["seconds"] / 1e6
-                print(
-                    f"round {round_no + 1} {job.topic.name} {job.label}: {mbs:.0f} MB/s, "
-                    f"{out['records'] / out['seconds'] / 1e3:.0f}k rec/s, "
-                    f"RSS {out['rss_kib'] / 1024:.0f} MiB, CPU {out['cpu']:.1f} s, load {out['load']:.2f}",
-                    flush=True,
-                )
+        runs = run_rounds(build_jobs(args, topics), args, env)
     load = f"load average {load_before} before, {_loadavg()} after"
     minutes = (time.monotonic() - wall) / 60
-    text = render(args, topics, runs, produce_secs, load, minutes, options)
+    text = render(args, topics, runs, produce_secs, load, minutes, options, base)
     print(text)
     if args.write:
         write_section(Path(args.write), text)
@@ -762,6 +945,7 @@ def render(
     load: str,
     minutes: float,
     options: dict[str, Any],
+    base: dict[str, Any] | None = None,
 ) -> str:
     largest = max(t.size_mib for t in topics)
     smallest = min(t.size_mib for t in topics)
@@ -819,7 +1003,9 @@ def render(
         ],
         rows,
     )
-    targets = check_targets(runs, largest, smallest)
+    current = {k: v for k, v in runs.items() if not k[2].endswith(BASE_SUFFIX)}
+    targets = check_targets(current, largest, smallest)
+    paired = backup_pairs(runs, base) if base else ""
     every = []
     for (size, partitions, label), items in sorted(runs.items()):
         speeds = ", ".join(f"{r['bytes'] / r['seconds'] / 1e6:.0f}" for r in items)
@@ -859,7 +1045,7 @@ Targets (85 % of the matching ceiling; peak RSS flat in data size and under
 
 {targets}
 
-Why, and what was tuned: ``bench/README.rst``.
+{paired}Why, and what was tuned: ``bench/README.rst``.
 
 Data:
 
@@ -873,6 +1059,19 @@ Machine (other work was running on it; see the load average):
 
 {facts}
 """
+
+
+def backup_pairs(runs: dict[tuple[int, int, str], list[dict[str, Any]]], base: dict[str, Any]) -> str:
+    """The paired table: each libkb job against its baseline twin, every topic size."""
+    cells: list[Cell] = []
+    for (size, partitions, label), old in sorted(runs.items()):
+        cur = runs.get((size, partitions, label.removesuffix(BASE_SUFFIX)))
+        if label.endswith(BASE_SUFFIX) and cur:
+            name = label.removesuffix(BASE_SUFFIX)
+            cells.append(
+                ([str(size), str(partitions), name], f"{size} MiB, {partitions} p, {name}", cur, old)
+            )
+    return paired_section(["MiB", "parts", "job"], cells, base) if cells else ""
 
 
 def write_section(path: Path, text: str, title: str = RESULTS_TITLE) -> None:

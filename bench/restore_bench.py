@@ -23,6 +23,9 @@ sequence. Each measured job runs in a fresh subprocess (peak RSS = its own
   settings plus a ``topic_mapping`` to the new topic.
 - ``libkb@REF`` (``--compare REF``): the same with ``libkb/restore/engine.py``
   as of git REF, to measure an engine change in the same run.
+- ``libkb @base`` (``--baseline PATH``): the libkb job with all of libkb
+  imported from PATH, an older source tree with its C extension built in
+  place; the report adds a table of the pairs (current against baseline).
 
 The ceiling does no reading, decompression or decoding: it is what producing
 these records costs, so "% of ceiling" is the share the restore loses to
@@ -61,15 +64,24 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from backup_bench import (  # noqa: E402  # the sibling benchmark's helpers
+    BASE_SUFFIX,
+    Cell,
     ThreadCpu,
     _loadavg,
     _median,
     _vm_hwm_kib,
+    check_origin,
+    libkb_origin,
     machine_facts,
     make_pool,
+    paired_ratios,
+    paired_section,
+    probe_baseline,
     produce_topic,
+    round_order,
     run_child,
     table,
+    use_tree,
     write_section,
 )
 
@@ -222,6 +234,7 @@ class RestoreThreadCpu(ThreadCpu):
 
 
 def child_main(spec: dict[str, Any]) -> None:
+    use_tree(spec.get("tree"))
     with RestoreThreadCpu() as threads:
         out = ceiling(spec) if spec["kind"] == "ceiling" else libkb_job(spec)
     if out["bytes"] != spec["bytes"]:
@@ -232,6 +245,7 @@ def child_main(spec: dict[str, Any]) -> None:
     out["threads"] = threads.by_group()
     out["threads"]["main"] = round(out["threads"].get("main", 0.0) - main, 2)
     out["rss_kib"] = _vm_hwm_kib()
+    out.update(libkb_origin())
     print("RESULT " + json.dumps(out), flush=True)
 
 
@@ -348,11 +362,14 @@ def run_job(job: Job, args: argparse.Namespace, env: dict[str, Any], round_no: i
     }
     if job.kind.startswith("libkb@"):
         spec["engine_file"] = env["engine_file"]
+    if job.kind.endswith(BASE_SUFFIX):
+        spec["tree"] = env["baseline"]
     if args.profile and job.kind == "libkb":
         spec["profile"] = str(Path(args.profile) / f"libkb-{data.partitions}p-r{round_no}")
     broker_before = _process_cpu(env["broker_pid"])
     try:
         out = run_child(Path(__file__), spec, job.kind)
+        check_origin(out, spec.get("tree"), job.kind)
         out["broker_cpu"] = _process_cpu(env["broker_pid"]) - broker_before
         # The broker holds exactly the records: every partition's end offset.
         from libkb.kafka.admin import KafkaAdmin
@@ -409,6 +426,13 @@ def main() -> int:
     )
     parser.add_argument("--profile", default=None, help="write pyinstrument profiles of libkb jobs here")
     parser.add_argument("--write", default=None, help="add/replace the section in this RST file")
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        metavar="PATH",
+        help="also run the libkb job with libkb imported from PATH (an older source tree, "
+        "C extension built in place), in the same rounds (job libkb @base); the report pairs the two",
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
@@ -416,6 +440,8 @@ def main() -> int:
         return 0
 
     from integration.services import KafkaService
+
+    base = probe_baseline(args.baseline) if args.baseline else None
 
     options = {k: json.loads(v) for k, v in (o.split("=", 1) for o in args.option)}
     if args.profile:
@@ -440,6 +466,7 @@ def main() -> int:
             "data_dir": str(data_dir),
             "options": options,
             "broker_pid": getattr(getattr(kafka, "_proc", None), "pid", None),  # the broker's JVM
+            "baseline": base["path"] if base else None,
         }
         print(f"Kafka at {bootstrap}; backups in {data_dir}", flush=True)
         datas: list[Data] = []
@@ -460,49 +487,61 @@ def main() -> int:
                     flush=True,
                 )
             datas.append(data)
-        kinds = ["ceiling", "libkb"]
-        if args.only:
-            kinds = [k for k in kinds if k in {s.strip() for s in args.only.split(",")}]
-        if args.compare and Path(args.compare).is_file():
-            env["engine_file"] = str(Path(args.compare).resolve())
-            kinds.append(f"libkb@{Path(args.compare).name}")
-        elif args.compare:
-            env["engine_file"] = str(data_dir / "engine_then.py")
-            Path(env["engine_file"]).write_bytes(
-                subprocess.run(
-                    ["git", "show", f"{args.compare}:libkb/restore/engine.py"],
-                    cwd=ROOT,
-                    check=True,
-                    capture_output=True,
-                ).stdout
-            )
-            kinds.append(f"libkb@{args.compare}")
-        jobs = [Job(kind, data) for data in datas for kind in kinds]
-        runs: dict[tuple[int, str], list[dict[str, Any]]] = {}
-        # Warm-up rounds (not recorded): a fresh broker's first gigabytes run slower (JIT).
-        for round_no in range(-args.warmup, args.runs):
-            shift = round_no % len(jobs)
-            for job in jobs[shift:] + jobs[:shift]:
-                out = run_job(job, args, env, round_no)
-                out["round"] = round_no
-                if round_no >= 0:
-                    runs.setdefault(job.key, []).append(out)
-                print(
-                    f"{f'round {round_no + 1}' if round_no >= 0 else 'warm-up'} {job.data.partitions}p "
-                    f"{job.kind}: {out['bytes'] / out['seconds'] / 1e6:.0f} MB/s, "
-                    f"{out['records'] / out['seconds'] / 1e3:.0f}k rec/s, "
-                    f"RSS {out['rss_kib'] / 1024:.0f} MiB, CPU {out['cpu']:.1f} s {out['threads']}, "
-                    f"broker CPU {out['broker_cpu']:.1f} s, load {out['load']:.2f}",
-                    flush=True,
-                )
+        units = [[Job(kind, data) for kind in unit] for data in datas for unit in job_kinds(args, env)]
+        runs = run_rounds(units, args, env)
     load = f"load average {load_before} before, {_loadavg()} after"
     minutes = (time.monotonic() - wall) / 60
-    text = render(args, datas, runs, setup, load, minutes, options)
+    text = render(args, datas, runs, setup, load, minutes, options, base)
     print(text)
     if args.write:
         write_section(Path(args.write), text, RESULTS_TITLE)
         print(f"wrote {args.write}")
     return 0
+
+
+def job_kinds(args: argparse.Namespace, env: dict[str, Any]) -> list[list[str]]:
+    """The jobs per backup, in units (see ``backup_bench.round_order``): libkb with its baseline twin."""
+    kinds = ["ceiling", "libkb"]
+    if args.only:
+        kinds = [k for k in kinds if k in {s.strip() for s in args.only.split(",")}]
+    units = [[k, k + BASE_SUFFIX] if k == "libkb" and env["baseline"] else [k] for k in kinds]
+    if args.compare and Path(args.compare).is_file():
+        env["engine_file"] = str(Path(args.compare).resolve())
+        units.append([f"libkb@{Path(args.compare).name}"])
+    elif args.compare:
+        env["engine_file"] = str(Path(env["data_dir"]) / "engine_then.py")
+        Path(env["engine_file"]).write_bytes(
+            subprocess.run(
+                ["git", "show", f"{args.compare}:libkb/restore/engine.py"],
+                cwd=ROOT,
+                check=True,
+                capture_output=True,
+            ).stdout
+        )
+        units.append([f"libkb@{args.compare}"])
+    return units
+
+
+def run_rounds(
+    units: list[list[Job]], args: argparse.Namespace, env: dict[str, Any]
+) -> dict[tuple[int, str], list[dict[str, Any]]]:
+    runs: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    # Warm-up rounds (not recorded): a fresh broker's first gigabytes run slower (JIT).
+    for round_no in range(-args.warmup, args.runs):
+        for job in round_order(units, round_no, 1):
+            out = run_job(job, args, env, round_no)
+            out["round"] = round_no
+            if round_no >= 0:
+                runs.setdefault(job.key, []).append(out)
+            print(
+                f"{f'round {round_no + 1}' if round_no >= 0 else 'warm-up'} {job.data.partitions}p "
+                f"{job.kind}: {out['bytes'] / out['seconds'] / 1e6:.0f} MB/s, "
+                f"{out['records'] / out['seconds'] / 1e3:.0f}k rec/s, "
+                f"RSS {out['rss_kib'] / 1024:.0f} MiB, CPU {out['cpu']:.1f} s {out['threads']}, "
+                f"broker CPU {out['broker_cpu']:.1f} s, load {out['load']:.2f}",
+                flush=True,
+            )
+    return runs
 
 
 # -- report -----------------------------------------------------------------------------
@@ -522,16 +561,6 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def paired_shares(ceil: list[dict[str, Any]], lib: list[dict[str, Any]]) -> list[float]:
-    """libkb / ceiling MB/s within each round (the two ran back to back, under similar load)."""
-    by_round = {r["round"]: r for r in ceil}
-    return [
-        (r["bytes"] / r["seconds"]) / (by_round[r["round"]]["bytes"] / by_round[r["round"]]["seconds"])
-        for r in lib
-        if r["round"] in by_round
-    ]
-
-
 def render(
     args: argparse.Namespace,
     datas: list[Data],
@@ -540,13 +569,15 @@ def render(
     load: str,
     minutes: float,
     options: dict[str, Any],
+    base: dict[str, Any] | None = None,
 ) -> str:
     rows = []
     verdicts = []
     for data in datas:
         p = data.partitions
         ceil = runs.get((p, "ceiling"))
-        for kind in ["ceiling", "libkb", *sorted({k for q, k in runs if q == p and "@" in k})]:
+        compared = {k for q, k in runs if q == p and "@" in k and not k.endswith(BASE_SUFFIX)}
+        for kind in ["ceiling", "libkb", *sorted(compared)]:
             if (p, kind) not in runs:
                 continue
             s = summarize(runs[(p, kind)])
@@ -554,7 +585,7 @@ def render(
             if kind != "ceiling" and ceil:
                 share = s["mbs"] / summarize(ceil)["mbs"]
                 pct = f"{100 * share:.0f} %"
-                shares = paired_shares(ceil, runs[(p, kind)])
+                shares = paired_ratios(runs[(p, kind)], ceil)
                 paired = f"{100 * _median(shares):.0f} %" if shares else ""
                 verdict = ("met" if share >= 0.85 else "missed") if kind == "libkb" else "for comparison"
                 verdicts.append(
@@ -612,6 +643,7 @@ def render(
     opts = f" Extra restore options (both jobs): {options}." if options else ""
     every_text = "\n".join(every)
     verdict_text = "\n".join(verdicts)
+    paired = restore_pairs(datas, runs, base) if base else ""
     underline = "=" * len(RESULTS_TITLE)
     return f"""{RESULTS_TITLE}
 {underline}
@@ -639,7 +671,7 @@ Target (restore >= 85 % of the ceiling):
 
 {verdict_text}
 
-How the ceiling is built and what was tuned: ``bench/README.rst``.
+{paired}How the ceiling is built and what was tuned: ``bench/README.rst``.
 
 Data (one backup per partition count, default backup settings):
 
@@ -653,6 +685,19 @@ Machine (other work was running on it; see the load average):
 
 {facts}
 """
+
+
+def restore_pairs(
+    datas: list[Data], runs: dict[tuple[int, str], list[dict[str, Any]]], base: dict[str, Any]
+) -> str:
+    """The paired table: the libkb job against its baseline twin, per partition count."""
+    cells: list[Cell] = []
+    for data in datas:
+        cur, old = runs.get((data.partitions, "libkb")), runs.get((data.partitions, "libkb" + BASE_SUFFIX))
+        if cur and old:
+            what = f"{data.partitions} partition{'s' if data.partitions > 1 else ''}, libkb"
+            cells.append(([str(data.partitions)], what, cur, old))
+    return paired_section(["parts"], cells, base) if cells else ""
 
 
 def restore_state() -> str:
