@@ -10,9 +10,12 @@ import time
 from collections import defaultdict
 from typing import TypeGuard
 
+import pytest
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
+from libkb.format import segment
 from libkb.format.models import PartitionIndex, index_key
+from libkb.format.packer import ACCELERATED, py_pack_messages
 from libkb.format.segment import Record, SegmentReader
 from libkb.storage import NotFoundError, StorageBackend
 
@@ -133,3 +136,12 @@ def stored_records(
             records.extend(reader.records())
         out[p] = records
     return out
+
+
+def use_packer(name: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Back up with the C message packer (``"c"``) or its pure-Python fallback (``"python"``)."""
+    if name == "python":
+        monkeypatch.setattr(segment, "pack_messages", py_pack_messages)
+    elif not ACCELERATED:
+        pytest.fail("the C packer (libkb/format/_packer.c) was not built")
+    return name

@@ -22,15 +22,13 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from integration.kafka_data import consume_all, produce, stored_index, stored_records
+from integration.kafka_data import consume_all, produce, stored_index, stored_records, use_packer
 from integration.services.endpoints import KafkaEndpoint
 from libkb.backup.engine import BackupEngine, BackupResult
 from libkb.backup.lease import LeaseHeldError, current_lease, lease_is_live
 from libkb.catalog import describe_backup, list_backups, validate_backup
 from libkb.config import JobConfig, parse_config
-from libkb.format import segment
 from libkb.format.models import Manifest, groups_from_json, groups_key, lease_key, manifest_key
-from libkb.format.packer import ACCELERATED, py_pack_messages
 from libkb.storage import MemoryConfig, StorageBackend, create_backend_from_config
 
 pytestmark = pytest.mark.kafka
@@ -65,11 +63,7 @@ def check_exact(kafka: KafkaEndpoint, backend: StorageBackend, topic: str, parti
 @pytest.fixture(params=["c", "python"])
 def packer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run the test with the C packer and again with its pure-Python fallback."""
-    if request.param == "python":
-        monkeypatch.setattr(segment, "pack_messages", py_pack_messages)
-    elif not ACCELERATED:
-        pytest.fail("the C packer (libkb/format/_packer.c) was not built")
-    return str(request.param)
+    return use_packer(str(request.param), monkeypatch)
 
 
 @pytest.fixture
