@@ -8,7 +8,7 @@ from typing import Any
 from libkb.errors import ConfigError
 from libkb.storage.adapter import LibcloudBackend
 from libkb.storage.base import StorageBackend
-from libkb.storage.config import StorageConfig
+from libkb.storage.legacy import StorageConfig
 from libkb.storage.settings import (
     AzureConfig,
     BackendConfig,
@@ -18,6 +18,7 @@ from libkb.storage.settings import (
     ResilienceConfig,
     S3Config,
     TransferConfig,
+    config_from_url,
 )
 
 # Local backends fail for reasons retries do not fix (disk full, permissions).
@@ -91,6 +92,4 @@ def create_backend(config: StorageConfig) -> StorageBackend:
 
 def open_backend(url: str) -> StorageBackend:
     """A backend for a storage URL or plain path (``kafka-backup list --path``)."""
-    from libkb.storage.config import config_from_url
-
     return create_backend_from_config(config_from_url(url))
