@@ -11,10 +11,10 @@ two modules importing each other.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
 from marshmallow import (
     RAISE,
@@ -266,75 +266,90 @@ def _prefix_from_path(path: str) -> str | None:
     return stripped or None
 
 
-@dataclass(frozen=True)
-class _Parsed:
-    backend: str
-    values: dict[str, Any]
+def _s3_url(url: str, parts: SplitResult) -> dict[str, Any]:
+    if not parts.hostname:
+        raise ConfigError("the URL names no bucket: use s3://BUCKET[/PREFIX]", key="bucket", source=url)
+    values = {"backend": "s3", "bucket": parts.netloc, "prefix": _prefix_from_path(parts.path)}
+    values.update(_query(url, "s3", parts.query))
+    return values
 
 
-def _parse_url(url: str) -> _Parsed:
-    if "://" not in url:
-        if not url:
-            raise ConfigError("an empty storage path or URL", key="path")
-        return _Parsed("filesystem", {"path": url})
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme in ("s3", "s3a"):
-        if not parts.hostname:
-            raise ConfigError("the URL names no bucket: use s3://BUCKET[/PREFIX]", key="bucket", source=url)
-        values = {"bucket": parts.netloc, "prefix": _prefix_from_path(parts.path)}
-        values.update(_query(url, "s3", parts.query))
-        return _Parsed("s3", values)
-    if scheme in ("azure", "az"):
-        host = parts.netloc
-        account = host.split(".", 1)[0]
-        segments = [s for s in unquote(parts.path).split("/") if s]
-        if not account or not segments:
-            raise ConfigError(
-                "use azure://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX]",
-                key="container_name",
-                source=safe_url(url),
-            )
-        values = {
-            "account_name": account,
-            "container_name": segments[0],
-            "prefix": "/".join(segments[1:]) or None,
-        }
-        if "." in host and not host.endswith(".blob.core.windows.net"):
-            values["endpoint"] = f"https://{host}"  # sovereign clouds
-        values.update(_query(url, "azure", parts.query))
-        return _Parsed("azure", values)
-    if scheme in ("gcs", "gs"):
-        if not parts.netloc:
-            raise ConfigError("the URL names no bucket: use gcs://BUCKET[/PREFIX]", key="bucket", source=url)
-        values = {"bucket": parts.netloc, "prefix": _prefix_from_path(parts.path)}
-        values.update(_query(url, "gcs", parts.query))
-        return _Parsed("gcs", values)
-    if scheme == "file":
-        if parts.netloc not in ("", "localhost"):
-            raise ConfigError(
-                f"file URLs name a local path: use file:///ABSOLUTE/PATH, not host {parts.netloc!r}",
-                key="path",
-                source=url,
-            )
-        if not parts.path:
-            raise ConfigError("the URL names no directory", key="path", source=url)
-        values = {"path": unquote(parts.path)}
-        values.update(_query(url, "filesystem", parts.query))
-        return _Parsed("filesystem", values)
-    if scheme == "memory":
-        values = {"prefix": _prefix_from_path(parts.netloc + parts.path)}
-        values.update(_query(url, "memory", parts.query))
-        return _Parsed("memory", values)
-    raise ConfigError(
-        f"unsupported URL scheme {scheme!r}; use s3://, s3a://, azure://, az://, gcs://, gs://, "
-        "file://, memory:// or a plain path",
-        key="path",
-        source=safe_url(url),
-    )
+def _azure_url(url: str, parts: SplitResult) -> dict[str, Any]:
+    host = parts.netloc
+    account = host.split(".", 1)[0]
+    segments = [s for s in unquote(parts.path).split("/") if s]
+    if not account or not segments:
+        raise ConfigError(
+            "use azure://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX]",
+            key="container_name",
+            source=safe_url(url),
+        )
+    values = {
+        "backend": "azure",
+        "account_name": account,
+        "container_name": segments[0],
+        "prefix": "/".join(segments[1:]) or None,
+    }
+    if "." in host and not host.endswith(".blob.core.windows.net"):
+        values["endpoint"] = f"https://{host}"  # sovereign clouds
+    values.update(_query(url, "azure", parts.query))
+    return values
+
+
+def _gcs_url(url: str, parts: SplitResult) -> dict[str, Any]:
+    if not parts.netloc:
+        raise ConfigError("the URL names no bucket: use gcs://BUCKET[/PREFIX]", key="bucket", source=url)
+    values = {"backend": "gcs", "bucket": parts.netloc, "prefix": _prefix_from_path(parts.path)}
+    values.update(_query(url, "gcs", parts.query))
+    return values
+
+
+def _file_url(url: str, parts: SplitResult) -> dict[str, Any]:
+    if parts.netloc not in ("", "localhost"):
+        raise ConfigError(
+            f"file URLs name a local path: use file:///ABSOLUTE/PATH, not host {parts.netloc!r}",
+            key="path",
+            source=url,
+        )
+    if not parts.path:
+        raise ConfigError("the URL names no directory", key="path", source=url)
+    values: dict[str, Any] = {"backend": "filesystem", "path": unquote(parts.path)}
+    values.update(_query(url, "filesystem", parts.query))
+    return values
+
+
+def _memory_url(url: str, parts: SplitResult) -> dict[str, Any]:
+    values = {"backend": "memory", "prefix": _prefix_from_path(parts.netloc + parts.path)}
+    values.update(_query(url, "memory", parts.query))
+    return values
+
+
+_URL_SCHEMES: dict[str, Callable[[str, SplitResult], dict[str, Any]]] = {
+    "s3": _s3_url,
+    "s3a": _s3_url,
+    "azure": _azure_url,
+    "az": _azure_url,
+    "gcs": _gcs_url,
+    "gs": _gcs_url,
+    "file": _file_url,
+    "memory": _memory_url,
+}
 
 
 def url_to_mapping(url: str) -> dict[str, Any]:
     """The ``storage:`` mapping a storage URL or plain path means (not yet validated)."""
-    parsed = _parse_url(url)
-    return {"backend": parsed.backend, **parsed.values}
+    if "://" not in url:
+        if not url:
+            raise ConfigError("an empty storage path or URL", key="path")
+        return {"backend": "filesystem", "path": url}
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    parse = _URL_SCHEMES.get(scheme)
+    if parse is None:
+        raise ConfigError(
+            f"unsupported URL scheme {scheme!r}; use s3://, s3a://, azure://, az://, gcs://, gs://, "
+            "file://, memory:// or a plain path",
+            key="path",
+            source=safe_url(url),
+        )
+    return parse(url, parts)
