@@ -266,11 +266,16 @@ def _prefix_from_path(path: str) -> str | None:
     return stripped or None
 
 
-def _s3_url(url: str, parts: SplitResult) -> dict[str, Any]:
-    if not parts.hostname:
-        raise ConfigError("the URL names no bucket: use s3://BUCKET[/PREFIX]", key="bucket", source=url)
-    values = {"backend": "s3", "bucket": parts.netloc, "prefix": _prefix_from_path(parts.path)}
-    values.update(_query(url, "s3", parts.query))
+def _bucket_url(url: str, parts: SplitResult) -> dict[str, Any]:
+    """``s3://`` and ``gcs://`` URLs: ``BUCKET[/PREFIX]``, the bucket as the host part."""
+    backend = "s3" if parts.scheme.lower() in ("s3", "s3a") else "gcs"
+    # S3 URLs need a host name; GCS ones any host part (``gs://:1`` names bucket ``:1``).
+    if not (parts.hostname if backend == "s3" else parts.netloc):
+        raise ConfigError(
+            f"the URL names no bucket: use {backend}://BUCKET[/PREFIX]", key="bucket", source=url
+        )
+    values = {"backend": backend, "bucket": parts.netloc, "prefix": _prefix_from_path(parts.path)}
+    values.update(_query(url, backend, parts.query))
     return values
 
 
@@ -296,14 +301,6 @@ def _azure_url(url: str, parts: SplitResult) -> dict[str, Any]:
     return values
 
 
-def _gcs_url(url: str, parts: SplitResult) -> dict[str, Any]:
-    if not parts.netloc:
-        raise ConfigError("the URL names no bucket: use gcs://BUCKET[/PREFIX]", key="bucket", source=url)
-    values = {"backend": "gcs", "bucket": parts.netloc, "prefix": _prefix_from_path(parts.path)}
-    values.update(_query(url, "gcs", parts.query))
-    return values
-
-
 def _file_url(url: str, parts: SplitResult) -> dict[str, Any]:
     if parts.netloc not in ("", "localhost"):
         raise ConfigError(
@@ -325,12 +322,12 @@ def _memory_url(url: str, parts: SplitResult) -> dict[str, Any]:
 
 
 _URL_SCHEMES: dict[str, Callable[[str, SplitResult], dict[str, Any]]] = {
-    "s3": _s3_url,
-    "s3a": _s3_url,
+    "s3": _bucket_url,
+    "s3a": _bucket_url,
     "azure": _azure_url,
     "az": _azure_url,
-    "gcs": _gcs_url,
-    "gs": _gcs_url,
+    "gcs": _bucket_url,
+    "gs": _bucket_url,
     "file": _file_url,
     "memory": _memory_url,
 }

@@ -11,7 +11,7 @@ from typing import Any
 import requests
 from libcloud.storage.base import Object
 
-from libkb.storage.drivers.s3.errors import response_error
+from libkb.storage.drivers.s3.errors import error_from_response
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +41,17 @@ class S3Calls:
         operation: str,
         missing: str | None = None,
     ) -> Exception:
-        """The exception for a failed answer (see :func:`.errors.response_error`)."""
-        return response_error(
-            response, driver=self.owner, bucket=bucket, key=key, operation=operation, missing=missing
+        """The exception for a failed answer, which this closes (see
+        :func:`.errors.error_from_response`; a HEAD answer has no body to read)."""
+        body = b"" if response.request.method == "HEAD" else response.content
+        response.close()
+        return error_from_response(
+            response.status_code,
+            response.headers,
+            body,
+            driver=self.owner,
+            bucket=bucket,
+            key=key,
+            operation=operation,
+            missing=missing,
         )

@@ -55,7 +55,7 @@ from libkb.storage.drivers.s3.connection import S3Connection, make_session
 from libkb.storage.drivers.s3.copy import copy_object
 from libkb.storage.drivers.s3.credentials import CredentialProvider, resolve_credentials
 from libkb.storage.drivers.s3.download import body_chunks, open_get
-from libkb.storage.drivers.s3.errors import error_from_response, response_error
+from libkb.storage.drivers.s3.errors import error_from_response
 from libkb.storage.drivers.s3.listing import iterate_buckets, iterate_objects
 from libkb.storage.drivers.s3.multipart import MAX_SINGLE_PUT, MIN_PART_SIZE, multipart_upload
 from libkb.storage.drivers.s3.parsing import etag_unquoted, http_date_to_ms
@@ -176,19 +176,6 @@ class S3Driver(PerThreadConnectionMixin, LibkbDriverMixin, StorageDriver):  # ty
         ``_request`` and ``libkb_call``)."""
         return S3Calls(send=self._request, call=self.libkb_call, head=self.get_object, owner=self)
 
-    def _fail(
-        self,
-        response: requests.Response,
-        *,
-        bucket: str,
-        key: str | None,
-        operation: str,
-        missing: str | None = None,
-    ) -> Exception:
-        return response_error(
-            response, driver=self, bucket=bucket, key=key, operation=operation, missing=missing
-        )
-
     def _object_from_headers(self, container: Container, name: str, headers: Mapping[str, str]) -> Object:
         length = headers.get("content-length")
         size = int(length) if length is not None else 0
@@ -223,7 +210,9 @@ class S3Driver(PerThreadConnectionMixin, LibkbDriverMixin, StorageDriver):  # ty
         if response.status_code == 403:
             response.close()
         elif response.status_code >= 300:
-            raise self._fail(response, bucket=container_name, key=None, operation="head", missing="bucket")
+            raise self._calls().fail(
+                response, bucket=container_name, key=None, operation="head", missing="bucket"
+            )
         return Container(name=container_name, extra={}, driver=self)
 
     def iterate_containers(self) -> Iterator[Container]:
@@ -240,14 +229,14 @@ class S3Driver(PerThreadConnectionMixin, LibkbDriverMixin, StorageDriver):  # ty
             ).encode()
         response = self._request("PUT", container_name, data=body)
         if response.status_code != 200:
-            raise self._fail(response, bucket=container_name, key=None, operation="create bucket")
+            raise self._calls().fail(response, bucket=container_name, key=None, operation="create bucket")
         response.close()
         return Container(name=container_name, extra={}, driver=self)
 
     def delete_container(self, container: Container) -> bool:
         response = self._request("DELETE", container.name)
         if response.status_code not in (200, 204):
-            raise self._fail(
+            raise self._calls().fail(
                 response,
                 bucket=container.name,
                 key=None,
@@ -295,7 +284,9 @@ class S3Driver(PerThreadConnectionMixin, LibkbDriverMixin, StorageDriver):  # ty
         bucket = obj.container.name
         response = self._request("DELETE", bucket, obj.name)
         if response.status_code not in (200, 204):
-            raise self._fail(response, bucket=bucket, key=obj.name, operation="delete", missing="object")
+            raise self._calls().fail(
+                response, bucket=bucket, key=obj.name, operation="delete", missing="object"
+            )
         response.close()
         return True
 
@@ -346,7 +337,7 @@ class S3Driver(PerThreadConnectionMixin, LibkbDriverMixin, StorageDriver):  # ty
         bucket = container.name
         response = self._put(bucket, object_name, data)
         if response.status_code != 200:
-            raise self._fail(response, bucket=bucket, key=object_name, operation="put")
+            raise self._calls().fail(response, bucket=bucket, key=object_name, operation="put")
         response.close()
 
     def ex_put_object_if_absent(self, container: Container, object_name: str, data: bytes) -> bool:
@@ -365,7 +356,7 @@ class S3Driver(PerThreadConnectionMixin, LibkbDriverMixin, StorageDriver):  # ty
                 response.close()
                 return status == 200
             if status != 409:
-                raise self._fail(response, bucket=bucket, key=object_name, operation="put")
+                raise self._calls().fail(response, bucket=bucket, key=object_name, operation="put")
             response.close()
             if attempt < attempts - 1:
                 time.sleep(0.05 * 2**attempt)

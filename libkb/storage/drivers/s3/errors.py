@@ -83,31 +83,6 @@ def error_from_response(
     return failure
 
 
-def response_error(
-    response: requests.Response,
-    *,
-    driver: Any,
-    bucket: str,
-    key: str | None,
-    operation: str,
-    missing: str | None = None,
-) -> Exception:
-    """:func:`error_from_response` for a received answer, which it closes (a HEAD
-    answer has no body to read)."""
-    body = b"" if response.request.method == "HEAD" else response.content
-    response.close()
-    return error_from_response(
-        response.status_code,
-        response.headers,
-        body,
-        driver=driver,
-        bucket=bucket,
-        key=key,
-        operation=operation,
-        missing=missing,
-    )
-
-
 def _embedded_error(body: bytes, *, driver: Any, bucket: str, key: str, operation: str) -> Exception | None:
     """S3 may answer 200 and put an ``<Error>`` in the body (copy, complete)."""
     code, _message = parse_error_body(body)
