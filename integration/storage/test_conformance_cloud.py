@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from integration.services.endpoints import AzureContainer, GcsBucket, S3Bucket
 from integration.storage.configs import azure_config, gcs_config, s3_config
 from libkb.storage import StorageBackend, create_backend_from_config
-from tests.storage.conformance import (
+from libkb.storage.testing import (
     CredentialConformance,
     MakeBackend,
     MissingContainerConformance,
@@ -17,6 +19,10 @@ from tests.storage.conformance import (
 
 class _S3(StorageConformance, CredentialConformance, MissingContainerConformance):
     bucket: S3Bucket
+
+    @pytest.fixture
+    def known_secrets(self) -> Sequence[str]:
+        return (self.bucket.service.secret_key,)
 
     @pytest.fixture
     def make_backend(self) -> MakeBackend:
@@ -48,6 +54,10 @@ class TestSeaweedfs(_S3):
 
 
 class TestAzurite(StorageConformance, CredentialConformance, MissingContainerConformance):
+    @pytest.fixture
+    def known_secrets(self, azurite_container: AzureContainer) -> Sequence[str]:
+        return (azurite_container.service.account_key,)
+
     @pytest.fixture
     def make_backend(self, azurite_container: AzureContainer) -> MakeBackend:
         return lambda prefix=None: create_backend_from_config(azure_config(azurite_container, prefix))

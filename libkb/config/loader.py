@@ -14,7 +14,7 @@ from marshmallow import Schema, ValidationError
 from libkb.config.models import BackupOptions, JobConfig, MetricsOptions, RestoreOptions
 from libkb.config.schema import BackupSchema, MetricsSchema, RestoreSchema, SourceSchema
 from libkb.errors import ConfigError
-from libkb.storage.config import load_storage_config
+from libkb.storage.settings import load_storage_config
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _TOP_KEYS = ("mode", "backup_id", "source", "target", "storage", "backup", "restore", "metrics")

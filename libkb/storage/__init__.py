@@ -10,7 +10,6 @@ Switching backends is a config change only::
 
 from libkb.storage.adapter import LibcloudBackend
 from libkb.storage.base import BytesLike, ObjectMetadata, StorageBackend
-from libkb.storage.config import StorageConfig
 from libkb.storage.errors import (
     BackendError,
     CircuitOpenError,
@@ -21,6 +20,7 @@ from libkb.storage.errors import (
     StorageError,
 )
 from libkb.storage.factory import create_backend, create_backend_from_config, open_backend
+from libkb.storage.legacy import StorageConfig
 from libkb.storage.settings import (
     AzureConfig,
     FilesystemConfig,

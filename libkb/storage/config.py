@@ -1,16 +1,20 @@
-"""Load storage settings from ``storage:`` mappings and URLs (marshmallow).
+"""Validate what users write about storage (``storage:`` mappings and URLs) into
+plain values, with marshmallow.
 
 Key names are the storage guide's YAML keys, so users of the original tool
 keep their files. Unknown keys are errors, and every error names the key, the
-allowed values and the file or URL it came from.
+allowed values and the file or URL it came from. This module knows no typed
+settings: :mod:`libkb.storage.settings` builds those from the values checked
+here, so the typed settings can offer ``from_dict``/``from_url`` without the
+two modules importing each other.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
 from marshmallow import (
     RAISE,
@@ -25,16 +29,6 @@ from marshmallow import (
 )
 
 from libkb.errors import ConfigError
-from libkb.storage.settings import (
-    AzureConfig,
-    BackendConfig,
-    FilesystemConfig,
-    GcsConfig,
-    MemoryConfig,
-    ResilienceConfig,
-    S3Config,
-    TransferConfig,
-)
 
 BACKENDS = ("s3", "azure", "gcs", "filesystem", "memory")
 _BACKEND_ALIASES = {"gs": "gcs", "local": "filesystem", "file": "filesystem"}
@@ -54,24 +48,20 @@ class ResilienceSchema(_Strict):
     breaker_failure_threshold = mf.Integer(validate=validate.Range(min=1))
     breaker_reset_secs = mf.Float(validate=validate.Range(min=0))
 
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> ResilienceConfig:
-        return ResilienceConfig(**data)
-
 
 class TransferSchema(_Strict):
     part_size = mf.Integer(validate=validate.Range(min=5 * _MiB, max=5 * 1024 * _MiB))
     max_concurrency = mf.Integer(validate=validate.Range(min=1, max=64))
     single_put_threshold = mf.Integer(validate=validate.Range(min=0, max=5 * 1024 * _MiB))
 
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> TransferConfig:
-        return TransferConfig(**data)
-
 
 class _BackendSchema(_Strict):
     backend = mf.String(required=True)
     prefix = mf.String(allow_none=True, load_default=None)
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        return _drop_nones(data)
 
 
 class _CloudSchema(_BackendSchema):
@@ -80,6 +70,7 @@ class _CloudSchema(_BackendSchema):
 
 
 def _drop_nones(data: dict[str, Any]) -> dict[str, Any]:
+    """``None`` means "not set": drop it so the typed settings' defaults apply."""
     return {k: v for k, v in data.items() if v is not None and k != "backend"}
 
 
@@ -104,7 +95,7 @@ class S3Schema(_CloudSchema):
         return data
 
     @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> S3Config:
+    def make(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
         endpoint = data.get("endpoint")
         if endpoint is not None:
             scheme = urlsplit(endpoint).scheme
@@ -123,7 +114,7 @@ class S3Schema(_CloudSchema):
                 "or use an https:// endpoint",
                 "allow_http",
             )
-        return S3Config(**_drop_nones(data))
+        return _drop_nones(data)
 
 
 class AzureSchema(_CloudSchema):
@@ -132,34 +123,20 @@ class AzureSchema(_CloudSchema):
     account_key = mf.String(allow_none=True, load_default=None)
     endpoint = mf.Url(allow_none=True, load_default=None, require_tld=False, schemes={"http", "https"})
 
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> AzureConfig:
-        return AzureConfig(**_drop_nones(data))
-
 
 class GcsSchema(_CloudSchema):
     bucket = mf.String(required=True, validate=validate.Length(min=1))
     service_account_path = mf.String(allow_none=True, load_default=None)
     endpoint = mf.Url(allow_none=True, load_default=None, require_tld=False, schemes={"http", "https"})
 
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> GcsConfig:
-        return GcsConfig(**_drop_nones(data))
-
 
 class FilesystemSchema(_BackendSchema):
     path = mf.String(required=True, validate=validate.Length(min=1))
     direct_io = mf.Boolean(allow_none=True, load_default=None)
 
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> FilesystemConfig:
-        return FilesystemConfig(**_drop_nones(data))
-
 
 class MemorySchema(_BackendSchema):
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> MemoryConfig:
-        return MemoryConfig(**_drop_nones(data))
+    """Only ``prefix``."""
 
 
 SCHEMAS: dict[str, type[Schema]] = {
@@ -191,10 +168,30 @@ def _explain(key: str, message: str, schema: Schema) -> str:
     return message
 
 
-def load_storage_config(
+def canonical_backend(name: object) -> str:
+    """The backend a name means: ``gs`` is ``gcs``, ``local`` and ``file`` are ``filesystem``."""
+    text = str(name).lower()
+    return _BACKEND_ALIASES.get(text, text)
+
+
+def backend_keys(backend: str) -> frozenset[str]:
+    """The keys a ``storage:`` block of ``backend`` may hold (``memory``'s if it is unknown)."""
+    return frozenset(SCHEMAS.get(backend, MemorySchema)().fields)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedStorage:
+    """A ``storage:`` block that passed validation: the canonical backend name and
+    the keys that are set (``None`` dropped), ``resilience``/``transfer`` as dicts."""
+
+    backend: str
+    values: dict[str, Any]
+
+
+def validate_storage_mapping(
     mapping: Mapping[str, Any], *, source: str | None = None, path: str = "storage"
-) -> BackendConfig:
-    """Validate a ``storage:`` mapping into one of the five backend configs."""
+) -> CheckedStorage:
+    """Check a ``storage:`` mapping against its backend's schema; ConfigError names the key."""
     if not isinstance(mapping, Mapping):
         raise ConfigError(
             f"must be a mapping with a 'backend' key, not {type(mapping).__name__}",
@@ -207,7 +204,7 @@ def load_storage_config(
         raise ConfigError(
             f"missing; choose one of: {', '.join(BACKENDS)}", key=f"{path}.backend", source=source
         )
-    backend = _BACKEND_ALIASES.get(str(backend).lower(), str(backend).lower())
+    backend = canonical_backend(backend)
     if backend not in SCHEMAS:
         raise ConfigError(
             f"{mapping.get('backend')!r} is not a storage backend; choose one of: {', '.join(BACKENDS)}",
@@ -217,13 +214,13 @@ def load_storage_config(
     raw["backend"] = backend
     schema = SCHEMAS[backend]()
     try:
-        loaded: BackendConfig = schema.load(raw)
+        values: dict[str, Any] = schema.load(raw)
     except ValidationError as exc:
         problems = [(key, _explain(key, msg, schema)) for key, msg in _flatten(exc.messages, path)]
         key, first = problems[0]
         more = "; ".join(f"{k}: {m}" for k, m in problems[1:])
         raise ConfigError(first + (f" (also {more})" if more else ""), key=key, source=source) from None
-    return loaded
+    return CheckedStorage(backend, values)
 
 
 # -- URLs -----------------------------------------------------------------
@@ -247,19 +244,19 @@ def _query(url: str, backend: str, query: str) -> dict[str, Any]:
             raise ConfigError(
                 f"unknown query parameter {name!r}; allowed for {backend}: {allowed}",
                 key=name,
-                source=_safe_url(url),
+                source=safe_url(url),
             )
         if name in ("path_style", "allow_http", "direct_io"):
             low = value.lower()
             if low not in _TRUE | _FALSE:
-                raise ConfigError(f"must be true or false, not {value!r}", key=name, source=_safe_url(url))
+                raise ConfigError(f"must be true or false, not {value!r}", key=name, source=safe_url(url))
             out[name] = low in _TRUE
         else:
             out[name] = value
     return out
 
 
-def _safe_url(url: str) -> str:
+def safe_url(url: str) -> str:
     """The URL without its query string (which may hold endpoints with credentials)."""
     return url.split("?", 1)[0]
 
@@ -269,141 +266,87 @@ def _prefix_from_path(path: str) -> str | None:
     return stripped or None
 
 
-@dataclass(frozen=True)
-class _Parsed:
-    backend: str
-    values: dict[str, Any]
+def _bucket_url(url: str, parts: SplitResult) -> dict[str, Any]:
+    """``s3://`` and ``gcs://`` URLs: ``BUCKET[/PREFIX]``, the bucket as the host part."""
+    backend = "s3" if parts.scheme.lower() in ("s3", "s3a") else "gcs"
+    # S3 URLs need a host name; GCS ones any host part (``gs://:1`` names bucket ``:1``).
+    if not (parts.hostname if backend == "s3" else parts.netloc):
+        raise ConfigError(
+            f"the URL names no bucket: use {backend}://BUCKET[/PREFIX]", key="bucket", source=url
+        )
+    values = {"backend": backend, "bucket": parts.netloc, "prefix": _prefix_from_path(parts.path)}
+    values.update(_query(url, backend, parts.query))
+    return values
 
 
-def _parse_url(url: str) -> _Parsed:
+def _azure_url(url: str, parts: SplitResult) -> dict[str, Any]:
+    host = parts.netloc
+    account = host.split(".", 1)[0]
+    segments = [s for s in unquote(parts.path).split("/") if s]
+    if not account or not segments:
+        raise ConfigError(
+            "use azure://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX]",
+            key="container_name",
+            source=safe_url(url),
+        )
+    values = {
+        "backend": "azure",
+        "account_name": account,
+        "container_name": segments[0],
+        "prefix": "/".join(segments[1:]) or None,
+    }
+    if "." in host and not host.endswith(".blob.core.windows.net"):
+        values["endpoint"] = f"https://{host}"  # sovereign clouds
+    values.update(_query(url, "azure", parts.query))
+    return values
+
+
+def _file_url(url: str, parts: SplitResult) -> dict[str, Any]:
+    if parts.netloc not in ("", "localhost"):
+        raise ConfigError(
+            f"file URLs name a local path: use file:///ABSOLUTE/PATH, not host {parts.netloc!r}",
+            key="path",
+            source=url,
+        )
+    if not parts.path:
+        raise ConfigError("the URL names no directory", key="path", source=url)
+    values: dict[str, Any] = {"backend": "filesystem", "path": unquote(parts.path)}
+    values.update(_query(url, "filesystem", parts.query))
+    return values
+
+
+def _memory_url(url: str, parts: SplitResult) -> dict[str, Any]:
+    values = {"backend": "memory", "prefix": _prefix_from_path(parts.netloc + parts.path)}
+    values.update(_query(url, "memory", parts.query))
+    return values
+
+
+_URL_SCHEMES: dict[str, Callable[[str, SplitResult], dict[str, Any]]] = {
+    "s3": _bucket_url,
+    "s3a": _bucket_url,
+    "azure": _azure_url,
+    "az": _azure_url,
+    "gcs": _bucket_url,
+    "gs": _bucket_url,
+    "file": _file_url,
+    "memory": _memory_url,
+}
+
+
+def url_to_mapping(url: str) -> dict[str, Any]:
+    """The ``storage:`` mapping a storage URL or plain path means (not yet validated)."""
     if "://" not in url:
         if not url:
             raise ConfigError("an empty storage path or URL", key="path")
-        return _Parsed("filesystem", {"path": url})
+        return {"backend": "filesystem", "path": url}
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
-    if scheme in ("s3", "s3a"):
-        if not parts.hostname:
-            raise ConfigError("the URL names no bucket: use s3://BUCKET[/PREFIX]", key="bucket", source=url)
-        values = {"bucket": parts.netloc, "prefix": _prefix_from_path(parts.path)}
-        values.update(_query(url, "s3", parts.query))
-        return _Parsed("s3", values)
-    if scheme in ("azure", "az"):
-        host = parts.netloc
-        account = host.split(".", 1)[0]
-        segments = [s for s in unquote(parts.path).split("/") if s]
-        if not account or not segments:
-            raise ConfigError(
-                "use azure://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX]",
-                key="container_name",
-                source=_safe_url(url),
-            )
-        values = {
-            "account_name": account,
-            "container_name": segments[0],
-            "prefix": "/".join(segments[1:]) or None,
-        }
-        if "." in host and not host.endswith(".blob.core.windows.net"):
-            values["endpoint"] = f"https://{host}"  # sovereign clouds
-        values.update(_query(url, "azure", parts.query))
-        return _Parsed("azure", values)
-    if scheme in ("gcs", "gs"):
-        if not parts.netloc:
-            raise ConfigError("the URL names no bucket: use gcs://BUCKET[/PREFIX]", key="bucket", source=url)
-        values = {"bucket": parts.netloc, "prefix": _prefix_from_path(parts.path)}
-        values.update(_query(url, "gcs", parts.query))
-        return _Parsed("gcs", values)
-    if scheme == "file":
-        if parts.netloc not in ("", "localhost"):
-            raise ConfigError(
-                f"file URLs name a local path: use file:///ABSOLUTE/PATH, not host {parts.netloc!r}",
-                key="path",
-                source=url,
-            )
-        if not parts.path:
-            raise ConfigError("the URL names no directory", key="path", source=url)
-        values = {"path": unquote(parts.path)}
-        values.update(_query(url, "filesystem", parts.query))
-        return _Parsed("filesystem", values)
-    if scheme == "memory":
-        values = {"prefix": _prefix_from_path(parts.netloc + parts.path)}
-        values.update(_query(url, "memory", parts.query))
-        return _Parsed("memory", values)
-    raise ConfigError(
-        f"unsupported URL scheme {scheme!r}; use s3://, s3a://, azure://, az://, gcs://, gs://, "
-        "file://, memory:// or a plain path",
-        key="path",
-        source=_safe_url(url),
-    )
-
-
-def config_from_url(url: str) -> BackendConfig:
-    """Parse a storage URL; query parameters map onto the same keys as YAML."""
-    parsed = _parse_url(url)
-    mapping = {"backend": parsed.backend, **parsed.values}
-    return load_storage_config(mapping, source=_safe_url(url), path="url")
-
-
-# -- the legacy flat config ----------------------------------------------
-
-
-@dataclass(frozen=True)
-class StorageConfig:
-    """The original tool's legacy flat ``storage:`` block: every key optional, nulls allowed."""
-
-    backend: str | None = None
-    bucket: str | None = None
-    region: str | None = None
-    endpoint: str | None = None
-    access_key: str | None = None
-    secret_key: str | None = None
-    prefix: str | None = None
-    path: str | None = None
-    path_style: bool | None = None
-    allow_http: bool | None = None
-    account_name: str | None = None
-    container_name: str | None = None
-    account_key: str | None = None
-    service_account_path: str | None = None
-
-    def __repr__(self) -> str:
-        shown = {
-            f.name: getattr(self, f.name)
-            for f in fields(self)
-            if getattr(self, f.name) is not None and f.name not in ("secret_key", "account_key")
-        }
-        return f"StorageConfig({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
-
-    @classmethod
-    def from_dict(cls, mapping: Mapping[str, Any], *, source: str | None = None) -> StorageConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(mapping) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}",
-                key="storage",
-                source=source,
-            )
-        return cls(**dict(mapping))
-
-    def to_backend_config(self, *, source: str | None = None) -> BackendConfig:
-        """The tagged config this flat block means (nulls dropped, backend inferred)."""
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
-        backend = data.pop("backend") or ("filesystem" if self.path else None)
-        if backend is None:
-            raise ConfigError(
-                f"missing; choose one of: {', '.join(BACKENDS)}",
-                key="storage.backend",
-                source=source,
-            )
-        backend = _BACKEND_ALIASES.get(backend.lower(), backend.lower())
-        allowed = set(SCHEMAS.get(backend, MemorySchema)().fields)
-        kept = {k: v for k, v in data.items() if v is not None and k in allowed}
-        stray = sorted(k for k, v in data.items() if v is not None and k not in allowed)
-        if stray:
-            raise ConfigError(
-                f"key(s) {', '.join(stray)} do not apply to backend {backend!r}",
-                key="storage",
-                source=source,
-            )
-        return load_storage_config({"backend": backend, **kept}, source=source)
+    parse = _URL_SCHEMES.get(scheme)
+    if parse is None:
+        raise ConfigError(
+            f"unsupported URL scheme {scheme!r}; use s3://, s3a://, azure://, az://, gcs://, gs://, "
+            "file://, memory:// or a plain path",
+            key="path",
+            source=safe_url(url),
+        )
+    return parse(url, parts)

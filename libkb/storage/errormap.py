@@ -81,12 +81,35 @@ def map_error(
     container: str | None = None,
     secrets: Iterable[str] = (),
 ) -> StorageError:
-    """Return the libkb error for ``exc`` (which the caller raises ``from None``)."""
+    """Return the libkb error for ``exc`` (which the caller raises ``from None``).
+
+    What is missing or forbidden is known from the exception's type, then
+    from its HTTP status; what is left is a transport, I/O or other failure.
+    """
     if isinstance(exc, StorageError):
         return exc
-    secrets = tuple(secrets)
-    detail = _describe(exc, secrets)
+    detail = _describe(exc, tuple(secrets))
+    mapped = _from_type(exc, detail, backend, key, container)
+    if mapped is None:
+        mapped = _from_status(exc, detail, backend, key)
+    if mapped is None:
+        mapped = _from_failure(exc, detail, backend, key)
+    return mapped
 
+
+def _denied(detail: str, backend: str, key: str | None) -> PermissionDeniedError:
+    return PermissionDeniedError(
+        f"access denied ({detail})",
+        backend=backend,
+        key=key,
+        hint="check the credentials and that they allow this operation on the bucket",
+    )
+
+
+def _from_type(
+    exc: BaseException, detail: str, backend: str, key: str | None, container: str | None
+) -> StorageError | None:
+    """Missing containers and objects, and refused credentials, by exception type."""
     if isinstance(exc, ContainerDoesNotExistError):
         return ContainerNotFoundError(
             f"the bucket/container {container!r} does not exist",
@@ -97,36 +120,35 @@ def map_error(
     if isinstance(exc, ObjectDoesNotExistError | FileNotFoundError):
         return NotFoundError("no such object", backend=backend, key=key)
     if isinstance(exc, InvalidCredsError | PermissionError):
-        return PermissionDeniedError(
-            f"access denied ({detail})",
-            backend=backend,
-            key=key,
-            hint="check the credentials and that they allow this operation on the bucket",
-        )
+        return _denied(detail, backend, key)
+    return None
 
+
+def _from_status(exc: BaseException, detail: str, backend: str, key: str | None) -> StorageError | None:
+    """Any exception carrying an HTTP status: 401/403 denied, 404 missing, else a
+    service failure, transient for 408, 429 and 5xx."""
     status = _status_of(exc)
     if isinstance(exc, RateLimitReachedError):
         status = 429
-    if status is not None:
-        if status in (401, 403):
-            return PermissionDeniedError(
-                f"access denied ({detail})",
-                backend=backend,
-                key=key,
-                hint="check the credentials and that they allow this operation on the bucket",
-            )
-        if status == 404:
-            return NotFoundError("no such object", backend=backend, key=key)
-        transient = status in _TRANSIENT_STATUS
-        return BackendError(
-            f"the service failed ({detail})",
-            backend=backend,
-            key=key,
-            transient=transient,
-            status=status,
-            hint="retried and still failing; check the service" if transient else None,
-        )
+    if status is None:
+        return None
+    if status in (401, 403):
+        return _denied(detail, backend, key)
+    if status == 404:
+        return NotFoundError("no such object", backend=backend, key=key)
+    transient = status in _TRANSIENT_STATUS
+    return BackendError(
+        f"the service failed ({detail})",
+        backend=backend,
+        key=key,
+        transient=transient,
+        status=status,
+        hint="retried and still failing; check the service" if transient else None,
+    )
 
+
+def _from_failure(exc: BaseException, detail: str, backend: str, key: str | None) -> BackendError:
+    """Transport failures (transient), I/O errors, and anything else."""
     if isinstance(
         exc,
         requests.exceptions.ConnectionError

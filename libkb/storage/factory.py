@@ -8,7 +8,7 @@ from typing import Any
 from libkb.errors import ConfigError
 from libkb.storage.adapter import LibcloudBackend
 from libkb.storage.base import StorageBackend
-from libkb.storage.config import StorageConfig
+from libkb.storage.legacy import StorageConfig
 from libkb.storage.metrics import StorageMetrics
 from libkb.storage.settings import (
     AzureConfig,
@@ -19,6 +19,7 @@ from libkb.storage.settings import (
     ResilienceConfig,
     S3Config,
     TransferConfig,
+    config_from_url,
 )
 
 # Local backends fail for reasons retries do not fix (disk full, permissions).
@@ -105,6 +106,4 @@ def create_backend(config: StorageConfig) -> StorageBackend:
 
 def open_backend(url: str, *, metrics: StorageMetrics | None = None) -> StorageBackend:
     """A backend for a storage URL or plain path (``kafka-backup list --path``)."""
-    from libkb.storage.config import config_from_url
-
     return create_backend_from_config(config_from_url(url), metrics=metrics)

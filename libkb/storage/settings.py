@@ -1,15 +1,18 @@
-"""Typed, validated storage settings: one frozen dataclass per backend.
+"""Typed, validated storage settings: one frozen dataclass per backend, and
+their loading from ``storage:`` mappings and URLs.
 
-These are what driver builders receive. :mod:`libkb.storage.config` loads them
-from YAML mappings and URLs (marshmallow), applying defaults documented here.
-Secret fields are excluded from ``repr``.
+These are what driver builders receive. :mod:`libkb.storage.config` checks the
+mappings and URLs (marshmallow) into plain values, which are made typed here,
+with the defaults documented here. Secret fields are excluded from ``repr``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+from libkb.storage.config import safe_url, url_to_mapping, validate_storage_mapping
 
 MiB = 1024 * 1024
 
@@ -59,15 +62,11 @@ class StorageBackendConfig:
     @classmethod
     def from_dict(cls, mapping: Mapping[str, Any], *, source: str | None = None) -> BackendConfig:
         """Validate a ``storage:`` mapping into the variant its ``backend`` names."""
-        from libkb.storage.config import load_storage_config
-
         return load_storage_config(mapping, source=source)
 
     @classmethod
     def from_url(cls, url: str) -> BackendConfig:
         """Parse ``s3://``, ``azure://``, ``gcs://``, ``file://``, ``memory://`` or a plain path."""
-        from libkb.storage.config import config_from_url
-
         return config_from_url(url)
 
 
@@ -137,3 +136,32 @@ class MemoryConfig(StorageBackendConfig):
 
 
 BackendConfig = S3Config | AzureConfig | GcsConfig | FilesystemConfig | MemoryConfig
+
+_TYPES: dict[str, Callable[..., BackendConfig]] = {
+    "s3": S3Config,
+    "azure": AzureConfig,
+    "gcs": GcsConfig,
+    "filesystem": FilesystemConfig,
+    "memory": MemoryConfig,
+}
+
+
+def load_storage_config(
+    mapping: Mapping[str, Any], *, source: str | None = None, path: str = "storage"
+) -> BackendConfig:
+    """Validate a ``storage:`` mapping into one of the five backend configs.
+
+    ``source`` (the file or URL) and ``path`` (the key above the block) go into
+    every :class:`~libkb.errors.ConfigError`.
+    """
+    checked = validate_storage_mapping(mapping, source=source, path=path)
+    values = dict(checked.values)
+    for name, typed in (("resilience", ResilienceConfig), ("transfer", TransferConfig)):
+        if name in values:
+            values[name] = typed(**values[name])
+    return _TYPES[checked.backend](**values)
+
+
+def config_from_url(url: str) -> BackendConfig:
+    """Parse a storage URL; query parameters map onto the same keys as YAML."""
+    return load_storage_config(url_to_mapping(url), source=safe_url(url), path="url")

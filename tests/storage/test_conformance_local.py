@@ -14,7 +14,7 @@ from libkb.storage import (
 )
 from libkb.storage.drivers.memory import MemoryStorageDriver
 from libkb.storage.factory import _LOCAL_RESILIENCE
-from tests.storage.conformance import MakeBackend, MissingContainerConformance, StorageConformance
+from libkb.storage.testing import MakeBackend, MissingContainerConformance, StorageConformance
 
 
 class TestMemoryBackend(StorageConformance, MissingContainerConformance):

@@ -4,7 +4,9 @@ One module a concern: :mod:`.endpoint`, :mod:`.credentials` (account key or
 Azure AD tokens), :mod:`.connection` (shared-key and bearer connections),
 :mod:`.errors` (responses to exceptions), :mod:`.blocks` (parallel block
 upload), :mod:`.copy` (server-side copy) and :mod:`.driver` (the Libcloud
-driver). This package exports what the factory and tests use.
+driver). The helper modules never see the driver: it hands them an
+:class:`~.calls.AzureCalls` (send a request, retry a unit of work). This
+package exports what the factory and tests use.
 """
 
 from libkb.storage.drivers.azure.connection import (

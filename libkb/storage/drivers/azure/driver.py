@@ -19,6 +19,7 @@ import hashlib
 import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -28,16 +29,18 @@ from libcloud.storage.drivers.azure_blobs import AzureBlobsStorageDriver
 from libcloud.utils.xml import fixxpath
 
 from libkb.errors import ConfigError
-from libkb.storage.drivers.azure.blocks import MAX_BLOCK_SIZE, upload_stream
+from libkb.storage.drivers.azure.blocks import MAX_BLOCK_SIZE, upload_blocks
+from libkb.storage.drivers.azure.calls import AzureCalls
 from libkb.storage.drivers.azure.connection import LibkbAzureBearerConnection, LibkbAzureConnection
 from libkb.storage.drivers.azure.copy import copy_blob
 from libkb.storage.drivers.azure.credentials import AzureTokenSource, TokenCredential, resolve_azure_auth
 from libkb.storage.drivers.azure.endpoint import resolve_azure_endpoint
-from libkb.storage.drivers.azure.errors import blob_error, error_code, streamed_error
+from libkb.storage.drivers.azure.errors import error_code, response_error, streamed_error
 from libkb.storage.drivers.base import LibkbDriverMixin
 from libkb.storage.drivers.common.downloads import RangedDownloadMixin, ranged_body
 from libkb.storage.drivers.common.per_thread import PerThreadConnectionMixin
 from libkb.storage.drivers.common.timestamps import http_date_to_ms
+from libkb.storage.drivers.common.uploads import small_or_stream
 from libkb.storage.settings import AzureConfig, TransferConfig
 
 #: Blobs listed per page (the service maximum).
@@ -167,15 +170,17 @@ class LibkbAzureBlobsDriver(
         self, resp: Any, container_name: str, object_name: str | None, *, head: bool = False
     ) -> Exception:
         """The exception for a failed response (``head``: a HEAD answer, which has no body)."""
-        body = "" if head else resp.object
-        return blob_error(
-            resp.status,
-            resp.headers,
-            body,
-            driver=self,
-            container_name=container_name,
-            object_name=object_name,
+        return response_error(
+            resp, driver=self, container_name=container_name, object_name=object_name, head=head
         )
+
+    def _request(self, path: str, **kwargs: Any) -> Any:
+        """One request on the calling thread's connection."""
+        return self.connection.request(path, **kwargs)
+
+    def _calls(self) -> AzureCalls:
+        """What the helper modules need, bound now (the adapter swaps ``libkb_call``)."""
+        return AzureCalls(request=self._request, call=self.libkb_call, owner=self)
 
     # -- metadata ------------------------------------------------------------
 
@@ -294,11 +299,26 @@ class LibkbAzureBlobsDriver(
 
     def ex_copy_object(self, container: Container, src_name: str, dest_name: str) -> None:
         """Copy Blob within the account; waits while the service reports the copy pending."""
-        copy_blob(self, container, src_name, dest_name)
+        copy_blob(
+            self._calls(),
+            container.name,
+            src_name,
+            dest_name,
+            dest_path=self._get_object_path(container, dest_name),
+            source_url=self._blob_url(container, src_name),
+            timeout=self.timeout,
+        )
 
     def ex_upload_stream(self, container: Container, object_name: str, chunks: Iterable[bytes]) -> None:
-        """Small streams: one Put Blob; larger: blocks in parallel (see :mod:`.blocks`)."""
-        upload_stream(self, container, object_name, chunks)
+        """Small streams: one Put Blob; larger: blocks in parallel, committed at the
+        end, so any failure leaves nothing (see :mod:`.blocks`)."""
+        data, stream = small_or_stream(chunks, self.transfer.single_put_threshold)
+        if data is not None:
+            self.libkb_call(partial(self.ex_put_object, container, object_name, data))
+            return
+        path = self._get_object_path(container, object_name)
+        pool = self._executor()
+        upload_blocks(self._calls(), container.name, object_name, path, stream, self.transfer, pool)
 
     def ex_close(self) -> None:
         """Stop the upload threads, close every thread's HTTP session and the credential."""

@@ -95,6 +95,21 @@ def blob_error(
     return http_error(status, _error_message(status, headers, body), headers)
 
 
+def response_error(
+    resp: Any, *, driver: Any, container_name: str, object_name: str | None, head: bool = False
+) -> Exception:
+    """The exception for a failed Libcloud response (``head``: a HEAD answer, which has no body)."""
+    body = "" if head else resp.object
+    return blob_error(
+        resp.status,
+        resp.headers,
+        body,
+        driver=driver,
+        container_name=container_name,
+        object_name=object_name,
+    )
+
+
 def streamed_error(resp: Any, **kw: Any) -> Exception:
     """The exception for a failed streamed response (reads its small error body)."""
     rr: requests.Response = resp.requests_response

@@ -9,4 +9,5 @@
 - :mod:`.uploads`: small streams in one request, large ones in exact-size
   parts uploaded a bounded number at a time (all three).
 - :mod:`.timestamps`: service timestamps to epoch milliseconds.
+- :mod:`.calls`: what helper modules get instead of the driver (Azure, GCS).
 """

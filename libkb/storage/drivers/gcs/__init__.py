@@ -3,7 +3,9 @@
 One module a concern: :mod:`.endpoint`, :mod:`.credentials` (google-auth),
 :mod:`.connection`, :mod:`.errors` (responses to exceptions),
 :mod:`.resumable` (streamed uploads) and :mod:`.driver` (the Libcloud
-driver). This package exports what the factory and tests use.
+driver). :mod:`.resumable` never sees the driver: it is handed a
+:class:`~.calls.GcsCalls` (send a request, retry a unit of work). This
+package exports what the factory and tests use.
 """
 
 from libkb.storage.drivers.gcs.connection import GcsJsonConnection

@@ -24,6 +24,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import Iterable, Iterator
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -32,7 +33,6 @@ from libcloud.common.types import LibcloudError
 from libcloud.storage.base import Container, Object, StorageDriver
 from libcloud.storage.types import (
     ContainerAlreadyExistsError,
-    ContainerDoesNotExistError,
     ContainerIsNotEmptyError,
     ObjectDoesNotExistError,
 )
@@ -42,11 +42,13 @@ from libkb.storage.drivers.common.downloads import RangedDownloadMixin, ranged_b
 from libkb.storage.drivers.common.errors import http_error
 from libkb.storage.drivers.common.per_thread import PerThreadConnectionMixin
 from libkb.storage.drivers.common.timestamps import rfc3339_to_ms
+from libkb.storage.drivers.common.uploads import small_or_stream
+from libkb.storage.drivers.gcs.calls import GcsCalls
 from libkb.storage.drivers.gcs.connection import GcsJsonConnection
 from libkb.storage.drivers.gcs.credentials import GoogleTokenSource, resolve_gcs_credentials
 from libkb.storage.drivers.gcs.endpoint import resolve_gcs_endpoint
-from libkb.storage.drivers.gcs.errors import error_message, json_or_text
-from libkb.storage.drivers.gcs.resumable import upload_stream
+from libkb.storage.drivers.gcs.errors import bucket_error, container_missing, error_message, json_or_text
+from libkb.storage.drivers.gcs.resumable import resumable_upload
 from libkb.storage.settings import GcsConfig, TransferConfig
 
 #: Objects listed per page (the service maximum).
@@ -140,12 +142,6 @@ class LibkbGcsDriver(PerThreadConnectionMixin, RangedDownloadMixin, LibkbDriverM
             driver=self,
         )
 
-    def _container_missing(self, bucket: str) -> Exception:
-        err: Exception = ContainerDoesNotExistError(
-            value=f"bucket {bucket!r} does not exist", driver=self, container_name=bucket
-        )
-        return err
-
     def _not_found(self, bucket: str, name: str, message: str) -> Exception:
         """Tell a missing bucket from a missing object after a 404.
 
@@ -162,7 +158,7 @@ class LibkbGcsDriver(PerThreadConnectionMixin, RangedDownloadMixin, LibkbDriverM
             resp = self.connection.request(self._bucket_path(bucket), params={"fields": "name"})
             missing_bucket = resp.status == 404
         if missing_bucket:
-            return self._container_missing(bucket)
+            return container_missing(bucket, driver=self)
         err: Exception = ObjectDoesNotExistError(
             value=f"object {name!r} does not exist", driver=self, object_name=name
         )
@@ -170,12 +166,20 @@ class LibkbGcsDriver(PerThreadConnectionMixin, RangedDownloadMixin, LibkbDriverM
 
     def _fail(self, resp: Any, bucket: str, name: str | None) -> Exception:
         """The exception for a non-success ``GcsJsonResponse`` the driver got back."""
+        if name is None:
+            return bucket_error(resp, bucket, driver=self)
         message = error_message(resp.object, resp.body)
         if resp.status == 404:
-            if name is None:
-                return self._container_missing(bucket)
             return self._not_found(bucket, name, message)
         return http_error(int(resp.status), message, resp.headers)
+
+    def _request(self, path: str, **kwargs: Any) -> Any:
+        """One request on the calling thread's connection."""
+        return self.connection.request(path, **kwargs)
+
+    def _calls(self) -> GcsCalls:
+        """What :mod:`.resumable` needs, bound now (the adapter swaps ``libkb_call``)."""
+        return GcsCalls(request=self._request, call=self.libkb_call, owner=self)
 
     # -- containers ------------------------------------------------------------
 
@@ -356,8 +360,21 @@ class LibkbGcsDriver(PerThreadConnectionMixin, RangedDownloadMixin, LibkbDriverM
             params = {"rewriteToken": token}
 
     def ex_upload_stream(self, container: Container, object_name: str, chunks: Iterable[bytes]) -> None:
-        """Small streams: one media upload; larger: a resumable upload (see :mod:`.resumable`)."""
-        upload_stream(self, container, object_name, chunks)
+        """Small streams: one media upload; larger: a resumable upload, cancelled on
+        any error so no object appears (see :mod:`.resumable`)."""
+        data, stream = small_or_stream(chunks, self.transfer.single_put_threshold)
+        if data is not None:
+            self.libkb_call(partial(self.ex_put_object, container, object_name, data))
+            return
+        resumable_upload(
+            self._calls(),
+            container.name,
+            object_name,
+            stream,
+            part_size=self.transfer.part_size,
+            upload_path=self._upload_path(container.name),
+            base_path=self.endpoint.base_path,
+        )
 
     def ex_close(self) -> None:
         """Close every thread's HTTP session."""

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from libcloud.common.base import JsonResponse
+from libcloud.storage.types import ContainerDoesNotExistError
 
 from libkb.storage.drivers.common.errors import clip_text, http_error
 
@@ -33,6 +34,22 @@ def json_or_text(text: str) -> Any:
 def gcs_error(status: int, body_text: str, headers: dict[str, str] | None = None) -> Exception:
     """The exception for a failed JSON API response (401/403 -> InvalidCredsError)."""
     return http_error(status, error_message(json_or_text(body_text), body_text), headers)
+
+
+def container_missing(bucket: str, *, driver: Any) -> Exception:
+    """The exception for a bucket that does not exist."""
+    err: Exception = ContainerDoesNotExistError(
+        value=f"bucket {bucket!r} does not exist", driver=driver, container_name=bucket
+    )
+    return err
+
+
+def bucket_error(resp: Any, bucket: str, *, driver: Any) -> Exception:
+    """The exception for a failed ``GcsJsonResponse`` about a bucket rather than an
+    object: there a 404 can only mean the bucket is missing."""
+    if resp.status == 404:
+        return container_missing(bucket, driver=driver)
+    return http_error(int(resp.status), error_message(resp.object, resp.body), resp.headers)
 
 
 class GcsJsonResponse(JsonResponse):  # type: ignore[misc]

@@ -7,21 +7,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 from libcloud.common.types import LibcloudError
-from libcloud.storage.base import Container
 
 from libkb.storage.drivers.common.errors import redact_url_error
-from libkb.storage.drivers.common.uploads import rechunk, small_or_stream
-
-if TYPE_CHECKING:
-    from libkb.storage.drivers.gcs.driver import LibkbGcsDriver
+from libkb.storage.drivers.common.uploads import rechunk
+from libkb.storage.drivers.gcs.calls import GcsCalls
 
 #: Resumable chunks must be multiples of this (except the last).
 RESUMABLE_QUANTUM = 256 * 1024
@@ -40,36 +36,42 @@ class ResumableSession:
         return f"<resumable upload {self.bucket}/{self.name}>"
 
 
-def upload_stream(
-    driver: LibkbGcsDriver, container: Container, object_name: str, chunks: Iterable[bytes]
+def resumable_upload(
+    gcs: GcsCalls,
+    bucket: str,
+    name: str,
+    stream: Iterator[bytes],
+    *,
+    part_size: int,
+    upload_path: str,
+    base_path: str,
 ) -> None:
-    """Small streams: one media upload. Larger: a resumable upload in
+    """Upload ``stream`` as a resumable upload started at ``upload_path``, in
     sequential ``part_size`` chunks (rounded up to 256 KiB), holding about
-    three chunks; cancelled on any error so no object appears."""
-    data, stream = small_or_stream(chunks, driver.transfer.single_put_threshold)
-    if data is not None:
-        driver.libkb_call(partial(driver.ex_put_object, container, object_name, data))
-        return
+    three chunks; cancelled on any error so no object appears.
 
-    part = -(-max(driver.transfer.part_size, 1) // RESUMABLE_QUANTUM) * RESUMABLE_QUANTUM
-    session = driver.libkb_call(lambda: _start(driver, container.name, object_name))
+    ``base_path`` (the endpoint's path prefix) is cut from the session URI
+    the service returns, since the connection adds it again.
+    """
+    part = -(-max(part_size, 1) // RESUMABLE_QUANTUM) * RESUMABLE_QUANTUM
+    session = gcs.call(lambda: _start(gcs, bucket, name, upload_path, base_path))
     try:
         pieces = rechunk(stream, part)
         current = next(pieces)
         offset = 0
         for following in pieces:
-            _send_chunk(driver, session, current, offset, None)
+            _send_chunk(gcs, session, current, offset, None)
             offset += len(current)
             current = following
-        _send_chunk(driver, session, current, offset, offset + len(current))
+        _send_chunk(gcs, session, current, offset, offset + len(current))
     except BaseException:
-        _cancel(driver, session)
+        _cancel(gcs, session)
         raise
 
 
-def _start(driver: LibkbGcsDriver, bucket: str, name: str) -> ResumableSession:
-    resp = driver.connection.request(
-        driver._upload_path(bucket),
+def _start(gcs: GcsCalls, bucket: str, name: str, upload_path: str, base_path: str) -> ResumableSession:
+    resp = gcs.request(
+        upload_path,
         params={"uploadType": "resumable", "name": name},
         method="POST",
         data=json.dumps({"name": name}),
@@ -79,23 +81,21 @@ def _start(driver: LibkbGcsDriver, bucket: str, name: str) -> ResumableSession:
         },
     )
     if resp.status not in (200, 201):
-        raise driver._fail(resp, bucket, None)
+        raise gcs.fail(resp, bucket)
     location = resp.headers.get("location")
     if not location:
-        raise LibcloudError("resumable upload started without a session URI", driver=driver)
+        raise LibcloudError("resumable upload started without a session URI", driver=gcs.owner)
     parts = urlsplit(location)
     path = parts.path
-    if driver.endpoint.base_path and path.startswith(driver.endpoint.base_path):
-        path = path[len(driver.endpoint.base_path) :]
+    if base_path and path.startswith(base_path):
+        path = path[len(base_path) :]
     return ResumableSession(bucket=bucket, name=name, action=f"{path}?{parts.query}", secret=parts.query)
 
 
-def _session_request(
-    driver: LibkbGcsDriver, session: ResumableSession, data: bytes, content_range: str
-) -> Any:
+def _session_request(gcs: GcsCalls, session: ResumableSession, data: bytes, content_range: str) -> Any:
     """PUT to the session URI; its upload id never appears in an error message."""
     try:
-        return driver.connection.request(
+        return gcs.request(
             session.action,
             method="PUT",
             data=data,
@@ -113,9 +113,7 @@ def _persisted(resp: Any) -> int:
     return int(rng.rsplit("-", 1)[1]) + 1
 
 
-def _send_chunk(
-    driver: LibkbGcsDriver, session: ResumableSession, data: bytes, start: int, total: int | None
-) -> None:
+def _send_chunk(gcs: GcsCalls, session: ResumableSession, data: bytes, start: int, total: int | None) -> None:
     """Upload ``data`` at ``start``; a retry first asks the service what it has."""
     end = start + len(data)
     size = "*" if total is None else str(total)
@@ -125,14 +123,14 @@ def _send_chunk(
         nonlocal tried
         offset = start
         if tried:
-            resp = _session_request(driver, session, b"", f"bytes */{size}")
+            resp = _session_request(gcs, session, b"", f"bytes */{size}")
             if resp.status in (200, 201):
                 return  # the previous attempt completed the upload
             if resp.status != 308:
-                raise driver._fail(resp, session.bucket, None)
+                raise gcs.fail(resp, session.bucket)
             persisted = _persisted(resp)
             if persisted < start:
-                raise LibcloudError("resumable upload lost data; start again", driver=driver)
+                raise LibcloudError("resumable upload lost data; start again", driver=gcs.owner)
             if persisted >= end and total is None:
                 return
             offset = min(persisted, end)
@@ -141,24 +139,24 @@ def _send_chunk(
             piece = data if offset == start else data[offset - start :]
             # An empty piece only tells the total (finalises the upload).
             rng = f"bytes {offset}-{end - 1}/{size}" if piece else f"bytes */{size}"
-            resp = _session_request(driver, session, piece, rng)
+            resp = _session_request(gcs, session, piece, rng)
             if resp.status in (200, 201):
                 if total is None:
-                    raise LibcloudError("upload completed before its last chunk", driver=driver)
+                    raise LibcloudError("upload completed before its last chunk", driver=gcs.owner)
                 return
             if resp.status != 308:
-                raise driver._fail(resp, session.bucket, None)
+                raise gcs.fail(resp, session.bucket)
             persisted = _persisted(resp)
             if persisted < offset:
-                raise LibcloudError("resumable upload lost data; start again", driver=driver)
+                raise LibcloudError("resumable upload lost data; start again", driver=gcs.owner)
             if persisted >= end and total is None:
                 return
             offset = min(persisted, end)
 
-    driver.libkb_call(attempt)
+    gcs.call(attempt)
 
 
-def _cancel(driver: LibkbGcsDriver, session: ResumableSession) -> None:
+def _cancel(gcs: GcsCalls, session: ResumableSession) -> None:
     """DELETE the session (best effort: the service answers 499 when it worked)."""
     with contextlib.suppress(Exception):
-        driver.connection.request(session.action, method="DELETE")
+        gcs.request(session.action, method="DELETE")

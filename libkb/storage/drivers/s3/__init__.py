@@ -6,7 +6,9 @@ encoding), :mod:`.credentials`, :mod:`.signing` (SigV4), :mod:`.connection`
 dates), :mod:`.errors` (responses to exceptions), :mod:`.listing`,
 :mod:`.download` (resumable streams), :mod:`.multipart` (parallel upload),
 :mod:`.copy` (server-side copy) and :mod:`.driver` (the Libcloud driver).
-This package exports what the factory and tests use.
+The helper modules never see the driver: it hands them an
+:class:`~.calls.S3Calls` (send a request, retry a unit of work, look up an
+object). This package exports what the factory and tests use.
 """
 
 from libkb.storage.drivers.s3.addressing import (

@@ -5,23 +5,28 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from functools import partial
-from typing import TYPE_CHECKING
 
 import requests
 import urllib3.exceptions
 from libcloud.common.types import LibcloudError
 
 from libkb.storage.drivers.common.downloads import byte_range
+from libkb.storage.drivers.s3.calls import S3Calls
 from libkb.storage.drivers.s3.parsing import etag_unquoted
-
-if TYPE_CHECKING:
-    from libkb.storage.drivers.s3.driver import S3Driver
 
 log = logging.getLogger(__package__)
 
+#: What reading a body raises when the connection drops mid-stream.
+_BODY_ERRORS = (
+    urllib3.exceptions.ProtocolError,
+    urllib3.exceptions.ReadTimeoutError,
+    urllib3.exceptions.SSLError,
+    OSError,
+)
+
 
 def open_get(
-    driver: S3Driver,
+    s3: S3Calls,
     bucket: str,
     key: str,
     start: int = 0,
@@ -35,7 +40,7 @@ def open_get(
         headers["Range"] = byte_range(start, end)
     if if_match:
         headers["If-Match"] = f'"{if_match}"'
-    response = driver._request("GET", bucket, key, headers=headers, stream=True)
+    response = s3.send("GET", bucket, key, headers=headers, stream=True)
     status = response.status_code
     if status == 416:
         response.close()
@@ -46,76 +51,89 @@ def open_get(
             response.close()
             raise LibcloudError(
                 value=f"S3 get s3://{bucket}/{key}: server ignored the Range header",
-                driver=driver,
+                driver=s3.owner,
             )
         return response
-    raise driver._fail(response, bucket=bucket, key=key, operation="get", missing="object")
+    raise s3.fail(response, bucket=bucket, key=key, operation="get", missing="object")
 
 
 def body_chunks(
-    driver: S3Driver,
+    s3: S3Calls,
     response: requests.Response | None,
     bucket: str,
     key: str,
     start: int,
     end: int | None,
     chunk_size: int,
+    *,
+    resumes: int,
 ) -> Iterator[bytes]:
     """Yield the body, at most up to ``end``.
 
     On a connection failure mid-stream, resume with a ranged GET pinned to
-    the same e-tag (each resume goes through ``libkb_call``), at most
-    ``max_attempts - 1`` times per stream.
+    the same e-tag (each resume goes through ``s3.call``), at most
+    ``resumes`` times per stream.
     """
     if response is None:
         return
     etag = etag_unquoted(response.headers.get("etag"))
+    limit = _body_limit(response, start, end)
     position = start
-    length = response.headers.get("content-length")
-    limit: int | None = start + int(length) if length is not None else None
-    if end is not None:  # a 200 means the server sent the whole object from 0
-        limit = end if limit is None else min(limit, end)
-    resumes_left = max(0, driver._resilience.max_attempts - 1)
     current = response
     try:
         while limit is None or position < limit:
             amount = chunk_size if limit is None else min(chunk_size, limit - position)
             try:
                 chunk = current.raw.read(amount, decode_content=False)
-            except (
-                urllib3.exceptions.ProtocolError,
-                urllib3.exceptions.ReadTimeoutError,
-                urllib3.exceptions.SSLError,
-                OSError,
-            ) as exc:
+            except _BODY_ERRORS as exc:
                 current.close()
-                if resumes_left <= 0 or not etag:
+                if resumes <= 0 or not etag:
                     raise _as_requests_error(exc) from exc
-                resumes_left -= 1
-                log.info(
-                    "resuming download of s3://%s/%s at byte %d after %s",
-                    bucket,
-                    key,
-                    position,
-                    type(exc).__name__,
-                )
-                reopened: requests.Response | None = driver.libkb_call(
-                    partial(open_get, driver, bucket, key, position, limit, etag)
-                )
+                resumes -= 1
+                reopened = _resume(s3, bucket, key, position, limit, etag, exc)
                 if reopened is None:
                     return
                 current = reopened
                 continue
             if not chunk:
-                if limit is not None and position < limit:
-                    raise requests.exceptions.ChunkedEncodingError(
-                        f"S3 get s3://{bucket}/{key}: body ended at byte {position} of {limit}"
-                    )
+                _check_complete(bucket, key, position, limit)
                 return
             position += len(chunk)
             yield chunk
     finally:
         current.close()
+
+
+def _body_limit(response: requests.Response, start: int, end: int | None) -> int | None:
+    """The offset after the last byte to yield (None: read to the end of the body)."""
+    length = response.headers.get("content-length")
+    limit: int | None = start + int(length) if length is not None else None
+    if end is not None:  # a 200 means the server sent the whole object from 0
+        limit = end if limit is None else min(limit, end)
+    return limit
+
+
+def _resume(
+    s3: S3Calls, bucket: str, key: str, position: int, limit: int | None, etag: str, exc: BaseException
+) -> requests.Response | None:
+    """A ranged GET from ``position``, pinned to ``etag`` so a replaced object fails."""
+    log.info(
+        "resuming download of s3://%s/%s at byte %d after %s",
+        bucket,
+        key,
+        position,
+        type(exc).__name__,
+    )
+    reopened: requests.Response | None = s3.call(partial(open_get, s3, bucket, key, position, limit, etag))
+    return reopened
+
+
+def _check_complete(bucket: str, key: str, position: int, limit: int | None) -> None:
+    """A body that ends early is an error, never a short object."""
+    if limit is not None and position < limit:
+        raise requests.exceptions.ChunkedEncodingError(
+            f"S3 get s3://{bucket}/{key}: body ended at byte {position} of {limit}"
+        )
 
 
 def _as_requests_error(exc: BaseException) -> requests.RequestException:

@@ -30,6 +30,7 @@ import time
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 from xml.sax.saxutils import escape as xml_escape
 
@@ -42,19 +43,21 @@ from libcloud.storage.types import ObjectDoesNotExistError
 from libkb.errors import ConfigError
 from libkb.storage.drivers.base import LibkbDriverMixin
 from libkb.storage.drivers.common.per_thread import PerThreadConnectionMixin
+from libkb.storage.drivers.common.uploads import small_or_stream
 from libkb.storage.drivers.s3.addressing import (
     DEFAULT_REGION,
     S3Endpoint,
     resolve_endpoint,
     resolve_region,
 )
+from libkb.storage.drivers.s3.calls import S3Calls
 from libkb.storage.drivers.s3.connection import S3Connection, make_session
 from libkb.storage.drivers.s3.copy import copy_object
 from libkb.storage.drivers.s3.credentials import CredentialProvider, resolve_credentials
 from libkb.storage.drivers.s3.download import body_chunks, open_get
 from libkb.storage.drivers.s3.errors import error_from_response
 from libkb.storage.drivers.s3.listing import iterate_buckets, iterate_objects
-from libkb.storage.drivers.s3.multipart import MAX_SINGLE_PUT, MIN_PART_SIZE, upload_stream
+from libkb.storage.drivers.s3.multipart import MAX_SINGLE_PUT, MIN_PART_SIZE, multipart_upload
 from libkb.storage.drivers.s3.parsing import etag_unquoted, http_date_to_ms
 from libkb.storage.settings import MiB, ResilienceConfig, S3Config, TransferConfig
 
@@ -168,27 +171,10 @@ class S3Driver(PerThreadConnectionMixin, LibkbDriverMixin, StorageDriver):  # ty
         connection: S3Connection = self.connection
         return connection.s3_request(method, bucket, key, **kwargs)
 
-    def _fail(
-        self,
-        response: requests.Response,
-        *,
-        bucket: str,
-        key: str | None,
-        operation: str,
-        missing: str | None = None,
-    ) -> Exception:
-        body = b"" if response.request.method == "HEAD" else response.content
-        response.close()
-        return error_from_response(
-            response.status_code,
-            response.headers,
-            body,
-            driver=self,
-            bucket=bucket,
-            key=key,
-            operation=operation,
-            missing=missing,
-        )
+    def _calls(self) -> S3Calls:
+        """What the helper modules need, bound now (tests and the adapter swap
+        ``_request`` and ``libkb_call``)."""
+        return S3Calls(send=self._request, call=self.libkb_call, head=self.get_object, owner=self)
 
     def _object_from_headers(self, container: Container, name: str, headers: Mapping[str, str]) -> Object:
         length = headers.get("content-length")
@@ -224,12 +210,14 @@ class S3Driver(PerThreadConnectionMixin, LibkbDriverMixin, StorageDriver):  # ty
         if response.status_code == 403:
             response.close()
         elif response.status_code >= 300:
-            raise self._fail(response, bucket=container_name, key=None, operation="head", missing="bucket")
+            raise self._calls().fail(
+                response, bucket=container_name, key=None, operation="head", missing="bucket"
+            )
         return Container(name=container_name, extra={}, driver=self)
 
     def iterate_containers(self) -> Iterator[Container]:
         """ListBuckets (not used by the adapter; handy for tools and tests)."""
-        return iterate_buckets(self)
+        return iterate_buckets(self._calls())
 
     def create_container(self, container_name: str) -> Container:
         """Create a bucket (tests, benchmarks); sends the region unless us-east-1."""
@@ -241,14 +229,14 @@ class S3Driver(PerThreadConnectionMixin, LibkbDriverMixin, StorageDriver):  # ty
             ).encode()
         response = self._request("PUT", container_name, data=body)
         if response.status_code != 200:
-            raise self._fail(response, bucket=container_name, key=None, operation="create bucket")
+            raise self._calls().fail(response, bucket=container_name, key=None, operation="create bucket")
         response.close()
         return Container(name=container_name, extra={}, driver=self)
 
     def delete_container(self, container: Container) -> bool:
         response = self._request("DELETE", container.name)
         if response.status_code not in (200, 204):
-            raise self._fail(
+            raise self._calls().fail(
                 response,
                 bucket=container.name,
                 key=None,
@@ -289,14 +277,16 @@ class S3Driver(PerThreadConnectionMixin, LibkbDriverMixin, StorageDriver):  # ty
         self, container: Container, prefix: str | None = None, ex_prefix: str | None = None
     ) -> Iterator[Object]:
         """Lazily page through ListObjectsV2 (1000 keys per request) under a plain prefix."""
-        return iterate_objects(self, container, prefix, ex_prefix)
+        return iterate_objects(self._calls(), container, prefix if prefix is not None else ex_prefix)
 
     def delete_object(self, obj: Object) -> bool:
         """DELETE; S3 answers 204 whether or not the key existed."""
         bucket = obj.container.name
         response = self._request("DELETE", bucket, obj.name)
         if response.status_code not in (200, 204):
-            raise self._fail(response, bucket=bucket, key=obj.name, operation="delete", missing="object")
+            raise self._calls().fail(
+                response, bucket=bucket, key=obj.name, operation="delete", missing="object"
+            )
         response.close()
         return True
 
@@ -304,10 +294,7 @@ class S3Driver(PerThreadConnectionMixin, LibkbDriverMixin, StorageDriver):  # ty
 
     def download_object_as_stream(self, obj: Object, chunk_size: int | None = None) -> Iterator[bytes]:
         """Stream the object. The GET is sent (and 404 raised) by this call."""
-        bucket = obj.container.name
-        size = chunk_size or MiB
-        response = open_get(self, bucket, obj.name)
-        return body_chunks(self, response, bucket, obj.name, 0, None, size)
+        return self._stream(obj, 0, None, chunk_size)
 
     def download_object_range_as_stream(
         self,
@@ -319,12 +306,17 @@ class S3Driver(PerThreadConnectionMixin, LibkbDriverMixin, StorageDriver):  # ty
         """Stream ``[start_bytes, end_bytes)``; empty when the range starts past the end."""
         if start_bytes < 0 or (end_bytes is not None and end_bytes < start_bytes):
             raise ValueError(f"invalid byte range {start_bytes}..{end_bytes}")
-        bucket = obj.container.name
-        size = chunk_size or MiB
         if end_bytes is not None and end_bytes == start_bytes:
             return iter(())
-        response = open_get(self, bucket, obj.name, start_bytes, end_bytes)
-        return body_chunks(self, response, bucket, obj.name, start_bytes, end_bytes, size)
+        return self._stream(obj, start_bytes, end_bytes, chunk_size)
+
+    def _stream(self, obj: Object, start: int, end: int | None, chunk_size: int | None) -> Iterator[bytes]:
+        """Send the GET now; resume a dropped body up to ``max_attempts - 1`` times."""
+        calls = self._calls()
+        bucket = obj.container.name
+        response = open_get(calls, bucket, obj.name, start, end)
+        resumes = max(0, self._resilience.max_attempts - 1)
+        return body_chunks(calls, response, bucket, obj.name, start, end, chunk_size or MiB, resumes=resumes)
 
     # -- writes -------------------------------------------------------------------
 
@@ -345,7 +337,7 @@ class S3Driver(PerThreadConnectionMixin, LibkbDriverMixin, StorageDriver):  # ty
         bucket = container.name
         response = self._put(bucket, object_name, data)
         if response.status_code != 200:
-            raise self._fail(response, bucket=bucket, key=object_name, operation="put")
+            raise self._calls().fail(response, bucket=bucket, key=object_name, operation="put")
         response.close()
 
     def ex_put_object_if_absent(self, container: Container, object_name: str, data: bytes) -> bool:
@@ -364,7 +356,7 @@ class S3Driver(PerThreadConnectionMixin, LibkbDriverMixin, StorageDriver):  # ty
                 response.close()
                 return status == 200
             if status != 409:
-                raise self._fail(response, bucket=bucket, key=object_name, operation="put")
+                raise self._calls().fail(response, bucket=bucket, key=object_name, operation="put")
             response.close()
             if attempt < attempts - 1:
                 time.sleep(0.05 * 2**attempt)
@@ -380,11 +372,30 @@ class S3Driver(PerThreadConnectionMixin, LibkbDriverMixin, StorageDriver):  # ty
 
     def ex_copy_object(self, container: Container, src_name: str, dest_name: str) -> None:
         """Server-side copy; ObjectDoesNotExistError if ``src`` is missing (see :mod:`.copy`)."""
-        copy_object(self, container, src_name, dest_name)
+        copy_object(
+            self._calls(),
+            container.name,
+            src_name,
+            dest_name,
+            single_copy_limit=self.max_single_copy_bytes,
+            part_size=max(self.copy_part_size, self._transfer.part_size),
+            pool=self._executor,
+        )
 
     def ex_upload_stream(self, container: Container, object_name: str, chunks: Iterable[bytes]) -> None:
-        """Upload with bounded memory; any error aborts it (see :mod:`.multipart`)."""
-        upload_stream(self, container, object_name, chunks)
+        """Upload from chunks of any size with bounded memory.
+
+        Up to ``single_put_threshold`` bytes: one PUT. Beyond: a multipart
+        upload on the driver's pool (see :mod:`.multipart`). Any error,
+        including one raised by ``chunks``, aborts the upload: nothing
+        becomes visible.
+        """
+        data, stream = small_or_stream(chunks, self._single_put_limit)
+        if data is not None:
+            self.libkb_call(partial(self.ex_put_object, container, object_name, data))
+            return
+        pool = self._executor()
+        multipart_upload(self._calls(), container.name, object_name, stream, self._transfer, pool)
 
     def upload_object_via_stream(
         self,

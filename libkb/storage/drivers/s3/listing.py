@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from urllib.parse import unquote_plus
 
 from libcloud.common.types import LibcloudError
 from libcloud.storage.base import Container, Object
 
+from libkb.storage.drivers.s3.calls import S3Calls
 from libkb.storage.drivers.s3.parsing import etag_unquoted, iso_to_ms, local_name, xml_ns, xml_root
-
-if TYPE_CHECKING:
-    from libkb.storage.drivers.s3.driver import S3Driver
 
 
 @dataclass(slots=True)
@@ -50,11 +47,11 @@ def parse_list_v2(body: bytes) -> ListPage:
     return ListPage(entries, truncated, token)
 
 
-def iterate_buckets(driver: S3Driver) -> Iterator[Container]:
+def iterate_buckets(s3: S3Calls) -> Iterator[Container]:
     """ListBuckets (not used by the adapter; handy for tools and tests)."""
-    response = driver._request("GET", "")
+    response = s3.send("GET", "")
     if response.status_code != 200:
-        raise driver._fail(response, bucket="", key=None, operation="list buckets")
+        raise s3.fail(response, bucket="", key=None, operation="list buckets")
     root = xml_root(response.content)
     if root is None:
         return
@@ -64,24 +61,21 @@ def iterate_buckets(driver: S3Driver) -> Iterator[Container]:
         yield Container(
             name=item.findtext(ns + "Name") or "",
             extra={"creation_date": created},
-            driver=driver,
+            driver=s3.owner,
         )
 
 
-def iterate_objects(
-    driver: S3Driver, container: Container, prefix: str | None = None, ex_prefix: str | None = None
-) -> Iterator[Object]:
+def iterate_objects(s3: S3Calls, container: Container, prefix: str | None = None) -> Iterator[Object]:
     """Lazily page through ListObjectsV2 (1000 keys per request) under a plain prefix."""
-    prefix = prefix if prefix is not None else ex_prefix
     bucket = container.name
     params: dict[str, str] = {"list-type": "2", "encoding-type": "url", "max-keys": "1000"}
     if prefix:
         params["prefix"] = prefix
     last_key: str | None = None
     while True:
-        response = driver._request("GET", bucket, params=params)
+        response = s3.send("GET", bucket, params=params)
         if response.status_code != 200:
-            raise driver._fail(response, bucket=bucket, key=prefix or "", operation="list", missing="bucket")
+            raise s3.fail(response, bucket=bucket, key=prefix or "", operation="list", missing="bucket")
         page = parse_list_v2(response.content)
         for name, size, etag, mtime in page.entries:
             last_key = name
@@ -92,7 +86,7 @@ def iterate_objects(
                 extra={"mtime_ms": mtime, "etag": etag},
                 meta_data={},
                 container=container,
-                driver=driver,
+                driver=s3.owner,
             )
         if not page.truncated:
             return
@@ -105,5 +99,5 @@ def iterate_objects(
         else:
             raise LibcloudError(
                 value=f"S3 list s3://{bucket}: truncated page without a continuation token",
-                driver=driver,
+                driver=s3.owner,
             )
