@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Generator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any
 
 from confluent_kafka import Producer
 
@@ -104,6 +103,7 @@ class PartitionRestorer:
         self._count = self._nbytes = 0  # produced since the last flush
 
     def run(self) -> None:
+        """Restore the partition; returns at its end, or early once the run is stopped."""
         stop = self._ctx.stop
         with closing(self._read_ahead()) as segments:
             for segment in segments:
@@ -126,7 +126,7 @@ class PartitionRestorer:
         """The planned segments in order, each read on the pool while the one before is produced."""
         segments, ctx = self.task.segments, self._ctx
 
-        def load(index: int) -> Any:
+        def load(index: int) -> Future[StoredSegment]:
             return ctx.reader_pool.submit(ctx.source.load, segments[index])
 
         pending = load(0) if segments else None
@@ -135,7 +135,7 @@ class PartitionRestorer:
                 if ctx.stop.is_set():
                     return
                 assert pending is not None
-                segment: StoredSegment = pending.result()
+                segment = pending.result()
                 pending = load(i + 1) if i + 1 < len(segments) else None
                 yield segment
         finally:
@@ -155,6 +155,7 @@ class PartitionRestorer:
         )
 
     def _produce_block(self, block: list[Record]) -> None:
+        """The hot path: a whole block, one mapping run, one flush."""
         self._runs.add_block(block[0][0], len(block))
         _produce_all(self._produce, self._poll, self._topic, self._partition, block)
         self._count += len(block)
