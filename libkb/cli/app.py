@@ -112,6 +112,19 @@ _PATH_HELP = (
 )
 
 
+class _Commands:
+    """The sub-commands of a parser: each with the global options and its handler."""
+
+    def __init__(self, parser: argparse.ArgumentParser) -> None:
+        self._commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(self, name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
+        sub = self._commands.add_parser(name, help=help, description=help)
+        _global_options(sub, top=False)
+        sub.set_defaults(handler=handler)
+        return sub
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -119,17 +132,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s (libkb) {__version__}")
     _global_options(parser, top=True)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands = _Commands(parser)
+    _backup_command(commands)
+    _inspection_commands(commands)
+    _restore_commands(commands)
+    _offset_commands(commands)
+    return parser
 
-    def command(name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help, description=help)
-        _global_options(sub, top=False)
-        sub.set_defaults(handler=handler)
-        return sub
 
-    backup = command("backup", _backup, "run the backup a job config file describes")
-    backup.add_argument("--config", required=True, metavar="FILE", help="the job's YAML config")
-    backup.add_argument(
+def _liveness_option(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
         "--liveness-timeout",
         type=float,
         default=300.0,
@@ -137,61 +149,71 @@ def build_parser() -> argparse.ArgumentParser:
         help="/health answers 503 when the run loop makes no progress for this long (default 300)",
     )
 
-    lst = command("list", _list, "list the backups stored at a location")
+
+def _backup_options(sub: argparse.ArgumentParser) -> None:
+    """--path and --backup-id: which stored backup."""
+    sub.add_argument("--path", required=True, metavar="URL", help=_PATH_HELP)
+    sub.add_argument("--backup-id", required=True, metavar="ID")
+
+
+def _backup_command(commands: _Commands) -> None:
+    backup = commands.add("backup", _backup, "run the backup a job config file describes")
+    backup.add_argument("--config", required=True, metavar="FILE", help="the job's YAML config")
+    _liveness_option(backup)
+
+
+def _inspection_commands(commands: _Commands) -> None:
+    lst = commands.add("list", _list, "list the backups stored at a location")
     lst.add_argument("--path", required=True, metavar="URL", help=_PATH_HELP)
     lst.add_argument("--backup-id", metavar="ID", help="show only this backup")
     lst.add_argument("--format", choices=("text", "json", "yaml"), default="text")
 
-    describe = command("describe", _describe, "show a backup's topics, partitions, runs and group offsets")
-    describe.add_argument("--path", required=True, metavar="URL", help=_PATH_HELP)
-    describe.add_argument("--backup-id", required=True, metavar="ID")
+    describe = commands.add(
+        "describe", _describe, "show a backup's topics, partitions, runs and group offsets"
+    )
+    _backup_options(describe)
     describe.add_argument("--format", choices=("text", "json", "yaml"), default="text")
 
-    validate = command("validate", _validate, "check a backup's structure (and with --deep, every byte)")
-    validate.add_argument("--path", required=True, metavar="URL", help=_PATH_HELP)
-    validate.add_argument("--backup-id", required=True, metavar="ID")
+    validate = commands.add("validate", _validate, "check a backup's structure (and with --deep, every byte)")
+    _backup_options(validate)
     validate.add_argument(
         "--deep", action="store_true", help="download every segment and verify checksums and records"
     )
     validate.add_argument("--format", choices=("text", "json"), default="text")
 
-    restore = command("restore", _restore, "run the restore a job config file describes")
+
+def _restore_commands(commands: _Commands) -> None:
+    restore = commands.add("restore", _restore, "run the restore a job config file describes")
     restore.add_argument(
         "--config", required=True, metavar="FILE", help="the job's YAML config (mode: restore)"
     )
     restore.add_argument("--dry-run", action="store_true", help="print the plan; write nothing")
-    restore.add_argument(
-        "--liveness-timeout",
-        type=float,
-        default=300.0,
-        metavar="SECS",
-        help="/health answers 503 when the run loop makes no progress for this long (default 300)",
-    )
+    _liveness_option(restore)
 
-    plan = command("validate-restore", _validate_restore, "print what a restore config would restore")
+    plan = commands.add("validate-restore", _validate_restore, "print what a restore config would restore")
     plan.add_argument("--config", required=True, metavar="FILE", help="the job's YAML config (mode: restore)")
     plan.add_argument("--format", choices=("text", "json", "yaml"), default="text")
 
-    mapping = command(
+
+def _offset_commands(commands: _Commands) -> None:
+    mapping = commands.add(
         "show-offset-mapping",
         _show_offset_mapping,
         "show how restores translated source offsets to target offsets",
     )
-    mapping.add_argument("--path", required=True, metavar="URL", help=_PATH_HELP)
-    mapping.add_argument("--backup-id", required=True, metavar="ID")
+    _backup_options(mapping)
     mapping.add_argument(
         "--restore-id", metavar="ID", help="one restore (default: every restore of the backup)"
     )
     mapping.add_argument("--format", choices=("text", "json", "yaml", "csv"), default="text")
 
-    reset = command(
+    reset = commands.add(
         "offset-reset",
         _offset_reset,
         "translate consumer-group offsets through a restore and (execute) apply them",
     )
     reset.add_argument("action", choices=("plan", "execute"))
-    reset.add_argument("--path", required=True, metavar="URL", help=_PATH_HELP)
-    reset.add_argument("--backup-id", required=True, metavar="ID")
+    _backup_options(reset)
     reset.add_argument(
         "--groups", metavar="G1,G2", help="groups to translate (default: every group in the backup)"
     )
@@ -203,7 +225,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reset.add_argument("--restore-id", metavar="ID", help="which restore's mapping (default: the latest)")
     reset.add_argument("--format", choices=("text", "json", "yaml"), default="text")
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,7 +12,15 @@ from typing import Any
 
 import yaml
 
-from libkb.catalog import BackupDescription, BackupSummary, ValidationReport, iso_ms
+from libkb.catalog import (
+    BackupDescription,
+    BackupSummary,
+    GroupSnapshot,
+    PartitionDescription,
+    ValidationReport,
+    iso_ms,
+)
+from libkb.format.models import Manifest
 
 
 def dump(data: Any, fmt: str) -> str:
@@ -63,9 +71,16 @@ def list_text(summaries: Sequence[BackupSummary], location: str) -> str:
 
 
 def describe_text(d: BackupDescription) -> str:
+    lines = [*_backup_lines(d), "", "Topics:", _topics_table(d.manifest), "", "Partitions:"]
+    lines += [_partitions_table(d.partitions), *_missing_lines(d.partitions)]
+    lines += ["", "Runs:", _runs_table(d.manifest), "", *_groups_lines(d.groups)]
+    return "\n".join(lines)
+
+
+def _backup_lines(d: BackupDescription) -> list[str]:
     m = d.manifest
     last = m.runs[-1] if m.runs else None
-    lines = [
+    return [
         f"Backup:          {m.backup_id}",
         f"Status:          {m.status}" + (f" (last run {last.run_id}, {last.mode})" if last else ""),
         f"Created:         {iso_ms(m.created_ms)}",
@@ -73,41 +88,45 @@ def describe_text(d: BackupDescription) -> str:
         f"Format:          version {m.format_version}, {m.compression}, libkb {m.libkb_version or '?'}",
         f"Source cluster:  {m.source_cluster_id or '-'}",
         f"Stored:          {d.records:,} records in {d.segments:,} segments, {human_bytes(d.stored_bytes)}",
-        "",
-        "Topics:",
     ]
-    topic_rows = [
+
+
+def _topics_table(m: Manifest) -> str:
+    rows = [
         (name, t.partitions, t.replication_factor, ", ".join(f"{k}={v}" for k, v in t.configs.items()))
         for name, t in sorted(m.topics.items())
     ]
-    lines.append(table(("TOPIC", "PARTITIONS", "REPLICATION", "CONFIGS"), topic_rows, "  "))
-    lines += ["", "Partitions:"]
-    part_rows = []
-    for p in d.partitions:
-        offsets = (
-            f"[{p.start_offset}, {p.end_offset})" if p.indexed and p.start_offset is not None else "empty"
+    return table(("TOPIC", "PARTITIONS", "REPLICATION", "CONFIGS"), rows, "  ")
+
+
+def _partitions_table(partitions: Sequence[PartitionDescription]) -> str:
+    rows = [
+        (
+            p.topic,
+            p.partition,
+            f"[{p.start_offset}, {p.end_offset})" if p.indexed and p.start_offset is not None else "empty",
+            f"{p.records:,}",
+            p.segments,
+            human_bytes(p.stored_bytes),
+            iso_ms(p.min_timestamp),
+            iso_ms(p.max_timestamp),
         )
-        part_rows.append(
-            (
-                p.topic,
-                p.partition,
-                offsets,
-                f"{p.records:,}",
-                p.segments,
-                human_bytes(p.stored_bytes),
-                iso_ms(p.min_timestamp),
-                iso_ms(p.max_timestamp),
-            )
-        )
+        for p in partitions
+    ]
     headers = ("TOPIC", "PARTITION", "OFFSETS", "RECORDS", "SEGMENTS", "STORED", "FIRST TIME", "LAST TIME")
-    lines.append(table(headers, part_rows, "  "))
-    for p in d.partitions:
-        for gap in p.missing:
-            lines.append(
-                f"  {p.topic}/{p.partition}: offsets [{gap.start}, {gap.end}) missing ({gap.reason})"
-            )
-    lines += ["", "Runs:"]
-    run_rows = [
+    return table(headers, rows, "  ")
+
+
+def _missing_lines(partitions: Sequence[PartitionDescription]) -> list[str]:
+    return [
+        f"  {p.topic}/{p.partition}: offsets [{gap.start}, {gap.end}) missing ({gap.reason})"
+        for p in partitions
+        for gap in p.missing
+    ]
+
+
+def _runs_table(m: Manifest) -> str:
+    rows = [
         (
             r.run_id,
             r.mode,
@@ -119,20 +138,19 @@ def describe_text(d: BackupDescription) -> str:
         )
         for r in m.runs
     ]
-    lines.append(table(("RUN", "MODE", "STATUS", "STARTED", "FINISHED", "RECORDS", "BYTES"), run_rows, "  "))
-    lines.append("")
-    if d.groups is None:
-        lines.append("Consumer groups: no snapshot")
-    else:
-        lines.append(
-            f"Consumer groups: {len(d.groups.groups)} in the snapshot of {iso_ms(d.groups.taken_ms)}"
+    return table(("RUN", "MODE", "STATUS", "STARTED", "FINISHED", "RECORDS", "BYTES"), rows, "  ")
+
+
+def _groups_lines(snapshot: GroupSnapshot | None) -> list[str]:
+    if snapshot is None:
+        return ["Consumer groups: no snapshot"]
+    lines = [f"Consumer groups: {len(snapshot.groups)} in the snapshot of {iso_ms(snapshot.taken_ms)}"]
+    for g in snapshot.groups:
+        offsets = ", ".join(
+            f"{t}[{p}]={o}" for t, parts in sorted(g.offsets.items()) for p, o in sorted(parts.items())
         )
-        for g in d.groups.groups:
-            offsets = ", ".join(
-                f"{t}[{p}]={o}" for t, parts in sorted(g.offsets.items()) for p, o in sorted(parts.items())
-            )
-            lines.append(f"  {g.group}: {offsets}")
-    return "\n".join(lines)
+        lines.append(f"  {g.group}: {offsets}")
+    return lines
 
 
 def validate_text(r: ValidationReport) -> str:

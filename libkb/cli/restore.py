@@ -19,13 +19,13 @@ from libkb.cli.progress import rate
 from libkb.cli.render import dump, human_bytes, table
 from libkb.config import JobConfig, SourceOptions, load_config
 from libkb.errors import ConfigError, LibkbError
-from libkb.format.models import groups_from_json, groups_key
 from libkb.kafka.clients import make_admin
 from libkb.restore.engine import RestoreEngine, RestoreResult
 from libkb.restore.groups import TranslatedOffset, apply_offsets, translate_groups
 from libkb.restore.mapping import OffsetMapping
 from libkb.restore.plan import RestorePlan
 from libkb.restore.state import RestoreState, mapping_key, state_key
+from libkb.source import open_backup
 from libkb.storage import NotFoundError, StorageBackend, open_backend
 
 
@@ -247,10 +247,10 @@ def translated_offsets(
     backend: StorageBackend, backup_id: str, restore_id: str | None, groups: list[str] | None
 ) -> tuple[OffsetMapping, list[TranslatedOffset]]:
     mapping = load_mappings(backend, backup_id, restore_id)[-1]  # the latest restore by default
-    try:
-        _, snapshot = groups_from_json(backend.get(groups_key(backup_id)), name=groups_key(backup_id))
-    except NotFoundError:
-        raise RestoreNotFoundError(f"backup {backup_id!r} has no consumer-group snapshot") from None
+    stored = open_backup(backend, backup_id).groups()
+    if stored is None:
+        raise RestoreNotFoundError(f"backup {backup_id!r} has no consumer-group snapshot")
+    snapshot = stored[1]
     if groups:
         known = {g.group for g in snapshot}
         unknown = sorted(set(groups) - known)

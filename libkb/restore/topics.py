@@ -58,49 +58,66 @@ def prepare_target_topics(
     for topic, partitions in sorted(needed.items()):
         info = sources[topic]
         if topic in existing:
-            if existing[topic] < partitions:
-                raise TargetTopicError(
-                    f"target topic {topic!r} has {existing[topic]} partitions but the restore needs "
-                    f"{partitions}; add partitions, choose restore.partition_mapping, or restore into a "
-                    "new topic"
-                )
+            _check_partitions(topic, existing[topic], partitions)
             continue
         if not create:
             raise TargetTopicError(
                 f"target topic {topic!r} does not exist; create it or set restore.create_topics: true"
             )
-        configs = dict(info.configs)
-        oldest = oldest_ms.get(topic)
-        age = int(time.time() * 1000) - oldest + _MARGIN_MS if oldest is not None else None
-        retention = int(configs.get("retention.ms", "604800000"))
-        if age is not None and retention >= 0 and retention < age:
-            configs["retention.ms"] = _FOREVER
-            result.notes.append(
-                f"created {topic!r} with retention.ms=-1 (the backup had {retention}): its oldest "
-                "restored record is older than that and would be deleted at once"
-            )
-        before = configs.get("message.timestamp.before.max.ms")
-        if age is not None and before is not None and int(before) < age:
-            configs["message.timestamp.before.max.ms"] = _LONG_MAX
-            result.notes.append(
-                f"created {topic!r} without the backup's message.timestamp.before.max.ms={before}: "
-                "the broker would reject the restored records' old timestamps"
-            )
+        configs, notes = _keeping_configs(topic, info.configs, oldest_ms.get(topic))
+        result.notes += notes
         rf = replication_factor or min(info.replication_factor, brokers)
+        num_partitions = max(partitions, info.partitions)
         to_create.append(
-            NewTopic(
-                topic, num_partitions=max(partitions, info.partitions), replication_factor=rf, config=configs
-            )
+            NewTopic(topic, num_partitions=num_partitions, replication_factor=rf, config=configs)
         )
     if to_create:
-        for topic, future in admin.create_topics(to_create, request_timeout=timeout).items():
-            future.result(timeout=timeout)
-            result.created.append(topic)
-            log.info("created target topic %s", topic)
-        _wait_for_leaders(admin, result.created, timeout)
+        result.created += _create(admin, to_create, timeout)
     check = [t for t in needed if t not in result.created]
     result.notes.extend(_check_existing(admin, check, oldest_ms, timeout))
     return result
+
+
+def _check_partitions(topic: str, has: int, needs: int) -> None:
+    if has < needs:
+        raise TargetTopicError(
+            f"target topic {topic!r} has {has} partitions but the restore needs {needs}; add partitions, "
+            "choose restore.partition_mapping, or restore into a new topic"
+        )
+
+
+def _keeping_configs(
+    topic: str, backed_up: dict[str, str], oldest: int | None
+) -> tuple[dict[str, str], list[str]]:
+    """The backed-up configs of a topic to create, changed where they would lose its oldest records."""
+    configs, notes = dict(backed_up), []
+    age = int(time.time() * 1000) - oldest + _MARGIN_MS if oldest is not None else None
+    retention = int(configs.get("retention.ms", "604800000"))
+    if age is not None and retention >= 0 and retention < age:
+        configs["retention.ms"] = _FOREVER
+        notes.append(
+            f"created {topic!r} with retention.ms=-1 (the backup had {retention}): its oldest "
+            "restored record is older than that and would be deleted at once"
+        )
+    before = configs.get("message.timestamp.before.max.ms")
+    if age is not None and before is not None and int(before) < age:
+        configs["message.timestamp.before.max.ms"] = _LONG_MAX
+        notes.append(
+            f"created {topic!r} without the backup's message.timestamp.before.max.ms={before}: "
+            "the broker would reject the restored records' old timestamps"
+        )
+    return configs, notes
+
+
+def _create(admin: AdminClient, topics: list[NewTopic], timeout: float) -> list[str]:
+    """Create the topics and wait until each partition has a leader; their names."""
+    created = []
+    for topic, future in admin.create_topics(topics, request_timeout=timeout).items():
+        future.result(timeout=timeout)
+        created.append(topic)
+        log.info("created target topic %s", topic)
+    _wait_for_leaders(admin, created, timeout)
+    return created
 
 
 def _check_existing(

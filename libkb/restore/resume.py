@@ -1,0 +1,112 @@
+"""Resume bookkeeping: where each target partition started, what a re-run skips, how a run ends.
+
+Before the first record, the restore stores each target partition's high
+watermark as its start (:mod:`.state`). It produces a partition's records in
+order with an idempotent producer, so after a crash (even ``kill -9``) the
+target holds a prefix of the planned records, ``high watermark - start`` of
+them: a re-run of the same restore reads those again (their offsets belong in
+the mapping) but does not produce them. At the end the target's ends are
+compared with the mapping, and the state and the mapping are stored.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+from libkb.kafka.admin import PartitionOffsets
+from libkb.restore.mapping import OffsetMapping, PartitionMapping
+from libkb.restore.plan import RestorePlan
+from libkb.restore.result import RestoreError
+from libkb.restore.state import PartitionState, RestoreState, mapping_key, state_key
+from libkb.storage import NotFoundError, StorageBackend
+
+TP = tuple[str, int]
+
+
+def load_state(
+    backend: StorageBackend, backup_id: str, restore_id: str, cluster_id: str | None
+) -> RestoreState:
+    """The stored state of this restore, or a new one; refuses a restore begun on another cluster."""
+    key = state_key(backup_id, restore_id)
+    try:
+        state = RestoreState.from_json(backend.get(key), name=key)
+    except NotFoundError:
+        return RestoreState(backup_id, restore_id, int(time.time() * 1000), cluster_id)
+    if state.target_cluster_id and cluster_id and state.target_cluster_id != cluster_id:
+        raise RestoreError(
+            f"restore {restore_id} was started on cluster {state.target_cluster_id}, not {cluster_id}; "
+            "set restore.restore_id to start a new restore"
+        )
+    return state
+
+
+def record_starts(
+    backend: StorageBackend, state: RestoreState, plan: RestorePlan, ends: Mapping[TP, PartitionOffsets]
+) -> dict[TP, int]:
+    """Store where each new target partition starts, before the first record; returns the skips.
+
+    ``ends`` are the target partitions' offsets now; the skip of a source
+    partition is how many of its records an earlier run already wrote.
+    """
+    skips: dict[TP, int] = {}
+    for task in plan.tasks:
+        key = RestoreState.key_of(task.source_topic, task.source_partition)
+        high = ends[(task.target_topic, task.target_partition)].high
+        part = state.partitions.get(key)
+        if part is None:
+            state.partitions[key] = PartitionState(task.target_topic, task.target_partition, high)
+            skips[(task.source_topic, task.source_partition)] = 0
+            continue
+        already = high - part.target_start
+        if already < 0:
+            raise RestoreError(
+                f"{task.target_topic}[{task.target_partition}] ends at offset {high}, before where "
+                f"restore {state.restore_id} started writing ({part.target_start}): the topic was deleted "
+                "or truncated. Set restore.restore_id to start a new restore"
+            )
+        skips[(task.source_topic, task.source_partition)] = already
+    state.status = "running"
+    backend.put(state_key(state.backup_id, state.restore_id), state.to_json())
+    return skips
+
+
+def new_mapping(state: RestoreState, plan: RestorePlan) -> OffsetMapping:
+    """An empty offset mapping, one partition per task (in plan order) from its recorded start."""
+    mapping = OffsetMapping(state.backup_id, state.restore_id)
+    for task in plan.tasks:
+        part = state.partitions[RestoreState.key_of(task.source_topic, task.source_partition)]
+        mapping.partitions.append(
+            PartitionMapping(
+                task.source_topic,
+                task.source_partition,
+                task.target_topic,
+                task.target_partition,
+                part.target_start,
+            )
+        )
+    return mapping
+
+
+def confirm(
+    state: RestoreState, mapping: OffsetMapping, ends: Mapping[TP, PartitionOffsets], *, interrupted: bool
+) -> list[str]:
+    """Record each partition's count; unless interrupted, the target must end where the mapping does."""
+    failures = []
+    for pm in mapping.partitions:
+        part = state.partitions[RestoreState.key_of(pm.source_topic, pm.source_partition)]
+        part.records = pm.count
+        part.done = not interrupted
+        high = ends[(pm.target_topic, pm.target_partition)].high
+        if not interrupted and high != pm.target_end:
+            failures.append(
+                f"{pm.target_topic}[{pm.target_partition}] ends at {high}, expected {pm.target_end}: "
+                "something else wrote to the target partition during the restore"
+            )
+    return failures
+
+
+def store(backend: StorageBackend, state: RestoreState, mapping: OffsetMapping) -> None:
+    """The mapping, then the state that says how far it goes."""
+    backend.put(mapping_key(state.backup_id, state.restore_id), mapping.to_json())
+    backend.put(state_key(state.backup_id, state.restore_id), state.to_json())

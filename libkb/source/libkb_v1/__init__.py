@@ -1,0 +1,1 @@
+"""libkb's own backup format, version 1 (docs/format.rst), read as a segment source."""

@@ -1,0 +1,127 @@
+"""libkb's own format, version 1, as a :class:`~libkb.source.base.BackupSource` over a StorageBackend.
+
+The manifest is ``{id}/manifest.json``; each partition's coverage is its
+``index.json``; records are in ``.kbs`` segments (docs/format.rst). A run
+stores a segment before the index that lists it, so a restore reads the
+index reconciled with the listing (``load_index``: segments stored but not yet
+listed continue the coverage), while ``describe`` shows the index as stored.
+"""
+
+from __future__ import annotations
+
+from libkb.backup.lease import lease_is_live
+from libkb.backup.state import load_index
+from libkb.errors import FormatError
+from libkb.format.models import (
+    Manifest,
+    PartitionIndex,
+    SegmentEntry,
+    groups_from_json,
+    groups_key,
+    index_key,
+    lease_key,
+    manifest_key,
+)
+from libkb.source.base import BackupSource, GroupsSnapshot, SegmentCheck, Structure
+from libkb.source.libkb_v1.layout import check_layout
+from libkb.source.libkb_v1.listing import ListedBackup, is_index_key, not_found
+from libkb.source.libkb_v1.segment import V1Segment
+from libkb.source.parallel import parallel_map
+from libkb.storage import NotFoundError, StorageBackend
+
+
+class LibkbV1Source(BackupSource):
+    """One libkb v1 backup; ``listed`` is what a listing of the location already showed of it."""
+
+    def __init__(self, backend: StorageBackend, backup_id: str, listed: ListedBackup | None = None) -> None:
+        super().__init__(backend, backup_id)
+        self._listed = listed
+
+    @classmethod
+    def claims(cls, backend: StorageBackend, backup_id: str) -> bool:
+        return True  # the default: what no other format claims is read as libkb's
+
+    def manifest(self, *, settle: bool = False) -> Manifest:
+        key = manifest_key(self.backup_id)
+        try:
+            data = self.backend.get(key)
+        except NotFoundError:
+            if self._listed is not None:
+                raise  # listed a moment ago, so deleted meanwhile: not an unknown id
+            raise not_found(self.backend, self.backup_id) from None
+        manifest = Manifest.from_json(data, name=key)
+        if settle:
+            self._settle_dead_run(manifest)
+        return manifest
+
+    def _settle_dead_run(self, manifest: Manifest) -> None:
+        """Show a last run still ``running`` whose lease is gone, expired or released as ``interrupted``.
+
+        Its process died without recording its end; the next run records it so
+        (and resumes). Only the in-memory manifest changes: reading never writes.
+        """
+        last = manifest.runs[-1] if manifest.runs else None
+        if last is None or last.status != "running":
+            return
+        leased = self._listed.leased if self._listed is not None else True
+        if not (leased and lease_is_live(self.backend, lease_key(manifest.backup_id))):
+            last.status = "interrupted"
+
+    def coverage(self, topic: str, partition: int) -> PartitionIndex | None:
+        key = index_key(self.backup_id, topic, partition)
+        try:
+            return PartitionIndex.from_json(self.backend.get(key), name=key)
+        except NotFoundError:
+            return None
+
+    def readable_coverage(self, topic: str, partition: int) -> PartitionIndex:
+        return load_index(self.backend, self.backup_id, topic, partition, repair=False)[0]
+
+    def stored_totals(self) -> tuple[int, int]:
+        if self._listed is not None:
+            keys = self._listed.index_keys
+        else:
+            keys = [
+                k
+                for k in self.backend.iter_keys(f"{self.backup_id}/topics/")
+                if is_index_key(self.backup_id, k)
+            ]
+        stats = parallel_map(self._index_stats, keys)
+        return sum(s[0] for s in stats), sum(s[1] for s in stats)
+
+    def _index_stats(self, key: str) -> tuple[int, int]:
+        try:
+            index = PartitionIndex.from_json(self.backend.get(key), name=key)
+        except (FormatError, NotFoundError):
+            return 0, 0  # validate reports it; a listing should still show the backup
+        return index.record_count, index.size
+
+    def groups(self) -> GroupsSnapshot | None:
+        key = groups_key(self.backup_id)
+        try:
+            return groups_from_json(self.backend.get(key), name=key)
+        except NotFoundError:
+            return None
+
+    def load(self, segment: SegmentEntry) -> V1Segment:
+        return V1Segment(segment, self.backend.get(segment.key))
+
+    def check_structure(self) -> Structure:
+        return check_layout(self.backend, self.backup_id)
+
+    def check_segment(self, segment: SegmentEntry, *, deep: bool) -> SegmentCheck:
+        try:
+            size = self.backend.size(segment.key)
+            if size != segment.size:
+                return SegmentCheck([f"{segment.key}: {size} bytes stored, the index says {segment.size}"], 0)
+            if not deep:
+                return SegmentCheck([], 0)
+            stored = self.load(segment)
+        except NotFoundError:
+            return SegmentCheck(
+                [f"{segment.key}: listed in its index but not stored (deleted meanwhile?)"], 0
+            )
+        try:
+            return stored.verify()
+        except FormatError as exc:
+            return SegmentCheck([str(exc)], 0)
