@@ -14,9 +14,10 @@ A segment holds the records of one partition over a half-open offset range
              | min_timestamp i64 | max_timestamp i64
              | raw_bytes u64 | body_crc u32 | footer_crc u32 | magic "LKBE"
 
-``payload`` is the block's records, compressed with the segment's codec
-(0 = none, 1 = zstd) and checked by ``payload_crc`` (CRC-32 of the stored
-bytes). A record is one msgpack array
+``payload`` is the block's records, transformed by the chain the segment's
+codec names (0 = none: stored as they are, 1 = zstd; see
+:mod:`libkb.format.transforms`) and checked by ``payload_crc`` (CRC-32 of the
+stored bytes). A record is one msgpack array
 ``[offset, timestamp, timestamp_type, key, value, headers]`` where key and
 value are bin or nil (null is not empty) and headers is nil or an array of
 ``[name str, value bin|nil]`` in their original order, duplicates kept.
@@ -41,11 +42,11 @@ from operator import is_not, itemgetter
 from typing import Any
 
 import msgpack
-import zstandard
 
 from libkb.errors import FormatError
 from libkb.format.checksum import block_crc, extend_crc
 from libkb.format.packer import new_buffer, pack_messages
+from libkb.format.transforms import BlockContext, TransformChain, TransformError, ZstdCompression
 
 FORMAT_VERSION = 1
 CODEC_NONE = 0
@@ -66,6 +67,35 @@ _BLOCK_HEAD_AFTER_LEN = _BLOCK_HEAD.size - 4
 
 class SegmentError(FormatError):
     """A segment is corrupt, truncated or of an unknown version."""
+
+
+def codec_chain(codec: int, level: int = 3) -> TransformChain:
+    """The block transforms a version-1 codec byte stands for: 0 none, 1 zstd at ``level``."""
+    if codec == CODEC_ZSTD:
+        return TransformChain([ZstdCompression(level)])
+    if codec == CODEC_NONE:
+        return TransformChain()
+    raise ValueError(f"unknown codec {codec}")
+
+
+def chain_codec(chain: TransformChain) -> int:
+    """The codec byte that names ``chain`` in a version-1 header; ValueError if none does."""
+    codec = _CODEC_OF_NAMES.get(chain.names)
+    if codec is None:
+        raise ValueError(f"format version {FORMAT_VERSION} has no codec for {chain!r}")
+    return codec
+
+
+_CODEC_OF_NAMES = {(): CODEC_NONE, ("zstd",): CODEC_ZSTD}
+# Reading needs no compression level: one chain per codec serves every block.
+_READ_CHAINS = {codec: codec_chain(codec) for codec in CODEC_NAMES}
+
+
+def _read_chain(codec: int, name: str) -> TransformChain:
+    chain = _READ_CHAINS.get(codec)
+    if chain is None:
+        raise SegmentError(f"{name}: unknown codec {codec}")
+    return chain
 
 
 # A record as stored: (offset, timestamp, timestamp_type, key, value, headers).
@@ -301,16 +331,11 @@ class RawBlock:
     min_timestamp: int
     max_timestamp: int
 
-    def compress(self, codec: int, level: int = 3) -> Block:
-        """Compress (thread-safe: a compressor per call, so any thread may do it)."""
-        payload: bytes | bytearray
-        if codec == CODEC_ZSTD:
-            payload = zstandard.ZstdCompressor(level=level).compress(self.data)
-        elif codec == CODEC_NONE:
-            # The block owns its buffer: stored as is, no copy.
-            payload = self.data if isinstance(self.data, bytes | bytearray) else bytes(self.data)
-        else:
-            raise ValueError(f"unknown codec {codec}")
+    def transform(self, chain: TransformChain, context: BlockContext) -> Block:
+        """The block as stored at ``context``'s place (thread-safe: any thread may do it)."""
+        stored = chain.encode(self.data, context)
+        # An empty chain stores the block's own buffer as it is, no copy.
+        payload = stored if isinstance(stored, bytes | bytearray) else bytes(stored)
         return Block(
             payload,
             len(self.data),
@@ -322,9 +347,17 @@ class RawBlock:
             block_crc(payload),
         )
 
+    def compress(self, codec: int, level: int = 3) -> Block:
+        """The block compressed with a version-1 codec alone (tests and tools).
+
+        Compression ignores the block's place, so none is given; the engine and
+        :func:`encode_segment` use :meth:`transform` with the block's place.
+        """
+        return self.transform(codec_chain(codec, level), BlockContext("", -1, -1, -1, len(self.data)))
+
 
 class SegmentWriter:
-    """Assembles a segment from compressed blocks, handing out bytes as they are ready.
+    """Assembles a segment from stored blocks (transformed), handing out bytes as they are ready.
 
     ``header`` first, then what each ``add_block`` returns, then ``finish``'s
     footer: the caller streams them to storage without holding the segment.
@@ -402,6 +435,8 @@ class BlockInfo:
     record_count: int
     first_offset: int
     last_offset: int
+    #: The block's place, for undoing its transforms.
+    context: BlockContext
 
 
 class SegmentReader:
@@ -430,7 +465,8 @@ class SegmentReader:
             raise SegmentError(f"{self.name}: record count mismatch")
 
     def blocks(self) -> Iterator[BlockInfo]:
-        pos = self.header.size
+        header = self.header
+        pos = header.size
         end = len(self.data) - FOOTER_SIZE
         seen = 0
         while pos < end:
@@ -440,7 +476,8 @@ class SegmentReader:
             total = 4 + length
             if length < _BLOCK_HEAD_AFTER_LEN or pos + total > end:
                 raise SegmentError(f"{self.name}: block at byte {pos} runs past the footer")
-            yield BlockInfo(pos, total, raw_len, count, first, last)
+            context = BlockContext(header.topic, header.partition, header.base_offset, seen, raw_len)
+            yield BlockInfo(pos, total, raw_len, count, first, last, context)
             pos += total
             seen += 1
         if seen != self.footer.block_count:
@@ -461,13 +498,10 @@ def decode_block(data: bytes, info: BlockInfo, codec: int, *, name: str = "segme
         raise SegmentError(
             f"{name}: checksum mismatch in the block of offsets {info.first_offset}-{info.last_offset}"
         )
-    if codec == CODEC_ZSTD:
-        try:
-            raw = zstandard.ZstdDecompressor().decompress(payload, max_output_size=info.raw_len)
-        except zstandard.ZstdError as exc:
-            raise SegmentError(f"{name}: cannot decompress block: {exc}") from None
-    else:
-        raw = bytes(payload)
+    try:
+        raw = _read_chain(codec, name).decode(payload, info.context)
+    except TransformError as exc:
+        raise SegmentError(f"{name}: {exc}") from None
     if len(raw) != info.raw_len:
         raise SegmentError(f"{name}: block decompressed to the wrong size")
     unpacker = msgpack.Unpacker(use_list=True, raw=False, max_buffer_size=max(len(raw), 1))
@@ -504,13 +538,19 @@ def encode_segment(
 ) -> bytes:
     """Whole-segment convenience encoder (tests, tools); the engine streams instead."""
     writer = SegmentWriter(topic, partition, base_offset, codec, created_ms)
+    chain = codec_chain(codec, level)
     out: list[bytes | bytearray] = [writer.header]
     encoder = BlockEncoder(block_bytes)
+
+    def stored(raw: RawBlock) -> tuple[bytes, bytes | bytearray]:
+        place = BlockContext(topic, partition, base_offset, writer.block_count, len(raw.data))
+        return writer.add_block(raw.transform(chain, place))
+
     for record in records:
         if encoder.add(*record) >= block_bytes:
-            out += writer.add_block(encoder.take().compress(codec, level))
+            out += stored(encoder.take())
     if encoder.count:
-        out += writer.add_block(encoder.take().compress(codec, level))
+        out += stored(encoder.take())
     out.append(writer.finish(end_offset)[1])
     return b"".join(out)
 
@@ -522,7 +562,7 @@ _ARRAY32 = struct.Struct(">BI")  # msgpack array 32: 0xdd, element count
 def block_records(data: bytes, info: BlockInfo, codec: int, *, name: str = "segment") -> list[Record]:
     """One block's records, exactly as :func:`decode_block` yields them, as a list (faster).
 
-    The payload is decompressed straight into a buffer that starts with a
+    The payload is decoded (decompressed) straight into a buffer that starts with a
     msgpack array header for the block's record count, so msgpack decodes the
     whole block in one call, records as tuples (``use_list=False``); only
     records with headers are touched in Python, to make their headers a list of
@@ -539,15 +579,7 @@ def block_records(data: bytes, info: BlockInfo, codec: int, *, name: str = "segm
         buf = bytearray(_ARRAY32.size + info.raw_len)
         _ARRAY32.pack_into(buf, 0, 0xDD, info.record_count)
         view = memoryview(buf)[_ARRAY32.size :]
-        if codec == CODEC_ZSTD:
-            reader = zstandard.ZstdDecompressor().stream_reader(payload)
-            got = 0
-            while got < info.raw_len and (n := reader.readinto(view[got:])):
-                got += n
-            if got != info.raw_len or reader.read(1):
-                raise ValueError("size")
-        else:
-            view[:] = payload  # ValueError unless the sizes match
+        _read_chain(codec, name).decode_into(payload, info.context, view)  # any error: see below
         del view
         records: list[Any] = list(msgpack.unpackb(buf, use_list=False, raw=False))
         if records and set(map(len, records)) != {6}:

@@ -1,0 +1,153 @@
+"""Transforms of a block's bytes on their way to storage, undone in reverse on the way back.
+
+Why this module exists: what happens to a block's bytes between the segment
+builder and storage grows. Today it is compression (zstd, or nothing);
+encryption comes next, lz4 maybe later. Each is a :class:`BlockTransform`;
+a :class:`TransformChain` applies them in order when a block is written and
+undoes them in reverse order when it is read. Pure: bytes in, bytes out, no
+I/O, so every transform is tested with bytes alone.
+
+Every call gets the block's :class:`BlockContext`: where the block sits
+(topic, partition, its segment's base offset, its index in the segment) and
+its size before any transform. Compression only needs the size (to bound
+decompression); an encryption transform binds the place as associated data,
+so a block copied to another place fails to decrypt instead of restoring
+the wrong records.
+
+Checksums are not a transform: the segment writer checksums each block's
+stored bytes after the whole chain, so a corrupt block is still found, and
+named, alone. Which chain a segment used is the segment format's business
+(the header's codec byte in version 1, see :mod:`libkb.format.segment`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import zstandard
+
+from libkb.errors import FormatError
+
+Buffer = bytes | bytearray | memoryview
+
+
+class TransformError(FormatError):
+    """A block's stored bytes cannot be turned back into its records' bytes."""
+
+
+@dataclass(frozen=True, slots=True)
+class BlockContext:
+    """Where a block sits, and how big it was before any transform."""
+
+    topic: str
+    partition: int
+    #: The base offset of the block's segment (its header's).
+    base_offset: int
+    #: The block's position in its segment, from 0, in the order blocks are stored.
+    block_index: int
+    #: The block's size before the first transform: what decoding gives back.
+    raw_len: int
+
+
+class BlockTransform(Protocol):
+    """One reversible change to a block's bytes (thread-safe: blocks are encoded in parallel)."""
+
+    @property
+    def name(self) -> str:
+        """A short stable name (``"zstd"``), for messages and for matching a chain to a format id."""
+        ...
+
+    def encode(self, data: Buffer, context: BlockContext) -> Buffer:
+        """The block's bytes as the next transform (or storage) gets them."""
+        ...
+
+    def decode(self, data: Buffer, context: BlockContext) -> Buffer:
+        """Undo :meth:`encode`; raise :class:`TransformError` when ``data`` cannot be undone."""
+        ...
+
+
+@runtime_checkable
+class DecodesInto(Protocol):
+    """A transform that can decode straight into the reader's buffer (one copy fewer)."""
+
+    def decode_into(self, data: Buffer, context: BlockContext, out: memoryview) -> None:
+        """Decode into ``out``, which is exactly ``context.raw_len`` bytes; TransformError if sizes differ."""
+        ...
+
+
+class TransformChain:
+    """Transforms applied in order by :meth:`encode` and undone in reverse by :meth:`decode`.
+
+    An empty chain stores the raw bytes as they are.
+    """
+
+    __slots__ = ("_first_into", "transforms")
+
+    def __init__(self, transforms: Iterable[BlockTransform] = ()) -> None:
+        self.transforms: tuple[BlockTransform, ...] = tuple(transforms)
+        first = self.transforms[0] if self.transforms else None
+        self._first_into = first if isinstance(first, DecodesInto) else None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.transforms)
+
+    def __len__(self) -> int:
+        return len(self.transforms)
+
+    def __repr__(self) -> str:
+        return f"TransformChain({list(self.names)})"
+
+    def encode(self, data: Buffer, context: BlockContext) -> Buffer:
+        for transform in self.transforms:
+            data = transform.encode(data, context)
+        return data
+
+    def decode(self, data: Buffer, context: BlockContext) -> Buffer:
+        for transform in reversed(self.transforms):
+            data = transform.decode(data, context)
+        return data
+
+    def decode_into(self, data: Buffer, context: BlockContext, out: memoryview) -> None:
+        """:meth:`decode` into ``out`` (exactly ``context.raw_len`` bytes); ValueError if sizes differ."""
+        if not self.transforms:
+            out[:] = data  # ValueError unless the sizes match
+            return
+        for transform in reversed(self.transforms[1:]):
+            data = transform.decode(data, context)
+        if self._first_into is not None:
+            self._first_into.decode_into(data, context, out)
+        else:
+            out[:] = self.transforms[0].decode(data, context)
+
+
+class ZstdCompression:
+    """Zstandard, one frame per block with its content size, no dictionary, no frame checksum."""
+
+    name = "zstd"
+
+    def __init__(self, level: int = 3) -> None:
+        self.level = level
+
+    def encode(self, data: Buffer, context: BlockContext) -> bytes:
+        # A compressor per call: any thread may encode (zstd releases the GIL).
+        return zstandard.ZstdCompressor(level=self.level).compress(data)
+
+    def decode(self, data: Buffer, context: BlockContext) -> bytes:
+        try:
+            return zstandard.ZstdDecompressor().decompress(data, max_output_size=context.raw_len)
+        except zstandard.ZstdError as exc:
+            raise TransformError(f"cannot decompress block: {exc}") from None
+
+    def decode_into(self, data: Buffer, context: BlockContext, out: memoryview) -> None:
+        reader = zstandard.ZstdDecompressor().stream_reader(data)
+        got = 0
+        try:
+            while got < len(out) and (n := reader.readinto(out[got:])):
+                got += n
+            if got != len(out) or reader.read(1):
+                raise TransformError("block decompressed to the wrong size")
+        except zstandard.ZstdError as exc:
+            raise TransformError(f"cannot decompress block: {exc}") from None
