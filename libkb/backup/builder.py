@@ -1,0 +1,255 @@
+"""The segment builder: each partition's open block and open segment, and when they close.
+
+Why this module exists: the rules that cut a partition's records into
+blocks and segments are the backup's format policy, and they must hold
+whatever order the consumer delivers records in. The partition reader packs
+records into a partition's open block (:class:`OpenPartition`) and calls
+:meth:`SegmentBuilder.seal` when the block is full; everything after that is
+decided here:
+
+- a sealed block takes its raw size from the byte budget, then goes to the
+  store pipeline for encoding, and joins the partition's open segment;
+- a segment closes (goes to the store pipeline) when it holds
+  ``segment_max_bytes`` or ``segment_max_records``, when it has been open
+  ``segment_max_interval_ms``, at the partition's end, and before offsets
+  deleted by retention (recorded as a missing range after it);
+- **half-budget rule**: a segment closes at half the byte budget at the
+  latest, so that a partition's next segment fills while the previous one is
+  stored instead of waiting for it;
+- **budget full**: the open segment holding the most bytes closes early so
+  its upload can give memory back; if uploads already hold half the budget,
+  the builder waits for them instead (reporting progress meanwhile: waiting
+  for slow storage is the loop working, not stuck).
+
+Everything here runs on the consuming thread.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from libkb.backup.plan import PartitionPlan
+from libkb.backup.store import PartitionLane, StorePipeline
+from libkb.config.models import BackupOptions
+from libkb.format.models import MissingRange
+from libkb.format.segment import Block, BlockEncoder
+from libkb.format.transforms import BlockContext
+from libkb.metrics import RunMetrics
+from libkb.ratelimit import RateLimiter
+
+TP = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentLimits:
+    """When blocks seal and segments close (:meth:`SegmentBuilder.close_expired` applies the time)."""
+
+    block_bytes: int
+    segment_bytes: int
+    max_records: int | None
+    interval_secs: float
+
+    @classmethod
+    def from_options(cls, opts: BackupOptions) -> SegmentLimits:
+        # A segment holds at most half the budget, so the next one can fill while
+        # it is stored (a partition's segments are stored one after another).
+        segment_bytes = min(opts.segment_max_bytes, max(opts.max_bytes_in_flight // 2, opts.block_bytes))
+        interval = opts.segment_max_interval_ms / 1000
+        return cls(opts.block_bytes, segment_bytes, opts.segment_max_records, interval)
+
+
+class OpenPartition:
+    """The consuming thread's state of one partition: where it reads, its open block and open segment."""
+
+    __slots__ = (
+        "covered_to",
+        "done",
+        "enc",
+        "lane",
+        "partition",
+        "sealed_last",
+        "seg_base",
+        "seg_blocks",
+        "seg_opened",
+        "seg_raw",
+        "seg_records",
+        "target_end",
+        "topic",
+    )
+
+    def __init__(
+        self, plan: PartitionPlan, lane: PartitionLane, block_bytes: int, spare: deque[bytearray] | None
+    ) -> None:
+        self.topic = plan.topic
+        self.partition = plan.partition
+        #: The open block.
+        self.enc = BlockEncoder(block_bytes, spare)
+        #: Exclusive offset to stop at (snapshot), None in continuous mode.
+        self.target_end = plan.end
+        self.done = plan.done
+        self.seg_base = plan.start
+        #: Exclusive end of what the consumer has passed (sealed blocks, and offsets with no record).
+        self.covered_to = plan.start
+        self.sealed_last = plan.start - 1
+        self.seg_blocks: list[Future[Block]] = []
+        self.seg_raw = 0
+        self.seg_records = 0
+        self.seg_opened = time.monotonic()
+        self.lane = lane
+
+
+class SegmentBuilder:
+    """Seals blocks and closes segments of every open partition, within the store pipeline's budget."""
+
+    def __init__(
+        self,
+        pipeline: StorePipeline,
+        limits: SegmentLimits,
+        *,
+        metrics: RunMetrics,
+        backup_id: str,
+        limiter: RateLimiter,
+        heartbeat: Callable[[], None],
+        heartbeat_secs: float = 0.5,
+    ) -> None:
+        self.pipeline = pipeline
+        self.limits = limits
+        #: Every partition of the run, by (topic, partition); the reader reads the same dict.
+        self.partitions: dict[TP, OpenPartition] = {}
+        #: Partitions not yet at their end.
+        self.active = 0
+        #: Records and raw bytes sealed so far.
+        self.records = 0
+        self.bytes = 0
+        self._max_records = limits.max_records
+        self._limiter = limiter
+        self._heartbeat = heartbeat
+        self._heartbeat_secs = heartbeat_secs
+        self._records_counter = metrics.backup_records.labels(backup_id)
+        self._bytes_counter = metrics.backup_bytes.labels(backup_id)
+        self._gaps_counter = metrics.backup_offset_gaps.labels(backup_id)
+        self._raw_counter = metrics.uncompressed_bytes.labels(pipeline.algorithm, backup_id)
+
+    def open(self, plan: PartitionPlan, lane: PartitionLane) -> OpenPartition:
+        """Start building the partition ``plan`` describes, storing through ``lane``."""
+        st = OpenPartition(plan, lane, self.limits.block_bytes, self.pipeline.spare)
+        self.partitions[(st.topic, st.partition)] = st
+        if not st.done:
+            self.active += 1
+        return st
+
+    def full(self, st: OpenPartition) -> bool:
+        """The open segment holds ``segment_max_records`` with the open block."""
+        return self._max_records is not None and st.seg_records + st.enc.count >= self._max_records
+
+    def seal(self, st: OpenPartition) -> None:
+        """Hand the open block to the store pipeline; it joins the open segment."""
+        raw = st.enc.take()
+        n = len(raw.data)
+        gaps = (raw.last_offset - raw.first_offset + 1 - raw.record_count) + (
+            raw.first_offset - st.sealed_last - 1
+        )
+        if gaps:
+            self._gaps_counter.inc(gaps)
+        st.sealed_last = raw.last_offset
+        # Reserve first: a full budget may close this very segment, which
+        # must then end before this block (the block opens the next one).
+        self._reserve(n)
+        st.covered_to = raw.last_offset + 1
+        place = BlockContext(st.topic, st.partition, st.seg_base, len(st.seg_blocks), n)
+        st.seg_blocks.append(self.pipeline.encode(raw, place))
+        st.seg_raw += n
+        st.seg_records += raw.record_count
+        self._count(raw.record_count, n)
+        if st.seg_raw >= self.limits.segment_bytes or (
+            self._max_records is not None and st.seg_records >= self._max_records
+        ):
+            self.close(st)
+
+    def close(self, st: OpenPartition) -> None:
+        """Store the open segment, covering up to ``covered_to``; a new one opens there."""
+        end = st.covered_to
+        if not st.seg_blocks and end <= st.seg_base:
+            st.seg_opened = time.monotonic()
+            return
+        self.pipeline.store_segment(st.lane, st.seg_base, end, st.seg_blocks, st.seg_raw)
+        st.seg_base = end
+        st.seg_blocks = []
+        st.seg_raw = 0
+        st.seg_records = 0
+        st.seg_opened = time.monotonic()
+
+    def end(self, st: OpenPartition, end: int) -> None:
+        """The partition reached ``end``: store everything up to it; nothing more is built for it."""
+        if st.enc.count:
+            self.seal(st)
+        st.covered_to = max(st.covered_to, end)
+        self.close(st)
+        st.done = True
+        self.active -= 1
+
+    def passed(self, st: OpenPartition, offset: int) -> None:
+        """The consumer is at ``offset`` with no record before it (transaction markers, aborted records)."""
+        if not st.enc.count and offset > st.covered_to:
+            st.covered_to = offset
+
+    def skip(self, st: OpenPartition, end: int) -> None:
+        """Offsets ``covered_to`` to ``end`` were deleted: store the open segment, then record them missing.
+
+        The open block must be sealed first.
+        """
+        lost = MissingRange(st.covered_to, end, "retention")
+        self.close(st)  # segments first: the missing range goes after them
+        self.pipeline.record_missing(st.lane, lost)
+        st.seg_base = st.covered_to = end
+        st.sealed_last = end - 1
+
+    def close_expired(self, now: float) -> None:
+        """Close the segments open for ``segment_max_interval_ms`` (their open blocks are sealed first)."""
+        for st in self.partitions.values():
+            if not st.done and now - st.seg_opened >= self.limits.interval_secs:
+                if st.enc.count:
+                    self.seal(st)
+                self.close(st)
+
+    def close_all(self) -> None:
+        """Store what is open: the run stops, or every partition reached its end."""
+        for st in self.partitions.values():
+            if not st.done:
+                if st.enc.count:
+                    self.seal(st)
+                self.close(st)
+
+    def _count(self, records: int, nbytes: int) -> None:
+        self.records += records
+        self.bytes += nbytes
+        self._records_counter.inc(records)
+        self._bytes_counter.inc(nbytes)
+        self._raw_counter.inc(nbytes)
+        self._limiter.consume(nbytes=nbytes)
+
+    def _reserve(self, n: int) -> None:
+        """Take ``n`` bytes of budget; while it is full, close the fullest open segment or wait."""
+        budget, check = self.pipeline.budget, self.pipeline.check
+        waited = time.monotonic()
+        while not budget.try_acquire(n):
+            states = self.partitions.values()
+            victim = max(states, key=lambda s: s.seg_raw)
+            uploading = budget.used - sum(s.seg_raw for s in states)
+            if victim.seg_raw > 0 and uploading < budget.limit // 2:
+                self.close(victim)  # free memory by storing the fullest open segment
+            else:
+                # Uploads under way hold half the budget or more; they free it
+                # block by block as storage takes their blocks.
+                budget.wait(0.2)
+                now = time.monotonic()
+                if now - waited >= self._heartbeat_secs:
+                    # Waiting on slow storage (which retries with timeouts) is
+                    # the loop working, not stuck: keep liveness fed.
+                    waited = now
+                    self._heartbeat()
+            check()

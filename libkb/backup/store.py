@@ -1,0 +1,250 @@
+"""The store pipeline: sealed blocks into stored segments, then into their partition's index.
+
+Why this module exists: storing is where a backup's crash consistency and
+its memory bound are decided, away from the consuming thread.
+
+- **Encoding** (:meth:`StorePipeline.encode`): each sealed block goes through
+  the block transform chain (compression) on a compression thread; the raw
+  buffer then goes back to the encoders for reuse. A chain with nothing to
+  do keeps the block's buffer and costs no thread hop.
+- **Ordered commits per partition**: a partition's stores run one after
+  another (each waits for the one queued before it), and each stores its
+  segment before the index that lists it. So an index always lists a
+  gap-free run of stored segments, a failed segment upload leaves no index
+  entry (nor any after it), and a missing range is indexed only after the
+  segments before it.
+- **Memory**: a sealed block holds :class:`~libkb.backup.budget.ByteBudget`
+  until storage has taken it (streamed past it by as many bytes as the
+  backend may hold, ``stream_hold_bytes``), and the upload gives it back then.
+- **Fencing**: every index write first asks the run's
+  :class:`~libkb.backup.ownership.PartitionOwnership`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from libkb.backup.budget import ByteBudget
+from libkb.backup.ownership import PartitionOwnership
+from libkb.format.models import MissingRange, PartitionIndex, SegmentEntry, index_key, segment_key
+from libkb.format.segment import CODEC_NAMES, Block, RawBlock, SegmentFooter, SegmentWriter, chain_codec
+from libkb.format.transforms import BlockContext, TransformChain
+from libkb.metrics import RunMetrics
+from libkb.storage import BytesLike, StorageBackend
+
+# Raw block buffers kept for reuse (about 1 MiB each): enough for the encoders
+# to find one ready while the compression threads work through the queue.
+_SPARE_BUFFERS = 16
+
+
+class PartitionLane:
+    """One partition's place in the pipeline: its index and the last store queued for it."""
+
+    __slots__ = ("index", "last", "lock", "partition", "topic")
+
+    def __init__(self, topic: str, partition: int, index: PartitionIndex) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.index = index
+        self.lock = threading.Lock()
+        #: The partition's latest queued store; the next one waits for it.
+        self.last: Future[None] | None = None
+
+
+class StorePipeline:
+    """Encodes blocks, then stores segments and indexes in order per partition, within a byte budget."""
+
+    def __init__(
+        self,
+        backend: StorageBackend,
+        backup_id: str,
+        ownership: PartitionOwnership,
+        chain: TransformChain,
+        *,
+        compression_threads: int,
+        upload_threads: int,
+        max_bytes_in_flight: int,
+        metrics: RunMetrics,
+    ) -> None:
+        self.budget = ByteBudget(max_bytes_in_flight)
+        #: Raw block buffers handed back after encoding, for the block encoders to reuse.
+        self.spare: deque[bytearray] = deque(maxlen=_SPARE_BUFFERS)
+        self.segments = 0
+        self.stored_bytes = 0
+        self._backend = backend
+        self._backup_id = backup_id
+        self._ownership = ownership
+        self._chain = chain
+        self._codec = chain_codec(chain)
+        #: The codec's name (``zstd``, ``none``), as index entries and metric labels give it.
+        self.algorithm = CODEC_NAMES[self._codec]
+        self._hold = backend.stream_hold_bytes
+        self._metrics = metrics
+        self._compressed_bytes = 0
+        self._raw_bytes = 0
+        self._stats_lock = threading.Lock()
+        self._pending: list[Future[None]] = []
+        self._compress_pool = ThreadPoolExecutor(compression_threads, "libkb-compress")
+        self._upload_pool = ThreadPoolExecutor(upload_threads, "libkb-upload")
+
+    # -- called by the consuming thread ------------------------------------------------
+
+    def encode(self, raw: RawBlock, context: BlockContext) -> Future[Block]:
+        """The block as it will be stored, encoded on a compression thread."""
+        if not self._chain:  # nothing to transform: no thread hop, the block keeps its buffer
+            done: Future[Block] = Future()
+            done.set_result(raw.transform(self._chain, context))
+            return done
+        return self._compress_pool.submit(self._encode_and_recycle, raw, context)
+
+    def store_segment(
+        self, lane: PartitionLane, base: int, end: int, blocks: list[Future[Block]], raw: int
+    ) -> None:
+        """Queue the segment ``[base, end)`` of ``blocks`` (``raw`` bytes of budget): stored, then indexed."""
+        self._queue(lane, self._store, base, end, blocks, raw)
+
+    def record_missing(self, lane: PartitionLane, lost: MissingRange) -> None:
+        """Queue ``lost`` for the partition's index, after the segments queued before it."""
+        self._queue(lane, self._index_missing, lost)
+
+    def store_index(
+        self, lane: PartitionLane, what: str, change: Callable[[PartitionIndex], None] | None = None
+    ) -> bytes:
+        """Apply ``change`` to the partition's index and store it, fenced by ownership; its bytes."""
+        with lane.lock:
+            if change is not None:
+                change(lane.index)
+            data = lane.index.to_json()
+        self._ownership.check(lane.topic, lane.partition, f"{what} is not indexed")
+        self._backend.put(index_key(self._backup_id, lane.topic, lane.partition), data)
+        return data
+
+    def check(self) -> None:
+        """Re-raise in the calling thread the error of a store that failed."""
+        done = [f for f in self._pending if f.done()]
+        for f in done:
+            f.result()
+        if done:
+            self._pending = [f for f in self._pending if not f.done()]
+
+    def wait(self, *, quiet: bool = False) -> None:
+        """Wait for every queued store; raise the first error unless ``quiet``."""
+        for f in list(self._pending):
+            try:
+                f.result()
+            except BaseException:
+                if not quiet:
+                    raise
+        self._pending = []
+
+    def close(self) -> None:
+        """Stop the threads; stores not yet started are cancelled."""
+        self._compress_pool.shutdown(cancel_futures=True)
+        self._upload_pool.shutdown(cancel_futures=True)
+
+    def _queue(self, lane: PartitionLane, work: Callable[..., None], *args: object) -> None:
+        lane.last = self._upload_pool.submit(work, lane, lane.last, *args)
+        self._pending.append(lane.last)
+
+    # -- compression and upload threads ------------------------------------------------
+
+    def _encode_and_recycle(self, raw: RawBlock, context: BlockContext) -> Block:
+        block = raw.transform(self._chain, context)
+        if isinstance(raw.data, bytearray) and block.payload is not raw.data:
+            self.spare.append(raw.data)  # only the stored bytes are needed now; an encoder reuses the buffer
+        return block
+
+    def _store(
+        self,
+        lane: PartitionLane,
+        prev: Future[None] | None,
+        base: int,
+        end: int,
+        blocks: list[Future[Block]],
+        raw: int,
+    ) -> None:
+        stream = None
+        try:
+            if prev is not None:
+                prev.result()  # keep each partition's segments in offset order
+            writer = SegmentWriter(lane.topic, lane.partition, base, self._codec, _now_ms())
+            stream = _SegmentStream(writer, blocks, self.budget, self._hold)
+            key = segment_key(self._backup_id, lane.topic, lane.partition, base)
+            self._backend.put_stream(key, stream.chunks(end))
+            entry = SegmentEntry.from_footer(key, base, stream.footer(), writer.size, self.algorithm)
+            data = self.store_index(lane, key, lambda index: index.segments.append(entry))
+            self._account(writer, len(data))
+        finally:
+            self.budget.release(raw - (stream.released if stream is not None else 0))
+
+    def _index_missing(self, lane: PartitionLane, prev: Future[None] | None, lost: MissingRange) -> None:
+        if prev is not None:
+            prev.result()  # the segments before the missing range are stored and indexed first
+        what = f"the missing range {lost.start}-{lost.end - 1}"
+        self.store_index(lane, what, lambda index: index.missing.append(lost))
+
+    def _account(self, writer: SegmentWriter, index_bytes: int) -> None:
+        payload_bytes = writer.size - len(writer.header)
+        with self._stats_lock:
+            self.segments += 1
+            self.stored_bytes += writer.size
+            self._compressed_bytes += payload_bytes
+            self._raw_bytes += writer.raw_bytes
+            ratio = self._raw_bytes / self._compressed_bytes if self._compressed_bytes else 0.0
+        metrics, backup_id, algorithm = self._metrics, self._backup_id, self.algorithm
+        metrics.segments.labels(backup_id).inc()
+        metrics.storage_write_bytes.labels(self._backend.name, backup_id).inc(writer.size + index_bytes)
+        metrics.compressed_bytes.labels(algorithm, backup_id).inc(payload_bytes)
+        metrics.compression_ratio.labels(algorithm, backup_id).set(ratio)
+
+
+class _SegmentStream:
+    """One segment's bytes as storage pulls them; gives each block's budget back once storage took it."""
+
+    def __init__(
+        self, writer: SegmentWriter, blocks: list[Future[Block]], budget: ByteBudget, hold: int
+    ) -> None:
+        self.writer = writer
+        #: Budget given back so far; the store gives back the rest when it ends.
+        self.released = 0
+        self._blocks = blocks
+        self._budget = budget
+        self._hold = hold
+        self._footer: SegmentFooter | None = None
+
+    def chunks(self, end: int) -> Iterator[BytesLike]:
+        """Header, blocks as they finish encoding, footer (a generator: storage reads it once)."""
+        writer, blocks = self.writer, self._blocks
+        yield writer.header
+        pulled = 0
+        taken: deque[tuple[int, int]] = deque()  # (raw bytes, bytes pulled once written)
+        while blocks:
+            block = blocks.pop(0).result()  # the list must not keep the block alive
+            head, payload = writer.add_block(block)
+            if head:
+                yield head
+                yield payload
+            pulled += len(head) + len(payload)
+            taken.append((block.raw_len, pulled))
+            del block, head, payload
+            # Resumed: storage has taken the block. Give its budget back once the
+            # backend's buffers (``hold`` bytes) have moved past it.
+            while taken and pulled - taken[0][1] >= self._hold:
+                n = taken.popleft()[0]
+                self._budget.release(n)
+                self.released += n
+        self._footer, data = writer.finish(end)
+        yield data
+
+    def footer(self) -> SegmentFooter:
+        if self._footer is None:
+            raise RuntimeError(f"storage stopped reading segment {self.writer.base_offset} before its end")
+        return self._footer
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
