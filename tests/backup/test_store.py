@@ -1,0 +1,199 @@
+"""The store pipeline on the memory backend: segment before index, per-partition order, the budget."""
+
+from __future__ import annotations
+
+import threading
+import zlib
+from collections.abc import Iterator
+
+import pytest
+import zstandard
+
+from libkb.backup.budget import ByteBudget
+from libkb.backup.lease import LeaseLostError
+from libkb.backup.store import PartitionLane, StorePipeline
+from libkb.format.models import MissingRange, PartitionIndex, index_key, segment_key
+from libkb.format.segment import CODEC_ZSTD, SegmentReader, codec_chain
+from libkb.format.transforms import BlockContext
+from libkb.storage import StorageError
+from tests.backup.support import BID, Owner, Store, make_pipeline, memory_store, raw_block
+
+
+@pytest.fixture
+def store() -> Iterator[Store]:
+    yield from memory_store()
+
+
+@pytest.fixture
+def owner() -> Owner:
+    return Owner()
+
+
+@pytest.fixture
+def pipeline(store: Store, owner: Owner) -> Iterator[StorePipeline]:
+    p = make_pipeline(store, owner)
+    yield p
+    p.close()
+
+
+def lane(topic: str = "t", partition: int = 0) -> PartitionLane:
+    return PartitionLane(topic, partition, PartitionIndex(topic, partition))
+
+
+def queue_segment(pipeline: StorePipeline, at: PartitionLane, base: int, end: int) -> int:
+    """Queue a segment ``[base, end)`` of one-record blocks, as the builder would; its raw bytes."""
+    raws = [raw_block(offset) for offset in range(base, end)]
+    raw = sum(len(r.data) for r in raws)
+    assert pipeline.budget.try_acquire(raw)
+    places = [BlockContext(at.topic, at.partition, base, i, len(r.data)) for i, r in enumerate(raws)]
+    blocks = [pipeline.encode(r, place) for r, place in zip(raws, places, strict=True)]
+    pipeline.store_segment(at, base, end, blocks, raw)
+    return raw
+
+
+def seg(base: int, topic: str = "t", partition: int = 0) -> str:
+    return segment_key(BID, topic, partition, base)
+
+
+def test_each_segment_is_stored_before_the_index_that_lists_it(store: Store, pipeline: StorePipeline) -> None:
+    p0 = lane()
+    for base in (0, 3, 6):
+        queue_segment(pipeline, p0, base, base + 3)
+    pipeline.wait()
+    idx = index_key(BID, "t", 0)
+    assert store.writes() == [seg(0), idx, seg(3), idx, seg(6), idx]
+    listed = [[s.key for s in index.segments] for index in store.index_writes("t", 0)]
+    assert listed == [[seg(0)], [seg(0), seg(3)], [seg(0), seg(3), seg(6)]]
+    index = store.index("t", 0)
+    assert index.coverage_problems() == [] and (index.start_offset, index.end_offset) == (0, 9)
+    assert pipeline.segments == 3 and pipeline.stored_bytes == sum(s.size for s in index.segments)
+    assert pipeline.budget.used == 0
+    assert [r[0] for r in SegmentReader(store.backend.get(seg(3))).records()] == [3, 4, 5]
+
+
+def test_a_failed_segment_upload_leaves_no_index_entry(store: Store, pipeline: StorePipeline) -> None:
+    p0 = lane()
+    store.failing.add(seg(3))
+    for base in (0, 3, 6):
+        queue_segment(pipeline, p0, base, base + 3)
+    with pytest.raises(StorageError, match="storage refused"):
+        pipeline.wait()
+    assert [s.key for s in store.index("t", 0).segments] == [seg(0)]
+    assert not store.backend.exists(seg(3))
+    assert not store.backend.exists(seg(6))  # queued after the failure: never stored nor indexed
+    assert pipeline.budget.used == 0  # every block's budget given back, failed or not
+
+
+def test_a_partitions_stores_run_one_after_another(store: Store, pipeline: StorePipeline) -> None:
+    """Four upload threads: the second segment of a partition waits; another partition does not."""
+    p0, p1 = lane(partition=0), lane(partition=1)
+    gate = store.hold(seg(0))
+    queue_segment(pipeline, p0, 0, 3)
+    queue_segment(pipeline, p0, 3, 6)
+    queue_segment(pipeline, p1, 0, 3)
+    assert store.started_event(seg(0, partition=1)).wait(10)  # the other partition goes ahead
+    assert not store.started_event(seg(3)).wait(0.2)
+    pipeline.check()  # nothing failed: nothing to raise
+    gate.set()
+    pipeline.wait()
+    order = store.writes()
+    assert order.index(seg(0)) < order.index(seg(3))
+    assert [s.key for s in store.index("t", 0).segments] == [seg(0), seg(3)]
+    assert [s.key for s in store.index("t", 1).segments] == [seg(0, partition=1)]
+
+
+def test_a_missing_range_is_indexed_after_the_segments_before_it(
+    store: Store, pipeline: StorePipeline
+) -> None:
+    p0 = lane()
+    gate = store.hold(seg(0))
+    queue_segment(pipeline, p0, 0, 3)
+    pipeline.record_missing(p0, MissingRange(3, 10, "retention"))
+    queue_segment(pipeline, p0, 10, 12)
+    assert store.started_event(seg(0)).wait(10)
+    assert not store.backend.exists(index_key(BID, "t", 0))  # not before the segment before it
+    gate.set()
+    pipeline.wait()
+    writes = store.index_writes("t", 0)
+    assert [([s.key for s in w.segments], [(m.start, m.end) for m in w.missing]) for w in writes] == [
+        ([seg(0)], []),
+        ([seg(0)], [(3, 10)]),
+        ([seg(0), seg(10)], [(3, 10)]),
+    ]
+    assert store.index("t", 0).coverage_problems() == []
+
+
+def test_a_missing_range_after_a_failed_segment_is_not_indexed(store: Store, pipeline: StorePipeline) -> None:
+    p0 = lane()
+    store.failing.add(seg(0))
+    queue_segment(pipeline, p0, 0, 3)
+    pipeline.record_missing(p0, MissingRange(3, 10, "retention"))
+    with pytest.raises(StorageError):
+        pipeline.wait()
+    assert not store.backend.exists(index_key(BID, "t", 0))
+
+
+def test_index_writes_are_fenced_by_ownership(store: Store, owner: Owner, pipeline: StorePipeline) -> None:
+    p0 = lane()
+    queue_segment(pipeline, p0, 0, 3)
+    pipeline.wait()
+    assert owner.fences == [("t", 0)]
+    owner.lose()
+    queue_segment(pipeline, p0, 3, 6)
+    with pytest.raises(LeaseLostError, match=r"segment-00000000000000000003\.kbs is not indexed"):
+        pipeline.wait()
+    assert [s.key for s in store.index("t", 0).segments] == [seg(0)]
+    with pytest.raises(LeaseLostError, match="the missing range 6-9 is not indexed"):
+        pipeline.store_index(p0, "the missing range 6-9", lambda index: None)
+
+
+def test_an_error_reaches_the_consuming_thread(store: Store, pipeline: StorePipeline) -> None:
+    store.failing.add(seg(0))
+    queue_segment(pipeline, lane(), 0, 3)
+    assert store.started_event(seg(0)).wait(10)
+    with pytest.raises(StorageError):
+        for _ in range(100):
+            pipeline.check()
+            threading.Event().wait(0.05)
+    pipeline.wait(quiet=True)  # already raised once: a failed run waits quietly
+
+
+def test_nothing_to_transform_keeps_the_buffer_and_costs_no_thread(pipeline: StorePipeline) -> None:
+    raw = raw_block(0, count=3)
+    done = pipeline.encode(raw, BlockContext("t", 0, 0, 0, len(raw.data)))
+    assert done.done()
+    block = done.result()
+    assert block.payload is raw.data and block.crc == zlib.crc32(raw.data)
+    assert not pipeline.spare  # the buffer is the stored payload: never reused
+
+
+def test_compression_runs_off_the_thread_and_recycles_the_buffer(store: Store, owner: Owner) -> None:
+    pipeline = make_pipeline(store, owner, chain=codec_chain(CODEC_ZSTD, 3))
+    try:
+        raw = raw_block(0, count=50)
+        block = pipeline.encode(raw, BlockContext("t", 0, 0, 0, len(raw.data))).result(10)
+        assert zstandard.ZstdDecompressor().decompress(block.payload) == bytes(raw.data)
+        assert block.crc == zlib.crc32(block.payload) and block.raw_len == len(raw.data)
+        assert list(pipeline.spare) == [raw.data]
+        assert pipeline.algorithm == "zstd"
+    finally:
+        pipeline.close()
+
+
+def test_the_budget_admits_one_block_even_above_its_limit() -> None:
+    budget = ByteBudget(100)
+    assert budget.try_acquire(500)  # nothing held: a block bigger than the budget still passes
+    assert not budget.try_acquire(1)
+    waiter_done = threading.Event()
+
+    def waiter() -> None:
+        while not budget.try_acquire(50):
+            budget.wait(5)
+        waiter_done.set()
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    budget.release(500)
+    assert waiter_done.wait(10)
+    thread.join()
+    assert budget.used == 50
