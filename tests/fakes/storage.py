@@ -137,7 +137,7 @@ def break_compression(monkeypatch: pytest.MonkeyPatch, nth: int) -> list[int]:
     """Make the ``nth`` zstd block compression from now on raise ``zstandard.ZstdError``.
 
     The patch point: libkb compresses every block in
-    ``libkb.format.segment.RawBlock.compress``, which builds
+    ``libkb.format.transforms.ZstdCompression.encode``, which builds
     ``zstandard.ZstdCompressor(level=...)`` from the module at each call, and
     nothing else in libkb builds a compressor. Replacing that one class hits
     every block compression whichever engine module (or thread) asks for it,
