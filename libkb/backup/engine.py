@@ -35,7 +35,6 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException
 
-from libkb import __version__
 from libkb.backup.builder import OpenPartition, SegmentBuilder, SegmentLimits
 from libkb.backup.errors import BackupError
 from libkb.backup.lease import LeaseLostError
@@ -54,6 +53,7 @@ from libkb.kafka.clients import make_admin, make_consumer
 from libkb.metrics import RunMetrics
 from libkb.ratelimit import RateLimiter
 from libkb.storage import NotFoundError, StorageBackend, create_backend_from_config
+from libkb.version import __version__
 
 __all__ = ["BackupEngine", "BackupError", "BackupProgress", "BackupResult"]
 
