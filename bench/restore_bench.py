@@ -148,7 +148,7 @@ def ceiling(spec: dict[str, Any]) -> dict[str, Any]:
                     except BufferError:
                         poll(0.05)
                 nbytes += len(key) + len(value)
-    left = producer.flush(config.restore.produce_timeout_ms / 1000)
+    left = producer.flush(config.restore.delivery_timeout_ms / 1000)
     seconds = time.perf_counter() - started
     if left or failures:
         raise RuntimeError(f"ceiling: {left} records unacknowledged, failures {failures[:3]}")
@@ -415,7 +415,7 @@ def main() -> int:
         action="append",
         default=[],
         metavar="KEY=JSON",
-        help="extra restore option for both jobs (e.g. produce_batch_size=4194304); default: none",
+        help="extra restore option for both jobs (e.g. produce_batch_bytes=4194304); default: none",
     )
     parser.add_argument("--only", default=None, help="ceiling and/or libkb (comma-separated)")
     parser.add_argument(

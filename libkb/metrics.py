@@ -9,27 +9,72 @@ never share counters by accident.
 
 from __future__ import annotations
 
+import threading
+from typing import Protocol
+
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from libkb.storage.metrics import StorageMetrics
 
 
-class RunMetrics:
-    """Every metric one backup or restore run reports, storage included."""
+class GaugeChild(Protocol):
+    def set(self, value: float) -> None: ...
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+
+class _Dropped:
+    """A label set over the limit: its values go nowhere."""
+
+    def set(self, value: float) -> None:
+        pass
+
+
+class CappedGauge:
+    """A labelled gauge that takes at most ``limit`` label sets (0: no limit), as the original tool.
+
+    Thousands of partitions would otherwise make thousands of series per
+    scrape; the first ``limit`` label sets seen keep being reported.
+    """
+
+    def __init__(self, gauge: Gauge, limit: int) -> None:
+        self.gauge = gauge
+        self.limit = limit
+        self._seen: set[tuple[str, ...]] = set()
+        self._lock = threading.Lock()
+
+    def labels(self, *values: str) -> GaugeChild:
+        if self.limit:
+            with self._lock:
+                if values not in self._seen:
+                    if len(self._seen) >= self.limit:
+                        return _Dropped()
+                    self._seen.add(values)
+        child: GaugeChild = self.gauge.labels(*values)
+        return child
+
+
+class RunMetrics:
+    """Every metric one backup or restore run reports, storage included.
+
+    ``max_partition_labels`` caps the per-partition label sets (metrics
+    ``max_partition_labels``; 0, the library default, means no cap).
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None, *, max_partition_labels: int = 0) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.storage = StorageMetrics(self.registry)
-        self._backup_families()
+        self._backup_families(max_partition_labels)
         self._restore_families()
 
-    def _backup_families(self) -> None:
+    def _backup_families(self, max_partition_labels: int) -> None:
         reg = self.registry
-        self.backup_lag = Gauge(
-            "kafka_backup_lag_records",
-            "Records between the backup's position and the partition's end",
-            ["topic", "partition", "backup_id"],
-            registry=reg,
+        self.backup_lag = CappedGauge(
+            Gauge(
+                "kafka_backup_lag_records",
+                "Records between the backup's position and the partition's end",
+                ["topic", "partition", "backup_id"],
+                registry=reg,
+            ),
+            max_partition_labels,
         )
         self.backup_records = Counter(
             "kafka_backup_records_total", "Records backed up", ["backup_id"], registry=reg

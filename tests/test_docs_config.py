@@ -29,9 +29,12 @@ def keys(cls: type[Schema], prefix: str = "") -> list[str]:
         *keys(schema.SourceSchema),
         *keys(schema.TopicsSchema, "topics."),
         *keys(schema.SecuritySchema, "security."),
+        *keys(schema.ConnectionSchema, "connection."),
         *keys(schema.BackupSchema),
         *keys(schema.RestoreSchema),
         *keys(schema.MetricsSchema),
+        *keys(schema.LoggingSchema),
+        *keys(schema.OffsetStorageSchema),
     ],
 )
 def test_every_key_is_documented(key: str) -> None:

@@ -13,9 +13,9 @@ from typing import IO
 
 from libkb.backup.engine import BackupEngine, BackupResult
 from libkb.cli.job import run_engine
+from libkb.cli.jobfile import load_job
 from libkb.cli.logs import error_line
 from libkb.cli.progress import summary_line
-from libkb.config import load_config
 from libkb.errors import ConfigError
 
 
@@ -27,7 +27,7 @@ def run_backup(
     stderr: IO[str] | None = None,
 ) -> int:
     out = stdout or sys.stdout
-    config = load_config(config_path)
+    config = load_job(config_path)
     if config.mode != "backup":
         raise ConfigError(
             f"mode is {config.mode!r}; use kafka-backup {config.mode} for this file", key="mode"

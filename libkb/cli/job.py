@@ -9,7 +9,9 @@ SIGTERM/SIGINT asking the engine to stop cleanly.
 
 from __future__ import annotations
 
+import logging
 import sys
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from typing import IO, Any, Protocol, TypeVar
@@ -25,6 +27,8 @@ from libkb.ops.checks import kafka_check, probe_backend, storage_check
 from libkb.ops.health import CheckRunner, Component, HealthModel, Watchdog
 from libkb.ops.server import OpsServer
 from libkb.storage import StorageBackend, create_backend_from_config
+
+log = logging.getLogger("libkb.cli")
 
 CHECK_INTERVAL_SECS = 10.0
 CHECK_TIMEOUT_SECS = 5.0
@@ -48,13 +52,14 @@ def run_engine(
     stderr: IO[str] | None = None,
 ) -> R_co:
     """Build the engine with ``make_engine(backend, on_progress, metrics)`` and run it to its end."""
-    metrics = run_metrics()
+    metrics = run_metrics(config.metrics.max_partition_labels)
     backend = create_backend_from_config(config.storage, metrics=metrics.storage)
     with ExitStack() as stack:
         stack.callback(backend.close)
         watchdog = Watchdog(liveness_timeout_secs)
         health = HealthModel(watchdog)
-        if config.metrics.enabled and serve:
+        serving = config.metrics.enabled and serve
+        if serving:
             start_ops(stack, config, backend, health, metrics.registry)
         display = make_progress(config.backup_id, stderr or sys.stderr, kind=kind)
         stack.callback(display.close)
@@ -69,19 +74,36 @@ def run_engine(
             health.stopping = True
             engine.stop()
 
-        with StopOnSignal(stop):
+        with StopOnSignal(stop) as signals:
             result = engine.run()
-        watchdog.finish()
-        display.close()
+            watchdog.finish()
+            display.close()
+            if serving and not signals.received:
+                keep_serving(config.metrics.keep_alive_seconds, signals)
     return result
 
 
-def run_metrics() -> RunMetrics:
+def keep_serving(seconds: float, signals: StopOnSignal) -> None:
+    """``metrics.keep_alive_seconds``: serve the final values a while for a last scrape.
+
+    A run that ends by itself (a snapshot backup, a restore) would otherwise
+    take its endpoint with it before Prometheus saw the end; a signal ends
+    the wait at once.
+    """
+    if seconds <= 0:
+        return
+    log.info("serving metrics for %g more seconds (metrics.keep_alive_seconds)", seconds)
+    deadline = time.monotonic() + seconds
+    while not signals.received and time.monotonic() < deadline:
+        time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
+
+def run_metrics(max_partition_labels: int = 0) -> RunMetrics:
     """The run's metrics, in a registry that also has the process, platform and GC collectors."""
     registry = CollectorRegistry()
     for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
         registry.register(collector)
-    return RunMetrics(registry)
+    return RunMetrics(registry, max_partition_labels=max_partition_labels)
 
 
 def start_ops(
@@ -97,14 +119,7 @@ def start_ops(
     """
     cluster = config.source if config.mode == "backup" else config.target
     assert cluster is not None
-    secrets = [
-        cluster.security.sasl_password or "",
-        cluster.security.ssl_key_password or "",
-        *(
-            str(getattr(config.storage, name, None) or "")
-            for name in ("secret_key", "session_token", "account_key")
-        ),
-    ]
+    secrets = config.secrets()
     probe = probe_backend(config.storage, backend, CHECK_TIMEOUT_SECS)
     if probe is not backend:
         stack.callback(probe.close)

@@ -4,44 +4,120 @@
 Libcloud) plus tracebacks of errors; ``--log-level`` sets libkb's level
 exactly. Third-party loggers stay at WARNING unless ``-vv``: their INFO lines
 are noise to an operator.
+
+A job file's ``logging`` block (the original tool's) is applied once the file
+is loaded (:func:`apply_job_logging`): its ``format: json`` writes one JSON
+object per line; its ``level`` applies unless ``-v``/``-vv``/``--log-level``
+was given, which win (a flag is what the operator typed for this run). The
+job's secrets are masked in every line, whatever the format.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import IO
+
+from libkb.config.models import LoggingOptions
+from libkb.ops.health import redact
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
+class _State:
+    """What :func:`configure` decided, for :func:`apply_job_logging` to respect."""
+
+    flags_given = False
+    backup_id: str | None = None
+    secrets: tuple[str, ...] = ()
+    handler: logging.Handler | None = None
+
+
 def configure(verbosity: int, level: str | None = None, stream: IO[str] | None = None) -> None:
     """Send log records to ``stream`` (stderr), replacing a handler an earlier call installed."""
+    handler = ConsoleHandler(stream or sys.stderr)
+    handler.setFormatter(TextFormatter(_FORMAT, "%Y-%m-%dT%H:%M:%S"))
+    unconfigure()  # main() may run more than once in one process (tests)
+    handler.libkb_cli = True  # type: ignore[attr-defined]
+    handler.addFilter(RepeatFilter(("libkb.kafka",)))
+    logging.getLogger().addHandler(handler)
+    _State.handler = handler
+    _State.flags_given = verbosity > 0 or level is not None
+    _set_levels(verbosity, level)
+
+
+def _set_levels(verbosity: int, level: str | None) -> None:
     if level is not None:
         ours = getattr(logging, level.upper())
     else:
         ours = logging.DEBUG if verbosity >= 1 else logging.INFO
-    handler = ConsoleHandler(stream or sys.stderr)
-    handler.setFormatter(logging.Formatter(_FORMAT, "%Y-%m-%dT%H:%M:%S"))
-    root = logging.getLogger()
-    unconfigure()  # main() may run more than once in one process (tests)
-    handler.libkb_cli = True  # type: ignore[attr-defined]
-    handler.addFilter(RepeatFilter(("libkb.kafka",)))
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
+    logging.getLogger().setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
     logging.getLogger("libkb").setLevel(ours)
 
 
+def apply_job_logging(options: LoggingOptions, *, backup_id: str | None, secrets: Iterable[str] = ()) -> None:
+    """Apply a job file's ``logging`` block, and name its backup and secrets to the formatters."""
+    _State.backup_id = backup_id
+    # Longest first, so a secret containing another is masked whole.
+    _State.secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
+    handler = _State.handler
+    if handler is not None and options.format == "json":
+        handler.setFormatter(JsonFormatter())
+    if options.level is not None and not _State.flags_given:
+        if options.level == "trace":  # the original tool's finest level: everyone's debug, as -vv
+            _set_levels(2, None)
+        else:
+            _set_levels(0, options.level)
+
+
 def unconfigure() -> None:
-    """Remove the handler :func:`configure` installed."""
+    """Remove the handler :func:`configure` installed, its levels, and the job it was told about."""
     root = logging.getLogger()
     for old in list(root.handlers):
         if getattr(old, "libkb_cli", False):
             root.removeHandler(old)
+            root.setLevel(logging.WARNING)  # the logging module's own defaults
+            logging.getLogger("libkb").setLevel(logging.NOTSET)
+    _State.handler = None
+    _State.backup_id = None
+    _State.secrets = ()
+    _State.flags_given = False
+
+
+def mask(text: str) -> str:
+    """``text`` with every secret of the job replaced by ``***``."""
+    return redact(text, _State.secrets)
+
+
+class TextFormatter(logging.Formatter):
+    """The usual ``time level logger: message`` line, secrets masked."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask(super().format(record))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, backup_id (once known), exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        moment = datetime.fromtimestamp(record.created, UTC)
+        entry: dict[str, object] = {
+            "time": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": mask(record.getMessage()),
+        }
+        if _State.backup_id is not None:
+            entry["backup_id"] = _State.backup_id
+        if record.exc_info:
+            entry["exception"] = mask(self.formatException(record.exc_info))
+        return json.dumps(entry, ensure_ascii=False)
 
 
 class ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]  # generic only in typeshed
@@ -103,4 +179,4 @@ PROG = "kafka-backup"
 
 def error_line(message: str, stream: IO[str] | None = None) -> None:
     """The one line an operator reads when a command fails (always shown, whatever the log level)."""
-    print(f"{PROG}: error: {message}", file=stream or sys.stderr, flush=True)
+    print(f"{PROG}: error: {mask(message)}", file=stream or sys.stderr, flush=True)

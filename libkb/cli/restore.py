@@ -11,13 +11,15 @@ import io
 import json
 import sys
 from dataclasses import replace
+from pathlib import Path
 from typing import IO, Any
 
 from libkb.cli.job import run_engine
+from libkb.cli.jobfile import load_job
 from libkb.cli.logs import error_line
 from libkb.cli.progress import rate
 from libkb.cli.render import dump, human_bytes, table
-from libkb.config import JobConfig, SourceOptions, load_config
+from libkb.config import JobConfig, SourceOptions
 from libkb.errors import ConfigError, LibkbError
 from libkb.kafka.clients import make_admin
 from libkb.restore.engine import RestoreEngine, RestoreResult
@@ -37,7 +39,7 @@ class RestoreNotFoundError(LibkbError, FileNotFoundError):
 
 
 def _restore_config(path: str) -> JobConfig:
-    config = load_config(path)
+    config = load_job(path)
     if config.mode != "restore":
         raise ConfigError(
             f"mode is {config.mode!r}; this command needs mode: restore", key="mode", source=path
@@ -73,9 +75,40 @@ def run_restore(
         print(f"note: {note}", file=stdout)
     print(summary_line(result), file=stdout, flush=True)
     if result.status == "complete":
+        if config.restore.offset_report:
+            write_offset_report(config.restore.offset_report, result)
+            print(f"offset report: {config.restore.offset_report}", file=stdout)
         return 0
     error_line(f"restore {result.restore_id} was {result.status}; run the same command again to resume it")
     return 1
+
+
+def write_offset_report(path: str, result: RestoreResult) -> None:
+    """``restore.offset_report``: the restore's offset mapping and translated group offsets, as JSON.
+
+    The mapping is the one ``show-offset-mapping --format json`` shows; written
+    to a temporary file first, so a reader never sees half a report.
+    """
+    report = {
+        "backup_id": result.backup_id,
+        "restore_id": result.restore_id,
+        "mapping": json.loads(result.mapping.to_json()) if result.mapping is not None else None,
+        "group_offsets": [offset_row(o) for o in result.group_offsets],
+    }
+    target = Path(path)
+    partial = target.with_name(f".{target.name}.partial")
+    partial.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    partial.replace(target)
+
+
+def offset_row(o: TranslatedOffset) -> dict[str, Any]:
+    return {
+        "group": o.group,
+        "source": f"{o.source_topic}[{o.source_partition}]",
+        "source_offset": o.source_offset,
+        "target": f"{o.target_topic}[{o.target_partition}]",
+        "target_offset": o.target_offset,
+    }
 
 
 def summary_line(result: RestoreResult) -> str:
@@ -295,16 +328,7 @@ def run_offset_reset(
     stdout = out or sys.stdout
     with open_backend(path) as backend:
         mapping, offsets = translated_offsets(backend, backup_id, restore_id, groups)
-    rows = [
-        {
-            "group": o.group,
-            "source": f"{o.source_topic}[{o.source_partition}]",
-            "source_offset": o.source_offset,
-            "target": f"{o.target_topic}[{o.target_partition}]",
-            "target_offset": o.target_offset,
-        }
-        for o in offsets
-    ]
+    rows = [offset_row(o) for o in offsets]
     if fmt == "text":
         print(f"offsets of restore {mapping.restore_id} (backup {backup_id}):", file=stdout)
         print(

@@ -3,8 +3,10 @@
 from libkb.config.loader import expand_env, load_config, parse_config
 from libkb.config.models import (
     BackupOptions,
+    ConnectionOptions,
     JobConfig,
     KafkaSecurity,
+    LoggingOptions,
     MetricsOptions,
     RestoreOptions,
     SourceOptions,
@@ -13,8 +15,10 @@ from libkb.config.models import (
 
 __all__ = [
     "BackupOptions",
+    "ConnectionOptions",
     "JobConfig",
     "KafkaSecurity",
+    "LoggingOptions",
     "MetricsOptions",
     "RestoreOptions",
     "SourceOptions",

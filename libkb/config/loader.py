@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -9,15 +10,37 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from marshmallow import Schema, ValidationError
+from marshmallow import Schema, ValidationError, fields
 
-from libkb.config.models import BackupOptions, JobConfig, MetricsOptions, RestoreOptions
-from libkb.config.schema import BackupSchema, MetricsSchema, RestoreSchema, SourceSchema
+from libkb.config import rust
+from libkb.config.models import BackupOptions, JobConfig, LoggingOptions, MetricsOptions, RestoreOptions
+from libkb.config.schema import (
+    BackupSchema,
+    LoggingSchema,
+    MetricsSchema,
+    OffsetStorageSchema,
+    RestoreSchema,
+    SourceSchema,
+)
 from libkb.errors import ConfigError
 from libkb.storage.settings import load_storage_config
+from libkb.suggest import unknown_key_message
+
+log = logging.getLogger("libkb.config")
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_TOP_KEYS = ("mode", "backup_id", "source", "target", "storage", "backup", "restore", "metrics")
+_TOP_KEYS = (
+    "mode",
+    "backup_id",
+    "source",
+    "target",
+    "storage",
+    "backup",
+    "restore",
+    "metrics",
+    "logging",
+    "offset_storage",
+)
 _BACKUP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 
@@ -58,9 +81,19 @@ def _section(schema: type[Schema], data: Any, key: str, source: str | None) -> A
     except ValidationError as exc:
         name, message = _first(exc.messages, key)
         if message == "Unknown field.":
-            allowed = ", ".join(sorted(schema().fields))
-            message = f"unknown key; the keys allowed here are: {allowed}"
+            inner = name[len(key) + 1 :].split(".")
+            message = unknown_key_message(inner[-1], _keys_at(schema(), inner[:-1]))
         raise ConfigError(message, key=name, source=source) from None
+
+
+def _keys_at(schema: Schema, path: list[str]) -> list[str]:
+    """The keys a (nested) schema accepts at ``path`` below it."""
+    for part in path:
+        field = next((f for n, f in schema.fields.items() if (f.data_key or n) == part), None)
+        if not isinstance(field, fields.Nested) or not isinstance(field.schema, Schema):
+            return []
+        schema = field.schema
+    return [f.data_key or n for n, f in schema.fields.items()]
 
 
 def _first(messages: Any, path: str) -> tuple[str, str]:
@@ -75,18 +108,27 @@ def _first(messages: Any, path: str) -> tuple[str, str]:
     return path, str(messages)
 
 
-def parse_config(data: Any, *, source: str | None = None) -> JobConfig:
-    """Validate an already-parsed config mapping."""
+def parse_config(data: Any, *, source: str | None = None, log_warnings: bool = True) -> JobConfig:
+    """Validate an already-parsed config mapping.
+
+    Keys of the original tool that libkb replaces are reported in
+    ``JobConfig.warnings`` and, unless ``log_warnings`` is false (the command
+    line logs them once its log format is set), logged at WARNING.
+    """
     if not isinstance(data, Mapping):
         raise ConfigError("the file must hold a YAML mapping (key: value lines)", source=source)
     data = expand_env(data, source=source)
-    unknown = sorted(set(data) - set(_TOP_KEYS))
+    unknown = [k for k in data if k not in _TOP_KEYS]
     if unknown:
-        raise ConfigError(
-            f"unknown key; the top-level keys are: {', '.join(_TOP_KEYS)}",
-            key=unknown[0],
-            source=source,
-        )
+        raise ConfigError(unknown_key_message(str(unknown[0]), _TOP_KEYS), key=str(unknown[0]), source=source)
+    config = _parse_sections({k: v for k, v in data.items() if v is not None}, source)
+    if log_warnings:
+        for line in config.warnings:
+            log.warning("%s", line)
+    return config
+
+
+def _parse_sections(data: Mapping[str, Any], source: str | None) -> JobConfig:
     mode = data.get("mode", "backup")
     if mode not in ("backup", "restore"):
         raise ConfigError(f"{mode!r} is not a mode; use backup or restore", key="mode", source=source)
@@ -112,7 +154,11 @@ def parse_config(data: Any, *, source: str | None = None) -> JobConfig:
     target = _section(SourceSchema, data["target"], "target", source) if "target" in data else None
     backup: BackupOptions = _section(BackupSchema, data.get("backup"), "backup", source)
     restore: RestoreOptions = _section(RestoreSchema, data.get("restore"), "restore", source)
-    metrics: MetricsOptions = _section(MetricsSchema, data.get("metrics"), "metrics", source)
+    metrics = MetricsOptions()
+    if data.get("metrics") is not None:  # without the block, no server
+        metrics = _section(MetricsSchema, data["metrics"], "metrics", source)
+    logging_options: LoggingOptions = _section(LoggingSchema, data.get("logging"), "logging", source)
+    _section(OffsetStorageSchema, data.get("offset_storage"), "offset_storage", source)
     return JobConfig(
         mode=mode,
         backup_id=backup_id,
@@ -122,12 +168,29 @@ def parse_config(data: Any, *, source: str | None = None) -> JobConfig:
         backup=backup,
         restore=restore,
         metrics=metrics,
+        logging=logging_options,
         path=source,
+        warnings=tuple(rust.warnings(data, source=source)),
     )
 
 
-def load_config(path: str | os.PathLike[str]) -> JobConfig:
-    """Load and validate a job config file."""
+class _Loader(yaml.SafeLoader):
+    """YAML as ``yaml.safe_load`` reads it, plus the original tool's ``!specific`` start offsets."""
+
+
+def _specific(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
+    if not isinstance(node, yaml.MappingNode):
+        raise yaml.constructor.ConstructorError(
+            None, None, "!specific takes a mapping {topic: {partition: offset}}", node.start_mark
+        )
+    return {"specific": loader.construct_mapping(node, deep=True)}
+
+
+_Loader.add_constructor("!specific", _specific)
+
+
+def load_config(path: str | os.PathLike[str], *, log_warnings: bool = True) -> JobConfig:
+    """Load and validate a job config file (see :func:`parse_config` for ``log_warnings``)."""
     name = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -136,10 +199,10 @@ def load_config(path: str | os.PathLike[str]) -> JobConfig:
     except OSError as exc:
         raise ConfigError(f"cannot read the config file: {exc.strerror}", source=name) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)  # a SafeLoader with one more tag
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"not valid YAML{where}: {problem}", source=name) from None
-    return parse_config(data, source=name)
+    return parse_config(data, source=name, log_warnings=log_warnings)

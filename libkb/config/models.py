@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,11 +23,31 @@ class KafkaSecurity:
     ssl_key_location: str | None = None
     ssl_key_password: str | None = field(default=None, repr=False)
     ssl_endpoint_identification_algorithm: str | None = None
+    #: Kerberos (``sasl_mechanism: GSSAPI``): the broker's service name (librdkafka's default ``kafka``).
+    sasl_kerberos_service_name: str | None = None
+    #: Keytab file; without it librdkafka uses the ticket cache that ``kinit`` filled.
+    sasl_keytab_path: str | None = None
+    #: A ``krb5.conf`` other than the system's (``KRB5_CONFIG``).
+    sasl_krb5_config_path: str | None = None
+    #: The client principal; with a keytab, by default the keytab's first principal.
+    sasl_kerberos_principal: str | None = None
+    #: The command librdkafka runs to get and renew tickets (librdkafka's ``kinit`` line by default).
+    sasl_kerberos_kinit_cmd: str | None = None
+
+
+def _pattern_matches(name: str, pattern: str) -> bool:
+    """A glob, or with a leading ``~`` a regular expression searched in the name (as the original tool).
+
+    ``~`` cannot start a Kafka topic name, so the two never collide.
+    """
+    if pattern.startswith("~"):
+        return re.search(pattern[1:], name) is not None
+    return fnmatch.fnmatchcase(name, pattern)
 
 
 @dataclass(frozen=True, slots=True)
 class TopicSelection:
-    """Glob patterns (``*``, ``?``, ``[..]``) matched against whole topic names."""
+    """Glob patterns (``*``, ``?``, ``[..]``), or ``~regex``, matched against whole topic names."""
 
     include: tuple[str, ...] = ("*",)
     exclude: tuple[str, ...] = ()
@@ -40,8 +61,18 @@ class TopicSelection:
         A restore passes the source name and its mapped target name, so
         ``include: [test-restore-*]`` with ``orders: test-restore-orders`` selects ``orders``.
         """
-        included = any(fnmatch.fnmatchcase(n, p) for n in names for p in self.include)
-        return included and not any(fnmatch.fnmatchcase(n, p) for n in names for p in self.exclude)
+        included = any(_pattern_matches(n, p) for n in names for p in self.include)
+        return included and not any(_pattern_matches(n, p) for n in names for p in self.exclude)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionOptions:
+    """TCP settings of a cluster's connections (the original tool's ``connection`` block)."""
+
+    #: librdkafka ``socket.keepalive.enable``.
+    tcp_keepalive: bool = True
+    #: librdkafka ``socket.nagle.disable``.
+    tcp_nodelay: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,14 +81,21 @@ class SourceOptions:
     topics: TopicSelection = field(default_factory=TopicSelection)
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
     client_config: dict[str, Any] = field(default_factory=dict)
+    connection: ConnectionOptions = field(default_factory=ConnectionOptions)
 
     def __repr__(self) -> str:
         # client_config may carry librdkafka secrets (ssl.keystore.password, ...): mask them.
         shown = {k: "***" if _secret_property(k) else v for k, v in self.client_config.items()}
         return (
             f"SourceOptions(bootstrap_servers={self.bootstrap_servers!r}, topics={self.topics!r}, "
-            f"security={self.security!r}, client_config={shown!r})"
+            f"security={self.security!r}, client_config={shown!r}, connection={self.connection!r})"
         )
+
+    def secrets(self) -> list[str]:
+        """The secret values of these settings, for masking in logs."""
+        values = [self.security.sasl_password, self.security.ssl_key_password]
+        values += [str(v) for k, v in self.client_config.items() if _secret_property(k)]
+        return [v for v in values if v]
 
 
 _SECRET_MARKERS = (
@@ -89,11 +127,16 @@ class BackupOptions:
     compression_level: int = 3
     #: Where a partition with nothing stored yet starts.
     start_offset: str = "earliest"
+    #: ``start_offset: !specific {topic: {partition: offset}}``: these partitions start here instead
+    #: (clamped to what the partition holds); the others start at ``start_offset``.
+    start_offsets: dict[str, dict[int, int]] = field(default_factory=dict)
     #: Keep following new records until stopped (SIGTERM/SIGINT).
     continuous: bool = False
     #: Snapshot mode: stop at the offsets seen at start.
     stop_at_current_offsets: bool = True
     include_internal_topics: bool = False
+    #: With ``include_internal_topics``: only these internal topics (empty: all of them).
+    internal_topics: tuple[str, ...] = ()
     #: Record consumer-group offsets on the backed-up topics at the end of a run.
     consumer_group_snapshot: bool = True
     #: Segments uploaded at once.
@@ -110,6 +153,25 @@ class BackupOptions:
     lease_ttl_secs: float = 60.0
     #: Continuous mode: look for new matching topics and partitions this often.
     topic_refresh_secs: float = 60.0
+    #: How long one poll of the consumer waits when no record is ready (see :attr:`poll_timeout_secs`).
+    poll_interval_ms: int = 200
+
+    @property
+    def poll_timeout_secs(self) -> float:
+        """The consumer's poll timeout: ``poll_interval_ms`` kept within 10 ms .. 1 s.
+
+        A record that arrives ends the wait at once, so the value only decides
+        how often an idle loop wakes up. Above 1 s a stop signal and time-based
+        segment closing would wait for the poll; below 10 ms an idle backup spins.
+        """
+        return min(max(self.poll_interval_ms, 10), 1000) / 1000
+
+    @property
+    def include_internal(self) -> bool | frozenset[str]:
+        """What generic patterns may reach among internal topics: all, none, or these names."""
+        if self.include_internal_topics and self.internal_topics:
+            return frozenset(self.internal_topics)
+        return self.include_internal_topics
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,10 +193,16 @@ class RestoreOptions:
     rate_limit_records_per_sec: int | None = None
     rate_limit_bytes_per_sec: int | None = None
     max_concurrent_partitions: int = 8
-    #: Producer batch size in bytes (librdkafka ``batch.size``).
-    produce_batch_size: int = 1024 * 1024
+    #: Records per produce batch (librdkafka ``batch.num.messages``), as in the original tool.
+    produce_batch_size: int = 100_000
+    #: Bytes per produce batch (librdkafka ``batch.size``); a batch ends at whichever comes first.
+    produce_batch_bytes: int = 1024 * 1024
     produce_acks: str = "all"
-    produce_timeout_ms: int = 300_000
+    #: How long the broker may take to acknowledge one produce request (librdkafka ``request.timeout.ms``).
+    produce_timeout_ms: int = 30_000
+    #: How long a record may take to be delivered, retries included, and the final flush may wait
+    #: (librdkafka ``message.timeout.ms``).
+    delivery_timeout_ms: int = 300_000
     #: Groups whose offsets are translated (None: every group in the snapshot).
     consumer_groups: tuple[str, ...] | None = None
     #: Apply the translated offsets to the groups on the target cluster.
@@ -147,14 +215,31 @@ class RestoreOptions:
     include_original_offset_header: bool = False
     #: Names this restore's state, so a re-run resumes it (default: derived from the config).
     restore_id: str | None = None
+    #: Write the restore's offset mapping (JSON) to this file when it completes.
+    offset_report: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class MetricsOptions:
+    #: Off without a ``metrics`` block; a block without ``enabled`` turns it on, as in the original tool.
     enabled: bool = False
     port: int = 8080
     bind_address: str = "127.0.0.1"
     path: str = "/metrics"
+    #: Keep serving this long after a run that ends by itself, so the last values get scraped.
+    keep_alive_seconds: float = 0.0
+    #: At most this many topic/partition label sets per metric (0: no limit).
+    max_partition_labels: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingOptions:
+    """The job file's ``logging`` block; ``-v``/``-vv``/``--log-level`` win over ``level``."""
+
+    #: libkb's level (``debug``, ``info``, ...); None: the command line's default (info).
+    level: str | None = None
+    #: ``text`` lines or ``json`` (one object per line).
+    format: str = "text"
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,4 +255,19 @@ class JobConfig:
     backup: BackupOptions = field(default_factory=BackupOptions)
     restore: RestoreOptions = field(default_factory=RestoreOptions)
     metrics: MetricsOptions = field(default_factory=MetricsOptions)
+    logging: LoggingOptions = field(default_factory=LoggingOptions)
     path: str | None = None
+    #: What loading said about keys of the original tool that libkb replaces (one line each).
+    warnings: tuple[str, ...] = ()
+
+    def secrets(self) -> list[str]:
+        """Every secret value of the job (passwords, keys, tokens), for masking in logs."""
+        values: list[str] = []
+        for cluster in (self.source, self.target):
+            if cluster is not None:
+                values += cluster.secrets()
+        for name in ("secret_key", "session_token", "account_key", "client_secret", "sas_token"):
+            value = getattr(self.storage, name, None)
+            if value:
+                values.append(str(value))
+        return values

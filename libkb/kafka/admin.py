@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -35,15 +36,22 @@ INTERNAL_PREFIXES = ("__",)
 T = TypeVar("T")
 
 
-def _selects_topic(selection: TopicSelection, name: str, *, include_internal: bool) -> bool:
+def _selects_topic(
+    selection: TopicSelection, name: str, *, include_internal: bool | AbstractSet[str]
+) -> bool:
     """Whether a backup selection picks topic ``name``.
 
     Without ``include_internal`` an internal topic (``__consumer_offsets``) is
     matched only by an include pattern that itself starts with ``__`` (its
     exact name, or ``"__*"``), so ``*`` does not back up the cluster's own
-    bookkeeping while asking for it by name still works. Excludes always win.
+    bookkeeping while asking for it by name still works. A set of names (the
+    original tool's ``internal_topics``) lets generic patterns reach just
+    those internal topics. Excludes always win.
     """
-    if not include_internal and name.startswith(INTERNAL_PREFIXES):
+    reachable = include_internal is True or (
+        not isinstance(include_internal, bool) and name in include_internal
+    )
+    if not reachable and name.startswith(INTERNAL_PREFIXES):
         explicit = tuple(p for p in selection.include if p.startswith(INTERNAL_PREFIXES))
         selection = TopicSelection(include=explicit, exclude=selection.exclude)
     return selection.matches(name)
@@ -138,7 +146,9 @@ class KafkaAdmin:
             self.admin.poll(0)  # drain queued error and log events
             return metadata
 
-    def select_topics(self, selection: TopicSelection, *, include_internal: bool) -> dict[str, int]:
+    def select_topics(
+        self, selection: TopicSelection, *, include_internal: bool | AbstractSet[str]
+    ) -> dict[str, int]:
         """Topic name -> partition count for the topics the selection matches.
 
         ``include_internal`` only decides whether generic patterns (``*``) reach

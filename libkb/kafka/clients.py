@@ -1,7 +1,8 @@
 """Build confluent-kafka clients from libkb's source/target settings.
 
-The one place config keys become librdkafka properties, so SSL, mTLS and
-SASL (PLAIN, SCRAM-SHA-256/512) behave the same for backup and restore.
+The one place config keys become librdkafka properties, so SSL, mTLS, SASL
+(PLAIN, SCRAM-SHA-256/512, GSSAPI) and the connection settings behave the
+same for backup, restore and the health checks.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ import logging
 import threading
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
 from libkb.config.models import SourceOptions
-from libkb.errors import LibkbError
+from libkb.errors import ConfigError, LibkbError
+from libkb.kafka.kerberos import kerberos_properties
 from libkb.version import __version__
 
 log = logging.getLogger("libkb.kafka")
@@ -33,18 +35,39 @@ _SECURITY_KEYS = {
 
 
 def base_config(options: SourceOptions, *, client_id: str = "libkb") -> dict[str, Any]:
-    """librdkafka properties shared by every client of one cluster."""
+    """librdkafka properties shared by every client of one cluster (``client_config`` last, so it wins)."""
     config: dict[str, Any] = {
         "bootstrap.servers": ",".join(options.bootstrap_servers),
         "client.id": f"{client_id}/{__version__}",
         "logger": log,
+        "socket.keepalive.enable": options.connection.tcp_keepalive,
+        "socket.nagle.disable": options.connection.tcp_nodelay,
     }
     for attr, prop in _SECURITY_KEYS.items():
         value = getattr(options.security, attr)
         if value is not None:
             config[prop] = value
+    if options.security.sasl_mechanism == "GSSAPI":
+        config.update(kerberos_properties(options.security))
     config.update(options.client_config)
     return config
+
+
+def _built(make: Any, config: dict[str, Any]) -> Any:
+    """``make(config)``, with librdkafka's "no GSSAPI" refusal turned into what to do about it."""
+    try:
+        return make(config)
+    except KafkaException as exc:
+        text = str(exc.args[0].str() if exc.args and hasattr(exc.args[0], "str") else exc)
+        if "No provider for SASL mechanism GSSAPI" in text:
+            raise ConfigError(
+                "this librdkafka has no Kerberos (GSSAPI) support: the confluent-kafka wheel from "
+                "PyPI is built without it. Install confluent-kafka from source against a librdkafka "
+                "built with libsasl2 (e.g. pip install --no-binary confluent-kafka confluent-kafka "
+                "with librdkafka-dev and libsasl2-modules-gssapi-mit installed)",
+                key="security.sasl_mechanism",
+            ) from None
+        raise
 
 
 class KafkaConnectionError(LibkbError, ConnectionError):
@@ -117,12 +140,15 @@ class LibkbAdminClient(AdminClient):
 
 
 def make_admin(options: SourceOptions) -> AdminClient:
-    return LibkbAdminClient(base_config(options, client_id="libkb-admin"))
+    client: AdminClient = _built(LibkbAdminClient, base_config(options, client_id="libkb-admin"))
+    return client
 
 
 def make_consumer(options: SourceOptions, extra: dict[str, Any]) -> Consumer:
-    return Consumer({**base_config(options, client_id="libkb-backup"), **extra})
+    consumer: Consumer = _built(Consumer, {**base_config(options, client_id="libkb-backup"), **extra})
+    return consumer
 
 
 def make_producer(options: SourceOptions, extra: dict[str, Any]) -> Producer:
-    return Producer({**base_config(options, client_id="libkb-restore"), **extra})
+    producer: Producer = _built(Producer, {**base_config(options, client_id="libkb-restore"), **extra})
+    return producer

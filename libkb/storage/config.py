@@ -2,8 +2,8 @@
 plain values, with marshmallow.
 
 Key names are the storage guide's YAML keys, so users of the original tool
-keep their files. Unknown keys are errors, and every error names the key, the
-allowed values and the file or URL it came from. This module knows no typed
+keep their files. Unknown keys are errors naming the closest known key, and
+every error names the key, the allowed values and the file or URL it came from. This module knows no typed
 settings: :mod:`libkb.storage.settings` builds those from the values checked
 here, so the typed settings can offer ``from_dict``/``from_url`` without the
 two modules importing each other.
@@ -29,6 +29,7 @@ from marshmallow import (
 )
 
 from libkb.errors import ConfigError
+from libkb.suggest import unknown_key_message
 
 BACKENDS = ("s3", "azure", "gcs", "filesystem", "memory")
 _BACKEND_ALIASES = {"gs": "gcs", "local": "filesystem", "file": "filesystem"}
@@ -122,12 +123,39 @@ class AzureSchema(_CloudSchema):
     container_name = mf.String(required=True, validate=validate.Length(min=1))
     account_key = mf.String(allow_none=True, load_default=None)
     endpoint = mf.Url(allow_none=True, load_default=None, require_tld=False, schemes={"http", "https"})
+    # Without an account key: a service principal (client_secret with client_id and tenant_id) ...
+    client_id = mf.String(allow_none=True, load_default=None)
+    tenant_id = mf.String(allow_none=True, load_default=None)
+    client_secret = mf.String(allow_none=True, load_default=None)
+    # ... or AKS workload identity, or the machine's managed identity (else DefaultAzureCredential).
+    use_workload_identity = mf.Boolean(allow_none=True, load_default=None)
+    use_managed_identity = mf.Boolean(allow_none=True, load_default=None)
+    sas_token = mf.String(allow_none=True, load_default=None)  # refused: not supported yet
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        if data.pop("sas_token", None):
+            raise ValidationError(
+                "SAS tokens are not supported by libkb yet; use account_key, a service principal "
+                "(client_id, tenant_id, client_secret), use_workload_identity or use_managed_identity",
+                "sas_token",
+            )
+        return _drop_nones(data)
 
 
 class GcsSchema(_CloudSchema):
     bucket = mf.String(required=True, validate=validate.Length(min=1))
     service_account_path = mf.String(allow_none=True, load_default=None)
     endpoint = mf.Url(allow_none=True, load_default=None, require_tld=False, schemes={"http", "https"})
+    project_id = mf.String(allow_none=True, load_default=None)
+
+    @pre_load
+    def aliases(self, data: Any, **_: Any) -> Any:
+        """Accept the original tool's documented ``credentials_file`` for ``service_account_path``."""
+        if isinstance(data, Mapping) and "credentials_file" in data and "service_account_path" not in data:
+            data = dict(data)
+            data["service_account_path"] = data.pop("credentials_file")
+        return data
 
 
 class FilesystemSchema(_BackendSchema):
@@ -163,9 +191,18 @@ def _flatten(messages: Any, path: str) -> list[tuple[str, str]]:
 
 def _explain(key: str, message: str, schema: Schema) -> str:
     if message == "Unknown field.":
-        allowed = ", ".join(sorted(schema.fields))
-        return f"unknown key; the keys allowed here are: {allowed}"
+        return unknown_key_message(key.rsplit(".", 1)[-1], _known_keys(schema))
     return message
+
+
+def _known_keys(schema: Schema) -> list[str]:
+    """The keys a block accepts, with the aliases of the original tool's spellings."""
+    keys = list(schema.fields)
+    if isinstance(schema, S3Schema):
+        keys += ["access_key_id", "secret_access_key"]
+    if isinstance(schema, GcsSchema):
+        keys.append("credentials_file")
+    return keys
 
 
 def canonical_backend(name: object) -> str:

@@ -105,6 +105,15 @@ class AzureConfig(StorageBackendConfig):
     endpoint: str | None = None
     resilience: ResilienceConfig = field(default_factory=ResilienceConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
+    #: Azure AD identity when there is no account key: a service principal
+    #: (``client_secret``), workload identity (AKS) or managed identity; by
+    #: default DefaultAzureCredential's chain. ``client_id``/``tenant_id`` fall
+    #: back to ``AZURE_CLIENT_ID``/``AZURE_TENANT_ID``.
+    client_id: str | None = None
+    tenant_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    use_workload_identity: bool = False
+    use_managed_identity: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +124,8 @@ class GcsConfig(StorageBackendConfig):
     prefix: str | None = None
     #: JSON API base URL, e.g. ``http://127.0.0.1:4443`` for fake-gcs-server.
     endpoint: str | None = None
+    #: The project new buckets are created in (only bucket creation needs one).
+    project_id: str | None = None
     resilience: ResilienceConfig = field(default_factory=ResilienceConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
 

@@ -58,7 +58,7 @@ def select(
     include: tuple[str, ...] = ("*",),
     exclude: tuple[str, ...] = (),
     *,
-    include_internal: bool = False,
+    include_internal: bool | frozenset[str] = False,
     topics: dict[str, int] = CLUSTER,
     broken: tuple[str, ...] = (),
 ) -> dict[str, int]:
@@ -80,6 +80,25 @@ def test_star_with_include_internal_also_selects_internal_topics() -> None:
 @pytest.mark.parametrize("generic", ["*", "?*", "*offsets", "[_]*"])
 def test_generic_patterns_do_not_reach_internal_topics_without_the_flag(generic: str) -> None:
     assert not [t for t in select((generic,)) if t.startswith("__")]
+
+
+def test_internal_topics_list_lets_generic_patterns_reach_just_those() -> None:
+    # the original tool's include_internal_topics: true with internal_topics: [__consumer_offsets]
+    chosen = select(include_internal=frozenset({"__consumer_offsets"}))
+    assert "__consumer_offsets" in chosen and "__transaction_state" not in chosen
+    assert select(("orders",), include_internal=frozenset({"__consumer_offsets"})) == {"orders": 4}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "chosen"),
+    [
+        ("~^orders-(eu|us)$", {"orders-eu": 3, "orders-us": 2}),
+        ("~orders-", {"orders-eu": 3, "orders-us": 2, "preorders-eu": 1}),  # searched, as the original
+        ("~^__", {}),  # internal topics stay out of generic patterns
+    ],
+)
+def test_a_tilde_pattern_is_a_regular_expression(pattern: str, chosen: dict[str, int]) -> None:
+    assert select((pattern,)) == chosen
 
 
 def test_an_internal_topic_named_explicitly_is_selected_without_the_flag() -> None:

@@ -323,7 +323,7 @@ def test_every_url_form_parses(url: str, expected: StorageBackendConfig) -> None
         (
             {"backend": "s3", "bucket": "b", "buckett": "x"},
             "storage.buckett",
-            ["unknown key", "bucket", "region"],
+            ["unknown key; did you mean 'bucket'?"],
         ),
         (
             {"backend": "s3", "bucket": "b", "path_style": "maybe"},

@@ -113,15 +113,47 @@ def _default_azure_credential() -> TokenCredential:
     return cred
 
 
+def _configured_azure_credential(cfg: AzureConfig) -> TokenCredential | None:
+    """The identity the config names (service principal, workload or managed identity), if any.
+
+    Same order as the original tool: a client secret, then workload identity;
+    ``client_id``/``tenant_id`` fall back to ``AZURE_CLIENT_ID``/``AZURE_TENANT_ID``.
+    """
+    if not (cfg.client_secret or cfg.use_workload_identity or cfg.use_managed_identity):
+        return None
+    try:
+        from azure import identity
+    except ImportError:
+        raise ConfigError(
+            "install the 'libkb[azure]' extra (azure-identity) to sign in with an Azure AD identity",
+            key="storage.client_secret" if cfg.client_secret else "storage.use_workload_identity",
+        ) from None
+    client_id = cfg.client_id or os.environ.get("AZURE_CLIENT_ID")
+    tenant_id = cfg.tenant_id or os.environ.get("AZURE_TENANT_ID")
+    if cfg.client_secret:
+        if not (client_id and tenant_id):
+            raise ConfigError(
+                "a service principal needs client_id and tenant_id too (or AZURE_CLIENT_ID and "
+                "AZURE_TENANT_ID)",
+                key="storage.client_secret",
+            )
+        cred: TokenCredential = identity.ClientSecretCredential(tenant_id, client_id, cfg.client_secret)
+    elif cfg.use_workload_identity:
+        cred = identity.WorkloadIdentityCredential(tenant_id=tenant_id, client_id=client_id)
+    else:
+        cred = identity.ManagedIdentityCredential(client_id=client_id)
+    return cred
+
+
 def resolve_azure_auth(
     cfg: AzureConfig, credential: TokenCredential | None = None
 ) -> tuple[str | None, AzureTokenSource | None]:
     """``(account_key, None)`` or ``(None, token_source)``: the account key from
-    config, then ``AZURE_STORAGE_KEY``, then ``credential`` or
-    DefaultAzureCredential (bearer tokens)."""
+    config, then ``AZURE_STORAGE_KEY``, then ``credential``, the identity the
+    config names, or DefaultAzureCredential (bearer tokens)."""
     key = cfg.account_key or os.environ.get("AZURE_STORAGE_KEY") or None
     if key and credential is None:
         return key, None
     owns = credential is None
-    cred = credential if credential is not None else _default_azure_credential()
+    cred = credential or _configured_azure_credential(cfg) or _default_azure_credential()
     return None, AzureTokenSource(cred, owns_credential=owns)

@@ -391,4 +391,5 @@ def build_gcs_driver(cfg: GcsConfig, *, credentials: Any = None) -> LibkbGcsDriv
         token_source=source,
         timeout=cfg.resilience.timeout_secs,
         transfer=cfg.transfer,
+        project=cfg.project_id,
     )

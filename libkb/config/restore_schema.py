@@ -1,0 +1,147 @@
+"""The ``restore`` section. The original tool's keys keep their meaning; see docs/migrating.rst."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from marshmallow import ValidationError, fields, post_load, pre_load, validate
+
+from libkb.config.fields import Strict, Timestamp, partition_number
+from libkb.config.models import RestoreOptions
+
+#: librdkafka's ``batch.num.messages`` range.
+MAX_BATCH_RECORDS = 1_000_000
+#: The original tool's ``consumer_group_strategy`` values; libkb's exact translation replaces them.
+GROUP_STRATEGIES = ("skip", "header-based", "timestamp-based", "cluster-scan", "manual")
+
+
+def _replication_factor(value: int) -> bool:
+    if value == -1 or value >= 1:
+        return True
+    raise ValidationError("must be at least 1, or -1 for the broker's default")
+
+
+def _batch_records(value: int) -> bool:
+    if 1 <= value <= MAX_BATCH_RECORDS:
+        return True
+    raise ValidationError(
+        f"counts records per produce batch, 1 to {MAX_BATCH_RECORDS} (as in the original tool); "
+        "for a limit in bytes use produce_batch_bytes"
+    )
+
+
+class RestoreSchema(Strict):
+    time_window_start = Timestamp(allow_none=True)
+    time_window_end = Timestamp(allow_none=True)
+    offset_ranges = fields.Dict(keys=fields.String(), values=fields.Dict())
+    source_partitions = fields.Dict(keys=fields.String(), values=fields.List(fields.Integer()))
+    topic_mapping = fields.Dict(keys=fields.String(), values=fields.String(validate=validate.Length(min=1)))
+    partition_mapping = fields.Dict(keys=fields.Raw(), values=fields.Raw())
+    dry_run = fields.Boolean()
+    rate_limit_records_per_sec = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    rate_limit_bytes_per_sec = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    max_concurrent_partitions = fields.Integer(validate=validate.Range(min=1, max=256))
+    produce_batch_size = fields.Integer(validate=_batch_records)
+    produce_batch_bytes = fields.Integer(validate=validate.Range(min=1024, max=2**31 - 1))
+    produce_acks = fields.String(validate=validate.OneOf(["all", "-1"]))
+    produce_timeout_ms = fields.Integer(validate=validate.Range(min=1, max=900_000))
+    delivery_timeout_ms = fields.Integer(validate=validate.Range(min=1000, max=2**31 - 1))
+    consumer_groups = fields.List(fields.String(), allow_none=True)
+    reset_consumer_offsets = fields.Boolean()
+    auto_consumer_groups = fields.Boolean()
+    create_topics = fields.Boolean()
+    default_replication_factor = fields.Integer(allow_none=True, validate=_replication_factor)
+    allow_restore_to_source = fields.Boolean()
+    include_original_offset_header = fields.Boolean()
+    restore_id = fields.String(
+        allow_none=True, validate=validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+    )
+    offset_report = fields.String(validate=validate.Length(min=1))
+    # The original tool's keys for mechanisms libkb replaces (warned about by libkb.config.rust).
+    consumer_group_strategy = fields.String(validate=validate.OneOf(GROUP_STRATEGIES))
+    checkpoint_state = fields.String()
+    checkpoint_interval_secs = fields.Integer(validate=validate.Range(min=0))
+    # The original tool's keys libkb does not do yet: accepted while they ask for nothing.
+    repartitioning = fields.Dict(keys=fields.String(), values=fields.Raw())
+    purge_topics = fields.Boolean()
+
+    @pre_load
+    def original_forms(self, data: Any, **_: Any) -> Any:
+        """The original tool's spellings: acks as a number, source partitions as one list."""
+        if not isinstance(data, Mapping):
+            return data
+        data = dict(data)
+        if data.get("produce_acks") is not None:
+            acks = str(data["produce_acks"]).lower()
+            # 1 and 0 ask for less than libkb's idempotent acks=all producer gives (warned about).
+            data["produce_acks"] = "all" if acks in ("1", "0") else acks
+        if isinstance(data.get("source_partitions"), list):
+            data["source_partitions"] = {"*": data["source_partitions"]}
+        return data
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> RestoreOptions:
+        start, end = data.get("time_window_start"), data.get("time_window_end")
+        if start is not None and end is not None and start > end:
+            raise ValidationError("time_window_start is after time_window_end", "time_window_start")
+        _refuse_unsupported(data)
+        for replaced in ("consumer_group_strategy", "checkpoint_state", "checkpoint_interval_secs"):
+            data.pop(replaced, None)
+        if data.pop("auto_consumer_groups", False):
+            data["reset_consumer_offsets"] = True  # the groups and offsets of the backup's snapshot
+        groups = data.pop("consumer_groups", None)
+        return RestoreOptions(
+            offset_ranges=_offset_ranges(data.pop("offset_ranges", {})),
+            partition_mapping=_partition_mapping(data.pop("partition_mapping", {})),
+            consumer_groups=tuple(groups) if groups is not None else None,
+            source_partitions={
+                t: tuple(partition_number(p) for p in ps)
+                for t, ps in data.pop("source_partitions", {}).items()
+            },
+            **data,
+        )
+
+
+def _refuse_unsupported(data: dict[str, Any]) -> None:
+    if data.pop("repartitioning", None):
+        raise ValidationError(
+            "restoring into a different partition count is not supported by libkb yet; restore into "
+            "topics with the backed-up partition count (create_topics: true creates them), or map "
+            "partitions one to one with partition_mapping",
+            "repartitioning",
+        )
+    if data.pop("purge_topics", False):
+        raise ValidationError(
+            "emptying the target topics first is not supported by libkb yet; delete and recreate them "
+            "(create_topics: true), or restore into new topics with topic_mapping",
+            "purge_topics",
+        )
+
+
+def _offset_ranges(raw: Mapping[str, Any]) -> dict[str, dict[int, tuple[int, int]]]:
+    ranges: dict[str, dict[int, tuple[int, int]]] = {}
+    for topic, parts in raw.items():
+        for part, bounds in parts.items():
+            if (
+                not isinstance(bounds, list | tuple)
+                or len(bounds) != 2
+                or not all(isinstance(b, int) and b >= 0 for b in bounds)
+                or bounds[0] > bounds[1]
+            ):
+                raise ValidationError(
+                    f"{topic}.{part}: give [start, end) source offsets, e.g. [100, 200]",
+                    "offset_ranges",
+                )
+            ranges.setdefault(topic, {})[partition_number(part)] = (bounds[0], bounds[1])
+    return ranges
+
+
+def _partition_mapping(raw: Mapping[Any, Any]) -> dict[str, dict[int, int]]:
+    mapping: dict[str, dict[int, int]] = {}
+    for key, value in raw.items():
+        if isinstance(value, Mapping):  # per topic: {topic: {src: dst}}
+            mapping[str(key)] = {partition_number(s): partition_number(d) for s, d in value.items()}
+        else:  # the original tool's form: {src: dst} for every topic
+            mapping.setdefault("*", {})[partition_number(key)] = partition_number(value)
+    return mapping
