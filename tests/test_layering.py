@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     "ratelimit": 0,
     "gctune": 0,
     "version": 0,
+    "suggest": 0,
     "storage": 1,
     "config": 2,
     "metrics": 2,

@@ -202,9 +202,7 @@ class BackupEngine:
 
     def _prepare(self, run: _Run) -> list[Planned]:
         """Record this run in the manifest and plan every partition of the matching topics."""
-        topics = run.admin.select_topics(
-            self.source.topics, include_internal=self.options.include_internal_topics
-        )
+        topics = run.admin.select_topics(self.source.topics, include_internal=self.options.include_internal)
         if not topics:
             raise BackupError(
                 f"no topic on {','.join(self.source.bootstrap_servers)} matches source.topics "
@@ -261,6 +259,7 @@ class BackupEngine:
             run.admin.offsets(tps, read_committed=read_committed),
             start_offset=start_offset,
             snapshot=snapshot,
+            start_offsets=self.options.start_offsets,
         )
         for plan in plans:
             if plan.missing is not None:
@@ -302,6 +301,7 @@ class BackupEngine:
                 stop=self._stop,
                 timeout=run.admin.timeout,
                 missing_ranges=run.result.missing_ranges,
+                poll_secs=self.options.poll_timeout_secs,
             )
             reader.start()
             run.started = run.last_discovery = time.monotonic()
@@ -346,7 +346,7 @@ class BackupEngine:
         They start at their earliest offset: every record in them is newer than
         the run. The manifest learns of them before any of their segments.
         """
-        internal = self.options.include_internal_topics
+        internal = self.options.include_internal
         topics = run.admin.select_topics(self.source.topics, include_internal=internal)
         tps = [(t, p) for t, n in topics.items() for p in range(n) if (t, p) not in known]
         if not tps:

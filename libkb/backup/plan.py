@@ -35,11 +35,13 @@ def plan_partitions(
     *,
     start_offset: str,
     snapshot: bool,
+    start_offsets: Mapping[str, Mapping[int, int]] | None = None,
 ) -> list[PartitionPlan]:
     """Continue each partition where its stored coverage ends.
 
     A partition never backed up starts at its low watermark (``earliest``) or
-    its end (``latest``). If retention deleted offsets after the stored end,
+    its end (``latest``), or at its offset in ``start_offsets`` (clamped to
+    what the partition holds). If retention deleted offsets after the stored end,
     the gap is recorded as a missing range rather than silently skipped. A
     stored end past the log's end means the topic was deleted and recreated:
     refuse, since appending would mix two different logs.
@@ -51,7 +53,11 @@ def plan_partitions(
         stored = stored_ends.get(tp)
         missing = None
         if stored is None:
-            start = low if start_offset == "earliest" else high
+            chosen = (start_offsets or {}).get(topic, {}).get(partition)
+            if chosen is not None:
+                start = min(max(chosen, low), high)
+            else:
+                start = low if start_offset == "earliest" else high
         elif stored > high:
             raise PlanError(
                 f"{topic}[{partition}]: the backup already holds offsets up to {stored} but the "

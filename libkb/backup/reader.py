@@ -86,8 +86,10 @@ class PartitionReader:
         stop: threading.Event,
         timeout: float,
         missing_ranges: list[str],
+        poll_secs: float = 0.2,
     ) -> None:
-        """``timeout``: for watermark requests; ``missing_ranges``: where deleted offsets are reported."""
+        """``timeout``: for watermark requests; ``missing_ranges``: where deleted offsets are reported;
+        ``poll_secs``: how long one poll waits when no record is ready (``backup.poll_interval_ms``)."""
         self._consumer = consumer
         self._builder = builder
         self.partitions = builder.partitions
@@ -95,6 +97,7 @@ class PartitionReader:
         self._stop = stop
         self._timeout = timeout
         self._missing_ranges = missing_ranges
+        self._poll_secs = poll_secs
         self._assignment: list[TopicPartition] = []
         self._one_topic = True
 
@@ -125,13 +128,14 @@ class PartitionReader:
         seal, segment_full, finish, one_by_one = builder.seal, builder.full, self._finish, self._one_by_one
         block_bytes, max_records = builder.limits.block_bytes, builder.limits.max_records
         continuous, assignment, one_topic = self._continuous, self._assignment, self._one_topic
+        poll_secs = self._poll_secs
         last_tick = time.monotonic()
         while builder.active > 0 or (continuous and assignment):
             if stop.is_set():
                 break
             # Typed Any: the stubs make offset()/topic() Optional, which a
             # per-record check would pay for at runtime.
-            msgs: list[Any] = consumer.consume(_BATCH, 0.2) if assignment else []
+            msgs: list[Any] = consumer.consume(_BATCH, poll_secs) if assignment else []
             i, n = 0, len(msgs)
             while i < n:
                 msg = msgs[i]

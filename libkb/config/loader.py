@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from marshmallow import Schema, ValidationError, fields
 
-from libkb.config import rust
+import libkb.config.rust as rust
 from libkb.config.models import BackupOptions, JobConfig, LoggingOptions, MetricsOptions, RestoreOptions
 from libkb.config.schema import (
     BackupSchema,

@@ -211,7 +211,8 @@ class RestoreOptions:
     default_replication_factor: int | None = None
     #: Write into the source topic on the source cluster (refused otherwise).
     allow_restore_to_source: bool = False
-    #: Add ``x-libkb-source-offset`` / ``x-libkb-source-timestamp`` headers (off: records stay exact).
+    #: Add the original tool's ``x-original-offset``, ``x-original-timestamp`` and
+    #: ``x-source-partition`` headers (off: records stay exact).
     include_original_offset_header: bool = False
     #: Names this restore's state, so a re-run resumes it (default: derived from the config).
     restore_id: str | None = None

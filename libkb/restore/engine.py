@@ -227,7 +227,7 @@ class RestoreEngine:
                         self._report(total, started)
                     for f in futures:
                         f.result()
-                remaining = producer.flush(self.options.produce_timeout_ms / 1000)
+                remaining = producer.flush(self.options.delivery_timeout_ms / 1000)
                 if remaining:
                     failures.append(f"{remaining} records were not acknowledged in time")
         finally:

@@ -23,6 +23,7 @@ from operator import itemgetter
 from confluent_kafka import Producer
 
 from libkb.format.segment import Record
+from libkb.kafka.producer import original_offset_headers
 from libkb.metrics import RunMetrics
 from libkb.ratelimit import RateLimiter
 from libkb.restore.mapping import PartitionMapping
@@ -30,8 +31,6 @@ from libkb.restore.plan import PartitionTask
 from libkb.restore.progress import RunCounters
 from libkb.source import BackupSource, StoredSegment
 
-_HEADER_OFFSET = "x-libkb-source-offset"
-_HEADER_TIMESTAMP = "x-libkb-source-timestamp"
 _OFFSET, _KEY, _VALUE = itemgetter(0), itemgetter(3), itemgetter(4)
 
 Produce = Callable[..., None]  # Producer.produce, called positionally
@@ -171,7 +170,7 @@ class PartitionRestorer:
         """
         produce, poll, topic, partition = self._produce, self._poll, self._topic, self._partition
         start, end, (low, high) = self._start, self._end, self.task.time_window
-        add_headers = self._ctx.add_headers
+        add_headers, source_partition = self._ctx.add_headers, self.task.source_partition
         m = self._runs
         run_src, run_tgt, run_len, next_tgt, prev = m.source, m.target, m.length, m.next_target, m.prev
         skip, count, nbytes, done = self.skip, self._count, self._nbytes, False
@@ -194,11 +193,7 @@ class PartitionRestorer:
                 skip -= 1
                 continue
             if add_headers:
-                headers = [
-                    *(headers or []),
-                    (_HEADER_OFFSET, offset.to_bytes(8, "little", signed=True)),
-                    (_HEADER_TIMESTAMP, ts.to_bytes(8, "little", signed=True)),
-                ]
+                headers = [*(headers or []), *original_offset_headers(offset, ts, source_partition)]
             ts = ts if ts_type and ts >= 0 else 0
             while True:
                 try:

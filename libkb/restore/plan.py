@@ -80,7 +80,7 @@ def plan_restore(
             plan.skipped_topics.append(topic)
             continue
         mapping = options.partition_mapping.get(topic, options.partition_mapping.get("*", {}))
-        chosen = options.source_partitions.get(topic)
+        chosen = options.source_partitions.get(topic, options.source_partitions.get("*"))
         targets: dict[int, int] = {}
         for partition in range(manifest.topics[topic].partitions):
             if chosen is not None and partition not in chosen:
@@ -132,7 +132,7 @@ def _check_options_name_backed_up_topics(manifest: Manifest, options: RestoreOpt
     for key, topics in (
         ("restore.topic_mapping", options.topic_mapping),
         ("restore.offset_ranges", options.offset_ranges),
-        ("restore.source_partitions", options.source_partitions),
+        ("restore.source_partitions", {t: 0 for t in options.source_partitions if t != "*"}),
         ("restore.partition_mapping", {t: 0 for t in options.partition_mapping if t != "*"}),
     ):
         for topic in topics:

@@ -16,6 +16,7 @@ from typing import Any
 from confluent_kafka import KafkaError, Producer
 
 from libkb.config.models import RestoreOptions
+from libkb.kafka.producer import producer_batch_settings
 
 log = logging.getLogger("libkb.restore")
 
@@ -29,13 +30,11 @@ def producer_config(options: RestoreOptions) -> dict[str, Any]:
         "acks": "all",
         "max.in.flight.requests.per.connection": 5,
         "linger.ms": 20,
-        "batch.size": options.produce_batch_size,
-        "batch.num.messages": 100_000,
+        **producer_batch_settings(options),
         # 64 MiB of produced-but-unsent records keep the broker as busy as 256 MiB
         # did (bench/restore_bench.py: same speed) at 200-260 MiB less peak RSS.
         "queue.buffering.max.kbytes": 65_536,
         "queue.buffering.max.messages": 1_000_000,
-        "message.timeout.ms": options.produce_timeout_ms,
         "compression.type": "lz4",
         "delivery.report.only.error": True,
         "error_cb": _log_client_error,

@@ -202,8 +202,9 @@ def test_original_offset_headers_are_added_after_the_record_headers(backend: Sto
     assert sent[5] == [
         ("h", b"1"),
         ("h", None),
-        ("x-libkb-source-offset", (7).to_bytes(8, "little", signed=True)),
-        ("x-libkb-source-timestamp", (1_007).to_bytes(8, "little", signed=True)),
+        ("x-original-offset", (7).to_bytes(8, "little", signed=True)),
+        ("x-original-timestamp", (1_007).to_bytes(8, "little", signed=True)),
+        ("x-source-partition", (0).to_bytes(4, "little", signed=True)),
     ]
 
 
