@@ -155,6 +155,7 @@ class BackupEngine:
         pipeline = self._pipeline(backend, ownership)
         result = BackupResult(self.backup_id, self.run_id, "interrupted")
         run: _Run | None = None
+        failed = False
         try:
             admin = self._admin or KafkaAdmin(make_admin(self.source))
             run = _Run(backend, admin, ownership, pipeline, result)
@@ -164,9 +165,8 @@ class BackupEngine:
                 pipeline.wait()
             result.status = status
             self._snapshot_groups(run)
-            if result.ok:
-                self.metrics.last_success.labels(self.backup_id).set(time.time())
         except BaseException as exc:
+            failed = True
             self.metrics.errors.labels(self.backup_id, type(exc).__name__).inc()
             result.status = "failed"
             self._stop.set()
@@ -176,13 +176,17 @@ class BackupEngine:
             result.segments = pipeline.segments
             result.stored_bytes = pipeline.stored_bytes
             result.duration_secs = time.monotonic() - started
-            if run is not None and run.manifest is not None and not ownership.lost():
-                # A run that lost ownership must not overwrite the new owner's manifest.
-                self._finish_manifest(run.backend, ownership, run.manifest, result)
-            pipeline.close()
-            ownership.release()
-            if self._backend is None:
-                backend.close()
+            try:
+                if run is not None and run.manifest is not None and not ownership.lost():
+                    # A run that lost ownership must not overwrite the new owner's manifest.
+                    self._finish_manifest(run.backend, ownership, run.manifest, result, strict=not failed)
+            finally:
+                pipeline.close()
+                ownership.release()
+                if self._backend is None:
+                    backend.close()
+        if result.ok:
+            self.metrics.last_success.labels(self.backup_id).set(time.time())
         return result
 
     def _pipeline(self, backend: StorageBackend, ownership: PartitionOwnership) -> StorePipeline:
@@ -401,8 +405,20 @@ class BackupEngine:
         run.backend.put(groups_key(self.backup_id), groups_to_json(groups, _now_ms()))
 
     def _finish_manifest(
-        self, backend: StorageBackend, ownership: PartitionOwnership, manifest: Manifest, result: BackupResult
+        self,
+        backend: StorageBackend,
+        ownership: PartitionOwnership,
+        manifest: Manifest,
+        result: BackupResult,
+        *,
+        strict: bool,
     ) -> None:
+        """Record the run's end. ``strict`` (the run itself succeeded): a failed write fails the run.
+
+        Otherwise the manifest would say ``running`` while the run reported
+        success (and the CLI exited 0). After a failure the run's own error is
+        the one to report, so the manifest's is only logged.
+        """
         this_run = manifest.runs[-1]
         this_run.finished_ms = _now_ms()
         this_run.status = result.status
@@ -412,6 +428,13 @@ class BackupEngine:
         try:
             self._put_manifest(backend, ownership, manifest)
         except LibkbError as exc:
+            if strict:
+                result.status = "failed"
+                self.metrics.errors.labels(self.backup_id, type(exc).__name__).inc()
+                raise BackupError(
+                    f"the records are stored and indexed, but the run's end could not be recorded in "
+                    f"the manifest ({exc}); run the backup again to record it"
+                ) from exc
             log.error("could not record the run's end in the manifest: %s", exc)
 
     def _put_manifest(

@@ -101,8 +101,22 @@ class TransformChain:
         return f"TransformChain({list(self.names)})"
 
     def encode(self, data: Buffer, context: BlockContext) -> Buffer:
+        """The block's bytes through every transform; a transform's failure is a :class:`TransformError`.
+
+        Encoding runs on a compression thread and surfaces inside a storage
+        upload's chunk iterator, which the storage layer re-raises as the
+        caller's own error: it must already be a libkb error here.
+        """
         for transform in self.transforms:
-            data = transform.encode(data, context)
+            try:
+                data = transform.encode(data, context)
+            except TransformError:
+                raise
+            except Exception as exc:
+                raise TransformError(
+                    f"{transform.name} failed on block {context.block_index} of {context.topic}"
+                    f"[{context.partition}] segment {context.base_offset}: {exc}"
+                ) from exc
         return data
 
     def decode(self, data: Buffer, context: BlockContext) -> Buffer:

@@ -67,11 +67,7 @@ STEPS = {
 }
 
 
-KNOWN_BUGS = {
-    "compress": "a compression error escapes BackupEngine.run() as zstandard.ZstdError, not a LibkbError",
-    "manifest-write-at-end": "a failed final manifest write is only logged: run() reports 'complete' "
-    "while the stored manifest still says 'running'",
-}
+KNOWN_BUGS: dict[str, str] = {}
 
 
 @pytest.fixture
