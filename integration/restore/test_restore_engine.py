@@ -394,7 +394,11 @@ def test_refusals_are_clear(kafka_service: KafkaEndpoint, topic_factory: Any, me
 def test_created_topic_keeps_old_records(
     kafka_service: KafkaEndpoint, topic_factory: Any, memory: StorageBackend
 ) -> None:
-    source = topic_factory(config={"retention.ms": "604800000"})  # 7 days, records from 2020
+    # 7 days' retention, records from 2020. A segment rolls once its first record is older than
+    # segment.ms, and a closed segment of old records is deleted within a second here (the test
+    # broker checks retention every second): keep them all in the active segment, which retention
+    # never deletes, so the backup reads them however loaded the machine is.
+    source = topic_factory(config={"retention.ms": "604800000", "segment.ms": "315360000000000"})
     produce(kafka_service.bootstrap_servers, source, 10)
     backup(kafka_service, {"backend": "memory"}, [source], memory)
     target = f"{source}-old"
