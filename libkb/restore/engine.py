@@ -80,17 +80,23 @@ class RestoreEngine:
     # -- planning ---------------------------------------------------------
 
     def _open(self) -> tuple[StorageBackend, BackupSource, Manifest, RestorePlan]:
+        """The backend, the backup and its plan; a backend made here is closed again if that fails."""
         backend = self._backend or create_backend_from_config(
             self.config.storage, metrics=self.metrics.storage
         )
-        source = resolve_backup(backend, self.config.backup_id)
-        manifest = source.manifest()
-        coverage = {
-            (topic, partition): source.readable_coverage(topic, partition)
-            for topic, info in manifest.topics.items()
-            for partition in range(info.partitions)
-        }
-        plan = plan_restore(manifest, coverage, self.options, self.target.topics)
+        try:
+            source = resolve_backup(backend, self.config.backup_id)
+            manifest = source.manifest()
+            coverage = {
+                (topic, partition): source.readable_coverage(topic, partition)
+                for topic, info in manifest.topics.items()
+                for partition in range(info.partitions)
+            }
+            plan = plan_restore(manifest, coverage, self.options, self.target.topics)
+        except BaseException:
+            if self._backend is None:
+                backend.close()
+            raise
         return backend, source, manifest, plan
 
     def plan(self) -> RestoreResult:
