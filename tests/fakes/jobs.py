@@ -117,6 +117,7 @@ def restore_engine(
         backend=backend,
         admin=kafka.admin(),
         producer_factory=kafka.producer_factory,
+        consumer_factory=kafka.consumer_factory,
     )
 
 
