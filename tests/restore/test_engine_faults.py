@@ -19,6 +19,8 @@ import pytest
 from confluent_kafka import KafkaException
 
 from libkb.errors import LibkbError
+from libkb.format.models import PartitionIndex, index_key
+from libkb.format.segment import SegmentError, SegmentReader
 from libkb.restore.engine import RestoreError, RestoreResult
 from libkb.restore.state import RestoreState, mapping_key
 from libkb.storage import MemoryConfig, StorageBackend, create_backend_from_config
@@ -248,4 +250,29 @@ def test_a_produce_error_stops_the_other_partitions_flushes_and_names_the_partit
     target.heal()
     result = restore_engine(target, backup, one_at_a_time).run()
     assert result.status == "complete" and not target.consumers
+    assert_restored_exactly(source, target)
+
+
+def test_a_flipped_byte_in_a_block_head_fails_the_restore_naming_the_segment(
+    stored: tuple[FakeKafka, dict[str, bytes]], backup: StorageBackend
+) -> None:
+    """The first offset of a block head becomes 2**62 more: trusted, it ended the segment's read there."""
+    source, target = stored[0], FakeKafka()
+    entry = PartitionIndex.from_json(backup.get(index_key(BACKUP_ID, TOPIC, 1))).segments[1]
+    clean = backup.get(entry.key)
+    block = next(SegmentReader(clean).blocks())
+    data = bytearray(clean)
+    data[block.position + 12 + 7] ^= 0x40  # the most significant byte of its first_offset
+    backup.put(entry.key, bytes(data))
+    with pytest.raises(SegmentError) as failed:
+        restore_engine(target, backup).run()
+    assert str(failed.value).startswith(
+        f"{entry.key}: the block at byte {block.position} states offsets {2**62 + block.first_offset}-"
+        f"{block.last_offset} ({block.record_count} records), which cannot follow offset"
+    )
+    assert stored_state(backup).status == "failed"
+
+    backup.put(entry.key, clean)
+    result = restore_engine(target, backup).run()
+    assert result.status == "complete"
     assert_restored_exactly(source, target)
