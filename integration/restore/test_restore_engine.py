@@ -454,7 +454,9 @@ _RUNNER = textwrap.dedent(
     import json, sys
     from libkb.config import parse_config
     from libkb.restore.engine import RestoreEngine
-    result = RestoreEngine(parse_config(json.loads(sys.argv[1]))).run()
+    engine = RestoreEngine(parse_config(json.loads(sys.argv[1])))
+    engine.checkpoint_secs = 0.5  # so that the run is killed after some checkpoints
+    result = engine.run()
     print(result.status, result.records, result.skipped_records, flush=True)
     """
 )
@@ -489,13 +491,16 @@ def test_kill_9_during_restore_then_rerun_is_exact(
         return sum(e.high for e in ends.values())
 
     deadline = time.monotonic() + 60
-    while written() < 3000:
+    while written() < 5000:
         assert time.monotonic() < deadline and victim.poll() is None, victim.communicate()
         time.sleep(0.1)
     victim.send_signal(signal.SIGKILL)
     victim.wait(10)
     partial = sum(map(len, consume_all(kafka_service.bootstrap_servers, target, 2).values()))
     assert 0 < partial < 20_000
+    (state_file,) = (tmp_path / "bk" / "restores").glob("*/state.json")
+    verified = [p["verified_end"] for p in json.loads(state_file.read_text())["partitions"].values()]
+    assert 0 < sum(verified) <= partial  # checkpoints vouched for part of it: the re-run reads back the rest
     del config["restore"]["rate_limit_records_per_sec"]  # type: ignore[attr-defined]
     result = RestoreEngine(parse_config(config)).run()
     assert result.status == "complete"

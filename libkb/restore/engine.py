@@ -2,12 +2,15 @@
 
 The run: open the backup through the segment source (``latest`` = the most
 recently created) and plan it (:mod:`.plan`); check the target
-(:mod:`.target`); record where each target partition starts (:mod:`.resume`);
-then restore every partition on a thread of its own, up to
+(:mod:`.target`); compare what an earlier run wrote past its last checkpoint
+with the plan (:mod:`.verify`) and record where each target partition starts
+(:mod:`.resume`); then restore every partition on a thread of its own, up to
 ``max_concurrent_partitions`` at once (:mod:`.partition`), through one
-idempotent ``acks=all`` producer (:mod:`.producer`). At the end the offset
-mapping is stored next to the backup and, if asked, applied to consumer
-groups (:mod:`.groups`).
+idempotent ``acks=all`` producer (:mod:`.producer`), storing checkpoints
+meanwhile (:mod:`.checkpoint`). A partition that fails stops the others;
+what was produced is flushed and the state stored either way. At the end the
+offset mapping is stored next to the backup and, if asked, applied to
+consumer groups (:mod:`.groups`).
 """
 
 from __future__ import annotations
@@ -16,30 +19,33 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
 from libkb.config.models import JobConfig, RestoreOptions, SourceOptions
+from libkb.errors import LibkbError
 from libkb.format.models import Manifest
 from libkb.gctune import fewer_collections
 from libkb.kafka.admin import KafkaAdmin
-from libkb.kafka.clients import make_admin, make_producer
+from libkb.kafka.clients import make_admin, make_consumer, make_producer
 from libkb.metrics import RunMetrics
 from libkb.ratelimit import RateLimiter
-from libkb.restore import resume
+from libkb.restore import resume, verify
+from libkb.restore.checkpoint import CHECKPOINT_SECS, Checkpoints, vouch
 from libkb.restore.groups import apply_offsets, translate_groups
 from libkb.restore.mapping import OffsetMapping, PartitionMapping
 from libkb.restore.partition import PartitionRestorer, RestoreContext
 from libkb.restore.plan import PartitionTask, RestorePlan, plan_restore
-from libkb.restore.producer import delivery_failures, polling, producer_config
+from libkb.restore.producer import Deliveries, Poller, polling, producer_config
 from libkb.restore.progress import RestoreProgress, RunCounters
 from libkb.restore.result import RestoreError, RestoreResult
 from libkb.restore.state import RestoreState, derive_restore_id, mapping_key
 from libkb.restore.target import guard_source_cluster, prepare_topics
 from libkb.source import BackupSource, resolve_backup
 from libkb.storage import StorageBackend, create_backend_from_config
+from libkb.version import __version__
 
 __all__ = ["RestoreEngine", "RestoreError", "RestoreProgress", "RestoreResult"]
 
@@ -58,6 +64,7 @@ class RestoreEngine:
         admin: KafkaAdmin | None = None,
         producer_factory: Callable[[SourceOptions, dict[str, Any]], Producer] = make_producer,
         metrics: RunMetrics | None = None,
+        consumer_factory: Callable[[SourceOptions, dict[str, Any]], Consumer] = make_consumer,
     ) -> None:
         if config.target is None:
             raise RestoreError("the config has no target cluster (target.bootstrap_servers)")
@@ -70,6 +77,9 @@ class RestoreEngine:
         self._progress = progress
         self._admin = admin
         self._producer_factory = producer_factory
+        self._consumer_factory = consumer_factory  # reads back what an earlier run left unverified
+        #: Seconds between checkpoints (:mod:`.checkpoint`).
+        self.checkpoint_secs = CHECKPOINT_SECS
         self._stop = threading.Event()
         self._counters = RunCounters()
 
@@ -80,17 +90,23 @@ class RestoreEngine:
     # -- planning ---------------------------------------------------------
 
     def _open(self) -> tuple[StorageBackend, BackupSource, Manifest, RestorePlan]:
+        """The backend, the backup and its plan; a backend made here is closed again if that fails."""
         backend = self._backend or create_backend_from_config(
             self.config.storage, metrics=self.metrics.storage
         )
-        source = resolve_backup(backend, self.config.backup_id)
-        manifest = source.manifest()
-        coverage = {
-            (topic, partition): source.readable_coverage(topic, partition)
-            for topic, info in manifest.topics.items()
-            for partition in range(info.partitions)
-        }
-        plan = plan_restore(manifest, coverage, self.options, self.target.topics)
+        try:
+            source = resolve_backup(backend, self.config.backup_id)
+            manifest = source.manifest()
+            coverage = {
+                (topic, partition): source.readable_coverage(topic, partition)
+                for topic, info in manifest.topics.items()
+                for partition in range(info.partitions)
+            }
+            plan = plan_restore(manifest, coverage, self.options, self.target.topics)
+        except BaseException:
+            if self._backend is None:
+                backend.close()
+            raise
         return backend, source, manifest, plan
 
     def plan(self) -> RestoreResult:
@@ -169,73 +185,114 @@ class RestoreEngine:
         state: RestoreState,
         result: RestoreResult,
     ) -> OffsetMapping:
-        """Produce the plan from where an earlier run left off; store the state and the mapping."""
+        """Check what earlier runs wrote, produce the rest from there; store the state and the mapping."""
         targets = [(t.target_topic, t.target_partition) for t in plan.tasks]
-        skips = resume.record_starts(backend, state, plan, admin.offsets(targets, read_committed=False))
-        failures: list[str] = []
-        on_delivery = delivery_failures(failures, self._stop)
-        producer = self._producer_factory(
-            self.target, {**self._producer_config(), "on_delivery": on_delivery}
+        ends = admin.offsets(targets, read_committed=False)
+        verify.check_unverified(
+            verify.unverified(state, plan, ends),
+            source,
+            lambda: self._read_back_consumer(state.restore_id),
+            add_headers=self.options.include_original_offset_header,
         )
+        skips = resume.record_starts(backend, state, plan, ends)
+        deliveries = Deliveries(self._stop)
+        producer = self._producer_factory(self.target, {**self._producer_config(), "on_delivery": deliveries})
         mapping = resume.new_mapping(state, plan)
-        self._produce(source, producer, plan, mapping, skips, failures)
-        interrupted = self._stop.is_set() and not failures
-        if not failures:
-            # Confirm against the broker: the target holds exactly the planned records.
-            ends = admin.offsets(targets, read_committed=False)
-            failures += resume.confirm(state, mapping, ends, interrupted=interrupted)
-        state.status = "failed" if failures else ("interrupted" if interrupted else "complete")
-        resume.store(backend, state, mapping)
+        with polling(producer) as poller:
+            checkpoints = Checkpoints(
+                backend, state, plan, admin, poller.serve, deliveries.failed, self.checkpoint_secs
+            )
+            errors = self._produce(source, producer, poller, checkpoints, plan, mapping, skips)
+            remaining = producer.flush(self.options.delivery_timeout_ms / 1000)
+            poller.serve()
+        self._finish(backend, admin, plan, state, mapping, deliveries, remaining, errors)
         result.records, result.bytes = self._counters.records, self._counters.bytes
         result.skipped_records = self._counters.skipped
-        if failures:
-            raise RestoreError("the restore failed (re-run to resume): " + "; ".join(failures[:10]))
         result.status = state.status
         return mapping
+
+    def _finish(
+        self,
+        backend: StorageBackend,
+        admin: KafkaAdmin,
+        plan: RestorePlan,
+        state: RestoreState,
+        mapping: OffsetMapping,
+        deliveries: Deliveries,
+        remaining: int,
+        errors: list[tuple[PartitionTask, BaseException]],
+    ) -> None:
+        """Confirm against the broker, vouch for what is known written, store; raise what went wrong."""
+        failures = deliveries.messages()
+        if remaining:
+            failures.append(f"{remaining} records were not acknowledged in time")
+        interrupted = self._stop.is_set() and not failures and not errors
+        ends = admin.offsets([(t.target_topic, t.target_partition) for t in plan.tasks], read_committed=False)
+        if not remaining:  # every delivery is accounted for: trust the partitions without a failure
+            vouch(state, plan, ends, deliveries.failed())
+        if not failures and not errors:
+            # The target holds exactly the planned records (so far, when interrupted).
+            failures += resume.confirm(state, mapping, ends, interrupted=interrupted)
+        state.status = "failed" if failures or errors else ("interrupted" if interrupted else "complete")
+        resume.store(backend, state, mapping)
+        if errors:
+            raise _partition_error(errors, failures)
+        if failures:
+            raise RestoreError("the restore failed (re-run to resume): " + "; ".join(failures[:10]))
 
     def _produce(
         self,
         source: BackupSource,
         producer: Producer,
+        poller: Poller,
+        checkpoints: Checkpoints,
         plan: RestorePlan,
         mapping: OffsetMapping,
         skips: dict[tuple[str, int], int],
-        failures: list[str],
-    ) -> None:
-        """Every partition on a thread of its own, then the producer flushed; progress meanwhile."""
+    ) -> list[tuple[PartitionTask, BaseException]]:
+        """Every partition on a thread of its own, progress and checkpoints meanwhile; the partitions' errors.
+
+        The first error stops the other partitions (``_restore_partition``); so
+        does anything that interrupts the controller, which then re-raises it.
+        """
         total, started = len(plan.tasks), time.monotonic()
         reader_pool = ThreadPoolExecutor(max(2, self.options.max_concurrent_partitions), "libkb-read")
-        ctx = self._context(source, producer, reader_pool)
+        ctx = self._context(source, producer, reader_pool, poller)
+        task_skips = [skips[(t.source_topic, t.source_partition)] for t in plan.tasks]
         try:
-            with polling(producer):
-                with (
-                    fewer_collections(),
-                    ThreadPoolExecutor(self.options.max_concurrent_partitions, "libkb-restore") as pool,
-                ):
-                    futures = [
-                        pool.submit(
-                            self._restore_partition,
-                            ctx,
-                            task,
-                            pm,
-                            skips[(pm.source_topic, pm.source_partition)],
-                        )
-                        for task, pm in zip(plan.tasks, mapping.partitions, strict=True)
-                    ]
-                    while any(not f.done() for f in futures):
-                        time.sleep(0.25)
-                        self._report(total, started)
-                    for f in futures:
-                        f.result()
-                remaining = producer.flush(self.options.delivery_timeout_ms / 1000)
-                if remaining:
-                    failures.append(f"{remaining} records were not acknowledged in time")
+            with (
+                fewer_collections(),
+                ThreadPoolExecutor(self.options.max_concurrent_partitions, "libkb-restore") as pool,
+            ):
+                futures = [
+                    pool.submit(self._restore_partition, ctx, task, pm, skip)
+                    for task, pm, skip in zip(plan.tasks, mapping.partitions, task_skips, strict=True)
+                ]
+                self._wait(futures, checkpoints, total, started)
+            return [
+                (task, exc)
+                for task, f in zip(plan.tasks, futures, strict=True)
+                if (exc := f.exception()) is not None
+            ]
         finally:
             reader_pool.shutdown(cancel_futures=True)
             self._report(total, started)
 
+    def _wait(
+        self, futures: list[Future[None]], checkpoints: Checkpoints, total: int, started: float
+    ) -> None:
+        """Until every partition has returned: progress reports, checkpoints; stops the run if interrupted."""
+        try:
+            while any(not f.done() for f in futures):
+                time.sleep(0.25)
+                self._report(total, started)
+                checkpoints.maybe()
+        except BaseException:
+            self._stop.set()  # so that the pool's threads return
+            raise
+
     def _context(
-        self, source: BackupSource, producer: Producer, reader_pool: ThreadPoolExecutor
+        self, source: BackupSource, producer: Producer, reader_pool: ThreadPoolExecutor, poller: Poller
     ) -> RestoreContext:
         limiter = RateLimiter(
             bytes_per_sec=self.options.rate_limit_bytes_per_sec,
@@ -252,13 +309,21 @@ class RestoreEngine:
             self.metrics,
             self.config.backup_id,
             self.options.include_original_offset_header,
+            poller.poll,
         )
 
     def _restore_partition(
         self, ctx: RestoreContext, task: PartitionTask, mapping: PartitionMapping, skip: int
     ) -> None:
-        """One partition, on a pool thread (a method of its own, so that a profiler can wrap it)."""
-        PartitionRestorer(task, mapping, skip, ctx).run()
+        """One partition, on a pool thread (a method of its own, so that a profiler can wrap it).
+
+        An error stops the run: the other partitions finish what is in flight and return.
+        """
+        try:
+            PartitionRestorer(task, mapping, skip, ctx).run()
+        except BaseException:
+            self._stop.set()
+            raise
 
     def _report(self, total: int, started: float) -> None:
         if self._progress is not None:
@@ -266,6 +331,20 @@ class RestoreEngine:
 
     def _producer_config(self) -> dict[str, Any]:
         return producer_config(self.options)
+
+    def _read_back_consumer(self, restore_id: str) -> Consumer:
+        """A consumer of the target, for :mod:`.verify` (assigned, never subscribed or committed)."""
+        return self._consumer_factory(
+            self.target,
+            {
+                "group.id": f"libkb-restore-{restore_id}",
+                "client.id": f"libkb-restore/{__version__}",
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "isolation.level": "read_uncommitted",  # as the high watermarks the restore reads
+                "auto.offset.reset": "error",
+            },
+        )
 
     def _groups(
         self, source: BackupSource, admin: KafkaAdmin, mapping: OffsetMapping, result: RestoreResult
@@ -276,6 +355,25 @@ class RestoreEngine:
         result.group_offsets = translate_groups(snapshot[1], mapping, self.options.consumer_groups)
         if self.options.reset_consumer_offsets and result.group_offsets:
             result.groups_reset = apply_offsets(admin.admin, result.group_offsets)
+
+
+def _partition_error(errors: list[tuple[PartitionTask, BaseException]], failures: list[str]) -> BaseException:
+    """What a failed partition raises: libkb's own errors as they are, others as a RestoreError naming it."""
+    for task, exc in errors[1:]:
+        log.error("%s[%d] failed too: %s", task.target_topic, task.target_partition, exc)
+    for failure in failures:
+        log.error("delivery failed: %s", failure)
+    task, exc = errors[0]
+    if isinstance(exc, LibkbError) or not isinstance(exc, Exception):
+        return exc
+    reason = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+    error = RestoreError(
+        f"restoring {task.source_topic}[{task.source_partition}] into {task.target_topic}"
+        f"[{task.target_partition}] failed (re-run to resume): "
+        + (reason.str() if isinstance(reason, KafkaError) else str(exc))
+    )
+    error.__cause__ = exc
+    return error
 
 
 def _derive_restore_id(backup_id: str, target: str, plan: RestorePlan) -> str:

@@ -35,6 +35,21 @@ _OFFSET, _KEY, _VALUE = itemgetter(0), itemgetter(3), itemgetter(4)
 
 Produce = Callable[..., None]  # Producer.produce, called positionally
 Poll = Callable[[float], int]  # Producer.poll
+Headers = list[tuple[str, bytes | None]]
+
+
+def as_produced(
+    record: Record, add_headers: bool, source_partition: int
+) -> tuple[bytes | None, bytes | None, Headers | None, int]:
+    """(key, value, headers, timestamp) as the restorer produces ``record``; timestamp 0: the broker's time.
+
+    The restorer's loops inline the same steps (a call per record costs); the
+    read-back check of a resumed restore (:mod:`.verify`) compares with this.
+    """
+    offset, ts, ts_type, key, value, headers = record
+    if add_headers:
+        headers = [*(headers or []), *original_offset_headers(offset, ts, source_partition)]
+    return key, value, headers, ts if ts_type and ts >= 0 else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +65,8 @@ class RestoreContext:
     metrics: RunMetrics
     backup_id: str  # the metrics' label
     add_headers: bool  # restore.include_original_offset_header
+    #: How a partition waits for room in a full queue (the run's :class:`.producer.Poller`).
+    poll: Poll | None = None
 
 
 class _Runs:
@@ -90,7 +107,7 @@ class PartitionRestorer:
         self._ctx = ctx
         self._runs = _Runs(mapping)
         self._produce: Produce = ctx.producer.produce
-        self._poll: Poll = ctx.producer.poll
+        self._poll: Poll = ctx.poll or ctx.producer.poll
         self._topic, self._partition = task.target_topic, task.target_partition
         self._start, self._end = task.start_offset, task.end_offset
         self._records_metric = ctx.metrics.restore_records.labels(ctx.backup_id)
@@ -192,7 +209,7 @@ class PartitionRestorer:
             if skip:
                 skip -= 1
                 continue
-            if add_headers:
+            if add_headers:  # as as_produced() does
                 headers = [*(headers or []), *original_offset_headers(offset, ts, source_partition)]
             ts = ts if ts_type and ts >= 0 else 0
             while True:

@@ -5,8 +5,10 @@ watermark as its start (:mod:`.state`). It produces a partition's records in
 order with an idempotent producer, so after a crash (even ``kill -9``) the
 target holds a prefix of the planned records, ``high watermark - start`` of
 them: a re-run of the same restore reads those again (their offsets belong in
-the mapping) but does not produce them. At the end the target's ends are
-compared with the mapping, and the state and the mapping are stored.
+the mapping) but does not produce them. What lies past a partition's
+``verified_end`` is compared with the plan first (:mod:`.verify`). At the end
+the target's ends are compared with the mapping, and the state and the
+mapping are stored.
 """
 
 from __future__ import annotations
@@ -46,8 +48,10 @@ def record_starts(
 ) -> dict[TP, int]:
     """Store where each new target partition starts, before the first record; returns the skips.
 
-    ``ends`` are the target partitions' offsets now; the skip of a source
-    partition is how many of its records an earlier run already wrote.
+    ``ends`` are the target partitions' offsets now, and what lay past a
+    partition's ``verified_end`` has been compared with the plan
+    (:func:`.verify.check_unverified`), so all of it is trusted now: the skip
+    of a source partition is how many of its records an earlier run wrote.
     """
     skips: dict[TP, int] = {}
     for task in plan.tasks:
@@ -55,17 +59,16 @@ def record_starts(
         high = ends[(task.target_topic, task.target_partition)].high
         part = state.partitions.get(key)
         if part is None:
-            state.partitions[key] = PartitionState(task.target_topic, task.target_partition, high)
-            skips[(task.source_topic, task.source_partition)] = 0
-            continue
-        already = high - part.target_start
-        if already < 0:
+            part = state.partitions[key] = PartitionState(task.target_topic, task.target_partition, high)
+        written = max(part.target_start, part.verified_end or 0)
+        if high < written:
             raise RestoreError(
-                f"{task.target_topic}[{task.target_partition}] ends at offset {high}, before where "
-                f"restore {state.restore_id} started writing ({part.target_start}): the topic was deleted "
+                f"{task.target_topic}[{task.target_partition}] ends at offset {high}, before offset "
+                f"{written} that restore {state.restore_id} had written it up to: the topic was deleted "
                 "or truncated. Set restore.restore_id to start a new restore"
             )
-        skips[(task.source_topic, task.source_partition)] = already
+        skips[(task.source_topic, task.source_partition)] = high - part.target_start
+        part.verified_end = high  # what lay past the old verified_end was compared (.verify)
     state.status = "running"
     backend.put(state_key(state.backup_id, state.restore_id), state.to_json())
     return skips

@@ -1,11 +1,18 @@
-"""A restore's durable state: where each target partition started, so a re-run resumes exactly.
+"""A restore's durable state: where each target partition started and how far it is verified.
 
-Written before the first record is produced. A restore writes each target
-partition's records in order with an idempotent producer, so after a crash
-(even ``kill -9``) the target holds a prefix of the planned sequence:
-``high watermark - target_start`` records. A re-run skips exactly that many
-and continues, so nothing is lost or duplicated. This requires that nothing
-else writes to the target partitions while a restore is unfinished.
+Written before the first record is produced, at checkpoints while the run
+goes (:mod:`.checkpoint`) and at its end. A restore writes each target
+partition's records in order with an idempotent producer, so the target holds
+a prefix of the planned sequence, ``high watermark - target_start`` records,
+and a re-run skips exactly that many: nothing is lost or duplicated. One
+thing breaks the prefix: a failed delivery followed by records that still
+land (librdkafka skips a record that timed out in its queue and sends the
+next ones). So each partition also records ``verified_end``, the target offset
+up to which it is known to hold the planned records (no delivery of it had
+failed when that watermark was read); a re-run reads the target back from
+there and compares it with the plan before it trusts more (:mod:`.verify`).
+This requires that nothing else writes to the target partitions while a
+restore is unfinished.
 """
 
 from __future__ import annotations
@@ -37,6 +44,9 @@ class PartitionState:
     target_start: int
     records: int = 0  # restored so far (known at the last checkpoint)
     done: bool = False
+    #: Target offset up to which the partition holds exactly the planned records; a re-run reads
+    #: back and compares what lies beyond. None in states of earlier builds: all of it is trusted.
+    verified_end: int | None = None
 
 
 @dataclass(slots=True)

@@ -143,7 +143,7 @@ def test_segment_stored_by_a_killed_run_before_its_index_is_a_warning(backend: S
     report = validate_backup(backend, "b1", deep=True)
     assert report.ok, report.problems
     (warning,) = [w for w in report.warnings if w.startswith(unlisted)]
-    assert "the next backup run adopts it" in warning
+    assert warning.endswith("restores already include it, and the next backup run adopts it into the index")
     assert report.checked_segments == 6 + 1  # deep: its bytes are read as well
     flip_byte(backend, unlisted)
     problems = validate_backup(backend, "b1", deep=True).problems

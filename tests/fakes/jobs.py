@@ -109,13 +109,15 @@ def backup_engine(kafka: FakeKafka, backend: StorageBackend, config: JobConfig |
 
 
 def restore_engine(
-    kafka: FakeKafka, backend: StorageBackend, config: JobConfig | None = None
+    kafka: FakeKafka, backend: StorageBackend | None, config: JobConfig | None = None
 ) -> RestoreEngine:
+    """A restore engine on the fake cluster; with ``backend`` None it makes its own from the config."""
     return RestoreEngine(
         config or restore_config(),
         backend=backend,
         admin=kafka.admin(),
         producer_factory=kafka.producer_factory,
+        consumer_factory=kafka.consumer_factory,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -18,7 +19,7 @@ from libkb.format.models import (
     manifest_key,
     segment_key,
 )
-from libkb.format.segment import Record, decode_footer, encode_segment
+from libkb.format.segment import Record, SegmentError, SegmentReader, decode_footer, encode_segment
 from libkb.source import BackupNotFoundError, open_backup, resolve_backup, scan_location
 from libkb.source.libkb_v1.backup import LibkbV1Source
 from libkb.storage import MemoryConfig, StorageBackend, create_backend_from_config
@@ -155,6 +156,83 @@ def test_a_corrupt_block_fails_naming_the_segment(backend: StorageBackend) -> No
     segment = open_backup(backend, "b1").load(entry)
     with pytest.raises(FormatError, match=entry.key):
         all_records(segment.batches(0, 1_000))
+
+
+def set_head(backend: StorageBackend, key: str, block: int, field: str, value: int) -> None:
+    """Rewrite one offset in a block head (``first`` or ``last``): nothing checksums it but the body CRC."""
+    data = bytearray(backend.get(key))
+    position = list(SegmentReader(bytes(data), name=key).blocks())[block].position
+    struct.pack_into("<q", data, position + {"first": 12, "last": 20}[field], value)
+    backend.put(key, bytes(data))
+
+
+def test_a_flipped_byte_in_a_block_heads_first_offset_fails_naming_the_segment(
+    backend: StorageBackend,
+) -> None:
+    """Its first offset becomes 2**62 + 37: a reader that trusted it would stop reading the segment there."""
+    write_backup(backend, "b1")
+    entry = many_blocks(backend)
+    position = list(SegmentReader(backend.get(entry.key)).blocks())[1].position
+    flip_byte(backend, entry.key, position + 12 + 7)  # the most significant byte of first_offset
+    segment = open_backup(backend, "b1").load(entry)
+    message = (
+        f"{entry.key}: the block at byte {position} states offsets {2**62 + 37}-41 (5 records), which "
+        "cannot follow offset 36 in [32, 140) (a corrupt block head)"
+    )
+    with pytest.raises(SegmentError) as raised:
+        all_records(segment.batches(0, 1_000))
+    assert str(raised.value) == message
+    with pytest.raises(SegmentError, match="corrupt block head"):
+        all_records(segment.batches(100, 120))  # whichever blocks the range needs
+
+
+@pytest.mark.parametrize(
+    ("block", "field", "value", "held"),
+    [
+        (10, "first", 85, "90-94"),  # still after block 9 (77-81) and spanning its 5 records
+        (9, "last", 85, "77-81"),
+    ],
+)
+def test_a_block_head_that_still_fits_is_checked_against_the_records(
+    backend: StorageBackend, block: int, field: str, value: int, held: str
+) -> None:
+    write_backup(backend, "b1")
+    entry = many_blocks(backend)  # its blocks 9 and 10 are 77-81 and 90-94, around the gap 82-89
+    set_head(backend, entry.key, block, field, value)
+    segment = open_backup(backend, "b1").load(entry)
+    with pytest.raises(
+        SegmentError, match=rf"^{entry.key}: the block at byte \d+ states .* but holds {held} \(5\)"
+    ):
+        all_records(segment.batches(0, 1_000))
+    assert len(all_records(segment.batches(32, 60))) == 30  # blocks far from it are read as before
+
+
+def test_a_block_the_heads_leave_out_of_the_range_is_checked_too(backend: StorageBackend) -> None:
+    """Block 0 holds 0-4 and 10-14; its head, made to say 0-9, would drop 10-14 from a read from 10."""
+    write_backup(backend, "b1", {"t": 1}, segments=1, groups=False)
+    data = encode_segment("t", 0, 0, 30, records(0, 5) + records(10, 5) + records(20, 5), block_bytes=560)
+    key = segment_key("b1", "t", 0, 0)
+    backend.put(key, data)
+    entry = SegmentEntry.from_footer(key, 0, decode_footer(data), len(data), "zstd")
+    assert [(b.first_offset, b.last_offset) for b in SegmentReader(data).blocks()] == [(0, 14), (20, 24)]
+    segment = open_backup(backend, "b1").load(entry)
+    assert [r[0] for r in all_records(segment.batches(10, 30))] == [*range(5), *range(10, 15), *range(20, 25)]
+    set_head(backend, key, 0, "last", 9)
+    segment = open_backup(backend, "b1").load(entry)
+    with pytest.raises(SegmentError, match=r"states offsets 0-9 \(10 records\) but holds 0-14"):
+        all_records(segment.batches(10, 30))
+
+
+def test_a_segment_that_disagrees_with_its_index_entry_fails(backend: StorageBackend) -> None:
+    write_backup(backend, "b1")
+    entry = many_blocks(backend)
+    segment = open_backup(backend, "b1").load(replace(entry, record_count=99, end_offset=141))
+    with pytest.raises(SegmentError) as raised:
+        all_records(segment.batches(0, 1_000))
+    assert str(raised.value) == (
+        f"{entry.key}: the index says 99 records at offsets 32-139 in [32, 141), "
+        "the segment 100 records at offsets 32-139 in [32, 140)"
+    )
 
 
 # -- checks -------------------------------------------------------------------------

@@ -174,7 +174,8 @@ class _LayoutCheck:
 
         A run stores a segment before the index listing it, so one killed in
         between leaves segments that continue the indexed coverage: intact,
-        and adopted by the next run (``libkb.backup.state.load_index``). Those,
+        adopted by the next run (``libkb.backup.state.load_index``), and read
+        by restores meanwhile (they adopt them in memory, ``repair=False``). Those,
         and leftover copies of indexed offsets, are warnings; a segment past a
         hole or overlapping the index is a problem. Adoptable ones are returned
         so a deep check reads them too.
@@ -212,7 +213,7 @@ class _LayoutCheck:
             else:
                 self.warning(
                     f"{entry.key}: stored but not yet listed in {ikey} (a run was interrupted after storing "
-                    "it); the next backup run adopts it, and restores leave it out until then"
+                    "it); restores already include it, and the next backup run adopts it into the index"
                 )
                 adoptable.append(entry)
         return adoptable

@@ -1,9 +1,10 @@
 """A libkb v1 segment, read: its records block by block, and the deep check of every byte and record.
 
 Restore takes the records a block at a time (``block_records``: one msgpack
-call per block). The deep check decodes the same way, then compares three
-accounts of the segment: what its records give, what its footer states and
-what the partition index states.
+call per block), after checking the block heads that pick them and each
+decoded block against its head (:mod:`.blocks`). The deep check decodes the
+same way, then compares three accounts of the segment: what its records
+give, what its footer states and what the partition index states.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from libkb.format.segment import (
 )
 from libkb.source.base import SegmentCheck, StoredSegment
 from libkb.source.checks import STAT_NAMES, disagreements, scan_records
+from libkb.source.libkb_v1.blocks import checked_blocks, checked_records
 
 _NAMES = (*STAT_NAMES, "raw bytes")
 
@@ -34,14 +36,18 @@ class V1Segment(StoredSegment):
         self.data = data
 
     def batches(self, start: int, end: int) -> Iterator[list[Record]]:
+        """The blocks that reach into the range, their heads and records checked (:mod:`.blocks`)."""
         reader = SegmentReader(self.data, name=self.key)
+        blocks = checked_blocks(self.key, self.entry, reader)
         codec = reader.header.codec
-        for info in reader.blocks():
-            if info.last_offset < start:
-                continue
-            if info.first_offset >= end:
-                break
-            yield block_records(self.data, info, codec, name=reader.name)
+        first = next((i for i, b in enumerate(blocks) if b.last_offset >= start), len(blocks))
+        stop = next((i for i in range(first, len(blocks)) if blocks[i].first_offset >= end), len(blocks))
+        # One block more on either side: that its head rightly leaves it out is checked too.
+        for i in range(max(first - 1, 0), min(stop + 1, len(blocks))):
+            info = blocks[i]
+            records = checked_records(self.key, info, block_records(self.data, info, codec, name=self.key))
+            if first <= i < stop:
+                yield records
 
     def verify(self) -> SegmentCheck:
         """Every checksum and record; header, footer and index must agree (raises on a corrupt segment)."""
