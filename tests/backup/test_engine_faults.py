@@ -28,7 +28,6 @@ from tests.fakes.jobs import (
     run_backup,
     runs,
     source_kafka,
-    steps,
 )
 
 SHORT_TTL = 0.3  # seconds: renewal every 0.1 s, given up after 0.24 s of failures
@@ -67,15 +66,12 @@ STEPS = {
 }
 
 
-KNOWN_BUGS: dict[str, str] = {}
-
-
 @pytest.fixture
 def memory() -> StorageBackend:
     return create_backend_from_config(MemoryConfig())
 
 
-@pytest.mark.parametrize("step", steps(STEPS, KNOWN_BUGS))
+@pytest.mark.parametrize("step", list(STEPS))
 def test_a_failed_run_leaves_a_valid_backup_and_a_rerun_makes_it_exact(
     step: str, memory: StorageBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterable
 from typing import Any, cast
 
-import pytest
 from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME
 
 from integration.kafka_data import stored_records, tricky_record
@@ -159,16 +157,6 @@ def assert_backup_valid(backend: StorageBackend) -> None:
 
 def runs(backend: StorageBackend) -> list[RunInfo]:
     return Manifest.from_json(backend.get(manifest_key(BACKUP_ID))).runs
-
-
-def steps(names: Iterable[str], known_bugs: dict[str, str]) -> list[Any]:
-    """Parameters for one test per step; a step that hits a known engine bug is a strict xfail."""
-    return [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=known_bugs[name]))
-        if name in known_bugs
-        else name
-        for name in names
-    ]
 
 
 def content(records: list[Record]) -> list[tuple[Any, ...]]:

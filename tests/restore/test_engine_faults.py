@@ -36,7 +36,6 @@ from tests.fakes.jobs import (
     restore_config,
     restore_engine,
     source_kafka,
-    steps,
 )
 
 TARGET = f"{TOPIC}-restored"
@@ -91,10 +90,7 @@ STEPS = {
 }
 
 
-KNOWN_BUGS: dict[str, str] = {}
-
-
-@pytest.mark.parametrize("step", steps(STEPS, KNOWN_BUGS))
+@pytest.mark.parametrize("step", list(STEPS))
 def test_a_failed_restore_leaves_the_backup_valid_and_a_rerun_makes_the_target_exact(
     step: str, stored: tuple[FakeKafka, dict[str, bytes]], backup: StorageBackend
 ) -> None:
