@@ -16,15 +16,7 @@ from libkb.catalog.description import BackupDescription, GroupSnapshot, Partitio
 from libkb.catalog.listing import BackupSummary, list_backups
 from libkb.catalog.times import iso_ms
 from libkb.catalog.validation import ValidationReport, validate_backup
-from libkb.format.models import Manifest
-from libkb.source import BackupNotFoundError, open_backup
-from libkb.storage import StorageBackend
-
-
-def read_manifest(backend: StorageBackend, backup_id: str) -> Manifest:
-    """The backup's manifest; an unknown id raises :class:`BackupNotFoundError` listing the ids."""
-    return open_backup(backend, backup_id).manifest()
-
+from libkb.source import BackupNotFoundError
 
 __all__ = [
     "BackupDescription",
@@ -36,6 +28,5 @@ __all__ = [
     "describe_backup",
     "iso_ms",
     "list_backups",
-    "read_manifest",
     "validate_backup",
 ]
