@@ -52,7 +52,7 @@ class BackupSchema(Strict):
     segment_max_interval_ms = fields.Integer(validate=validate.Range(min=100))
     segment_max_age_secs = fields.Float(validate=validate.Range(min=0.1))
     segment_max_records = fields.Integer(allow_none=True, validate=validate.Range(min=1))
-    compression = fields.String(validate=validate.OneOf(["zstd", "none"]))
+    compression = fields.String(validate=validate.OneOf(["zstd", "lz4", "none"]))
     compression_level = fields.Integer(validate=validate.Range(min=-7, max=22))
     start_offset = StartOffset()
     continuous = fields.Boolean()
@@ -75,15 +75,6 @@ class BackupSchema(Strict):
     sync_interval_secs = fields.Integer(validate=validate.Range(min=0))
     include_offset_headers = fields.Boolean()
     source_cluster_id = fields.String()
-
-    @pre_load
-    def lz4(self, data: Any, **_: Any) -> Any:
-        if isinstance(data, Mapping) and str(data.get("compression", "")).lower() == "lz4":
-            raise ValidationError(
-                "lz4 is not supported by libkb; use zstd (faster at level 1, smaller at 3) or none",
-                "compression",
-            )
-        return data
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> BackupOptions:

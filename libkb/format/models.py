@@ -11,6 +11,11 @@ Layout under the storage location (``{id}`` is the backup id)::
 
 Segments are the truth: an index lists the segments its writer has
 confirmed, and can be rebuilt from a listing plus each segment's footer.
+
+Each object is written with the lowest format version that can hold it
+(an index listing an lz4 segment, or a manifest whose compression is lz4,
+is version 2; everything else stays version 1), and states it; readers
+check it per object.
 """
 
 from __future__ import annotations
@@ -22,7 +27,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from libkb.errors import FormatError
-from libkb.format.segment import FORMAT_VERSION, SEGMENT_SUFFIX, SegmentFooter
+from libkb.format.segment import (
+    CODECS,
+    FORMAT_VERSION,
+    SEGMENT_SUFFIX,
+    SegmentFooter,
+    codec_version,
+    newer_version,
+)
 
 # Kafka facts the manifest and the groups object store; re-exported for readers of the format.
 from libkb.kafka.types import GroupOffsets as GroupOffsets
@@ -152,7 +164,13 @@ class PartitionIndex:
     partition: int
     segments: list[SegmentEntry] = field(default_factory=list)
     missing: list[MissingRange] = field(default_factory=list)
-    format_version: int = FORMAT_VERSION
+    #: The version the index was read as (1 for a new one); :meth:`to_json` writes :attr:`needed_version`.
+    format_version: int = 1
+
+    @property
+    def needed_version(self) -> int:
+        """The lowest format version that can hold this index: that of its newest codec."""
+        return max((codec_version(s.codec) for s in self.segments), default=1)
 
     @property
     def start_offset(self) -> int | None:
@@ -197,7 +215,7 @@ class PartitionIndex:
     def to_json(self) -> bytes:
         body = {
             "format": FORMAT_NAME,
-            "format_version": self.format_version,
+            "format_version": self.needed_version,
             "topic": self.topic,
             "partition": self.partition,
             "segments": [asdict(s) for s in self.segments],
@@ -209,7 +227,7 @@ class PartitionIndex:
     def from_json(cls, data: bytes, *, name: str = "index") -> PartitionIndex:
         body = _load(data, name)
         try:
-            return cls(
+            index = cls(
                 topic=body["topic"],
                 partition=int(body["partition"]),
                 segments=[SegmentEntry(**s) for s in body["segments"]],
@@ -218,6 +236,9 @@ class PartitionIndex:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise FormatError(f"{name}: malformed partition index ({exc})") from None
+        for entry in index.segments:
+            _check_codec(name, entry.codec, index.format_version)
+        return index
 
 
 # -- manifest -----------------------------------------------------------------
@@ -246,21 +267,27 @@ class Manifest:
     runs: list[RunInfo] = field(default_factory=list)
     source_cluster_id: str | None = None
     libkb_version: str = ""
-    format_version: int = FORMAT_VERSION
+    #: The version the manifest was read as (1 for a new one); :meth:`to_json` writes :attr:`needed_version`.
+    format_version: int = 1
 
     @property
     def status(self) -> str:
         return self.runs[-1].status if self.runs else "empty"
 
+    @property
+    def needed_version(self) -> int:
+        """The lowest format version that can hold this manifest: that of its compression."""
+        return codec_version(self.compression)
+
     def to_json(self) -> bytes:
-        body = {"format": FORMAT_NAME, **asdict(self)}
+        body = {"format": FORMAT_NAME, **asdict(self), "format_version": self.needed_version}
         return json.dumps(body, indent=2, sort_keys=True).encode()
 
     @classmethod
     def from_json(cls, data: bytes, *, name: str = "manifest") -> Manifest:
         body = _load(data, name)
         try:
-            return cls(
+            manifest = cls(
                 backup_id=body["backup_id"],
                 created_ms=int(body["created_ms"]),
                 updated_ms=int(body["updated_ms"]),
@@ -273,12 +300,14 @@ class Manifest:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise FormatError(f"{name}: malformed manifest ({exc})") from None
+        _check_codec(name, manifest.compression, manifest.format_version, known_only=True)
+        return manifest
 
 
 def groups_to_json(groups: Iterable[GroupOffsets], taken_ms: int) -> bytes:
     body = {
         "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
+        "format_version": 1,  # unchanged since version 1
         "taken_ms": taken_ms,
         "groups": {
             g.group: {t: {str(p): o for p, o in parts.items()} for t, parts in g.offsets.items()}
@@ -309,8 +338,17 @@ def _load(data: bytes, name: str) -> Mapping[str, Any]:
         raise FormatError(f"{name}: not a libkb object")
     version = body.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise FormatError(
-            f"{name}: format version {version!r} is newer than this libkb reads ({FORMAT_VERSION}); "
-            "upgrade libkb"
-        )
+        raise FormatError(newer_version(name, version))
     return body
+
+
+def _check_codec(name: str, codec: str, version: int, *, known_only: bool = False) -> None:
+    """A codec the object's own version has (lz4 needs 2); ``known_only``: an unknown name passes."""
+    if codec not in CODECS:
+        if known_only:
+            return  # the manifest's compression is informational
+        raise FormatError(f"{name}: unknown codec {codec!r}")
+    if codec_version(codec) > version:
+        raise FormatError(
+            f"{name}: codec {codec} needs format version {codec_version(codec)}, the object says {version}"
+        )

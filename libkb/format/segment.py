@@ -1,4 +1,4 @@
-"""The segment codec: libkb's backup format, version 1. Pure: bytes in, bytes out.
+"""The segment codec: libkb's backup format, versions 1 and 2. Pure: bytes in, bytes out.
 
 A segment holds the records of one partition over a half-open offset range
 ``[base_offset, end_offset)``. Layout (all integers little-endian)::
@@ -15,7 +15,7 @@ A segment holds the records of one partition over a half-open offset range
              | raw_bytes u64 | body_crc u32 | footer_crc u32 | magic "LKBE"
 
 ``payload`` is the block's records, transformed by the chain the segment's
-codec names (0 = none: stored as they are, 1 = zstd; see
+codec names (0 = none: stored as they are, 1 = zstd, 2 = lz4 frame; see
 :mod:`libkb.format.transforms`) and checked by ``payload_crc`` (CRC-32 of the
 stored bytes). A record is one msgpack array
 ``[offset, timestamp, timestamp_type, key, value, headers]`` where key and
@@ -27,6 +27,10 @@ records: it then only states that ``[base_offset, end_offset)`` holds none.
 
 The footer has a fixed size (:data:`FOOTER_SIZE`), so a reader gets a
 segment's stats with one range request of its last bytes.
+
+Version 2 added codec 2 (lz4) and nothing else. Every object is written with
+the lowest version that can hold it (:data:`CODEC_VERSIONS`), so a backup
+without lz4 stays readable by a libkb that knows only version 1.
 """
 
 from __future__ import annotations
@@ -46,13 +50,23 @@ import msgpack
 from libkb.errors import FormatError
 from libkb.format.checksum import block_crc, extend_crc
 from libkb.format.packer import new_buffer, pack_messages
-from libkb.format.transforms import BlockContext, TransformChain, TransformError, ZstdCompression
+from libkb.format.transforms import (
+    BlockContext,
+    Lz4Compression,
+    TransformChain,
+    TransformError,
+    ZstdCompression,
+)
 
-FORMAT_VERSION = 1
+#: The newest format version this libkb reads; it reads every version from 1 up to it.
+FORMAT_VERSION = 2
 CODEC_NONE = 0
 CODEC_ZSTD = 1
-CODECS = {"none": CODEC_NONE, "zstd": CODEC_ZSTD}
+CODEC_LZ4 = 2
+CODECS = {"none": CODEC_NONE, "zstd": CODEC_ZSTD, "lz4": CODEC_LZ4}
 CODEC_NAMES = {v: k for k, v in CODECS.items()}
+#: The format version that introduced each codec: the lowest a segment using it can be written as.
+CODEC_VERSIONS = {CODEC_NONE: 1, CODEC_ZSTD: 1, CODEC_LZ4: 2}
 SEGMENT_SUFFIX = ".kbs"
 
 _HEADER_FIXED = struct.Struct("<4sBBHIiqqH")  # up to topic_len
@@ -69,24 +83,39 @@ class SegmentError(FormatError):
     """A segment is corrupt, truncated or of an unknown version."""
 
 
+def newer_version(name: str, version: object) -> str:
+    """The message refusing an object of a format version this libkb does not know."""
+    return (
+        f"{name}: format version {version!r} is newer than this libkb reads (1 to {FORMAT_VERSION}): "
+        "it was written by a newer libkb; upgrade libkb"
+    )
+
+
+def codec_version(name: str) -> int:
+    """The lowest format version that has the codec called ``name`` (``"lz4"`` -> 2); 1 if unknown."""
+    return CODEC_VERSIONS.get(CODECS.get(name, CODEC_NONE), 1)
+
+
 def codec_chain(codec: int, level: int = 3) -> TransformChain:
-    """The block transforms a version-1 codec byte stands for: 0 none, 1 zstd at ``level``."""
+    """The block transforms a codec byte stands for: 0 none, 1 zstd at ``level``, 2 lz4 (no level)."""
     if codec == CODEC_ZSTD:
         return TransformChain([ZstdCompression(level)])
+    if codec == CODEC_LZ4:
+        return TransformChain([Lz4Compression()])
     if codec == CODEC_NONE:
         return TransformChain()
     raise ValueError(f"unknown codec {codec}")
 
 
 def chain_codec(chain: TransformChain) -> int:
-    """The codec byte that names ``chain`` in a version-1 header; ValueError if none does."""
+    """The codec byte that names ``chain`` in a segment header; ValueError if none does."""
     codec = _CODEC_OF_NAMES.get(chain.names)
     if codec is None:
-        raise ValueError(f"format version {FORMAT_VERSION} has no codec for {chain!r}")
+        raise ValueError(f"no codec of format versions 1 to {FORMAT_VERSION} stands for {chain!r}")
     return codec
 
 
-_CODEC_OF_NAMES = {(): CODEC_NONE, ("zstd",): CODEC_ZSTD}
+_CODEC_OF_NAMES = {(): CODEC_NONE, ("zstd",): CODEC_ZSTD, ("lz4",): CODEC_LZ4}
 # Reading needs no compression level: one chain per codec serves every block.
 _READ_CHAINS = {codec: codec_chain(codec) for codec in CODEC_NAMES}
 
@@ -155,7 +184,7 @@ def encode_header(topic: str, partition: int, base_offset: int, codec: int, crea
     name = topic.encode("utf-8")
     size = _HEADER_FIXED.size + len(name) + 4
     fixed = _HEADER_FIXED.pack(
-        HEADER_MAGIC, FORMAT_VERSION, codec, 0, size, partition, base_offset, created_ms, len(name)
+        HEADER_MAGIC, CODEC_VERSIONS[codec], codec, 0, size, partition, base_offset, created_ms, len(name)
     )
     body = fixed + name
     return body + struct.pack("<I", zlib.crc32(body))
@@ -168,12 +197,14 @@ def decode_header(data: bytes, *, name: str = "segment") -> SegmentHeader:
     if magic != HEADER_MAGIC:
         raise SegmentError(f"{name}: not a libkb segment (magic {magic!r})")
     if version > FORMAT_VERSION:
-        raise SegmentError(
-            f"{name}: format version {version} is newer than this libkb reads "
-            f"({FORMAT_VERSION}); upgrade libkb"
-        )
+        raise SegmentError(newer_version(name, version))
     if codec not in CODEC_NAMES:
         raise SegmentError(f"{name}: unknown codec {codec}")
+    if version < CODEC_VERSIONS[codec]:
+        raise SegmentError(
+            f"{name}: codec {CODEC_NAMES[codec]} needs format version {CODEC_VERSIONS[codec]}, "
+            f"the header says {version}"
+        )
     if len(data) < size or size != _HEADER_FIXED.size + topic_len + 4:
         raise SegmentError(f"{name}: truncated or inconsistent header")
     (crc,) = struct.unpack_from("<I", data, size - 4)
@@ -348,7 +379,7 @@ class RawBlock:
         )
 
     def compress(self, codec: int, level: int = 3) -> Block:
-        """The block compressed with a version-1 codec alone (tests and tools).
+        """The block compressed with a codec alone (tests and tools).
 
         Compression ignores the block's place, so none is given; the engine and
         :func:`encode_segment` use :meth:`transform` with the block's place.

@@ -1,8 +1,8 @@
 """Transforms of a block's bytes on their way to storage, undone in reverse on the way back.
 
 Why this module exists: what happens to a block's bytes between the segment
-builder and storage grows. Today it is compression (zstd, or nothing);
-encryption comes next, lz4 maybe later. Each is a :class:`BlockTransform`;
+builder and storage grows. Today it is compression (zstd, lz4, or nothing);
+encryption comes next. Each is a :class:`BlockTransform`;
 a :class:`TransformChain` applies them in order when a block is written and
 undoes them in reverse order when it is read. Pure: bytes in, bytes out, no
 I/O, so every transform is tested with bytes alone.
@@ -17,7 +17,7 @@ the wrong records.
 Checksums are not a transform: the segment writer checksums each block's
 stored bytes after the whole chain, so a corrupt block is still found, and
 named, alone. Which chain a segment used is the segment format's business
-(the header's codec byte in version 1, see :mod:`libkb.format.segment`).
+(the header's codec byte, see :mod:`libkb.format.segment`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+import lz4.frame
 import zstandard
 
 from libkb.errors import FormatError
@@ -165,3 +166,33 @@ class ZstdCompression:
                 raise TransformError("block decompressed to the wrong size")
         except zstandard.ZstdError as exc:
             raise TransformError(f"cannot decompress block: {exc}") from None
+
+
+class Lz4Compression:
+    """LZ4, one frame per block (the frame format, ``lz4.frame``) with its content size, no checksums.
+
+    Always LZ4's default fast mode: the original tool's lz4 has no level
+    either, and its high-compression levels are slower than zstd for less.
+    """
+
+    name = "lz4"
+
+    def encode(self, data: Buffer, context: BlockContext) -> bytes:
+        out: bytes = lz4.frame.compress(data, store_size=True)  # releases the GIL
+        return out
+
+    def decode(self, data: Buffer, context: BlockContext) -> bytes:
+        decompressor = lz4.frame.LZ4FrameDecompressor()
+        try:
+            # Bounded: a frame claiming more than the block head's size stops there.
+            out: bytes = decompressor.decompress(data, max_length=context.raw_len)
+        except RuntimeError as exc:
+            raise TransformError(f"cannot decompress block: {exc}") from None
+        if not decompressor.eof:
+            problem = (
+                "truncated lz4 frame" if decompressor.needs_input else "its lz4 frame holds more than raw_len"
+            )
+            raise TransformError(f"cannot decompress block: {problem}")
+        if decompressor.unused_data:
+            raise TransformError("cannot decompress block: bytes follow its lz4 frame")
+        return out

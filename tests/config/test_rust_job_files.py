@@ -339,7 +339,9 @@ def test_null_and_empty_blocks_mean_their_defaults() -> None:
 
 
 def test_modes_and_batches_keep_their_meaning() -> None:
-    assert job("oneshot-backup.yaml").backup.stop_at_current_offsets  # it ends: a snapshot
+    oneshot = job("oneshot-backup.yaml").backup
+    assert oneshot.stop_at_current_offsets  # it ends: a snapshot
+    assert (oneshot.compression, oneshot.compression_level) == ("lz4", 3)
     assert job("continuous-backup.yaml").backup.poll_timeout_secs == 1.0  # 2500 ms: capped
     assert job("filesystem-backup.yaml").backup.start_offset == "latest"
     assert job("azure-restore.yaml").restore.produce_batch_size == 500  # records, as there

@@ -1,26 +1,28 @@
-"""Write the backup-format compatibility fixture for the CURRENT format version.
+"""Write the backup-format compatibility fixture of one format version.
 
 Run by hand, once per released format version, from the repository root::
 
     .venv/bin/python tests/format/make_compat_fixture.py          # writes tests/data/compat/v<N>/
     .venv/bin/python tests/format/make_compat_fixture.py --force  # only while v<N> is unreleased
 
-``N`` is :data:`libkb.format.segment.FORMAT_VERSION`. The script writes through
-libkb's real filesystem storage backend with libkb's real writers
-(:class:`~libkb.format.segment.SegmentWriter`, :class:`~libkb.format.segment.BlockEncoder`,
-:func:`~libkb.format.segment.encode_segment` and the index/manifest models),
-in the order the backup engine writes (lease, manifest, then per partition each
-segment before the index that lists it, consumer groups, final manifest).
+``N`` is :data:`libkb.format.segment.FORMAT_VERSION` unless ``--version`` says
+otherwise. The script writes through libkb's real filesystem storage backend
+with libkb's real writers (:class:`~libkb.format.segment.SegmentWriter`,
+:class:`~libkb.format.segment.BlockEncoder`, :func:`~libkb.format.segment.encode_segment`
+and the index/manifest models), in the order the backup engine writes (lease,
+manifest, then per partition each segment before the index that lists it,
+consumer groups, final manifest).
 
 The generated files are committed and must never change once the version is
 released: ``tests/format/test_compat.py`` reads every ``tests/data/compat/v*/``
 directory with the current code and compares it with expectations written out
-by hand in the test. A new format version adds a new directory (run this
-script after bumping ``FORMAT_VERSION``, then add that directory's
-expectations to the test); the old directories stay and keep passing. See
-``docs/format.rst`` ("Compatibility fixtures").
+by hand in the test. A new format version adds a new directory (bump
+``FORMAT_VERSION``, add a writer for what the version added to :data:`WRITERS`,
+run this script, then add that directory's expectations to the test); the old
+directories stay and keep passing. See ``docs/format.rst`` ("Compatibility
+fixtures").
 
-Two backups are written into one storage location:
+``v1`` holds two backups:
 
 ``full``
     two complete runs (zstd, then none): 2 topics, 4 partitions (one never
@@ -34,6 +36,16 @@ Two backups are written into one storage location:
     segment stored but not yet in its partition's index, and a partition
     whose first index was never written. Readers rebuild both indexes from
     the listing and the segments' headers and footers.
+
+``v2`` (the lz4 codec) holds one backup:
+
+``lz4``
+    a run with ``compression: lz4`` (segments of two blocks, one block, and
+    none; awkward records), then a run with zstd and none appending to the
+    same partitions and filling a second topic. Each object has the lowest
+    version that holds it: the lz4 segments, the indexes listing one and the
+    manifest (compression lz4) are version 2; the zstd and none segments, the
+    other topic's index and the consumer-group snapshot stay version 1.
 """
 
 from __future__ import annotations
@@ -41,7 +53,8 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from libkb import __version__
@@ -57,11 +70,13 @@ from libkb.format.models import (
     groups_key,
     groups_to_json,
     index_key,
+    lease_generation_key,
     legacy_lease_key,
     manifest_key,
     segment_key,
 )
 from libkb.format.segment import (
+    CODEC_LZ4,
     CODEC_NAMES,
     CODEC_NONE,
     CODEC_ZSTD,
@@ -80,6 +95,8 @@ COMPAT_ROOT = Path(__file__).resolve().parent.parent / "data" / "compat"
 RUN1_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 RUN2_MS = 1_704_153_600_000  # 2024-01-02T00:00:00Z
 RUN3_MS = 1_704_240_000_000  # 2024-01-03T00:00:00Z
+RUN4_MS = 1_704_326_400_000  # 2024-01-04T00:00:00Z
+RUN5_MS = 1_704_412_800_000  # 2024-01-05T00:00:00Z
 BIG = 2**32 + 100  # events[0] starts above 2**32: 64-bit offsets everywhere
 
 # -- backup "full", run 1 (zstd) ------------------------------------------------------------
@@ -135,6 +152,41 @@ LOGS_0_STRAY: list[Record] = [
     (4, RUN3_MS + 4, 1, b"l4", b"line 4", None),
 ]
 LOGS_1_STRAY: list[Record] = [(10, RUN3_MS + 5, 1, None, b"line 10", None)]
+
+
+# -- backup "lz4" (v2), run 1 (lz4) ----------------------------------------------------------
+
+# offset 2 was compacted away; 5 was a transaction marker
+METRICS_0_A_BLOCKS: list[list[Record]] = [
+    [
+        (0, RUN4_MS, 1, b"host-a", b"cpu=0.50 " * 20, [("unit", b"pct"), ("unit", None)]),
+        (1, RUN4_MS + 10, 2, None, b"", None),
+    ],
+    [
+        (3, -1, 0, b"", None, [("\u00e9t\u00e9", b"")]),
+        (4, RUN4_MS + 5, 1, b"host-b", b"\x00\x01" * 40, None),
+    ],
+]
+METRICS_1_A: list[Record] = [
+    (0, RUN4_MS + 1, 1, b"host-c", b"mem=0.25 " * 10, None),
+    (1, RUN4_MS + 2, 1, b"host-c", b"mem=0.25 " * 10, [("a", b"1"), ("b", b"2"), ("a", b"3")]),
+    (2, RUN4_MS + 3, 2, b"host-c", None, None),
+]
+
+# -- backup "lz4" (v2), run 2 (zstd, then none) ----------------------------------------------
+
+METRICS_0_C: list[Record] = [
+    (8, RUN5_MS + 1, 1, b"host-a", b"cpu=0.75", None),
+    (9, RUN5_MS + 2, 1, b"host-b", b"cpu=0.10", []),
+]
+METRICS_1_B: list[Record] = [
+    (3, RUN5_MS + 3, 1, None, b"\xff" * 3, [("z", None)]),
+    (4, RUN5_MS + 4, 1, b"host-c", b"mem=0.30", None),
+]
+PLAIN_0_A: list[Record] = [
+    (0, RUN5_MS + 10, 1, b"p", b"plain 0", None),
+    (1, RUN5_MS + 20, 1, b"p", b"plain 1", None),
+]
 
 
 def write_segment(
@@ -298,14 +350,102 @@ def write_crashed(backend: StorageBackend) -> None:
     write_segment(backend, bid, "logs", 1, 10, 12, [LOGS_1_STRAY], z, RUN3_MS + 2000)
 
 
+def take_lease(backend: StorageBackend, bid: str, generation: int, lease: LeaseInfo) -> None:
+    """Create the next lease generation and delete the older one, as a run starts."""
+    assert backend.put_if_absent(lease_generation_key(bid, generation), lease.to_json())
+    if generation > 1:
+        backend.delete(lease_generation_key(bid, generation - 1))
+
+
+def write_lz4(backend: StorageBackend) -> None:
+    bid = "lz4"
+    indexes = {
+        ("metrics", 0): PartitionIndex("metrics", 0),
+        ("metrics", 1): PartitionIndex("metrics", 1),
+        ("plain", 0): PartitionIndex("plain", 0),
+    }
+
+    def store(topic: str, partition: int, entry: SegmentEntry) -> None:
+        index = indexes[(topic, partition)]
+        index.segments.append(entry)
+        backend.put(index_key(bid, topic, partition), index.to_json())  # after its segment
+
+    # run 1: snapshot, lz4
+    run1 = RunInfo("20240104T000000Z-dddddddd", RUN4_MS, mode="snapshot")
+    lease = LeaseInfo(run1.run_id, "backup-host-4", 4444, RUN4_MS + 60_000, generation=1)
+    take_lease(backend, bid, 1, lease)
+    manifest = Manifest(
+        backup_id=bid,
+        created_ms=RUN4_MS,
+        updated_ms=RUN4_MS,
+        compression="lz4",
+        topics={"metrics": TopicInfo(2, 1, {"retention.ms": "604800000"}), "plain": TopicInfo(1, 1, {})},
+        runs=[run1],
+        source_cluster_id="lz4-cluster-0000000000",
+        libkb_version=__version__,
+    )
+    backend.put(manifest_key(bid), manifest.to_json())
+    lz = CODEC_LZ4
+    store(
+        "metrics", 0, write_segment(backend, bid, "metrics", 0, 0, 6, METRICS_0_A_BLOCKS, lz, RUN4_MS + 5000)
+    )
+    store("metrics", 0, write_segment(backend, bid, "metrics", 0, 6, 8, [], lz, RUN4_MS + 6000))
+    store("metrics", 1, put_whole_segment(backend, bid, "metrics", 1, 0, 3, METRICS_1_A, lz, RUN4_MS + 5000))
+    run1.status = "complete"
+    run1.finished_ms = RUN4_MS + 60_000
+    run1.records, run1.bytes = stats(*METRICS_0_A_BLOCKS, METRICS_1_A)
+    manifest.updated_ms = run1.finished_ms
+    backend.put(manifest_key(bid), manifest.to_json())
+    backend.put(lease_generation_key(bid, 1), replace(lease, released=True).to_json())
+
+    # run 2: snapshot, compression switched to zstd (and none for one segment, as a tool may write)
+    run2 = RunInfo("20240105T000000Z-eeeeeeee", RUN5_MS, mode="snapshot")
+    lease = LeaseInfo(run2.run_id, "backup-host-5", 5555, RUN5_MS + 60_000, generation=2)
+    take_lease(backend, bid, 2, lease)
+    manifest.runs.append(run2)
+    manifest.updated_ms = RUN5_MS
+    backend.put(manifest_key(bid), manifest.to_json())
+    z, n = CODEC_ZSTD, CODEC_NONE
+    store("metrics", 0, write_segment(backend, bid, "metrics", 0, 8, 10, [METRICS_0_C], z, RUN5_MS + 5000))
+    store("metrics", 1, write_segment(backend, bid, "metrics", 1, 3, 5, [METRICS_1_B], n, RUN5_MS + 5000))
+    store("plain", 0, write_segment(backend, bid, "plain", 0, 0, 2, [PLAIN_0_A], z, RUN5_MS + 5000))
+    groups = [GroupOffsets("dashboards", {"metrics": {0: 10, 1: 4}, "plain": {0: 1}})]
+    backend.put(groups_key(bid), groups_to_json(groups, RUN5_MS + 59_000))
+    run2.status = "complete"
+    run2.finished_ms = RUN5_MS + 60_000
+    run2.records, run2.bytes = stats(METRICS_0_C, METRICS_1_B, PLAIN_0_A)
+    manifest.updated_ms = run2.finished_ms
+    backend.put(manifest_key(bid), manifest.to_json())
+    backend.put(lease_generation_key(bid, 2), replace(lease, released=True).to_json())
+
+
+#: What each format version's fixture holds: the writers of its backups.
+WRITERS: dict[int, tuple[Callable[[StorageBackend], None], ...]] = {
+    1: (write_full, write_crashed),
+    2: (write_lz4,),
+}
+
+
+def write_fixture(target: Path, version: int) -> list[str]:
+    """Write version ``version``'s backups into the storage location ``target``; returns its keys."""
+    backend = create_backend_from_config(FilesystemConfig(path=str(target)))
+    try:
+        for writer in WRITERS[version]:
+            writer(backend)
+        return backend.list("")
+    finally:
+        backend.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--force", action="store_true", help="replace an existing directory (never for a released version)"
     )
     parser.add_argument("--root", type=Path, default=COMPAT_ROOT, help="default: %(default)s")
+    parser.add_argument("--version", type=int, default=FORMAT_VERSION, choices=sorted(WRITERS))
     args = parser.parse_args(argv)
-    target = args.root / f"v{FORMAT_VERSION}"
+    target = args.root / f"v{args.version}"
     if target.exists():
         if not args.force:
             print(
@@ -315,15 +455,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 1
         shutil.rmtree(target)
-    backend = create_backend_from_config(FilesystemConfig(path=str(target)))
-    try:
-        write_full(backend)
-        write_crashed(backend)
-        keys = backend.list("")
-    finally:
-        backend.close()
+    keys = write_fixture(target, args.version)
     total = sum((target / k).stat().st_size for k in keys)
-    print(f"wrote {len(keys)} objects, {total} bytes, format version {FORMAT_VERSION}, into {target}")
+    print(f"wrote {len(keys)} objects, {total} bytes, format version {args.version}, into {target}")
     return 0
 
 

@@ -6,12 +6,14 @@ Those files never change. This module reads each of them with the CURRENT
 code and compares what it reads with expectations written out here by hand
 (never regenerated from the files), checks every checksum and the offset
 coverage, re-parses each segment with an independent reader written from
-``docs/format.rst`` alone, and checks that readers refuse versions newer than
-they know with the documented message.
+``docs/format.rst`` alone, lists, deep-validates and restores each backup
+(into the in-memory fake Kafka of ``tests/fakes``) record for record, checks
+that today's writers still write each old version byte for byte, and that
+readers refuse versions newer than they know with the documented message.
 
-Adding format version ``N+1``: bump ``FORMAT_VERSION``, run the fixture
-script, add ``"v<N+1>"`` to :data:`EXPECTED`; every older entry must keep
-passing untouched.
+Adding format version ``N+1``: bump ``FORMAT_VERSION``, add its writer to the
+fixture script and run it, add ``"v<N+1>"`` to :data:`EXPECTED`; every older
+entry must keep passing untouched.
 """
 
 from __future__ import annotations
@@ -27,12 +29,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import lz4.frame
 import msgpack
 import pytest
 import zstandard
 
 from libkb.backup.lease import LeaseInfo
 from libkb.backup.state import load_index, read_segment_entry
+from libkb.catalog import list_backups, validate_backup
+from libkb.config import parse_config
 from libkb.errors import FormatError
 from libkb.format.models import (
     GroupOffsets,
@@ -45,8 +50,10 @@ from libkb.format.models import (
     groups_from_json,
     groups_key,
     index_key,
+    lease_generation_key,
     legacy_lease_key,
     manifest_key,
+    parse_lease_key,
     parse_segment_key,
     segment_key,
 )
@@ -59,7 +66,10 @@ from libkb.format.segment import (
     decode_header,
     encode_segment,
 )
+from libkb.restore.engine import RestoreEngine
 from libkb.storage import FilesystemConfig, StorageBackend, create_backend_from_config
+from tests.fakes import FakeKafka
+from tests.format.make_compat_fixture import write_fixture
 
 COMPAT_ROOT = Path(__file__).resolve().parent.parent / "data" / "compat"
 DOCS = Path(__file__).resolve().parent.parent.parent / "docs" / "format.rst"
@@ -70,6 +80,10 @@ BIG = 2**32 + 100
 R1 = 1_704_067_200_000  # run 1 of "full" started
 R2 = 1_704_153_600_000  # run 2 of "full" started
 R3 = 1_704_240_000_000  # the run of "crashed" started
+R4 = 1_704_326_400_000  # run 1 of "lz4" started
+R5 = 1_704_412_800_000  # run 2 of "lz4" started
+#: The format version each codec needs, as docs/format.rst states it (not taken from the code).
+CODEC_VERSION = {0: 1, 1: 1, 2: 2}
 JSON: list[tuple[str, bytes | None]] = [("content-type", b"application/json")]
 
 
@@ -89,12 +103,15 @@ class Seg:
 @dataclass(frozen=True)
 class Expected:
     keys: list[str]
+    #: backup id -> (status, records) as ``kafka-backup list`` shows them
+    listed: dict[str, tuple[str, int]]
     manifests: dict[str, Manifest]
     indexes: dict[str, PartitionIndex]  # key -> content
     absent_indexes: list[str]  # partitions with no index object
     segments: dict[str, Seg]
     groups: dict[str, tuple[int, list[GroupOffsets]]]
-    leases: dict[str, LeaseInfo]
+    leases: dict[str, LeaseInfo]  # the lease.json of earlier builds
+    generations: dict[str, LeaseInfo]  # lease generation key -> its content
     # after a crash: partition index key -> what a reader must rebuild
     recovered: dict[str, PartitionIndex]
 
@@ -107,6 +124,15 @@ def _entry(
         segment_key(bid, topic, partition, base), base, end, count, first, last, min_ts, max_ts,
         size, raw, codec,
     )  # fmt: skip
+
+
+def _seg(codec: int, topic: str, p: int, base: int, created: int, e: SegmentEntry, blocks: int,
+         crc: int, records: list[list[Record]]) -> tuple[str, Seg]:  # fmt: skip
+    footer = SegmentFooter(
+        e.record_count, blocks, e.first_offset, e.last_offset, e.end_offset, e.min_timestamp,
+        e.max_timestamp, e.raw_bytes, crc,
+    )  # fmt: skip
+    return e.key, Seg(codec, topic, p, base, created, footer, records)
 
 
 def _v1() -> Expected:
@@ -132,58 +158,50 @@ def _v1() -> Expected:
     ]
     l1 = [_entry("crashed", "logs", 1, 10, 12, 1, 10, 10, R3 + 5, R3 + 5, 182, 23, "zstd")]
 
-    def seg(codec: int, topic: str, p: int, base: int, created: int, e: SegmentEntry, blocks: int,
-            crc: int, records: list[list[Record]]) -> tuple[str, Seg]:  # fmt: skip
-        footer = SegmentFooter(
-            e.record_count, blocks, e.first_offset, e.last_offset, e.end_offset, e.min_timestamp,
-            e.max_timestamp, e.raw_bytes, crc,
-        )  # fmt: skip
-        return e.key, Seg(codec, topic, p, base, created, footer, records)
-
     segments = dict(
         [
-            seg(1, "orders", 0, 0, R1 + 5000, o0[0], 1, 3535360418, [[
+            _seg(1, "orders", 0, 0, R1 + 5000, o0[0], 1, 3535360418, [[
                 (0, R1, 1, b"k0", b"v0", None),
                 (1, R1 + 500, 2, None, b"null key", [("trace", b"abc"), ("trace", b"def"), ("absent", None)]),
                 (2, -1, 0, b"", b"", [("empty", b"")]),
                 (3, R1 + 1000, 1, b"k3", None, None),
             ]]),
-            seg(1, "orders", 0, 4, R1 + 6000, o0[1], 2, 1893568882, [
+            _seg(1, "orders", 0, 4, R1 + 6000, o0[1], 2, 1893568882, [
                 [(4, R1 + 2000, 1, b"k4", b"v4", None), (7, R1 + 3000, 1, b"k7", b"v7v7v7", [("h", b"1")])],
                 [(9, R1 + 1500, 1, b"k9", b"v9", None)],
             ]),
-            seg(1, "orders", 0, 12, R1 + 7000, o0[2], 0, 558161692, []),
-            seg(0, "orders", 0, 15, R2 + 5000, o0[3], 1, 3082618001, [[
+            _seg(1, "orders", 0, 12, R1 + 7000, o0[2], 0, 558161692, []),
+            _seg(0, "orders", 0, 15, R2 + 5000, o0[3], 1, 3082618001, [[
                 (15, R2 + 1000, 2, b"k15", b"\x00\xff binary", [("\u00fc-utf8", b"\xc3\xbc")]),
                 (16, R2 + 2000, 1, b"k16", b"v16", []),
             ]]),
-            seg(1, "orders", 1, 0, R1 + 5000, o1[0], 1, 2336770155, [[
+            _seg(1, "orders", 1, 0, R1 + 5000, o1[0], 1, 2336770155, [[
                 (0, R1 + 10, 1, b"a", b"1", None),
                 (1, R1 + 20, 1, b"b", b"2", None),
                 (2, R1 + 30, 1, b"c", b"3", None),
             ]]),
-            seg(0, "orders", 1, 6, R2 + 5000, o1[1], 1, 2857019932, [[
+            _seg(0, "orders", 1, 6, R2 + 5000, o1[1], 1, 2857019932, [[
                 (6, R2 + 10, 1, b"f", b"6", None),
                 (7, R2 + 20, 1, b"g", b"7", None),
             ]]),
-            seg(1, "events", 0, BIG, R1 + 5000, e0[0], 1, 1854221601, [[
+            _seg(1, "events", 0, BIG, R1 + 5000, e0[0], 1, 1854221601, [[
                 (BIG, R1 + 100, 2, None, b'{"event":"start"}', JSON),
                 (BIG + 1, R1 + 200, 2, None, b'{"event":"tick"}', JSON),
                 (BIG + 2, R1 + 300, 2, None, b'{"event":"stop"}', JSON),
             ]]),
-            seg(0, "events", 0, BIG + 3, R2 + 5000, e0[1], 1, 1399685949, [[
+            _seg(0, "events", 0, BIG + 3, R2 + 5000, e0[1], 1, 1399685949, [[
                 (BIG + 3, R2 + 100, 1, b"e", b"x", [("a", None), ("a", None)]),
                 (BIG + 4, R2 + 200, 0, b"e", b"y", None),
             ]]),
-            seg(1, "logs", 0, 0, R3 + 1000, l0[0], 1, 660292443, [[
+            _seg(1, "logs", 0, 0, R3 + 1000, l0[0], 1, 660292443, [[
                 (0, R3 + 1, 1, b"l0", b"line 0", None),
                 (1, R3 + 2, 1, b"l1", b"line 1", None),
             ]]),
-            seg(1, "logs", 0, 2, R3 + 2000, l0[1], 1, 4245869181, [[
+            _seg(1, "logs", 0, 2, R3 + 2000, l0[1], 1, 4245869181, [[
                 (2, R3 + 3, 1, b"l2", b"line 2", None),
                 (4, R3 + 4, 1, b"l4", b"line 4", None),
             ]]),
-            seg(1, "logs", 1, 10, R3 + 2000, l1[0], 1, 1590825876, [[
+            _seg(1, "logs", 1, 10, R3 + 2000, l1[0], 1, 1590825876, [[
                 (10, R3 + 5, 1, None, b"line 10", None),
             ]]),
         ]
@@ -224,6 +242,7 @@ def _v1() -> Expected:
     )
     return Expected(
         keys=keys,
+        listed={"crashed": ("interrupted", 2), "full": ("complete", 19)},  # the indexes' counts
         manifests={"full": full, "crashed": crashed},
         indexes={
             index_key("full", "orders", 0): PartitionIndex("orders", 0, o0, [], 1),
@@ -245,6 +264,7 @@ def _v1() -> Expected:
             )
         },
         leases={"crashed": LeaseInfo("20240103T000000Z-cccccccc", "backup-host-3", 3333, R3 + 60_000)},
+        generations={},
         recovered={
             index_key("crashed", "logs", 0): PartitionIndex("logs", 0, l0, [], 1),
             index_key("crashed", "logs", 1): PartitionIndex("logs", 1, l1, [], 1),
@@ -252,7 +272,88 @@ def _v1() -> Expected:
     )
 
 
-EXPECTED: dict[str, Expected] = {"v1": _v1()}
+def _v2() -> Expected:
+    m0 = [
+        _entry("lz4", "metrics", 0, 0, 6, 4, 0, 4, -1, R4 + 10, 347, 357, "lz4"),
+        _entry("lz4", "metrics", 0, 6, 8, 0, -1, -1, -1, -1, 121, 0, "lz4"),
+        _entry("lz4", "metrics", 0, 8, 10, 2, 8, 9, R5 + 1, R5 + 2, 210, 62, "zstd"),
+    ]
+    m1 = [
+        _entry("lz4", "metrics", 1, 0, 3, 3, 0, 2, R4 + 1, R4 + 3, 258, 266, "lz4"),
+        _entry("lz4", "metrics", 1, 3, 5, 2, 3, 4, R5 + 3, R5 + 4, 207, 54, "none"),
+    ]
+    p0 = [_entry("lz4", "plain", 0, 0, 2, 2, 0, 1, R5 + 10, R5 + 20, 198, 50, "zstd")]
+    segments = dict(
+        [
+            _seg(2, "metrics", 0, 0, R4 + 5000, m0[0], 2, 62024942, [
+                [
+                    (0, R4, 1, b"host-a", b"cpu=0.50 " * 20, [("unit", b"pct"), ("unit", None)]),
+                    (1, R4 + 10, 2, None, b"", None),
+                ],
+                [
+                    (3, -1, 0, b"", None, [("\u00e9t\u00e9", b"")]),
+                    (4, R4 + 5, 1, b"host-b", b"\x00\x01" * 40, None),
+                ],
+            ]),
+            _seg(2, "metrics", 0, 6, R4 + 6000, m0[1], 0, 558161692, []),
+            _seg(1, "metrics", 0, 8, R5 + 5000, m0[2], 1, 2125809113, [[
+                (8, R5 + 1, 1, b"host-a", b"cpu=0.75", None),
+                (9, R5 + 2, 1, b"host-b", b"cpu=0.10", []),
+            ]]),
+            _seg(2, "metrics", 1, 0, R4 + 5000, m1[0], 1, 951715430, [[
+                (0, R4 + 1, 1, b"host-c", b"mem=0.25 " * 10, None),
+                (1, R4 + 2, 1, b"host-c", b"mem=0.25 " * 10, [("a", b"1"), ("b", b"2"), ("a", b"3")]),
+                (2, R4 + 3, 2, b"host-c", None, None),
+            ]]),
+            _seg(0, "metrics", 1, 3, R5 + 5000, m1[1], 1, 294821349, [[
+                (3, R5 + 3, 1, None, b"\xff" * 3, [("z", None)]),
+                (4, R5 + 4, 1, b"host-c", b"mem=0.30", None),
+            ]]),
+            _seg(1, "plain", 0, 0, R5 + 5000, p0[0], 1, 3156704943, [[
+                (0, R5 + 10, 1, b"p", b"plain 0", None),
+                (1, R5 + 20, 1, b"p", b"plain 1", None),
+            ]]),
+        ]
+    )  # fmt: skip
+    manifest = Manifest(
+        backup_id="lz4",
+        created_ms=R4,
+        updated_ms=R5 + 60_000,
+        compression="lz4",
+        topics={"metrics": TopicInfo(2, 1, {"retention.ms": "604800000"}), "plain": TopicInfo(1, 1, {})},
+        runs=[
+            RunInfo("20240104T000000Z-dddddddd", R4, R4 + 60_000, "complete", "snapshot", 7, 623),
+            RunInfo("20240105T000000Z-eeeeeeee", R5, R5 + 60_000, "complete", "snapshot", 6, 166),
+        ],
+        source_cluster_id="lz4-cluster-0000000000",
+        libkb_version="0.1.0",
+        format_version=2,
+    )
+    lease = lease_generation_key("lz4", 2)
+    indexes = {
+        index_key("lz4", "metrics", 0): PartitionIndex("metrics", 0, m0, [], 2),  # lists lz4 segments
+        index_key("lz4", "metrics", 1): PartitionIndex("metrics", 1, m1, [], 2),
+        index_key("lz4", "plain", 0): PartitionIndex("plain", 0, p0, [], 1),  # no lz4: still version 1
+    }
+    return Expected(
+        keys=sorted([manifest_key("lz4"), groups_key("lz4"), lease, *indexes, *segments]),
+        listed={"lz4": ("complete", 13)},
+        manifests={"lz4": manifest},
+        indexes=indexes,
+        absent_indexes=[],
+        segments=segments,
+        groups={
+            "lz4": (R5 + 59_000, [GroupOffsets("dashboards", {"metrics": {0: 10, 1: 4}, "plain": {0: 1}})])
+        },
+        leases={},
+        generations={
+            lease: LeaseInfo("20240105T000000Z-eeeeeeee", "backup-host-5", 5555, R5 + 60_000, 2, True)
+        },
+        recovered={},
+    )
+
+
+EXPECTED: dict[str, Expected] = {"v1": _v1(), "v2": _v2()}
 
 
 @pytest.fixture(params=VERSIONS)
@@ -275,7 +376,7 @@ def expected(version: str) -> Expected:
 
 
 def parse_per_spec(data: bytes) -> dict[str, Any]:
-    """Decode a segment with struct/zlib/zstandard/msgpack, checking every checksum as documented."""
+    """Decode a segment with struct/zlib/zstandard/lz4/msgpack, checking every checksum as documented."""
     assert data[:4] == b"LKBS"
     version, codec, flags, header_len, partition, base, created, topic_len = struct.unpack_from(
         "<BBHIiqqH", data, 4
@@ -299,7 +400,12 @@ def parse_per_spec(data: bytes) -> dict[str, Any]:
         payload = data[pos + 32 : pos + 4 + block_len]
         assert len(payload) == block_len - 28
         assert zlib.crc32(payload) == payload_crc
-        raw = zstandard.ZstdDecompressor().decompress(payload, max_output_size=raw_len) if codec else payload
+        if codec == 1:
+            raw = zstandard.ZstdDecompressor().decompress(payload, max_output_size=raw_len)
+        elif codec == 2:
+            raw = lz4.frame.decompress(payload)
+        else:
+            raw = payload
         assert len(raw) == raw_len
         records: list[Record] = []
         unpacker = msgpack.Unpacker(raw=False, use_list=True)
@@ -407,7 +513,7 @@ def test_segments_decode_exactly_and_checksums_hold(
 
         # an independent reader built from the documentation agrees byte for byte
         spec = parse_per_spec(data)
-        assert spec["version"] == header.version == int(version[1:])
+        assert spec["version"] == header.version == CODEC_VERSION[want.codec]  # the lowest that has the codec
         assert (spec["codec"], spec["topic"], spec["partition"], spec["base"]) == (
             want.codec,
             want.topic,
@@ -429,9 +535,76 @@ def test_consumer_group_snapshots(backend: StorageBackend, expected: Expected) -
 def test_leases(backend: StorageBackend, expected: Expected) -> None:
     for backup_id, lease in expected.leases.items():
         assert LeaseInfo.from_json(backend.get(legacy_lease_key(backup_id))) == lease
+    for key, lease in expected.generations.items():
+        assert LeaseInfo.from_json(backend.get(key)) == lease
     for backup_id in expected.manifests:
         if backup_id not in expected.leases:
             assert not backend.exists(legacy_lease_key(backup_id))
+
+
+# -- what users run on it: list, validate --deep, restore ---------------------------------------
+
+
+def test_list_shows_every_backup(backend: StorageBackend, expected: Expected) -> None:
+    listed = {s.backup_id: (s.status, s.records) for s in list_backups(backend)}
+    assert listed == expected.listed
+
+
+def test_deep_validation_passes(backend: StorageBackend, expected: Expected) -> None:
+    for backup_id, (_, records) in expected.listed.items():
+        report = validate_backup(backend, backup_id, deep=True)
+        assert report.ok, report.problems
+        assert report.checked_records >= records  # the crashed run's unindexed segments are read too
+
+
+def _stored(expected: Expected, backup_id: str) -> dict[tuple[str, int], list[Record]]:
+    """The records of each partition of a backup, in offset order, from the expectations above."""
+    out: dict[tuple[str, int], list[Record]] = {}
+    for key, seg in sorted(expected.segments.items(), key=lambda kv: (kv[0].split("/")[:4], kv[1].base)):
+        if key.startswith(f"{backup_id}/"):
+            out.setdefault((seg.topic, seg.partition), []).extend(r for b in seg.blocks for r in b)
+    return out
+
+
+def test_restore_gives_back_the_exact_records(version: str, expected: Expected, tmp_path: Path) -> None:
+    """Each complete backup restored into an empty (fake) cluster: every partition's records, exactly."""
+    for backup_id, (status, _) in expected.listed.items():
+        if status != "complete":
+            continue
+        target = FakeKafka()
+        config = parse_config(
+            {
+                "mode": "restore",
+                "backup_id": backup_id,
+                "target": {"bootstrap_servers": ["fake:9092"], "topics": {"include": ["*"]}},
+                "storage": {"backend": "filesystem", "path": str(tmp_path / version)},
+                "restore": {"create_topics": True},
+            },
+            source="test",
+        )
+        with _copy(version, tmp_path) as backend:
+            engine = RestoreEngine(
+                config,
+                backend=backend,
+                admin=target.admin(),
+                producer_factory=target.producer_factory,
+                consumer_factory=target.consumer_factory,
+            )
+            result = engine.run()
+        stored = _stored(expected, backup_id)
+        assert result.status == "complete" and result.records == sum(map(len, stored.values()))
+        for (topic, partition), records in stored.items():
+            # A restore produces each record's timestamp, key, value and headers; a record without a
+            # timestamp (type 0, or -1) gets the target's time; no headers and [] are one on the wire.
+            want = [
+                (ts if ts_type and ts >= 0 else None, k, v, h or None) for _, ts, ts_type, k, v, h in records
+            ]
+            got = [r.stored() for r in target.cluster.records(topic, partition)]
+            assert len(got) == len(want), (topic, partition)
+            got_as_wanted = [
+                (g[1] if w[0] is not None else None, *g[3:]) for g, w in zip(got, want, strict=True)
+            ]
+            assert got_as_wanted == want, (topic, partition)
 
 
 # -- crash consistency ------------------------------------------------------------------------
@@ -491,20 +664,32 @@ def test_a_future_segment_version_is_refused_clearly() -> None:
         SegmentReader(bytes(data), name="future.kbs")
 
 
-@pytest.mark.parametrize(
-    ("key", "loader"),
-    [
-        (manifest_key("full"), Manifest.from_json),
-        (index_key("full", "orders", 1), PartitionIndex.from_json),
-        (groups_key("full"), groups_from_json),
-    ],
-)
+def _newest_objects() -> list[tuple[str, Any]]:
+    expected = EXPECTED[VERSIONS[-1]]
+    return [
+        (next(iter(manifest_key(b) for b in expected.manifests)), Manifest.from_json),
+        (next(iter(expected.indexes)), PartitionIndex.from_json),
+        (groups_key(next(iter(expected.groups))), groups_from_json),
+    ]
+
+
+@pytest.mark.parametrize(("key", "loader"), _newest_objects())
 def test_a_future_json_version_is_refused_clearly(key: str, loader: Any) -> None:
     body = json.loads((COMPAT_ROOT / VERSIONS[-1] / key).read_bytes())
     body["format_version"] = FORMAT_VERSION + 1
     body["a_field_from_the_future"] = {"x": 1}
     with pytest.raises(FormatError, match=f"format version {FORMAT_VERSION + 1} is {NEWER}"):
         loader(json.dumps(body).encode(), name=key)
+
+
+def test_todays_writers_still_write_every_version_byte_for_byte(version: str, tmp_path: Path) -> None:
+    """An object is written with the lowest version that holds it: a backup using only what version N
+    had is still written as version N, readable by every libkb since. (Leases carry no format version.)"""
+    keys = write_fixture(tmp_path / version, int(version[1:]))
+    assert keys == EXPECTED[version].keys
+    for key in keys:
+        if parse_lease_key(key) is None:
+            assert (tmp_path / version / key).read_bytes() == (COMPAT_ROOT / version / key).read_bytes(), key
 
 
 # -- the worked example in docs/format.rst ----------------------------------------------------

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import re
+
 import pytest
 
 from libkb.errors import FormatError
@@ -85,11 +89,51 @@ def test_groups_round_trip() -> None:
     [
         (b"not json", "not valid JSON"),
         (b'{"x": 1}', "not a libkb object"),
-        (b'{"format": "libkb-backup", "format_version": 99}', "newer than this libkb"),
+        (
+            b'{"format": "libkb-backup", "format_version": 99}',
+            "format version 99 is newer than this libkb reads (1 to 2): it was written by a newer libkb; "
+            "upgrade libkb",
+        ),
         (b'{"format": "libkb-backup", "format_version": 1}', "malformed"),
     ],
 )
 def test_bad_objects_name_themselves(data: bytes, words: str) -> None:
-    with pytest.raises(FormatError, match=words) as info:
+    with pytest.raises(FormatError, match=re.escape(words)) as info:
         Manifest.from_json(data, name="bk/manifest.json")
     assert "bk/manifest.json" in str(info.value)
+
+
+def _version(data: bytes) -> int:
+    return int(json.loads(data)["format_version"])
+
+
+def test_each_object_is_written_with_the_lowest_version_that_holds_it() -> None:
+    """Without lz4 a backup stays version 1 (readable by every libkb); lz4 makes an object version 2."""
+    zstd_only = PartitionIndex("t", 0, [entry(0, 10)])
+    assert _version(zstd_only.to_json()) == 1
+    with_lz4 = PartitionIndex("t", 0, [entry(0, 10), dataclasses.replace(entry(10, 20), codec="lz4")])
+    assert _version(with_lz4.to_json()) == 2
+    read = PartitionIndex.from_json(with_lz4.to_json())
+    assert read.format_version == 2 and read.segments == with_lz4.segments
+    for compression, version in (("zstd", 1), ("none", 1), ("lz4", 2)):
+        manifest = Manifest("b", 1, 2, compression)
+        assert _version(manifest.to_json()) == version
+        assert Manifest.from_json(manifest.to_json()).format_version == version
+    assert _version(groups_to_json([GroupOffsets("g", {"t": {0: 1}})], 9)) == 1
+
+
+def test_a_version_1_object_naming_lz4_is_refused() -> None:
+    index = json.loads(PartitionIndex("t", 0, [dataclasses.replace(entry(0, 10), codec="lz4")]).to_json())
+    index["format_version"] = 1
+    with pytest.raises(
+        FormatError, match=r"^x/index\.json: codec lz4 needs format version 2, the object says 1$"
+    ):
+        PartitionIndex.from_json(json.dumps(index).encode(), name="x/index.json")
+    manifest = json.loads(Manifest("b", 1, 2, "lz4").to_json())
+    manifest["format_version"] = 1
+    with pytest.raises(FormatError, match="codec lz4 needs format version 2"):
+        Manifest.from_json(json.dumps(manifest).encode())
+    index["segments"][0]["codec"] = "brotli"
+    index["format_version"] = 2
+    with pytest.raises(FormatError, match=r"^x/index\.json: unknown codec 'brotli'$"):
+        PartitionIndex.from_json(json.dumps(index).encode(), name="x/index.json")

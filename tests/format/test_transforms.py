@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import zlib
 
+import lz4.frame
 import pytest
 
 from libkb.format.segment import (
+    CODEC_LZ4,
     CODEC_NONE,
     CODEC_ZSTD,
     BlockEncoder,
@@ -25,6 +27,7 @@ from libkb.format.transforms import (
     BlockTransform,
     Buffer,
     DecodesInto,
+    Lz4Compression,
     TransformChain,
     TransformError,
     ZstdCompression,
@@ -105,6 +108,35 @@ def test_zstd_refuses_what_is_not_its_frame() -> None:
         ZstdCompression().decode(b"not a zstd frame", at(DATA))
 
 
+def test_lz4_round_trip_is_one_frame_with_its_content_size() -> None:
+    chain = TransformChain([Lz4Compression()])
+    stored = chain.encode(DATA, at(DATA))
+    assert bytes(stored[:4]) == b"\x04\x22\x4d\x18" and len(stored) < len(DATA) // 3  # the frame magic
+    info = lz4.frame.get_frame_info(bytes(stored))
+    assert info["content_size"] == len(DATA) and not info["content_checksum"]
+    assert chain.decode(stored, at(DATA)) == DATA
+    # Any lz4 frame decodes, also one written by another program with other frame options.
+    other = lz4.frame.compress(
+        DATA, store_size=False, content_checksum=True, block_size=lz4.frame.BLOCKSIZE_MAX4MB
+    )
+    assert Lz4Compression().decode(other, at(DATA)) == DATA
+
+
+@pytest.mark.parametrize(
+    ("stored", "words"),
+    [
+        (b"not an lz4 frame", "cannot decompress block: LZ4F_decompress failed"),
+        (lz4.frame.compress(DATA)[:-9], "cannot decompress block: truncated lz4 frame"),
+        (lz4.frame.compress(DATA) + b"\x00", "cannot decompress block: bytes follow its lz4 frame"),
+        (lz4.frame.compress(DATA + b"!"), "cannot decompress block: its lz4 frame holds more than raw_len"),
+    ],
+    ids=["garbage", "truncated", "trailing", "bigger"],
+)
+def test_lz4_refuses_what_is_not_exactly_its_frame(stored: bytes, words: str) -> None:
+    with pytest.raises(TransformError, match=words):
+        Lz4Compression().decode(stored, at(DATA))
+
+
 def test_decode_undoes_the_transforms_in_reverse_order() -> None:
     log: list[str] = []
     chain = TransformChain([Tagged(b"A", log), Tagged(b"B", log)])
@@ -130,8 +162,8 @@ def test_a_second_transform_composes_with_compression() -> None:
 
 @pytest.mark.parametrize(
     "transforms",
-    [[], [ZstdCompression()], [Tagged(b"T", [])], [ZstdCompression(), Tagged(b"T", [])]],
-    ids=["none", "zstd", "no-decode-into", "zstd+tag"],
+    [[], [ZstdCompression()], [Lz4Compression()], [Tagged(b"T", [])], [ZstdCompression(), Tagged(b"T", [])]],
+    ids=["none", "zstd", "lz4", "no-decode-into", "zstd+tag"],
 )
 def test_decode_into_fills_the_buffer_and_refuses_another_size(transforms: list[BlockTransform]) -> None:
     chain = TransformChain(transforms)
@@ -148,15 +180,20 @@ def test_zstd_decodes_into_the_readers_buffer() -> None:
     assert not isinstance(Tagged(b"T", []), DecodesInto)
 
 
-def test_version_1_codecs_are_chains() -> None:
+def test_codecs_are_chains() -> None:
     assert codec_chain(CODEC_NONE).names == ()
     assert codec_chain(CODEC_ZSTD, 7).names == ("zstd",)
+    assert codec_chain(CODEC_LZ4, 7).names == ("lz4",)  # lz4 has no level (as in the original tool)
     assert chain_codec(codec_chain(CODEC_ZSTD)) == CODEC_ZSTD
+    assert chain_codec(codec_chain(CODEC_LZ4)) == CODEC_LZ4
+    assert chain_codec(TransformChain([Lz4Compression()])) == CODEC_LZ4 == 2
     assert chain_codec(TransformChain()) == CODEC_NONE
-    with pytest.raises(ValueError, match="no codec for"):
+    with pytest.raises(ValueError, match="no codec of format versions 1 to 2 stands for"):
         chain_codec(TransformChain([ZstdCompression(), PlaceBound()]))
-    with pytest.raises(ValueError, match="unknown codec 2"):
-        codec_chain(2)
+    with pytest.raises(ValueError, match="no codec of format versions 1 to 2 stands for"):
+        chain_codec(TransformChain([ZstdCompression(), Lz4Compression()]))
+    with pytest.raises(ValueError, match="unknown codec 3"):
+        codec_chain(3)
 
 
 def _records(n: int, start: int) -> list[tuple[int, int, int, bytes | None, bytes | None, None]]:
@@ -194,13 +231,14 @@ def test_segment_blocks_get_their_place_on_write_and_on_read() -> None:
         assert chain.decode(payload, info.context) == raw_bytes
 
 
-def test_the_codec_chain_is_what_the_reader_undoes() -> None:
+@pytest.mark.parametrize("codec", [CODEC_ZSTD, CODEC_LZ4])
+def test_the_codec_chain_is_what_the_reader_undoes(codec: int) -> None:
     records = _records(300, 5)
-    blob = encode_segment("t", 1, 5, 305, records, codec=CODEC_ZSTD, block_bytes=4000)
+    blob = encode_segment("t", 1, 5, 305, records, codec=codec, block_bytes=4000)
     reader = SegmentReader(blob)
     infos = list(reader.blocks())
     assert len(infos) > 2 and [i.context.block_index for i in infos] == list(range(len(infos)))
-    decoded = [r for info in infos for r in block_records(blob, info, CODEC_ZSTD)]
+    decoded = [r for info in infos for r in block_records(blob, info, codec)]
     assert [r[0] for r in decoded] == list(range(5, 305))
     with pytest.raises(SegmentError, match="unknown codec 9"):
         list(decode_block(blob, infos[0], 9, name="x.kbs"))
