@@ -19,13 +19,16 @@ child is spawned with vfork):
 - ``ceiling-b``: the same loop, also appending key and value to a buffer that
   is zstd-compressed (same level as libkb) in ~1 MiB blocks on a second thread;
 - ``libkb``: ``BackupEngine(parse_config({...})).run()`` with default settings
-  except ``compression`` (none, or zstd at the same level), to a filesystem
-  directory (same disk) and to the MinIO bucket.
+  except ``compression`` (none, zstd at the same level, or lz4; choose with
+  ``--compressions``), to a filesystem directory (same disk) and to the MinIO
+  bucket.
 
 libkb at compression none is compared with ceiling-a, libkb at zstd with
-ceiling-b. Jobs are interleaved in a rotating order each round; the tables
-show medians. MB/s counts key + value bytes (10**6 bytes/s) over the whole
-job (consumer creation to the last byte stored), the same bytes for every job.
+ceiling-b, libkb at lz4 with ceiling-a (no lz4 ceiling is measured: it shows
+what lz4 costs over storing the bytes as they are). Jobs are interleaved in a
+rotating order each round; the tables show medians. MB/s counts key + value
+bytes (10**6 bytes/s) over the whole job (consumer creation to the last byte
+stored), the same bytes for every job.
 
 ``--baseline PATH`` (an older source tree with its C extension built in
 place) also runs every libkb job with libkb imported from PATH, in the same
@@ -359,7 +362,7 @@ def libkb_job(spec: dict[str, Any]) -> dict[str, Any]:
     from libkb.config import parse_config
 
     backup: dict[str, Any] = {"compression": spec["compression"]}
-    if spec["compression"] != "none":
+    if spec["compression"] == "zstd":  # lz4 has no level
         backup["compression_level"] = spec["level"]
     backup.update(spec.get("options") or {})
     config = parse_config(
@@ -619,12 +622,16 @@ class Topic:
     bytes: int
 
 
+#: The ceiling each libkb compression is compared with ("vs ceiling").
+CEILING_OF = {"none": "ceiling-a", "zstd": "ceiling-b", "lz4": "ceiling-a"}
+
+
 @dataclass(frozen=True)
 class Job:
     kind: str  # ceiling-a | ceiling-b | libkb
     topic: Topic
     target: str = ""  # fs | s3 (libkb only)
-    compression: str = ""  # none | zstd (libkb only)
+    compression: str = ""  # none | zstd | lz4 (libkb only)
     tree: str = ""  # libkb imported from this tree (--baseline); "" = the current tree
 
     @property
@@ -732,9 +739,11 @@ def build_jobs(args: argparse.Namespace, topics: list[Topic]) -> list[list[Job]]
             if "fs" in args.targets.split(","):
                 units.append([Job("ceiling-a-fs", topic)])
         for target in args.targets.split(","):
-            for compression in ("none", "zstd"):
+            for compression in args.compressions.split(","):
                 job = Job("libkb", topic, target, compression)
-                units.append([job, replace(job, tree=args.baseline)] if args.baseline else [job])
+                # A baseline tree from before format version 2 has no lz4: no twin for it.
+                twin = args.baseline and compression != "lz4"
+                units.append([job, replace(job, tree=args.baseline)] if twin else [job])
     if args.only:  # a label without " @base" selects the baseline twin too
         wanted = {s.strip() for s in args.only.split(",")}
         kept = [[j for j in u if wanted & {j.label, j.label.removesuffix(BASE_SUFFIX)}] for u in units]
@@ -768,6 +777,9 @@ def main() -> int:
     parser.add_argument("--targets", default="fs,s3", help="fs and/or s3 (MinIO)")
     parser.add_argument("--runs", type=int, default=5, help="rounds of interleaved jobs")
     parser.add_argument("--level", type=int, default=3, help="zstd level (libkb and ceiling-b)")
+    parser.add_argument(
+        "--compressions", default="none,zstd,lz4", help="libkb jobs' compressions: none, zstd and/or lz4"
+    )
     parser.add_argument("--value-bytes", type=int, default=1024)
     parser.add_argument("--fs-dir", default=None, help="where the filesystem target's dirs go")
     parser.add_argument(
@@ -792,6 +804,8 @@ def main() -> int:
     if args.child is not None:
         child_main(json.loads(args.child))
         return 0
+    if unknown := set(args.compressions.split(",")) - set(CEILING_OF):
+        parser.error(f"--compressions: unknown {', '.join(sorted(unknown))}; use none, zstd, lz4")
 
     from integration.services import KafkaService, MinioService, create_kafka_topic, create_s3_bucket
 
@@ -950,7 +964,7 @@ def render(
     largest = max(t.size_mib for t in topics)
     smallest = min(t.size_mib for t in topics)
     labels = ["ceiling-a", "ceiling-b", "ceiling-a-fs"] + [
-        f"libkb {t} {c}" for t in args.targets.split(",") for c in ("none", "zstd")
+        f"libkb {t} {c}" for t in args.targets.split(",") for c in args.compressions.split(",")
     ]
     rows = []
     for partitions in sorted({t.partitions for t in topics}):
@@ -964,7 +978,7 @@ def render(
             if key not in runs:
                 continue
             s = summarize(runs[key])
-            ref = "ceiling-a" if label.endswith("none") else "ceiling-b"
+            ref = CEILING_OF.get(label.split()[-1], "")
             pct = (
                 ""
                 if label.startswith("ceiling") or ref not in ceilings
@@ -999,7 +1013,7 @@ def render(
             f"RSS {largest} MiB",
             "CPU s",
             "main s",
-            "zstd ratio",
+            "ratio",
         ],
         rows,
     )
@@ -1033,10 +1047,11 @@ fresh process; medians of {args.runs} interleaved rounds on the {largest} MiB
 topics. MB/s = key+value bytes (10**6/s) over the whole job; peak RSS is the
 process's VmHWM, the highest of the rounds, on the {smallest} and {largest} MiB
 topics. libkb runs with default settings except ``compression`` (zstd at level
-{args.level}){opts}. "vs ceiling": libkb none against ceiling a (raw consume
-loop), libkb zstd against ceiling b (raw loop + zstd-{args.level} on a second
-thread). "CPU s": the job process's CPU time, all threads; "main s": the
-consuming (main) thread's share; medians.
+{args.level}, lz4 at its only level){opts}. "vs ceiling": libkb none and lz4
+against ceiling a (raw consume loop), libkb zstd against ceiling b (raw loop +
+zstd-{args.level} on a second thread). "CPU s": the job process's CPU time, all
+threads; "main s": the consuming (main) thread's share; "ratio": key+value
+bytes over stored bytes; medians.
 
 {main_table}
 

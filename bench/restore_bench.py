@@ -3,9 +3,10 @@
 One Kafka broker (4.1.1, ``integration.services.KafkaService``) on 127.0.0.1.
 For each partition count a source topic is filled once with 1 KiB records
 (``backup_bench.make_pool``/``produce_topic``: JSON-like values, a key, a
-``traceparent`` header on one record in four) and backed up once with
-``BackupEngine`` (default settings: zstd-3, 128 MiB segments) to a filesystem
-directory; the backup is then checked record by record against the generated
+``traceparent`` header on one record in four) and backed up once per
+compression (``--compressions``, default zstd and lz4) with ``BackupEngine``
+(default settings otherwise: zstd-3, 128 MiB segments) to a filesystem
+directory; each backup is then checked record by record against the generated
 sequence. Each measured job runs in a fresh subprocess (peak RSS = its own
 ``VmHWM``) and writes into a new, empty topic with the same partition count:
 
@@ -20,7 +21,9 @@ sequence. Each measured job runs in a fresh subprocess (peak RSS = its own
   lz4, same linger, batch and queue settings), so producer tuning moves both
   jobs alike.
 - ``libkb``: ``RestoreEngine(parse_config({...})).run()`` with default restore
-  settings plus a ``topic_mapping`` to the new topic.
+  settings plus a ``topic_mapping`` to the new topic, from the zstd backup;
+  ``libkb lz4`` the same from the lz4 backup (the ceiling is the same: it
+  produces the same records).
 - ``libkb@REF`` (``--compare REF``): the same with ``libkb/restore/engine.py``
   as of git REF, to measure an engine change in the same run.
 - ``libkb @base`` (``--baseline PATH``): the libkb job with all of libkb
@@ -259,12 +262,24 @@ class Data:
     partitions: int
     records: int
     bytes: int
-    stored: int  # bytes of the backup's segments (zstd)
+    stored: int  # bytes of the backup's segments
     segments: int
+    compression: str = "zstd"
+
+    @property
+    def label(self) -> str:
+        """What the libkb job restoring this backup is called: ``libkb``, or ``libkb lz4``."""
+        return "libkb" if self.compression == "zstd" else f"libkb {self.compression}"
 
 
 def make_backup(
-    kafka: Any, bootstrap: str, data_dir: Path, partitions: int, size_mib: int, value_bytes: int
+    kafka: Any,
+    bootstrap: str,
+    data_dir: Path,
+    partitions: int,
+    size_mib: int,
+    value_bytes: int,
+    compression: str = "zstd",
 ) -> tuple[Data, dict[str, float]]:
     """Produce a source topic, back it up, check the backup against the generated records."""
     from integration.services import create_kafka_topic, delete_kafka_topic
@@ -272,7 +287,7 @@ def make_backup(
     from libkb.config import parse_config
 
     source = f"bench-src-{partitions}p-{size_mib}m"
-    backup_id = f"bench-{partitions}p-{size_mib}m-{value_bytes}b"
+    backup_id = data_name(partitions, size_mib, value_bytes, compression)
     create_kafka_topic(kafka, source, partitions=partitions, config={"retention.ms": "-1"})
     pool = make_pool(POOL, value_bytes)
     t0 = time.monotonic()
@@ -283,6 +298,7 @@ def make_backup(
             "backup_id": backup_id,
             "source": {"bootstrap_servers": bootstrap, "topics": {"include": [source]}},
             "storage": {"backend": "filesystem", "path": str(data_dir)},
+            "backup": {"compression": compression},
         },
         source="restore_bench",
     )
@@ -293,8 +309,16 @@ def make_backup(
     verify_backup(data_dir, backup_id, source, partitions, records, pool)
     t3 = time.monotonic()
     delete_kafka_topic(kafka, source)
-    data = Data(backup_id, source, partitions, records, nbytes, result.stored_bytes, result.segments)
+    data = Data(
+        backup_id, source, partitions, records, nbytes, result.stored_bytes, result.segments, compression
+    )
     return data, {"produce": t1 - t0, "backup": t2 - t1, "verify": t3 - t2}
+
+
+def data_name(partitions: int, size_mib: int, value_bytes: int, compression: str) -> str:
+    """The backup id (and marker file name) of one backup; zstd's keeps the name of earlier runs."""
+    suffix = "" if compression == "zstd" else f"-{compression}"
+    return f"bench-{partitions}p-{size_mib}m-{value_bytes}b{suffix}"
 
 
 def verify_backup(
@@ -331,12 +355,17 @@ def verify_backup(
 
 @dataclass(frozen=True)
 class Job:
-    kind: str  # ceiling | libkb
+    kind: str  # ceiling | libkb | libkb @base | libkb@REF
     data: Data
 
     @property
+    def label(self) -> str:
+        """The kind, with the backup's compression when it is not the default (``libkb lz4``)."""
+        return self.kind.replace("libkb", self.data.label, 1) if self.kind.startswith("libkb") else self.kind
+
+    @property
     def key(self) -> tuple[int, str]:
-        return (self.data.partitions, self.kind)
+        return (self.data.partitions, self.label)
 
 
 def run_job(job: Job, args: argparse.Namespace, env: dict[str, Any], round_no: int) -> dict[str, Any]:
@@ -344,7 +373,7 @@ def run_job(job: Job, args: argparse.Namespace, env: dict[str, Any], round_no: i
     from integration.services.kafka import kafka_admin
 
     data = job.data
-    kind = "".join(c if c.isalnum() or c in "._-" else "." for c in job.kind)  # a legal topic name
+    kind = "".join(c if c.isalnum() or c in "._-" else "." for c in job.label)  # a legal topic name
     target = f"bench-{kind}-{data.partitions}p-r{round_no}-{uuid.uuid4().hex[:6]}"
     create_kafka_topic(env["kafka"], target, partitions=data.partitions, config={"retention.ms": "-1"})
     spec: dict[str, Any] = {
@@ -365,11 +394,11 @@ def run_job(job: Job, args: argparse.Namespace, env: dict[str, Any], round_no: i
     if job.kind.endswith(BASE_SUFFIX):
         spec["tree"] = env["baseline"]
     if args.profile and job.kind == "libkb":
-        spec["profile"] = str(Path(args.profile) / f"libkb-{data.partitions}p-r{round_no}")
+        spec["profile"] = str(Path(args.profile) / f"{kind}-{data.partitions}p-r{round_no}")
     broker_before = _process_cpu(env["broker_pid"])
     try:
-        out = run_child(Path(__file__), spec, job.kind)
-        check_origin(out, spec.get("tree"), job.kind)
+        out = run_child(Path(__file__), spec, job.label)
+        check_origin(out, spec.get("tree"), job.label)
         out["broker_cpu"] = _process_cpu(env["broker_pid"]) - broker_before
         # The broker holds exactly the records: every partition's end offset.
         from libkb.kafka.admin import KafkaAdmin
@@ -380,7 +409,7 @@ def run_job(job: Job, args: argparse.Namespace, env: dict[str, Any], round_no: i
         ends = {p: o.high for (_, p), o in offsets.items()}
         expected = {p: len(range(p, data.records, data.partitions)) for p in range(data.partitions)}
         if ends != expected:
-            raise RuntimeError(f"{job.kind}: {target} ends at {ends}, expected {expected}")
+            raise RuntimeError(f"{job.label}: {target} ends at {ends}, expected {expected}")
     finally:
         with contextlib.suppress(Exception):
             delete_kafka_topic(env["kafka"], target)
@@ -405,6 +434,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5, help="rounds of interleaved jobs")
     parser.add_argument("--warmup", type=int, default=1, help="unrecorded rounds first (broker JIT)")
     parser.add_argument("--value-bytes", type=int, default=1024)
+    parser.add_argument(
+        "--compressions", default="zstd,lz4", help="one backup (and libkb job) per compression"
+    )
     parser.add_argument(
         "--data-dir",
         default=None,
@@ -470,24 +502,11 @@ def main() -> int:
         }
         print(f"Kafka at {bootstrap}; backups in {data_dir}", flush=True)
         datas: list[Data] = []
-        setup: dict[int, dict[str, float]] = {}
+        setup: dict[tuple[int, str], dict[str, float]] = {}
         for partitions in partition_counts:
-            marker = data_dir / f"bench-{partitions}p-{args.size}m-{args.value_bytes}b.json"
-            if marker.exists():
-                data = Data(**json.loads(marker.read_text()))
-                print(f"reusing backup {data.backup_id} ({data.records} records)", flush=True)
-            else:
-                data, setup[partitions] = make_backup(
-                    kafka.endpoint, bootstrap, data_dir, partitions, args.size, args.value_bytes
-                )
-                marker.write_text(json.dumps(data.__dict__))
-                print(
-                    f"backed up {data.source}: {data.records} records, {data.bytes / 1e6:.0f} MB, "
-                    + ", ".join(f"{k} {v:.0f} s" for k, v in setup[partitions].items()),
-                    flush=True,
-                )
-            datas.append(data)
-        units = [[Job(kind, data) for kind in unit] for data in datas for unit in job_kinds(args, env)]
+            for compression in args.compressions.split(","):
+                datas.append(backup_for(kafka.endpoint, data_dir, args, partitions, compression, setup))
+        units = build_units(datas, job_kinds(args, env))
         runs = run_rounds(units, args, env)
     load = f"load average {load_before} before, {_loadavg()} after"
     minutes = (time.monotonic() - wall) / 60
@@ -497,6 +516,50 @@ def main() -> int:
         write_section(Path(args.write), text, RESULTS_TITLE)
         print(f"wrote {args.write}")
     return 0
+
+
+def backup_for(
+    kafka: Any,
+    data_dir: Path,
+    args: argparse.Namespace,
+    partitions: int,
+    compression: str,
+    setup: dict[tuple[int, str], dict[str, float]],
+) -> Data:
+    """The backup of one partition count and compression: reused from ``data_dir``, or made now."""
+    marker = data_dir / f"{data_name(partitions, args.size, args.value_bytes, compression)}.json"
+    if marker.exists():
+        data = Data(**json.loads(marker.read_text()))
+        print(f"reusing backup {data.backup_id} ({data.records} records)", flush=True)
+        return data
+    data, made = make_backup(
+        kafka, kafka.bootstrap_servers, data_dir, partitions, args.size, args.value_bytes, compression
+    )
+    setup[(partitions, compression)] = made
+    marker.write_text(json.dumps(data.__dict__))
+    print(
+        f"backed up {data.source} ({compression}): {data.records} records, {data.bytes / 1e6:.0f} MB, "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in made.items()),
+        flush=True,
+    )
+    return data
+
+
+def build_units(datas: list[Data], kinds: list[list[str]]) -> list[list[Job]]:
+    """The jobs of every backup, in units: one ceiling per partition count (it reads no backup);
+    the baseline and ``--compare`` jobs only on zstd backups (an older tree may not read lz4)."""
+    units = []
+    for data in datas:
+        first = next(d for d in datas if d.partitions == data.partitions) is data
+        for unit in kinds:
+            if unit[0] == "ceiling":
+                if first:
+                    units.append([Job("ceiling", data)])
+            elif data.compression == "zstd":
+                units.append([Job(kind, data) for kind in unit])
+            elif unit[0] == "libkb":
+                units.append([Job("libkb", data)])
+    return units
 
 
 def job_kinds(args: argparse.Namespace, env: dict[str, Any]) -> list[list[str]]:
@@ -535,7 +598,7 @@ def run_rounds(
                 runs.setdefault(job.key, []).append(out)
             print(
                 f"{f'round {round_no + 1}' if round_no >= 0 else 'warm-up'} {job.data.partitions}p "
-                f"{job.kind}: {out['bytes'] / out['seconds'] / 1e6:.0f} MB/s, "
+                f"{job.label}: {out['bytes'] / out['seconds'] / 1e6:.0f} MB/s, "
                 f"{out['records'] / out['seconds'] / 1e3:.0f}k rec/s, "
                 f"RSS {out['rss_kib'] / 1024:.0f} MiB, CPU {out['cpu']:.1f} s {out['threads']}, "
                 f"broker CPU {out['broker_cpu']:.1f} s, load {out['load']:.2f}",
@@ -565,7 +628,7 @@ def render(
     args: argparse.Namespace,
     datas: list[Data],
     runs: dict[tuple[int, str], list[dict[str, Any]]],
-    setup: dict[int, dict[str, float]],
+    setup: dict[tuple[int, str], dict[str, float]],
     load: str,
     minutes: float,
     options: dict[str, Any],
@@ -576,8 +639,10 @@ def render(
     for data in datas:
         p = data.partitions
         ceil = runs.get((p, "ceiling"))
+        first = next(d for d in datas if d.partitions == p) is data
         compared = {k for q, k in runs if q == p and "@" in k and not k.endswith(BASE_SUFFIX)}
-        for kind in ["ceiling", "libkb", *sorted(compared)]:
+        others = sorted(compared) if data.compression == "zstd" else []
+        for kind in [*(["ceiling"] if first else []), data.label, *others]:
             if (p, kind) not in runs:
                 continue
             s = summarize(runs[(p, kind)])
@@ -629,11 +694,11 @@ def render(
         every.append(f"- {p} p, {kind}: {speeds} (load {loads})")
     lines = []
     for d in datas:
-        made = setup.get(d.partitions)
+        made = setup.get((d.partitions, d.compression))
         how = (", ".join(f"{k} {v:.0f} s" for k, v in made.items())) if made else "reused from --data-dir"
         lines.append(
             f"- ``{d.backup_id}``: {d.records} records, {d.bytes / 1e6:.0f} MB key+value, "
-            f"{d.segments} segments, {d.stored / 1e6:.0f} MB stored (zstd-3); {how}"
+            f"{d.segments} segments, {d.stored / 1e6:.0f} MB stored ({d.compression}); {how}"
         )
     data_text = "\n".join(lines)
     facts = "\n".join(

@@ -3,7 +3,7 @@
 Readers (restore, validate, describe, list) call only these functions and the
 :class:`~libkb.source.base.BackupSource` they return, so they never depend on
 a format. libkb's own format is the default: what no other format claims is
-read as libkb format v1.
+read as libkb's format (any version from 1 on).
 
 Another on-disk format (the Rust kafka-backup's layout, for one) plugs in as a
 ``BackupSource`` subclass added to :data:`OTHER_FORMATS`: its ``claims()``

@@ -1,1 +1,5 @@
-"""libkb's own backup format, version 1 (docs/format.rst), read as a segment source."""
+"""libkb's own backup format (docs/format.rst), read as a segment source.
+
+Named for version 1, the layout it reads; it reads every version since too:
+version 2 only added a codec (lz4), which :mod:`libkb.format.segment` decodes.
+"""

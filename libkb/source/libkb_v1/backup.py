@@ -1,4 +1,4 @@
-"""libkb's own format, version 1, as a :class:`~libkb.source.base.BackupSource` over a StorageBackend.
+"""libkb's own format (versions 1 and 2), as a :class:`~libkb.source.base.BackupSource` over a StorageBackend.
 
 The manifest is ``{id}/manifest.json``; each partition's coverage is its
 ``index.json``; records are in ``.kbs`` segments (docs/format.rst). A run
