@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import struct
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -19,7 +21,16 @@ from libkb.format.models import (
     manifest_key,
     segment_key,
 )
-from libkb.format.segment import Record, SegmentError, SegmentReader, decode_footer, encode_segment
+from libkb.format.segment import (
+    CODEC_LZ4,
+    CODEC_NAMES,
+    CODEC_ZSTD,
+    Record,
+    SegmentError,
+    SegmentReader,
+    decode_footer,
+    encode_segment,
+)
 from libkb.source import BackupNotFoundError, open_backup, resolve_backup, scan_location
 from libkb.source.libkb_v1.backup import LibkbV1Source
 from libkb.storage import MemoryConfig, StorageBackend, create_backend_from_config
@@ -32,13 +43,13 @@ def backend() -> Iterator[StorageBackend]:
         yield b
 
 
-def many_blocks(backend: StorageBackend, backup_id: str = "b1") -> SegmentEntry:
+def many_blocks(backend: StorageBackend, backup_id: str = "b1", codec: int = CODEC_ZSTD) -> SegmentEntry:
     """orders/0 at [32, 140): 100 records with a gap at 82-89, in blocks of about 10 records."""
     recs = records(32, 50) + records(90, 50)
-    data = encode_segment("orders", 0, 32, 140, recs, block_bytes=300)
+    data = encode_segment("orders", 0, 32, 140, recs, codec=codec, block_bytes=300)
     key = segment_key(backup_id, "orders", 0, 32)
     backend.put(key, data)
-    return SegmentEntry.from_footer(key, 32, decode_footer(data, name=key), len(data), "zstd")
+    return SegmentEntry.from_footer(key, 32, decode_footer(data, name=key), len(data), CODEC_NAMES[codec])
 
 
 # -- finding and opening backups ---------------------------------------------------
@@ -156,6 +167,34 @@ def test_a_corrupt_block_fails_naming_the_segment(backend: StorageBackend) -> No
     segment = open_backup(backend, "b1").load(entry)
     with pytest.raises(FormatError, match=entry.key):
         all_records(segment.batches(0, 1_000))
+
+
+@pytest.mark.parametrize("codec", [CODEC_ZSTD, CODEC_LZ4], ids=["zstd", "lz4"])
+def test_corruption_reads_alike_whatever_the_codec(backend: StorageBackend, codec: int) -> None:
+    """Restore and validate --deep word a corrupt lz4 segment exactly as a corrupt zstd one."""
+    write_backup(backend, "b1")
+    entry = many_blocks(backend, codec=codec)
+    source = open_backup(backend, "b1")
+    good = backend.get(entry.key)
+    block = list(SegmentReader(good).blocks())[2]
+    payload = block.position + 32
+
+    flip_byte(backend, entry.key, payload + 3)  # bytes damaged in storage
+    with pytest.raises(
+        SegmentError, match=rf"^{re.escape(entry.key)}: checksum mismatch in the block of offsets "
+    ):
+        all_records(source.load(entry).batches(0, 1_000))
+    assert source.check_segment(entry, deep=True).problems == [
+        f"{entry.key}: body checksum mismatch (corrupt bytes)"
+    ]
+
+    # A payload that is no frame of its codec, stored with its own checksum (a writer's bug).
+    data = bytearray(good)
+    data[payload : block.position + block.length] = bytes(block.length - 32)
+    struct.pack_into("<I", data, block.position + 28, zlib.crc32(bytes(block.length - 32)))
+    backend.put(entry.key, bytes(data))
+    with pytest.raises(SegmentError, match=rf"^{re.escape(entry.key)}: cannot decompress block: "):
+        all_records(source.load(entry).batches(0, 1_000))
 
 
 def set_head(backend: StorageBackend, key: str, block: int, field: str, value: int) -> None:
