@@ -349,7 +349,7 @@ def write_rust_twin(data_dir: Path, backup_id: str, topic: str, partitions: int)
             index, _ = load_index(backend, backup_id, topic, p, repair=False)
             for segment in index.segments:
                 for off, ts, _type, key, value, headers in SegmentReader(backend.get(segment.key)).records():
-                    yield as_stored(RustRecord(off, ts, key, value, list(headers)))
+                    yield as_stored(RustRecord(off, ts, key, value, list(headers or ())))
 
         for p in range(partitions):
             writer.write_partition(topic, p, records(p), partition_count=partitions)
