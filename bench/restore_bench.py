@@ -92,6 +92,7 @@ MiB = 1024 * 1024
 POOL = 8192  # distinct records, cycled (as backup_bench)
 CHUNK = 1000  # records the ceiling produces to one partition before moving to the next
 RESULTS_TITLE = "Restore benchmark results"
+RUST_SUFFIX = "-rust"  # the Rust-format twin of a backup (--rust)
 
 
 # -- the measured jobs (run in a child process) ---------------------------------------
@@ -350,6 +351,38 @@ def verify_backup(
         backend.close()
 
 
+def write_rust_twin(data_dir: Path, backup_id: str, topic: str, partitions: int) -> str:
+    """The same records as the Rust tool would store them (its default settings), beside libkb's backup.
+
+    The writer is checked byte for byte against the tool's own backups
+    (``tests/test_rust_format.py``), so no Rust binary is needed.
+    """
+    from libkb.backup.state import load_index
+    from libkb.format.segment import SegmentReader
+    from libkb.storage import FilesystemConfig, create_backend_from_config
+    from tests.rust_format import RustBackupWriter, RustRecord, as_stored
+
+    twin = backup_id + RUST_SUFFIX
+    backend = create_backend_from_config(FilesystemConfig(path=str(data_dir)))
+    try:
+        if backend.exists(f"{twin}/manifest.json"):
+            return twin
+        writer = RustBackupWriter(backend, twin, compression="zstd")
+
+        def records(p: int) -> Any:
+            index, _ = load_index(backend, backup_id, topic, p, repair=False)
+            for segment in index.segments:
+                for off, ts, _type, key, value, headers in SegmentReader(backend.get(segment.key)).records():
+                    yield as_stored(RustRecord(off, ts, key, value, list(headers or ())))
+
+        for p in range(partitions):
+            writer.write_partition(topic, p, records(p), partition_count=partitions)
+        writer.write_manifest()
+    finally:
+        backend.close()
+    return twin
+
+
 # -- the driver -------------------------------------------------------------------------
 
 
@@ -380,7 +413,7 @@ def run_job(job: Job, args: argparse.Namespace, env: dict[str, Any], round_no: i
         "kind": job.kind,
         "bootstrap": env["bootstrap"],
         "data_dir": env["data_dir"],
-        "backup_id": data.backup_id,
+        "backup_id": data.backup_id + (RUST_SUFFIX if job.kind == "rust" else ""),
         "source": data.source,
         "target": target,
         "partitions": data.partitions,
@@ -449,7 +482,12 @@ def main() -> int:
         metavar="KEY=JSON",
         help="extra restore option for both jobs (e.g. produce_batch_bytes=4194304); default: none",
     )
-    parser.add_argument("--only", default=None, help="ceiling and/or libkb (comma-separated)")
+    parser.add_argument("--only", default=None, help="ceiling, libkb and/or rust (comma-separated)")
+    parser.add_argument(
+        "--rust",
+        action="store_true",
+        help="also restore the same records from a Rust-tool-format twin of each backup (job rust)",
+    )
     parser.add_argument(
         "--compare",
         default=None,
@@ -531,7 +569,22 @@ def backup_for(
     if marker.exists():
         data = Data(**json.loads(marker.read_text()))
         print(f"reusing backup {data.backup_id} ({data.records} records)", flush=True)
-        return data
+    else:
+        data = _make_data(kafka, data_dir, args, partitions, compression, setup)
+    if args.rust and compression == "zstd":
+        write_rust_twin(data_dir, data.backup_id, data.source, data.partitions)
+    return data
+
+
+def _make_data(
+    kafka: Any,
+    data_dir: Path,
+    args: argparse.Namespace,
+    partitions: int,
+    compression: str,
+    setup: dict[tuple[int, str], dict[str, float]],
+) -> Data:
+    marker = data_dir / f"{data_name(partitions, args.size, args.value_bytes, compression)}.json"
     data, made = make_backup(
         kafka, kafka.bootstrap_servers, data_dir, partitions, args.size, args.value_bytes, compression
     )
@@ -564,7 +617,7 @@ def build_units(datas: list[Data], kinds: list[list[str]]) -> list[list[Job]]:
 
 def job_kinds(args: argparse.Namespace, env: dict[str, Any]) -> list[list[str]]:
     """The jobs per backup, in units (see ``backup_bench.round_order``): libkb with its baseline twin."""
-    kinds = ["ceiling", "libkb"]
+    kinds = ["ceiling", "libkb", *(["rust"] if args.rust else [])]
     if args.only:
         kinds = [k for k in kinds if k in {s.strip() for s in args.only.split(",")}]
     units = [[k, k + BASE_SUFFIX] if k == "libkb" and env["baseline"] else [k] for k in kinds]
@@ -641,7 +694,11 @@ def render(
         ceil = runs.get((p, "ceiling"))
         first = next(d for d in datas if d.partitions == p) is data
         compared = {k for q, k in runs if q == p and "@" in k and not k.endswith(BASE_SUFFIX)}
-        others = sorted(compared) if data.compression == "zstd" else []
+        others = (
+            [*(["rust"] if (p, "rust") in runs else []), *sorted(compared)]
+            if data.compression == "zstd"
+            else []
+        )
         for kind in [*(["ceiling"] if first else []), data.label, *others]:
             if (p, kind) not in runs:
                 continue
@@ -709,6 +766,7 @@ def render(
     every_text = "\n".join(every)
     verdict_text = "\n".join(verdicts)
     paired = restore_pairs(datas, runs, base) if base else ""
+    paired += rust_pairs(datas, runs)
     underline = "=" * len(RESULTS_TITLE)
     return f"""{RESULTS_TITLE}
 {underline}
@@ -763,6 +821,29 @@ def restore_pairs(
             what = f"{data.partitions} partition{'s' if data.partitions > 1 else ''}, libkb"
             cells.append(([str(data.partitions)], what, cur, old))
     return paired_section(["parts"], cells, base) if cells else ""
+
+
+def rust_pairs(datas: list[Data], runs: dict[tuple[int, str], list[dict[str, Any]]]) -> str:
+    """Restoring the Rust-format twin against restoring libkb's own backup of the same records."""
+    lines = []
+    for data in datas:
+        rust, own = runs.get((data.partitions, "rust")), runs.get((data.partitions, "libkb"))
+        if rust and own:
+            ratios = paired_ratios(rust, own)
+            share = summarize(rust)["mbs"] / summarize(own)["mbs"]
+            lines.append(
+                f"- {data.partitions} partition{'s' if data.partitions > 1 else ''}: {100 * share:.1f} % "
+                f"of libkb's own (medians), per-round ratios {', '.join(f'{100 * r:.0f}' for r in ratios)} "
+                f"(median {100 * _median(ratios):.1f} %): {'met' if share >= 0.9 else 'missed'}"
+            )
+    if not lines:
+        return ""
+    body = "\n".join(lines)
+    return f"""Restore from a Rust-tool backup of the same records (job ``rust``; target >= 90 % of libkb):
+
+{body}
+
+"""
 
 
 def restore_state() -> str:
