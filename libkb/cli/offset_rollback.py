@@ -89,7 +89,7 @@ def run_list(path: str, backup_id: str, fmt: str, out: IO[str] | None = None) ->
         print(
             table(("SNAPSHOT ID", "CREATED AT", "GROUPS", "OFFSETS", "DESCRIPTION"), rows, "  "), file=stdout
         )
-        print(f"Total: {len(snapshots)} snapshots", file=stdout)
+        print(f"Total: {len(snapshots)} snapshot(s)", file=stdout)
     return 0
 
 

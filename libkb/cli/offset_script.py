@@ -43,7 +43,7 @@ _RESET = (
     '${{KAFKA_COMMAND_CONFIG:+--command-config "$KAFKA_COMMAND_CONFIG"}} \\\n'
     "  --group {group} \\\n"
     "  --topic {topic_partition} \\\n"
-    "  --reset-offsets --to-offset {target_offset} --execute\n"
+    "  --reset-offsets --to-offset {target_offset} --execute\n\n"
 )
 
 
@@ -85,7 +85,7 @@ def reset_script(
                 )
                 for o in in_topic
             ]
-    parts.append('\necho "Offset reset complete!"\n')
+    parts.append('echo "Offset reset complete!"\n')
     return "".join(parts)
 
 

@@ -19,7 +19,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from confluent_kafka import KafkaError
-from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt, wait_exponential_jitter
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_result,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
 
 from libkb.kafka.groups import GroupAdmin, GroupOffsetError, describe_commit_error
 from libkb.kafka.types import CommittedOffset
@@ -135,7 +142,7 @@ def _reset_group(
 
     retrying = Retrying(
         stop=stop_after_attempt(max_retries + 1),
-        wait=wait_exponential_jitter(initial=backoff_secs, max=5.0),
+        wait=wait_exponential(multiplier=backoff_secs, max=5.0) + wait_random(0, backoff_secs),
         retry=retry_if_result(bool),
         retry_error_callback=gave_up,
     )
