@@ -87,9 +87,7 @@ def test_the_cluster_comes_from_the_servers_or_a_job_file(tmp_path: Path) -> Non
         )
     )
     from_job = target(None, str(job), "x")
-    assert from_job.options.bootstrap_servers == ("t:9092") or from_job.options.bootstrap_servers == (
-        "t:9092",
-    )
+    assert from_job.options.bootstrap_servers == ("t:9092",)
     assert from_job.options.security.security_protocol == "SSL"
     overridden = target("o:1", str(job), "x")
     assert overridden.options.bootstrap_servers == ("o:1",)
