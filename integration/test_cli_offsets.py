@@ -328,7 +328,7 @@ def test_rollback_refuses_a_group_with_active_members(
         member.close()
     assert code == 1
     assert f"consumer group(s) '{group}' (1 member) have active members" in err
-    assert "Stop them, then run kafka-backup offset-rollback rollback again; no offsets were changed" in err
+    assert "Stop them, then run kafka-backup offset-rollback rollback; no offsets were changed" in err
 
 
 # -- offset-reset execute, offset-reset-bulk, offset-reset script ---------------------------------------

@@ -83,6 +83,8 @@ def run_offset_reset(
         if action == "plan":
             return 0
         assert cluster is not None
+        if not offsets:
+            return _nothing(stdout)
         snapshot, report = _apply(
             backend, path, backup_id, mapping, offsets, cluster, "offset-reset execute", stdout, fmt
         )
@@ -192,6 +194,15 @@ def _script_text(
     )
 
 
+def _nothing(stdout: IO[str]) -> int:
+    print(
+        "No offsets to reset: the groups have no committed offsets on the restored partitions; "
+        "nothing was changed.",
+        file=stdout,
+    )
+    return 0
+
+
 def _apply(
     backend: StorageBackend,
     path: str,
@@ -290,6 +301,8 @@ def run_offset_reset_bulk(
                 f"concurrency {max_concurrent}, retries {max_retries}",
                 file=stdout,
             )
+        if not offsets:
+            return _nothing(stdout)
         snapshot, report = _apply(
             backend,
             path,

@@ -127,7 +127,7 @@ class GroupAdmin:
             named = ", ".join(f"{g!r} ({n} member{'s' if n > 1 else ''})" for g, n in active.items())
             raise GroupOffsetError(
                 f"consumer group(s) {named} have active members: Kafka changes the offsets of a group "
-                f"only while none of its consumers runs. Stop them, then run {command} again; "
+                f"only while none of its consumers runs. Stop them, then run {command}; "
                 "no offsets were changed"
             )
 
