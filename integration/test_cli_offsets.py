@@ -32,7 +32,7 @@ from integration.storage.configs import s3_config
 from libkb.backup.engine import BackupEngine
 from libkb.cli import main
 from libkb.config import parse_config
-from libkb.kafka.groups import GroupAdmin
+from libkb.kafka.groups import GroupAdmin, describe_commit_error
 from libkb.kafka.types import CommittedOffset
 from libkb.offsets import Cluster, SnapshotStore, rollback, take_snapshot, verify
 from libkb.restore.engine import RestoreEngine
@@ -324,8 +324,16 @@ def test_rollback_refuses_a_group_with_active_members(
         code, _, err = run(
             capsys, "offset-rollback", "rollback", *where, "--snapshot-id", sid, "--bootstrap-servers", bs
         )
+        # Past the check (a consumer joining in between), Kafka's own refusal is what the user reads.
+        refused = GroupAdmin(AdminClient({"bootstrap.servers": bs})).commit(
+            group, {(t, 0): CommittedOffset(1)}
+        )
     finally:
         member.close()
+    assert describe_commit_error(refused[(t, 0)]) == (
+        "Kafka refused: Broker: Unknown member (UNKNOWN_MEMBER_ID): the group has active members; "
+        "stop its consumers, then run the command again"
+    )
     assert code == 1
     assert f"consumer group(s) '{group}' (1 member) have active members" in err
     assert "Stop them, then run kafka-backup offset-rollback rollback; no offsets were changed" in err

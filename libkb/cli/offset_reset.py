@@ -64,6 +64,8 @@ def run_offset_reset(
     stdout = out or sys.stdout
     names = parse_groups(groups)
     scripted = action == "script" or (action == "plan" and fmt == "shell-script")
+    if output is not None and not scripted:
+        raise ConfigError("is for offset-reset script (or plan --format shell-script)", key="--output")
     if action == "execute":
         require_groups(names, all_groups, "offset-reset execute", "every group in the backup's snapshot")
         if fmt not in EXECUTE_FORMATS:
