@@ -89,12 +89,12 @@ class RollbackResult:
     groups_rolled_back: int = 0
     groups_failed: int = 0
     offsets_restored: int = 0
-    groups_unchanged: list[str] = field(default_factory=list)  # already as in the snapshot
+    #: Already as in the snapshot.
+    groups_unchanged: list[str] = field(default_factory=list)
     #: Deleted first, as they held offsets the snapshot has none for; then its offsets (if any) committed.
     groups_deleted: list[str] = field(default_factory=list)
-    offsets_removed: list[str] = field(
-        default_factory=list
-    )  # "group:topic:partition" absent from the snapshot
+    #: Those offsets, as ``group:topic:partition``.
+    offsets_removed: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     duration_ms: float = 0.0
 
@@ -126,8 +126,8 @@ def rollback(
     steps = {s.group: s for s in plan_rollback(snapshot, undo.groups)}
     result.groups_unchanged = [g for g in names if g not in steps]
     result.groups_rolled_back = len(result.groups_unchanged)
-    for _, step in sorted(steps.items()):
-        _apply(cluster.admin, step, result)
+    for group in sorted(steps):
+        _apply(cluster.admin, steps[group], result)
     result.status = _status(result.groups_failed, len(names))
     result.duration_ms = (time.monotonic() - started) * 1000
     return undo, result
