@@ -15,6 +15,7 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
@@ -241,6 +242,19 @@ def kafka_topic_factory(
     yield factory
     for topic in created:
         _cleanup(f"topic {topic}", functools.partial(delete_kafka_topic, kafka_service, topic))
+
+
+@pytest.fixture(scope="session")
+def kafka_consumer_groups_sh(kafka_service: KafkaEndpoint) -> Path:
+    """Apache Kafka's ``kafka-consumer-groups.sh`` for the test broker's version (installed once, cached)."""
+    from integration.services.kafka import kafka_tools
+
+    try:
+        return kafka_tools() / "bin" / "kafka-consumer-groups.sh"
+    except ServiceError as exc:
+        if IN_CI:
+            pytest.fail(f"Kafka's command-line tools could not be installed: {exc.describe()}", pytrace=False)
+        pytest.skip(f"Kafka's command-line tools unavailable: {exc}")
 
 
 @pytest.fixture(scope="session")

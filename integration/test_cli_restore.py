@@ -109,8 +109,13 @@ def test_restore_commands(kafka_service: KafkaEndpoint, kafka_topic_factory: Any
     unknown = cli("offset-reset", "plan", "--path", str(store), "--backup-id", "bk", "--groups", "nobody")
     assert unknown.returncode == 1 and "not in the backup's snapshot" in unknown.stderr
 
-    no_target = cli("offset-reset", "execute", "--path", str(store), "--backup-id", "bk")
-    assert no_target.returncode == 1 and "--bootstrap-servers, or --config" in no_target.stderr
+    no_groups = cli("offset-reset", "execute", "--path", str(store), "--backup-id", "bk")
+    assert (
+        no_groups.returncode == 1
+        and "name them with --groups G1,G2, or pass --all-groups" in no_groups.stderr
+    )
+    no_target = cli("offset-reset", "execute", "--path", str(store), "--backup-id", "bk", "--groups", group)
+    assert no_target.returncode == 1 and "--bootstrap-servers HOST:PORT, or --config" in no_target.stderr
 
     applied = cli(
         "offset-reset",

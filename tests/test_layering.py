@@ -33,6 +33,7 @@ LAYERS: dict[str, int] = {
     "restore": 7,
     "catalog": 7,
     "ops": 7,
+    "offsets": 7,
     "cli": 8,
     "__init__": 9,
 }

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from .base import LocalProcessService, ServiceError, free_ports, run_logged, wait_until
+from .base import LocalProcessService, ServiceError, cached_install, free_ports, run_logged, wait_until
 from .endpoints import KafkaEndpoint
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "create_kafka_topic",
     "delete_kafka_topic",
     "kafka_admin",
+    "kafka_tools",
     "probe_kafka",
     "wait_topic_ready",
 ]
@@ -115,6 +116,70 @@ _LOG4J2_YAML = """Configuration:
       - name: org.apache.kafka.common.utils.AppInfoParser
         level: WARN
 """
+
+
+_TOOLS_POM = """<?xml version="1.0" encoding="UTF-8"?>
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>libkb.integration</groupId>
+  <artifactId>kafka-tools-runtime</artifactId>
+  <version>{kafka}</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId><artifactId>kafka-tools</artifactId>
+      <version>{kafka}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.slf4j</groupId><artifactId>slf4j-nop</artifactId>
+      <version>{slf4j}</version>
+    </dependency>
+  </dependencies>
+</project>
+"""
+
+# What Apache Kafka's bin/kafka-consumer-groups.sh runs (through bin/kafka-run-class.sh):
+# the same main class with the same arguments, on the tools' classpath.
+_CONSUMER_GROUPS_SH = """#!/bin/sh
+home="$(cd "$(dirname "$0")/.." && pwd)"
+exec "${{JAVA:-{java}}}" -Xmx256m -cp "$home/libs/*" \\
+  org.apache.kafka.tools.consumer.group.ConsumerGroupCommand "$@"
+"""
+
+
+def kafka_tools() -> Path:
+    """Kafka's command-line tools for the test broker's version: ``bin/kafka-consumer-groups.sh``.
+
+    The broker install holds the server jars only (no distribution can be
+    downloaded here), so the tools come from Maven Central the same way,
+    cached, with the launcher script the distribution ships.
+    """
+
+    def install(target: Path, log: Path) -> None:
+        mvn = shutil.which("mvn")
+        if not mvn:
+            raise ServiceError("mvn not found: Maven is needed to fetch the Kafka tools jars")
+        # kafka-tools brings slf4j-api 1.7: a binding of that line keeps SLF4J's warnings off stderr.
+        (target / "pom.xml").write_text(_TOOLS_POM.format(kafka=KAFKA_VERSION, slf4j="1.7.36"))
+        run_logged(
+            [
+                mvn,
+                "-q",
+                "-B",
+                f"{DEPENDENCY_PLUGIN}:copy-dependencies",
+                "-DoutputDirectory=libs",
+                "-DincludeScope=runtime",
+            ],
+            log,
+            cwd=target,
+            timeout=900,
+        )
+        script = target / "bin" / "kafka-consumer-groups.sh"
+        script.parent.mkdir()
+        script.write_text(_CONSUMER_GROUPS_SH.format(java=_java()))
+        script.chmod(0o755)
+
+    return cached_install("kafka-tools", KAFKA_VERSION, install)
 
 
 class TopicFactory(Protocol):

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from confluent_kafka import KafkaException
 
 from libkb.cli.logs import LEVELS, PROG, configure, error_line
+from libkb.cli.offset_args import add_offset_commands
 from libkb.errors import LibkbError
 from libkb.version import __version__
 
@@ -68,22 +69,6 @@ def _show_offset_mapping(args: argparse.Namespace) -> int:
     return run_show_offset_mapping(args.path, args.backup_id, args.restore_id, args.format)
 
 
-def _offset_reset(args: argparse.Namespace) -> int:
-    from libkb.cli.restore import run_offset_reset
-
-    groups = [g.strip() for g in args.groups.split(",") if g.strip()] if args.groups else None
-    return run_offset_reset(
-        args.action,
-        args.path,
-        args.backup_id,
-        groups,
-        args.bootstrap_servers,
-        args.restore_id,
-        args.format,
-        config_path=args.config,
-    )
-
-
 def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
     """-v and --log-level, accepted before or after the command name.
 
@@ -115,14 +100,22 @@ _PATH_HELP = (
 class _Commands:
     """The sub-commands of a parser: each with the global options and its handler."""
 
-    def __init__(self, parser: argparse.ArgumentParser) -> None:
-        self._commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    def __init__(
+        self, parser: argparse.ArgumentParser, dest: str = "command", metavar: str = "COMMAND"
+    ) -> None:
+        self._commands = parser.add_subparsers(dest=dest, metavar=metavar, required=True)
 
     def add(self, name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
         sub = self._commands.add_parser(name, help=help, description=help)
         _global_options(sub, top=False)
         sub.set_defaults(handler=handler)
         return sub
+
+    def nested(self, name: str, help: str) -> _Commands:
+        """A command whose first argument is an action with options of its own (``offset-rollback list``)."""
+        sub = self._commands.add_parser(name, help=help, description=help)
+        _global_options(sub, top=False)
+        return _Commands(sub, dest="action", metavar="ACTION")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -207,24 +200,7 @@ def _offset_commands(commands: _Commands) -> None:
     )
     mapping.add_argument("--format", choices=("text", "json", "yaml", "csv"), default="text")
 
-    reset = commands.add(
-        "offset-reset",
-        _offset_reset,
-        "translate consumer-group offsets through a restore and (execute) apply them",
-    )
-    reset.add_argument("action", choices=("plan", "execute"))
-    _backup_options(reset)
-    reset.add_argument(
-        "--groups", metavar="G1,G2", help="groups to translate (default: every group in the backup)"
-    )
-    reset.add_argument("--bootstrap-servers", metavar="HOST:PORT,...", help="the target cluster (execute)")
-    reset.add_argument(
-        "--config",
-        metavar="FILE",
-        help="a restore job file: its target cluster and security settings (execute)",
-    )
-    reset.add_argument("--restore-id", metavar="ID", help="which restore's mapping (default: the latest)")
-    reset.add_argument("--format", choices=("text", "json", "yaml"), default="text")
+    add_offset_commands(commands)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

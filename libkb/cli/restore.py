@@ -1,4 +1,4 @@
-"""``restore``, ``validate-restore``, ``show-offset-mapping`` and ``offset-reset``.
+"""``restore``, ``validate-restore``, ``show-offset-mapping``; the offsets ``offset-reset`` applies.
 
 Exit status: 0 when a restore completed (or a plan was printed); 1 when it
 was interrupted (a re-run resumes it) or on any error.
@@ -19,11 +19,10 @@ from libkb.cli.jobfile import load_job
 from libkb.cli.logs import error_line
 from libkb.cli.progress import rate
 from libkb.cli.render import dump, human_bytes, table
-from libkb.config import JobConfig, SourceOptions
+from libkb.config import JobConfig
 from libkb.errors import ConfigError, LibkbError
-from libkb.kafka.clients import make_admin
 from libkb.restore.engine import RestoreEngine, RestoreResult
-from libkb.restore.groups import TranslatedOffset, apply_offsets, translate_groups
+from libkb.restore.groups import TranslatedOffset, translate_groups
 from libkb.restore.mapping import OffsetMapping
 from libkb.restore.plan import RestorePlan
 from libkb.restore.state import RestoreState, mapping_key, state_key
@@ -294,56 +293,3 @@ def translated_offsets(
                 key="--groups",
             )
     return mapping, translate_groups(snapshot, mapping, groups)
-
-
-def _target_cluster(bootstrap_servers: str | None, config_path: str | None) -> SourceOptions:
-    """The target cluster: a restore job file's ``target`` (with its security), or plain servers."""
-    if config_path is not None:
-        target = _restore_config(config_path).target
-        assert target is not None
-        if bootstrap_servers:
-            servers = tuple(s.strip() for s in bootstrap_servers.split(",") if s.strip())
-            target = replace(target, bootstrap_servers=servers)
-        return target
-    if not bootstrap_servers:
-        raise ConfigError(
-            "offset-reset execute needs the target cluster: --bootstrap-servers, or --config with a "
-            "restore job file (for its security settings)",
-            key="--bootstrap-servers",
-        )
-    return SourceOptions(bootstrap_servers=tuple(s.strip() for s in bootstrap_servers.split(",")))
-
-
-def run_offset_reset(
-    action: str,
-    path: str,
-    backup_id: str,
-    groups: list[str] | None,
-    bootstrap_servers: str | None,
-    restore_id: str | None,
-    fmt: str,
-    out: IO[str] | None = None,
-    config_path: str | None = None,
-) -> int:
-    stdout = out or sys.stdout
-    with open_backend(path) as backend:
-        mapping, offsets = translated_offsets(backend, backup_id, restore_id, groups)
-    rows = [offset_row(o) for o in offsets]
-    if fmt == "text":
-        print(f"offsets of restore {mapping.restore_id} (backup {backup_id}):", file=stdout)
-        print(
-            table(
-                ("GROUP", "SOURCE", "COMMITTED", "TARGET", "NEW OFFSET"),
-                [list(r.values()) for r in rows],
-                indent="  ",
-            ),
-            file=stdout,
-        )
-    else:
-        print(dump(rows, fmt), file=stdout)
-    if action == "plan":
-        return 0
-    admin = make_admin(_target_cluster(bootstrap_servers, config_path))
-    changed = apply_offsets(admin, offsets)
-    print(f"committed new offsets for {len(changed)} group(s): {', '.join(changed) or 'none'}", file=stdout)
-    return 0

@@ -8,6 +8,7 @@ Layout under the storage location (``{id}`` is the backup id)::
     {id}/topics/{topic}/partition={p}/segment-{base:020}.kbs
     {id}/topics/{topic}/partition={p}/index.json         written by that partition's owner
     {id}/consumer-groups.json                            committed offsets at the last run's end
+    {id}/offset-snapshots/{snapshot_id}.json             group offsets saved before a change (libkb.offsets)
 
 Segments are the truth: an index lists the segments its writer has
 confirmed, and can be rebuilt from a listing plus each segment's footer.

@@ -18,3 +18,17 @@ class GroupOffsets:
 
     group: str
     offsets: dict[str, dict[int, int]]  # topic -> partition -> committed offset
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedOffset:
+    """A group's committed position on one partition, exactly as Kafka keeps it.
+
+    ``metadata`` is the committer's free-form string (``None`` when empty) and
+    ``leader_epoch`` the epoch the committer saw, if it sent one: a rollback
+    restores all three.
+    """
+
+    offset: int
+    metadata: str | None = None
+    leader_epoch: int | None = None

@@ -11,17 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from libkb.errors import LibkbError
 from libkb.format.models import GroupOffsets
-from libkb.kafka.admin import until_ready
+from libkb.kafka.groups import GroupAdmin, GroupOffsetError, commit_failure
+from libkb.kafka.types import CommittedOffset
 from libkb.restore.mapping import OffsetMapping
 
-
-class GroupOffsetError(LibkbError):
-    """Consumer-group offsets could not be applied."""
+__all__ = ["GroupOffsetError", "TranslatedOffset", "apply_offsets", "translate_groups"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,38 +61,21 @@ def translate_groups(
 
 
 def apply_offsets(admin: AdminClient, offsets: list[TranslatedOffset], *, timeout: float = 30.0) -> list[str]:
-    """Commit the translated offsets on the target cluster; returns the groups changed."""
-    by_group: dict[str, list[TranslatedOffset]] = {}
+    """Commit the translated offsets on the target cluster; returns the groups changed.
+
+    Every group is checked for active members before any is changed; a
+    partition Kafka refuses fails the call, naming it and Kafka's answer.
+    """
+    by_group: dict[str, dict[tuple[str, int], CommittedOffset]] = {}
     for item in offsets:
-        by_group.setdefault(item.group, []).append(item)
+        target = (item.target_topic, item.target_partition)
+        by_group.setdefault(item.group, {})[target] = CommittedOffset(item.target_offset)
     if not by_group:
         return []
-    for group in sorted(by_group):
-
-        def describe(group: str = group) -> int:
-            future = admin.describe_consumer_groups([group], request_timeout=timeout)[group]
-            return len(future.result(timeout=timeout).members)
-
-        try:
-            members = until_ready(describe, timeout)
-        except KafkaException as exc:
-            raise GroupOffsetError(
-                f"cannot check consumer group {group!r} on the target cluster for active members: "
-                f"{exc.args[0].str() if exc.args else exc}; its offsets were not changed"
-            ) from exc
-        if members:
-            raise GroupOffsetError(
-                f"consumer group {group!r} has {members} active member(s) on the target cluster; "
-                "stop its consumers, then run kafka-backup offset-reset execute"
-            )
-    for group, items in sorted(by_group.items()):
-        request = ConsumerGroupTopicPartitions(
-            group, [TopicPartition(i.target_topic, i.target_partition, i.target_offset) for i in items]
-        )
-
-        def alter(request: ConsumerGroupTopicPartitions = request) -> None:
-            for future in admin.alter_consumer_group_offsets([request], request_timeout=timeout).values():
-                future.result(timeout=timeout)
-
-        until_ready(alter, timeout)
+    groups = GroupAdmin(admin, timeout=timeout)
+    groups.refuse_active(by_group, "kafka-backup offset-reset execute")
+    for group, wanted in sorted(by_group.items()):
+        failed = groups.commit(group, wanted)
+        if failed:
+            raise GroupOffsetError(commit_failure(group, failed))
     return sorted(by_group)

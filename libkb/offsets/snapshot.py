@@ -1,0 +1,134 @@
+"""A snapshot of consumer groups' committed offsets, as stored next to a backup. Pure: JSON in, JSON out.
+
+A group without committed offsets is kept as an empty entry: rolling back to
+the snapshot then means "no offsets", which differs from "not snapshotted".
+Each offset keeps its commit metadata and leader epoch, so a rollback puts
+back exactly what Kafka held (docs/format.rst, "Offset snapshots").
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from libkb.errors import ConfigError, FormatError
+from libkb.kafka.types import CommittedOffset
+
+FORMAT_NAME = "libkb-offset-snapshot"
+FORMAT_VERSION = 1
+
+TP = tuple[str, int]
+GroupsOffsets = dict[str, dict[TP, CommittedOffset]]
+
+#: ``snap-``, the creation time in epoch ms (13 digits until the year 2286, so key order is
+#: time order) and 32 random bits.
+_ID = re.compile(r"snap-[0-9]{13}-[0-9a-f]{8}\Z")
+ID_EXAMPLE = "snap-1717000000000-1a2b3c4d"
+
+
+def new_snapshot_id(created_ms: int) -> str:
+    return f"snap-{created_ms:013d}-{secrets.token_hex(4)}"
+
+
+def check_snapshot_id(snapshot_id: str) -> str:
+    """The id, if it has a snapshot id's shape (it becomes part of a storage key)."""
+    if not _ID.match(snapshot_id):
+        raise ConfigError(
+            f"{snapshot_id!r} is not a snapshot id (they look like {ID_EXAMPLE}; "
+            "'kafka-backup offset-rollback list' shows them)",
+            key="--snapshot-id",
+        )
+    return snapshot_id
+
+
+@dataclass(slots=True)
+class OffsetSnapshot:
+    """The committed offsets of some consumer groups on one cluster, at ``created_ms``."""
+
+    snapshot_id: str
+    backup_id: str
+    created_ms: int
+    groups: GroupsOffsets
+    bootstrap_servers: list[str] = field(default_factory=list)
+    cluster_id: str | None = None
+    description: str | None = None
+    restore_id: str | None = None  # the restore whose offsets were about to be applied, if any
+
+    @property
+    def offset_count(self) -> int:
+        return sum(len(offsets) for offsets in self.groups.values())
+
+    def to_json(self) -> bytes:
+        body = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "snapshot_id": self.snapshot_id,
+            "backup_id": self.backup_id,
+            "created_ms": self.created_ms,
+            "cluster_id": self.cluster_id,
+            "bootstrap_servers": self.bootstrap_servers,
+            "description": self.description,
+            "restore_id": self.restore_id,
+            "groups": {g: _offsets_to_json(o) for g, o in sorted(self.groups.items())},
+        }
+        return json.dumps(body, indent=2, sort_keys=True, ensure_ascii=True).encode() + b"\n"
+
+    @classmethod
+    def from_json(cls, data: bytes, *, name: str) -> OffsetSnapshot:
+        try:
+            body = json.loads(data)
+            if not isinstance(body, dict) or body.get("format") != FORMAT_NAME:
+                raise FormatError(f"{name}: not a libkb offset snapshot")
+            version = body.get("format_version")
+            if not isinstance(version, int) or version > FORMAT_VERSION:
+                raise FormatError(
+                    f"{name}: offset snapshot format version {version} is newer than this libkb reads "
+                    f"({FORMAT_VERSION}); upgrade libkb"
+                )
+            return cls(
+                snapshot_id=str(body["snapshot_id"]),
+                backup_id=str(body["backup_id"]),
+                created_ms=int(body["created_ms"]),
+                groups={str(g): _offsets_from_json(o) for g, o in body["groups"].items()},
+                bootstrap_servers=[str(s) for s in body.get("bootstrap_servers") or []],
+                cluster_id=_optional_str(body.get("cluster_id")),
+                description=_optional_str(body.get("description")),
+                restore_id=_optional_str(body.get("restore_id")),
+            )
+        except FormatError:
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise FormatError(f"{name}: malformed offset snapshot ({type(exc).__name__}: {exc})") from None
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _offsets_to_json(offsets: dict[TP, CommittedOffset]) -> dict[str, dict[str, dict[str, Any]]]:
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for (topic, partition), committed in sorted(offsets.items()):
+        entry: dict[str, Any] = {"offset": committed.offset}
+        if committed.metadata is not None:
+            entry["metadata"] = committed.metadata
+        if committed.leader_epoch is not None:
+            entry["leader_epoch"] = committed.leader_epoch
+        out.setdefault(topic, {})[str(partition)] = entry
+    return out
+
+
+def _offsets_from_json(body: dict[str, dict[str, dict[str, Any]]]) -> dict[TP, CommittedOffset]:
+    out: dict[TP, CommittedOffset] = {}
+    for topic, partitions in body.items():
+        for partition, entry in partitions.items():
+            offset = int(entry["offset"])
+            if offset < 0:
+                raise ValueError(f"negative offset {offset} for {topic}[{partition}]")
+            epoch = entry.get("leader_epoch")
+            out[(str(topic), int(partition))] = CommittedOffset(
+                offset, _optional_str(entry.get("metadata")), None if epoch is None else int(epoch)
+            )
+    return dict(sorted(out.items()))
