@@ -84,6 +84,35 @@ def _offset_reset(args: argparse.Namespace) -> int:
     )
 
 
+def _status(args: argparse.Namespace) -> int:
+    from libkb.cli.status import run_status
+
+    if args.config is None and args.url is None and (args.path is None or args.backup_id is None):
+        return _usage_error(
+            args.command_parser,
+            "say what to look at: --path and --backup-id, --config (a job file), or --url (an ops endpoint)",
+        )
+    if args.interval <= 0:
+        return _usage_error(args.command_parser, "--interval must be more than 0 seconds")
+    return run_status(
+        args.path,
+        args.backup_id,
+        args.config,
+        args.url,
+        fmt=args.format,
+        watch=args.watch,
+        interval=args.interval,
+        db_path=args.db_path,
+    )
+
+
+def _usage_error(parser: argparse.ArgumentParser, message: str) -> int:
+    """What argparse does for a usage error, returned rather than raised: usage, the message, status 2."""
+    parser.print_usage(sys.stderr)
+    print(f"{parser.prog}: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
 def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
     """-v and --log-level, accepted before or after the command name.
 
@@ -121,7 +150,7 @@ class _Commands:
     def add(self, name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
         sub = self._commands.add_parser(name, help=help, description=help)
         _global_options(sub, top=False)
-        sub.set_defaults(handler=handler)
+        sub.set_defaults(handler=handler, command_parser=sub)
         return sub
 
 
@@ -137,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     _inspection_commands(commands)
     _restore_commands(commands)
     _offset_commands(commands)
+    _status_command(commands)
     return parser
 
 
@@ -225,6 +255,26 @@ def _offset_commands(commands: _Commands) -> None:
     )
     reset.add_argument("--restore-id", metavar="ID", help="which restore's mapping (default: the latest)")
     reset.add_argument("--format", choices=("text", "json", "yaml"), default="text")
+
+
+def _status_command(commands: _Commands) -> None:
+    status = commands.add(
+        "status",
+        _status,
+        "show whether a backup is being written, how its last run ended, and a job's live state",
+    )
+    status.add_argument("-p", "--path", metavar="URL", help=_PATH_HELP + " (with --backup-id)")
+    status.add_argument("-b", "--backup-id", metavar="ID", help="the backup to look at")
+    status.add_argument(
+        "-c", "--config", metavar="FILE", help="a job file: its metrics endpoint and (backup jobs) its backup"
+    )
+    status.add_argument("--url", metavar="URL", help="a running job's ops endpoint, http://HOST:PORT")
+    status.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
+    status.add_argument(
+        "--interval", type=float, default=2.0, metavar="SECS", help="seconds between refreshes (default 2)"
+    )
+    status.add_argument("-f", "--format", choices=("text", "json", "yaml"), default="text")
+    status.add_argument("--db-path", metavar="FILE", help="the original tool's offset database: not used")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
