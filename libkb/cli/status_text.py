@@ -67,11 +67,11 @@ def live_lines(live: LiveStatus) -> list[str]:
 
 
 def metrics_lines(m: JobMetrics) -> list[str]:
-    kind = m.kind if m.kind != "unknown" else "job (nothing counted yet)"
-    of = f" of backup {m.backup_id}" if m.backup_id else ""
-    lines = [
-        f"Progress:    {kind}{of}: {m.records:,} records, {human_bytes(m.bytes)}, {m.segments:,} segments",
-    ]
+    name = f" {m.backup_id}" if m.backup_id else ""
+    what = {"backup": f"backup{name}", "restore": f"restore of backup{name}"}.get(
+        m.kind, "nothing counted yet"
+    )
+    lines = [f"Progress:    {what}: {m.records:,} records, {human_bytes(m.bytes)}, {m.segments:,} segments"]
     if m.kind != "restore":
         if m.lag:
             top = m.lag[0]
