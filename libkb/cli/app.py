@@ -84,6 +84,12 @@ def _offset_reset(args: argparse.Namespace) -> int:
     )
 
 
+def _three_phase_restore(args: argparse.Namespace) -> int:
+    from libkb.cli.three_phase import run_three_phase_restore
+
+    return run_three_phase_restore(args.config, fmt=args.format, liveness_timeout_secs=args.liveness_timeout)
+
+
 def _status(args: argparse.Namespace) -> int:
     from libkb.cli.status import run_status
 
@@ -219,6 +225,19 @@ def _restore_commands(commands: _Commands) -> None:
     )
     restore.add_argument("--dry-run", action="store_true", help="print the plan; write nothing")
     _liveness_option(restore)
+
+    three = commands.add(
+        "three-phase-restore",
+        _three_phase_restore,
+        "restore, then reset consumer-group offsets through the offset mapping and read them back",
+    )
+    three.add_argument(
+        "-c", "--config", required=True, metavar="FILE", help="the job's YAML config (mode: restore)"
+    )
+    three.add_argument(
+        "-f", "--format", choices=("text", "json", "yaml"), default="text", help="the final report"
+    )
+    _liveness_option(three)
 
     plan = commands.add("validate-restore", _validate_restore, "print what a restore config would restore")
     plan.add_argument("--config", required=True, metavar="FILE", help="the job's YAML config (mode: restore)")

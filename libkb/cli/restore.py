@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import sys
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
@@ -324,10 +325,12 @@ def run_offset_reset(
     fmt: str,
     out: IO[str] | None = None,
     config_path: str | None = None,
+    backend: StorageBackend | None = None,
 ) -> int:
+    """``offset-reset plan|execute``; ``backend``, when given, is the storage ``path`` names (kept open)."""
     stdout = out or sys.stdout
-    with open_backend(path) as backend:
-        mapping, offsets = translated_offsets(backend, backup_id, restore_id, groups)
+    with open_backend(path) if backend is None else nullcontext(backend) as store:
+        mapping, offsets = translated_offsets(store, backup_id, restore_id, groups)
     rows = [offset_row(o) for o in offsets]
     if fmt == "text":
         print(f"offsets of restore {mapping.restore_id} (backup {backup_id}):", file=stdout)
