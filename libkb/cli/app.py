@@ -90,6 +90,20 @@ def _three_phase_restore(args: argparse.Namespace) -> int:
     return run_three_phase_restore(args.config, fmt=args.format, liveness_timeout_secs=args.liveness_timeout)
 
 
+def _validation(args: argparse.Namespace) -> int:
+    from libkb.cli import validation
+
+    if args.action == "run":
+        return validation.run_validation_command(
+            args.config, pitr=args.pitr, triggered_by=args.triggered_by, fmt=args.format
+        )
+    if args.action == "evidence-list":
+        return validation.run_evidence_list(args.path, args.limit, args.prefix, args.format)
+    if args.action == "evidence-get":
+        return validation.run_evidence_get(args.path, args.report_id, args.format, args.output, args.prefix)
+    return validation.run_evidence_verify(args.report, args.signature, args.public_key)
+
+
 def _status(args: argparse.Namespace) -> int:
     from libkb.cli.status import run_status
 
@@ -173,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     _restore_commands(commands)
     _offset_commands(commands)
     _status_command(commands)
+    _validation_command(commands)
     return parser
 
 
@@ -294,6 +309,48 @@ def _status_command(commands: _Commands) -> None:
     )
     status.add_argument("-f", "--format", choices=("text", "json", "yaml"), default="text")
     status.add_argument("--db-path", metavar="FILE", help="the original tool's offset database: not used")
+
+
+def _validation_command(commands: _Commands) -> None:
+    validation = commands.add(
+        "validation", _validation, "check a restore on its cluster and keep (signed) evidence of the result"
+    )
+    actions = validation.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    def action(name: str, help: str) -> argparse.ArgumentParser:
+        sub = actions.add_parser(name, help=help, description=help)
+        _global_options(sub, top=False)
+        sub.set_defaults(command_parser=sub)
+        return sub
+
+    run = action("run", "run the checks of a validation file and store the evidence report")
+    run.add_argument("-c", "--config", required=True, metavar="FILE", help="the validation file (YAML)")
+    run.add_argument(
+        "--pitr", type=int, metavar="MS", help="the restore's point in time (epoch ms), for the report"
+    )
+    run.add_argument("--triggered-by", metavar="TEXT", help="who or what started this run, for the report")
+    run.add_argument("-f", "--format", choices=("text", "json", "yaml"), default="text")
+
+    prefix_help = "where evidence is kept in the storage (default evidence-reports/)"
+    listing = action("evidence-list", "list the evidence reports at a storage location, newest first")
+    listing.add_argument("-p", "--path", required=True, metavar="URL", help=_PATH_HELP)
+    listing.add_argument(
+        "-l", "--limit", type=int, default=50, metavar="N", help="show at most N (default 50)"
+    )
+    listing.add_argument("--prefix", default="evidence-reports/", help=prefix_help)
+    listing.add_argument("-f", "--format", choices=("text", "json", "yaml"), default="text")
+
+    get = action("evidence-get", "download an evidence report (or its signature)")
+    get.add_argument("-p", "--path", required=True, metavar="URL", help=_PATH_HELP)
+    get.add_argument("-r", "--report-id", required=True, metavar="ID")
+    get.add_argument("-f", "--format", choices=("json", "sig", "pdf"), default="json")
+    get.add_argument("-o", "--output", required=True, metavar="FILE")
+    get.add_argument("--prefix", default="evidence-reports/", help=prefix_help)
+
+    check = action("evidence-verify", "check a report file against its detached signature")
+    check.add_argument("-r", "--report", required=True, metavar="FILE", help="the JSON evidence report")
+    check.add_argument("-s", "--signature", required=True, metavar="FILE", help="its .sig file")
+    check.add_argument("--public-key", metavar="FILE", help="the signer's PEM public key (P-256)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -103,23 +103,15 @@ def find_subject(
 
 
 def _by_name(source: BackupSource, manifest: Manifest) -> list[Expected]:
+    """Each backed-up partition at its own offsets, from its first to its last stored record."""
     out = []
     for topic, info in sorted(manifest.topics.items()):
         for partition in range(info.partitions):
-            index = source.readable_coverage(topic, partition)
-            if index.start_offset is None or index.end_offset is None:
-                continue
-            out.append(
-                Expected(
-                    topic,
-                    partition,
-                    topic,
-                    partition,
-                    index.start_offset,
-                    index.end_offset,
-                    index.record_count,
-                )
-            )
+            stored = [s for s in source.readable_coverage(topic, partition).segments if s.record_count]
+            if stored:
+                first, last = min(s.first_offset for s in stored), max(s.last_offset for s in stored)
+                records = sum(s.record_count for s in stored)
+                out.append(Expected(topic, partition, topic, partition, first, last + 1, records))
     return out
 
 
