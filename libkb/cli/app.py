@@ -91,17 +91,22 @@ def _three_phase_restore(args: argparse.Namespace) -> int:
 
 
 def _validation(args: argparse.Namespace) -> int:
-    from libkb.cli import validation
+    from libkb.cli.validation import (
+        run_evidence_get,
+        run_evidence_list,
+        run_evidence_verify,
+        run_validation_command,
+    )
 
     if args.action == "run":
-        return validation.run_validation_command(
+        return run_validation_command(
             args.config, pitr=args.pitr, triggered_by=args.triggered_by, fmt=args.format
         )
     if args.action == "evidence-list":
-        return validation.run_evidence_list(args.path, args.limit, args.prefix, args.format)
+        return run_evidence_list(args.path, args.limit, args.prefix, args.format)
     if args.action == "evidence-get":
-        return validation.run_evidence_get(args.path, args.report_id, args.format, args.output, args.prefix)
-    return validation.run_evidence_verify(args.report, args.signature, args.public_key)
+        return run_evidence_get(args.path, args.report_id, args.format, args.output, args.prefix)
+    return run_evidence_verify(args.report, args.signature, args.public_key)
 
 
 def _status(args: argparse.Namespace) -> int:
