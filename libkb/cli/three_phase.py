@@ -19,6 +19,7 @@ or JSON/YAML (``--format``, libkb's), then the phases' own output goes to stderr
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -37,7 +38,7 @@ from libkb.kafka.admin import KafkaAdmin
 from libkb.kafka.clients import make_admin
 from libkb.restore.engine import RestoreEngine, RestoreResult
 from libkb.restore.groups import TranslatedOffset
-from libkb.storage import create_backend_from_config
+from libkb.storage import FilesystemConfig, create_backend_from_config
 
 
 @dataclass(slots=True)
@@ -170,7 +171,7 @@ def _offset_phase(
         with create_backend_from_config(config.storage) as backend:
             run_offset_reset(
                 "execute",
-                f"the storage of {config_path}",
+                _location(config, config_path),
                 result.backup_id,
                 phase.groups,
                 None,
@@ -191,6 +192,14 @@ def _offset_phase(
     else:
         phase.status = "applied"
         print(f"verified: {phase.verified} committed offset(s) read back from the target match", file=out)
+
+
+def _location(config: JobConfig, config_path: str) -> str:
+    """The storage as ``--path`` would name it: exact for a directory; else the job file's storage."""
+    storage = config.storage
+    if isinstance(storage, FilesystemConfig):
+        return os.path.join(storage.path, storage.prefix) if storage.prefix else storage.path
+    return f"the storage of {config_path}"
 
 
 def _read_back(config: JobConfig, offsets: list[TranslatedOffset]) -> list[str]:
