@@ -25,8 +25,6 @@ from libkb.restore.validation.evidence import find_report, list_reports, report_
 from libkb.restore.validation.signing import Signature, verify
 from libkb.storage import ContainerNotFoundError, open_backend
 
-DEFAULT_PREFIX = "evidence-reports/"
-
 
 class EvidenceNotFoundError(LibkbError, FileNotFoundError):
     def __str__(self) -> str:
