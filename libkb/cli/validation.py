@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -25,8 +26,12 @@ from libkb.restore.validation.evidence import find_report, list_reports, report_
 from libkb.restore.validation.signing import Signature, verify
 from libkb.storage import ContainerNotFoundError, open_backend
 
+log = logging.getLogger("libkb.cli")
+
 
 class EvidenceNotFoundError(LibkbError, FileNotFoundError):
+    """No evidence report (or nothing at all) is stored where the command looked."""
+
     def __str__(self) -> str:
         return str(self.args[0])
 
@@ -49,7 +54,7 @@ def run_validation_command(
     stdout = out or sys.stdout
     print(run_text(run) if fmt == "text" else dump(run.report, fmt), file=stdout, flush=True)
     for warning in run.warnings:
-        error_line(f"warning: {warning}")
+        log.warning("%s", warning)
     if run.overall == "FAILED":
         summary = run.report["validation"]
         error_line(
