@@ -69,6 +69,60 @@ def _show_offset_mapping(args: argparse.Namespace) -> int:
     return run_show_offset_mapping(args.path, args.backup_id, args.restore_id, args.format)
 
 
+def _three_phase_restore(args: argparse.Namespace) -> int:
+    from libkb.cli.three_phase import run_three_phase_restore
+
+    return run_three_phase_restore(args.config, fmt=args.format, liveness_timeout_secs=args.liveness_timeout)
+
+
+def _validation(args: argparse.Namespace) -> int:
+    from libkb.cli.validation import (
+        run_evidence_get,
+        run_evidence_list,
+        run_evidence_verify,
+        run_validation_command,
+    )
+
+    if args.action == "run":
+        return run_validation_command(
+            args.config, pitr=args.pitr, triggered_by=args.triggered_by, fmt=args.format
+        )
+    if args.action == "evidence-list":
+        return run_evidence_list(args.path, args.limit, args.prefix, args.format)
+    if args.action == "evidence-get":
+        return run_evidence_get(args.path, args.report_id, args.format, args.output, args.prefix)
+    return run_evidence_verify(args.report, args.signature, args.public_key)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from libkb.cli.status import run_status
+
+    if args.config is None and args.url is None and (args.path is None or args.backup_id is None):
+        return _usage_error(
+            args.command_parser,
+            "say what to look at: --path and --backup-id, --config (a job file), or --url (an ops endpoint)",
+        )
+    if args.interval <= 0:
+        return _usage_error(args.command_parser, "--interval must be more than 0 seconds")
+    return run_status(
+        args.path,
+        args.backup_id,
+        args.config,
+        args.url,
+        fmt=args.format,
+        watch=args.watch,
+        interval=args.interval,
+        db_path=args.db_path,
+    )
+
+
+def _usage_error(parser: argparse.ArgumentParser, message: str) -> int:
+    """What argparse does for a usage error, returned rather than raised: usage, the message, status 2."""
+    parser.print_usage(sys.stderr)
+    print(f"{parser.prog}: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
 def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
     """-v and --log-level, accepted before or after the command name.
 
@@ -108,7 +162,7 @@ class _Commands:
     def add(self, name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
         sub = self._commands.add_parser(name, help=help, description=help)
         _global_options(sub, top=False)
-        sub.set_defaults(handler=handler)
+        sub.set_defaults(handler=handler, command_parser=sub)
         return sub
 
     def nested(self, name: str, help: str) -> _Commands:
@@ -130,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     _inspection_commands(commands)
     _restore_commands(commands)
     _offset_commands(commands)
+    _status_command(commands)
+    _validation_command(commands)
     return parser
 
 
@@ -183,6 +239,19 @@ def _restore_commands(commands: _Commands) -> None:
     restore.add_argument("--dry-run", action="store_true", help="print the plan; write nothing")
     _liveness_option(restore)
 
+    three = commands.add(
+        "three-phase-restore",
+        _three_phase_restore,
+        "restore, then reset consumer-group offsets through the offset mapping and read them back",
+    )
+    three.add_argument(
+        "-c", "--config", required=True, metavar="FILE", help="the job's YAML config (mode: restore)"
+    )
+    three.add_argument(
+        "-f", "--format", choices=("text", "json", "yaml"), default="text", help="the final report"
+    )
+    _liveness_option(three)
+
     plan = commands.add("validate-restore", _validate_restore, "print what a restore config would restore")
     plan.add_argument("--config", required=True, metavar="FILE", help="the job's YAML config (mode: restore)")
     plan.add_argument("--format", choices=("text", "json", "yaml"), default="text")
@@ -201,6 +270,68 @@ def _offset_commands(commands: _Commands) -> None:
     mapping.add_argument("--format", choices=("text", "json", "yaml", "csv"), default="text")
 
     add_offset_commands(commands)
+
+
+def _status_command(commands: _Commands) -> None:
+    status = commands.add(
+        "status",
+        _status,
+        "show whether a backup is being written, how its last run ended, and a job's live state",
+    )
+    status.add_argument("-p", "--path", metavar="URL", help=_PATH_HELP + " (with --backup-id)")
+    status.add_argument("-b", "--backup-id", metavar="ID", help="the backup to look at")
+    status.add_argument(
+        "-c", "--config", metavar="FILE", help="a job file: its metrics endpoint and (backup jobs) its backup"
+    )
+    status.add_argument("--url", metavar="URL", help="a running job's ops endpoint, http://HOST:PORT")
+    status.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
+    status.add_argument(
+        "--interval", type=float, default=2.0, metavar="SECS", help="seconds between refreshes (default 2)"
+    )
+    status.add_argument("-f", "--format", choices=("text", "json", "yaml"), default="text")
+    status.add_argument("--db-path", metavar="FILE", help="the original tool's offset database: not used")
+
+
+def _validation_command(commands: _Commands) -> None:
+    validation = commands.add(
+        "validation", _validation, "check a restore on its cluster and keep (signed) evidence of the result"
+    )
+    actions = validation.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    def action(name: str, help: str) -> argparse.ArgumentParser:
+        sub = actions.add_parser(name, help=help, description=help)
+        _global_options(sub, top=False)
+        sub.set_defaults(command_parser=sub)
+        return sub
+
+    run = action("run", "run the checks of a validation file and store the evidence report")
+    run.add_argument("-c", "--config", required=True, metavar="FILE", help="the validation file (YAML)")
+    run.add_argument(
+        "--pitr", type=int, metavar="MS", help="the restore's point in time (epoch ms), for the report"
+    )
+    run.add_argument("--triggered-by", metavar="TEXT", help="who or what started this run, for the report")
+    run.add_argument("-f", "--format", choices=("text", "json", "yaml"), default="text")
+
+    prefix_help = "where evidence is kept in the storage (default evidence-reports/)"
+    listing = action("evidence-list", "list the evidence reports at a storage location, newest first")
+    listing.add_argument("-p", "--path", required=True, metavar="URL", help=_PATH_HELP)
+    listing.add_argument(
+        "-l", "--limit", type=int, default=50, metavar="N", help="show at most N (default 50)"
+    )
+    listing.add_argument("--prefix", default="evidence-reports/", help=prefix_help)
+    listing.add_argument("-f", "--format", choices=("text", "json", "yaml"), default="text")
+
+    get = action("evidence-get", "download an evidence report (or its signature)")
+    get.add_argument("-p", "--path", required=True, metavar="URL", help=_PATH_HELP)
+    get.add_argument("-r", "--report-id", required=True, metavar="ID")
+    get.add_argument("-f", "--format", choices=("json", "sig", "pdf"), default="json")
+    get.add_argument("-o", "--output", required=True, metavar="FILE")
+    get.add_argument("--prefix", default="evidence-reports/", help=prefix_help)
+
+    check = action("evidence-verify", "check a report file against its detached signature")
+    check.add_argument("-r", "--report", required=True, metavar="FILE", help="the JSON evidence report")
+    check.add_argument("-s", "--signature", required=True, metavar="FILE", help="its .sig file")
+    check.add_argument("--public-key", metavar="FILE", help="the signer's PEM public key (P-256)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from libkb.cli.logs import apply_job_logging
+from libkb.cli.logs import apply_job_logging, first_time
 from libkb.config import JobConfig, load_config
 
 log = logging.getLogger("libkb.config")
@@ -19,5 +19,6 @@ def load_job(path: str) -> JobConfig:
     config = load_config(path, log_warnings=False)
     apply_job_logging(config.logging, backup_id=config.backup_id, secrets=config.secrets())
     for line in config.warnings:
-        log.warning("%s", line)
+        if first_time(line):
+            log.warning("%s", line)
     return config

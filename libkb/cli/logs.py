@@ -37,6 +37,7 @@ class _State:
     backup_id: str | None = None
     secrets: tuple[str, ...] = ()
     handler: logging.Handler | None = None
+    said: set[str] = set()  # what first_time() has seen; reset by unconfigure
 
 
 def configure(verbosity: int, level: str | None = None, stream: IO[str] | None = None) -> None:
@@ -88,6 +89,18 @@ def unconfigure() -> None:
     _State.backup_id = None
     _State.secrets = ()
     _State.flags_given = False
+    _State.said = set()
+
+
+def first_time(message: str) -> bool:
+    """Whether ``message`` is said for the first time since logging was configured (then remembered).
+
+    A command that loads its job file twice (``three-phase-restore``) warns about its keys once.
+    """
+    if message in _State.said:
+        return False
+    _State.said.add(message)
+    return True
 
 
 def mask(text: str) -> str:

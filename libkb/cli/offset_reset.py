@@ -17,6 +17,7 @@ import shlex
 import sys
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import IO, Any
 
@@ -60,7 +61,9 @@ def run_offset_reset(
     config_path: str | None = None,
     output: str | None = None,
     out: IO[str] | None = None,
+    backend: StorageBackend | None = None,
 ) -> int:
+    """``offset-reset plan|execute|script``; ``backend``: the storage ``path`` names, already open."""
     stdout = out or sys.stdout
     names = parse_groups(groups)
     scripted = action == "script" or (action == "plan" and fmt == "shell-script")
@@ -75,7 +78,7 @@ def run_offset_reset(
         if action != "plan" or scripted
         else None
     )
-    with open_backend(path) as backend:
+    with open_backend(path) if backend is None else nullcontext(backend) as backend:
         mapping, offsets = translated_offsets(backend, backup_id, restore_id, names)
         if scripted:
             assert cluster is not None

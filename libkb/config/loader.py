@@ -191,6 +191,17 @@ _Loader.add_constructor("!specific", _specific)
 
 def load_config(path: str | os.PathLike[str], *, log_warnings: bool = True) -> JobConfig:
     """Load and validate a job config file (see :func:`parse_config` for ``log_warnings``)."""
+    return parse_config(read_config_file(path), source=str(path), log_warnings=log_warnings)
+
+
+def load_section(schema: type[Schema], data: Any, key: str, source: str | None) -> Any:
+    """One section of a config file through ``schema``; an error names the file, the key path and,
+    for an unknown key, the closest known one. For files other than job files (validation)."""
+    return _section(schema, data, key, source)
+
+
+def read_config_file(path: str | os.PathLike[str]) -> Any:
+    """The parsed YAML of a config file (not validated); errors name the file and the line."""
     name = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -205,4 +216,4 @@ def load_config(path: str | os.PathLike[str], *, log_warnings: bool = True) -> J
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"not valid YAML{where}: {problem}", source=name) from None
-    return parse_config(data, source=name, log_warnings=log_warnings)
+    return data

@@ -2,5 +2,15 @@
 
 from libkb.ops.health import CheckRunner, Component, HealthModel, Watchdog
 from libkb.ops.server import OpsServer
+from libkb.ops.status import JobUnreachableError, LiveStatus, live_status
 
-__all__ = ["CheckRunner", "Component", "HealthModel", "OpsServer", "Watchdog"]
+__all__ = [
+    "CheckRunner",
+    "Component",
+    "HealthModel",
+    "JobUnreachableError",
+    "LiveStatus",
+    "OpsServer",
+    "Watchdog",
+    "live_status",
+]

@@ -121,15 +121,19 @@ def planned_records(source: BackupSource, task: PartitionTask, first: int) -> It
 
 def read_back(consumer: Consumer, check: Unverified) -> Iterator[Message]:
     """The records of ``[check.start, check.end)`` in the target partition, in offset order."""
-    topic, partition = check.task.target_topic, check.task.target_partition
-    consumer.assign([TopicPartition(topic, partition, check.start)])
-    expected, idle = check.start, time.monotonic()
-    while expected < check.end:
+    return read_range(consumer, check.task.target_topic, check.task.target_partition, check.start, check.end)
+
+
+def read_range(consumer: Consumer, topic: str, partition: int, start: int, end: int) -> Iterator[Message]:
+    """The records of ``[start, end)`` in a partition, in offset order (also ``validation run``'s)."""
+    consumer.assign([TopicPartition(topic, partition, start)])
+    expected, idle = start, time.monotonic()
+    while expected < end:
         batch = consumer.consume(500, 1.0)
         if not batch and time.monotonic() - idle > READ_TIMEOUT_SECS:
             raise RestoreError(
                 f"{topic}[{partition}]: no record could be read back from offset {expected} in "
-                f"{READ_TIMEOUT_SECS:.0f} s (up to {check.end} are due); re-run to try again"
+                f"{READ_TIMEOUT_SECS:.0f} s (up to {end} are due); re-run to try again"
             )
         for msg in batch:
             idle = time.monotonic()
@@ -139,7 +143,7 @@ def read_back(consumer: Consumer, check: Unverified) -> Iterator[Message]:
             offset = msg.offset()
             if err is not None or offset is None:
                 continue
-            if offset >= check.end:
+            if offset >= end:
                 return
             yield msg
             expected = offset + 1

@@ -387,3 +387,37 @@ def url_to_mapping(url: str) -> dict[str, Any]:
             source=safe_url(url),
         )
     return parse(url, parts)
+
+
+def storage_url(config: Any) -> str:
+    """A ``--path`` URL that names the same storage as a job file's ``storage:`` (credentials left out).
+
+    Printed commands (an undo command, for one) need the location as a URL;
+    secrets are never part of one, so the command finds them where the job's
+    own run did (environment, identity chain).
+    """
+    from urllib.parse import quote, urlencode
+
+    backend = getattr(config, "backend", "")
+    prefix = quote(config.prefix or "") if hasattr(config, "prefix") else ""
+    if backend == "filesystem":
+        if config.prefix and config.path.startswith("/"):
+            return f"file://{quote(config.path)}?{urlencode({'prefix': config.prefix})}"
+        return str(config.path).rstrip("/") + (f"/{config.prefix}" if config.prefix else "")
+    if backend == "memory":
+        return f"memory://{prefix}"
+    query: dict[str, str] = {}
+    for name in sorted(_URL_KEYS.get(backend, set()) - {"prefix"}):
+        value = getattr(config, name, None)
+        if value is not None and value is not False:
+            query[name] = str(value).lower() if isinstance(value, bool) else str(value)
+    tail = f"/{prefix}" if prefix else ""
+    if backend == "s3":
+        where = f"s3://{config.bucket}{tail}"
+    elif backend == "gcs":
+        where = f"gs://{config.bucket}{tail}"
+    elif backend == "azure":
+        where = f"azure://{config.account_name}.blob.core.windows.net/{config.container_name}{tail}"
+    else:
+        raise ValueError(f"no URL form for storage backend {backend!r}")
+    return where + (f"?{urlencode(query)}" if query else "")

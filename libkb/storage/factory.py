@@ -35,11 +35,13 @@ def _holding(driver: Any, transfer: TransferConfig) -> Any:
 
 
 def create_backend_from_config(
-    config: BackendConfig, *, metrics: StorageMetrics | None = None
+    config: BackendConfig, *, metrics: StorageMetrics | None = None, create: bool = True
 ) -> StorageBackend:
     """A ready backend for any of the five configs (see :mod:`libkb.storage.settings`).
 
     Its latency, error and retry metrics go to ``metrics`` (a run's), else to a private registry.
+    ``create=False`` leaves a missing filesystem directory missing (reading a mistyped path
+    must not create it); cloud backends create nothing in either case.
     """
     if isinstance(config, MemoryConfig):
         from libkb.storage.drivers.memory import MemoryStorageDriver
@@ -58,7 +60,7 @@ def create_backend_from_config(
         if os.path.exists(path) and not os.path.isdir(path):
             raise ConfigError(f"{path!r} exists and is not a directory", key="storage.path")
         return LibcloudBackend(
-            SafeLocalStorageDriver(path, direct_io=config.direct_io),
+            SafeLocalStorageDriver(path, create=create, direct_io=config.direct_io),
             os.path.basename(path) or "filesystem",
             prefix=config.prefix,
             resilience=_LOCAL_RESILIENCE,
@@ -104,6 +106,6 @@ def create_backend(config: StorageConfig) -> StorageBackend:
     return create_backend_from_config(config.to_backend_config())
 
 
-def open_backend(url: str, *, metrics: StorageMetrics | None = None) -> StorageBackend:
-    """A backend for a storage URL or plain path (``kafka-backup list --path``)."""
-    return create_backend_from_config(config_from_url(url), metrics=metrics)
+def open_backend(url: str, *, metrics: StorageMetrics | None = None, create: bool = True) -> StorageBackend:
+    """A backend for a storage URL or plain path (``kafka-backup list --path``); ``create`` as above."""
+    return create_backend_from_config(config_from_url(url), metrics=metrics, create=create)

@@ -391,3 +391,33 @@ def test_secrets_are_not_in_reprs() -> None:
     for config, secret in ((s3, "s3cr3t-value"), (s3, "tok3n-value"), (azure, "azure-key-value")):
         assert secret not in repr(config)
         assert secret not in str(config)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        FilesystemConfig(path="/var/kafka-backups"),
+        FilesystemConfig(path="/var/kafka-backups", prefix="team a"),
+        MemoryConfig(prefix="scratch"),
+        S3Config(
+            bucket="b", prefix="x/y", endpoint="http://127.0.0.1:9000", region="eu-west-1", path_style=True
+        ),
+        S3Config(bucket="b"),
+        GcsConfig(bucket="g", prefix="p", endpoint="http://127.0.0.1:4443"),
+        AzureConfig(
+            account_name="acct", container_name="c", prefix="p", endpoint="http://127.0.0.1:10000/acct"
+        ),
+    ],
+)
+def test_storage_url_names_the_same_storage(config: Any) -> None:
+    """An undo command printed for a job file's storage points at that very storage."""
+    from libkb.storage.config import storage_url
+
+    assert StorageBackendConfig.from_url(storage_url(config)) == config
+
+
+def test_storage_url_leaves_secrets_out() -> None:
+    from libkb.storage.config import storage_url
+
+    url = storage_url(S3Config(bucket="b", access_key="AKIAEXAMPLE", secret_key="s3cr3t-value"))
+    assert "AKIAEXAMPLE" not in url and "s3cr3t" not in url
