@@ -156,5 +156,5 @@ def test_phase_3_refuses_a_group_with_active_members(
     assert done.returncode == 1, done.stdout
     assert "phase 2 (restore " in done.stdout and "): complete: 50 records" in done.stdout
     assert "phase 3 (offset reset): failed" in done.stdout
-    assert f"consumer group {group!r} has 1 active member(s)" in done.stderr
+    assert f"consumer group(s) {group!r} (1 member) have active members" in done.stderr
     assert committed(bootstrap, group, target, 1) == [-1001]
