@@ -1,0 +1,46 @@
+"""Where a record goes when its topic is restored by key into another partition count.
+
+``murmur2`` (the default): a record with a key (an empty one too) goes to the
+partition the Java client's default partitioner picks for its key
+(:mod:`libkb.kafka.partitioner`), so producers that go on writing to the
+target topic put a key's new records in the same partition as its restored
+ones. A record without a key goes to its source partition modulo the target's
+partition count. Kafka's own producer spreads such records at will; the rule
+here is fixed instead, because a re-run must send every record where the
+interrupted run sent it (:mod:`.spread`); it keeps each source partition's
+keyless records together and in order, and with at least as many target
+partitions as source partitions they stay in the partition they came from.
+
+``automatic`` (the original tool's round robin): every record, keyed or
+not, goes to its source offset modulo the partition count: spread evenly and
+just as fixed, with no order kept per key.
+
+Both are computed a block of records at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from operator import itemgetter
+
+from libkb.format.segment import Record
+from libkb.kafka.partitioner import partition_for_key, partitions_for_keys
+
+_OFFSET, _KEY = itemgetter(0), itemgetter(3)
+
+Route = Callable[[list[Record]], list[int]]
+
+
+def router(strategy: str, partitions: int, source_partition: int) -> Route:
+    """The target partition of each record of a block read from ``source_partition``."""
+    if strategy == "automatic":
+        return lambda block: [offset % partitions for offset in map(_OFFSET, block)]
+    keyless = source_partition % partitions
+
+    def by_key(block: list[Record]) -> list[int]:
+        keys = list(map(_KEY, block))
+        if None in keys:
+            return [keyless if k is None else partition_for_key(k, partitions) for k in keys]
+        return partitions_for_keys(keys, partitions)
+
+    return by_key
