@@ -21,10 +21,11 @@ Both are computed a block of records at a time.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import suppress
 from operator import itemgetter
 
 from libkb.format.segment import Record
-from libkb.kafka.partitioner import partition_for_key, partitions_for_keys
+from libkb.kafka.partitioner import partitions_for_keys
 
 _OFFSET, _KEY = itemgetter(0), itemgetter(3)
 
@@ -39,8 +40,14 @@ def router(strategy: str, partitions: int, source_partition: int) -> Route:
 
     def by_key(block: list[Record]) -> list[int]:
         keys = list(map(_KEY, block))
-        if None in keys:
-            return [keyless if k is None else partition_for_key(k, partitions) for k in keys]
-        return partitions_for_keys(keys, partitions)
+        if None not in keys:
+            return partitions_for_keys(keys, partitions)
+        parts = partitions_for_keys([k or b"" for k in keys], partitions)
+        i = -1
+        with suppress(ValueError):  # no None after i: done
+            while True:  # the keyless records, found by list.index (C) rather than a loop over all
+                i = keys.index(None, i + 1)
+                parts[i] = keyless
+        return parts
 
     return by_key

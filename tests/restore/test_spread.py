@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from libkb.cli.restore import mapping_rows
 from libkb.errors import LibkbError
@@ -20,6 +22,7 @@ from libkb.restore.engine import RestoreError
 from libkb.restore.groups import GroupOffsetError
 from libkb.restore.mapping import OffsetMapping
 from libkb.restore.partition import as_produced
+from libkb.restore.routing import router
 from libkb.restore.state import RestoreState, mapping_key
 from libkb.storage import MemoryConfig, StorageBackend, create_backend_from_config
 from tests.fakes import FakeKafka, Fault, FaultyBackend, ProducerFaults
@@ -92,6 +95,17 @@ def assert_by_key(source: FakeKafka, target: FakeKafka, partitions: int, strateg
     for p in range(partitions):
         assert content(restored[p]) == content(expected[p]), f"partition {p} differs"
         assert [r[0] for r in restored[p]] == list(range(len(restored[p])))
+
+
+@given(st.lists(st.none() | st.binary(max_size=12), max_size=60), st.integers(1, 50), st.integers(0, 99))
+def test_the_routing_rules_block_by_block(keys: list[bytes | None], partitions: int, source: int) -> None:
+    block: list[Record] = [(1000 + i, 0, 0, k, None, None) for i, k in enumerate(keys)]
+    assert router("murmur2", partitions, source)(block) == [
+        source % partitions if k is None else partition_for_key(k, partitions) for k in keys
+    ]
+    assert router("automatic", partitions, source)(block) == [
+        (1000 + i) % partitions for i in range(len(keys))
+    ]
 
 
 def test_fewer_partitions_each_record_where_the_java_client_puts_its_key(
