@@ -7,14 +7,25 @@ computed here from the rules in docs/config.rst, record by record.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from libkb.cli.restore import mapping_rows
+from libkb.cli.restore import (
+    mapping_rows,
+    plan_dict,
+    plan_text,
+    run_offset_reset,
+    run_show_offset_mapping,
+    write_offset_report,
+)
 from libkb.errors import LibkbError
 from libkb.format.segment import Record
 from libkb.kafka.partitioner import partition_for_key
@@ -24,7 +35,7 @@ from libkb.restore.mapping import OffsetMapping
 from libkb.restore.partition import as_produced
 from libkb.restore.routing import router
 from libkb.restore.state import RestoreState, mapping_key
-from libkb.storage import MemoryConfig, StorageBackend, create_backend_from_config
+from libkb.storage import FilesystemConfig, MemoryConfig, StorageBackend, create_backend_from_config
 from tests.fakes import FakeKafka, Fault, FaultyBackend, ProducerFaults
 from tests.fakes.jobs import (
     TOPIC,
@@ -312,3 +323,38 @@ def test_a_stored_state_of_a_one_to_one_restore_is_not_taken_for_a_restore_by_ke
     assert isinstance(
         RestoreState.from_json(backup.get(f"bk/restores/{spread.restore_id}/state.json")), RestoreState
     )
+
+
+def test_the_commands_show_a_restore_by_key(
+    stored: Stored, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """validate-restore's plan, show-offset-mapping, offset-reset plan (its notes) and the offset report."""
+    disk = create_backend_from_config(FilesystemConfig(path=str(tmp_path)))
+    for key, data in stored[1].items():
+        disk.put(key, data)
+    result = restore_engine(FakeKafka(), disk, config(2, consumer_groups=["billing"])).run()
+    assert result.plan is not None
+    text = plan_text(result.plan)
+    assert "orders[0]" in text and "orders-restored[by key of 2]" in text
+    assert "by key: orders into 2 partitions of orders-restored (murmur2 of the key" in text
+    assert plan_dict(result.plan)["repartitioned"][0]["source_partitions"] == [0, 1, 2]
+
+    out = io.StringIO()
+    run_show_offset_mapping(str(tmp_path), "bk", None, "csv", out=out)
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert len(rows) == 6 and {r["by_key"] for r in rows} == {"True"}
+    assert sum(int(r["records"]) for r in rows) == result.records
+    out = io.StringIO()
+    run_show_offset_mapping(str(tmp_path), "bk", None, "text", out=out)
+    assert "orders[0, 1, 2] by key" in out.getvalue()
+
+    out = io.StringIO()
+    assert run_offset_reset("plan", str(tmp_path), "bk", ["billing"], None, None, "json", out=out) == 0
+    assert json.loads(out.getvalue()) == []
+    assert (
+        "group 'billing': offsets on orders not translated ([0] at 17, [1] at 200)" in capsys.readouterr().err
+    )
+
+    report = tmp_path / "report.json"
+    write_offset_report(str(report), result)
+    assert [r["source"] for r in json.loads(report.read_text())["untranslated"]] == ["orders[0]", "orders[1]"]
