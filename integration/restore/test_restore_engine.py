@@ -406,9 +406,18 @@ def test_refusals_are_clear(kafka_service: KafkaEndpoint, topic_factory: Any, me
     source = topic_factory(partitions=3)
     produce(kafka_service.bootstrap_servers, source, 300, partitions=3)
     backup(kafka_service, {"backend": "memory"}, [source], memory)
-    small = topic_factory(partitions=1)
-    with pytest.raises(TargetTopicError, match="has 1 partitions but the restore needs 3"):
-        restore(kafka_service, {"backend": "memory"}, [small], memory, topic_mapping={source: small})
+    small = topic_factory(partitions=1)  # (restore.repartition: auto would restore it by key)
+    with pytest.raises(
+        TargetTopicError, match=r"has 1 partitions but the restore needs 3.*repartition: true"
+    ):
+        restore(
+            kafka_service,
+            {"backend": "memory"},
+            [small],
+            memory,
+            topic_mapping={source: small},
+            repartition=False,
+        )
     with pytest.raises(TargetTopicError, match=r"does not exist; create it or set restore\.create_topics"):
         restore(
             kafka_service,

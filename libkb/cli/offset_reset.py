@@ -30,8 +30,9 @@ from libkb.cli.restore import offset_row, translated_offsets
 from libkb.errors import ConfigError
 from libkb.kafka.types import CommittedOffset
 from libkb.offsets import BulkReport, OffsetSnapshot, SnapshotStore, reset_with_snapshot
-from libkb.restore.groups import TranslatedOffset
+from libkb.restore.groups import TranslatedOffset, untranslated_notes, untranslated_offsets
 from libkb.restore.mapping import OffsetMapping
+from libkb.source import open_backup
 from libkb.storage import StorageBackend, open_backend
 from libkb.version import __version__
 
@@ -80,6 +81,8 @@ def run_offset_reset(
     )
     with open_backend(path) if backend is None else nullcontext(backend) as backend:
         mapping, offsets = translated_offsets(backend, backup_id, restore_id, names)
+        if mapping.spread:
+            _untranslated_notes(backend, backup_id, mapping, names)
         if scripted:
             assert cluster is not None
             return _script(path, backup_id, mapping, offsets, cluster, output, stdout)
@@ -206,6 +209,15 @@ def _nothing(stdout: IO[str]) -> int:
         file=stdout,
     )
     return 0
+
+
+def _untranslated_notes(
+    backend: StorageBackend, backup_id: str, mapping: OffsetMapping, names: list[str] | None
+) -> None:
+    """A restore by key moved records across partitions: say which group offsets cannot be translated."""
+    stored = open_backup(backend, backup_id).groups()
+    for note in untranslated_notes(untranslated_offsets(stored[1] if stored else [], mapping, names)):
+        print(f"note: {note}", file=sys.stderr)
 
 
 def _apply(

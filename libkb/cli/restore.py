@@ -22,7 +22,11 @@ from libkb.cli.render import dump, human_bytes, table
 from libkb.config import JobConfig
 from libkb.errors import ConfigError, LibkbError
 from libkb.restore.engine import RestoreEngine, RestoreResult
-from libkb.restore.groups import TranslatedOffset, translate_groups
+from libkb.restore.groups import (
+    TranslatedOffset,
+    UntranslatedOffset,
+    translate_groups,
+)
 from libkb.restore.mapping import OffsetMapping
 from libkb.restore.plan import RestorePlan
 from libkb.restore.state import RestoreState, mapping_key, state_key
@@ -93,6 +97,7 @@ def write_offset_report(path: str, result: RestoreResult) -> None:
         "restore_id": result.restore_id,
         "mapping": json.loads(result.mapping.to_json()) if result.mapping is not None else None,
         "group_offsets": [offset_row(o) for o in result.group_offsets],
+        "untranslated": [untranslated_row(o) for o in result.untranslated],
     }
     target = Path(path)
     partial = target.with_name(f".{target.name}.partial")
@@ -107,6 +112,16 @@ def offset_row(o: TranslatedOffset) -> dict[str, Any]:
         "source_offset": o.source_offset,
         "target": f"{o.target_topic}[{o.target_partition}]",
         "target_offset": o.target_offset,
+    }
+
+
+def untranslated_row(o: UntranslatedOffset) -> dict[str, Any]:
+    return {
+        "group": o.group,
+        "source": f"{o.source_topic}[{o.source_partition}]",
+        "source_offset": o.source_offset,
+        "target_topic": o.target_topic,
+        "reason": f"restored by key into {o.target_partitions} partitions: no exact target offset",
     }
 
 
@@ -147,6 +162,18 @@ def plan_dict(plan: RestorePlan) -> dict[str, Any]:
             }
             for t in plan.tasks
         ],
+        "repartitioned": [
+            {
+                "source_topic": s.source_topic,
+                "target_topic": s.target_topic,
+                "target_partitions": s.partitions,
+                "strategy": s.strategy,
+                "records": s.max_records,
+                "records_exact": s.exact,
+                "source_partitions": [t.source_partition for t in s.sources],
+            }
+            for s in plan.spread
+        ],
         "target_partitions_needed": plan.target_partitions,
         "skipped_topics": plan.skipped_topics,
     }
@@ -163,6 +190,17 @@ def plan_text(plan: RestorePlan) -> str:
         )
         for t in plan.tasks
     ]
+    rows += [
+        (
+            f"{t.source_topic}[{t.source_partition}]",
+            f"[{t.start_offset}, {t.end_offset})",
+            f"{t.max_records:,}" if t.exact else f"<= {t.max_records:,}",
+            human_bytes(t.stored_bytes),
+            f"{s.target_topic}[by key of {s.partitions}]",
+        )
+        for s in plan.spread
+        for t in s.sources
+    ]
     lines = [f"restore plan for backup {plan.backup_id} (nothing written):"]
     if rows:
         lines.append(table(("SOURCE", "OFFSETS", "RECORDS", "STORED", "TARGET"), rows, indent="  "))
@@ -170,9 +208,15 @@ def plan_text(plan: RestorePlan) -> str:
         lines.append("  nothing to restore: no backed-up topic matches target.topics and the filters")
     if plan.skipped_topics:
         lines.append(f"  not selected: {', '.join(plan.skipped_topics)}")
-    total = sum(t.max_records for t in plan.tasks)
-    exact = all(t.exact for t in plan.tasks)
-    lines.append(f"  total: {'' if exact else '<= '}{total:,} records in {len(plan.tasks)} partitions")
+    for spread in plan.spread:
+        how = "murmur2 of the key" if spread.strategy == "murmur2" else "round robin"
+        lines.append(
+            f"  by key: {spread.source_topic} into {spread.partitions} partitions of {spread.target_topic} "
+            f"({how}; consumer-group offsets are not translated)"
+        )
+    exact = all(t.exact for t in plan.tasks) and all(s.exact for s in plan.spread)
+    sources = len(plan.tasks) + sum(len(s.sources) for s in plan.spread)
+    lines.append(f"  total: {'' if exact else '<= '}{plan.max_records:,} records in {sources} partitions")
     return "\n".join(lines)
 
 
@@ -218,7 +262,12 @@ def load_mappings(backend: StorageBackend, backup_id: str, restore_id: str | Non
 
 
 def mapping_rows(mapping: OffsetMapping) -> list[dict[str, Any]]:
-    return [
+    """One row per run of consecutive offsets; for a topic restored by key, one per block.
+
+    A block's ``source_offset`` is its first source offset: its records are
+    at consecutive target offsets, their source offsets are not consecutive.
+    """
+    rows = [
         {
             "restore_id": mapping.restore_id,
             "source_topic": p.source_topic,
@@ -228,10 +277,29 @@ def mapping_rows(mapping: OffsetMapping) -> list[dict[str, Any]]:
             "target_partition": p.target_partition,
             "target_offset": tgt,
             "records": length,
+            "by_key": False,
         }
         for p in mapping.partitions
         for src, tgt, length in p.runs
     ]
+    for sp in mapping.spread:
+        target = sp.target_start
+        for source_partition, count, first, _ in sp.blocks:
+            rows.append(
+                {
+                    "restore_id": mapping.restore_id,
+                    "source_topic": sp.source_topic,
+                    "source_partition": source_partition,
+                    "source_offset": first,
+                    "target_topic": sp.target_topic,
+                    "target_partition": sp.target_partition,
+                    "target_offset": target,
+                    "records": count,
+                    "by_key": True,
+                }
+            )
+            target += count
+    return rows
 
 
 def run_show_offset_mapping(
@@ -262,6 +330,16 @@ def run_show_offset_mapping(
                             len(p.runs),
                         )
                         for p in m.partitions
+                    ]
+                    + [
+                        (
+                            f"{p.source_topic}[{', '.join(str(b[0]) for b in p.blocks)}] by key",
+                            f"{p.target_topic}[{p.target_partition}]",
+                            f"[{p.target_start}, {p.target_end})",
+                            f"{p.count:,}",
+                            len(p.blocks),
+                        )
+                        for p in m.spread
                     ],
                     indent="  ",
                 ),

@@ -10,6 +10,7 @@ from libkb.config.models import (
     MetricsOptions,
     RestoreOptions,
     SourceOptions,
+    TopicRepartitioning,
     TopicSelection,
 )
 
@@ -22,6 +23,7 @@ __all__ = [
     "MetricsOptions",
     "RestoreOptions",
     "SourceOptions",
+    "TopicRepartitioning",
     "TopicSelection",
     "expand_env",
     "load_config",

@@ -174,6 +174,21 @@ class BackupOptions:
         return self.include_internal_topics
 
 
+#: ``restore.repartitioning`` strategies: Java's default partitioner, or round robin over every record.
+REPARTITION_STRATEGIES = ("murmur2", "automatic")
+
+
+@dataclass(frozen=True, slots=True)
+class TopicRepartitioning:
+    """How one target topic is restored by key (the original tool's ``repartitioning`` entry)."""
+
+    #: ``murmur2``: a keyed record goes where Java's default partitioner puts it; ``automatic``:
+    #: every record goes round robin by its source offset.
+    strategy: str = "murmur2"
+    #: The target topic's partition count; None: the existing topic's, or the backed-up one.
+    target_partitions: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class RestoreOptions:
     """What to restore and how. Offsets are source offsets; windows are inclusive."""
@@ -218,6 +233,11 @@ class RestoreOptions:
     restore_id: str | None = None
     #: Write the restore's offset mapping (JSON) to this file when it completes.
     offset_report: str | None = None
+    #: Restore records by key into another partition count: ``auto`` (a target topic that exists
+    #: with another partition count than the backed-up one), ``always`` or ``never``.
+    repartition: str = "auto"
+    #: target topic -> how it is restored by key (the original tool's key).
+    repartitioning: dict[str, TopicRepartitioning] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

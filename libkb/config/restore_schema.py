@@ -8,7 +8,8 @@ from typing import Any
 from marshmallow import ValidationError, fields, post_load, pre_load, validate
 
 from libkb.config.fields import Strict, Timestamp, partition_number
-from libkb.config.models import RestoreOptions
+from libkb.config.models import REPARTITION_STRATEGIES, RestoreOptions, TopicRepartitioning
+from libkb.suggest import unknown_key_message
 
 #: librdkafka's ``batch.num.messages`` range.
 MAX_BATCH_RECORDS = 1_000_000
@@ -31,13 +32,40 @@ def _batch_records(value: int) -> bool:
     )
 
 
+class Repartition(fields.Field):  # type: ignore[type-arg]  # generic only in marshmallow 4
+    """``true`` (always), ``false`` (never) or ``auto``."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if value is True or value == "always":
+            return "always"
+        if value is False or value == "never":
+            return "never"
+        if value == "auto":
+            return "auto"
+        raise ValidationError(
+            "must be auto (restore by key into a target topic that exists with another partition "
+            "count), true (every topic) or false (never)"
+        )
+
+
+class RepartitioningSchema(Strict):
+    """One entry of the original tool's ``repartitioning`` map."""
+
+    strategy = fields.String(validate=validate.OneOf(REPARTITION_STRATEGIES))
+    target_partitions = fields.Integer(validate=validate.Range(min=1, max=1_000_000))
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> TopicRepartitioning:
+        return TopicRepartitioning(**data)
+
+
 class RestoreSchema(Strict):
     time_window_start = Timestamp(allow_none=True)
     time_window_end = Timestamp(allow_none=True)
     offset_ranges = fields.Dict(keys=fields.String(), values=fields.Dict())
     source_partitions = fields.Dict(keys=fields.String(), values=fields.List(fields.Integer()))
     topic_mapping = fields.Dict(keys=fields.String(), values=fields.String(validate=validate.Length(min=1)))
-    partition_mapping = fields.Dict(keys=fields.Raw(), values=fields.Raw())
+    partition_mapping = fields.Dict(keys=fields.Raw(), values=fields.Raw(allow_none=True))
     dry_run = fields.Boolean()
     rate_limit_records_per_sec = fields.Integer(allow_none=True, validate=validate.Range(min=1))
     rate_limit_bytes_per_sec = fields.Integer(allow_none=True, validate=validate.Range(min=1))
@@ -58,12 +86,16 @@ class RestoreSchema(Strict):
         allow_none=True, validate=validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
     )
     offset_report = fields.String(validate=validate.Length(min=1))
+    repartition = Repartition()
+    #: target topic -> its entry (the original tool's key, keyed by target topic as there).
+    repartitioning = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1)), values=fields.Raw(allow_none=True)
+    )
     # The original tool's keys for mechanisms libkb replaces (warned about by libkb.config.rust).
     consumer_group_strategy = fields.String(validate=validate.OneOf(GROUP_STRATEGIES))
     checkpoint_state = fields.String()
     checkpoint_interval_secs = fields.Integer(validate=validate.Range(min=0))
     # The original tool's keys libkb does not do yet: accepted while they ask for nothing.
-    repartitioning = fields.Dict(keys=fields.String(), values=fields.Raw())
     purge_topics = fields.Boolean()
 
     @pre_load
@@ -86,6 +118,7 @@ class RestoreSchema(Strict):
         if start is not None and end is not None and start > end:
             raise ValidationError("time_window_start is after time_window_end", "time_window_start")
         _refuse_unsupported(data)
+        _check_repartition(data)
         for replaced in ("consumer_group_strategy", "checkpoint_state", "checkpoint_interval_secs"):
             data.pop(replaced, None)
         if data.pop("auto_consumer_groups", False):
@@ -103,14 +136,33 @@ class RestoreSchema(Strict):
         )
 
 
-def _refuse_unsupported(data: dict[str, Any]) -> None:
-    if data.pop("repartitioning", None):
+def _check_repartition(data: dict[str, Any]) -> None:
+    """Each ``repartitioning`` entry validated, errors named by their full key path."""
+    entries = {}
+    for topic, entry in data.get("repartitioning", {}).items():
+        entry = {} if entry is None else entry  # null: the defaults, as for every key
+        if not isinstance(entry, Mapping):
+            raise ValidationError(
+                "give {strategy: murmur2|automatic, target_partitions: N}", f"repartitioning.{topic}"
+            )
+        try:
+            entries[topic] = RepartitioningSchema().load(dict(entry))
+        except ValidationError as exc:
+            assert isinstance(exc.messages, dict)
+            key, messages = next(iter(exc.messages.items()))
+            message = messages[0] if isinstance(messages, list) else str(messages)
+            if message == "Unknown field.":
+                message = unknown_key_message(key, RepartitioningSchema().fields)
+            raise ValidationError(message, f"repartitioning.{topic}.{key}") from None
+    data["repartitioning"] = entries
+    if entries and data.get("repartition") == "never":
         raise ValidationError(
-            "restoring into a different partition count is not supported by libkb yet; restore into "
-            "topics with the backed-up partition count (create_topics: true creates them), or map "
-            "partitions one to one with partition_mapping",
-            "repartitioning",
+            "false contradicts repartitioning, which names topics to restore by key; remove one of them",
+            "repartition",
         )
+
+
+def _refuse_unsupported(data: dict[str, Any]) -> None:
     if data.pop("purge_topics", False):
         raise ValidationError(
             "emptying the target topics first is not supported by libkb yet; delete and recreate them "

@@ -146,6 +146,10 @@ class KafkaAdmin:
             self.admin.poll(0)  # drain queued error and log events
             return metadata
 
+    def partition_counts(self) -> dict[str, int]:
+        """Topic name -> partition count of every topic the cluster has."""
+        return {name: len(t.partitions) for name, t in self.metadata().topics.items() if t.error is None}
+
     def select_topics(
         self, selection: TopicSelection, *, include_internal: bool | AbstractSet[str]
     ) -> dict[str, int]:

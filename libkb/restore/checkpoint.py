@@ -37,9 +37,9 @@ def vouch(
     state: RestoreState, plan: RestorePlan, ends: Mapping[TP, PartitionOffsets], failed: Collection[TP]
 ) -> None:
     """Move ``verified_end`` to ``ends`` for the partitions without a failed delivery (never back)."""
-    for task in plan.tasks:
-        tp = (task.target_topic, task.target_partition)
-        part = state.partitions[RestoreState.key_of(task.source_topic, task.source_partition)]
+    for target in plan.targets():
+        tp = (target.topic, target.partition)
+        part = state.partitions[target.key]
         if tp not in failed and tp in ends:
             part.verified_end = max(part.verified_end or 0, ends[tp].high)
 
@@ -60,7 +60,7 @@ class Checkpoints:
         self._backend, self._state, self._plan, self._admin = backend, state, plan, admin
         self._serve, self._failed = serve, failed
         self._interval = interval
-        self._targets = [(t.target_topic, t.target_partition) for t in plan.tasks]
+        self._targets = [(t.topic, t.partition) for t in plan.targets()]
         self._next = time.monotonic() + interval
 
     def maybe(self) -> None:

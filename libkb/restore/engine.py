@@ -34,13 +34,20 @@ from libkb.metrics import RunMetrics
 from libkb.ratelimit import RateLimiter
 from libkb.restore import resume, verify
 from libkb.restore.checkpoint import CHECKPOINT_SECS, Checkpoints, vouch
-from libkb.restore.groups import apply_offsets, translate_groups
-from libkb.restore.mapping import OffsetMapping, PartitionMapping
+from libkb.restore.groups import (
+    apply_offsets,
+    refuse_by_key,
+    translate_groups,
+    untranslated_notes,
+    untranslated_offsets,
+)
+from libkb.restore.mapping import OffsetMapping
 from libkb.restore.partition import PartitionRestorer, RestoreContext
-from libkb.restore.plan import PartitionTask, RestorePlan, plan_restore
+from libkb.restore.plan import PartitionTask, RestorePlan, SpreadTask, plan_restore
 from libkb.restore.producer import Deliveries, Poller, polling, producer_config
 from libkb.restore.progress import RestoreProgress, RunCounters
 from libkb.restore.result import RestoreError, RestoreResult
+from libkb.restore.spread import SpreadRestorer
 from libkb.restore.state import RestoreState, derive_restore_id, mapping_key
 from libkb.restore.target import guard_source_cluster, prepare_topics
 from libkb.source import BackupSource, resolve_backup
@@ -50,6 +57,8 @@ from libkb.version import __version__
 __all__ = ["RestoreEngine", "RestoreError", "RestoreProgress", "RestoreResult"]
 
 log = logging.getLogger("libkb.restore")
+
+Task = PartitionTask | SpreadTask
 
 
 class RestoreEngine:
@@ -89,8 +98,14 @@ class RestoreEngine:
 
     # -- planning ---------------------------------------------------------
 
-    def _open(self) -> tuple[StorageBackend, BackupSource, Manifest, RestorePlan]:
-        """The backend, the backup and its plan; a backend made here is closed again if that fails."""
+    def _open(
+        self, admin: Callable[[], KafkaAdmin] | None = None
+    ) -> tuple[StorageBackend, BackupSource, Manifest, RestorePlan]:
+        """The backend, the backup and its plan; a backend made here is closed again if that fails.
+
+        With ``admin``, the plan knows which target topics exist and their
+        partition counts (``repartition: auto``); without, it plans offline.
+        """
         backend = self._backend or create_backend_from_config(
             self.config.storage, metrics=self.metrics.storage
         )
@@ -102,7 +117,8 @@ class RestoreEngine:
                 for topic, info in manifest.topics.items()
                 for partition in range(info.partitions)
             }
-            plan = plan_restore(manifest, coverage, self.options, self.target.topics)
+            counts = admin().partition_counts() if admin is not None else None
+            plan = plan_restore(manifest, coverage, self.options, self.target.topics, counts)
         except BaseException:
             if self._backend is None:
                 backend.close()
@@ -131,9 +147,9 @@ class RestoreEngine:
         if self.options.dry_run:
             return self.plan()
         started = time.monotonic()
-        backend, source, manifest, plan = self._open()
+        backend, source, manifest, plan = self._open(self._target_admin)
         try:
-            admin = self._admin or KafkaAdmin(make_admin(self.target))
+            admin = self._target_admin()
             result = self._run(backend, source, admin, manifest, plan)
             result.duration_secs = time.monotonic() - started
             return result
@@ -143,6 +159,11 @@ class RestoreEngine:
         finally:
             if self._backend is None:
                 backend.close()
+
+    def _target_admin(self) -> KafkaAdmin:
+        if self._admin is None:
+            self._admin = KafkaAdmin(make_admin(self.target))
+        return self._admin
 
     def _run(
         self,
@@ -155,10 +176,15 @@ class RestoreEngine:
         backup_id = manifest.backup_id
         cluster_id = admin.cluster_id()
         guard_source_cluster(manifest, plan, cluster_id, allowed=self.options.allow_restore_to_source)
+        snapshot = source.groups()
+        if self.options.reset_consumer_offsets and snapshot is not None:
+            spread = {s.source_topic: (s.target_topic, s.partitions) for s in plan.spread}
+            refuse_by_key(snapshot[1], spread, self.options.consumer_groups)
         restore_id = self.options.restore_id or _derive_restore_id(
             backup_id, cluster_id or ",".join(self.target.bootstrap_servers), plan
         )
-        result = RestoreResult(backup_id, restore_id, "interrupted", partitions=len(plan.tasks), plan=plan)
+        partitions = len(plan.targets())
+        result = RestoreResult(backup_id, restore_id, "interrupted", partitions=partitions, plan=plan)
         state = resume.load_state(backend, backup_id, restore_id, cluster_id)
         if state.status != "complete":
             prep = prepare_topics(admin, manifest, plan, self.options)
@@ -186,7 +212,7 @@ class RestoreEngine:
         result: RestoreResult,
     ) -> OffsetMapping:
         """Check what earlier runs wrote, produce the rest from there; store the state and the mapping."""
-        targets = [(t.target_topic, t.target_partition) for t in plan.tasks]
+        targets = [(t.topic, t.partition) for t in plan.targets()]
         ends = admin.offsets(targets, read_committed=False)
         verify.check_unverified(
             verify.unverified(state, plan, ends),
@@ -220,14 +246,14 @@ class RestoreEngine:
         mapping: OffsetMapping,
         deliveries: Deliveries,
         remaining: int,
-        errors: list[tuple[PartitionTask, BaseException]],
+        errors: list[tuple[Task, BaseException]],
     ) -> None:
         """Confirm against the broker, vouch for what is known written, store; raise what went wrong."""
         failures = deliveries.messages()
         if remaining:
             failures.append(f"{remaining} records were not acknowledged in time")
         interrupted = self._stop.is_set() and not failures and not errors
-        ends = admin.offsets([(t.target_topic, t.target_partition) for t in plan.tasks], read_committed=False)
+        ends = admin.offsets([(t.topic, t.partition) for t in plan.targets()], read_committed=False)
         if not remaining:  # every delivery is accounted for: trust the partitions without a failure
             vouch(state, plan, ends, deliveries.failed())
         if not failures and not errors:
@@ -248,32 +274,32 @@ class RestoreEngine:
         checkpoints: Checkpoints,
         plan: RestorePlan,
         mapping: OffsetMapping,
-        skips: dict[tuple[str, int], int],
-    ) -> list[tuple[PartitionTask, BaseException]]:
-        """Every partition on a thread of its own, progress and checkpoints meanwhile; the partitions' errors.
+        skips: dict[str, int],
+    ) -> list[tuple[Task, BaseException]]:
+        """Every partition (and every topic restored by key) on a thread of its own; their errors.
 
-        The first error stops the other partitions (``_restore_partition``); so
-        does anything that interrupts the controller, which then re-raises it.
+        Progress and checkpoints meanwhile. The first error stops the others
+        (``_restore``); so does anything that interrupts the controller, which
+        then re-raises it.
         """
-        total, started = len(plan.tasks), time.monotonic()
+        total, started = len(plan.tasks) + len(plan.spread), time.monotonic()
         reader_pool = ThreadPoolExecutor(max(2, self.options.max_concurrent_partitions), "libkb-read")
         ctx = self._context(source, producer, reader_pool, poller)
-        task_skips = [skips[(t.source_topic, t.source_partition)] for t in plan.tasks]
+        restorers: list[PartitionRestorer | SpreadRestorer] = [
+            PartitionRestorer(task, pm, skips[pm.key], ctx)
+            for task, pm in zip(plan.tasks, mapping.partitions, strict=True)
+        ]
+        for task in plan.spread:
+            parts = mapping.spread_into(task.source_topic)
+            restorers.append(SpreadRestorer(task, parts, [skips[p.key] for p in parts], ctx))
         try:
             with (
                 fewer_collections(),
                 ThreadPoolExecutor(self.options.max_concurrent_partitions, "libkb-restore") as pool,
             ):
-                futures = [
-                    pool.submit(self._restore_partition, ctx, task, pm, skip)
-                    for task, pm, skip in zip(plan.tasks, mapping.partitions, task_skips, strict=True)
-                ]
+                futures = [pool.submit(self._restore, r) for r in restorers]
                 self._wait(futures, checkpoints, total, started)
-            return [
-                (task, exc)
-                for task, f in zip(plan.tasks, futures, strict=True)
-                if (exc := f.exception()) is not None
-            ]
+            return [(r.task, exc) for r, f in zip(restorers, futures, strict=True) if (exc := f.exception())]
         finally:
             reader_pool.shutdown(cancel_futures=True)
             self._report(total, started)
@@ -312,15 +338,13 @@ class RestoreEngine:
             poller.poll,
         )
 
-    def _restore_partition(
-        self, ctx: RestoreContext, task: PartitionTask, mapping: PartitionMapping, skip: int
-    ) -> None:
-        """One partition, on a pool thread (a method of its own, so that a profiler can wrap it).
+    def _restore(self, restorer: PartitionRestorer | SpreadRestorer) -> None:
+        """One partition (or topic restored by key), on a pool thread (a method, so a profiler can wrap it).
 
         An error stops the run: the other partitions finish what is in flight and return.
         """
         try:
-            PartitionRestorer(task, mapping, skip, ctx).run()
+            restorer.run()
         except BaseException:
             self._stop.set()
             raise
@@ -353,14 +377,16 @@ class RestoreEngine:
         if snapshot is None:
             return
         result.group_offsets = translate_groups(snapshot[1], mapping, self.options.consumer_groups)
+        result.untranslated = untranslated_offsets(snapshot[1], mapping, self.options.consumer_groups)
+        result.notes += untranslated_notes(result.untranslated)
         if self.options.reset_consumer_offsets and result.group_offsets:
             result.groups_reset = apply_offsets(admin.admin, result.group_offsets)
 
 
-def _partition_error(errors: list[tuple[PartitionTask, BaseException]], failures: list[str]) -> BaseException:
+def _partition_error(errors: list[tuple[Task, BaseException]], failures: list[str]) -> BaseException:
     """What a failed partition raises: libkb's own errors as they are, others as a RestoreError naming it."""
     for task, exc in errors[1:]:
-        log.error("%s[%d] failed too: %s", task.target_topic, task.target_partition, exc)
+        log.error("%s failed too: %s", _what(task), exc)
     for failure in failures:
         log.error("delivery failed: %s", failure)
     task, exc = errors[0]
@@ -368,12 +394,17 @@ def _partition_error(errors: list[tuple[PartitionTask, BaseException]], failures
         return exc
     reason = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
     error = RestoreError(
-        f"restoring {task.source_topic}[{task.source_partition}] into {task.target_topic}"
-        f"[{task.target_partition}] failed (re-run to resume): "
+        f"restoring {_what(task)} failed (re-run to resume): "
         + (reason.str() if isinstance(reason, KafkaError) else str(exc))
     )
     error.__cause__ = exc
     return error
+
+
+def _what(task: Task) -> str:
+    if isinstance(task, SpreadTask):
+        return f"{task.source_topic} by key into {task.target_topic} ({task.partitions} partitions)"
+    return f"{task.source_topic}[{task.source_partition}] into {task.target_topic}[{task.target_partition}]"
 
 
 def _derive_restore_id(backup_id: str, target: str, plan: RestorePlan) -> str:
@@ -390,4 +421,15 @@ def _derive_restore_id(backup_id: str, target: str, plan: RestorePlan) -> str:
         )
         for t in plan.tasks
     ]
-    return derive_restore_id(backup_id, target, tasks)
+    spread = [
+        (
+            s.source_topic,
+            s.target_topic,
+            s.partitions,
+            s.strategy,
+            [(t.source_partition, t.start_offset, t.end_offset) for t in s.sources],
+            s.sources[0].time_window,
+        )
+        for s in plan.spread
+    ]
+    return derive_restore_id(backup_id, target, tasks, spread)

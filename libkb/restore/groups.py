@@ -4,6 +4,13 @@ A committed source offset ``c`` maps to the target offset of the first restored
 record at or after ``c`` (or the end of the restored partition): a consumer
 resumes on the target exactly at the first record it had not yet consumed.
 Groups with active members are refused: their commits would race ours.
+
+A topic restored by key into another partition count has no such offset: a
+target partition holds the records of several source partitions one block
+after another, so a group that had read part of each has read no prefix of
+it. Its committed offsets are reported as not translated, partition by
+partition, and a restore asked to apply them refuses before it writes
+anything.
 """
 
 from __future__ import annotations
@@ -58,6 +65,76 @@ def translate_groups(
                     )
                 )
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class UntranslatedOffset:
+    """A committed offset on a source partition restored by key: no target offset resumes it exactly."""
+
+    group: str
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    target_topic: str
+    target_partitions: int
+
+
+def untranslated_offsets(
+    groups: Iterable[GroupOffsets], mapping: OffsetMapping, wanted: Iterable[str] | None = None
+) -> list[UntranslatedOffset]:
+    """Every committed offset of the wanted groups on a topic the restore wrote by key."""
+    names = set(wanted) if wanted is not None else None
+    out = []
+    for group in groups:
+        if names is not None and group.group not in names:
+            continue
+        for topic, partitions in sorted(group.offsets.items()):
+            spread = mapping.spread_into(topic)
+            for partition, offset in sorted(partitions.items()) if spread else ():
+                out.append(
+                    UntranslatedOffset(
+                        group.group, topic, partition, offset, spread[0].target_topic, len(spread)
+                    )
+                )
+    return out
+
+
+def untranslated_notes(offsets: list[UntranslatedOffset]) -> list[str]:
+    """One line per group and topic, naming each partition and its committed offset."""
+    by_topic: dict[tuple[str, str], list[UntranslatedOffset]] = {}
+    for o in offsets:
+        by_topic.setdefault((o.group, o.source_topic), []).append(o)
+    return [
+        f"group {group!r}: offsets on {topic} not translated ("
+        + ", ".join(f"[{o.source_partition}] at {o.source_offset}" for o in items)
+        + f"): the topic was restored by key into {items[0].target_partitions} partitions of "
+        f"{items[0].target_topic!r}, where each partition holds records of several source partitions, "
+        "so no offset there resumes the group exactly"
+        for (group, topic), items in sorted(by_topic.items())
+    ]
+
+
+def refuse_by_key(
+    groups: Iterable[GroupOffsets], spread: dict[str, tuple[str, int]], wanted: Iterable[str] | None
+) -> None:
+    """Before a restore writes: refuse to apply offsets of groups that read a topic restored by key.
+
+    ``spread``: source topic -> (target topic, partition count) of the topics restored by key.
+    """
+    names = set(wanted) if wanted is not None else None
+    for group in groups:
+        if names is not None and group.group not in names:
+            continue
+        for topic in sorted(set(group.offsets) & set(spread)):
+            target, count = spread[topic]
+            partitions = ", ".join(f"{topic}[{p}]" for p in sorted(group.offsets[topic]))
+            raise GroupOffsetError(
+                f"consumer group {group.group!r} has committed offsets on {partitions}, which this restore "
+                f"writes by key into {count} partitions of {target!r}; each of them holds records of "
+                "several source partitions, so no offset there resumes the group exactly. Leave the group "
+                "out (restore.consumer_groups) or set reset_consumer_offsets: false, and position it on "
+                "the target yourself (e.g. kafka-consumer-groups.sh --reset-offsets --to-datetime)"
+            )
 
 
 def apply_offsets(admin: AdminClient, offsets: list[TranslatedOffset], *, timeout: float = 30.0) -> list[str]:

@@ -6,6 +6,12 @@ source offsets that map to consecutive target offsets; gaps (compaction,
 transaction markers, filtered records) start a new run. A committed source
 offset ``c`` translates to the target offset of the first restored record at
 or after ``c``, or to the end of the restored partition when there is none.
+
+A topic restored by key into another partition count (:mod:`.spread`) has no
+such translation: each target partition holds the records of several source
+partitions, one block after another. Its mapping records, per target
+partition, the blocks in the order written: which source partition, how
+many records, and the first and last source offset among them.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from libkb.errors import FormatError
+from libkb.restore.state import key_of, spread_key
 
 
 @dataclass(slots=True)
@@ -37,6 +44,11 @@ class PartitionMapping:
     def target_end(self) -> int:
         """The target offset after the last restored record."""
         return self.target_start + self.count
+
+    @property
+    def key(self) -> str:
+        """The key of its state (:mod:`.state`)."""
+        return key_of(self.source_topic, self.source_partition)
 
     def add(self, source_offset: int) -> None:
         """Record that the next restored record came from ``source_offset`` (called in order)."""
@@ -89,18 +101,72 @@ class PartitionMapping:
 
 
 @dataclass(slots=True)
+class SpreadPartition:
+    """A target partition a topic was restored into by key, as blocks of its source partitions' records.
+
+    Block ``i`` holds target offsets from ``target_start`` plus the records
+    of the blocks before it; which source offset went to which target offset
+    is not kept (that would take an entry per record).
+    """
+
+    source_topic: str
+    target_topic: str
+    target_partition: int
+    target_start: int
+    #: (source_partition, records, first source offset, last source offset), in the order written.
+    blocks: list[tuple[int, int, int, int]] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return spread_key(self.source_topic, self.target_partition)
+
+    @property
+    def count(self) -> int:
+        return sum(b[1] for b in self.blocks)
+
+    @property
+    def target_end(self) -> int:
+        return self.target_start + self.count
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source_topic": self.source_topic,
+            "target_topic": self.target_topic,
+            "target_partition": self.target_partition,
+            "target_start": self.target_start,
+            "blocks": [list(b) for b in self.blocks],
+        }
+
+    @classmethod
+    def from_dict(cls, body: dict[str, Any]) -> SpreadPartition:
+        return cls(
+            body["source_topic"],
+            body["target_topic"],
+            int(body["target_partition"]),
+            int(body["target_start"]),
+            [(int(a), int(b), int(c), int(d)) for a, b, c, d in body["blocks"]],
+        )
+
+
+@dataclass(slots=True)
 class OffsetMapping:
     """Every partition's translation for one restore."""
 
     backup_id: str
     restore_id: str
     partitions: list[PartitionMapping] = field(default_factory=list)
+    #: The target partitions of topics restored by key (no per-offset translation).
+    spread: list[SpreadPartition] = field(default_factory=list)
 
     def find(self, source_topic: str, source_partition: int) -> PartitionMapping | None:
         for p in self.partitions:
             if (p.source_topic, p.source_partition) == (source_topic, source_partition):
                 return p
         return None
+
+    def spread_into(self, source_topic: str) -> list[SpreadPartition]:
+        """The target partitions ``source_topic`` was restored into by key (none: not so restored)."""
+        return [p for p in self.spread if p.source_topic == source_topic]
 
     def to_json(self) -> bytes:
         body = {
@@ -110,6 +176,8 @@ class OffsetMapping:
             "restore_id": self.restore_id,
             "partitions": [p.to_dict() for p in self.partitions],
         }
+        if self.spread:  # an addition readers of earlier builds pass over: they translate none of it
+            body["repartitioned"] = [p.to_dict() for p in self.spread]
         return json.dumps(body, separators=(",", ":")).encode()
 
     @classmethod
@@ -122,6 +190,7 @@ class OffsetMapping:
                 body["backup_id"],
                 body["restore_id"],
                 [PartitionMapping.from_dict(p) for p in body["partitions"]],
+                [SpreadPartition.from_dict(p) for p in body.get("repartitioned", [])],
             )
         except (ValueError, KeyError, TypeError) as exc:
             if isinstance(exc, FormatError):

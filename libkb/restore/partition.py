@@ -14,7 +14,7 @@ else (and the blocks at the range's edges) goes record by record.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
@@ -22,6 +22,7 @@ from operator import itemgetter
 
 from confluent_kafka import Producer
 
+from libkb.format.models import SegmentEntry
 from libkb.format.segment import Record
 from libkb.kafka.producer import original_offset_headers
 from libkb.metrics import RunMetrics
@@ -67,6 +68,26 @@ class RestoreContext:
     add_headers: bool  # restore.include_original_offset_header
     #: How a partition waits for room in a full queue (the run's :class:`.producer.Poller`).
     poll: Poll | None = None
+
+
+def read_ahead(ctx: RestoreContext, segments: Sequence[SegmentEntry]) -> Generator[StoredSegment, None, None]:
+    """The segments in order, each read on the pool while the one before is produced."""
+
+    def load(index: int) -> Future[StoredSegment]:
+        return ctx.reader_pool.submit(ctx.source.load, segments[index])
+
+    pending = load(0) if segments else None
+    try:
+        for i in range(len(segments)):
+            if ctx.stop.is_set():
+                return
+            assert pending is not None
+            segment = pending.result()
+            pending = load(i + 1) if i + 1 < len(segments) else None
+            yield segment
+    finally:
+        if pending is not None:
+            pending.cancel()
 
 
 class _Runs:
@@ -121,7 +142,7 @@ class PartitionRestorer:
     def run(self) -> None:
         """Restore the partition; returns at its end, or early once the run is stopped."""
         stop = self._ctx.stop
-        with closing(self._read_ahead()) as segments:
+        with closing(read_ahead(self._ctx, self.task.segments)) as segments:
             for segment in segments:
                 self._ctx.metrics.restore_segments.labels(self._ctx.backup_id).inc()
                 self._ctx.counters.segment_read()
@@ -138,26 +159,6 @@ class PartitionRestorer:
         self._runs.close()
         self._ctx.counters.partition_done(self.skipped)
 
-    def _read_ahead(self) -> Generator[StoredSegment, None, None]:
-        """The planned segments in order, each read on the pool while the one before is produced."""
-        segments, ctx = self.task.segments, self._ctx
-
-        def load(index: int) -> Future[StoredSegment]:
-            return ctx.reader_pool.submit(ctx.source.load, segments[index])
-
-        pending = load(0) if segments else None
-        try:
-            for i in range(len(segments)):
-                if ctx.stop.is_set():
-                    return
-                assert pending is not None
-                segment = pending.result()
-                pending = load(i + 1) if i + 1 < len(segments) else None
-                yield segment
-        finally:
-            if pending is not None:
-                pending.cancel()
-
     def _is_whole(self, block: list[Record]) -> bool:
         """Nothing to filter, skip or add, all inside the range, offsets consecutive."""
         first, last, n = block[0][0], block[-1][0], len(block)
@@ -173,7 +174,7 @@ class PartitionRestorer:
     def _produce_block(self, block: list[Record]) -> None:
         """The hot path: a whole block, one mapping run, one flush."""
         self._runs.add_block(block[0][0], len(block))
-        _produce_all(self._produce, self._poll, self._topic, self._partition, block)
+        produce_all(self._produce, self._poll, self._topic, self._partition, block)
         self._count += len(block)
         self._nbytes += sum(map(len, filter(None, map(_KEY, block)))) + sum(
             map(len, filter(None, map(_VALUE, block)))
@@ -241,7 +242,7 @@ class PartitionRestorer:
         self._count = self._nbytes = 0
 
 
-def _produce_all(produce: Produce, poll: Poll, topic: str, partition: int, block: list[Record]) -> None:
+def produce_all(produce: Produce, poll: Poll, topic: str, partition: int, block: list[Record]) -> None:
     """Every record of the block, in order: the tight loop of the hot path."""
     for _, ts, ts_type, key, value, headers in block:
         # Positional: keywords cost ~0.4 µs a call. The two Nones are on_delivery

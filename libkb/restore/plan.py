@@ -6,11 +6,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from libkb.config.models import RestoreOptions, TopicSelection
 from libkb.errors import ConfigError
 from libkb.format.models import Manifest, PartitionIndex, SegmentEntry
+from libkb.restore.repartition import by_key_into
+from libkb.restore.state import key_of, spread_key
 
 TP = tuple[str, int]
 
@@ -49,11 +51,54 @@ class PartitionTask:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class SpreadTask:
+    """A topic restored by key into another partition count (:mod:`.spread`).
+
+    One thread restores it: the source partitions in ascending order, each in
+    offset order, every record into the partition :mod:`.routing` picks. So a
+    target partition receives the records of source partition 0 that go to it,
+    then those of 1, and so on: a fixed sequence, which a re-run resumes as it
+    resumes a one-to-one task. ``sources`` are the source partitions' tasks
+    (their ``target_partition`` is -1).
+    """
+
+    source_topic: str
+    target_topic: str
+    partitions: int  # the target topic's partition count
+    strategy: str  # "murmur2" or "automatic" (TopicRepartitioning.strategy)
+    sources: tuple[PartitionTask, ...]
+
+    @property
+    def max_records(self) -> int:
+        return sum(t.max_records for t in self.sources)
+
+    @property
+    def stored_bytes(self) -> int:
+        return sum(t.stored_bytes for t in self.sources)
+
+    @property
+    def exact(self) -> bool:
+        return all(t.exact for t in self.sources)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A target partition the restore writes, and the key its progress is stored under (:mod:`.state`)."""
+
+    key: str
+    topic: str
+    partition: int
+    task: PartitionTask | SpreadTask
+
+
 @dataclass(slots=True)
 class RestorePlan:
     backup_id: str
     tasks: list[PartitionTask] = field(default_factory=list)
-    #: target topic -> partitions it needs (highest target partition + 1)
+    #: The topics restored by key into another partition count.
+    spread: list[SpreadTask] = field(default_factory=list)
+    #: target topic -> partitions it needs (highest target partition + 1; a spread topic's exact count)
     target_partitions: dict[str, int] = field(default_factory=dict)
     #: target topic -> its source topic (for creating it with the backed-up settings)
     target_sources: dict[str, str] = field(default_factory=dict)
@@ -61,7 +106,17 @@ class RestorePlan:
 
     @property
     def max_records(self) -> int:
-        return sum(t.max_records for t in self.tasks)
+        return sum(t.max_records for t in self.tasks) + sum(s.max_records for s in self.spread)
+
+    def targets(self) -> list[Target]:
+        """Every target partition written, one-to-one tasks first (in plan order), then spread ones."""
+        out = [
+            Target(key_of(t.source_topic, t.source_partition), t.target_topic, t.target_partition, t)
+            for t in self.tasks
+        ]
+        for s in self.spread:
+            out += [Target(spread_key(s.source_topic, p), s.target_topic, p, s) for p in range(s.partitions)]
+        return out
 
 
 def plan_restore(
@@ -69,54 +124,86 @@ def plan_restore(
     indexes: Mapping[TP, PartitionIndex],
     options: RestoreOptions,
     selection: TopicSelection,
+    target_counts: Mapping[str, int] | None = None,
 ) -> RestorePlan:
-    """Choose topics, partitions, offset ranges and segments; refuse contradictory options."""
+    """Choose topics, partitions, offset ranges and segments; refuse contradictory options.
+
+    ``target_counts``: the partition counts of the target topics that exist
+    (None: not known, as in a dry run), which decide ``repartition: auto``.
+    """
     plan = RestorePlan(manifest.backup_id)
     _check_options_name_backed_up_topics(manifest, options)
-    window = (options.time_window_start, options.time_window_end)
     for topic in sorted(manifest.topics):
         target_topic = options.topic_mapping.get(topic, topic)
         if not selection.matches_any(topic, target_topic):
             plan.skipped_topics.append(topic)
             continue
-        mapping = options.partition_mapping.get(topic, options.partition_mapping.get("*", {}))
-        chosen = options.source_partitions.get(topic, options.source_partitions.get("*"))
-        targets: dict[int, int] = {}
-        for partition in range(manifest.topics[topic].partitions):
-            if chosen is not None and partition not in chosen:
-                continue
-            index = indexes.get((topic, partition))
-            if index is None or not index.segments:
-                continue
-            target_partition = mapping.get(partition, partition)
-            if target_partition in targets:
-                raise ConfigError(
-                    f"source partitions {targets[target_partition]} and {partition} of {topic!r} both map "
-                    f"to target partition {target_partition}; a target partition takes one source "
-                    "partition so its order and offset translation stay exact",
-                    key="restore.partition_mapping",
-                )
-            targets[target_partition] = partition
-            start, end = index.start_offset or 0, index.end_offset or 0
-            bounds = options.offset_ranges.get(topic, {}).get(partition)
-            if bounds is not None:
-                start, end = max(start, bounds[0]), min(end, bounds[1])
-            segments = tuple(s for s in index.segments if _wanted(s, start, end, window))
-            if start >= end:
-                continue
-            plan.tasks.append(
-                PartitionTask(topic, partition, target_topic, target_partition, start, end, segments, window)
-            )
-            plan.target_partitions[target_topic] = max(
-                plan.target_partitions.get(target_topic, 0), target_partition + 1
-            )
-            plan.target_sources.setdefault(target_topic, topic)
-        if target_topic in plan.target_sources and plan.target_sources[target_topic] != topic:
+        if target_topic in plan.target_sources:
             raise ConfigError(
                 f"topics {plan.target_sources[target_topic]!r} and {topic!r} both map to {target_topic!r}",
                 key="restore.topic_mapping",
             )
+        tasks = _source_tasks(manifest, indexes, options, topic, target_topic)
+        existing = None if target_counts is None else target_counts.get(target_topic)
+        by_key = by_key_into(topic, target_topic, manifest.topics[topic].partitions, existing, options)
+        if by_key is None:
+            _add_one_to_one(plan, topic, tasks)
+        elif tasks:
+            sources = tuple(replace(t, target_partition=-1) for t in tasks)
+            plan.spread.append(SpreadTask(topic, target_topic, by_key[0], by_key[1], sources))
+            plan.target_partitions[target_topic] = by_key[0]
+        if tasks:
+            plan.target_sources[target_topic] = topic
     return plan
+
+
+def _source_tasks(
+    manifest: Manifest,
+    indexes: Mapping[TP, PartitionIndex],
+    options: RestoreOptions,
+    topic: str,
+    target_topic: str,
+) -> list[PartitionTask]:
+    """The topic's source partitions with something to restore, each into its mapped partition."""
+    window = (options.time_window_start, options.time_window_end)
+    mapping = options.partition_mapping.get(topic, options.partition_mapping.get("*", {}))
+    chosen = options.source_partitions.get(topic, options.source_partitions.get("*"))
+    tasks = []
+    for partition in range(manifest.topics[topic].partitions):
+        if chosen is not None and partition not in chosen:
+            continue
+        index = indexes.get((topic, partition))
+        if index is None or not index.segments:
+            continue
+        start, end = index.start_offset or 0, index.end_offset or 0
+        bounds = options.offset_ranges.get(topic, {}).get(partition)
+        if bounds is not None:
+            start, end = max(start, bounds[0]), min(end, bounds[1])
+        if start >= end:
+            continue
+        segments = tuple(s for s in index.segments if _wanted(s, start, end, window))
+        target_partition = mapping.get(partition, partition)
+        tasks.append(
+            PartitionTask(topic, partition, target_topic, target_partition, start, end, segments, window)
+        )
+    return tasks
+
+
+def _add_one_to_one(plan: RestorePlan, topic: str, tasks: list[PartitionTask]) -> None:
+    targets: dict[int, int] = {}
+    for task in tasks:
+        if task.target_partition in targets:
+            raise ConfigError(
+                f"source partitions {targets[task.target_partition]} and {task.source_partition} of "
+                f"{topic!r} both map to target partition {task.target_partition}; a target partition "
+                "takes one source partition so its order and offset translation stay exact",
+                key="restore.partition_mapping",
+            )
+        targets[task.target_partition] = task.source_partition
+        plan.tasks.append(task)
+        plan.target_partitions[task.target_topic] = max(
+            plan.target_partitions.get(task.target_topic, 0), task.target_partition + 1
+        )
 
 
 def _wanted(segment: SegmentEntry, start: int, end: int, window: tuple[int | None, int | None]) -> bool:
@@ -142,3 +229,11 @@ def _check_options_name_backed_up_topics(manifest: Manifest, options: RestoreOpt
                     f"{topic!r} is not a topic of backup {manifest.backup_id!r} (its topics: {known})",
                     key=key,
                 )
+    targets = {options.topic_mapping.get(t, t) for t in manifest.topics}
+    for topic in options.repartitioning:
+        if topic not in targets:
+            raise ConfigError(
+                f"{topic!r} is not a target topic of this restore (they are: {', '.join(sorted(targets))}); "
+                "its keys are target topic names, after topic_mapping",
+                key="restore.repartitioning",
+            )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from libkb.errors import LibkbError
-from libkb.restore.groups import TranslatedOffset
+from libkb.restore.groups import TranslatedOffset, UntranslatedOffset
 from libkb.restore.mapping import OffsetMapping
 from libkb.restore.plan import RestorePlan
 
@@ -27,6 +27,8 @@ class RestoreResult:
     plan: RestorePlan | None = None
     mapping: OffsetMapping | None = None
     group_offsets: list[TranslatedOffset] = field(default_factory=list)
+    #: Committed offsets on topics restored by key, which have no exact target offset.
+    untranslated: list[UntranslatedOffset] = field(default_factory=list)
     groups_reset: list[str] = field(default_factory=list)
     created_topics: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)

@@ -17,8 +17,8 @@ import time
 from collections.abc import Mapping
 
 from libkb.kafka.admin import PartitionOffsets
-from libkb.restore.mapping import OffsetMapping, PartitionMapping
-from libkb.restore.plan import RestorePlan
+from libkb.restore.mapping import OffsetMapping, PartitionMapping, SpreadPartition
+from libkb.restore.plan import RestorePlan, SpreadTask
 from libkb.restore.result import RestoreError
 from libkb.restore.state import PartitionState, RestoreState, mapping_key, state_key
 from libkb.storage import NotFoundError, StorageBackend
@@ -45,29 +45,29 @@ def load_state(
 
 def record_starts(
     backend: StorageBackend, state: RestoreState, plan: RestorePlan, ends: Mapping[TP, PartitionOffsets]
-) -> dict[TP, int]:
+) -> dict[str, int]:
     """Store where each new target partition starts, before the first record; returns the skips.
 
     ``ends`` are the target partitions' offsets now, and what lay past a
     partition's ``verified_end`` has been compared with the plan
     (:func:`.verify.check_unverified`), so all of it is trusted now: the skip
-    of a source partition is how many of its records an earlier run wrote.
+    of a target partition (by its key, :meth:`.plan.RestorePlan.targets`) is
+    how many of its planned records an earlier run wrote.
     """
-    skips: dict[TP, int] = {}
-    for task in plan.tasks:
-        key = RestoreState.key_of(task.source_topic, task.source_partition)
-        high = ends[(task.target_topic, task.target_partition)].high
-        part = state.partitions.get(key)
+    skips: dict[str, int] = {}
+    for target in plan.targets():
+        high = ends[(target.topic, target.partition)].high
+        part = state.partitions.get(target.key)
         if part is None:
-            part = state.partitions[key] = PartitionState(task.target_topic, task.target_partition, high)
+            part = state.partitions[target.key] = PartitionState(target.topic, target.partition, high)
         written = max(part.target_start, part.verified_end or 0)
         if high < written:
             raise RestoreError(
-                f"{task.target_topic}[{task.target_partition}] ends at offset {high}, before offset "
+                f"{target.topic}[{target.partition}] ends at offset {high}, before offset "
                 f"{written} that restore {state.restore_id} had written it up to: the topic was deleted "
                 "or truncated. Set restore.restore_id to start a new restore"
             )
-        skips[(task.source_topic, task.source_partition)] = high - part.target_start
+        skips[target.key] = high - part.target_start
         part.verified_end = high  # what lay past the old verified_end was compared (.verify)
     state.status = "running"
     backend.put(state_key(state.backup_id, state.restore_id), state.to_json())
@@ -75,19 +75,20 @@ def record_starts(
 
 
 def new_mapping(state: RestoreState, plan: RestorePlan) -> OffsetMapping:
-    """An empty offset mapping, one partition per task (in plan order) from its recorded start."""
+    """An empty offset mapping: one partition per task, then per spread target partition (plan order)."""
     mapping = OffsetMapping(state.backup_id, state.restore_id)
-    for task in plan.tasks:
-        part = state.partitions[RestoreState.key_of(task.source_topic, task.source_partition)]
-        mapping.partitions.append(
-            PartitionMapping(
-                task.source_topic,
-                task.source_partition,
-                task.target_topic,
-                task.target_partition,
-                part.target_start,
+    for target in plan.targets():
+        start, task = state.partitions[target.key].target_start, target.task
+        if isinstance(task, SpreadTask):
+            mapping.spread.append(
+                SpreadPartition(task.source_topic, task.target_topic, target.partition, start)
             )
-        )
+        else:
+            mapping.partitions.append(
+                PartitionMapping(
+                    task.source_topic, task.source_partition, target.topic, target.partition, start
+                )
+            )
     return mapping
 
 
@@ -96,8 +97,9 @@ def confirm(
 ) -> list[str]:
     """Record each partition's count; unless interrupted, the target must end where the mapping does."""
     failures = []
-    for pm in mapping.partitions:
-        part = state.partitions[RestoreState.key_of(pm.source_topic, pm.source_partition)]
+    written: list[PartitionMapping | SpreadPartition] = [*mapping.partitions, *mapping.spread]
+    for pm in written:
+        part = state.partitions[pm.key]
         part.records = pm.count
         part.done = not interrupted
         high = ends[(pm.target_topic, pm.target_partition)].high

@@ -37,6 +37,19 @@ def mapping_key(backup_id: str, restore_id: str) -> str:
     return restore_prefix(backup_id, restore_id) + "offset-mapping.json"
 
 
+def key_of(source_topic: str, source_partition: int) -> str:
+    """The key of a one-to-one task's state: its source partition."""
+    return f"{source_topic}/{source_partition}"
+
+
+def spread_key(source_topic: str, target_partition: int) -> str:
+    """The key of the state of a target partition that a topic is restored into by key.
+
+    ``*``: from any source partition (a topic name holds no ``/``).
+    """
+    return f"{source_topic}/*/{target_partition}"
+
+
 @dataclass(slots=True)
 class PartitionState:
     target_topic: str
@@ -60,7 +73,7 @@ class RestoreState:
 
     @staticmethod
     def key_of(source_topic: str, source_partition: int) -> str:
-        return f"{source_topic}/{source_partition}"
+        return key_of(source_topic, source_partition)
 
     def to_json(self) -> bytes:
         body: dict[str, Any] = {"format": "libkb-restore-state", "format_version": 1, **asdict(self)}
@@ -86,7 +99,15 @@ class RestoreState:
             raise FormatError(f"{name}: malformed restore state ({exc})") from None
 
 
-def derive_restore_id(backup_id: str, target: str, tasks: list[tuple[Any, ...]]) -> str:
-    """Same backup, target cluster and plan -> same id, so re-running a config resumes it."""
-    digest = hashlib.sha256(json.dumps([backup_id, target, sorted(tasks)], default=str).encode())
+def derive_restore_id(
+    backup_id: str, target: str, tasks: list[tuple[Any, ...]], spread: list[tuple[Any, ...]] | None = None
+) -> str:
+    """Same backup, target cluster and plan -> same id, so re-running a config resumes it.
+
+    ``spread``: the topics restored by key (none: the id of a plan without them, as before).
+    """
+    body: list[Any] = [backup_id, target, sorted(tasks)]
+    if spread:
+        body.append(sorted(spread))
+    digest = hashlib.sha256(json.dumps(body, default=str).encode())
     return f"r-{digest.hexdigest()[:16]}"

@@ -22,7 +22,7 @@ def guard_source_cluster(
     """Refuse to restore a topic into itself on its own cluster, unless ``allowed``."""
     if allowed or cluster_id is None or manifest.source_cluster_id != cluster_id:
         return
-    same = sorted({t.source_topic for t in plan.tasks if t.target_topic == t.source_topic})
+    same = sorted(source for target, source in plan.target_sources.items() if target == source)
     if same:
         raise RestoreError(
             f"the target cluster is the backup's source cluster and topic(s) {', '.join(same)} would be "
@@ -43,13 +43,14 @@ def prepare_topics(
         oldest_timestamps(plan, options.time_window_start),
         create=options.create_topics,
         replication_factor=options.default_replication_factor,
+        exact={s.target_topic for s in plan.spread},
     )
 
 
 def oldest_timestamps(plan: RestorePlan, window_start: int | None) -> dict[str, int]:
     """Per target topic, the oldest timestamp of the planned segments (not before the window)."""
     oldest: dict[str, int] = {}
-    for task in plan.tasks:
+    for task in [*plan.tasks, *(t for s in plan.spread for t in s.sources)]:
         for segment in task.segments:
             low = segment.min_timestamp
             if low >= 0 and (task.target_topic not in oldest or low < oldest[task.target_topic]):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not re-exported in stubs
@@ -48,8 +49,13 @@ def prepare_target_topics(
     create: bool,
     replication_factor: int | None,
     timeout: float = 30.0,
+    exact: AbstractSet[str] = frozenset(),
 ) -> TopicPreparation:
-    """Check (or create) each target topic; ``oldest_ms`` is the oldest record bound for it."""
+    """Check (or create) each target topic; ``oldest_ms`` is the oldest record bound for it.
+
+    The topics in ``exact`` are restored by key: they need exactly the
+    partition count in ``needed``, the one the records were routed by.
+    """
     result = TopicPreparation()
     metadata = admin.list_topics(timeout=timeout)
     brokers = max(1, len(metadata.brokers))
@@ -58,7 +64,7 @@ def prepare_target_topics(
     for topic, partitions in sorted(needed.items()):
         info = sources[topic]
         if topic in existing:
-            _check_partitions(topic, existing[topic], partitions)
+            _check_partitions(topic, existing[topic], partitions, by_key=topic in exact)
             continue
         if not create:
             raise TargetTopicError(
@@ -67,7 +73,7 @@ def prepare_target_topics(
         configs, notes = _keeping_configs(topic, info.configs, oldest_ms.get(topic))
         result.notes += notes
         rf = replication_factor or min(info.replication_factor, brokers)
-        num_partitions = max(partitions, info.partitions)
+        num_partitions = partitions if topic in exact else max(partitions, info.partitions)
         to_create.append(
             NewTopic(topic, num_partitions=num_partitions, replication_factor=rf, config=configs)
         )
@@ -78,11 +84,18 @@ def prepare_target_topics(
     return result
 
 
-def _check_partitions(topic: str, has: int, needs: int) -> None:
+def _check_partitions(topic: str, has: int, needs: int, *, by_key: bool) -> None:
+    if by_key and has != needs:
+        raise TargetTopicError(
+            f"target topic {topic!r} has {has} partitions, but the restore was planned to route its records "
+            f"by key into {needs}; run it again (the topic changed meanwhile), or set "
+            f"restore.repartitioning.{topic}.target_partitions to {has}"
+        )
     if has < needs:
         raise TargetTopicError(
             f"target topic {topic!r} has {has} partitions but the restore needs {needs}; add partitions, "
-            "choose restore.partition_mapping, or restore into a new topic"
+            "choose restore.partition_mapping, restore by key (restore.repartition: true), or restore "
+            "into a new topic"
         )
 
 

@@ -24,8 +24,9 @@ from confluent_kafka import TIMESTAMP_CREATE_TIME, Consumer, KafkaError, Message
 
 from libkb.format.segment import Record
 from libkb.kafka.admin import PartitionOffsets
+from libkb.restore import spread
 from libkb.restore.partition import as_produced
-from libkb.restore.plan import PartitionTask, RestorePlan
+from libkb.restore.plan import PartitionTask, RestorePlan, SpreadTask, Target
 from libkb.restore.result import RestoreError
 from libkb.restore.state import RestoreState
 from libkb.source import BackupSource
@@ -38,9 +39,9 @@ READ_TIMEOUT_SECS = 60.0
 
 @dataclass(frozen=True, slots=True)
 class Unverified:
-    """Target offsets ``[start, end)`` of a task's partition; restore ``restore_id`` began it at ``base``."""
+    """Target offsets ``[start, end)`` of a target partition; restore ``restore_id`` began it at ``base``."""
 
-    task: PartitionTask
+    target: Target
     restore_id: str
     base: int  # target_start
     start: int  # verified_end
@@ -52,11 +53,11 @@ def unverified(
 ) -> list[Unverified]:
     """The partitions whose target holds records past the offset the stored state vouches for."""
     found = []
-    for task in plan.tasks:
-        part = state.partitions.get(RestoreState.key_of(task.source_topic, task.source_partition))
-        high = ends[(task.target_topic, task.target_partition)].high
+    for target in plan.targets():
+        part = state.partitions.get(target.key)
+        high = ends[(target.topic, target.partition)].high
         if part is not None and part.verified_end is not None and high > part.verified_end:
-            found.append(Unverified(task, state.restore_id, part.target_start, part.verified_end, high))
+            found.append(Unverified(target, state.restore_id, part.target_start, part.verified_end, high))
     return found
 
 
@@ -74,21 +75,29 @@ def check_unverified(
 
 
 def _compare(check: Unverified, source: BackupSource, consumer: Consumer, add_headers: bool) -> None:
-    planned = planned_records(source, check.task, check.start - check.base)
+    planned = _planned(source, check.target, check.start - check.base)
     for msg in read_back(consumer, check):
         offset = msg.offset()
         assert offset is not None
         item = next(planned, None)
         if item is None:
             raise _refusal(check, offset, "holds a record past the last planned one")
-        position, record = item
+        position, record, source_partition = item
         if check.base + position != offset:
             raise _refusal(check, check.base + position, f"is missing (the next record is at {offset})")
-        what = differs(msg, record, add_headers, check.task.source_partition)
+        what = differs(msg, record, add_headers, source_partition)
         if what:
             raise _refusal(
                 check, offset, f"holds another record than planned there (source offset {record[0]}: {what})"
             )
+
+
+def _planned(source: BackupSource, target: Target, first: int) -> Iterator[tuple[int, Record, int]]:
+    """A target partition's planned records from position ``first``, with positions and source partitions."""
+    task = target.task
+    if isinstance(task, SpreadTask):
+        return spread.planned_records(source, task, target.partition, first)
+    return ((position, r, task.source_partition) for position, r in planned_records(source, task, first))
 
 
 def planned_records(source: BackupSource, task: PartitionTask, first: int) -> Iterator[tuple[int, Record]]:
@@ -121,7 +130,7 @@ def planned_records(source: BackupSource, task: PartitionTask, first: int) -> It
 
 def read_back(consumer: Consumer, check: Unverified) -> Iterator[Message]:
     """The records of ``[check.start, check.end)`` in the target partition, in offset order."""
-    return read_range(consumer, check.task.target_topic, check.task.target_partition, check.start, check.end)
+    return read_range(consumer, check.target.topic, check.target.partition, check.start, check.end)
 
 
 def read_range(consumer: Consumer, topic: str, partition: int, start: int, end: int) -> Iterator[Message]:
@@ -165,7 +174,7 @@ def differs(msg: Message, record: Record, add_headers: bool, source_partition: i
 
 
 def _refusal(check: Unverified, offset: int, what: str) -> RestoreError:
-    topic, partition = check.task.target_topic, check.task.target_partition
+    topic, partition = check.target.topic, check.target.partition
     return RestoreError(
         f"{topic}[{partition}] cannot be resumed: target offset {offset} {what}, so past offset "
         f"{check.start} the partition does not hold the planned records in order (a delivery failed and "

@@ -159,10 +159,31 @@ def test_warnings_are_logged_once_at_warning(caplog: pytest.LogCaptureFixture, t
     ("sections", "key", "words"),
     [
         (
-            {"restore": {"repartitioning": {"orders": {"strategy": "murmur2", "target_partitions": 3}}}},
-            "restore.repartitioning",
-            "restoring into a different partition count is not supported by libkb yet",
+            {"restore": {"repartitioning": {"orders": {"strategy": "murmur3"}}}},
+            "restore.repartitioning.orders.strategy",
+            "murmur2, automatic",
         ),
+        (
+            {"restore": {"repartitioning": {"orders": {"target_partition": 3}}}},
+            "restore.repartitioning.orders.target_partition",
+            "unknown key; did you mean 'target_partitions'?",
+        ),
+        (
+            {"restore": {"repartitioning": {"orders": {"target_partitions": 0}}}},
+            "restore.repartitioning.orders.target_partitions",
+            "greater than or equal to 1",
+        ),
+        (
+            {"restore": {"repartitioning": {"orders": 3}}},
+            "restore.repartitioning.orders",
+            "give {strategy: murmur2|automatic, target_partitions: N}",
+        ),
+        (
+            {"restore": {"repartition": False, "repartitioning": {"orders": {}}}},
+            "restore.repartition",
+            "false contradicts repartitioning, which names topics to restore by key",
+        ),
+        ({"restore": {"repartition": "sometimes"}}, "restore.repartition", "must be auto"),
         (
             {"restore": {"purge_topics": True}},
             "restore.purge_topics",

@@ -41,7 +41,7 @@ def test_a_new_restore_stores_where_each_target_starts_before_anything_is_writte
     state = resume.load_state(backend, "b1", "r1", "cluster")
     assert state.partitions == {}
     skips = resume.record_starts(backend, state, PLAN, ends(5, 7))
-    assert skips == {("src", 0): 0, ("src", 1): 0}
+    assert skips == {"src/0": 0, "src/1": 0}
     stored = RestoreState.from_json(backend.get(state_key("b1", "r1")))
     assert stored.status == "running"
     assert {k: p.target_start for k, p in stored.partitions.items()} == {"src/0": 5, "src/1": 7}
@@ -50,7 +50,7 @@ def test_a_new_restore_stores_where_each_target_starts_before_anything_is_writte
 def test_a_rerun_skips_what_the_target_already_holds(backend: StorageBackend) -> None:
     resume.record_starts(backend, resume.load_state(backend, "b1", "r1", "cluster"), PLAN, ends(5, 7))
     state = resume.load_state(backend, "b1", "r1", "cluster")
-    assert resume.record_starts(backend, state, PLAN, ends(9, 7)) == {("src", 0): 4, ("src", 1): 0}
+    assert resume.record_starts(backend, state, PLAN, ends(9, 7)) == {"src/0": 4, "src/1": 0}
     mapping = resume.new_mapping(state, PLAN)
     assert [(p.source_partition, p.target_start) for p in mapping.partitions] == [(0, 5), (1, 7)]
 

@@ -11,7 +11,7 @@ from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer
 from libkb.format.models import SegmentEntry
 from libkb.kafka.admin import PartitionOffsets
 from libkb.restore.partition import as_produced
-from libkb.restore.plan import PartitionTask, RestorePlan
+from libkb.restore.plan import PartitionTask, RestorePlan, Target
 from libkb.restore.result import RestoreError
 from libkb.restore.state import PartitionState, RestoreState
 from libkb.restore.verify import Unverified, check_unverified, planned_records, unverified
@@ -92,7 +92,7 @@ def check(
     cluster: FakeCluster, segments: tuple[SegmentEntry, ...], backend: StorageBackend, start: int
 ) -> None:
     end = cluster.watermarks("dst", 3)[1]
-    checks = [Unverified(task(segments), "r1", 500, start, end)]
+    checks = [Unverified(Target("src/0", "dst", 3, task(segments)), "r1", 500, start, end)]
     consumers: list[FakeConsumer] = []
 
     def open_consumer() -> Consumer:
@@ -192,6 +192,6 @@ def test_only_partitions_with_records_past_their_verified_end_are_checked(
     state.partitions["src/0"] = PartitionState("dst", 3, 500, verified_end=520)
     state.partitions["src/1"] = PartitionState("dst", 1, 0)  # an earlier build's state: trusted whole
     ends = {("dst", 3): PartitionOffsets(0, 530), ("dst", 1): PartitionOffsets(0, 70)}
-    assert unverified(state, plan, ends) == [Unverified(plan.tasks[0], "r1", 500, 520, 530)]
+    assert unverified(state, plan, ends) == [Unverified(plan.targets()[0], "r1", 500, 520, 530)]
     ends[("dst", 3)] = PartitionOffsets(0, 520)
     assert unverified(state, plan, ends) == []
