@@ -49,6 +49,7 @@ BACKED_UP = {
     "bulk-b": {1: 30},
     "bulk-c": {0: 10, 1: 11},
     "script": {0: 25, 1: 14},
+    "restore": {0: 13, 1: 16},
 }
 
 
@@ -372,6 +373,42 @@ def test_execute_needs_groups_snapshots_first_and_prints_a_working_undo(
     assert done.returncode == 0, done.stderr
     assert offsets_on(bs, group, t) == {}  # the group had no offsets on the target topic before
     assert offsets_on(bs, group, s) == source_offsets
+
+
+def test_restore_resetting_groups_snapshots_first_and_prints_a_working_undo(
+    restored: Restored, capsys: pytest.CaptureFixture[str], kafka_service: KafkaEndpoint, tmp_path: Path
+) -> None:
+    """``restore`` with ``reset_consumer_offsets: true`` goes the way ``offset-reset execute`` goes."""
+    bs, group = restored.bootstrap, restored.group("restore")
+    target = f"{restored.prefix}-dst2"
+    # A backup of its own: a second restore of "bk" would become the latest the other tests translate through.
+    backup_job = yaml.safe_load(restored.backup_file.read_text())
+    backup_job["backup_id"] = "bk-restore-reset"
+    assert BackupEngine(parse_config(backup_job)).run().status == "complete"
+    job = yaml.safe_load(restored.restore_file.read_text())
+    job["backup_id"] = "bk-restore-reset"
+    job["target"]["topics"]["include"] = [target]
+    job["restore"].update(
+        topic_mapping={restored.source: target}, reset_consumer_offsets=True, consumer_groups=[group]
+    )
+    job_file = tmp_path / "restore-reset.yaml"
+    job_file.write_text(yaml.safe_dump(job))
+    try:
+        code, out, err = run(capsys, "restore", "--config", str(job_file))
+        assert code == 0, err
+        assert offsets_on(bs, group, target) == {0: 3, 1: 6}  # 13 and 16 on the source, 10 left out
+        undo = undo_line(out)
+        assert (
+            f"--config {job_file}" in undo and f"--path {restored.store} --backup-id bk-restore-reset" in undo
+        )
+        stored = SnapshotStore(create_backend_from_config(parse_config(job).storage), "bk-restore-reset")
+        assert snapshot_id(undo) in [s.snapshot_id for s in stored.list()]
+        done = shell(undo)
+        assert done.returncode == 0, done.stderr
+        assert offsets_on(bs, group, target) == {}  # as before the restore
+    finally:
+        with contextlib.suppress(Exception):
+            delete_kafka_topic(kafka_service, target)
 
 
 def test_execute_refuses_a_group_with_active_members(

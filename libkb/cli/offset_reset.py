@@ -16,20 +16,19 @@ import os
 import shlex
 import sys
 import time
-from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import IO, Any
 
 from libkb.catalog import iso_ms
+from libkb.cli.group_reset import apply_with_snapshot
 from libkb.cli.logs import error_line
 from libkb.cli.offset_common import PROG, Target, parse_groups, require_groups, rollback_command, target
 from libkb.cli.offset_script import reset_script
 from libkb.cli.render import dump, table
 from libkb.cli.restore import offset_row, translated_offsets
 from libkb.errors import ConfigError
-from libkb.kafka.types import CommittedOffset
-from libkb.offsets import BulkReport, OffsetSnapshot, SnapshotStore, reset_with_snapshot
+from libkb.offsets import BulkReport
 from libkb.restore.groups import TranslatedOffset, untranslated_notes, untranslated_offsets
 from libkb.restore.mapping import OffsetMapping
 from libkb.source import open_backup
@@ -93,8 +92,15 @@ def run_offset_reset(
         assert cluster is not None
         if not offsets:
             return _nothing(stdout)
-        snapshot, report = _apply(
-            backend, path, backup_id, mapping, offsets, cluster, "offset-reset execute", stdout, fmt
+        snapshot, report = apply_with_snapshot(
+            backend,
+            path,
+            backup_id,
+            mapping.restore_id,
+            offsets,
+            cluster,
+            "offset-reset execute",
+            stdout if fmt == "text" else sys.stderr,
         )
     undo = rollback_command(path, backup_id, snapshot.snapshot_id, cluster)
     if fmt == "text":
@@ -220,50 +226,6 @@ def _untranslated_notes(
         print(f"note: {note}", file=sys.stderr)
 
 
-def _apply(
-    backend: StorageBackend,
-    path: str,
-    backup_id: str,
-    mapping: OffsetMapping,
-    offsets: list[TranslatedOffset],
-    cluster: Target,
-    command: str,
-    stdout: IO[str],
-    fmt: str,
-    max_concurrent: int = 50,
-    max_retries: int = 3,
-) -> tuple[OffsetSnapshot, BulkReport]:
-    """Snapshot the groups (announcing the undo command), then commit the translated offsets."""
-    commits: dict[str, dict[tuple[str, int], CommittedOffset]] = {o.group: {} for o in offsets}
-    for o in offsets:
-        commits[o.group][(o.target_topic, o.target_partition)] = CommittedOffset(o.target_offset)
-    return reset_with_snapshot(
-        cluster.connect(),
-        SnapshotStore(backend, backup_id),
-        commits,
-        command=f"{PROG} {command}",
-        on_snapshot=_announce(path, backup_id, cluster, stdout if fmt == "text" else sys.stderr),
-        description=f"before {command} of restore {mapping.restore_id}",
-        restore_id=mapping.restore_id,
-        max_concurrent=max_concurrent,
-        max_retries=max_retries,
-    )
-
-
-def _announce(
-    path: str, backup_id: str, cluster: Target, stream: IO[str]
-) -> Callable[[OffsetSnapshot], None]:
-    def announce(snapshot: OffsetSnapshot) -> None:
-        print(
-            f"rollback snapshot {snapshot.snapshot_id} holds the groups' offsets before this change; "
-            f"to undo it:\n  {rollback_command(path, backup_id, snapshot.snapshot_id, cluster)}",
-            file=stream,
-            flush=True,
-        )
-
-    return announce
-
-
 def _print_errors(report: BulkReport, stdout: IO[str]) -> None:
     for line in _error_lines(report):
         print(line, file=stdout)
@@ -320,16 +282,15 @@ def run_offset_reset_bulk(
             )
         if not offsets:
             return _nothing(stdout)
-        snapshot, report = _apply(
+        snapshot, report = apply_with_snapshot(
             backend,
             path,
             backup_id,
-            mapping,
+            mapping.restore_id,
             offsets,
             cluster,
             "offset-reset-bulk",
-            stdout,
-            fmt,
+            stdout if fmt == "text" else sys.stderr,
             max_concurrent,
             max_retries,
         )

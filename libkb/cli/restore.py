@@ -14,9 +14,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
+from libkb.cli.group_reset import restore_resetter
 from libkb.cli.job import run_engine
 from libkb.cli.jobfile import load_job
 from libkb.cli.logs import error_line
+from libkb.cli.offset_common import Target
 from libkb.cli.progress import rate
 from libkb.cli.render import dump, human_bytes, table
 from libkb.config import JobConfig
@@ -32,6 +34,7 @@ from libkb.restore.plan import RestorePlan
 from libkb.restore.state import RestoreState, mapping_key, state_key
 from libkb.source import open_backup
 from libkb.storage import NotFoundError, StorageBackend, open_backend
+from libkb.storage.config import storage_url
 
 
 class RestoreNotFoundError(LibkbError, FileNotFoundError):
@@ -61,11 +64,18 @@ def run_restore(
     if dry_run:
         config = replace(config, restore=replace(config.restore, dry_run=True))
     stdout = out or sys.stdout
+
+    def engine(backend: StorageBackend, progress: Any, metrics: Any) -> RestoreEngine:
+        # The groups' offsets get a rollback snapshot first, as offset-reset execute does.
+        assert config.target is not None
+        cluster = Target(config.target, None, config_path)
+        path = storage_url(config.storage)
+        reset = restore_resetter(backend, path, config.backup_id, cluster, stdout)
+        return RestoreEngine(config, backend=backend, progress=progress, metrics=metrics, reset_groups=reset)
+
     result = run_engine(
         config,
-        lambda backend, progress, metrics: RestoreEngine(
-            config, backend=backend, progress=progress, metrics=metrics
-        ),
+        engine,
         kind="restore",
         liveness_timeout_secs=liveness_timeout_secs,
         serve=not dry_run,

@@ -35,6 +35,7 @@ from libkb.ratelimit import RateLimiter
 from libkb.restore import resume, verify
 from libkb.restore.checkpoint import CHECKPOINT_SECS, Checkpoints, vouch
 from libkb.restore.groups import (
+    TranslatedOffset,
     apply_offsets,
     refuse_by_key,
     translate_groups,
@@ -74,7 +75,12 @@ class RestoreEngine:
         producer_factory: Callable[[SourceOptions, dict[str, Any]], Producer] = make_producer,
         metrics: RunMetrics | None = None,
         consumer_factory: Callable[[SourceOptions, dict[str, Any]], Consumer] = make_consumer,
+        reset_groups: Callable[[list[TranslatedOffset], str], list[str]] | None = None,
     ) -> None:
+        """``reset_groups(offsets, restore_id)`` commits the translated group offsets
+        (``reset_consumer_offsets``) and returns the groups changed; the command
+        line passes one that stores a rollback snapshot first. Default: commit
+        them directly (active groups are still refused)."""
         if config.target is None:
             raise RestoreError("the config has no target cluster (target.bootstrap_servers)")
         self.config = config
@@ -84,6 +90,7 @@ class RestoreEngine:
         #: The run's metrics; pass the ops server's to have them served (a private registry by default).
         self.metrics = metrics if metrics is not None else RunMetrics()
         self._progress = progress
+        self._reset_groups = reset_groups
         self._admin = admin
         self._producer_factory = producer_factory
         self._consumer_factory = consumer_factory  # reads back what an earlier run left unverified
@@ -380,7 +387,10 @@ class RestoreEngine:
         result.untranslated = untranslated_offsets(snapshot[1], mapping, self.options.consumer_groups)
         result.notes += untranslated_notes(result.untranslated)
         if self.options.reset_consumer_offsets and result.group_offsets:
-            result.groups_reset = apply_offsets(admin.admin, result.group_offsets)
+            if self._reset_groups is not None:
+                result.groups_reset = self._reset_groups(result.group_offsets, mapping.restore_id)
+            else:
+                result.groups_reset = apply_offsets(admin.admin, result.group_offsets)
 
 
 def _partition_error(errors: list[tuple[Task, BaseException]], failures: list[str]) -> BaseException:
