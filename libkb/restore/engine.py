@@ -96,13 +96,20 @@ class RestoreEngine:
         )
         try:
             source = resolve_backup(backend, self.config.backup_id)
+            source.keep_tool_headers = self.options.keep_rust_tool_headers
             manifest = source.manifest()
             coverage = {
                 (topic, partition): source.readable_coverage(topic, partition)
                 for topic, info in manifest.topics.items()
                 for partition in range(info.partitions)
             }
-            plan = plan_restore(manifest, coverage, self.options, self.target.topics)
+            plan = plan_restore(
+                manifest,
+                coverage,
+                self.options,
+                self.target.topics,
+                exact_time_bounds=source.exact_time_bounds,
+            )
         except BaseException:
             if self._backend is None:
                 backend.close()
@@ -160,12 +167,16 @@ class RestoreEngine:
         )
         result = RestoreResult(backup_id, restore_id, "interrupted", partitions=len(plan.tasks), plan=plan)
         state = resume.load_state(backend, backup_id, restore_id, cluster_id)
+        origin = source.provenance(manifest)
+        result.notes = [f"{origin.format}: {note}" for note in origin.notes]
         if state.status != "complete":
             prep = prepare_topics(admin, manifest, plan, self.options)
-            result.created_topics, result.notes = prep.created, prep.notes
+            result.created_topics = prep.created
+            result.notes += prep.notes
             for note in prep.notes:
                 log.warning(note)
             mapping = self._execute(backend, source, admin, plan, state, result)
+            result.notes += source.read_notes()
         else:
             log.info("restore %s is already complete; only consumer-group offsets are applied", restore_id)
             mapping = OffsetMapping.from_json(backend.get(mapping_key(backup_id, restore_id)))

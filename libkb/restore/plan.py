@@ -69,11 +69,18 @@ def plan_restore(
     indexes: Mapping[TP, PartitionIndex],
     options: RestoreOptions,
     selection: TopicSelection,
+    *,
+    exact_time_bounds: bool = True,
 ) -> RestorePlan:
-    """Choose topics, partitions, offset ranges and segments; refuse contradictory options."""
+    """Choose topics, partitions, offset ranges and segments; refuse contradictory options.
+
+    ``exact_time_bounds``: the segments' time ranges bound their records' timestamps,
+    so a segment outside the time window is left out; otherwise only offsets choose.
+    """
     plan = RestorePlan(manifest.backup_id)
     _check_options_name_backed_up_topics(manifest, options)
     window = (options.time_window_start, options.time_window_end)
+    prune: tuple[int | None, int | None] = window if exact_time_bounds else (None, None)
     for topic in sorted(manifest.topics):
         target_topic = options.topic_mapping.get(topic, topic)
         if not selection.matches_any(topic, target_topic):
@@ -101,7 +108,7 @@ def plan_restore(
             bounds = options.offset_ranges.get(topic, {}).get(partition)
             if bounds is not None:
                 start, end = max(start, bounds[0]), min(end, bounds[1])
-            segments = tuple(s for s in index.segments if _wanted(s, start, end, window))
+            segments = tuple(s for s in index.segments if _wanted(s, start, end, prune))
             if start >= end:
                 continue
             plan.tasks.append(
