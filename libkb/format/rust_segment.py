@@ -270,10 +270,10 @@ class SegmentRecords:
             raise SegmentError(f"{self.name}: the lz4 block does not decompress ({exc})") from None
 
     def _drain(self, area: bytes | bytearray | memoryview, base: int) -> Iterator[list[Record]]:
-        """Every record of ``area``, which must end with a whole record."""
+        """Every record of ``area``, which must end with a whole record, a batch at a time."""
         pos, end = 0, len(area)
         while pos < end:
-            records, pos = self._decode(area, pos, end, base)
+            records, pos = self._decode(area, pos, end, base, self.batch_bytes)
             if not records:
                 raise SegmentError(
                     f"{self.name}: truncated: the record at byte {base + pos} of the record area is cut off"
@@ -281,9 +281,13 @@ class SegmentRecords:
             yield records
 
     def _stream(self) -> Iterator[list[Record]]:
-        """A zstd frame decompressed as a stream; a record split over two pieces is carried over."""
+        """A zstd frame decompressed as a stream, a batch per piece, each decoded where it lies.
+
+        Only a record a piece cuts off is copied: into ``carry``, completed
+        from the start of the next piece.
+        """
         carry = bytearray()
-        base = 0  # where ``carry`` (or the piece, when nothing is carried) starts in the record area
+        base = 0  # where the next byte to decode (carry's first, else the piece's) lies in the record area
         reader = zstandard.ZstdDecompressor().read_to_iter(
             body(self.data),
             read_size=max(self.batch_bytes // 4, 4096),
@@ -292,16 +296,18 @@ class SegmentRecords:
         try:
             for piece in reader:
                 self.raw_bytes += len(piece)
-                buf: bytes | bytearray = piece
+                start, records = 0, []
                 if carry:
-                    carry += piece
-                    buf = carry
-                records, pos = self._decode(buf, 0, len(buf), base)
-                base += pos
-                if buf is carry:
-                    del carry[:pos]
-                else:
-                    carry += memoryview(piece)[pos:]
+                    start = _complete(carry, piece)
+                    if not _whole(carry):
+                        continue  # the piece went into the carried record whole
+                    records, _ = self._decode(carry, 0, len(carry), base)
+                    base += len(carry)
+                    carry.clear()
+                more, pos = self._decode(piece, start, len(piece), base - start)
+                base += pos - start
+                carry += memoryview(piece)[pos:]
+                records = records + more if records else more
                 if records:
                     yield records
         except zstandard.ZstdError as exc:
@@ -309,16 +315,22 @@ class SegmentRecords:
         yield from self._drain(carry, base)
 
     def _decode(
-        self, buf: bytes | bytearray | memoryview, pos: int, end: int, base: int
+        self, buf: bytes | bytearray | memoryview, pos: int, end: int, base: int, limit: int | None = None
     ) -> tuple[list[Record], int]:
+        """Whole records of ``buf[pos:end]`` (``buf`` starts at byte ``base`` of the record area).
+
+        ``limit``: stop once that many bytes are decoded (default: go to ``end``;
+        a zstd piece is a batch already).
+        """
         header, remaining = self.header, self.header.record_count - self.count
         if remaining == 0 and pos < end:
             raise SegmentError(
                 f"{self.name}: {end - pos} bytes follow the {header.record_count} records its header states"
             )
+        limit = end - pos if limit is None else limit
         try:
             records, after, tools = decode_records(
-                buf, pos, end, self.batch_bytes, remaining, self.last, self.strip, base
+                buf, pos, end, limit, remaining, self.last, self.strip, base
             )
         except ValueError as exc:
             raise SegmentError(f"{self.name}: {exc}") from None
@@ -332,3 +344,20 @@ class SegmentRecords:
             self.last = records[-1][0]
             self.tool_records += tools
         return records, after
+
+
+def _complete(carry: bytearray, piece: bytes) -> int:
+    """Move bytes from the start of ``piece`` into ``carry`` until its record is whole; how many moved."""
+    start = 0
+    while start < len(piece):
+        want = 4 + int.from_bytes(carry[:4], "little") if len(carry) >= 4 else 4
+        take = min(want - len(carry), len(piece) - start)
+        if take <= 0:
+            break
+        carry += memoryview(piece)[start : start + take]
+        start += take
+    return start
+
+
+def _whole(carry: bytearray) -> bool:
+    return len(carry) >= 4 and len(carry) >= 4 + int.from_bytes(carry[:4], "little")
