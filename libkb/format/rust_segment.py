@@ -296,7 +296,7 @@ class SegmentRecords:
         try:
             for piece in reader:
                 self.raw_bytes += len(piece)
-                start, records = 0, []
+                start, records = 0, list[Record]()
                 if carry:
                     start = _complete(carry, piece)
                     if not _whole(carry):

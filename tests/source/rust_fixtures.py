@@ -19,7 +19,7 @@ import json
 import struct
 import zlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -194,7 +194,7 @@ def segment_meta(key: str, records: Sequence[Record], data: bytes) -> dict[str, 
 def write_backup(
     backend: StorageBackend,
     backup_id: str,
-    partitions: dict[TP, Iterable[Sequence[Record]]],
+    partitions: Mapping[TP, Iterable[Sequence[Record]]],
     *,
     codec: str = "zstd",
     partition_counts: dict[str, int] | None = None,
