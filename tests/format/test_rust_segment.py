@@ -20,6 +20,12 @@ from tests.source.rust_fixtures import encode_record, encode_segment, records, w
 
 DECODERS = [py_decode_records] + ([rust_segment.decode_records] if ACCELERATED else [])
 
+
+def test_the_c_decoder_is_built() -> None:
+    """CI builds the extension (setup.py marks it optional for machines without a compiler)."""
+    assert ACCELERATED, "libkb/format/_rustrec.c was not built; is a C compiler installed?"
+
+
 blobs = st.none() | st.binary(max_size=40)
 headers = st.none() | st.lists(
     st.tuples(st.text(max_size=8), st.none() | st.binary(max_size=12)), min_size=1, max_size=4

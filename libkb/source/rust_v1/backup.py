@@ -103,7 +103,9 @@ class RustSource(BackupSource):
         return check_layout(manifest, manifest_key(self.backup_id), self.backup_id, keys)
 
     def check_segment(self, segment: SegmentEntry, *, deep: bool) -> SegmentCheck:
-        meta = next(m for m in self.rust_manifest().segments() if m.key == segment.key)
+        meta = self.rust_manifest().segment(segment.key)
+        if meta is None:
+            return SegmentCheck([f"{segment.key}: not a segment the manifest lists"], 0)
         try:
             size = self.backend.size(segment.key)
             if size != segment.size:

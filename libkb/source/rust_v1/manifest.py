@@ -97,6 +97,7 @@ class RustManifest:
     has_gaps: bool = False
     #: Topics or partitions listed twice (the first is kept).
     duplicates: list[str] = field(default_factory=list)
+    _by_key: dict[str, RustSegmentMeta] | None = field(default=None, repr=False, compare=False)
 
     def version(self) -> str:
         """Which versions of the tool write a manifest like this one (it records none)."""
@@ -136,6 +137,15 @@ class RustManifest:
 
     def segments(self) -> list[RustSegmentMeta]:
         return [s for t in self.topics.values() for p in t.partitions.values() for s in p.segments]
+
+    def segment(self, key: str) -> RustSegmentMeta | None:
+        """The segment listed under ``key`` (the first, if listed twice)."""
+        if self._by_key is None:
+            by_key: dict[str, RustSegmentMeta] = {}
+            for meta in self.segments():
+                by_key.setdefault(meta.key, meta)
+            self._by_key = by_key
+        return self._by_key.get(key)
 
 
 def looks_like_rust_manifest(data: bytes) -> bool:
