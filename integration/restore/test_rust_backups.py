@@ -355,11 +355,7 @@ def test_a_damaged_segment_is_named_by_validate_and_restore(
             flip_byte(backend, key)
         what = "checksum mismatch (corrupt bytes)"
     code, out, err = cli(capsys, "validate", "--path", str(path), "--backup-id", "fxa-lz4", "--deep")
-    assert code == 1 and "1 problem(s)" in err
-    if damage == "flipped byte":
-        assert f"problem: {key} (offsets 400-799): {what}" in out
-    else:
-        assert f"problem: {key}: " in out and "bytes stored, the manifest says" in out
+    assert code == 1 and f"problem: {key} (offsets 400-799): {what}" in out
     config = restore_file(
         tmp_path,
         kafka_service,

@@ -205,10 +205,13 @@ def test_a_truncated_segment_names_the_segment_and_its_offsets(backend: StorageB
     source = open_backup(backend, "fxa-zstd")
     entry = entry_of(source, SEGMENT)
     backend.put(entry.key, backend.get(entry.key)[:-cut])
-    report = validate_backup(backend, "fxa-zstd", deep=True)
     name = f"{entry.key} (offsets 400-799)"
-    assert report.problems == [
-        f"{entry.key}: {entry.size - cut} bytes stored, the manifest says {entry.size}"
+    assert validate_backup(backend, "fxa-zstd").problems == [
+        f"{name}: {entry.size - cut} bytes stored, the manifest says {entry.size}"
+    ]
+    assert validate_backup(backend, "fxa-zstd", deep=True).problems == [
+        f"{name}: {entry.size - cut} bytes stored, the manifest says {entry.size}",
+        f"{name}: truncated or corrupt: the footer magic is missing",
     ]
     with pytest.raises(SegmentError, match=r"\(offsets 400-799\): truncated or corrupt") as info:
         next(source.load(entry).batches(0, 1 << 62))

@@ -27,7 +27,7 @@ from libkb.source.rust_v1.manifest import (
     parse_manifest,
 )
 from libkb.source.rust_v1.notes import LOSSES, tool_header_note
-from libkb.source.rust_v1.segment import RustSegment
+from libkb.source.rust_v1.segment import RustSegment, segment_name
 from libkb.storage import NotFoundError, StorageBackend
 
 GROUPS_NAME = "consumer-groups-snapshot.json"
@@ -106,23 +106,25 @@ class RustSource(BackupSource):
         meta = self.rust_manifest().segment(segment.key)
         if meta is None:
             return SegmentCheck([f"{segment.key}: not a segment the manifest lists"], 0)
+        problems = []
         try:
             size = self.backend.size(segment.key)
             if size != segment.size:
-                return SegmentCheck(
-                    [f"{segment.key}: {size} bytes stored, the manifest says {segment.size}"], 0
+                problems.append(
+                    f"{segment_name(segment)}: {size} bytes stored, the manifest says {segment.size}"
                 )
             if not deep:
-                return SegmentCheck([], 0)
+                return SegmentCheck(problems, 0)
             stored = self.load(segment)
         except NotFoundError:
             return SegmentCheck(
                 [f"{segment.key}: listed in the manifest but not stored (deleted meanwhile?)"], 0
             )
-        try:
-            return stored.verify(meta)
+        try:  # deep: also what reading it finds, which says more than a size
+            check = stored.verify(meta)
         except FormatError as exc:
-            return SegmentCheck([str(exc)], 0)
+            return SegmentCheck([*problems, str(exc)], 0)
+        return SegmentCheck(problems + check.problems, check.records)
 
     def provenance(self, manifest: Manifest, *, peek: bool = False) -> Provenance:
         parsed, notes = self.rust_manifest(), list(LOSSES)
