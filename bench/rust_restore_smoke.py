@@ -8,7 +8,9 @@ written as a backup of the Rust tool (zstd-3, one segment per 128 MiB of
 record bytes, with its default ``x-original-*`` headers) by the test writer
 ``tests.source.rust_fixtures.write_backup``. Then both are restored into new
 topics with default restore settings, alternating, ``--runs`` times each, in
-this process; MB/s = key + value bytes (10**6/s) over ``run()``.
+this process; MB/s = key + value bytes (10**6/s) over ``run()``, and the
+process's CPU seconds over ``run()`` (all threads: a steadier measure than
+wall time on a loaded machine).
 
 Not part of CI, and small on purpose (the large benchmark lives beside it)::
 
@@ -18,6 +20,7 @@ Not part of CI, and small on purpose (the large benchmark lives beside it)::
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import statistics
 import sys
@@ -61,7 +64,13 @@ def rust_copy(data_dir: Path, backup_id: str, rust_id: str, topic: str, partitio
     return nbytes
 
 
-def restore(bootstrap: str, data_dir: Path, backup_id: str, source: str, target: str) -> float:
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def restore(bootstrap: str, data_dir: Path, backup_id: str, source: str, target: str) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one restore into a new topic."""
     from libkb.config import parse_config
     from libkb.restore.engine import RestoreEngine
 
@@ -75,12 +84,12 @@ def restore(bootstrap: str, data_dir: Path, backup_id: str, source: str, target:
         },
         source="rust_restore_smoke",
     )
-    started = time.monotonic()
+    started, cpu = time.monotonic(), _cpu()
     result = RestoreEngine(config).run()
-    elapsed = time.monotonic() - started
+    elapsed, cpu = time.monotonic() - started, _cpu() - cpu
     if result.status != "complete":
         raise RuntimeError(f"restore of {backup_id}: {result.status}")
-    return elapsed
+    return elapsed, cpu
 
 
 def main() -> int:
@@ -115,19 +124,21 @@ def main() -> int:
         )
         assert BackupEngine(config).run().status == "complete"
         nbytes = rust_copy(data_dir, "smoke-libkb", "smoke-rust", topic, args.partitions)
-        times: dict[str, list[float]] = {"smoke-libkb": [], "smoke-rust": []}
+        times: dict[str, list[tuple[float, float]]] = {"smoke-libkb": [], "smoke-rust": []}
         for i in range(args.runs):
             order = list(times) if i % 2 == 0 else list(reversed(times))
             for backup_id in order:
                 target = f"{backup_id}-{i}-{int(time.time() * 1000)}"
                 times[backup_id].append(restore(bootstrap, data_dir, backup_id, topic, target))
-        rate = {k: nbytes / statistics.median(v) / 1e6 for k, v in times.items()}
+        rate = {k: nbytes / statistics.median(t for t, _ in v) / 1e6 for k, v in times.items()}
+        cpu = {k: statistics.median(c for _, c in v) for k, v in times.items()}
         print(f"{records} records, {nbytes / 1e6:.0f} MB key+value, {args.partitions} partition(s)")
         print(f"C record decoder: {ACCELERATED}")
         for k, v in times.items():
-            runs = ", ".join(f"{nbytes / t / 1e6:.0f}" for t in v)
-            print(f"{k}: median {rate[k]:.0f} MB/s (runs: {runs})")
-        print(f"Rust-format restore: {100 * rate['smoke-rust'] / rate['smoke-libkb']:.0f} % of libkb's")
+            runs = ", ".join(f"{nbytes / t / 1e6:.0f}" for t, _ in v)
+            print(f"{k}: median {rate[k]:.0f} MB/s, {cpu[k]:.2f} CPU s (runs, MB/s: {runs})")
+        print(f"Rust-format restore: {100 * rate['smoke-rust'] / rate['smoke-libkb']:.0f} % of libkb's MB/s")
+        print(f"CPU per restore: {100 * cpu['smoke-rust'] / cpu['smoke-libkb']:.0f} % of libkb's")
     finally:
         kafka.stop()
         shutil.rmtree(data_dir, ignore_errors=True)

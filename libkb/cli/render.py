@@ -67,7 +67,12 @@ def list_text(summaries: Sequence[BackupSummary], location: str) -> str:
     ]
     text = table(("BACKUP ID", "STATUS", "UPDATED", "TOPICS", "PARTITIONS", "RECORDS", "STORED"), rows)
     errors = [f"{s.backup_id}: {s.error}" for s in summaries if s.error]
-    return "\n".join([text, *errors])
+    foreign = [
+        f"{s.backup_id}: written by {s.written_by}"
+        for s in summaries
+        if s.written_by and s.format_version is None and not s.error
+    ]
+    return "\n".join([text, *errors, *foreign])
 
 
 def describe_text(d: BackupDescription) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from libkb.catalog import describe_backup, list_backups, validate_backup
+from libkb.cli.render import list_text
 from libkb.errors import FormatError
 from libkb.format.models import SegmentEntry
 from libkb.format.segment import Record, SegmentError
@@ -120,6 +121,7 @@ def test_fixture_facts_list_describe_and_deep_validate(backend: StorageBackend, 
         None,
     )
     assert summary.written_by == "kafka-backup (Rust) 0.12 or later (the tool records no version)"
+    assert list_text([summary], "here").endswith(f"\n{backup_id}: written by {summary.written_by}")
     d = describe_backup(backend, backup_id)
     assert {t: i.partitions for t, i in d.manifest.topics.items()} == {ORDERS: 3, AUDIT: 1}
     per_partition = 1100 if name == "incremental" else 1000
