@@ -177,7 +177,7 @@ def test_every_fixture_through_the_commands(
     assert code == 0 and sum(p["records"] for p in json.loads(out)["partitions"]) == total
     code, out, err = cli(capsys, "restore", "--config", config)
     assert code == 0, err
-    assert out.count("note: kafka-backup (Rust) segment format 1: ") == 6
+    assert out.count("note: kafka-backup (Rust) segment format 1: ") == 7
     assert f"left out the Rust tool's own x-original-* headers of {total:,} records" in out
     assert f"{total:,} records" in out and "offsets translated for 1 group(s), applied to fxa-consumer" in out
     assert_restored(kafka_service, mapping, expected)

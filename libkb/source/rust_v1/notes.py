@@ -38,6 +38,9 @@ LOSSES = (
     "defaults",
     "a run's status is not recorded: the manifest lists each segment as soon as it is stored, so a run "
     "that stopped midway looks finished",
+    "the source cluster's id is not recorded: a restore cannot tell that its target is the cluster the "
+    "backup came from, so it cannot refuse to write topics back into themselves there; map them to new "
+    "names (restore.topic_mapping)",
 )
 
 #: Compressed bytes read to get at a segment's first record (a zstd block is at most 128 KiB).
