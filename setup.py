@@ -1,7 +1,11 @@
-"""Builds the optional C packer (libkb/format/_packer.c); everything else is in pyproject.toml.
+"""Builds the optional C extensions; everything else is in pyproject.toml.
+
+- ``libkb/format/_packer.c``: the backup's record packer (and CRC helpers);
+- ``libkb/format/_rustrec.c``: the record decoder for the Rust tool's segments.
 
 ``optional=True``: without a C compiler the install still succeeds and libkb
-uses the pure-Python packer (same bytes, slower; see libkb/format/packer.py).
+uses the pure-Python code (same results, slower; see libkb/format/packer.py and
+libkb/format/rust_segment.py).
 """
 
 from setuptools import Extension, setup
@@ -14,6 +18,12 @@ setup(
             libraries=["z"],
             optional=True,
             extra_compile_args=["-O2", "-std=c99", "-Wall", "-Wextra", "-Wno-unused-parameter"],
-        )
+        ),
+        Extension(
+            "libkb.format._rustrec",
+            ["libkb/format/_rustrec.c"],
+            optional=True,
+            extra_compile_args=["-O2", "-std=c99", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+        ),
     ]
 )

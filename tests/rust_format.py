@@ -33,8 +33,8 @@ import zstandard
 
 from libkb.storage import StorageBackend
 
-#: The Rust tool's own backups with their ground truth (a copy of ../shared/fixtures, see PROVENANCE.rst).
-FIXTURES = Path(__file__).parent / "data" / "rust-kafka-backup-0.17.4"
+#: The Rust tool's own backups with their ground truth (a copy of ../shared/fixtures, see its README.rst).
+FIXTURES = Path(__file__).parent / "data" / "rust-0.17.4"
 MAGIC = b"KBAK"
 FOOTER_MAGIC = b"BKAE"
 CODECS = {"none": (0, ""), "zstd": (1, ".zst"), "lz4": (2, ".lz4")}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import struct
 from typing import Any
@@ -22,7 +23,7 @@ def _b64(text: str | None) -> bytes | None:
 
 def _ground_truth() -> dict[tuple[str, int], list[RustRecord]]:
     out: dict[tuple[str, int], list[RustRecord]] = {}
-    for line in (FIXTURES / "source-records.jsonl").read_text().splitlines():
+    for line in gzip.decompress((FIXTURES / "source-records.jsonl.gz").read_bytes()).decode().splitlines():
         row = json.loads(line)
         stamp = row["timestamp"]
         if row["topic"] == AUDIT:  # LogAppendTime: the tool stores the producer's CreateTime

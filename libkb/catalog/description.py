@@ -7,7 +7,7 @@ from typing import Any
 
 from libkb.catalog.times import iso_ms
 from libkb.format.models import GroupOffsets, Manifest, MissingRange, PartitionIndex
-from libkb.source import open_backup
+from libkb.source import Provenance, open_backup
 from libkb.source.parallel import parallel_map
 from libkb.storage import StorageBackend
 
@@ -79,6 +79,13 @@ class BackupDescription:
     manifest: Manifest
     partitions: list[PartitionDescription]
     groups: GroupSnapshot | None
+    #: Who wrote it, its format and what that format loses (None: libkb's, not asked).
+    provenance: Provenance | None = None
+
+    @property
+    def status(self) -> str:
+        origin = self.provenance
+        return (origin.status if origin is not None else None) or self.manifest.status
 
     @property
     def records(self) -> int:
@@ -93,17 +100,20 @@ class BackupDescription:
         return sum(p.segments for p in self.partitions)
 
     def to_dict(self) -> dict[str, Any]:
-        m = self.manifest
+        m, origin = self.manifest, self.provenance
         return {
             "backup_id": m.backup_id,
-            "status": m.status,
+            "status": self.status,
             "created_ms": m.created_ms,
             "created": iso_ms(m.created_ms),
             "updated_ms": m.updated_ms,
             "updated": iso_ms(m.updated_ms),
             "compression": m.compression,
-            "format_version": m.format_version,
+            "format_version": origin.format_version if origin is not None else m.format_version,
             "libkb_version": m.libkb_version,
+            "format": origin.format if origin is not None else None,
+            "written_by": origin.writer if origin is not None else None,
+            "format_notes": list(origin.notes) if origin is not None else [],
             "source_cluster_id": m.source_cluster_id,
             "records": self.records,
             "segments": self.segments,
@@ -122,4 +132,5 @@ def describe_backup(backend: StorageBackend, backup_id: str) -> BackupDescriptio
     tps = [(t, p) for t, info in sorted(manifest.topics.items()) for p in range(info.partitions)]
     partitions = parallel_map(lambda tp: PartitionDescription.from_index(source.coverage(*tp), *tp), tps)
     groups = source.groups()
-    return BackupDescription(manifest, partitions, GroupSnapshot(*groups) if groups is not None else None)
+    snapshot = GroupSnapshot(*groups) if groups is not None else None
+    return BackupDescription(manifest, partitions, snapshot, source.provenance(manifest, peek=True))

@@ -24,8 +24,10 @@ class BackupSummary:
     partitions: int
     records: int
     stored_bytes: int
-    format_version: int | None
+    format_version: int | None  # libkb's; None for another tool's format
     error: str | None = None
+    #: Who wrote the backup: "libkb 0.1.0", "kafka-backup (Rust) 0.12 or later ...".
+    written_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         body = asdict(self)
@@ -46,14 +48,16 @@ def _summary(source: BackupSource) -> BackupSummary:
         # Listed as unreadable: one bad backup must not hide the others.
         return BackupSummary(source.backup_id, None, None, "unreadable", [], 0, 0, 0, None, str(exc))
     records, stored = source.stored_totals()
+    origin = source.provenance(manifest)
     return BackupSummary(
         backup_id=source.backup_id,
         created_ms=manifest.created_ms,
         updated_ms=manifest.updated_ms,
-        status=manifest.status,
+        status=origin.status or manifest.status,
         topics=sorted(manifest.topics),
         partitions=sum(t.partitions for t in manifest.topics.values()),
         records=records,
         stored_bytes=stored,
-        format_version=manifest.format_version,
+        format_version=origin.format_version,
+        written_by=origin.writer,
     )

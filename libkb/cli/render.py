@@ -67,33 +67,62 @@ def list_text(summaries: Sequence[BackupSummary], location: str) -> str:
     ]
     text = table(("BACKUP ID", "STATUS", "UPDATED", "TOPICS", "PARTITIONS", "RECORDS", "STORED"), rows)
     errors = [f"{s.backup_id}: {s.error}" for s in summaries if s.error]
-    return "\n".join([text, *errors])
+    foreign = [
+        f"{s.backup_id}: written by {s.written_by}"
+        for s in summaries
+        if s.written_by and s.format_version is None and not s.error
+    ]
+    return "\n".join([text, *errors, *foreign])
 
 
 def describe_text(d: BackupDescription) -> str:
     lines = [*_backup_lines(d), "", "Topics:", _topics_table(d.manifest), "", "Partitions:"]
     lines += [_partitions_table(d.partitions), *_missing_lines(d.partitions)]
-    lines += ["", "Runs:", _runs_table(d.manifest), "", *_groups_lines(d.groups)]
+    if d.provenance is None or d.provenance.status is None:  # a format without runs has no table
+        lines += ["", "Runs:", _runs_table(d.manifest)]
+    lines += ["", *_groups_lines(d.groups), *_format_notes(d)]
     return "\n".join(lines)
 
 
 def _backup_lines(d: BackupDescription) -> list[str]:
-    m = d.manifest
+    m, origin = d.manifest, d.provenance
     last = m.runs[-1] if m.runs else None
+    if origin is None or origin.format_version is not None:
+        written = [
+            f"Format:          version {m.format_version}, {m.compression}, libkb {m.libkb_version or '?'}"
+        ]
+    else:
+        written = [f"Format:          {origin.format}, {m.compression}", f"Written by:      {origin.writer}"]
     return [
         f"Backup:          {m.backup_id}",
-        f"Status:          {m.status}" + (f" (last run {last.run_id}, {last.mode})" if last else ""),
+        f"Status:          {d.status}" + (f" (last run {last.run_id}, {last.mode})" if last else ""),
         f"Created:         {iso_ms(m.created_ms)}",
         f"Updated:         {iso_ms(m.updated_ms)}",
-        f"Format:          version {m.format_version}, {m.compression}, libkb {m.libkb_version or '?'}",
+        *written,
         f"Source cluster:  {m.source_cluster_id or '-'}",
         f"Stored:          {d.records:,} records in {d.segments:,} segments, {human_bytes(d.stored_bytes)}",
     ]
 
 
+def _format_notes(d: BackupDescription) -> list[str]:
+    notes = d.provenance.notes if d.provenance is not None else ()
+    if not notes:
+        return []
+    return [
+        "",
+        "Format notes (what this format does not keep, and what to know):",
+        *(f"  - {n}" for n in notes),
+    ]
+
+
 def _topics_table(m: Manifest) -> str:
     rows = [
-        (name, t.partitions, t.replication_factor, ", ".join(f"{k}={v}" for k, v in t.configs.items()))
+        (
+            name,
+            t.partitions,
+            t.replication_factor if t.replication_factor > 0 else None,  # -1: not recorded
+            ", ".join(f"{k}={v}" for k, v in t.configs.items()),
+        )
         for name, t in sorted(m.topics.items())
     ]
     return table(("TOPIC", "PARTITIONS", "REPLICATION", "CONFIGS"), rows, "  ")

@@ -229,6 +229,9 @@ class RestoreOptions:
     #: Add the original tool's ``x-original-offset``, ``x-original-timestamp`` and
     #: ``x-source-partition`` headers (off: records stay exact).
     include_original_offset_header: bool = False
+    #: Restoring a backup of the Rust tool: keep the ``x-original-offset``, ``x-original-timestamp``
+    #: and ``x-source-cluster`` headers it appended to each stored record (off: they are left out).
+    keep_rust_tool_headers: bool = False
     #: Names this restore's state, so a re-run resumes it (default: derived from the config).
     restore_id: str | None = None
     #: Write the restore's offset mapping (JSON) to this file when it completes.

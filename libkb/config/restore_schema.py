@@ -82,6 +82,7 @@ class RestoreSchema(Strict):
     default_replication_factor = fields.Integer(allow_none=True, validate=_replication_factor)
     allow_restore_to_source = fields.Boolean()
     include_original_offset_header = fields.Boolean()
+    keep_rust_tool_headers = fields.Boolean()
     restore_id = fields.String(
         allow_none=True, validate=validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
     )

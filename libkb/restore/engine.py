@@ -118,6 +118,7 @@ class RestoreEngine:
         )
         try:
             source = resolve_backup(backend, self.config.backup_id)
+            source.keep_tool_headers = self.options.keep_rust_tool_headers
             manifest = source.manifest()
             coverage = {
                 (topic, partition): source.readable_coverage(topic, partition)
@@ -125,7 +126,14 @@ class RestoreEngine:
                 for partition in range(info.partitions)
             }
             counts = admin().partition_counts() if admin is not None else None
-            plan = plan_restore(manifest, coverage, self.options, self.target.topics, counts)
+            plan = plan_restore(
+                manifest,
+                coverage,
+                self.options,
+                self.target.topics,
+                counts,
+                exact_time_bounds=source.exact_time_bounds,
+            )
         except BaseException:
             if self._backend is None:
                 backend.close()
@@ -193,12 +201,16 @@ class RestoreEngine:
         partitions = len(plan.targets())
         result = RestoreResult(backup_id, restore_id, "interrupted", partitions=partitions, plan=plan)
         state = resume.load_state(backend, backup_id, restore_id, cluster_id)
+        origin = source.provenance(manifest)
+        result.notes = [f"{origin.format}: {note}" for note in origin.notes]
         if state.status != "complete":
             prep = prepare_topics(admin, manifest, plan, self.options)
-            result.created_topics, result.notes = prep.created, prep.notes
+            result.created_topics = prep.created
+            result.notes += prep.notes
             for note in prep.notes:
                 log.warning(note)
             mapping = self._execute(backend, source, admin, plan, state, result)
+            result.notes += source.read_notes()
         else:
             log.info("restore %s is already complete; only consumer-group offsets are applied", restore_id)
             mapping = OffsetMapping.from_json(backend.get(mapping_key(backup_id, restore_id)))

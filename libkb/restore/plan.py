@@ -125,11 +125,15 @@ def plan_restore(
     options: RestoreOptions,
     selection: TopicSelection,
     target_counts: Mapping[str, int] | None = None,
+    *,
+    exact_time_bounds: bool = True,
 ) -> RestorePlan:
     """Choose topics, partitions, offset ranges and segments; refuse contradictory options.
 
     ``target_counts``: the partition counts of the target topics that exist
     (None: not known, as in a dry run), which decide ``repartition: auto``.
+    ``exact_time_bounds``: the segments' time ranges bound their records' timestamps,
+    so a segment outside the time window is left out; otherwise only offsets choose.
     """
     plan = RestorePlan(manifest.backup_id)
     _check_options_name_backed_up_topics(manifest, options)
@@ -143,7 +147,7 @@ def plan_restore(
                 f"topics {plan.target_sources[target_topic]!r} and {topic!r} both map to {target_topic!r}",
                 key="restore.topic_mapping",
             )
-        tasks = _source_tasks(manifest, indexes, options, topic, target_topic)
+        tasks = _source_tasks(manifest, indexes, options, topic, target_topic, exact_time_bounds)
         existing = None if target_counts is None else target_counts.get(target_topic)
         by_key = by_key_into(topic, target_topic, manifest.topics[topic].partitions, existing, options)
         if by_key is None:
@@ -163,9 +167,11 @@ def _source_tasks(
     options: RestoreOptions,
     topic: str,
     target_topic: str,
+    exact_time_bounds: bool,
 ) -> list[PartitionTask]:
     """The topic's source partitions with something to restore, each into its mapped partition."""
     window = (options.time_window_start, options.time_window_end)
+    prune: tuple[int | None, int | None] = window if exact_time_bounds else (None, None)
     mapping = options.partition_mapping.get(topic, options.partition_mapping.get("*", {}))
     chosen = options.source_partitions.get(topic, options.source_partitions.get("*"))
     tasks = []
@@ -181,7 +187,7 @@ def _source_tasks(
             start, end = max(start, bounds[0]), min(end, bounds[1])
         if start >= end:
             continue
-        segments = tuple(s for s in index.segments if _wanted(s, start, end, window))
+        segments = tuple(s for s in index.segments if _wanted(s, start, end, prune))
         target_partition = mapping.get(partition, partition)
         tasks.append(
             PartitionTask(topic, partition, target_topic, target_partition, start, end, segments, window)

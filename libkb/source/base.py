@@ -35,6 +35,20 @@ from libkb.storage import StorageBackend
 GroupsSnapshot = tuple[int, list[GroupOffsets]]
 
 
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Who wrote a backup, in which format, and what that format cannot keep."""
+
+    writer: str  # "libkb 0.1.0", "kafka-backup (Rust) 0.12 or later"
+    format: str  # "libkb format 1", "kafka-backup (Rust) segment format 1"
+    #: libkb's format version; None for another tool's format.
+    format_version: int | None
+    #: The backup's status, for a format that records no runs (None: the manifest's).
+    status: str | None = None
+    #: What the format loses or changes, one plain sentence each (``describe`` and a restore's summary).
+    notes: tuple[str, ...] = ()
+
+
 class BackupNotFoundError(LibkbError, FileNotFoundError):
     """No backup with the requested id is stored at the location."""
 
@@ -84,9 +98,16 @@ class StoredSegment(ABC):
 class BackupSource(ABC):
     """One stored backup, read through its on-disk format. Thread-safe: readers call it from pools."""
 
+    #: Whether a segment's time range bounds every record's timestamp, so a time-window restore
+    #: may skip segments outside the window (False: it reads every segment of its offset range).
+    exact_time_bounds: bool = True
+
     def __init__(self, backend: StorageBackend, backup_id: str) -> None:
         self.backend = backend
         self.backup_id = backup_id
+        #: Keep the headers the writing tool added to each record (only a format whose writer
+        #: added any has a use for it; set before reading records: ``restore.keep_rust_tool_headers``).
+        self.keep_tool_headers = False
 
     @classmethod
     @abstractmethod
@@ -128,3 +149,14 @@ class BackupSource(ABC):
     @abstractmethod
     def check_segment(self, segment: SegmentEntry, *, deep: bool) -> SegmentCheck:
         """Check one segment is stored as recorded; ``deep`` also reads it and checks every record."""
+
+    @abstractmethod
+    def provenance(self, manifest: Manifest, *, peek: bool = False) -> Provenance:
+        """Who wrote the backup (``manifest``: its facts, as read) and what its format loses.
+
+        ``peek``: may read a record to say more (``describe``; not ``list``).
+        """
+
+    def read_notes(self) -> list[str]:
+        """What the records read so far had that a reader should know (a restore's summary says it)."""
+        return []

@@ -5,11 +5,13 @@ Readers (restore, validate, describe, list) call only these functions and the
 a format. libkb's own format is the default: what no other format claims is
 read as libkb's format (any version from 1 on).
 
-Another on-disk format (the Rust kafka-backup's layout, for one) plugs in as a
-``BackupSource`` subclass added to :data:`OTHER_FORMATS`: its ``claims()``
-recognises the layout under ``{id}/`` (that format's segment keys end in
-``.bin``, ``.bin.zst`` or ``.bin.lz4`` and its manifest has a list of
-topics), and :func:`scan_location` offers it each backup the listing found.
+Another on-disk format plugs in as a ``BackupSource`` subclass added to
+:data:`OTHER_FORMATS`: its ``claims()`` recognises the layout under ``{id}/``,
+and :func:`scan_location` offers it each backup the listing found. The Rust
+kafka-backup's backups are the first (:mod:`.rust_v1`): they have a
+``{id}/manifest.json`` too, with a list of topics and no libkb format name.
+A backup the listing shows with libkb's partition indexes or lease is
+libkb's without asking.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from libkb.source.base import BackupNotFoundError, BackupSource
 from libkb.source.libkb_v1.backup import LibkbV1Source
 from libkb.source.libkb_v1.listing import ListedBackup, scan
 from libkb.source.parallel import parallel_map
+from libkb.source.rust_v1.backup import RustSource
 from libkb.storage import StorageBackend, StorageError
 
 #: Sources of formats other than libkb's own, asked in order whether a backup is theirs.
-OTHER_FORMATS: tuple[type[BackupSource], ...] = ()
+OTHER_FORMATS: tuple[type[BackupSource], ...] = (RustSource,)
 
 
 def open_backup(backend: StorageBackend, backup_id: str) -> BackupSource:
@@ -32,13 +35,14 @@ def open_backup(backend: StorageBackend, backup_id: str) -> BackupSource:
 
 def scan_location(backend: StorageBackend) -> list[BackupSource]:
     """Every backup at the location, sorted by id, from one listing."""
-    return [_open(backend, listed.backup_id, listed) for listed in scan(backend)]
+    return parallel_map(lambda listed: _open(backend, listed.backup_id, listed), scan(backend))
 
 
 def _open(backend: StorageBackend, backup_id: str, listed: ListedBackup | None) -> BackupSource:
-    for source in OTHER_FORMATS:
-        if source.claims(backend, backup_id):
-            return source(backend, backup_id)
+    if listed is None or not (listed.index_keys or listed.leased):
+        for source in OTHER_FORMATS:
+            if source.claims(backend, backup_id):
+                return source(backend, backup_id)
     return LibkbV1Source(backend, backup_id, listed)
 
 

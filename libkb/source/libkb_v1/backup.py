@@ -22,7 +22,7 @@ from libkb.format.models import (
     lease_key,
     manifest_key,
 )
-from libkb.source.base import BackupSource, GroupsSnapshot, SegmentCheck, Structure
+from libkb.source.base import BackupSource, GroupsSnapshot, Provenance, SegmentCheck, Structure
 from libkb.source.libkb_v1.layout import check_layout
 from libkb.source.libkb_v1.listing import ListedBackup, is_index_key, not_found
 from libkb.source.libkb_v1.segment import V1Segment
@@ -102,6 +102,10 @@ class LibkbV1Source(BackupSource):
             return groups_from_json(self.backend.get(key), name=key)
         except NotFoundError:
             return None
+
+    def provenance(self, manifest: Manifest, *, peek: bool = False) -> Provenance:
+        version = manifest.format_version
+        return Provenance(f"libkb {manifest.libkb_version or '?'}", f"libkb format {version}", version)
 
     def load(self, segment: SegmentEntry) -> V1Segment:
         return V1Segment(segment, self.backend.get(segment.key))
