@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from libkb.storage.secrets import storage_secrets
 from libkb.storage.settings import BackendConfig
 
 MiB = 1024 * 1024
@@ -290,8 +291,4 @@ class JobConfig:
         for cluster in (self.source, self.target):
             if cluster is not None:
                 values += cluster.secrets()
-        for name in ("secret_key", "session_token", "account_key", "client_secret", "sas_token"):
-            value = getattr(self.storage, name, None)
-            if value:
-                values.append(str(value))
-        return values
+        return values + storage_secrets(self.storage)

@@ -20,6 +20,7 @@ from libkb.config.fields import Strict, Timestamp
 from libkb.config.loader import expand_env, load_section, read_config_file
 from libkb.config.models import SourceOptions
 from libkb.errors import ConfigError
+from libkb.storage.secrets import storage_secrets
 from libkb.storage.settings import BackendConfig, load_storage_config
 from libkb.suggest import unknown_key_message
 
@@ -109,8 +110,7 @@ class ValidationConfig:
         n = self.notifications
         values = [*self.target.secrets(), n.slack_webhook_url, n.pagerduty_integration_key]
         values += [w.url for w in self.checks.custom_webhooks]
-        for name in ("secret_key", "session_token", "account_key", "client_secret", "sas_token"):
-            values.append(getattr(self.storage, name, None))
+        values += storage_secrets(self.storage)
         return tuple(str(v) for v in values if v)
 
 

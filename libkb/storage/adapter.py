@@ -81,12 +81,15 @@ class LibcloudBackend(StorageBackend):
         return int(getattr(self._driver, "libkb_stream_hold", 0))
 
     def _map(self, exc: BaseException, key: str | None) -> StorageError:
+        # A third-party driver need not have the mixin's hook.
+        hint = getattr(self._driver, "libkb_denied_hint", None)
         return map_error(
             exc,
             backend=self.name,
             key=key,
             container=self._container_name,
             secrets=self._secrets,
+            denied_hint=hint(self._container_name) if callable(hint) else None,
         )
 
     def _guard(self, fn: Callable[[], T], key: str | None) -> Callable[[], T]:

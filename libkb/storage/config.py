@@ -130,17 +130,8 @@ class AzureSchema(_CloudSchema):
     # ... or AKS workload identity, or the machine's managed identity (else DefaultAzureCredential).
     use_workload_identity = mf.Boolean(allow_none=True, load_default=None)
     use_managed_identity = mf.Boolean(allow_none=True, load_default=None)
-    sas_token = mf.String(allow_none=True, load_default=None)  # refused: not supported yet
-
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
-        if data.pop("sas_token", None):
-            raise ValidationError(
-                "SAS tokens are not supported by libkb yet; use account_key, a service principal "
-                "(client_id, tenant_id, client_secret), use_workload_identity or use_managed_identity",
-                "sas_token",
-            )
-        return _drop_nones(data)
+    # A SAS token comes before all of these (checked when the backend is built).
+    sas_token = mf.String(allow_none=True, load_default=None, validate=validate.Length(min=1))
 
 
 class GcsSchema(_CloudSchema):

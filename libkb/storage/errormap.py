@@ -80,34 +80,42 @@ def map_error(
     key: str | None,
     container: str | None = None,
     secrets: Iterable[str] = (),
+    denied_hint: str | None = None,
 ) -> StorageError:
     """Return the libkb error for ``exc`` (which the caller raises ``from None``).
 
     What is missing or forbidden is known from the exception's type, then
     from its HTTP status; what is left is a transport, I/O or other failure.
+    ``denied_hint`` replaces the general advice on refused credentials (the
+    driver knows more, e.g. that a SAS token expired).
     """
     if isinstance(exc, StorageError):
         return exc
     detail = _describe(exc, tuple(secrets))
-    mapped = _from_type(exc, detail, backend, key, container)
+    mapped = _from_type(exc, detail, backend, key, container, denied_hint)
     if mapped is None:
-        mapped = _from_status(exc, detail, backend, key)
+        mapped = _from_status(exc, detail, backend, key, denied_hint)
     if mapped is None:
         mapped = _from_failure(exc, detail, backend, key)
     return mapped
 
 
-def _denied(detail: str, backend: str, key: str | None) -> PermissionDeniedError:
+def _denied(detail: str, backend: str, key: str | None, hint: str | None) -> PermissionDeniedError:
     return PermissionDeniedError(
         f"access denied ({detail})",
         backend=backend,
         key=key,
-        hint="check the credentials and that they allow this operation on the bucket",
+        hint=hint or "check the credentials and that they allow this operation on the bucket",
     )
 
 
 def _from_type(
-    exc: BaseException, detail: str, backend: str, key: str | None, container: str | None
+    exc: BaseException,
+    detail: str,
+    backend: str,
+    key: str | None,
+    container: str | None,
+    denied_hint: str | None,
 ) -> StorageError | None:
     """Missing containers and objects, and refused credentials, by exception type."""
     if isinstance(exc, ContainerDoesNotExistError):
@@ -120,11 +128,13 @@ def _from_type(
     if isinstance(exc, ObjectDoesNotExistError | FileNotFoundError):
         return NotFoundError("no such object", backend=backend, key=key)
     if isinstance(exc, InvalidCredsError | PermissionError):
-        return _denied(detail, backend, key)
+        return _denied(detail, backend, key, denied_hint)
     return None
 
 
-def _from_status(exc: BaseException, detail: str, backend: str, key: str | None) -> StorageError | None:
+def _from_status(
+    exc: BaseException, detail: str, backend: str, key: str | None, denied_hint: str | None
+) -> StorageError | None:
     """Any exception carrying an HTTP status: 401/403 denied, 404 missing, else a
     service failure, transient for 408, 429 and 5xx."""
     status = _status_of(exc)
@@ -133,7 +143,7 @@ def _from_status(exc: BaseException, detail: str, backend: str, key: str | None)
     if status is None:
         return None
     if status in (401, 403):
-        return _denied(detail, backend, key)
+        return _denied(detail, backend, key, denied_hint)
     if status == 404:
         return NotFoundError("no such object", backend=backend, key=key)
     transient = status in _TRANSIENT_STATUS

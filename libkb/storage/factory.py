@@ -10,6 +10,7 @@ from libkb.storage.adapter import LibcloudBackend
 from libkb.storage.base import StorageBackend
 from libkb.storage.legacy import StorageConfig
 from libkb.storage.metrics import StorageMetrics
+from libkb.storage.secrets import storage_secrets
 from libkb.storage.settings import (
     AzureConfig,
     BackendConfig,
@@ -75,7 +76,7 @@ def create_backend_from_config(
             prefix=config.prefix,
             resilience=config.resilience,
             metrics=metrics,
-            secrets=[config.secret_key or "", config.session_token or ""],
+            secrets=storage_secrets(config),
         )
     if isinstance(config, AzureConfig):
         from libkb.storage.drivers.azure import build_azure_driver
@@ -86,7 +87,7 @@ def create_backend_from_config(
             prefix=config.prefix,
             resilience=config.resilience,
             metrics=metrics,
-            secrets=[config.account_key or ""],
+            secrets=storage_secrets(config),
         )
     if isinstance(config, GcsConfig):
         from libkb.storage.drivers.gcs import build_gcs_driver

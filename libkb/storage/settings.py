@@ -114,6 +114,10 @@ class AzureConfig(StorageBackendConfig):
     client_secret: str | None = field(default=None, repr=False)
     use_workload_identity: bool = False
     use_managed_identity: bool = False
+    #: A shared access signature (the query string Azure hands out, with or without
+    #: ``?``); it comes before an account key, as in the original tool. Without one,
+    #: and without an account key, ``AZURE_STORAGE_SAS_TOKEN`` is read.
+    sas_token: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

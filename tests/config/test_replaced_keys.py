@@ -189,18 +189,6 @@ def test_warnings_are_logged_once_at_warning(caplog: pytest.LogCaptureFixture, t
             "restore.purge_topics",
             "emptying the target topics first is not supported by libkb yet",
         ),
-        (
-            {
-                "storage": {
-                    "backend": "azure",
-                    "account_name": "a",
-                    "container_name": "c",
-                    "sas_token": "sv=1",
-                }
-            },
-            "storage.sas_token",
-            "SAS tokens are not supported by libkb yet",
-        ),
         ({"restore": {"consumer_group_strategy": "guess"}}, "restore.consumer_group_strategy", "skip"),
         (
             {"restore": {"produce_batch_size": 1048576}},

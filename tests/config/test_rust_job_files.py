@@ -18,6 +18,7 @@ from libkb.config import JobConfig, load_config
 from libkb.config.loader import _Loader
 from libkb.kafka.producer import producer_batch_settings
 from libkb.storage import AzureConfig, GcsConfig, MemoryConfig, S3Config
+from libkb.storage.drivers.azure import build_azure_driver
 
 FILES = Path(__file__).parent / "rust"
 NAMES = sorted(p.name for p in FILES.glob("*.yaml"))
@@ -69,7 +70,7 @@ WARNED = {
 
 #: Every key of the original tool's job file: its config structs (v0.17.4) and, marked, the
 #: keys only its documentation names. ``cluster`` is ``source`` or ``target``; storage keys
-#: are per backend. ``sas_token`` is refused (tested in test_replaced_keys.py).
+#: are per backend.
 RUST_KEYS = {
     *("mode", "backup_id", "source", "target", "storage", "backup", "restore", "offset_storage"),
     *("metrics", "logging", "logging.level", "logging.format"),
@@ -121,6 +122,7 @@ RUST_KEYS = {
             "client_id",
             "tenant_id",
             "client_secret",
+            "sas_token",
         )
     ),
     "storage[azure].use_managed_identity",  # documented
@@ -293,6 +295,10 @@ def test_every_key_restore_means_what_it_meant() -> None:
         "00000000-0000-0000-0000-000000000001",
         "00000000-0000-0000-0000-000000000002",
     )
+    # The SAS token comes first, as there (before account_key and the service principal).
+    assert config.storage.sas_token is not None and "sig=c2lnbmF0dXJl" in config.storage.sas_token
+    assert build_azure_driver(config.storage).sas_token is not None
+    assert "c2lnbmF0dXJl" in config.secrets() and "c2lnbmF0dXJl" not in repr(config)
     r = config.restore
     assert r.source_partitions == {"*": (0, 1)}  # the list form: every topic
     assert r.partition_mapping == {"*": {0: 1, 1: 0}}

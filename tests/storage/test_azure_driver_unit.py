@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import pytest
 import requests
@@ -81,6 +81,7 @@ def http(monkeypatch: pytest.MonkeyPatch) -> FakeHTTP:
         lambda adapter, request, **kw: fake.send(request, **kw),
     )
     monkeypatch.delenv("AZURE_STORAGE_KEY", raising=False)
+    monkeypatch.delenv("AZURE_STORAGE_SAS_TOKEN", raising=False)
     return fake
 
 
@@ -510,6 +511,160 @@ def test_secrets_absent_from_reprs_and_errors(http: FakeHTTP) -> None:
     with pytest.raises(BaseHTTPError) as info2:
         bearer.get_object("cont", "x")
     assert "tok-1" not in str(info2.value) and "tok-1" not in repr(bearer)
+
+
+# --------------------------------------------------------------------------- SAS tokens
+
+SIG = "q9zDq40FLuzjFBn69goHXgJjblt7CCcQqkRieub3+IQ="
+#: As Azure hands it out: URL-encoded values, a far expiry, container permissions read and list.
+SAS = f"sv=2026-10-06&se=2099-01-01T00%3A00%3A00Z&sr=c&sp=rl&sig={quote(SIG, safe='')}"
+
+
+def _sas_params(req: requests.PreparedRequest) -> list[tuple[str, str]]:
+    query = parse_qsl(urlsplit(req.url or "").query)
+    return [(k, v) for k, v in query if k in ("sv", "se", "sr", "sp", "sig")]
+
+
+@pytest.mark.parametrize("token", [SAS, "?" + SAS, f"  {SAS}\n"])
+def test_a_sas_token_authorises_by_query_not_signature(http: FakeHTTP, token: str) -> None:
+    http.responder = lambda req: (200, HEAD_OK, b"")
+    drv = az.build_azure_driver(cfg(sas_token=token))
+    assert isinstance(drv.connection, az.LibkbAzureSasConnection)
+    drv.get_object("cont", "x")
+    drv.download_object_range_as_stream(bare(drv, "x"), 0, 3)  # raw (streamed) requests too
+    for req in http.requests:
+        assert "Authorization" not in req.headers
+        assert req.headers["x-ms-version"] == az.AZURE_API_VERSION and req.headers["x-ms-date"]
+        assert dict(_sas_params(req)) == {
+            "sv": "2026-10-06",
+            "se": "2099-01-01T00:00:00Z",
+            "sr": "c",
+            "sp": "rl",
+            "sig": SIG,
+        }
+
+
+def test_a_sas_token_keeps_the_requests_own_parameters(http: FakeHTTP) -> None:
+    body = b"<?xml version='1.0'?><EnumerationResults><Blobs/><NextMarker/></EnumerationResults>"
+    http.responder = lambda req: (200, {}, body)
+    drv = az.build_azure_driver(cfg(sas_token=SAS))
+    list(drv.iterate_container_objects(container(drv), prefix="a b"))
+    query = dict(parse_qsl(urlsplit(http.requests[0].url or "").query))
+    assert (query["restype"], query["comp"], query["prefix"]) == ("container", "list", "a b")
+    assert query["sig"] == SIG
+
+
+def test_the_copy_source_is_authorised_by_the_sas_token_too(http: FakeHTTP) -> None:
+    http.responder = lambda req: (202, {"x-ms-copy-status": "success"}, b"")
+    drv = az.build_azure_driver(cfg(account_name="devstoreaccount1", endpoint=AZURITE, sas_token=SAS))
+    drv.ex_copy_object(container(drv), "src a", "dst")
+    source = http.requests[0].headers["x-ms-copy-source"]
+    assert source.startswith(f"{AZURITE}/cont/src%20a?")
+    assert dict(parse_qsl(urlsplit(source).query))["sig"] == SIG
+
+
+def test_the_sas_token_comes_first_then_the_config_then_the_environment(
+    http: FakeHTTP, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert az.build_azure_driver(cfg(sas_token=SAS)).sas_token is not None  # before account_key
+    monkeypatch.setenv("AZURE_STORAGE_SAS_TOKEN", SAS)
+    assert az.build_azure_driver(cfg()).sas_token is None  # the config's account key first
+    from_env = az.build_azure_driver(cfg(account_key=None))
+    assert from_env.sas_token is not None and from_env.sas_token.origin == "AZURE_STORAGE_SAS_TOKEN"
+    monkeypatch.setenv("AZURE_STORAGE_KEY", KEY)
+    assert az.build_azure_driver(cfg(account_key=None)).sas_token is not None  # as the original tool
+    bearer = az.build_azure_driver(cfg(account_key=None), credential=FakeCredential())
+    assert bearer.sas_token is None and bearer.token_source is not None  # a credential given wins
+
+
+@pytest.mark.parametrize(
+    ("token", "words"),
+    [
+        ("sv=2026-10-06&sp=rl", "has no sig parameter"),
+        ("sig=abc", "has no sv parameter"),
+        ("just-some-text", "is not a SAS token"),
+        (f"https://acct.blob.core.windows.net/cont?{SAS}", "not a URL"),
+    ],
+)
+def test_a_malformed_sas_token_is_named_and_not_shown(token: str, words: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        az.build_azure_driver(cfg(sas_token=token))
+    assert info.value.key == "storage.sas_token" and words in str(info.value)
+    assert "sp=racwdl" in str(info.value)  # what one looks like
+    assert token not in str(info.value) and "abc" not in str(info.value)
+
+
+def test_an_expired_sas_token_is_refused_before_any_request(
+    http: FakeHTTP, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expired = SAS.replace("2099-01-01", "2020-01-01")
+    with pytest.raises(ConfigError) as info:
+        az.build_azure_driver(cfg(sas_token=expired))
+    assert str(info.value) == (
+        "storage.sas_token: the SAS token for container 'cont' expired at 2020-01-01T00:00:00Z; "
+        "give a new one with permissions racwdl (read, add, create, write, delete, list)"
+    )
+    monkeypatch.setenv("AZURE_STORAGE_SAS_TOKEN", expired)
+    with pytest.raises(ConfigError, match=r"^AZURE_STORAGE_SAS_TOKEN: the SAS token for container"):
+        az.build_azure_driver(cfg(account_key=None))
+    assert not http.requests
+
+
+def test_a_refused_sas_token_says_what_it_grants_and_what_libkb_needs(http: FakeHTTP) -> None:
+    from libkb.storage import LibcloudBackend, PermissionDeniedError
+
+    http.responder = lambda req: (403, {}, _err_xml("AuthorizationPermissionMismatch", "Not allowed"))
+    backend = LibcloudBackend(az.build_azure_driver(cfg(sas_token=SAS)), "cont")
+    with pytest.raises(PermissionDeniedError) as info:
+        backend.put("k", b"x")
+    text = str(info.value)
+    assert text == (
+        "[azure] 'k': access denied (InvalidCredsError: HTTP 403: AuthorizationPermissionMismatch: "
+        "Not allowed) (the SAS token (storage.sas_token) for container 'cont' grants rl (read, list): "
+        "libkb needs racwdl (read, add, create, write, delete, list; an account SAS also needs "
+        "resource types container and object, srt=co); give a token that allows them and is valid now)"
+    )
+    assert "\n" not in text
+
+
+def test_a_sas_token_that_expired_during_the_run_is_named_expired(http: FakeHTTP) -> None:
+    from libkb.storage import LibcloudBackend, PermissionDeniedError
+
+    # Built while valid (the builder refuses an expired one), refused once expired.
+    expired = az.parse_sas_token(SAS.replace("2099-01-01", "2020-01-01"))
+    backend = LibcloudBackend(az.LibkbAzureBlobsDriver(ACCOUNT, sas_token=expired), "cont")
+    http.responder = lambda req: (403, {"x-ms-error-code": "AuthenticationFailed"}, b"")
+    with pytest.raises(PermissionDeniedError) as info:
+        backend.get("k")
+    assert str(info.value).endswith(
+        "(the SAS token (storage.sas_token) for container 'cont' expired at 2020-01-01T00:00:00Z; "
+        "give a new one with permissions racwdl (read, add, create, write, delete, list))"
+    )
+
+
+def test_the_sas_token_is_in_no_repr_message_or_error(http: FakeHTTP) -> None:
+    from libkb.storage import LibcloudBackend, StorageError
+    from libkb.storage.secrets import storage_secrets
+
+    config = cfg(account_key=None, sas_token=SAS)
+    drv = az.build_azure_driver(config)
+    text = repr(config) + repr(drv) + repr(drv.connection) + repr(drv.sas_token)
+    assert "sig" not in text and SIG[:10] not in text and "auth=sas" in repr(drv)
+    secrets = storage_secrets(config)
+    backend = LibcloudBackend(drv, "cont", secrets=secrets, resilience=ResilienceConfig(max_attempts=1))
+
+    def refuse(req: requests.PreparedRequest) -> Any:
+        raise requests.ConnectionError(f"cannot connect to {req.url}")
+
+    http.responder = refuse
+    with pytest.raises(StorageError) as info:
+        backend.get("k")
+    url = http.requests[0].url or ""
+    assert "sig=" in url
+    sent_sig = url.split("sig=")[1].split("&")[0]
+    assert sent_sig in secrets and SIG in secrets  # masked in logs, as sent and as decoded
+    for form in (SIG, sent_sig, quote(SIG, safe="")):
+        assert form not in str(info.value)
 
 
 # --------------------------------------------------------------------------- streamed uploads

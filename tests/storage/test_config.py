@@ -388,9 +388,34 @@ def test_bad_url_says_what_to_do(url: str, words: list[str]) -> None:
 def test_secrets_are_not_in_reprs() -> None:
     s3 = S3Config(bucket="b", access_key="AKIA", secret_key="s3cr3t-value", session_token="tok3n-value")
     azure = AzureConfig(account_name="a", container_name="c", account_key="azure-key-value")
-    for config, secret in ((s3, "s3cr3t-value"), (s3, "tok3n-value"), (azure, "azure-key-value")):
+    sas = AzureConfig(account_name="a", container_name="c", sas_token="sv=2026-10-06&sig=s1gn%2Fature")
+    for config, secret in (
+        (s3, "s3cr3t-value"),
+        (s3, "tok3n-value"),
+        (azure, "azure-key-value"),
+        (sas, "s1gn"),
+    ):
         assert secret not in repr(config)
         assert secret not in str(config)
+
+
+def test_a_sas_token_loads_and_its_secret_forms_are_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from libkb.storage.secrets import storage_secrets
+
+    monkeypatch.delenv("AZURE_STORAGE_SAS_TOKEN", raising=False)
+    token = "?sv=2026-10-06&sp=racwdl&sig=s1gn%2Fature%3D"
+    config = StorageBackendConfig.from_dict(
+        {"backend": "azure", "account_name": "a", "container_name": "c", "sas_token": token}
+    )
+    assert isinstance(config, AzureConfig) and config.sas_token == token
+    # As written, decoded, and as a request URL carries it (quote_plus).
+    assert {token, "s1gn%2Fature%3D", "s1gn/ature="} <= set(storage_secrets(config))
+    monkeypatch.setenv("AZURE_STORAGE_SAS_TOKEN", "sv=1&sig=from-the-env")
+    assert "from-the-env" in storage_secrets(AzureConfig(account_name="a", container_name="c"))
+    with pytest.raises(ConfigError, match=r"storage\.sas_token: Shorter than minimum length 1"):
+        StorageBackendConfig.from_dict(
+            {"backend": "azure", "account_name": "a", "container_name": "c", "sas_token": ""}
+        )
 
 
 @pytest.mark.parametrize(

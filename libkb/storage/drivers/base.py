@@ -53,6 +53,11 @@ class LibkbDriverMixin:
     #: of work that can be repeated safely.
     libkb_call: Callable[[Callable[[], Any]], Any] = staticmethod(_call_once)
 
+    def libkb_denied_hint(self, container: str | None) -> str | None:
+        """What to do when the service refuses the credentials, if the driver knows better than the
+        adapter's general advice (e.g. that a SAS token expired). Never holds a secret."""
+        return None
+
     def ex_put_object(self, container: Any, object_name: str, data: bytes) -> None:
         """Store ``data`` in one request; atomic (readers see old or new, never partial)."""
         raise NotImplementedError

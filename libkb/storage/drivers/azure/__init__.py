@@ -1,7 +1,8 @@
 """Azure Blob Storage, on Libcloud's ``AzureBlobsStorageDriver``.
 
-One module a concern: :mod:`.endpoint`, :mod:`.credentials` (account key or
-Azure AD tokens), :mod:`.connection` (shared-key and bearer connections),
+One module a concern: :mod:`.endpoint`, :mod:`.credentials` (SAS token,
+account key or Azure AD tokens), :mod:`.sas` (SAS tokens),
+:mod:`.connection` (shared-key, bearer and SAS connections),
 :mod:`.errors` (responses to exceptions), :mod:`.blocks` (parallel block
 upload), :mod:`.copy` (server-side copy) and :mod:`.driver` (the Libcloud
 driver). The helper modules never see the driver: it hands them an
@@ -13,10 +14,12 @@ from libkb.storage.drivers.azure.connection import (
     AZURE_API_VERSION,
     LibkbAzureBearerConnection,
     LibkbAzureConnection,
+    LibkbAzureSasConnection,
 )
 from libkb.storage.drivers.azure.credentials import TOKEN_REFRESH_MARGIN_SECS, AzureTokenSource
 from libkb.storage.drivers.azure.driver import LibkbAzureBlobsDriver, build_azure_driver
 from libkb.storage.drivers.azure.endpoint import AzureEndpoint, resolve_azure_endpoint
+from libkb.storage.drivers.azure.sas import SasToken, parse_sas_token
 
 __all__ = [
     "AZURE_API_VERSION",
@@ -26,6 +29,9 @@ __all__ = [
     "LibkbAzureBearerConnection",
     "LibkbAzureBlobsDriver",
     "LibkbAzureConnection",
+    "LibkbAzureSasConnection",
+    "SasToken",
     "build_azure_driver",
+    "parse_sas_token",
     "resolve_azure_endpoint",
 ]

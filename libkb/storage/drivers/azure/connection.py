@@ -1,4 +1,4 @@
-"""Libcloud connections to the blob service, shared-key or bearer-token:
+"""Libcloud connections to the blob service, shared-key, bearer-token or SAS:
 newer API version, plain account-prefix paths, timeouts on streams, no
 Libcloud retries."""
 
@@ -13,6 +13,7 @@ from libcloud.storage.drivers.azure_blobs import AzureBlobsConnection
 
 from libkb.storage.drivers.azure.credentials import AzureTokenSource
 from libkb.storage.drivers.azure.errors import LibkbAzureResponse
+from libkb.storage.drivers.azure.sas import SasToken
 from libkb.storage.drivers.common.downloads import StreamedResponse
 from libkb.storage.drivers.common.transport import LibkbHTTPConnection, NoRetry, ReleaseBodyMixin
 
@@ -65,3 +66,19 @@ class LibkbAzureBearerConnection(LibkbAzureConnection):
         headers["Authorization"] = self.token_source.authorization()
         headers.pop("Host", None)
         return params, headers
+
+
+class LibkbAzureSasConnection(LibkbAzureConnection):
+    """Same connection, authorised by a SAS token's query parameters (no Authorization header)."""
+
+    sas: SasToken | None = None
+
+    def pre_connect_hook(self, params: Any, headers: dict[str, str]) -> tuple[Any, dict[str, str]]:
+        if self.sas is None:
+            raise InvalidCredsError("no SAS token configured")
+        pairs = list(params.items()) if isinstance(params, dict) else list(params or ())
+        headers = dict(headers)
+        headers["x-ms-date"] = time.strftime(AZURE_TIME_FORMAT, time.gmtime())
+        headers["x-ms-version"] = self.API_VERSION
+        headers.pop("Host", None)
+        return [*pairs, *self.sas.params], headers

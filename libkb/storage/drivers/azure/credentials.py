@@ -1,5 +1,6 @@
-"""Azure credentials: an account key, else Azure AD bearer tokens from any
-azure-identity ``TokenCredential`` (``DefaultAzureCredential`` by default).
+"""Azure credentials: a SAS token or an account key, else Azure AD bearer
+tokens from any azure-identity ``TokenCredential`` (``DefaultAzureCredential``
+by default).
 
 Libcloud only knows client-secret AD auth, and its ``AuthType.AZURE_AD``
 ("azureAD") does not even match the ``"azureAd"`` its driver tests for, so
@@ -17,6 +18,7 @@ import requests
 from libcloud.common.types import InvalidCredsError
 
 from libkb.errors import ConfigError
+from libkb.storage.drivers.azure.sas import SAS_TOKEN_ENV, SasToken, parse_sas_token
 from libkb.storage.drivers.common.errors import clip_text
 from libkb.storage.settings import AzureConfig
 
@@ -143,6 +145,25 @@ def _configured_azure_credential(cfg: AzureConfig) -> TokenCredential | None:
     else:
         cred = identity.ManagedIdentityCredential(client_id=client_id)
     return cred
+
+
+def resolve_sas_token(cfg: AzureConfig) -> SasToken | None:
+    """The SAS token to sign requests with: ``sas_token``, else (when the config
+    has no account key either) ``AZURE_STORAGE_SAS_TOKEN``.
+
+    As in the original tool a token comes before an account key; the
+    configuration comes before the environment. An expired token is refused
+    here, naming the container, before any request.
+    """
+    if cfg.sas_token:
+        token = parse_sas_token(cfg.sas_token)
+    elif not cfg.account_key and os.environ.get(SAS_TOKEN_ENV):
+        token = parse_sas_token(os.environ[SAS_TOKEN_ENV], origin=SAS_TOKEN_ENV)
+    else:
+        return None
+    if token.expired():
+        raise ConfigError(f"the SAS token {token.expired_text(cfg.container_name)}", key=token.origin)
+    return token
 
 
 def resolve_azure_auth(

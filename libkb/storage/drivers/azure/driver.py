@@ -1,7 +1,8 @@
 """The Azure Blob Storage driver: Libcloud's ``AzureBlobsStorageDriver`` made fit
 for libkb's driver contract (:mod:`libkb.storage.drivers.base`).
 
-- Credentials: account key or Azure AD bearer tokens (:mod:`.credentials`).
+- Credentials: a SAS token, an account key or Azure AD bearer tokens
+  (:mod:`.credentials`, :mod:`.sas`).
 - Endpoint: the blob service URL as given (:mod:`.endpoint`).
 - Errors: one HEAD for ``get_object`` that still tells a missing container
   from a missing blob (:mod:`.errors`).
@@ -31,11 +32,21 @@ from libcloud.utils.xml import fixxpath
 from libkb.errors import ConfigError
 from libkb.storage.drivers.azure.blocks import MAX_BLOCK_SIZE, upload_blocks
 from libkb.storage.drivers.azure.calls import AzureCalls
-from libkb.storage.drivers.azure.connection import LibkbAzureBearerConnection, LibkbAzureConnection
+from libkb.storage.drivers.azure.connection import (
+    LibkbAzureBearerConnection,
+    LibkbAzureConnection,
+    LibkbAzureSasConnection,
+)
 from libkb.storage.drivers.azure.copy import copy_blob
-from libkb.storage.drivers.azure.credentials import AzureTokenSource, TokenCredential, resolve_azure_auth
+from libkb.storage.drivers.azure.credentials import (
+    AzureTokenSource,
+    TokenCredential,
+    resolve_azure_auth,
+    resolve_sas_token,
+)
 from libkb.storage.drivers.azure.endpoint import resolve_azure_endpoint
 from libkb.storage.drivers.azure.errors import error_code, response_error, streamed_error
+from libkb.storage.drivers.azure.sas import SasToken
 from libkb.storage.drivers.base import LibkbDriverMixin
 from libkb.storage.drivers.common.downloads import RangedDownloadMixin, ranged_body
 from libkb.storage.drivers.common.per_thread import PerThreadConnectionMixin
@@ -67,12 +78,13 @@ class LibkbAzureBlobsDriver(
         *,
         account_key: str | None = None,
         token_source: AzureTokenSource | None = None,
+        sas_token: SasToken | None = None,
         endpoint: str | None = None,
         timeout: float = 60.0,
         transfer: TransferConfig | None = None,
     ) -> None:
-        if (account_key is None) == (token_source is None):
-            raise ValueError("give exactly one of account_key or token_source")
+        if [account_key, token_source, sas_token].count(None) != 2:
+            raise ValueError("give exactly one of account_key, token_source or sas_token")
         self.endpoint = resolve_azure_endpoint(account_name, endpoint)
         self.transfer = transfer or TransferConfig()
         if self.transfer.part_size > MAX_BLOCK_SIZE:
@@ -82,6 +94,7 @@ class LibkbAzureBlobsDriver(
             )
         self.timeout = timeout
         self.token_source = token_source
+        self.sas_token = sas_token
         secret: bytes | None = None
         if account_key is not None:
             try:
@@ -112,7 +125,18 @@ class LibkbAzureBlobsDriver(
     def _libkb_new_connection(self) -> Any:
         ep = self.endpoint
         conn: Any
-        if self.token_source is not None:
+        if self.sas_token is not None:
+            conn = LibkbAzureSasConnection(
+                self.key,
+                "",
+                ep.secure,
+                ep.host,
+                ep.port,
+                timeout=self.timeout,
+                account_prefix=ep.account_prefix,
+            )
+            conn.sas = self.sas_token
+        elif self.token_source is not None:
             conn = LibkbAzureBearerConnection(
                 self.key,
                 "",
@@ -141,7 +165,7 @@ class LibkbAzureBlobsDriver(
         return {"host": self.endpoint.host, "account_prefix": self.endpoint.account_prefix}
 
     def __repr__(self) -> str:
-        auth = "bearer" if self.token_source is not None else "shared-key"
+        auth = "sas" if self.sas_token else "bearer" if self.token_source is not None else "shared-key"
         return f"<LibkbAzureBlobsDriver account={self.key} endpoint={self.endpoint.url} auth={auth}>"
 
     def _executor(self) -> ThreadPoolExecutor:
@@ -157,7 +181,14 @@ class LibkbAzureBlobsDriver(
         return f"/{container.name}/{quote(object_name, safe='/')}"
 
     def _blob_url(self, container: Container, object_name: str) -> str:
-        return self.endpoint.url + self._get_object_path(container, object_name)
+        """The blob's URL; with a SAS token, authorised by it (a copy source must be)."""
+        url = self.endpoint.url + self._get_object_path(container, object_name)
+        return f"{url}?{self.sas_token.query}" if self.sas_token is not None else url
+
+    def libkb_denied_hint(self, container: str | None) -> str | None:
+        """What to do when the service refuses this driver's credentials (a SAS token's expiry or
+        permissions); None: the adapter's general advice."""
+        return self.sas_token.denied_hint(container) if self.sas_token is not None else None
 
     def _to_object(self, obj: Object, last_modified: str | None) -> Object:
         if obj.hash:
@@ -334,13 +365,16 @@ class LibkbAzureBlobsDriver(
 def build_azure_driver(
     cfg: AzureConfig, *, credential: TokenCredential | None = None
 ) -> LibkbAzureBlobsDriver:
-    """The driver for ``cfg``: account key from config, then ``AZURE_STORAGE_KEY``,
-    then ``credential`` or DefaultAzureCredential (bearer tokens)."""
-    account_key, token_source = resolve_azure_auth(cfg, credential)
+    """The driver for ``cfg``: a SAS token (config, then ``AZURE_STORAGE_SAS_TOKEN``),
+    else the account key from config, then ``AZURE_STORAGE_KEY``, then ``credential``
+    or DefaultAzureCredential (bearer tokens). A ``credential`` given wins."""
+    sas_token = resolve_sas_token(cfg) if credential is None else None
+    account_key, token_source = (None, None) if sas_token else resolve_azure_auth(cfg, credential)
     return LibkbAzureBlobsDriver(
         cfg.account_name,
         account_key=account_key,
         token_source=token_source,
+        sas_token=sas_token,
         endpoint=cfg.endpoint,
         timeout=cfg.resilience.timeout_secs,
         transfer=cfg.transfer,
