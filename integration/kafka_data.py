@@ -11,7 +11,7 @@ from collections import defaultdict
 from typing import TypeGuard
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
 
 from libkb.format import segment
 from libkb.format.models import PartitionIndex, index_key
@@ -66,7 +66,8 @@ def consume_all(
             "isolation.level": isolation,
         }
     )
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    # From the log start: offset 0 of a trimmed (or purged) partition would reset to its end.
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
     out: dict[int, list[Record]] = defaultdict(list)
     at_end: set[int] = set()
     deadline = time.monotonic() + timeout

@@ -31,6 +31,7 @@ from libkb.restore.groups import (
 )
 from libkb.restore.mapping import OffsetMapping
 from libkb.restore.plan import RestorePlan
+from libkb.restore.result import PurgeReport
 from libkb.restore.state import RestoreState, mapping_key, state_key
 from libkb.source import open_backup
 from libkb.storage import NotFoundError, StorageBackend, open_backend
@@ -82,7 +83,7 @@ def run_restore(
     )
     if result.status == "planned":
         assert result.plan is not None
-        print(plan_text(result.plan), file=stdout)
+        print(plan_text(result.plan, result.purge), file=stdout)
         return 0
     for note in result.notes:
         print(f"note: {note}", file=stdout)
@@ -143,6 +144,8 @@ def summary_line(result: RestoreResult) -> str:
     )
     if result.skipped_records:
         line += f"; {result.skipped_records:,} already restored by an earlier run"
+    if result.purge is not None and result.purge.partitions:
+        line += f"; purged first: {result.purge.summary()}"
     if result.group_offsets:
         groups = sorted({o.group for o in result.group_offsets})
         line += f"; offsets translated for {len(groups)} group(s)"
@@ -154,8 +157,9 @@ def summary_line(result: RestoreResult) -> str:
 # -- validate-restore ---------------------------------------------------------
 
 
-def plan_dict(plan: RestorePlan) -> dict[str, Any]:
-    return {
+def plan_dict(plan: RestorePlan, purge: PurgeReport | None = None) -> dict[str, Any]:
+    """The plan for json/yaml; with ``purge`` (``purge_topics``), what it deletes first."""
+    body = {
         "backup_id": plan.backup_id,
         "partitions": [
             {
@@ -187,9 +191,25 @@ def plan_dict(plan: RestorePlan) -> dict[str, Any]:
         "target_partitions_needed": plan.target_partitions,
         "skipped_topics": plan.skipped_topics,
     }
+    if purge is not None:
+        body["purge"] = {
+            "records": purge.records,
+            "partitions": [
+                {
+                    "topic": p.topic,
+                    "partition": p.partition,
+                    "from_offset": p.low,
+                    "to_offset": p.high,
+                    "records": p.records,
+                }
+                for p in purge.partitions
+            ],
+            "not_purged": [{"topic": t, "partition": n} for t, n in purge.kept],
+        }
+    return body
 
 
-def plan_text(plan: RestorePlan) -> str:
+def plan_text(plan: RestorePlan, purge: PurgeReport | None = None) -> str:
     rows = [
         (
             f"{t.source_topic}[{t.source_partition}]",
@@ -227,14 +247,35 @@ def plan_text(plan: RestorePlan) -> str:
     exact = all(t.exact for t in plan.tasks) and all(s.exact for s in plan.spread)
     sources = len(plan.tasks) + sum(len(s.sources) for s in plan.spread)
     lines.append(f"  total: {'' if exact else '<= '}{plan.max_records:,} records in {sources} partitions")
+    if purge is not None:
+        lines += purge_lines(purge)
     return "\n".join(lines)
+
+
+def purge_lines(purge: PurgeReport) -> list[str]:
+    """What ``purge_topics`` deletes before the restore writes (a dry run deletes nothing)."""
+    if not purge.partitions:
+        lines = ["  purge first (restore.purge_topics): nothing, the target partitions hold no records"]
+    else:
+        lines = [f"  purge first (restore.purge_topics): {purge.summary()}, below their high watermarks:"]
+        rows = [
+            (f"{p.topic}[{p.partition}]", f"[{p.low}, {p.high})", f"{p.records:,}") for p in purge.partitions
+        ]
+        lines.append(table(("TARGET", "OFFSETS", "RECORDS"), rows, indent="    "))
+    if purge.kept:
+        names = ", ".join(f"{t}[{p}]" for t, p in purge.kept)
+        lines.append(f"  not purged (this restore already began writing them): {names}")
+    return lines
 
 
 def run_validate_restore(config_path: str, fmt: str, out: IO[str] | None = None) -> int:
     config = _restore_config(config_path)
     result = RestoreEngine(config).plan()
     assert result.plan is not None
-    text = plan_text(result.plan) if fmt == "text" else dump(plan_dict(result.plan), fmt)
+    if fmt == "text":
+        text = plan_text(result.plan, result.purge)
+    else:
+        text = dump(plan_dict(result.plan, result.purge), fmt)
     print(text, file=out or sys.stdout)
     return 0
 

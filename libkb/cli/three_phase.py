@@ -98,7 +98,7 @@ def run_three_phase_restore(
     _record_restore(report, result)
     if result.status == "planned":
         assert result.plan is not None
-        print(plan_text(result.plan), file=phases)
+        print(plan_text(result.plan, result.purge), file=phases)
         report.offsets.status = "dry-run"
         report.warnings.append("restore.dry_run: nothing was restored, so no offsets were reset")
     else:

@@ -242,6 +242,10 @@ class RestoreOptions:
     repartition: str = "auto"
     #: target topic -> how it is restored by key (the original tool's key).
     repartitioning: dict[str, TopicRepartitioning] = field(default_factory=dict)
+    #: Before restoring, delete every record of the target partitions the restore writes
+    #: (DeleteRecords up to their high watermarks), once per restore: a re-run never purges
+    #: what it wrote. The target then holds exactly the backup's records.
+    purge_topics: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,7 +96,6 @@ class RestoreSchema(Strict):
     consumer_group_strategy = fields.String(validate=validate.OneOf(GROUP_STRATEGIES))
     checkpoint_state = fields.String()
     checkpoint_interval_secs = fields.Integer(validate=validate.Range(min=0))
-    # The original tool's keys libkb does not do yet: accepted while they ask for nothing.
     purge_topics = fields.Boolean()
 
     @pre_load
@@ -118,7 +117,6 @@ class RestoreSchema(Strict):
         start, end = data.get("time_window_start"), data.get("time_window_end")
         if start is not None and end is not None and start > end:
             raise ValidationError("time_window_start is after time_window_end", "time_window_start")
-        _refuse_unsupported(data)
         _check_repartition(data)
         for replaced in ("consumer_group_strategy", "checkpoint_state", "checkpoint_interval_secs"):
             data.pop(replaced, None)
@@ -160,15 +158,6 @@ def _check_repartition(data: dict[str, Any]) -> None:
         raise ValidationError(
             "false contradicts repartitioning, which names topics to restore by key; remove one of them",
             "repartition",
-        )
-
-
-def _refuse_unsupported(data: dict[str, Any]) -> None:
-    if data.pop("purge_topics", False):
-        raise ValidationError(
-            "emptying the target topics first is not supported by libkb yet; delete and recreate them "
-            "(create_topics: true), or restore into new topics with topic_mapping",
-            "purge_topics",
         )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -215,6 +215,50 @@ class KafkaAdmin:
 
         # Leadership moves (and new topics) answer NOT_LEADER for a moment: retry those.
         return until_ready(ask, self.timeout)
+
+    def cleanup_policies(self, topics: Iterable[str]) -> dict[str, str]:
+        """Each topic's ``cleanup.policy`` in force (its own, else the broker's default)."""
+        resources = [ConfigResource(ConfigResource.Type.TOPIC, t) for t in sorted(set(topics))]
+        if not resources:
+            return {}
+        futures = self.admin.describe_configs(resources, request_timeout=self.timeout)
+        policies = {}
+        for resource, future in futures.items():
+            entry = future.result(timeout=self.timeout).get("cleanup.policy")
+            policies[resource.name] = entry.value if entry is not None and entry.value else "delete"
+        return policies
+
+    def delete_records(
+        self, before: Mapping[tuple[str, int], int]
+    ) -> tuple[dict[tuple[str, int], int], dict[tuple[str, int], KafkaError]]:
+        """DeleteRecords: each partition's log then starts at its offset in ``before``.
+
+        Returns the new low watermarks, and Kafka's error for each partition it
+        refused. Answers that mean "not yet" (a leader moving) are asked again
+        until ``timeout``.
+        """
+        done: dict[tuple[str, int], int] = {}
+        refused: dict[tuple[str, int], KafkaError] = {}
+        pending = dict(before)
+        deadline = time.monotonic() + self.timeout
+        while pending:
+            tps = [TopicPartition(t, p, offset) for (t, p), offset in pending.items()]
+            futures = self.admin.delete_records(
+                tps, request_timeout=self.timeout, operation_timeout=self.timeout
+            )
+            for tp, future in futures.items():
+                key = (tp.topic, tp.partition)
+                try:
+                    done[key] = future.result(timeout=self.timeout).low_watermark
+                    del pending[key]
+                except KafkaException as exc:
+                    error = exc.args[0] if exc.args else KafkaError(KafkaError._FAIL)
+                    if not (_retriable(exc) and time.monotonic() < deadline):
+                        refused[key] = error
+                        del pending[key]
+            if pending:
+                time.sleep(0.2)
+        return done, refused
 
     def group_offsets(self, topics: Iterable[str]) -> list[GroupOffsets]:
         """Committed offsets of every consumer group, on the given topics only."""

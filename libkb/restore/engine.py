@@ -32,7 +32,7 @@ from libkb.kafka.admin import KafkaAdmin
 from libkb.kafka.clients import make_admin, make_consumer, make_producer
 from libkb.metrics import RunMetrics
 from libkb.ratelimit import RateLimiter
-from libkb.restore import resume, verify
+from libkb.restore import purge, resume, verify
 from libkb.restore.checkpoint import CHECKPOINT_SECS, Checkpoints, vouch
 from libkb.restore.groups import (
     TranslatedOffset,
@@ -141,10 +141,15 @@ class RestoreEngine:
         return backend, source, manifest, plan
 
     def plan(self) -> RestoreResult:
-        """The plan alone: nothing is written anywhere (``validate-restore``, ``--dry-run``)."""
-        backend, _, manifest, plan = self._open()
+        """The plan alone: nothing is written anywhere (``validate-restore``, ``--dry-run``).
+
+        With ``purge_topics`` it asks the target what the purge would delete (and plans
+        with the target's topics, as a run does).
+        """
+        purging = self.options.purge_topics
+        backend, _, manifest, plan = self._open(self._target_admin if purging else None)
         try:
-            return RestoreResult(
+            result = RestoreResult(
                 manifest.backup_id,
                 self.options.restore_id or "",
                 "planned",
@@ -152,6 +157,13 @@ class RestoreEngine:
                 partitions=len(plan.tasks),
                 plan=plan,
             )
+            if purging:
+                admin = self._target_admin()
+                cluster_id = admin.cluster_id()
+                result.restore_id = self._restore_id(manifest.backup_id, cluster_id, plan)
+                state = resume.load_state(backend, manifest.backup_id, result.restore_id, cluster_id)
+                result.purge = purge.preview(admin, state, plan)
+            return result
         finally:
             if self._backend is None:
                 backend.close()
@@ -195,9 +207,7 @@ class RestoreEngine:
         if self.options.reset_consumer_offsets and snapshot is not None:
             spread = {s.source_topic: (s.target_topic, s.partitions) for s in plan.spread}
             refuse_by_key(snapshot[1], spread, self.options.consumer_groups)
-        restore_id = self.options.restore_id or _derive_restore_id(
-            backup_id, cluster_id or ",".join(self.target.bootstrap_servers), plan
-        )
+        restore_id = self._restore_id(backup_id, cluster_id, plan)
         partitions = len(plan.targets())
         result = RestoreResult(backup_id, restore_id, "interrupted", partitions=partitions, plan=plan)
         state = resume.load_state(backend, backup_id, restore_id, cluster_id)
@@ -221,6 +231,11 @@ class RestoreEngine:
             self.metrics.restore_last_success.labels(backup_id).set(time.time())
         return result
 
+    def _restore_id(self, backup_id: str, cluster_id: str | None, plan: RestorePlan) -> str:
+        return self.options.restore_id or _derive_restore_id(
+            backup_id, cluster_id or ",".join(self.target.bootstrap_servers), plan
+        )
+
     def _execute(
         self,
         backend: StorageBackend,
@@ -239,6 +254,11 @@ class RestoreEngine:
             lambda: self._read_back_consumer(state.restore_id),
             add_headers=self.options.include_original_offset_header,
         )
+        if self.options.purge_topics:
+            result.purge = purge.purge(backend, state, plan, admin, ends)
+            if note := purge.kept_note(result.purge):
+                log.warning(note)
+                result.notes.append(note)
         skips = resume.record_starts(backend, state, plan, ends)
         deliveries = Deliveries(self._stop)
         producer = self._producer_factory(self.target, {**self._producer_config(), "on_delivery": deliveries})

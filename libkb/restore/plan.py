@@ -92,6 +92,15 @@ class Target:
     task: PartitionTask | SpreadTask
 
 
+@dataclass(frozen=True, slots=True)
+class TargetPartition:
+    """A target partition, and the key of its state (:mod:`.state`)."""
+
+    key: str
+    topic: str
+    partition: int
+
+
 @dataclass(slots=True)
 class RestorePlan:
     backup_id: str
@@ -103,6 +112,10 @@ class RestorePlan:
     #: target topic -> its source topic (for creating it with the backed-up settings)
     target_sources: dict[str, str] = field(default_factory=dict)
     skipped_topics: list[str] = field(default_factory=list)
+    #: Where selected backed-up partitions with nothing to restore (empty, or outside
+    #: ``offset_ranges``) map to, keyed by their source partition: the restore writes nothing
+    #: there, and ``purge_topics`` empties them too, so they end holding what the backup holds.
+    idle: list[TargetPartition] = field(default_factory=list)
 
     @property
     def max_records(self) -> int:
@@ -152,6 +165,7 @@ def plan_restore(
         by_key = by_key_into(topic, target_topic, manifest.topics[topic].partitions, existing, options)
         if by_key is None:
             _add_one_to_one(plan, topic, tasks)
+            plan.idle += _idle(manifest, options, topic, target_topic, tasks)
         elif tasks:
             sources = tuple(replace(t, target_partition=-1) for t in tasks)
             plan.spread.append(SpreadTask(topic, target_topic, by_key[0], by_key[1], sources))
@@ -193,6 +207,20 @@ def _source_tasks(
             PartitionTask(topic, partition, target_topic, target_partition, start, end, segments, window)
         )
     return tasks
+
+
+def _idle(
+    manifest: Manifest, options: RestoreOptions, topic: str, target_topic: str, tasks: list[PartitionTask]
+) -> list[TargetPartition]:
+    """The selected source partitions of a one-to-one topic without a task, where they map to."""
+    mapping = options.partition_mapping.get(topic, options.partition_mapping.get("*", {}))
+    chosen = options.source_partitions.get(topic, options.source_partitions.get("*"))
+    busy = {t.source_partition for t in tasks}
+    return [
+        TargetPartition(key_of(topic, p), target_topic, mapping.get(p, p))
+        for p in range(manifest.topics[topic].partitions)
+        if p not in busy and (chosen is None or p in chosen)
+    ]
 
 
 def _add_one_to_one(plan: RestorePlan, topic: str, tasks: list[PartitionTask]) -> None:

@@ -60,6 +60,11 @@ class PartitionState:
     #: Target offset up to which the partition holds exactly the planned records; a re-run reads
     #: back and compares what lies beyond. None in states of earlier builds: all of it is trusted.
     verified_end: int | None = None
+    #: ``restore.purge_topics``: the records below this target offset (its high watermark before
+    #: the restore began it, so none of them is the restore's) are deleted first. None: no purge.
+    purge_before: int | None = None
+    #: That deletion is done; a re-run repeats an unfinished one (never beyond ``purge_before``).
+    purged: bool = False
 
 
 @dataclass(slots=True)

@@ -184,11 +184,6 @@ def test_warnings_are_logged_once_at_warning(caplog: pytest.LogCaptureFixture, t
             "false contradicts repartitioning, which names topics to restore by key",
         ),
         ({"restore": {"repartition": "sometimes"}}, "restore.repartition", "must be auto"),
-        (
-            {"restore": {"purge_topics": True}},
-            "restore.purge_topics",
-            "emptying the target topics first is not supported by libkb yet",
-        ),
         ({"restore": {"consumer_group_strategy": "guess"}}, "restore.consumer_group_strategy", "skip"),
         (
             {"restore": {"produce_batch_size": 1048576}},

@@ -308,7 +308,7 @@ def test_every_key_restore_means_what_it_meant() -> None:
     assert r.consumer_groups == ("settlement", "fraud-scoring")
     assert r.reset_consumer_offsets  # auto_consumer_groups implies it
     assert (r.default_replication_factor, r.offset_report) == (-1, "/var/run/offset-report.json")
-    assert (r.dry_run, r.include_original_offset_header) == (True, True)
+    assert (r.dry_run, r.include_original_offset_header, r.purge_topics) == (True, True, True)
     assert (r.rate_limit_records_per_sec, r.rate_limit_bytes_per_sec) == (20000, 52428800)
     assert config.metrics.enabled and config.metrics.port == 9101  # a block turns metrics on
     settings = producer_batch_settings(r)  # records per batch and the broker's timeout, as there

@@ -24,6 +24,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not re-expo
     ConfigSource,
     ConsumerGroupDescription,
     ConsumerGroupListing,
+    DeletedRecords,
     ListConsumerGroupsResult,
     ListOffsetsResultInfo,
     NewTopic,
@@ -52,7 +53,8 @@ def fake_admin(cluster: FakeCluster) -> KafkaAdmin:
 
 
 class FakeAdminClient:
-    """``list_topics``, ``describe_configs``, ``create_topics``, ``list_offsets`` and the group calls."""
+    """``list_topics``, ``describe_configs``, ``create_topics``, ``list_offsets``,
+    ``delete_records`` and the group calls."""
 
     def __init__(self, cluster: FakeCluster) -> None:
         self.cluster = cluster
@@ -121,6 +123,29 @@ class FakeAdminClient:
             low, high = self.cluster.watermarks(tp.topic, tp.partition)
             offset = low if isinstance(spec, earliest) else high
             out[tp] = _done(ListOffsetsResultInfo(offset, -1, -1))
+        return out
+
+    def delete_records(
+        self, topic_partition_offsets: list[TopicPartition], **_: Any
+    ) -> dict[TopicPartition, Future[DeletedRecords]]:
+        """As Kafka: refused on a topic whose cleanup.policy lacks delete, or past the end;
+        ``cluster.refused_deletes`` (topic -> error code) refuses others."""
+        out: dict[TopicPartition, Future[DeletedRecords]] = {}
+        for tp in topic_partition_offsets:
+            topic = self.cluster.topics.get(tp.topic)
+            policy = topic.configs.get("cleanup.policy", "delete") if topic is not None else ""
+            refused = self.cluster.refused_deletes.get(tp.topic)
+            if topic is None:
+                out[tp] = _failed(KafkaError.UNKNOWN_TOPIC_OR_PART, "Broker: Unknown topic or partition")
+            elif refused is not None:
+                out[tp] = _failed(refused, "Broker: refused")
+            elif "delete" not in policy.split(","):
+                out[tp] = _failed(KafkaError.POLICY_VIOLATION, "Broker: Policy violation")
+            elif tp.offset > self.cluster.watermarks(tp.topic, tp.partition)[1]:
+                out[tp] = _failed(KafkaError.OFFSET_OUT_OF_RANGE, "Broker: Offset out of range")
+            else:
+                self.cluster.delete_records(tp.topic, tp.partition, tp.offset)
+                out[tp] = _done(DeletedRecords(self.cluster.watermarks(tp.topic, tp.partition)[0]))
         return out
 
     def list_consumer_groups(self, request_timeout: float = -1) -> Future[ListConsumerGroupsResult]:

@@ -65,6 +65,8 @@ class FakeCluster:
         self.groups: dict[str, dict[TP, int]] = {}
         #: groups with active members (a restore must not reset their offsets)
         self.active_groups: set[str] = set()
+        #: topic -> the error code the admin's delete_records answers for it (e.g. not authorized)
+        self.refused_deletes: dict[str, int] = {}
         self._changed = threading.Condition()
 
     def create_topic(
