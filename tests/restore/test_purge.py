@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 from confluent_kafka import KafkaError
 
-from libkb.cli.restore import plan_dict, plan_text
+from libkb.cli.restore import plan_dict, plan_text, summary_line
 from libkb.errors import LibkbError
 from libkb.restore.engine import RestoreError
 from libkb.restore.state import RestoreState
@@ -94,6 +94,9 @@ def test_a_purge_leaves_exactly_the_backups_records_and_translates_groups_exactl
         (p, 0, STARTS[p]) for p in range(PARTITIONS)
     ]
     assert result.purge.records == sum(STARTS)
+    assert summary_line(result).endswith(
+        "; purged first: 81 records from 3 partitions of orders-restored; offsets translated for 1 group(s)"
+    )
     assert_exactly_the_backup(source, target)
     assert result.mapping is not None
     assert [pm.target_start for pm in result.mapping.partitions] == STARTS
