@@ -28,13 +28,15 @@ LAYERS: dict[str, int] = {
     "metrics": 2,
     "kafka": 3,
     "format": 4,
-    "backup": 5,
-    "source": 6,
-    "restore": 7,
-    "catalog": 7,
-    "ops": 7,
-    "cli": 8,
-    "__init__": 9,
+    "retention": 5,
+    "backup": 6,
+    "source": 7,
+    "restore": 8,
+    "catalog": 8,
+    "ops": 8,
+    "prune": 8,
+    "cli": 9,
+    "__init__": 10,
 }
 
 

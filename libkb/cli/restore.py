@@ -150,6 +150,7 @@ def plan_dict(plan: RestorePlan) -> dict[str, Any]:
         ],
         "target_partitions_needed": plan.target_partitions,
         "skipped_topics": plan.skipped_topics,
+        "notes": plan.notes,
     }
 
 
@@ -174,6 +175,7 @@ def plan_text(plan: RestorePlan) -> str:
     total = sum(t.max_records for t in plan.tasks)
     exact = all(t.exact for t in plan.tasks)
     lines.append(f"  total: {'' if exact else '<= '}{total:,} records in {len(plan.tasks)} partitions")
+    lines += [f"  note: {note}" for note in plan.notes]
     return "\n".join(lines)
 
 

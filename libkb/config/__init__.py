@@ -9,6 +9,7 @@ from libkb.config.models import (
     LoggingOptions,
     MetricsOptions,
     RestoreOptions,
+    RetentionOptions,
     SourceOptions,
     TopicSelection,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "LoggingOptions",
     "MetricsOptions",
     "RestoreOptions",
+    "RetentionOptions",
     "SourceOptions",
     "TopicSelection",
     "expand_env",

@@ -120,6 +120,7 @@ class RestoreEngine:
                 records=plan.max_records,
                 partitions=len(plan.tasks),
                 plan=plan,
+                notes=list(plan.notes),
             )
         finally:
             if self._backend is None:
@@ -159,10 +160,14 @@ class RestoreEngine:
             backup_id, cluster_id or ",".join(self.target.bootstrap_servers), plan
         )
         result = RestoreResult(backup_id, restore_id, "interrupted", partitions=len(plan.tasks), plan=plan)
+        for note in plan.notes:
+            log.warning(note)
         state = resume.load_state(backend, backup_id, restore_id, cluster_id)
+        result.notes = list(plan.notes)
         if state.status != "complete":
             prep = prepare_topics(admin, manifest, plan, self.options)
-            result.created_topics, result.notes = prep.created, prep.notes
+            result.created_topics = prep.created
+            result.notes += prep.notes
             for note in prep.notes:
                 log.warning(note)
             mapping = self._execute(backend, source, admin, plan, state, result)

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 from libkb.config.models import RestoreOptions, TopicSelection
 from libkb.errors import ConfigError
-from libkb.format.models import Manifest, PartitionIndex, SegmentEntry
+from libkb.format.models import Manifest, PartitionIndex, PrunedRange, SegmentEntry
+from libkb.source.checks import describe_pruned
 
 TP = tuple[str, int]
 
@@ -58,6 +59,8 @@ class RestorePlan:
     #: target topic -> its source topic (for creating it with the backed-up settings)
     target_sources: dict[str, str] = field(default_factory=dict)
     skipped_topics: list[str] = field(default_factory=list)
+    #: What the restore cannot give: records asked for that retention pruned from the backup.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def max_records(self) -> int:
@@ -86,7 +89,10 @@ def plan_restore(
             if chosen is not None and partition not in chosen:
                 continue
             index = indexes.get((topic, partition))
-            if index is None or not index.segments:
+            if index is None:
+                continue
+            plan.notes += _pruned_notes(index, options, window)
+            if not index.segments:
                 continue
             target_partition = mapping.get(partition, partition)
             if target_partition in targets:
@@ -97,7 +103,7 @@ def plan_restore(
                     key="restore.partition_mapping",
                 )
             targets[target_partition] = partition
-            start, end = index.start_offset or 0, index.end_offset or 0
+            start, end = index.retained_start or 0, index.end_offset or 0
             bounds = options.offset_ranges.get(topic, {}).get(partition)
             if bounds is not None:
                 start, end = max(start, bounds[0]), min(end, bounds[1])
@@ -117,6 +123,38 @@ def plan_restore(
                 key="restore.topic_mapping",
             )
     return plan
+
+
+def _pruned_notes(
+    index: PartitionIndex, options: RestoreOptions, window: tuple[int | None, int | None]
+) -> list[str]:
+    """What the restore asked for (offsets and time window) that is no longer in the backup."""
+    bounds = options.offset_ranges.get(index.topic, {}).get(index.partition)
+    retained = index.retained_start
+    notes = []
+    for cut in index.pruned:
+        if bounds is not None and (bounds[1] <= cut.start or bounds[0] >= cut.end):
+            continue
+        if not _in_window(cut, window):
+            continue
+        notes.append(
+            f"{index.topic}[{index.partition}]: not restored, no longer in the backup: "
+            f"{describe_pruned(index.topic, index.partition, cut)}; what the backup holds starts at "
+            f"offset {retained}"
+        )
+    return notes
+
+
+def _in_window(cut: PrunedRange, window: tuple[int | None, int | None]) -> bool:
+    """Whether the pruned records may hold some in the window (all may, when their times are unknown)."""
+    low, high = window
+    if cut.records == 0:
+        return False
+    if cut.min_timestamp < 0:
+        return True
+    return not (
+        (low is not None and cut.max_timestamp < low) or (high is not None and cut.min_timestamp > high)
+    )
 
 
 def _wanted(segment: SegmentEntry, start: int, end: int, window: tuple[int | None, int | None]) -> bool:

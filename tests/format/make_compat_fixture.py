@@ -5,7 +5,8 @@ Run by hand, once per released format version, from the repository root::
     .venv/bin/python tests/format/make_compat_fixture.py          # writes tests/data/compat/v<N>/
     .venv/bin/python tests/format/make_compat_fixture.py --force  # only while v<N> is unreleased
 
-``N`` is :data:`libkb.format.segment.FORMAT_VERSION`. The script writes through
+``N`` is the newest format version, :data:`libkb.format.models.READ_VERSION`
+(``--version`` picks an older one). The script writes through
 libkb's real filesystem storage backend with libkb's real writers
 (:class:`~libkb.format.segment.SegmentWriter`, :class:`~libkb.format.segment.BlockEncoder`,
 :func:`~libkb.format.segment.encode_segment` and the index/manifest models),
@@ -16,7 +17,7 @@ The generated files are committed and must never change once the version is
 released: ``tests/format/test_compat.py`` reads every ``tests/data/compat/v*/``
 directory with the current code and compares it with expectations written out
 by hand in the test. A new format version adds a new directory (run this
-script after bumping ``FORMAT_VERSION``, then add that directory's
+script after bumping the version, then add that directory's
 expectations to the test); the old directories stay and keep passing. See
 ``docs/format.rst`` ("Compatibility fixtures").
 
@@ -34,6 +35,14 @@ Two backups are written into one storage location:
     segment stored but not yet in its partition's index, and a partition
     whose first index was never written. Readers rebuild both indexes from
     the listing and the segments' headers and footers.
+``pruned`` (version 4 on)
+    retention at work, through libkb's own pruning code
+    (:func:`libkb.retention.apply_cut`): ``metrics[0]`` pruned twice for
+    different reasons (two pruned ranges), the second time stopped after its
+    index was written and before its segment was deleted (a leftover inside a
+    pruned range, never to be adopted); ``metrics[1]`` pruned across a
+    missing range (it goes with the pruned range); ``metrics[2]`` pruned
+    whole (its index keeps only a pruned range, and so its resume position).
 """
 
 from __future__ import annotations
@@ -41,12 +50,13 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from libkb import __version__
 from libkb.backup.lease import LeaseInfo
 from libkb.format.models import (
+    READ_VERSION,
     GroupOffsets,
     Manifest,
     MissingRange,
@@ -65,13 +75,14 @@ from libkb.format.segment import (
     CODEC_NAMES,
     CODEC_NONE,
     CODEC_ZSTD,
-    FORMAT_VERSION,
     BlockEncoder,
     Record,
     SegmentReader,
     SegmentWriter,
     encode_segment,
 )
+from libkb.metrics import RunMetrics
+from libkb.retention import PartitionCut, apply_cut
 from libkb.storage import FilesystemConfig, StorageBackend, create_backend_from_config
 
 COMPAT_ROOT = Path(__file__).resolve().parent.parent / "data" / "compat"
@@ -298,14 +309,99 @@ def write_crashed(backend: StorageBackend) -> None:
     write_segment(backend, bid, "logs", 1, 10, 12, [LOGS_1_STRAY], z, RUN3_MS + 2000)
 
 
+# -- backup "pruned" (format version 4) ---------------------------------------------------------
+
+RUN4_MS = 1_704_326_400_000  # 2024-01-04T00:00:00Z
+PRUNE1_MS = 1_707_091_200_000  # 2024-02-05T00:00:00Z
+PRUNE2_MS = 1_707_177_600_000  # 2024-02-06T00:00:00Z
+PRUNE1 = "kafka-backup prune --older-than 30d"
+PRUNE2 = "backup.retention: max_age 7d, keep_segments 1"
+
+
+def metrics_records(partition: int, first: int, end: int) -> list[Record]:
+    """One record per offset of ``[first, end)``, a second apart, from RUN4_MS."""
+    return [
+        (o, RUN4_MS + 1000 * o + partition, 1, f"m{partition}-{o}".encode(), f"v{o}".encode(), None)
+        for o in range(first, end)
+    ]
+
+
+def prune(
+    backend: StorageBackend, index: PartitionIndex, count: int, when_ms: int, reason: str, *, delete: bool
+) -> None:
+    """Cut the ``count`` oldest segments as libkb does; without ``delete``, stop before the deletes."""
+    gone = tuple(index.segments[:count])
+    start = index.retained_start
+    assert start is not None
+    cut = PartitionCut(index.topic, index.partition, start, gone, 0, 0, -1)
+    key = index_key("pruned", index.topic, index.partition)
+
+    def write(change: Callable[[PartitionIndex], None]) -> None:
+        change(index)
+        backend.put(key, index.to_json())
+
+    if delete:
+        apply_cut(
+            backend, cut, write, when_ms=when_ms, reason=reason, metrics=RunMetrics(), backup_id="pruned"
+        )
+    else:
+        index.prune(list(gone), when_ms, reason)  # the process died after writing this index
+        backend.put(key, index.to_json())
+
+
+def write_pruned(backend: StorageBackend) -> None:
+    bid = "pruned"
+    run = RunInfo("20240104T000000Z-dddddddd", RUN4_MS, mode="snapshot")
+    manifest = Manifest(
+        backup_id=bid,
+        created_ms=RUN4_MS,
+        updated_ms=RUN4_MS,
+        compression="zstd",
+        topics={"metrics": TopicInfo(3, 1, {"retention.ms": "604800000"})},
+        runs=[run],
+        source_cluster_id="Q7s3nXn1T2yG2b2lGqkZ1w",
+        libkb_version=__version__,
+    )
+    backend.put(manifest_key(bid), manifest.to_json())
+    z = CODEC_ZSTD
+    layout = {0: [(0, 3), (3, 6), (6, 9), (9, 12)], 1: [(0, 2), (5, 7), (7, 8)], 2: [(0, 4)]}
+    indexes = {p: PartitionIndex("metrics", p) for p in layout}
+    for p, spans in layout.items():
+        for base, end in spans:
+            if (p, base) == (1, 5):  # retention took 2-4 before the run could read them
+                indexes[1].missing.append(MissingRange(2, 5, "retention"))
+                backend.put(index_key(bid, "metrics", 1), indexes[1].to_json())
+            created = RUN4_MS + 10_000 + base
+            entry = write_segment(
+                backend, bid, "metrics", p, base, end, [metrics_records(p, base, end)], z, created
+            )
+            indexes[p].segments.append(entry)
+            backend.put(index_key(bid, "metrics", p), indexes[p].to_json())
+    run.status, run.finished_ms = "complete", RUN4_MS + 60_000
+    run.records, run.bytes = stats(
+        *[metrics_records(p, b, e) for p, spans in layout.items() for b, e in spans]
+    )
+    manifest.updated_ms = run.finished_ms
+    backend.put(manifest_key(bid), manifest.to_json())
+
+    prune(backend, indexes[0], 2, PRUNE1_MS, PRUNE1, delete=True)
+    prune(backend, indexes[1], 2, PRUNE1_MS, PRUNE1, delete=True)
+    prune(backend, indexes[2], 1, PRUNE1_MS, PRUNE1, delete=True)
+    prune(backend, indexes[0], 1, PRUNE2_MS, PRUNE2, delete=False)
+
+
+WRITERS = {1: (write_full, write_crashed), 4: (write_full, write_crashed, write_pruned)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--force", action="store_true", help="replace an existing directory (never for a released version)"
     )
     parser.add_argument("--root", type=Path, default=COMPAT_ROOT, help="default: %(default)s")
+    parser.add_argument("--version", type=int, choices=sorted(WRITERS), default=READ_VERSION)
     args = parser.parse_args(argv)
-    target = args.root / f"v{FORMAT_VERSION}"
+    target = args.root / f"v{args.version}"
     if target.exists():
         if not args.force:
             print(
@@ -317,13 +413,13 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(target)
     backend = create_backend_from_config(FilesystemConfig(path=str(target)))
     try:
-        write_full(backend)
-        write_crashed(backend)
+        for write in WRITERS[args.version]:
+            write(backend)
         keys = backend.list("")
     finally:
         backend.close()
     total = sum((target / k).stat().st_size for k in keys)
-    print(f"wrote {len(keys)} objects, {total} bytes, format version {FORMAT_VERSION}, into {target}")
+    print(f"wrote {len(keys)} objects, {total} bytes, format version {args.version}, into {target}")
     return 0
 
 
