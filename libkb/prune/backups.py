@@ -162,10 +162,10 @@ def _delete(backend: StorageBackend, verdict: BackupVerdict) -> None:
     except LeaseHeldError as exc:
         verdict.action, verdict.why = SKIP, f"not deleted: {exc.holder}"
         return
+    dropped = False
     try:
         if verdict.updated_ms is not None and _updated_ms(backend, backup_id) != verdict.updated_ms:
             verdict.action, verdict.why = SKIP, "a run wrote it since it was planned; not deleted"
-            ownership.release()
             return
         ownership.check_backup("the backup is not deleted")
         with contextlib.suppress(NotFoundError):
@@ -174,12 +174,13 @@ def _delete(backend: StorageBackend, verdict: BackupVerdict) -> None:
         with ThreadPoolExecutor(_DELETE_WORKERS, "libkb-prune") as pool:
             list(pool.map(lambda key: _delete_key(backend, key), keys))
         ownership.lease.drop()
+        dropped = True
     except StorageError as exc:
-        verdict.action, verdict.why = (
-            FAILED,
-            f"deletion stopped ({exc}); the next prune --all-backups finishes it",
-        )
-        ownership.release()
+        why = f"deletion stopped ({exc}); the next prune --all-backups finishes it"
+        verdict.action, verdict.why = FAILED, why
+    finally:
+        if not dropped:
+            ownership.release()  # the next prune need not wait for the lease to expire
 
 
 def _updated_ms(backend: StorageBackend, backup_id: str) -> int | None:

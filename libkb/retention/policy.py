@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from libkb.config.models import RetentionOptions
 from libkb.errors import ConfigError
 
-_UNITS = (("w", 604_800_000), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000))
+_WEEK_MS = 604_800_000
+_UNITS = (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000))
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,8 @@ class RetentionPolicy:
 
 def format_duration(ms: int) -> str:
     """``2592000000`` -> ``30d``; ``93600000`` -> ``1d2h`` (whole seconds; what ``parse_duration`` reads)."""
+    if ms and ms % _WEEK_MS == 0:
+        return f"{ms // _WEEK_MS}w"
     left, parts = ms // 1000 * 1000, []
     for unit, size in _UNITS:
         if left >= size:
