@@ -138,6 +138,7 @@ def prune_text(report: PruneReport) -> str:
             "  warning: the segments --keep-segments keeps take more than --max-total-bytes on their own"
         )
     lines += [f"  not deleted (the next prune deletes it): {key}" for key in report.undeleted]
+    lines += [f"  note: {note}" for note in report.notes]
     return "\n".join(lines)
 
 

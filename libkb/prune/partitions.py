@@ -10,6 +10,7 @@ those indexes, then makes each partition's cut, index first
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from libkb.retention import RetentionPlan, RetentionPolicy, apply_cut, plan_rete
 from libkb.retention.apply import IndexWriter
 from libkb.source import open_backup
 from libkb.source.libkb_v1.backup import LibkbV1Source
-from libkb.storage import StorageBackend
+from libkb.storage import StorageBackend, StorageError
 
 TP = tuple[str, int]
 
@@ -50,6 +51,8 @@ class PruneReport:
     writer: str | None = None
     #: Pruned segments storage refused to delete: leftovers the next prune or backup run deletes.
     undeleted: list[str] = field(default_factory=list)
+    #: What the user should know: unfinished restores of the backup that a cut changes.
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         policy = self.plan.policy
@@ -74,6 +77,7 @@ class PruneReport:
             "max_total_bytes_met": self.plan.cap_met,
             "writer": self.writer,
             "undeleted": self.undeleted,
+            "notes": self.notes,
         }
 
 
@@ -84,6 +88,7 @@ def plan_prune(backend: StorageBackend, backup_id: str, policy: RetentionPolicy)
     report = PruneReport(backup_id, False, plan_retention(indexes, policy), len(indexes))
     if lease_is_live(backend, lease_key(backup_id)):
         report.writer = "a run holds the backup's lease now; --execute would be refused until it ends"
+    report.notes = _unfinished_restores(backend, backup_id) if report.plan.cuts else []
     return report
 
 
@@ -129,6 +134,7 @@ def _prune_owned(
         if changed:
             _writer(backend, backup_id, index, ownership)(lambda _: None)
     report = PruneReport(backup_id, True, plan_retention(indexes, policy), len(indexes))
+    report.notes = _unfinished_restores(backend, backup_id) if report.plan.cuts else []
     now = int(time.time() * 1000)
     for cut in report.plan.cuts:
         index = indexes[(cut.topic, cut.partition)]
@@ -156,6 +162,31 @@ def _writer(
         backend.put(index_key(backup_id, index.topic, index.partition), index.to_json())
 
     return write
+
+
+def _unfinished_restores(backend: StorageBackend, backup_id: str) -> list[str]:
+    """A note for each restore of the backup that has not completed (its state says so).
+
+    Resuming one under its fixed ``restore.restore_id`` after a cut would count
+    its progress in a plan that lost records at the front; a restore with a
+    derived id starts afresh, since its id follows the plan.
+    """
+    notes = []
+    for key in backend.iter_keys(f"{backup_id}/restores/"):
+        if not key.endswith("/state.json"):
+            continue
+        try:
+            status = json.loads(backend.get(key)).get("status")
+        except (StorageError, ValueError, AttributeError):
+            continue
+        if status != "complete":
+            restore_id = key.split("/")[2]
+            notes.append(
+                f"restore {restore_id} of this backup is {status}; the records this prune removes "
+                "cannot finish it: run it again from the start (a new restore.restore_id, into new or "
+                "emptied target topics)"
+            )
+    return notes
 
 
 def _source(backend: StorageBackend, backup_id: str) -> LibkbV1Source:

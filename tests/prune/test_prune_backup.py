@@ -17,6 +17,7 @@ from integration.kafka_data import BASE_TS
 from libkb.backup.lease import LeaseInfo, read_lease
 from libkb.backup.ownership import LeaseOwnership
 from libkb.catalog import describe_backup, validate_backup
+from libkb.cli.restore import plan_text
 from libkb.format.models import index_key, lease_generation_key
 from libkb.metrics import RunMetrics
 from libkb.prune import PruneRefusedError, execute_prune, plan_prune
@@ -205,10 +206,28 @@ def test_a_restore_window_reaching_into_pruned_records_says_what_is_gone(backend
         assert content([r.stored() for r in target.cluster.records(f"{TOPIC}-restored", p)]) == content(
             inside
         )
+    planned = restore_engine(FakeKafka(), backend, window).plan().plan
+    assert planned is not None and plan_text(planned).count("note: orders[") == PARTITIONS  # validate-restore
     later_window = restore_config(time_window_start=CUTOFF_MS + 10_000)
     assert (
         restore_engine(FakeKafka(), backend, later_window).plan().notes == []
     )  # nothing it asks for is gone
+
+
+def test_a_prune_warns_of_an_unfinished_restore_it_would_leave_short(backend: StorageBackend) -> None:
+    backed_up(backend)
+    restore_engine(FakeKafka(), backend, restore_config(restore_id="half-done")).run()
+    # as if it had been stopped half way: only its state matters to the prune
+    state = backend.get(f"{BACKUP_ID}/restores/half-done/state.json").replace(b'"complete"', b'"interrupted"')
+    backend.put(f"{BACKUP_ID}/restores/half-done/state.json", state)
+    (note,) = plan_prune(backend, BACKUP_ID, OLDER).notes
+    assert (
+        note.startswith("restore half-done of this backup is interrupted")
+        and "new restore.restore_id" in note
+    )
+    assert (
+        plan_prune(backend, BACKUP_ID, RetentionPolicy(cutoff_ms=0)).notes == []
+    )  # nothing cut: nothing to say
 
 
 def test_describe_shows_what_was_pruned_and_where_the_backup_now_starts(backend: StorageBackend) -> None:
