@@ -97,19 +97,17 @@ def state(backend: StorageBackend) -> tuple[object, list[str]]:
     )
 
 
-def test_a_prune_killed_at_sampled_instants_leaves_a_valid_backup_and_a_rerun_finishes_it(
-    location: Location, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def kill_campaign(
+    location: Location, monkeypatch: pytest.MonkeyPatch, pick: Callable[[list[str]], list[int]]
+) -> int:
+    """Kill the prune before each call ``pick`` chooses; after each kill the backup is whole. Instants."""
     template = location("template")
     kafka = backed_up(template)
     probe = KillingBackend(location("probe"))
     copy_into(template, probe.inner)
     execute_prune(probe, BACKUP_ID, POLICY)
-    final = state(probe.inner)
-    calls = probe.calls
-    first_put = next(i for i, c in enumerate(calls, 1) if c.startswith("put ") and c.endswith("index.json"))
-    first_delete = next(i for i, c in enumerate(calls, 1) if c.startswith("delete") and c.endswith(".kbs"))
-    instants = sorted({1, first_put, first_delete, len(calls) // 2, len(calls)})
+    final, calls = state(probe.inner), probe.calls
+    instants = pick(calls)
     for k in instants:
         backend = location(f"kill-{k}")
         copy_into(template, backend)
@@ -120,3 +118,24 @@ def test_a_prune_killed_at_sampled_instants_leaves_a_valid_backup_and_a_rerun_fi
         with later(monkeypatch):
             execute_prune(backend, BACKUP_ID, POLICY)
         assert state(backend) == final, f"killed before call {k}: {calls[k - 1]}"
+    return len(instants)
+
+
+def sampled(calls: list[str]) -> list[int]:
+    """The first call, the first index write, the first segment delete, the middle and the last."""
+    first_put = next(i for i, c in enumerate(calls, 1) if c.startswith("put ") and c.endswith("index.json"))
+    first_delete = next(i for i, c in enumerate(calls, 1) if c.startswith("delete") and c.endswith(".kbs"))
+    return sorted({1, first_put, first_delete, len(calls) // 2, len(calls)})
+
+
+def test_a_prune_killed_at_sampled_instants_leaves_a_valid_backup_and_a_rerun_finishes_it(
+    location: Location, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert kill_campaign(location, monkeypatch, sampled) == 5
+
+
+@pytest.mark.soak
+def test_a_prune_killed_at_every_instant_on_a_cloud_backend(
+    location: Location, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert kill_campaign(location, monkeypatch, lambda calls: list(range(1, len(calls) + 1))) > 20

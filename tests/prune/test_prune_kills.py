@@ -81,34 +81,38 @@ def count_calls(copies: Copies, run: Callable[[StorageBackend], object]) -> tupl
 
 
 def prune_campaign(
-    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restore_at: Callable[[int, int], bool]
-) -> int:
-    """Kill the prune before each of its calls in turn; the number of instants.
+    kind: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    restore_at: Callable[[int, int], bool],
+    policy: RetentionPolicy = POLICY,
+    **backup: object,
+) -> tuple[int, list[str]]:
+    """Kill the prune before each of its calls in turn; the instants' count and calls.
 
     At every instant: deep validation, the records a restore reads, the re-run.
     Where ``restore_at(k, calls)``: a real restore too.
     """
     copies = Copies(kind, tmp_path)
-    kafka = backed_up(copies.template)
-    calls, names = count_calls(copies, lambda b: execute_prune(b, BACKUP_ID, POLICY))
+    kafka = backed_up(copies.template, **backup)
+    calls, names = count_calls(copies, lambda b: execute_prune(b, BACKUP_ID, policy))
     done = copies.copy("whole")
-    execute_prune(done, BACKUP_ID, POLICY)
+    execute_prune(done, BACKUP_ID, policy)
     want = final_state(done)
-    assert sum(n.startswith("delete") and n.endswith(".kbs") for n in names) == 2 * PARTITIONS
 
     for k in range(1, calls + 1):
         backend = copies.copy(f"kill-{k}")
         with pytest.raises(ProcessKilled):
-            execute_prune(KillingBackend(backend, kill_at=k), BACKUP_ID, POLICY)
+            execute_prune(KillingBackend(backend, kill_at=k), BACKUP_ID, policy)
         assert_valid(backend)
         assert_reads_kept(backend, kafka.cluster)
         if restore_at(k, calls):
             assert_restores_kept(backend, kafka.cluster)
         with later(monkeypatch):
-            execute_prune(backend, BACKUP_ID, POLICY)
+            execute_prune(backend, BACKUP_ID, policy)
         assert final_state(backend) == want, f"killed before call {k} ({names[k - 1]})"
         assert_valid(backend)
-    return calls
+    return calls, names
 
 
 @pytest.mark.parametrize("kind", ["memory", "filesystem"])
@@ -116,17 +120,31 @@ def test_a_prune_killed_at_any_instant_leaves_a_valid_exact_backup_and_a_rerun_f
     kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every instant; a real restore at the first, the middle and the last."""
-    calls = prune_campaign(kind, tmp_path, monkeypatch, lambda k, n: k in (1, n // 2, n))
+    calls, names = prune_campaign(kind, tmp_path, monkeypatch, lambda k, n: k in (1, n // 2, n))
     assert calls > 10 + 2 * PARTITIONS
+    assert sum(n.startswith("delete") and n.endswith(".kbs") for n in names) == 2 * PARTITIONS
+
+
+#: The long campaign's rules, on a backup of 5-record segments (24 a partition): age with a keep,
+#: a size cap alone (cuts chosen across partitions), and an age that takes every segment.
+SOAK_POLICIES = {
+    "age-keep": POLICY,
+    "size": RetentionPolicy(max_total_bytes=6000, reason="kafka-backup prune --max-total-bytes 6000"),
+    "everything": RetentionPolicy(cutoff_ms=BASE_TS + 10**7, reason="kafka-backup prune --before T2"),
+}
 
 
 @pytest.mark.soak
+@pytest.mark.parametrize("policy", list(SOAK_POLICIES))
 @pytest.mark.parametrize("kind", ["memory", "filesystem"])
 def test_a_prune_killed_at_any_instant_restores_exactly_there(
-    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    kind: str, policy: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The long campaign: a real restore at every instant."""
-    prune_campaign(kind, tmp_path, monkeypatch, lambda k, n: True)
+    """The long campaign: more segments, three rules, a real restore at every instant."""
+    calls, _ = prune_campaign(
+        kind, tmp_path, monkeypatch, lambda k, n: True, SOAK_POLICIES[policy], segment_max_records=5
+    )
+    assert calls > 30
 
 
 def old_and_new(backend: StorageBackend) -> None:
