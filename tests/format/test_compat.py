@@ -477,7 +477,8 @@ def test_segments_decode_exactly_and_checksums_hold(
 
         # an independent reader built from the documentation agrees byte for byte
         spec = parse_per_spec(data)
-        assert spec["version"] == header.version == 1  # no version since 1 changed the segment
+        # a segment states the version that last changed segments, at most its fixture's
+        assert spec["version"] == header.version <= int(version[1:])
         assert (spec["codec"], spec["topic"], spec["partition"], spec["base"]) == (
             want.codec,
             want.topic,
