@@ -20,7 +20,8 @@ Here: ownership of the backup (:mod:`libkb.backup.ownership`), the
 manifest, where each partition starts (its index, adopting segments stored
 after it, and :mod:`libkb.backup.plan`), housekeeping while reading (the
 ownership fence, segments open too long, new topics in continuous mode, lag
-and progress), and the run's end (consumer-group snapshot, manifest).
+and progress, ``backup.retention`` in continuous mode), and the run's end
+(consumer-group snapshot, ``backup.retention``, manifest).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from libkb.kafka.admin import KafkaAdmin
 from libkb.kafka.clients import make_admin, make_consumer
 from libkb.metrics import RunMetrics
 from libkb.ratelimit import RateLimiter
+from libkb.retention import RetentionPolicy, plan_retention, report_oldest
 from libkb.storage import NotFoundError, StorageBackend, create_backend_from_config
 from libkb.version import __version__
 
@@ -107,6 +109,10 @@ class _Run:
     #: When reading began, and when continuous mode last looked for new partitions (monotonic).
     started: float = 0.0
     last_discovery: float = 0.0
+    #: When continuous mode last pruned (monotonic; None: not yet).
+    last_prune: float | None = None
+    #: Every partition's lane (its index), for retention.
+    lanes: dict[TP, PartitionLane] = field(default_factory=dict)
 
 
 class BackupEngine:
@@ -163,6 +169,8 @@ class BackupEngine:
             with fewer_collections():
                 status = self._consume(run, planned)
                 pipeline.wait()
+            if status == "complete" and not self._continuous:
+                self._retain(run, wait=True)
             result.status = status
             self._snapshot_groups(run)
         except BaseException as exc:
@@ -257,6 +265,8 @@ class BackupEngine:
             lane = lanes[(topic, partition)] = PartitionLane(topic, partition, index)
             if changed:
                 run.pipeline.store_index(lane, f"the repaired index of {topic}[{partition}] is not stored")
+            report_oldest(self.metrics, self.backup_id, index)
+        run.lanes.update(lanes)
         read_committed = self.options.isolation_level == "read_committed"
         plans = plan_partitions(
             {tp: lane.index.end_offset for tp, lane in lanes.items()},
@@ -328,6 +338,14 @@ class BackupEngine:
         if self._continuous and now - run.last_discovery >= self.options.topic_refresh_secs:
             run.last_discovery = now
             self._add_new_partitions(run, builder, reader)
+        retention = self.options.retention
+        if (
+            self._continuous
+            and retention is not None
+            and (run.last_prune is None or (now - run.last_prune) * 1000 >= retention.interval_ms)
+        ):
+            run.last_prune = now
+            self._retain(run, wait=False)
         for topic, partition, lag in reader.lags():
             self.metrics.backup_lag.labels(topic, str(partition), self.backup_id).set(lag)
         self._report(run, builder)
@@ -372,6 +390,39 @@ class BackupEngine:
             ", ".join(f"{plan.topic}[{plan.partition}]" for plan, _ in planned),
         )
         return planned
+
+    def _retain(self, run: _Run, *, wait: bool) -> None:
+        """``backup.retention``: queue the cuts of the oldest segments its policy chooses now.
+
+        Planned on copies of the indexes; each cut runs in its partition's
+        store queue, after the stores before it (:meth:`StorePipeline.prune`).
+        ``wait``: return once they are made (a snapshot's end).
+        """
+        retention = self.options.retention
+        if retention is None:
+            return
+        now = _now_ms()
+        policy = RetentionPolicy.from_options(retention, now)
+        plan = plan_retention({tp: lane.snapshot() for tp, lane in run.lanes.items()}, policy)
+        if not plan.cap_met:
+            log.warning(
+                "backup.retention: the newest %d segments of each partition, which keep_segments keeps, "
+                "take more than max_total_bytes (%d)",
+                policy.keep_segments,
+                policy.max_total_bytes,
+            )
+        for cut in plan.cuts:
+            lane = run.lanes[(cut.topic, cut.partition)]
+            run.pipeline.prune(lane, cut, when_ms=now, reason=policy.reason)
+        if plan.cuts:
+            log.info(
+                "backup.retention: pruning %d segment(s), %d records, of %d partition(s)",
+                plan.segments,
+                plan.records,
+                len(plan.cuts),
+            )
+        if wait:
+            run.pipeline.wait()
 
     def _report(self, run: _Run, builder: SegmentBuilder) -> None:
         if self._progress is not None:

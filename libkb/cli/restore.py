@@ -186,6 +186,7 @@ def plan_dict(plan: RestorePlan) -> dict[str, Any]:
         ],
         "target_partitions_needed": plan.target_partitions,
         "skipped_topics": plan.skipped_topics,
+        "notes": plan.notes,
     }
 
 
@@ -227,6 +228,7 @@ def plan_text(plan: RestorePlan) -> str:
     exact = all(t.exact for t in plan.tasks) and all(s.exact for s in plan.spread)
     sources = len(plan.tasks) + sum(len(s.sources) for s in plan.spread)
     lines.append(f"  total: {'' if exact else '<= '}{plan.max_records:,} records in {sources} partitions")
+    lines += [f"  note: {note}" for note in plan.notes]
     return "\n".join(lines)
 
 

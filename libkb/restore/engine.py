@@ -151,6 +151,7 @@ class RestoreEngine:
                 records=plan.max_records,
                 partitions=len(plan.tasks),
                 plan=plan,
+                notes=list(plan.notes),
             )
         finally:
             if self._backend is None:
@@ -200,9 +201,11 @@ class RestoreEngine:
         )
         partitions = len(plan.targets())
         result = RestoreResult(backup_id, restore_id, "interrupted", partitions=partitions, plan=plan)
+        for note in plan.notes:
+            log.warning(note)
         state = resume.load_state(backend, backup_id, restore_id, cluster_id)
         origin = source.provenance(manifest)
-        result.notes = [f"{origin.format}: {note}" for note in origin.notes]
+        result.notes = [f"{origin.format}: {note}" for note in origin.notes] + list(plan.notes)
         if state.status != "complete":
             prep = prepare_topics(admin, manifest, plan, self.options)
             result.created_topics = prep.created

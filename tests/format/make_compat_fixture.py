@@ -37,6 +37,17 @@ fixtures").
     whose first index was never written. Readers rebuild both indexes from
     the listing and the segments' headers and footers.
 
+``v4`` (pruned ranges) holds v1's two backups again and:
+
+``pruned`` (version 4 on)
+    retention at work, through libkb's own pruning code
+    (:func:`libkb.retention.apply_cut`): ``metrics[0]`` pruned twice for
+    different reasons (two pruned ranges), the second time stopped after its
+    index was written and before its segment was deleted (a leftover inside a
+    pruned range, never to be adopted); ``metrics[1]`` pruned across a
+    missing range (it goes with the pruned range); ``metrics[2]`` pruned
+    whole (its index keeps only a pruned range, and so its resume position).
+
 ``v2`` (the lz4 codec) holds one backup:
 
 ``lz4``
@@ -87,6 +98,8 @@ from libkb.format.segment import (
     SegmentWriter,
     encode_segment,
 )
+from libkb.metrics import RunMetrics
+from libkb.retention import PartitionCut, apply_cut
 from libkb.storage import FilesystemConfig, StorageBackend, create_backend_from_config
 
 COMPAT_ROOT = Path(__file__).resolve().parent.parent / "data" / "compat"
@@ -419,10 +432,91 @@ def write_lz4(backend: StorageBackend) -> None:
     backend.put(lease_generation_key(bid, 2), replace(lease, released=True).to_json())
 
 
+# -- backup "pruned" (format version 4) ---------------------------------------------------------
+
+PRUNE1_MS = 1_707_091_200_000  # 2024-02-05T00:00:00Z
+PRUNE2_MS = 1_707_177_600_000  # 2024-02-06T00:00:00Z
+PRUNE1 = "kafka-backup prune --older-than 30d"
+PRUNE2 = "backup.retention: max_age 7d, keep_segments 1"
+
+
+def metrics_records(partition: int, first: int, end: int) -> list[Record]:
+    """One record per offset of ``[first, end)``, a second apart, from RUN4_MS."""
+    return [
+        (o, RUN4_MS + 1000 * o + partition, 1, f"m{partition}-{o}".encode(), f"v{o}".encode(), None)
+        for o in range(first, end)
+    ]
+
+
+def prune(
+    backend: StorageBackend, index: PartitionIndex, count: int, when_ms: int, reason: str, *, delete: bool
+) -> None:
+    """Cut the ``count`` oldest segments as libkb does; without ``delete``, stop before the deletes."""
+    gone = tuple(index.segments[:count])
+    start = index.retained_start
+    assert start is not None
+    cut = PartitionCut(index.topic, index.partition, start, gone, 0, 0, -1)
+    key = index_key("pruned", index.topic, index.partition)
+
+    def write(change: Callable[[PartitionIndex], None]) -> None:
+        change(index)
+        backend.put(key, index.to_json())
+
+    if delete:
+        apply_cut(
+            backend, cut, write, when_ms=when_ms, reason=reason, metrics=RunMetrics(), backup_id="pruned"
+        )
+    else:
+        index.prune(list(gone), when_ms, reason)  # the process died after writing this index
+        backend.put(key, index.to_json())
+
+
+def write_pruned(backend: StorageBackend) -> None:
+    bid = "pruned"
+    run = RunInfo("20240104T000000Z-dddddddd", RUN4_MS, mode="snapshot")
+    manifest = Manifest(
+        backup_id=bid,
+        created_ms=RUN4_MS,
+        updated_ms=RUN4_MS,
+        compression="zstd",
+        topics={"metrics": TopicInfo(3, 1, {"retention.ms": "604800000"})},
+        runs=[run],
+        source_cluster_id="Q7s3nXn1T2yG2b2lGqkZ1w",
+        libkb_version=__version__,
+    )
+    backend.put(manifest_key(bid), manifest.to_json())
+    z = CODEC_ZSTD
+    layout = {0: [(0, 3), (3, 6), (6, 9), (9, 12)], 1: [(0, 2), (5, 7), (7, 8)], 2: [(0, 4)]}
+    indexes = {p: PartitionIndex("metrics", p) for p in layout}
+    for p, spans in layout.items():
+        for base, end in spans:
+            if (p, base) == (1, 5):  # retention took 2-4 before the run could read them
+                indexes[1].missing.append(MissingRange(2, 5, "retention"))
+                backend.put(index_key(bid, "metrics", 1), indexes[1].to_json())
+            created = RUN4_MS + 10_000 + base
+            entry = write_segment(
+                backend, bid, "metrics", p, base, end, [metrics_records(p, base, end)], z, created
+            )
+            indexes[p].segments.append(entry)
+            backend.put(index_key(bid, "metrics", p), indexes[p].to_json())
+    run.status, run.finished_ms = "complete", RUN4_MS + 60_000
+    run.records, run.bytes = stats(
+        *[metrics_records(p, b, e) for p, spans in layout.items() for b, e in spans]
+    )
+    manifest.updated_ms = run.finished_ms
+    backend.put(manifest_key(bid), manifest.to_json())
+
+    prune(backend, indexes[0], 2, PRUNE1_MS, PRUNE1, delete=True)
+    prune(backend, indexes[1], 2, PRUNE1_MS, PRUNE1, delete=True)
+    prune(backend, indexes[2], 1, PRUNE1_MS, PRUNE1, delete=True)
+    prune(backend, indexes[0], 1, PRUNE2_MS, PRUNE2, delete=False)
+
+
 #: What each format version's fixture holds: the writers of its backups.
 WRITERS: dict[int, tuple[Callable[[StorageBackend], None], ...]] = {
     1: (write_full, write_crashed),
     2: (write_lz4,),
+    4: (write_full, write_crashed, write_pruned),
 }
 
 
