@@ -45,8 +45,16 @@ from libkb.backup.reader import HOUSEKEEPING_SECS, PartitionReader, consumer_con
 from libkb.backup.state import load_index
 from libkb.backup.store import PartitionLane, StorePipeline
 from libkb.config.models import JobConfig, SourceOptions
-from libkb.errors import LibkbError
-from libkb.format.models import Manifest, MissingRange, RunInfo, groups_key, groups_to_json, manifest_key
+from libkb.errors import FormatError, LibkbError
+from libkb.format.models import (
+    Continuation,
+    Manifest,
+    MissingRange,
+    RunInfo,
+    groups_key,
+    groups_to_json,
+    manifest_key,
+)
 from libkb.format.segment import CODECS, codec_chain
 from libkb.gctune import fewer_collections
 from libkb.kafka.admin import KafkaAdmin
@@ -127,7 +135,11 @@ class BackupEngine:
         admin: KafkaAdmin | None = None,
         consumer_factory: Callable[[SourceOptions, dict[str, Any]], Consumer] = make_consumer,
         metrics: RunMetrics | None = None,
+        continues: Continuation | None = None,
     ) -> None:
+        """``continues``: this backup continues another tool's (an adopted id, see
+        :mod:`libkb.source.adopted`); ``backend`` is then the view of libkb's part,
+        and a partition with nothing stored yet starts where that tool's part ended."""
         if config.source is None:
             raise BackupError("the config has no source cluster")
         self.config = config
@@ -135,6 +147,7 @@ class BackupEngine:
         self.source = config.source
         self.backup_id = config.backup_id
         self._backend = backend
+        self._continues = continues
         #: The run's metrics; pass the ops server's to have them served (a private registry by default).
         self.metrics = metrics if metrics is not None else RunMetrics()
         self._progress = progress
@@ -234,11 +247,17 @@ class BackupEngine:
         """The stored manifest (or a new one) with this run appended and earlier dead runs marked."""
         infos = run.admin.topic_infos(topics)
         now = _now_ms()
+        key = manifest_key(self.backup_id)
         try:
-            key = manifest_key(self.backup_id)
             manifest = Manifest.from_json(run.backend.get(key), name=key)
         except NotFoundError:
-            manifest = Manifest(self.backup_id, now, now, self.options.compression)
+            manifest = Manifest(self.backup_id, now, now, self.options.compression, continues=self._continues)
+        except FormatError as exc:
+            raise BackupError(
+                f"{key} is not a libkb manifest ({exc}); another tool's backup is stored as "
+                f"{self.backup_id!r}: choose another backup_id (a Rust kafka-backup backup id is continued "
+                "with backup.adopt_rust_backup: true)"
+            ) from None
         for previous in manifest.runs:
             if previous.status == "running":
                 # We own the backup, so no earlier run is still writing: this one died.
@@ -269,7 +288,7 @@ class BackupEngine:
         run.lanes.update(lanes)
         read_committed = self.options.isolation_level == "read_committed"
         plans = plan_partitions(
-            {tp: lane.index.end_offset for tp, lane in lanes.items()},
+            {tp: self._stored_end(tp, lane.index.end_offset) for tp, lane in lanes.items()},
             run.admin.offsets(tps, read_committed=read_committed),
             start_offset=start_offset,
             snapshot=snapshot,
@@ -279,6 +298,12 @@ class BackupEngine:
             if plan.missing is not None:
                 self._missing_before_start(run, lanes[(plan.topic, plan.partition)], plan.missing)
         return [(plan, lanes[(plan.topic, plan.partition)]) for plan in plans]
+
+    def _stored_end(self, tp: TP, end: int | None) -> int | None:
+        """Where the partition's coverage ends: its index, or else the other tool's part it continues."""
+        if end is None and self._continues is not None:
+            return self._continues.end(*tp)
+        return end
 
     def _missing_before_start(self, run: _Run, lane: PartitionLane, lost: MissingRange) -> None:
         """Retention deleted offsets after the stored ones before this run could read them."""

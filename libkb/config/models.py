@@ -154,6 +154,8 @@ class BackupOptions:
     include_internal_topics: bool = False
     #: With ``include_internal_topics``: only these internal topics (empty: all of them).
     internal_topics: tuple[str, ...] = ()
+    #: Continue a backup id the Rust kafka-backup wrote, in libkb's format beside its files.
+    adopt_rust_backup: bool = False
     #: Record consumer-group offsets on the backed-up topics at the end of a run.
     consumer_group_snapshot: bool = True
     #: Segments uploaded at once.

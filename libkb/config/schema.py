@@ -86,6 +86,7 @@ class BackupSchema(Strict):
     include_internal_topics = fields.Boolean()
     internal_topics = fields.List(fields.String(validate=validate.Length(min=1)))
     consumer_group_snapshot = fields.Boolean()
+    adopt_rust_backup = fields.Boolean()
     max_concurrent_partitions = fields.Integer(validate=validate.Range(min=1, max=256))
     fetch_max_bytes = fields.Integer(allow_none=True, validate=validate.Range(min=1024))
     poll_interval_ms = fields.Integer(validate=validate.Range(min=0))

@@ -370,6 +370,32 @@ class RunInfo:
     bytes: int = 0
 
 
+#: The format version that added :class:`Continuation` (a backup continuing another tool's).
+CONTINUATION_VERSION = 3
+
+
+@dataclass(slots=True)
+class Continuation:
+    """The other tool's backup that a libkb backup continues (an adopted backup id, format version 3).
+
+    ``ends``: per topic and partition, the offset after the last one the other
+    tool had stored when libkb took over; libkb's part starts there, and a
+    reader takes the other tool's records only below it.
+    """
+
+    writer: str  # "kafka-backup (Rust)"
+    adopted_ms: int
+    ends: dict[str, dict[int, int]] = field(default_factory=dict)
+
+    def end(self, topic: str, partition: int) -> int | None:
+        return self.ends.get(topic, {}).get(partition)
+
+    @classmethod
+    def from_dict(cls, body: Mapping[str, Any]) -> Continuation:
+        ends = {t: {int(p): int(o) for p, o in parts.items()} for t, parts in body["ends"].items()}
+        return cls(str(body["writer"]), int(body["adopted_ms"]), ends)
+
+
 @dataclass(slots=True)
 class Manifest:
     """The small top-level description of a backup; rewritten only by the lease holder."""
@@ -384,6 +410,8 @@ class Manifest:
     libkb_version: str = ""
     #: The version the manifest was read as (1 for a new one); :meth:`to_json` writes :attr:`needed_version`.
     format_version: int = 1
+    #: Set when this backup continues another tool's backup of the same id (an adopted one).
+    continues: Continuation | None = None
 
     @property
     def status(self) -> str:
@@ -391,11 +419,13 @@ class Manifest:
 
     @property
     def needed_version(self) -> int:
-        """The lowest format version that can hold this manifest: that of its compression."""
-        return codec_version(self.compression)
+        """The lowest format version that can hold this manifest: that of its compression or continuation."""
+        return max(codec_version(self.compression), CONTINUATION_VERSION if self.continues else 1)
 
     def to_json(self) -> bytes:
         body = {"format": FORMAT_NAME, **asdict(self), "format_version": self.needed_version}
+        if self.continues is None:
+            del body["continues"]  # a version-1/2 reader knows no such field
         return json.dumps(body, indent=2, sort_keys=True).encode()
 
     @classmethod
@@ -412,9 +442,15 @@ class Manifest:
                 source_cluster_id=body.get("source_cluster_id"),
                 libkb_version=body.get("libkb_version", ""),
                 format_version=int(body["format_version"]),
+                continues=Continuation.from_dict(body["continues"]) if "continues" in body else None,
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise FormatError(f"{name}: malformed manifest ({exc})") from None
+        if manifest.continues is not None and manifest.format_version < CONTINUATION_VERSION:
+            raise FormatError(
+                f"{name}: 'continues' needs format version {CONTINUATION_VERSION}, "
+                f"the manifest says {manifest.format_version}"
+            )
         _check_codec(name, manifest.compression, manifest.format_version, known_only=True)
         return manifest
 

@@ -37,6 +37,11 @@ fixtures").
     whose first index was never written. Readers rebuild both indexes from
     the listing and the segments' headers and footers.
 
+``v3`` (a backup continuing another tool's) holds one backup, ``adopted``:
+the Rust kafka-backup's part (written with ``tests/rust_format.py``, which
+writes what that tool writes) and libkb's part under ``adopted/libkb/``,
+whose manifest's ``continues`` says where each partition's Rust part ends.
+
 ``v4`` (pruned ranges) holds v1's two backups again and:
 
 ``pruned`` (version 4 on)
@@ -432,6 +437,65 @@ def write_lz4(backend: StorageBackend) -> None:
     backend.put(lease_generation_key(bid, 2), replace(lease, released=True).to_json())
 
 
+# -- backup "adopted" (v3): a Rust kafka-backup backup id, continued by libkb -----------------
+
+RUN6_MS = 1_704_499_200_000  # 2024-01-06T00:00:00Z: the Rust tool's run
+RUN7_MS = 1_704_585_600_000  # 2024-01-07T00:00:00Z: libkb's first run on the id
+#: What the Rust tool stored (its own x-original-* headers are added by the writer, as the tool does).
+ADOPTED_RUST: dict[int, list[Record]] = {
+    0: [(o, RUN6_MS + o, 1, b"acct-%d" % o, b"rust %d" % o, [("src", b"rust")]) for o in range(3)],
+    1: [(o, RUN6_MS + 10 + o, 1, None, b"rust p1 %d" % o, None) for o in range(2)],
+}
+ADOPTED_OWN: dict[int, list[Record]] = {
+    0: [(3, RUN7_MS, 1, b"acct-3", b"libkb 3", None), (4, RUN7_MS + 1, 1, b"acct-4", b"libkb 4", None)],
+    1: [(2, RUN7_MS + 2, 1, None, b"libkb p1 2", [("h", None)])],
+}
+
+
+def write_adopted(backend: StorageBackend) -> None:
+    """The Rust tool's part (written as that tool writes it), then libkb's part under ``{id}/libkb/``."""
+    from libkb.format.models import Continuation
+    from libkb.source.adopted import RUST_WRITER, libkb_part
+    from tests.rust_format import RustBackupWriter, RustRecord, as_stored
+
+    bid = "adopted"
+    rust = RustBackupWriter(backend, bid, compression="zstd", created_at=RUN6_MS)
+    for p, records in ADOPTED_RUST.items():
+        stored = (as_stored(RustRecord(o, ts, k, v, list(h or []))) for o, ts, _, k, v, h in records)
+        rust.write_partition("accounts", p, stored, partition_count=2)
+    rust.write_manifest()
+    rust.write_groups(RUN6_MS + 100, {"billing": {"accounts": {0: 2, 1: 1}}})
+
+    part = libkb_part(backend, bid)
+    run = RunInfo("20240107T000000Z-ffffffff", RUN7_MS, mode="snapshot")
+    lease = LeaseInfo(run.run_id, "backup-host-7", 7777, RUN7_MS + 60_000, generation=1)
+    take_lease(part, bid, 1, lease)
+    continues = Continuation(RUST_WRITER, RUN7_MS, {"accounts": {0: 3, 1: 2}})
+    manifest = Manifest(
+        backup_id=bid,
+        created_ms=RUN7_MS,
+        updated_ms=RUN7_MS,
+        compression="zstd",
+        topics={"accounts": TopicInfo(2, 1, {})},
+        runs=[run],
+        source_cluster_id="adopted-cluster-00000000",
+        libkb_version=__version__,
+        continues=continues,
+    )
+    part.put(manifest_key(bid), manifest.to_json())
+    for p, records in ADOPTED_OWN.items():
+        base, end = records[0][0], records[-1][0] + 1
+        entry = write_segment(part, bid, "accounts", p, base, end, [records], CODEC_ZSTD, RUN7_MS + 5000)
+        part.put(index_key(bid, "accounts", p), PartitionIndex("accounts", p, [entry]).to_json())
+    groups = [GroupOffsets("billing", {"accounts": {0: 4, 1: 3}})]
+    part.put(groups_key(bid), groups_to_json(groups, RUN7_MS + 59_000))
+    run.status, run.finished_ms = "complete", RUN7_MS + 60_000
+    run.records, run.bytes = stats(*ADOPTED_OWN.values())
+    manifest.updated_ms = run.finished_ms
+    part.put(manifest_key(bid), manifest.to_json())
+    part.put(lease_generation_key(bid, 1), replace(lease, released=True).to_json())
+
+
 # -- backup "pruned" (format version 4) ---------------------------------------------------------
 
 PRUNE1_MS = 1_707_091_200_000  # 2024-02-05T00:00:00Z
@@ -516,6 +580,7 @@ def write_pruned(backend: StorageBackend) -> None:
 WRITERS: dict[int, tuple[Callable[[StorageBackend], None], ...]] = {
     1: (write_full, write_crashed),
     2: (write_lz4,),
+    3: (write_adopted,),
     4: (write_full, write_crashed, write_pruned),
 }
 
@@ -556,4 +621,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests.rust_format, for version 3
     sys.exit(main())
