@@ -572,13 +572,22 @@ def test_readme_python_snippet_runs(snippet: Snippet, request: pytest.FixtureReq
 
 @pytest.mark.parametrize("snippet", README_YAML, ids=lambda s: s.id)
 def test_readme_yaml_loads(snippet: Snippet, tmp_path: Path) -> None:
-    """Storage blocks load as storage configs; whole job files load as job configs."""
+    """Storage blocks load as storage configs; whole job files load as job configs, and a job
+    file's other blocks (``backup:``) load within a minimal job file."""
     from libkb.config import parse_config
 
     body = yaml.safe_load(snippet.code)
     if "mode" in body:
         job = parse_config(body, source="README.rst")
         assert job.mode == body["mode"]
+    elif "storage" not in body:
+        minimal = {
+            "mode": "backup",
+            "backup_id": "readme",
+            "source": {"bootstrap_servers": ["localhost:9092"], "topics": {"include": ["*"]}},
+            "storage": {"backend": "memory"},
+        }
+        parse_config({**minimal, **body}, source="README.rst")
     else:
         test_doc_yaml_storage_block_loads(snippet)
 

@@ -125,6 +125,32 @@ class RunMetrics:
             ["backup_id"],
             registry=reg,
         )
+        self._retention_families(max_partition_labels)
+
+    def _retention_families(self, max_partition_labels: int) -> None:
+        reg = self.registry
+        self.pruned_segments = Counter(
+            "kafka_backup_pruned_segments_total",
+            "Segments deleted by retention (backup.retention, kafka-backup prune)",
+            ["backup_id"],
+            registry=reg,
+        )
+        self.pruned_bytes = Counter(
+            "kafka_backup_pruned_bytes_total",
+            "Stored bytes of the segments deleted by retention",
+            ["backup_id"],
+            registry=reg,
+        )
+        self.oldest_retained = CappedGauge(
+            Gauge(
+                "kafka_backup_oldest_retained_timestamp_seconds",
+                "Timestamp of the oldest record the backup still holds for the partition (Unix time); "
+                "alert when it grows older than the retention should allow",
+                ["topic", "partition", "backup_id"],
+                registry=reg,
+            ),
+            max_partition_labels,
+        )
 
     def _restore_families(self) -> None:
         reg = self.registry

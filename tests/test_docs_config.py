@@ -31,6 +31,7 @@ def keys(cls: type[Schema], prefix: str = "") -> list[str]:
         *keys(schema.SecuritySchema, "security."),
         *keys(schema.ConnectionSchema, "connection."),
         *keys(schema.BackupSchema),
+        *keys(schema.RetentionSchema, "retention."),
         *keys(schema.RestoreSchema),
         *keys(schema.MetricsSchema),
         *keys(schema.LoggingSchema),

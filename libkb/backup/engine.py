@@ -20,7 +20,8 @@ Here: ownership of the backup (:mod:`libkb.backup.ownership`), the
 manifest, where each partition starts (its index, adopting segments stored
 after it, and :mod:`libkb.backup.plan`), housekeeping while reading (the
 ownership fence, segments open too long, new topics in continuous mode, lag
-and progress), and the run's end (consumer-group snapshot, manifest).
+and progress, ``backup.retention`` in continuous mode), and the run's end
+(consumer-group snapshot, ``backup.retention``, manifest).
 """
 
 from __future__ import annotations
@@ -44,14 +45,23 @@ from libkb.backup.reader import HOUSEKEEPING_SECS, PartitionReader, consumer_con
 from libkb.backup.state import load_index
 from libkb.backup.store import PartitionLane, StorePipeline
 from libkb.config.models import JobConfig, SourceOptions
-from libkb.errors import LibkbError
-from libkb.format.models import Manifest, MissingRange, RunInfo, groups_key, groups_to_json, manifest_key
+from libkb.errors import FormatError, LibkbError
+from libkb.format.models import (
+    Continuation,
+    Manifest,
+    MissingRange,
+    RunInfo,
+    groups_key,
+    groups_to_json,
+    manifest_key,
+)
 from libkb.format.segment import CODECS, codec_chain
 from libkb.gctune import fewer_collections
 from libkb.kafka.admin import KafkaAdmin
 from libkb.kafka.clients import make_admin, make_consumer
 from libkb.metrics import RunMetrics
 from libkb.ratelimit import RateLimiter
+from libkb.retention import RetentionPolicy, plan_retention, report_oldest
 from libkb.storage import NotFoundError, StorageBackend, create_backend_from_config
 from libkb.version import __version__
 
@@ -107,6 +117,10 @@ class _Run:
     #: When reading began, and when continuous mode last looked for new partitions (monotonic).
     started: float = 0.0
     last_discovery: float = 0.0
+    #: When continuous mode last pruned (monotonic; None: not yet).
+    last_prune: float | None = None
+    #: Every partition's lane (its index), for retention.
+    lanes: dict[TP, PartitionLane] = field(default_factory=dict)
 
 
 class BackupEngine:
@@ -121,7 +135,11 @@ class BackupEngine:
         admin: KafkaAdmin | None = None,
         consumer_factory: Callable[[SourceOptions, dict[str, Any]], Consumer] = make_consumer,
         metrics: RunMetrics | None = None,
+        continues: Continuation | None = None,
     ) -> None:
+        """``continues``: this backup continues another tool's (an adopted id, see
+        :mod:`libkb.source.adopted`); ``backend`` is then the view of libkb's part,
+        and a partition with nothing stored yet starts where that tool's part ended."""
         if config.source is None:
             raise BackupError("the config has no source cluster")
         self.config = config
@@ -129,6 +147,7 @@ class BackupEngine:
         self.source = config.source
         self.backup_id = config.backup_id
         self._backend = backend
+        self._continues = continues
         #: The run's metrics; pass the ops server's to have them served (a private registry by default).
         self.metrics = metrics if metrics is not None else RunMetrics()
         self._progress = progress
@@ -163,6 +182,8 @@ class BackupEngine:
             with fewer_collections():
                 status = self._consume(run, planned)
                 pipeline.wait()
+            if status == "complete" and not self._continuous:
+                self._retain(run, wait=True)
             result.status = status
             self._snapshot_groups(run)
         except BaseException as exc:
@@ -226,11 +247,17 @@ class BackupEngine:
         """The stored manifest (or a new one) with this run appended and earlier dead runs marked."""
         infos = run.admin.topic_infos(topics)
         now = _now_ms()
+        key = manifest_key(self.backup_id)
         try:
-            key = manifest_key(self.backup_id)
             manifest = Manifest.from_json(run.backend.get(key), name=key)
         except NotFoundError:
-            manifest = Manifest(self.backup_id, now, now, self.options.compression)
+            manifest = Manifest(self.backup_id, now, now, self.options.compression, continues=self._continues)
+        except FormatError as exc:
+            raise BackupError(
+                f"{key} is not a libkb manifest ({exc}); another tool's backup is stored as "
+                f"{self.backup_id!r}: choose another backup_id (a Rust kafka-backup backup id is continued "
+                "with backup.adopt_rust_backup: true)"
+            ) from None
         for previous in manifest.runs:
             if previous.status == "running":
                 # We own the backup, so no earlier run is still writing: this one died.
@@ -257,9 +284,11 @@ class BackupEngine:
             lane = lanes[(topic, partition)] = PartitionLane(topic, partition, index)
             if changed:
                 run.pipeline.store_index(lane, f"the repaired index of {topic}[{partition}] is not stored")
+            report_oldest(self.metrics, self.backup_id, index)
+        run.lanes.update(lanes)
         read_committed = self.options.isolation_level == "read_committed"
         plans = plan_partitions(
-            {tp: lane.index.end_offset for tp, lane in lanes.items()},
+            {tp: self._stored_end(tp, lane.index.end_offset) for tp, lane in lanes.items()},
             run.admin.offsets(tps, read_committed=read_committed),
             start_offset=start_offset,
             snapshot=snapshot,
@@ -269,6 +298,12 @@ class BackupEngine:
             if plan.missing is not None:
                 self._missing_before_start(run, lanes[(plan.topic, plan.partition)], plan.missing)
         return [(plan, lanes[(plan.topic, plan.partition)]) for plan in plans]
+
+    def _stored_end(self, tp: TP, end: int | None) -> int | None:
+        """Where the partition's coverage ends: its index, or else the other tool's part it continues."""
+        if end is None and self._continues is not None:
+            return self._continues.end(*tp)
+        return end
 
     def _missing_before_start(self, run: _Run, lane: PartitionLane, lost: MissingRange) -> None:
         """Retention deleted offsets after the stored ones before this run could read them."""
@@ -328,6 +363,14 @@ class BackupEngine:
         if self._continuous and now - run.last_discovery >= self.options.topic_refresh_secs:
             run.last_discovery = now
             self._add_new_partitions(run, builder, reader)
+        retention = self.options.retention
+        if (
+            self._continuous
+            and retention is not None
+            and (run.last_prune is None or (now - run.last_prune) * 1000 >= retention.interval_ms)
+        ):
+            run.last_prune = now
+            self._retain(run, wait=False)
         for topic, partition, lag in reader.lags():
             self.metrics.backup_lag.labels(topic, str(partition), self.backup_id).set(lag)
         self._report(run, builder)
@@ -372,6 +415,39 @@ class BackupEngine:
             ", ".join(f"{plan.topic}[{plan.partition}]" for plan, _ in planned),
         )
         return planned
+
+    def _retain(self, run: _Run, *, wait: bool) -> None:
+        """``backup.retention``: queue the cuts of the oldest segments its policy chooses now.
+
+        Planned on copies of the indexes; each cut runs in its partition's
+        store queue, after the stores before it (:meth:`StorePipeline.prune`).
+        ``wait``: return once they are made (a snapshot's end).
+        """
+        retention = self.options.retention
+        if retention is None:
+            return
+        now = _now_ms()
+        policy = RetentionPolicy.from_options(retention, now)
+        plan = plan_retention({tp: lane.snapshot() for tp, lane in run.lanes.items()}, policy)
+        if not plan.cap_met:
+            log.warning(
+                "backup.retention: the newest %d segments of each partition, which keep_segments keeps, "
+                "take more than max_total_bytes (%d)",
+                policy.keep_segments,
+                policy.max_total_bytes,
+            )
+        for cut in plan.cuts:
+            lane = run.lanes[(cut.topic, cut.partition)]
+            run.pipeline.prune(lane, cut, when_ms=now, reason=policy.reason)
+        if plan.cuts:
+            log.info(
+                "backup.retention: pruning %d segment(s), %d records, of %d partition(s)",
+                plan.segments,
+                plan.records,
+                len(plan.cuts),
+            )
+        if wait:
+            run.pipeline.wait()
 
     def _report(self, run: _Run, builder: SegmentBuilder) -> None:
         if self._progress is not None:

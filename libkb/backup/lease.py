@@ -36,7 +36,11 @@ _PREFIX_TAIL = "/lease/"
 
 
 class LeaseHeldError(LibkbError):
-    """Another run holds the backup's lease."""
+    """Another run holds the backup's lease; ``holder`` says who, without advice (callers add their own)."""
+
+    def __init__(self, message: str, holder: str = "") -> None:
+        super().__init__(message)
+        self.holder = holder or message
 
 
 class LeaseLostError(LibkbError):
@@ -181,7 +185,7 @@ class Lease:
             for _, name in _deciding(objects):
                 holder = current if name == top_key else read_lease(self.backend, name)
                 if holder is not None and holder.live(now, self.ttl_ms):
-                    raise LeaseHeldError(self._held_message(holder))
+                    raise self._held(holder)
             if current is None or not current.released:
                 holder_id = current.run_id if current else "unreadable"
                 log.warning("taking over the expired lease of run %s on %s", holder_id, top_key)
@@ -201,7 +205,7 @@ class Lease:
         if not self.backend.put_if_absent(key, self._info(target).to_json()):
             winner = read_lease(self.backend, key)
             if winner is None or winner.run_id != self.run_id:  # else: a retry of our own create
-                raise LeaseHeldError(self._held_message(winner, same_moment=True))
+                raise self._held(winner, same_moment=True)
         # A contender that listed long ago may re-create a generation the winner
         # above it already cleaned up: only the highest generation holds.
         higher = [g for g, _ in lease_objects(self.backend, self.key) if g > target]
@@ -209,20 +213,22 @@ class Lease:
             with contextlib.suppress(StorageError):
                 self.backend.delete(key)
             successor = read_lease(self.backend, lease_generation_key(self.backup_id, max(higher)))
-            raise LeaseHeldError(self._held_message(successor, same_moment=True))
+            raise self._held(successor, same_moment=True)
 
-    def _held_message(self, holder: LeaseInfo | None, *, same_moment: bool = False) -> str:
+    def _held(self, holder: LeaseInfo | None, *, same_moment: bool = False) -> LeaseHeldError:
         what = "Wait for it to finish, stop it, or use another backup_id."
         race = f"another run took the lease on backup {self.backup_id!r} at the same moment"
         if holder is None:
-            return f"{race}. {what}"
-        who = f"run {holder.run_id} on host {holder.host} (pid {holder.pid})"
-        if same_moment:
-            return f"{race}: {who}. {what}"
-        until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(holder.expires_ms / 1000))
-        return (
-            f"backup {self.backup_id!r} is being written by {who}; its lease is valid until {until}. {what}"
-        )
+            said = race
+        elif same_moment:
+            said = f"{race}: run {holder.run_id} on host {holder.host} (pid {holder.pid})"
+        else:
+            until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(holder.expires_ms / 1000))
+            said = (
+                f"backup {self.backup_id!r} is being written by run {holder.run_id} on host "
+                f"{holder.host} (pid {holder.pid}); its lease is valid until {until}"
+            )
+        return LeaseHeldError(f"{said}. {what}", said)
 
     def _start(self) -> None:
         self._thread = threading.Thread(target=self._renew_loop, name="libkb-lease", daemon=True)
@@ -269,6 +275,25 @@ class Lease:
                     log.error("lease %s could not be renewed in time; stopping", self.held_key)
                     self.lost.set()
                     return
+
+    def drop(self) -> None:
+        """Stop renewing and delete every lease object of the backup, ours last: the backup is gone.
+
+        Only for deleting a whole backup, once everything else under its id is
+        deleted. Until our generation goes, it is live and blocks every other
+        run; one that lists after it went finds no lease and starts afresh.
+        """
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self.lost.is_set():
+            raise LeaseLostError(f"lost the lease on backup {self.backup_id!r} while deleting it")
+        for generation, name in lease_objects(self.backend, self.key):
+            if generation < self.held_generation:  # a higher one would be a successor's: never ours to delete
+                with contextlib.suppress(NotFoundError):
+                    self.backend.delete(name)
+        with contextlib.suppress(NotFoundError):
+            self.backend.delete(self.held_key)
 
     def release(self) -> None:
         """Stop renewing and mark our generation released, so the next run need not wait.

@@ -5,7 +5,9 @@ that lists it), so after a crash the listing can show segments the index
 does not. Those that continue the tiling are adopted from their footers; a
 hole before one (an index lost, so its missing ranges with it) is recorded as
 a missing range. Only a leftover whose offsets are all stored in indexed
-segments is ever removed: stored records are never deleted.
+segments, or that a prune already removed from the index (its deletion was
+interrupted), is ever removed: stored records are never deleted, and a pruned
+segment never comes back.
 """
 
 from __future__ import annotations
@@ -40,20 +42,26 @@ def read_segment_entry(backend: StorageBackend, key: str, base: int) -> SegmentE
 
 
 ADOPT, AFTER_HOLE, LEFTOVER, OVERLAP = "adopt", "after-hole", "leftover", "overlap"
+PRUNED = "pruned"
 
 
 def judge_strays(
-    end: int | None, strays: list[SegmentEntry]
+    end: int | None, strays: list[SegmentEntry], pruned_end: int | None = None
 ) -> Iterator[tuple[SegmentEntry, str, int | None]]:
     """How a run treats segments its index (covering up to ``end``) does not list, in offset order.
 
     Yields (segment, verdict, where the coverage ended before it).
 
     ``ADOPT``: continues the coverage. ``AFTER_HOLE``: adopted too, after offsets
-    nothing accounts for. ``LEFTOVER``: a copy of offsets already indexed.
+    nothing accounts for. ``PRUNED``: inside the index's pruned ranges (which
+    end at ``pruned_end``): a prune removed it from the index and was stopped
+    before deleting it. ``LEFTOVER``: a copy of offsets already indexed.
     ``OVERLAP``: reaches past the index from inside it; left alone.
     """
     for entry in sorted(strays, key=lambda e: e.base_offset):
+        if pruned_end is not None and entry.base_offset < pruned_end:
+            yield entry, PRUNED, end
+            continue
         if end is not None and entry.base_offset < end:
             yield entry, LEFTOVER if entry.end_offset <= end else OVERLAP, end
             continue
@@ -61,24 +69,38 @@ def judge_strays(
         end = entry.end_offset
 
 
+def pruned_end(index: PartitionIndex) -> int | None:
+    """Where the index's pruned prefix ends (None: nothing pruned)."""
+    return max((p.end for p in index.pruned), default=None)
+
+
 def load_index(
     backend: StorageBackend, backup_id: str, topic: str, partition: int, *, repair: bool = True
 ) -> tuple[PartitionIndex, bool]:
-    """The partition's index with unlisted segments adopted; True if it changed."""
+    """The partition's index with unlisted segments adopted; True if it changed.
+
+    With ``repair``, leftovers are deleted: copies of indexed offsets, and
+    segments a prune removed from the index but did not get to delete.
+    """
     key = index_key(backup_id, topic, partition)
     try:
         index = PartitionIndex.from_json(backend.get(key), name=key)
     except NotFoundError:
         index = PartitionIndex(topic, partition)
     known = {s.key for s in index.segments}
+    cut = pruned_end(index)
     stray = []
     for name in backend.iter_keys(partition_prefix(backup_id, topic, partition)):
         parsed = parse_segment_key(name)
-        if parsed is not None and name not in known:
+        if parsed is None or name in known:
+            continue
+        if cut is not None and parsed[3] < cut:
+            _remove_pruned(backend, name, repair)  # judged by its key alone: no need to open it
+        else:
             stray.append((parsed[3], name))
     changed = False
     entries = [read_segment_entry(backend, name, base) for base, name in stray]
-    for entry, verdict, end in judge_strays(index.end_offset, entries):
+    for entry, verdict, end in judge_strays(index.end_offset, entries, cut):
         name = entry.key
         if verdict == LEFTOVER and repair:
             log.warning("removing %s: its offsets are already stored in indexed segments", name)
@@ -106,3 +128,11 @@ def load_index(
         changed = True
         log.info("adopted %s, stored before the index listed it", name)
     return index, changed
+
+
+def _remove_pruned(backend: StorageBackend, name: str, repair: bool) -> None:
+    """A segment inside the index's pruned ranges: never adopted; deleted when repairing."""
+    if repair:
+        log.warning("removing %s: it was pruned (the prune that removed it from the index was stopped)", name)
+        with contextlib.suppress(NotFoundError):
+            backend.delete(name)

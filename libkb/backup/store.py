@@ -18,10 +18,15 @@ its memory bound are decided, away from the consuming thread.
   backend may hold, ``stream_hold_bytes``), and the upload gives it back then.
 - **Fencing**: every index write first asks the run's
   :class:`~libkb.backup.ownership.PartitionOwnership`.
+- **Retention** (:meth:`StorePipeline.prune`): a cut of a partition's oldest
+  segments (``backup.retention``) is queued like a store, so it sees the
+  index as the stores before it left it and never races them; its index is
+  stored before its segments are deleted (:mod:`libkb.retention.apply`).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -29,12 +34,17 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from libkb.backup.budget import ByteBudget
+from libkb.backup.lease import LeaseLostError
 from libkb.backup.ownership import PartitionOwnership
+from libkb.errors import LibkbError
 from libkb.format.models import MissingRange, PartitionIndex, SegmentEntry, index_key, segment_key
 from libkb.format.segment import CODEC_NAMES, Block, RawBlock, SegmentFooter, SegmentWriter, chain_codec
 from libkb.format.transforms import BlockContext, TransformChain
 from libkb.metrics import RunMetrics
+from libkb.retention import PartitionCut, apply_cut
 from libkb.storage import BytesLike, StorageBackend
+
+log = logging.getLogger("libkb.backup")
 
 # Raw block buffers kept for reuse (about 1 MiB each): enough for the encoders
 # to find one ready while the compression threads work through the queue.
@@ -53,6 +63,19 @@ class PartitionLane:
         self.lock = threading.Lock()
         #: The partition's latest queued store; the next one waits for it.
         self.last: Future[None] | None = None
+
+    def snapshot(self) -> PartitionIndex:
+        """A copy of the index as stored so far (the upload threads keep changing the original)."""
+        with self.lock:
+            index = self.index
+            return PartitionIndex(
+                index.topic,
+                index.partition,
+                list(index.segments),
+                list(index.missing),
+                index.format_version,
+                list(index.pruned),
+            )
 
 
 class StorePipeline:
@@ -110,6 +133,14 @@ class StorePipeline:
     def record_missing(self, lane: PartitionLane, lost: MissingRange) -> None:
         """Queue ``lost`` for the partition's index, after the segments queued before it."""
         self._queue(lane, self._index_missing, lost)
+
+    def prune(self, lane: PartitionLane, cut: PartitionCut, *, when_ms: int, reason: str) -> None:
+        """Queue ``cut`` of the partition's oldest segments, after the stores queued before it.
+
+        A cut that fails (storage) is logged and counted, never the run's
+        error: the next prune makes it again. A lost lease still ends the run.
+        """
+        self._queue(lane, self._prune, cut, when_ms, reason)
 
     def store_index(
         self, lane: PartitionLane, what: str, change: Callable[[PartitionIndex], None] | None = None
@@ -186,6 +217,30 @@ class StorePipeline:
             prev.result()  # the segments before the missing range are stored and indexed first
         what = f"the missing range {lost.start}-{lost.end - 1}"
         self.store_index(lane, what, lambda index: index.missing.append(lost))
+
+    def _prune(
+        self, lane: PartitionLane, prev: Future[None] | None, cut: PartitionCut, when_ms: int, reason: str
+    ) -> None:
+        if prev is not None:
+            prev.result()
+        what = f"the pruning of {len(cut.segments)} segment(s) of {lane.topic}[{lane.partition}]"
+        try:
+            apply_cut(
+                self._backend,
+                cut,
+                lambda change: self.store_index(lane, what, change),
+                when_ms=when_ms,
+                reason=reason,
+                metrics=self._metrics,
+                backup_id=self._backup_id,
+            )
+        except LeaseLostError:
+            raise
+        except ValueError as exc:
+            log.info("retention skipped a cut planned on an older index: %s", exc)
+        except LibkbError as exc:
+            self._metrics.errors.labels(self._backup_id, type(exc).__name__).inc()
+            log.warning("retention could not prune %s (the next prune retries): %s", what, exc)
 
     def _account(self, writer: SegmentWriter, index_bytes: int) -> None:
         payload_bytes = writer.size - len(writer.header)

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from libkb.catalog.times import iso_ms
-from libkb.format.models import GroupOffsets, Manifest, MissingRange, PartitionIndex
+from libkb.format.models import GroupOffsets, Manifest, MissingRange, PartitionIndex, PrunedRange
 from libkb.source import Provenance, open_backup
 from libkb.source.parallel import parallel_map
 from libkb.storage import StorageBackend
@@ -14,7 +14,11 @@ from libkb.storage import StorageBackend
 
 @dataclass(frozen=True, slots=True)
 class PartitionDescription:
-    """What is stored for one partition; ``start``/``end`` are None when nothing is."""
+    """What is stored for one partition; ``start``/``end`` are None when nothing is.
+
+    ``start_offset`` is where what the backup still holds starts; ``pruned``
+    says what retention deleted before it.
+    """
 
     topic: str
     partition: int
@@ -28,6 +32,7 @@ class PartitionDescription:
     min_timestamp: int | None
     max_timestamp: int | None
     missing: list[MissingRange] = field(default_factory=list)
+    pruned: list[PrunedRange] = field(default_factory=list)
 
     @classmethod
     def from_index(cls, index: PartitionIndex | None, topic: str, partition: int) -> PartitionDescription:
@@ -38,7 +43,7 @@ class PartitionDescription:
             topic=topic,
             partition=partition,
             indexed=True,
-            start_offset=index.start_offset,
+            start_offset=index.retained_start,
             end_offset=index.end_offset,
             records=index.record_count,
             segments=len(index.segments),
@@ -47,12 +52,17 @@ class PartitionDescription:
             min_timestamp=min((s.min_timestamp for s in stamps), default=None),
             max_timestamp=max((s.max_timestamp for s in stamps), default=None),
             missing=list(index.missing),
+            pruned=list(index.pruned),
         )
 
     def to_dict(self) -> dict[str, Any]:
         body = asdict(self)
         body["min_time"] = iso_ms(self.min_timestamp)
         body["max_time"] = iso_ms(self.max_timestamp)
+        for pruned in body["pruned"]:
+            pruned["pruned"] = iso_ms(pruned["pruned_ms"])
+            pruned["min_time"] = iso_ms(pruned["min_timestamp"])
+            pruned["max_time"] = iso_ms(pruned["max_timestamp"])
         return body
 
 

@@ -21,12 +21,14 @@ _DEEP_WORKERS = 2
 
 @dataclass(slots=True)
 class ValidationReport:
-    """``problems`` make a backup invalid; ``warnings`` are facts worth knowing (data lost to retention)."""
+    """``problems`` make a backup invalid; ``warnings`` are facts worth knowing (data lost to retention);
+    ``notes`` explain what is no fault at all (offsets pruned on purpose)."""
 
     backup_id: str
     deep: bool
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     checked_partitions: int = 0
     checked_segments: int = 0
     checked_records: int = 0
@@ -46,6 +48,7 @@ def validate_backup(backend: StorageBackend, backup_id: str, deep: bool = False)
     structure = source.check_structure()
     report.problems += structure.problems
     report.warnings += structure.warnings
+    report.notes += structure.notes
     report.checked_partitions = structure.partitions
     workers = _DEEP_WORKERS if deep else READ_WORKERS
     for check in parallel_map(

@@ -16,6 +16,7 @@ from confluent_kafka import KafkaException
 
 from libkb.cli.logs import LEVELS, PROG, configure, error_line
 from libkb.cli.offset_args import add_offset_commands
+from libkb.config.fields import parse_duration, parse_time
 from libkb.errors import LibkbError
 from libkb.version import __version__
 
@@ -49,6 +50,12 @@ def _validate(args: argparse.Namespace) -> int:
     from libkb.cli.inspection import run_validate
 
     return run_validate(args.path, args.backup_id, args.deep, args.format)
+
+
+def _prune(args: argparse.Namespace) -> int:
+    from libkb.cli.prune import run_prune
+
+    return run_prune(args)
 
 
 def _restore(args: argparse.Namespace) -> int:
@@ -186,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     _offset_commands(commands)
     _status_command(commands)
     _validation_command(commands)
+    _prune_command(commands)
     return parser
 
 
@@ -229,6 +237,59 @@ def _inspection_commands(commands: _Commands) -> None:
         "--deep", action="store_true", help="download every segment and verify checksums and records"
     )
     validate.add_argument("--format", choices=("text", "json"), default="text")
+
+
+def _prune_command(commands: _Commands) -> None:
+    prune = commands.add(
+        "prune",
+        _prune,
+        "delete a backup's oldest segments (or whole old backups) safely; a plan unless --execute",
+    )
+    prune.add_argument("--path", required=True, metavar="URL", help=_PATH_HELP)
+    which = prune.add_mutually_exclusive_group(required=True)
+    which.add_argument("--backup-id", metavar="ID", help="prune the oldest segments of this backup")
+    which.add_argument(
+        "--all-backups", action="store_true", help="delete whole backups whose newest data is old"
+    )
+    age = prune.add_mutually_exclusive_group()
+    age.add_argument("--older-than", type=duration, metavar="DURATION", help="e.g. 30d (units s m h d w)")
+    age.add_argument("--before", type=moment, metavar="TIME", help="RFC 3339 time or epoch milliseconds")
+    prune.add_argument(
+        "--max-total-bytes", type=count, metavar="N", help="keep the newest segments within N bytes"
+    )
+    prune.add_argument(
+        "--keep-segments", type=count, default=0, metavar="N", help="always keep each partition's newest N"
+    )
+    prune.add_argument(
+        "--keep-last", type=count, metavar="N", help="with --all-backups: always keep the newest N backups"
+    )
+    prune.add_argument("--execute", action="store_true", help="delete (without it: print the plan)")
+    prune.add_argument("--force", action="store_true", help=argparse.SUPPRESS)  # refused, with the reason
+    prune.add_argument("--format", choices=("text", "json"), default="text")
+
+
+def duration(text: str) -> str:
+    """argparse type: a duration such as ``30d``, checked and kept as typed (the reason quotes it)."""
+    try:
+        parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def moment(text: str) -> int:
+    """argparse type: RFC 3339 / ISO-8601 or epoch ms -> epoch ms."""
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def count(text: str) -> int:
+    """argparse type: a whole number, zero or more."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+    return int(text)
 
 
 def _restore_commands(commands: _Commands) -> None:

@@ -9,7 +9,7 @@ any error.
 from __future__ import annotations
 
 import sys
-from typing import IO
+from typing import IO, Any
 
 from libkb.backup.engine import BackupEngine, BackupResult
 from libkb.cli.job import run_engine
@@ -17,6 +17,8 @@ from libkb.cli.jobfile import load_job
 from libkb.cli.logs import error_line
 from libkb.cli.progress import summary_line
 from libkb.errors import ConfigError
+from libkb.source.adopted import backup_target
+from libkb.storage import StorageBackend
 
 
 def run_backup(
@@ -32,11 +34,14 @@ def run_backup(
         raise ConfigError(
             f"mode is {config.mode!r}; use kafka-backup {config.mode} for this file", key="mode"
         )
+
+    def engine(backend: StorageBackend, progress: Any, metrics: Any) -> BackupEngine:
+        target, continues = backup_target(backend, config.backup_id, config.backup.adopt_rust_backup)
+        return BackupEngine(config, backend=target, progress=progress, metrics=metrics, continues=continues)
+
     result = run_engine(
         config,
-        lambda backend, progress, metrics: BackupEngine(
-            config, backend=backend, progress=progress, metrics=metrics
-        ),
+        engine,
         kind="backup",
         liveness_timeout_secs=liveness_timeout_secs,
         stderr=stderr,

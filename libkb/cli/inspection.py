@@ -14,7 +14,8 @@ from libkb.storage import StorageBackend, open_backend
 _T = TypeVar("_T")
 
 
-def _with_backend(path: str, fn: Callable[[StorageBackend], _T]) -> _T:
+def with_backend(path: str, fn: Callable[[StorageBackend], _T]) -> _T:
+    """``fn(backend)`` on the storage at ``path``; an unknown backup id names the path as typed."""
     with open_backend(path) as backend:
         try:
             return fn(backend)
@@ -23,7 +24,7 @@ def _with_backend(path: str, fn: Callable[[StorageBackend], _T]) -> _T:
 
 
 def run_list(path: str, fmt: str, backup_id: str | None = None, out: IO[str] | None = None) -> int:
-    summaries = _with_backend(path, list_backups)
+    summaries = with_backend(path, list_backups)
     if backup_id is not None:
         summaries = [s for s in summaries if s.backup_id == backup_id]
     text = list_text(summaries, path) if fmt == "text" else dump([s.to_dict() for s in summaries], fmt)
@@ -32,14 +33,14 @@ def run_list(path: str, fmt: str, backup_id: str | None = None, out: IO[str] | N
 
 
 def run_describe(path: str, backup_id: str, fmt: str, out: IO[str] | None = None) -> int:
-    description = _with_backend(path, lambda b: describe_backup(b, backup_id))
+    description = with_backend(path, lambda b: describe_backup(b, backup_id))
     text = describe_text(description) if fmt == "text" else dump(description.to_dict(), fmt)
     print(text, file=out or sys.stdout)
     return 0
 
 
 def run_validate(path: str, backup_id: str, deep: bool, fmt: str, out: IO[str] | None = None) -> int:
-    report = _with_backend(path, lambda b: validate_backup(b, backup_id, deep=deep))
+    report = with_backend(path, lambda b: validate_backup(b, backup_id, deep=deep))
     text = validate_text(report) if fmt == "text" else dump(report.to_dict(), fmt)
     print(text, file=out or sys.stdout)
     if report.ok:

@@ -77,7 +77,7 @@ def list_text(summaries: Sequence[BackupSummary], location: str) -> str:
 
 def describe_text(d: BackupDescription) -> str:
     lines = [*_backup_lines(d), "", "Topics:", _topics_table(d.manifest), "", "Partitions:"]
-    lines += [_partitions_table(d.partitions), *_missing_lines(d.partitions)]
+    lines += [_partitions_table(d.partitions), *_missing_lines(d.partitions), *_pruned_lines(d.partitions)]
     if d.provenance is None or d.provenance.status is None:  # a format without runs has no table
         lines += ["", "Runs:", _runs_table(d.manifest)]
     lines += ["", *_groups_lines(d.groups), *_format_notes(d)]
@@ -154,6 +154,18 @@ def _missing_lines(partitions: Sequence[PartitionDescription]) -> list[str]:
     ]
 
 
+def _pruned_lines(partitions: Sequence[PartitionDescription]) -> list[str]:
+    lines = []
+    for p in partitions:
+        for cut in p.pruned:
+            times = f", {iso_ms(cut.min_timestamp)} to {iso_ms(cut.max_timestamp)}" if cut.records else ""
+            lines.append(
+                f"  {p.topic}/{p.partition}: offsets [{cut.start}, {cut.end}) pruned {iso_ms(cut.pruned_ms)} "
+                f"({cut.reason}): {cut.records:,} records, {human_bytes(cut.bytes)}{times}"
+            )
+    return lines
+
+
 def _runs_table(m: Manifest) -> str:
     rows = [
         (
@@ -192,4 +204,5 @@ def validate_text(r: ValidationReport) -> str:
     lines = [f"backup {r.backup_id}: {verdict} ({checked})"]
     lines += [f"  problem: {p}" for p in r.problems]
     lines += [f"  warning: {w}" for w in r.warnings]
+    lines += [f"  note: {n}" for n in r.notes]
     return "\n".join(lines)

@@ -190,6 +190,7 @@ def plan_dict(plan: RestorePlan, purge: PurgeReport | None = None) -> dict[str, 
         ],
         "target_partitions_needed": plan.target_partitions,
         "skipped_topics": plan.skipped_topics,
+        "notes": plan.notes,
     }
     if purge is not None:
         body["purge"] = {
@@ -247,6 +248,7 @@ def plan_text(plan: RestorePlan, purge: PurgeReport | None = None) -> str:
     exact = all(t.exact for t in plan.tasks) and all(s.exact for s in plan.spread)
     sources = len(plan.tasks) + sum(len(s.sources) for s in plan.spread)
     lines.append(f"  total: {'' if exact else '<= '}{plan.max_records:,} records in {sources} partitions")
+    lines += [f"  note: {note}" for note in plan.notes]
     if purge is not None:
         lines += purge_lines(purge)
     return "\n".join(lines)

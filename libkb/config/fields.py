@@ -53,27 +53,66 @@ class Timestamp(fields.Field):  # type: ignore[type-arg]  # generic only in mars
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int | None:
         if value is None:
             return None
-        if isinstance(value, bool):
-            raise ValidationError("must be epoch milliseconds or an ISO-8601 date-time")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, datetime):
-            moment = value
-        elif isinstance(value, str):
-            text = value.strip()
-            if text.lstrip("-").isdigit():
-                return int(text)
-            try:
-                moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            except ValueError:
-                raise ValidationError(
-                    f"{value!r} is neither epoch milliseconds nor ISO-8601 (e.g. 2024-05-01T12:00:00Z)"
-                ) from None
-        else:
-            raise ValidationError("must be epoch milliseconds or an ISO-8601 date-time")
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return int(moment.timestamp() * 1000)
+        try:
+            return parse_time(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+
+
+def parse_time(value: Any) -> int:
+    """Epoch milliseconds from epoch milliseconds or an ISO-8601 / RFC 3339 date-time (naive: UTC).
+
+    ValueError, saying what is accepted, for anything else.
+    """
+    if isinstance(value, bool):
+        raise ValueError("must be epoch milliseconds or an ISO-8601 date-time")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("-").isdigit():
+            return int(text)
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is neither epoch milliseconds nor ISO-8601 (e.g. 2024-05-01T12:00:00Z)"
+            ) from None
+    else:
+        raise ValueError("must be epoch milliseconds or an ISO-8601 date-time")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+_DURATION_UNITS_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+_DURATION = re.compile(r"(\d+)([smhdw])")
+
+
+def parse_duration(value: Any) -> int:
+    """Milliseconds of a human duration: ``30d``, ``12h``, ``1w2d``, ``90s`` (units s, m, h, d, w).
+
+    ValueError, saying how to write one, for anything else (a bare number has no unit).
+    """
+    text = value.strip().lower() if isinstance(value, str) else None
+    if not text or _DURATION.sub("", text):
+        raise ValueError(f"{value!r} is not a duration; write a number and a unit (s, m, h, d, w), e.g. 30d")
+    total = sum(int(n) * _DURATION_UNITS_MS[unit] for n, unit in _DURATION.findall(text))
+    if total <= 0:
+        raise ValueError(f"{value!r} is not a duration longer than zero")
+    return total
+
+
+class Duration(fields.Field):  # type: ignore[type-arg]  # generic only in marshmallow 4
+    """A human duration (``30d``, ``12h``) as milliseconds."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
 
 
 class Pattern(fields.String):

@@ -116,6 +116,23 @@ def _secret_property(name: str) -> bool:
     return any(marker in lowered for marker in _SECRET_MARKERS)
 
 
+HOUR_MS = 3_600_000
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionOptions:
+    """``backup.retention``: the prune a backup run applies to its own backup (as ``kafka-backup prune``)."""
+
+    #: Prune segments whose records are all older than this (milliseconds; ``max_age: 30d``).
+    max_age_ms: int | None = None
+    #: Prune the oldest segments until the backup's segments take at most this many bytes.
+    max_total_bytes: int | None = None
+    #: The newest this many segments of each partition are always kept.
+    keep_segments: int = 0
+    #: Continuous mode: prune this often (``interval: 1h``); every run also prunes at its end.
+    interval_ms: int = HOUR_MS
+
+
 @dataclass(frozen=True, slots=True)
 class BackupOptions:
     #: Close a segment after this many uncompressed record bytes.
@@ -138,6 +155,8 @@ class BackupOptions:
     include_internal_topics: bool = False
     #: With ``include_internal_topics``: only these internal topics (empty: all of them).
     internal_topics: tuple[str, ...] = ()
+    #: Continue a backup id the Rust kafka-backup wrote, in libkb's format beside its files.
+    adopt_rust_backup: bool = False
     #: Record consumer-group offsets on the backed-up topics at the end of a run.
     consumer_group_snapshot: bool = True
     #: Segments uploaded at once.
@@ -156,6 +175,8 @@ class BackupOptions:
     topic_refresh_secs: float = 60.0
     #: How long one poll of the consumer waits when no record is ready (see :attr:`poll_timeout_secs`).
     poll_interval_ms: int = 200
+    #: Prune the backup's oldest segments at the end of each run, and periodically in continuous mode.
+    retention: RetentionOptions | None = None
 
     @property
     def poll_timeout_secs(self) -> float:

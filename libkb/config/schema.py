@@ -15,8 +15,8 @@ from typing import Any
 from marshmallow import ValidationError, fields, post_load, pre_load, validate
 
 from libkb.config.cluster import ConnectionSchema, SecuritySchema, SourceSchema, TopicsSchema
-from libkb.config.fields import Strict, offset_map
-from libkb.config.models import BackupOptions, LoggingOptions, MetricsOptions
+from libkb.config.fields import Duration, Strict, offset_map
+from libkb.config.models import HOUR_MS, BackupOptions, LoggingOptions, MetricsOptions, RetentionOptions
 from libkb.config.restore_schema import RestoreSchema
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "MetricsSchema",
     "OffsetStorageSchema",
     "RestoreSchema",
+    "RetentionSchema",
     "SecuritySchema",
     "SourceSchema",
     "TopicsSchema",
@@ -47,6 +48,31 @@ class StartOffset(fields.Field):  # type: ignore[type-arg]  # generic only in ma
         )
 
 
+class RetentionSchema(Strict):
+    """``backup.retention``: ``max_age`` and ``max_total_bytes`` choose, ``keep_segments`` protects."""
+
+    max_age = Duration()
+    max_total_bytes = fields.Integer(validate=validate.Range(min=1))
+    keep_segments = fields.Integer(validate=validate.Range(min=0))
+    interval = Duration()
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> RetentionOptions:
+        if "max_age" not in data and "max_total_bytes" not in data:
+            raise ValidationError(
+                "give max_age (e.g. 30d) or max_total_bytes: without one, retention would prune nothing",
+                "max_age",
+            )
+        if "interval" in data and data["interval"] < 1000:
+            raise ValidationError("must be at least 1s", "interval")
+        return RetentionOptions(
+            max_age_ms=data.get("max_age"),
+            max_total_bytes=data.get("max_total_bytes"),
+            keep_segments=data.get("keep_segments", 0),
+            interval_ms=data.get("interval", HOUR_MS),
+        )
+
+
 class BackupSchema(Strict):
     segment_max_bytes = fields.Integer(validate=validate.Range(min=1024))
     segment_max_interval_ms = fields.Integer(validate=validate.Range(min=100))
@@ -60,6 +86,7 @@ class BackupSchema(Strict):
     include_internal_topics = fields.Boolean()
     internal_topics = fields.List(fields.String(validate=validate.Length(min=1)))
     consumer_group_snapshot = fields.Boolean()
+    adopt_rust_backup = fields.Boolean()
     max_concurrent_partitions = fields.Integer(validate=validate.Range(min=1, max=256))
     fetch_max_bytes = fields.Integer(allow_none=True, validate=validate.Range(min=1024))
     poll_interval_ms = fields.Integer(validate=validate.Range(min=0))
@@ -70,6 +97,7 @@ class BackupSchema(Strict):
     compression_threads = fields.Integer(validate=validate.Range(min=1, max=64))
     lease_ttl_secs = fields.Float(validate=validate.Range(min=5))
     topic_refresh_secs = fields.Float(validate=validate.Range(min=1))
+    retention = fields.Nested(RetentionSchema)
     # The original tool's keys for mechanisms libkb replaces (warned about by libkb.config.rust).
     checkpoint_interval_secs = fields.Integer(validate=validate.Range(min=0))
     sync_interval_secs = fields.Integer(validate=validate.Range(min=0))

@@ -43,6 +43,13 @@ from libkb.kafka.types import TopicInfo as TopicInfo
 
 FORMAT_NAME = "libkb-backup"
 
+#: The format version that added pruned ranges to the partition index. An index
+#: states it only once it holds one, so an index without pruned ranges stays
+#: readable by every earlier libkb (docs/format.rst, "Versioning").
+PRUNED_RANGES_VERSION = 4
+#: The newest version any object of this libkb's format may state (kept as a name for the prune code).
+READ_VERSION = FORMAT_VERSION
+
 
 # -- keys -------------------------------------------------------------------
 
@@ -157,9 +164,45 @@ class MissingRange:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class PrunedRange:
+    """Offsets whose segments retention deleted on purpose: what they held, when and why.
+
+    Only an oldest-first prefix of a partition is ever pruned, so pruned ranges
+    come first in its tiling. Timestamps are -1 when the pruned segments held
+    no record.
+    """
+
+    start: int
+    end: int  # exclusive
+    segments: int
+    records: int
+    bytes: int  # stored bytes of the deleted segments
+    min_timestamp: int
+    max_timestamp: int
+    pruned_ms: int  # when (the last prune that extended the range)
+    reason: str  # why: the rule that chose it, e.g. "kafka-backup prune --older-than 30d"
+
+    def merged(self, later: PrunedRange) -> PrunedRange:
+        """This range extended by ``later``, which starts where it ends."""
+        stamps = [t for r in (self, later) for t in (r.min_timestamp, r.max_timestamp) if t >= 0]
+        return PrunedRange(
+            self.start,
+            later.end,
+            self.segments + later.segments,
+            self.records + later.records,
+            self.bytes + later.bytes,
+            min(stamps, default=-1),
+            max(stamps, default=-1),
+            later.pruned_ms,
+            later.reason,
+        )
+
+
 @dataclass(slots=True)
 class PartitionIndex:
-    """What is stored for one partition: segments tiling ``[start_offset, end_offset)``."""
+    """What is stored for one partition: pruned ranges, segments and missing ranges tiling
+    ``[start_offset, end_offset)``."""
 
     topic: str
     partition: int
@@ -167,22 +210,77 @@ class PartitionIndex:
     missing: list[MissingRange] = field(default_factory=list)
     #: The version the index was read as (1 for a new one); :meth:`to_json` writes :attr:`needed_version`.
     format_version: int = 1
+    pruned: list[PrunedRange] = field(default_factory=list)
 
     @property
     def needed_version(self) -> int:
-        """The lowest format version that can hold this index: that of its newest codec."""
-        return max((codec_version(s.codec) for s in self.segments), default=1)
+        """The lowest format version that can hold this index: its newest codec's, or pruned ranges'."""
+        codecs = max((codec_version(s.codec) for s in self.segments), default=1)
+        return max(codecs, PRUNED_RANGES_VERSION if self.pruned else 1)
 
     @property
     def start_offset(self) -> int | None:
+        """Where the backed-up range starts, pruned ranges included."""
         starts = [s.base_offset for s in self.segments] + [m.start for m in self.missing]
+        starts += [p.start for p in self.pruned]
         return min(starts) if starts else None
 
     @property
     def end_offset(self) -> int | None:
-        """Exclusive end of everything covered; where a resumed backup continues."""
+        """Exclusive end of everything covered, pruned ranges included; where a resumed backup continues."""
         ends = [s.end_offset for s in self.segments] + [m.end for m in self.missing]
+        ends += [p.end for p in self.pruned]
         return max(ends) if ends else None
+
+    @property
+    def retained_start(self) -> int | None:
+        """The first offset not pruned: where what the backup still holds starts."""
+        starts = [s.base_offset for s in self.segments] + [m.start for m in self.missing]
+        if starts:
+            return min(starts)
+        return self.end_offset
+
+    def pruned_at(self, offset: int) -> PrunedRange | None:
+        """The pruned range holding ``offset``, if any."""
+        return next((p for p in self.pruned if p.start <= offset < p.end), None)
+
+    def prune(self, segments: list[SegmentEntry], when_ms: int, reason: str) -> PrunedRange:
+        """Drop ``segments``, which must be the oldest ones in order, and record them as pruned.
+
+        The new range runs from the retained start to the last dropped segment's
+        end; a missing range inside it goes with it (nothing of it is left to
+        explain). It extends the previous pruned range when it continues it for
+        the same reason, so regular retention keeps one range. Returns the range
+        of this cut alone. Raises ValueError, changing nothing, when
+        ``segments`` is not the index's oldest-first prefix (it changed since).
+        """
+        count = len(segments)
+        if not count or self.segments[:count] != segments:
+            raise ValueError(f"{self.topic}/{self.partition}: the segments to prune are not its oldest")
+        start = self.retained_start
+        assert start is not None
+        end = segments[-1].end_offset
+        stamps = [t for s in segments if s.record_count for t in (s.min_timestamp, s.max_timestamp) if t >= 0]
+        cut = PrunedRange(
+            start,
+            end,
+            count,
+            sum(s.record_count for s in segments),
+            sum(s.size for s in segments),
+            min(stamps, default=-1),
+            max(stamps, default=-1),
+            when_ms,
+            reason,
+        )
+        del self.segments[:count]
+        self.missing = [m for m in self.missing if m.start >= end]
+        last = self.pruned[-1] if self.pruned else None
+        if last is not None and last.end == start and last.reason == reason:
+            self.pruned[-1] = last.merged(cut)
+        else:
+            self.pruned.append(cut)
+        self.format_version = max(self.format_version, PRUNED_RANGES_VERSION)
+        return cut
 
     @property
     def record_count(self) -> int:
@@ -193,12 +291,20 @@ class PartitionIndex:
         return sum(s.size for s in self.segments)
 
     def coverage_problems(self) -> list[str]:
-        """Holes or overlaps in the tiling of segments and recorded missing ranges."""
+        """Holes or overlaps in the tiling of pruned ranges, segments and missing ranges."""
         spans = sorted(
             [(s.base_offset, s.end_offset, s.key) for s in self.segments]
             + [(m.start, m.end, f"missing range ({m.reason})") for m in self.missing]
+            + [(p.start, p.end, f"pruned range [{p.start}, {p.end})") for p in self.pruned]
         )
         problems = []
+        retained = [s.base_offset for s in self.segments] + [m.start for m in self.missing]
+        for p in self.pruned:
+            if retained and p.start >= min(retained):
+                problems.append(
+                    f"{self.topic}/{self.partition}: pruned range [{p.start}, {p.end}) follows stored "
+                    "offsets (only the oldest offsets are ever pruned)"
+                )
         for (_, end, what), (start, _, nxt) in itertools.pairwise(spans):
             if start > end:
                 problems.append(
@@ -222,6 +328,8 @@ class PartitionIndex:
             "segments": [asdict(s) for s in self.segments],
             "missing": [asdict(m) for m in self.missing],
         }
+        if self.pruned:
+            body["pruned"] = [asdict(p) for p in self.pruned]
         return json.dumps(body, separators=(",", ":")).encode()
 
     @classmethod
@@ -234,11 +342,17 @@ class PartitionIndex:
                 segments=[SegmentEntry(**s) for s in body["segments"]],
                 missing=[MissingRange(**m) for m in body.get("missing", [])],
                 format_version=int(body["format_version"]),
+                pruned=[PrunedRange(**p) for p in body.get("pruned", [])],
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise FormatError(f"{name}: malformed partition index ({exc})") from None
         for entry in index.segments:
             _check_codec(name, entry.codec, index.format_version)
+        if index.pruned and index.format_version < PRUNED_RANGES_VERSION:
+            raise FormatError(
+                f"{name}: has pruned ranges but states format version {index.format_version}; "
+                f"pruned ranges came with version {PRUNED_RANGES_VERSION}"
+            )
         return index
 
 
@@ -256,6 +370,32 @@ class RunInfo:
     bytes: int = 0
 
 
+#: The format version that added :class:`Continuation` (a backup continuing another tool's).
+CONTINUATION_VERSION = 3
+
+
+@dataclass(slots=True)
+class Continuation:
+    """The other tool's backup that a libkb backup continues (an adopted backup id, format version 3).
+
+    ``ends``: per topic and partition, the offset after the last one the other
+    tool had stored when libkb took over; libkb's part starts there, and a
+    reader takes the other tool's records only below it.
+    """
+
+    writer: str  # "kafka-backup (Rust)"
+    adopted_ms: int
+    ends: dict[str, dict[int, int]] = field(default_factory=dict)
+
+    def end(self, topic: str, partition: int) -> int | None:
+        return self.ends.get(topic, {}).get(partition)
+
+    @classmethod
+    def from_dict(cls, body: Mapping[str, Any]) -> Continuation:
+        ends = {t: {int(p): int(o) for p, o in parts.items()} for t, parts in body["ends"].items()}
+        return cls(str(body["writer"]), int(body["adopted_ms"]), ends)
+
+
 @dataclass(slots=True)
 class Manifest:
     """The small top-level description of a backup; rewritten only by the lease holder."""
@@ -270,6 +410,8 @@ class Manifest:
     libkb_version: str = ""
     #: The version the manifest was read as (1 for a new one); :meth:`to_json` writes :attr:`needed_version`.
     format_version: int = 1
+    #: Set when this backup continues another tool's backup of the same id (an adopted one).
+    continues: Continuation | None = None
 
     @property
     def status(self) -> str:
@@ -277,11 +419,13 @@ class Manifest:
 
     @property
     def needed_version(self) -> int:
-        """The lowest format version that can hold this manifest: that of its compression."""
-        return codec_version(self.compression)
+        """The lowest format version that can hold this manifest: that of its compression or continuation."""
+        return max(codec_version(self.compression), CONTINUATION_VERSION if self.continues else 1)
 
     def to_json(self) -> bytes:
         body = {"format": FORMAT_NAME, **asdict(self), "format_version": self.needed_version}
+        if self.continues is None:
+            del body["continues"]  # a version-1/2 reader knows no such field
         return json.dumps(body, indent=2, sort_keys=True).encode()
 
     @classmethod
@@ -298,9 +442,15 @@ class Manifest:
                 source_cluster_id=body.get("source_cluster_id"),
                 libkb_version=body.get("libkb_version", ""),
                 format_version=int(body["format_version"]),
+                continues=Continuation.from_dict(body["continues"]) if "continues" in body else None,
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise FormatError(f"{name}: malformed manifest ({exc})") from None
+        if manifest.continues is not None and manifest.format_version < CONTINUATION_VERSION:
+            raise FormatError(
+                f"{name}: 'continues' needs format version {CONTINUATION_VERSION}, "
+                f"the manifest says {manifest.format_version}"
+            )
         _check_codec(name, manifest.compression, manifest.format_version, known_only=True)
         return manifest
 

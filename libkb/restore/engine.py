@@ -156,6 +156,7 @@ class RestoreEngine:
                 records=plan.max_records,
                 partitions=len(plan.tasks),
                 plan=plan,
+                notes=list(plan.notes),
             )
             if purging:
                 admin = self._target_admin()
@@ -210,9 +211,11 @@ class RestoreEngine:
         restore_id = self._restore_id(backup_id, cluster_id, plan)
         partitions = len(plan.targets())
         result = RestoreResult(backup_id, restore_id, "interrupted", partitions=partitions, plan=plan)
+        for note in plan.notes:
+            log.warning(note)
         state = resume.load_state(backend, backup_id, restore_id, cluster_id)
         origin = source.provenance(manifest)
-        result.notes = [f"{origin.format}: {note}" for note in origin.notes]
+        result.notes = [f"{origin.format}: {note}" for note in origin.notes] + list(plan.notes)
         if state.status != "complete":
             prep = prepare_topics(admin, manifest, plan, self.options)
             result.created_topics = prep.created

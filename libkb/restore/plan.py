@@ -10,9 +10,10 @@ from dataclasses import dataclass, field, replace
 
 from libkb.config.models import RestoreOptions, TopicSelection
 from libkb.errors import ConfigError
-from libkb.format.models import Manifest, PartitionIndex, SegmentEntry
+from libkb.format.models import Manifest, PartitionIndex, PrunedRange, SegmentEntry
 from libkb.restore.repartition import by_key_into
 from libkb.restore.state import key_of, spread_key
+from libkb.source.checks import describe_pruned
 
 TP = tuple[str, int]
 
@@ -116,6 +117,8 @@ class RestorePlan:
     #: ``offset_ranges``) map to, keyed by their source partition: the restore writes nothing
     #: there, and ``purge_topics`` empties them too, so they end holding what the backup holds.
     idle: list[TargetPartition] = field(default_factory=list)
+    #: What the restore cannot give: records asked for that retention pruned from the backup.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def max_records(self) -> int:
@@ -160,7 +163,7 @@ def plan_restore(
                 f"topics {plan.target_sources[target_topic]!r} and {topic!r} both map to {target_topic!r}",
                 key="restore.topic_mapping",
             )
-        tasks = _source_tasks(manifest, indexes, options, topic, target_topic, exact_time_bounds)
+        tasks = _source_tasks(manifest, indexes, options, topic, target_topic, exact_time_bounds, plan.notes)
         existing = None if target_counts is None else target_counts.get(target_topic)
         by_key = by_key_into(topic, target_topic, manifest.topics[topic].partitions, existing, options)
         if by_key is None:
@@ -182,8 +185,10 @@ def _source_tasks(
     topic: str,
     target_topic: str,
     exact_time_bounds: bool,
+    notes: list[str],
 ) -> list[PartitionTask]:
-    """The topic's source partitions with something to restore, each into its mapped partition."""
+    """The topic's source partitions with something to restore, each into its mapped partition;
+    what retention pruned of what was asked for goes to ``notes``."""
     window = (options.time_window_start, options.time_window_end)
     prune: tuple[int | None, int | None] = window if exact_time_bounds else (None, None)
     mapping = options.partition_mapping.get(topic, options.partition_mapping.get("*", {}))
@@ -193,9 +198,12 @@ def _source_tasks(
         if chosen is not None and partition not in chosen:
             continue
         index = indexes.get((topic, partition))
-        if index is None or not index.segments:
+        if index is None:
             continue
-        start, end = index.start_offset or 0, index.end_offset or 0
+        notes += _pruned_notes(index, options, window)
+        if not index.segments:
+            continue
+        start, end = index.retained_start or 0, index.end_offset or 0
         bounds = options.offset_ranges.get(topic, {}).get(partition)
         if bounds is not None:
             start, end = max(start, bounds[0]), min(end, bounds[1])
@@ -238,6 +246,38 @@ def _add_one_to_one(plan: RestorePlan, topic: str, tasks: list[PartitionTask]) -
         plan.target_partitions[task.target_topic] = max(
             plan.target_partitions.get(task.target_topic, 0), task.target_partition + 1
         )
+
+
+def _pruned_notes(
+    index: PartitionIndex, options: RestoreOptions, window: tuple[int | None, int | None]
+) -> list[str]:
+    """What the restore asked for (offsets and time window) that is no longer in the backup."""
+    bounds = options.offset_ranges.get(index.topic, {}).get(index.partition)
+    retained = index.retained_start
+    notes = []
+    for cut in index.pruned:
+        if bounds is not None and (bounds[1] <= cut.start or bounds[0] >= cut.end):
+            continue
+        if not _in_window(cut, window):
+            continue
+        notes.append(
+            f"{index.topic}[{index.partition}]: not restored, no longer in the backup: "
+            f"{describe_pruned(index.topic, index.partition, cut)}; what the backup holds starts at "
+            f"offset {retained}"
+        )
+    return notes
+
+
+def _in_window(cut: PrunedRange, window: tuple[int | None, int | None]) -> bool:
+    """Whether the pruned records may hold some in the window (all may, when their times are unknown)."""
+    low, high = window
+    if cut.records == 0:
+        return False
+    if cut.min_timestamp < 0:
+        return True
+    return not (
+        (low is not None and cut.max_timestamp < low) or (high is not None and cut.min_timestamp > high)
+    )
 
 
 def _wanted(segment: SegmentEntry, start: int, end: int, window: tuple[int | None, int | None]) -> bool:

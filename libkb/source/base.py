@@ -76,6 +76,8 @@ class Structure:
 
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: What is worth knowing and is no fault: offsets pruned by retention on purpose.
+    notes: list[str] = field(default_factory=list)
     partitions: int = 0  # partitions whose coverage was read
     segments: list[SegmentEntry] = field(default_factory=list)
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
-from libkb.format.models import PartitionIndex
+from libkb.format.models import PartitionIndex, PrunedRange
 from libkb.format.segment import Record
 
 #: The statistics a segment's records give, in the order :meth:`RecordScan.stats` returns them.
@@ -77,3 +78,23 @@ def coverage_findings(where: str, index: PartitionIndex) -> tuple[list[str], lis
         for gap in index.missing
     ]
     return problems, warnings
+
+
+def pruned_notes(where: str, index: PartitionIndex) -> list[str]:
+    """One line per pruned range: what retention deleted on purpose, when and why (never a problem)."""
+    return [f"{where}: {describe_pruned(index.topic, index.partition, p)}" for p in index.pruned]
+
+
+def describe_pruned(topic: str, partition: int, pruned: PrunedRange) -> str:
+    """``offsets [a, b) of t/p were pruned on ... (why): n records from ... to ...``."""
+    held = f"{pruned.records} records in {pruned.segments} segments"
+    if pruned.min_timestamp >= 0:
+        held += f", timestamps {_iso(pruned.min_timestamp)} to {_iso(pruned.max_timestamp)}"
+    return (
+        f"offsets [{pruned.start}, {pruned.end}) of {topic}/{partition} were pruned on "
+        f"{_iso(pruned.pruned_ms)} ({pruned.reason}): {held}"
+    )
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

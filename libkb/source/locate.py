@@ -17,6 +17,7 @@ libkb's without asking.
 from __future__ import annotations
 
 from libkb.errors import FormatError
+from libkb.source.adopted import AdoptedSource
 from libkb.source.base import BackupNotFoundError, BackupSource
 from libkb.source.libkb_v1.backup import LibkbV1Source
 from libkb.source.libkb_v1.listing import ListedBackup, scan
@@ -25,7 +26,8 @@ from libkb.source.rust_v1.backup import RustSource
 from libkb.storage import StorageBackend, StorageError
 
 #: Sources of formats other than libkb's own, asked in order whether a backup is theirs.
-OTHER_FORMATS: tuple[type[BackupSource], ...] = (RustSource,)
+#: An adopted Rust backup is also a Rust backup: ask for the adopted layout first.
+OTHER_FORMATS: tuple[type[BackupSource], ...] = (AdoptedSource, RustSource)
 
 
 def open_backup(backend: StorageBackend, backup_id: str) -> BackupSource:

@@ -3,7 +3,8 @@
 :class:`FakeKafka` holds a :class:`FakeCluster` and hands the engines what they
 take (``admin=``, ``consumer_factory=``, ``producer_factory=``), with the
 faults currently set on it. :class:`FaultyBackend` wraps a storage backend
-and fails chosen calls; :func:`break_compression` fails a block compression.
+and fails chosen calls; :class:`KillingBackend` stops everything at a chosen
+call, as a ``kill -9`` would; :func:`break_compression` fails a block compression.
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ from tests.fakes.admin import FakeAdminClient, fake_admin
 from tests.fakes.cluster import TP, FakeCluster, FakeRecord
 from tests.fakes.consumer import ConsumerFaults, FakeConsumer
 from tests.fakes.producer import FakeProducer, ProducerFaults
-from tests.fakes.storage import DelegatingBackend, Fault, FaultyBackend, break_compression
+from tests.fakes.storage import (
+    DelegatingBackend,
+    Fault,
+    FaultyBackend,
+    KillingBackend,
+    ProcessKilled,
+    break_compression,
+)
 
 
 class FakeKafka:
@@ -62,6 +70,8 @@ __all__ = [
     "FakeRecord",
     "Fault",
     "FaultyBackend",
+    "KillingBackend",
+    "ProcessKilled",
     "ProducerFaults",
     "break_compression",
     "fake_admin",

@@ -129,6 +129,36 @@ class FaultyBackend(DelegatingBackend):
             yield chunk
 
 
+class ProcessKilled(BaseException):
+    """A ``kill -9`` of the process, felt at a storage call: no ``except Exception`` catches it."""
+
+
+class KillingBackend(DelegatingBackend):
+    """Counts storage calls (``calls`` names each); at call ``kill_at`` the process is killed.
+
+    The killed call does not reach storage, and neither does any call after
+    it, from any thread: a killed process writes nothing more, not even what
+    its ``finally`` blocks try (releasing a lease). A kill before call ``n``
+    is the instant between calls ``n - 1`` and ``n``.
+    """
+
+    def __init__(self, inner: StorageBackend, kill_at: int | None = None) -> None:
+        super().__init__(inner)
+        self.kill_at = kill_at
+        self.calls: list[str] = []
+        self.killed = False
+        self._lock = threading.Lock()
+
+    def before(self, op: str, key: str) -> None:
+        with self._lock:
+            if self.killed:
+                raise ProcessKilled(f"{op} {key} after the kill")
+            self.calls.append(f"{op} {key}")
+            if len(self.calls) == self.kill_at:
+                self.killed = True
+                raise ProcessKilled(f"killed before call {self.kill_at}: {op} {key}")
+
+
 def _injected(op: str, key: str) -> BackendError:
     return BackendError(f"injected failure of {op}", backend="faulty", key=key)
 

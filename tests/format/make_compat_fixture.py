@@ -37,6 +37,22 @@ fixtures").
     whose first index was never written. Readers rebuild both indexes from
     the listing and the segments' headers and footers.
 
+``v3`` (a backup continuing another tool's) holds one backup, ``adopted``:
+the Rust kafka-backup's part (written with ``tests/rust_format.py``, which
+writes what that tool writes) and libkb's part under ``adopted/libkb/``,
+whose manifest's ``continues`` says where each partition's Rust part ends.
+
+``v4`` (pruned ranges) holds v1's two backups again and:
+
+``pruned`` (version 4 on)
+    retention at work, through libkb's own pruning code
+    (:func:`libkb.retention.apply_cut`): ``metrics[0]`` pruned twice for
+    different reasons (two pruned ranges), the second time stopped after its
+    index was written and before its segment was deleted (a leftover inside a
+    pruned range, never to be adopted); ``metrics[1]`` pruned across a
+    missing range (it goes with the pruned range); ``metrics[2]`` pruned
+    whole (its index keeps only a pruned range, and so its resume position).
+
 ``v2`` (the lz4 codec) holds one backup:
 
 ``lz4``
@@ -87,6 +103,8 @@ from libkb.format.segment import (
     SegmentWriter,
     encode_segment,
 )
+from libkb.metrics import RunMetrics
+from libkb.retention import PartitionCut, apply_cut
 from libkb.storage import FilesystemConfig, StorageBackend, create_backend_from_config
 
 COMPAT_ROOT = Path(__file__).resolve().parent.parent / "data" / "compat"
@@ -419,10 +437,151 @@ def write_lz4(backend: StorageBackend) -> None:
     backend.put(lease_generation_key(bid, 2), replace(lease, released=True).to_json())
 
 
+# -- backup "adopted" (v3): a Rust kafka-backup backup id, continued by libkb -----------------
+
+RUN6_MS = 1_704_499_200_000  # 2024-01-06T00:00:00Z: the Rust tool's run
+RUN7_MS = 1_704_585_600_000  # 2024-01-07T00:00:00Z: libkb's first run on the id
+#: What the Rust tool stored (its own x-original-* headers are added by the writer, as the tool does).
+ADOPTED_RUST: dict[int, list[Record]] = {
+    0: [(o, RUN6_MS + o, 1, b"acct-%d" % o, b"rust %d" % o, [("src", b"rust")]) for o in range(3)],
+    1: [(o, RUN6_MS + 10 + o, 1, None, b"rust p1 %d" % o, None) for o in range(2)],
+}
+ADOPTED_OWN: dict[int, list[Record]] = {
+    0: [(3, RUN7_MS, 1, b"acct-3", b"libkb 3", None), (4, RUN7_MS + 1, 1, b"acct-4", b"libkb 4", None)],
+    1: [(2, RUN7_MS + 2, 1, None, b"libkb p1 2", [("h", None)])],
+}
+
+
+def write_adopted(backend: StorageBackend) -> None:
+    """The Rust tool's part (written as that tool writes it), then libkb's part under ``{id}/libkb/``."""
+    from libkb.format.models import Continuation
+    from libkb.source.adopted import RUST_WRITER, libkb_part
+    from tests.rust_format import RustBackupWriter, RustRecord, as_stored
+
+    bid = "adopted"
+    rust = RustBackupWriter(backend, bid, compression="zstd", created_at=RUN6_MS)
+    for p, records in ADOPTED_RUST.items():
+        stored = (as_stored(RustRecord(o, ts, k, v, list(h or []))) for o, ts, _, k, v, h in records)
+        rust.write_partition("accounts", p, stored, partition_count=2)
+    rust.write_manifest()
+    rust.write_groups(RUN6_MS + 100, {"billing": {"accounts": {0: 2, 1: 1}}})
+
+    part = libkb_part(backend, bid)
+    run = RunInfo("20240107T000000Z-ffffffff", RUN7_MS, mode="snapshot")
+    lease = LeaseInfo(run.run_id, "backup-host-7", 7777, RUN7_MS + 60_000, generation=1)
+    take_lease(part, bid, 1, lease)
+    continues = Continuation(RUST_WRITER, RUN7_MS, {"accounts": {0: 3, 1: 2}})
+    manifest = Manifest(
+        backup_id=bid,
+        created_ms=RUN7_MS,
+        updated_ms=RUN7_MS,
+        compression="zstd",
+        topics={"accounts": TopicInfo(2, 1, {})},
+        runs=[run],
+        source_cluster_id="adopted-cluster-00000000",
+        libkb_version=__version__,
+        continues=continues,
+    )
+    part.put(manifest_key(bid), manifest.to_json())
+    for p, records in ADOPTED_OWN.items():
+        base, end = records[0][0], records[-1][0] + 1
+        entry = write_segment(part, bid, "accounts", p, base, end, [records], CODEC_ZSTD, RUN7_MS + 5000)
+        part.put(index_key(bid, "accounts", p), PartitionIndex("accounts", p, [entry]).to_json())
+    groups = [GroupOffsets("billing", {"accounts": {0: 4, 1: 3}})]
+    part.put(groups_key(bid), groups_to_json(groups, RUN7_MS + 59_000))
+    run.status, run.finished_ms = "complete", RUN7_MS + 60_000
+    run.records, run.bytes = stats(*ADOPTED_OWN.values())
+    manifest.updated_ms = run.finished_ms
+    part.put(manifest_key(bid), manifest.to_json())
+    part.put(lease_generation_key(bid, 1), replace(lease, released=True).to_json())
+
+
+# -- backup "pruned" (format version 4) ---------------------------------------------------------
+
+PRUNE1_MS = 1_707_091_200_000  # 2024-02-05T00:00:00Z
+PRUNE2_MS = 1_707_177_600_000  # 2024-02-06T00:00:00Z
+PRUNE1 = "kafka-backup prune --older-than 30d"
+PRUNE2 = "backup.retention: max_age 7d, keep_segments 1"
+
+
+def metrics_records(partition: int, first: int, end: int) -> list[Record]:
+    """One record per offset of ``[first, end)``, a second apart, from RUN4_MS."""
+    return [
+        (o, RUN4_MS + 1000 * o + partition, 1, f"m{partition}-{o}".encode(), f"v{o}".encode(), None)
+        for o in range(first, end)
+    ]
+
+
+def prune(
+    backend: StorageBackend, index: PartitionIndex, count: int, when_ms: int, reason: str, *, delete: bool
+) -> None:
+    """Cut the ``count`` oldest segments as libkb does; without ``delete``, stop before the deletes."""
+    gone = tuple(index.segments[:count])
+    start = index.retained_start
+    assert start is not None
+    cut = PartitionCut(index.topic, index.partition, start, gone, 0, 0, -1)
+    key = index_key("pruned", index.topic, index.partition)
+
+    def write(change: Callable[[PartitionIndex], None]) -> None:
+        change(index)
+        backend.put(key, index.to_json())
+
+    if delete:
+        apply_cut(
+            backend, cut, write, when_ms=when_ms, reason=reason, metrics=RunMetrics(), backup_id="pruned"
+        )
+    else:
+        index.prune(list(gone), when_ms, reason)  # the process died after writing this index
+        backend.put(key, index.to_json())
+
+
+def write_pruned(backend: StorageBackend) -> None:
+    bid = "pruned"
+    run = RunInfo("20240104T000000Z-dddddddd", RUN4_MS, mode="snapshot")
+    manifest = Manifest(
+        backup_id=bid,
+        created_ms=RUN4_MS,
+        updated_ms=RUN4_MS,
+        compression="zstd",
+        topics={"metrics": TopicInfo(3, 1, {"retention.ms": "604800000"})},
+        runs=[run],
+        source_cluster_id="Q7s3nXn1T2yG2b2lGqkZ1w",
+        libkb_version=__version__,
+    )
+    backend.put(manifest_key(bid), manifest.to_json())
+    z = CODEC_ZSTD
+    layout = {0: [(0, 3), (3, 6), (6, 9), (9, 12)], 1: [(0, 2), (5, 7), (7, 8)], 2: [(0, 4)]}
+    indexes = {p: PartitionIndex("metrics", p) for p in layout}
+    for p, spans in layout.items():
+        for base, end in spans:
+            if (p, base) == (1, 5):  # retention took 2-4 before the run could read them
+                indexes[1].missing.append(MissingRange(2, 5, "retention"))
+                backend.put(index_key(bid, "metrics", 1), indexes[1].to_json())
+            created = RUN4_MS + 10_000 + base
+            entry = write_segment(
+                backend, bid, "metrics", p, base, end, [metrics_records(p, base, end)], z, created
+            )
+            indexes[p].segments.append(entry)
+            backend.put(index_key(bid, "metrics", p), indexes[p].to_json())
+    run.status, run.finished_ms = "complete", RUN4_MS + 60_000
+    run.records, run.bytes = stats(
+        *[metrics_records(p, b, e) for p, spans in layout.items() for b, e in spans]
+    )
+    manifest.updated_ms = run.finished_ms
+    backend.put(manifest_key(bid), manifest.to_json())
+
+    prune(backend, indexes[0], 2, PRUNE1_MS, PRUNE1, delete=True)
+    prune(backend, indexes[1], 2, PRUNE1_MS, PRUNE1, delete=True)
+    prune(backend, indexes[2], 1, PRUNE1_MS, PRUNE1, delete=True)
+    prune(backend, indexes[0], 1, PRUNE2_MS, PRUNE2, delete=False)
+
+
 #: What each format version's fixture holds: the writers of its backups.
 WRITERS: dict[int, tuple[Callable[[StorageBackend], None], ...]] = {
     1: (write_full, write_crashed),
     2: (write_lz4,),
+    3: (write_adopted,),
+    4: (write_full, write_crashed, write_pruned),
 }
 
 
@@ -462,4 +621,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests.rust_format, for version 3
     sys.exit(main())

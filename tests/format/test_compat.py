@@ -18,6 +18,7 @@ entry must keep passing untouched.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import re
@@ -40,10 +41,12 @@ from libkb.catalog import list_backups, validate_backup
 from libkb.config import parse_config
 from libkb.errors import FormatError
 from libkb.format.models import (
+    PRUNED_RANGES_VERSION,
     GroupOffsets,
     Manifest,
     MissingRange,
     PartitionIndex,
+    PrunedRange,
     RunInfo,
     SegmentEntry,
     TopicInfo,
@@ -114,6 +117,8 @@ class Expected:
     generations: dict[str, LeaseInfo]  # lease generation key -> its content
     # after a crash: partition index key -> what a reader must rebuild
     recovered: dict[str, PartitionIndex]
+    #: segments a stopped prune left inside a pruned range (never read, deleted by a repair)
+    pruned_leftovers: list[str] = dataclasses.field(default_factory=list)
 
 
 def _entry(
@@ -353,10 +358,74 @@ def _v2() -> Expected:
     )
 
 
-EXPECTED: dict[str, Expected] = {"v1": _v1(), "v2": _v2()}
+P1 = 1_707_091_200_000  # its first prune
+P2 = 1_707_177_600_000  # its second, stopped before deleting
 
 
-@pytest.fixture(params=VERSIONS)
+def _v4() -> Expected:
+    """Version 4 added pruned ranges: v1's backups again, and ``pruned``."""
+    v1 = _v1()
+
+    def m(p: int, base: int, end: int, size: int, raw: int) -> SegmentEntry:
+        first_ts, last_ts = R4 + 1000 * base + p, R4 + 1000 * (end - 1) + p
+        return _entry(
+            "pruned", "metrics", p, base, end, end - base, base, end - 1, first_ts, last_ts, size, raw, "zstd"
+        )
+
+    def rec(p: int, o: int) -> Record:
+        return (o, R4 + 1000 * o + p, 1, f"m{p}-{o}".encode(), f"v{o}".encode(), None)
+
+    def seg(e: SegmentEntry, p: int, crc: int) -> tuple[str, Seg]:
+        footer = SegmentFooter(
+            e.record_count, 1, e.first_offset, e.last_offset, e.end_offset, e.min_timestamp,
+            e.max_timestamp, e.raw_bytes, crc,
+        )  # fmt: skip
+        records = [rec(p, o) for o in range(e.base_offset, e.end_offset)]
+        return e.key, Seg(1, "metrics", p, e.base_offset, R4 + 10_000 + e.base_offset, footer, [records])
+
+    leftover, kept0, kept1 = m(0, 6, 9, 218, 69), m(0, 9, 12, 225, 73), m(1, 7, 8, 185, 23)
+    older, week = "kafka-backup prune --older-than 30d", "backup.retention: max_age 7d, keep_segments 1"
+    p0 = PartitionIndex("metrics", 0, [kept0], [], 4, [
+        PrunedRange(0, 6, 2, 6, 436, R4, R4 + 5000, P1, older),
+        PrunedRange(6, 9, 1, 3, 218, R4 + 6000, R4 + 8000, P2, week),
+    ])  # fmt: skip
+    p1 = PartitionIndex(
+        "metrics", 1, [kept1], [], 4, [PrunedRange(0, 7, 2, 4, 408, R4 + 1, R4 + 6001, P1, older)]
+    )
+    p2 = PartitionIndex("metrics", 2, [], [], 4, [PrunedRange(0, 4, 1, 4, 232, R4 + 2, R4 + 3002, P1, older)])
+    pruned = Manifest(
+        backup_id="pruned",
+        created_ms=R4,
+        updated_ms=R4 + 60_000,
+        compression="zstd",
+        topics={"metrics": TopicInfo(3, 1, {"retention.ms": "604800000"})},
+        runs=[RunInfo("20240104T000000Z-dddddddd", R4, R4 + 60_000, "complete", "snapshot", 21, 487)],
+        source_cluster_id="Q7s3nXn1T2yG2b2lGqkZ1w",
+        libkb_version="0.1.0",
+        format_version=1,
+    )
+    segments = dict([seg(leftover, 0, 41689463), seg(kept0, 0, 414502128), seg(kept1, 1, 4072137384)])
+    indexes = {index_key("pruned", "metrics", p): i for p, i in enumerate([p0, p1, p2])}
+    return dataclasses.replace(
+        v1,
+        keys=sorted([*v1.keys, manifest_key("pruned"), *indexes, *segments]),
+        manifests={**v1.manifests, "pruned": pruned},
+        listed={
+            **v1.listed,
+            "pruned": ("complete", kept0.record_count + kept1.record_count),
+        },  # not the leftover
+        indexes={**v1.indexes, **indexes},
+        segments={**v1.segments, **segments},
+        pruned_leftovers=[leftover.key],
+    )
+
+
+EXPECTED: dict[str, Expected] = {"v1": _v1(), "v2": _v2(), "v4": _v4()}
+#: Versions whose fixture is not a plain libkb backup, each tested in a module of its own.
+OTHER_LAYOUTS = {"v3": "tests/format/test_compat_adopted.py"}
+
+
+@pytest.fixture(params=[v for v in VERSIONS if v in EXPECTED])
 def version(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -442,7 +511,7 @@ def test_every_format_version_has_a_fixture_and_expectations() -> None:
     assert [f"v{n}" for n in range(1, FORMAT_VERSION + 1)] == VERSIONS, (
         "each released format version needs tests/data/compat/v<N>/ (run tests/format/make_compat_fixture.py)"
     )
-    assert sorted(EXPECTED) == sorted(VERSIONS), "add this version's expectations to EXPECTED"
+    assert sorted([*EXPECTED, *OTHER_LAYOUTS]) == sorted(VERSIONS), "add this version's expectations"
 
 
 def test_listing_is_exactly_the_documented_objects(backend: StorageBackend, expected: Expected) -> None:
@@ -466,6 +535,7 @@ def test_indexes_tile_their_coverage(backend: StorageBackend, expected: Expected
         spans = sorted(
             [(s.base_offset, s.end_offset) for s in index.segments]
             + [(m.start, m.end) for m in index.missing]
+            + [(p.start, p.end) for p in index.pruned]
         )
         for (_, end), (start, _) in itertools.pairwise(spans):
             assert start == end  # half-open ranges meet exactly: no hole, no overlap
@@ -561,7 +631,7 @@ def _stored(expected: Expected, backup_id: str) -> dict[tuple[str, int], list[Re
     """The records of each partition of a backup, in offset order, from the expectations above."""
     out: dict[tuple[str, int], list[Record]] = {}
     for key, seg in sorted(expected.segments.items(), key=lambda kv: (kv[0].split("/")[:4], kv[1].base)):
-        if key.startswith(f"{backup_id}/"):
+        if key.startswith(f"{backup_id}/") and key not in expected.pruned_leftovers:
             out.setdefault((seg.topic, seg.partition), []).extend(r for b in seg.blocks for r in b)
     return out
 
@@ -577,12 +647,12 @@ def test_restore_gives_back_the_exact_records(version: str, expected: Expected, 
                 "mode": "restore",
                 "backup_id": backup_id,
                 "target": {"bootstrap_servers": ["fake:9092"], "topics": {"include": ["*"]}},
-                "storage": {"backend": "filesystem", "path": str(tmp_path / version)},
+                "storage": {"backend": "filesystem", "path": str(tmp_path / backup_id / version)},
                 "restore": {"create_topics": True},
             },
             source="test",
         )
-        with _copy(version, tmp_path) as backend:
+        with _copy(version, tmp_path / backup_id) as backend:
             engine = RestoreEngine(
                 config,
                 backend=backend,
@@ -635,8 +705,8 @@ def test_lost_indexes_are_rebuilt_from_segment_headers_and_footers(
 ) -> None:
     with _copy(version, tmp_path) as backend:
         for key, want in expected.indexes.items():
-            if want.missing:
-                continue  # missing ranges are recorded only in the index (docs/format.rst)
+            if want.missing or want.pruned:
+                continue  # missing and pruned ranges are recorded only in the index (docs/format.rst)
             backend.delete(key)
             bid, _, topic, part, _ = key.split("/")
             index, changed = load_index(backend, bid, topic, int(part.split("=")[1]), repair=False)
@@ -648,13 +718,41 @@ def test_lost_indexes_are_rebuilt_from_segment_headers_and_footers(
 # -- versioning -------------------------------------------------------------------------------
 
 
+def test_segments_a_prune_left_are_never_adopted_and_a_repair_deletes_them(
+    version: str, expected: Expected, tmp_path: Path
+) -> None:
+    with _copy(version, tmp_path) as backend:
+        for key in expected.pruned_leftovers:
+            bid, _, topic, part, _ = key.split("/")
+            partition = int(part.split("=")[1])
+            want = expected.indexes[index_key(bid, topic, partition)]
+            assert load_index(backend, bid, topic, partition, repair=False) == (want, False)
+            assert backend.exists(key)
+            assert load_index(backend, bid, topic, partition, repair=True) == (want, False)
+            assert not backend.exists(key)
+
+
+def test_pruned_ranges_need_the_version_that_added_them() -> None:
+    key = index_key("pruned", "metrics", 2)
+    body = json.loads((COMPAT_ROOT / f"v{PRUNED_RANGES_VERSION}" / key).read_bytes())
+    body["format_version"] = 1
+    with pytest.raises(FormatError, match="has pruned ranges but states format version 1"):
+        PartitionIndex.from_json(json.dumps(body).encode(), name=key)
+    assert PartitionIndex("t", 0).to_json().startswith(b'{"format":"libkb-backup","format_version":1,')
+
+
+# -- versioning -------------------------------------------------------------------------------
+
+NEWEST_PLAIN = [v for v in VERSIONS if v in EXPECTED][-1]  # the newest with a plain libkb fixture
+
+
 def _a_segment(expected: Expected) -> bytes:
     key = next(k for k, s in expected.segments.items() if s.footer.record_count)
-    return (COMPAT_ROOT / VERSIONS[-1] / key).read_bytes()
+    return (COMPAT_ROOT / NEWEST_PLAIN / key).read_bytes()
 
 
 def test_a_future_segment_version_is_refused_clearly() -> None:
-    data = bytearray(_a_segment(EXPECTED[VERSIONS[-1]]))
+    data = bytearray(_a_segment(EXPECTED[NEWEST_PLAIN]))
     data[4] = FORMAT_VERSION + 1
     (header_len,) = struct.unpack_from("<I", data, 8)
     struct.pack_into("<I", data, header_len - 4, zlib.crc32(bytes(data[: header_len - 4])))
@@ -665,7 +763,7 @@ def test_a_future_segment_version_is_refused_clearly() -> None:
 
 
 def _newest_objects() -> list[tuple[str, Any]]:
-    expected = EXPECTED[VERSIONS[-1]]
+    expected = EXPECTED[NEWEST_PLAIN]
     return [
         (next(iter(manifest_key(b) for b in expected.manifests)), Manifest.from_json),
         (next(iter(expected.indexes)), PartitionIndex.from_json),
@@ -675,7 +773,7 @@ def _newest_objects() -> list[tuple[str, Any]]:
 
 @pytest.mark.parametrize(("key", "loader"), _newest_objects())
 def test_a_future_json_version_is_refused_clearly(key: str, loader: Any) -> None:
-    body = json.loads((COMPAT_ROOT / VERSIONS[-1] / key).read_bytes())
+    body = json.loads((COMPAT_ROOT / NEWEST_PLAIN / key).read_bytes())
     body["format_version"] = FORMAT_VERSION + 1
     body["a_field_from_the_future"] = {"x": 1}
     with pytest.raises(FormatError, match=f"format version {FORMAT_VERSION + 1} is {NEWER}"):

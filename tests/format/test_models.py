@@ -22,6 +22,7 @@ from libkb.format.models import (
     parse_segment_key,
     segment_key,
 )
+from libkb.format.segment import FORMAT_VERSION
 
 
 def entry(base: int, end: int, records: int = 1) -> SegmentEntry:
@@ -91,8 +92,8 @@ def test_groups_round_trip() -> None:
         (b'{"x": 1}', "not a libkb object"),
         (
             b'{"format": "libkb-backup", "format_version": 99}',
-            "format version 99 is newer than this libkb reads (1 to 2): it was written by a newer libkb; "
-            "upgrade libkb",
+            f"format version 99 is newer than this libkb reads (1 to {FORMAT_VERSION}): it was written by a "
+            "newer libkb; upgrade libkb",
         ),
         (b'{"format": "libkb-backup", "format_version": 1}', "malformed"),
     ],

@@ -108,7 +108,17 @@ class LibkbV1Source(BackupSource):
         return Provenance(f"libkb {manifest.libkb_version or '?'}", f"libkb format {version}", version)
 
     def load(self, segment: SegmentEntry) -> V1Segment:
-        return V1Segment(segment, self.backend.get(segment.key))
+        try:
+            return V1Segment(segment, self.backend.get(segment.key))
+        except NotFoundError as exc:
+            # Never pruned (a prune drops a segment from its index before deleting it): something
+            # else deleted it, such as a bucket lifecycle rule, which must not run on a live backup.
+            raise NotFoundError(
+                "listed in its partition's index but not stored: deleted by something other than "
+                "libkb (a bucket lifecycle rule?); validate the backup",
+                backend=exc.backend,
+                key=segment.key,
+            ) from None
 
     def check_structure(self) -> Structure:
         return check_layout(self.backend, self.backup_id)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from libkb.backup.lease import current_lease
-from libkb.backup.state import AFTER_HOLE, LEFTOVER, OVERLAP, judge_strays, read_segment_entry
+from libkb.backup.state import AFTER_HOLE, LEFTOVER, OVERLAP, judge_strays, pruned_end, read_segment_entry
 from libkb.errors import FormatError
 from libkb.format.models import (
     Manifest,
@@ -25,7 +25,7 @@ from libkb.format.models import (
     partition_prefix,
 )
 from libkb.source.base import Structure
-from libkb.source.checks import coverage_findings
+from libkb.source.checks import coverage_findings, pruned_notes
 from libkb.source.libkb_v1.listing import is_index_key, not_found
 from libkb.source.parallel import parallel_map
 from libkb.storage import StorageBackend, StorageError
@@ -139,6 +139,7 @@ class _LayoutCheck:
         problems, warnings = coverage_findings(ikey, index)
         self.found.problems += problems
         self.found.warnings += warnings
+        self.found.notes += pruned_notes(ikey, index)
         prefix = partition_prefix(self.backup_id, index.topic, index.partition)
         entries = []
         for entry in index.segments:
@@ -181,8 +182,15 @@ class _LayoutCheck:
         so a deep check reads them too.
         """
         ikey = index_key(self.backup_id, topic, partition)
+        cut = pruned_end(index) if index is not None else None
         entries = []
         for base, key in sorted(found):
+            if cut is not None and base < cut:
+                self.warning(
+                    f"{key}: pruned from {ikey}, but the prune was stopped before deleting it; "
+                    "restores ignore it, and the next prune or backup run deletes it"
+                )
+                continue
             try:
                 entries.append(read_segment_entry(self.backend, key, base))
             except (FormatError, ValueError, StorageError) as exc:
