@@ -826,7 +826,7 @@ def restore_pairs(
 def rust_pairs(datas: list[Data], runs: dict[tuple[int, str], list[dict[str, Any]]]) -> str:
     """Restoring the Rust-format twin against restoring libkb's own backup of the same records."""
     lines = []
-    for data in datas:
+    for data in (d for d in datas if d.compression == "zstd"):  # the Rust twin is of the zstd backup
         rust, own = runs.get((data.partitions, "rust")), runs.get((data.partitions, "libkb"))
         if rust and own:
             ratios = paired_ratios(rust, own)
