@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from libkb.storage.metrics import StorageMetrics
 
@@ -50,6 +50,10 @@ class CappedGauge:
                     self._seen.add(values)
         child: GaugeChild = self.gauge.labels(*values)
         return child
+
+
+#: Buckets of the run-duration histograms: seconds to a day.
+DURATION_BUCKETS = (1, 5, 15, 60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400)
 
 
 class RunMetrics:
@@ -125,7 +129,48 @@ class RunMetrics:
             ["backup_id"],
             registry=reg,
         )
+        self._backup_progress_families()
         self._retention_families(max_partition_labels)
+
+    def _backup_progress_families(self) -> None:
+        reg = self.registry
+        self.backup_lag_sum = Gauge(
+            "kafka_backup_lag_records_sum",
+            "Records between the backup's positions and the partitions' ends, summed over its partitions",
+            ["backup_id"],
+            registry=reg,
+        )
+        self.backup_lag_max = Gauge(
+            "kafka_backup_lag_records_max",
+            "The largest lag of the backup's partitions, in records",
+            ["backup_id"],
+            registry=reg,
+        )
+        self.snapshot_target = Gauge(
+            "kafka_backup_snapshot_records_target",
+            "Offsets a snapshot run set out to read: to the partitions' ends seen at its start",
+            ["backup_id"],
+            registry=reg,
+        )
+        self.snapshot_remaining = Gauge(
+            "kafka_backup_snapshot_records_remaining",
+            "Offsets a snapshot run has still to read before its target ends",
+            ["backup_id"],
+            registry=reg,
+        )
+        self.offsets_skipped = Counter(
+            "kafka_backup_offsets_skipped_total",
+            "Offsets retention deleted before the backup could read them (recorded as missing ranges)",
+            ["backup_id"],
+            registry=reg,
+        )
+        self.backup_duration = Histogram(
+            "kafka_backup_duration_seconds",
+            "Duration of backup runs",
+            ["backup_id"],
+            buckets=DURATION_BUCKETS,
+            registry=reg,
+        )
 
     def _retention_families(self, max_partition_labels: int) -> None:
         reg = self.registry
@@ -168,6 +213,37 @@ class RunMetrics:
         )
         self.restore_errors = Counter(
             "kafka_restore_errors_total", "Restore errors by type", ["backup_id", "error_type"], registry=reg
+        )
+        self.restore_duration = Histogram(
+            "kafka_restore_duration_seconds",
+            "Duration of restore runs",
+            ["backup_id"],
+            buckets=DURATION_BUCKETS,
+            registry=reg,
+        )
+        self.restore_progress = Gauge(
+            "kafka_restore_progress_percent",
+            "Records restored so far, as a percentage of what the restore plans (0-100)",
+            ["backup_id", "restore_id"],
+            registry=reg,
+        )
+        self.restore_eta = Gauge(
+            "kafka_restore_eta_seconds",
+            "Seconds the restore should still take at its rate so far",
+            ["backup_id", "restore_id"],
+            registry=reg,
+        )
+        self.restore_rate = Gauge(
+            "kafka_restore_throughput_records_per_sec",
+            "Records restored per second so far",
+            ["backup_id", "restore_id"],
+            registry=reg,
+        )
+        self.storage_read_bytes = Counter(
+            "kafka_backup_storage_read_bytes_total",
+            "Segment bytes read from storage",
+            ["backend", "backup_id"],
+            registry=reg,
         )
         self.restore_last_success = Gauge(
             "kafka_restore_last_success_timestamp_seconds",

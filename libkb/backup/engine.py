@@ -179,6 +179,9 @@ class BackupEngine:
             admin = self._admin or KafkaAdmin(make_admin(self.source))
             run = _Run(backend, admin, ownership, pipeline, result)
             planned = self._prepare(run)
+            if not self._continuous:
+                target = sum(max(0, (plan.end or plan.start) - plan.start) for plan, _ in planned)
+                self.metrics.snapshot_target.labels(self.backup_id).set(target)
             with fewer_collections():
                 status = self._consume(run, planned)
                 pipeline.wait()
@@ -197,6 +200,7 @@ class BackupEngine:
             result.segments = pipeline.segments
             result.stored_bytes = pipeline.stored_bytes
             result.duration_secs = time.monotonic() - started
+            self.metrics.backup_duration.labels(self.backup_id).observe(result.duration_secs)
             try:
                 if run is not None and run.manifest is not None and not ownership.lost():
                     # A run that lost ownership must not overwrite the new owner's manifest.
@@ -309,6 +313,7 @@ class BackupEngine:
         """Retention deleted offsets after the stored ones before this run could read them."""
         what = f"the missing range {lost.start}-{lost.end - 1} is not indexed"
         run.pipeline.store_index(lane, what, lambda index: index.missing.append(lost))
+        self.metrics.offsets_skipped.labels(self.backup_id).inc(lost.end - lost.start)
         run.result.missing_ranges.append(
             f"{lane.topic}[{lane.partition}] offsets {lost.start}-{lost.end - 1} "
             "were deleted by retention before they could be backed up"
@@ -341,11 +346,13 @@ class BackupEngine:
                 timeout=run.admin.timeout,
                 missing_ranges=run.result.missing_ranges,
                 poll_secs=self.options.poll_timeout_secs,
+                skipped=self.metrics.offsets_skipped.labels(self.backup_id).inc,
             )
             reader.start()
             run.started = run.last_discovery = time.monotonic()
             reader.run(lambda now: self._housekeeping(run, builder, reader, now))
             builder.close_all()  # stopped, or every partition reached its end: store what is open
+            self._lag_metrics(reader)
             self._report(run, builder)
         finally:
             consumer.close()
@@ -371,9 +378,18 @@ class BackupEngine:
         ):
             run.last_prune = now
             self._retain(run, wait=False)
+        self._lag_metrics(reader)
+        self._report(run, builder)
+
+    def _lag_metrics(self, reader: PartitionReader) -> None:
+        total = peak = 0
         for topic, partition, lag in reader.lags():
             self.metrics.backup_lag.labels(topic, str(partition), self.backup_id).set(lag)
-        self._report(run, builder)
+            total, peak = total + lag, max(peak, lag)
+        self.metrics.backup_lag_sum.labels(self.backup_id).set(total)
+        self.metrics.backup_lag_max.labels(self.backup_id).set(peak)
+        if not self._continuous:
+            self.metrics.snapshot_remaining.labels(self.backup_id).set(reader.remaining())
 
     def _add_new_partitions(self, run: _Run, builder: SegmentBuilder, reader: PartitionReader) -> None:
         try:

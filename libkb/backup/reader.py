@@ -87,9 +87,11 @@ class PartitionReader:
         timeout: float,
         missing_ranges: list[str],
         poll_secs: float = 0.2,
+        skipped: Callable[[int], None] = lambda count: None,
     ) -> None:
-        """``timeout``: for watermark requests; ``missing_ranges``: where deleted offsets are reported;
-        ``poll_secs``: how long one poll waits when no record is ready (``backup.poll_interval_ms``)."""
+        """``timeout``: for watermark requests; ``missing_ranges``: where deleted offsets are reported,
+        ``skipped`` is told how many; ``poll_secs``: how long one poll waits when no record is ready
+        (``backup.poll_interval_ms``)."""
         self._consumer = consumer
         self._builder = builder
         self.partitions = builder.partitions
@@ -97,6 +99,7 @@ class PartitionReader:
         self._stop = stop
         self._timeout = timeout
         self._missing_ranges = missing_ranges
+        self._skipped = skipped
         self._poll_secs = poll_secs
         self._assignment: list[TopicPartition] = []
         self._one_topic = True
@@ -178,6 +181,15 @@ class PartitionReader:
                 last_tick = now
                 tick(now)
                 one_topic = self._one_topic
+
+    def remaining(self) -> int:
+        """Offsets the partitions with a target end (a snapshot) have still to read."""
+        left = 0
+        for st in self.partitions.values():
+            if not st.done and st.target_end is not None:
+                position = st.enc.last_offset + 1 if st.enc.count else st.covered_to
+                left += max(0, st.target_end - position)
+        return left
 
     def lags(self) -> Iterator[tuple[str, int, int]]:
         """(topic, partition, records from our position to the partition's end as last fetched)."""
@@ -273,6 +285,7 @@ class PartitionReader:
             f"while the backup was reading them ({why})"
         )
         self._missing_ranges.append(text)
+        self._skipped(end - position)
         log.warning(text)
         if st.target_end is not None and end >= st.target_end:
             self._finish(st, st.target_end)

@@ -90,6 +90,8 @@ class RestoreEngine:
         #: The run's metrics; pass the ops server's to have them served (a private registry by default).
         self.metrics = metrics if metrics is not None else RunMetrics()
         self._progress = progress
+        #: (backup id, restore id, records planned) of the run, once planned: the progress metrics' labels.
+        self._labels: tuple[str, str, int] | None = None
         self._reset_groups = reset_groups
         self._admin = admin
         self._producer_factory = producer_factory
@@ -180,6 +182,7 @@ class RestoreEngine:
             admin = self._target_admin()
             result = self._run(backend, source, admin, manifest, plan)
             result.duration_secs = time.monotonic() - started
+            self.metrics.restore_duration.labels(manifest.backup_id).observe(result.duration_secs)
             return result
         except BaseException as exc:
             self.metrics.restore_errors.labels(manifest.backup_id, type(exc).__name__).inc()
@@ -211,6 +214,7 @@ class RestoreEngine:
         restore_id = self._restore_id(backup_id, cluster_id, plan)
         partitions = len(plan.targets())
         result = RestoreResult(backup_id, restore_id, "interrupted", partitions=partitions, plan=plan)
+        self._labels = (backup_id, restore_id, plan.max_records)
         for note in plan.notes:
             log.warning(note)
         state = resume.load_state(backend, backup_id, restore_id, cluster_id)
@@ -392,8 +396,23 @@ class RestoreEngine:
             raise
 
     def _report(self, total: int, started: float) -> None:
+        progress = self._counters.progress(total, started)
+        self._progress_metrics(progress)
         if self._progress is not None:
-            self._progress(self._counters.progress(total, started))
+            self._progress(progress)
+
+    def _progress_metrics(self, progress: RestoreProgress) -> None:
+        """Percent, rate and ETA of the run (the restore being set by :meth:`_run`)."""
+        if self._labels is None:
+            return
+        planned, done = self._labels[2], progress.records
+        rate = done / progress.elapsed_secs if progress.elapsed_secs > 0 else 0.0
+        labels = self._labels[:2]
+        self.metrics.restore_progress.labels(*labels).set(
+            min(100.0, 100.0 * done / planned) if planned else 100.0
+        )
+        self.metrics.restore_rate.labels(*labels).set(rate)
+        self.metrics.restore_eta.labels(*labels).set(max(0, planned - done) / rate if rate else 0.0)
 
     def _producer_config(self) -> dict[str, Any]:
         return producer_config(self.options)

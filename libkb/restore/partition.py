@@ -73,7 +73,10 @@ class RestoreContext:
 def read_ahead(ctx: RestoreContext, segments: Sequence[SegmentEntry]) -> Generator[StoredSegment, None, None]:
     """The segments in order, each read on the pool while the one before is produced."""
 
+    read = ctx.metrics.storage_read_bytes.labels(ctx.source.backend.name, ctx.backup_id)
+
     def load(index: int) -> Future[StoredSegment]:
+        read.inc(segments[index].size)
         return ctx.reader_pool.submit(ctx.source.load, segments[index])
 
     pending = load(0) if segments else None
