@@ -8,15 +8,16 @@ from typing import IO, TypeVar
 
 from libkb.catalog import BackupNotFoundError, describe_backup, list_backups, validate_backup
 from libkb.cli.logs import error_line
+from libkb.cli.readonly import reading
 from libkb.cli.render import describe_text, dump, list_text, validate_text
-from libkb.storage import StorageBackend, open_backend
+from libkb.storage import StorageBackend
 
 _T = TypeVar("_T")
 
 
 def with_backend(path: str, fn: Callable[[StorageBackend], _T]) -> _T:
-    """``fn(backend)`` on the storage at ``path``; an unknown backup id names the path as typed."""
-    with open_backend(path) as backend:
+    """``fn(backend)`` on the storage at ``path``, read only; an unknown backup id names the path as typed."""
+    with reading(path) as backend:
         try:
             return fn(backend)
         except BackupNotFoundError as exc:

@@ -16,6 +16,7 @@ from typing import IO, Any
 from libkb.catalog import iso_ms
 from libkb.cli.logs import error_line
 from libkb.cli.offset_common import PROG, Target, parse_groups, rollback_command, same_cluster, target
+from libkb.cli.readonly import reading
 from libkb.cli.render import dump, table
 from libkb.errors import ConfigError
 from libkb.offsets import (
@@ -71,7 +72,7 @@ def run_snapshot(
 
 
 def run_list(path: str, backup_id: str, fmt: str, out: IO[str] | None = None) -> int:
-    with open_backend(path) as backend:
+    with reading(path) as backend:
         store = SnapshotStore(backend, backup_id)
         store.require_backup()
         snapshots = store.list()
@@ -94,7 +95,7 @@ def run_list(path: str, backup_id: str, fmt: str, out: IO[str] | None = None) ->
 
 
 def run_show(path: str, backup_id: str, snapshot_id: str, fmt: str, out: IO[str] | None = None) -> int:
-    with open_backend(path) as backend:
+    with reading(path) as backend:
         store = SnapshotStore(backend, backup_id)
         store.require_backup()
         snapshot = store.load(snapshot_id)
@@ -161,7 +162,7 @@ def run_verify(
     out: IO[str] | None = None,
 ) -> int:
     named = target(*cluster_args, "offset-rollback verify")
-    with open_backend(path) as backend:
+    with reading(path) as backend:
         store = SnapshotStore(backend, backup_id)
         store.require_backup()
         snapshot = store.load(snapshot_id)

@@ -20,6 +20,7 @@ from libkb.cli.jobfile import load_job
 from libkb.cli.logs import error_line
 from libkb.cli.offset_common import Target
 from libkb.cli.progress import rate
+from libkb.cli.readonly import reading
 from libkb.cli.render import dump, human_bytes, table
 from libkb.config import JobConfig
 from libkb.errors import ConfigError, LibkbError
@@ -34,7 +35,7 @@ from libkb.restore.plan import RestorePlan
 from libkb.restore.result import PurgeReport
 from libkb.restore.state import RestoreState, mapping_key, state_key
 from libkb.source import open_backup
-from libkb.storage import NotFoundError, StorageBackend, open_backend
+from libkb.storage import NotFoundError, StorageBackend
 from libkb.storage.config import storage_url
 
 
@@ -272,7 +273,9 @@ def purge_lines(purge: PurgeReport) -> list[str]:
 
 def run_validate_restore(config_path: str, fmt: str, out: IO[str] | None = None) -> int:
     config = _restore_config(config_path)
-    result = RestoreEngine(config).plan()
+    where = f"{storage_url(config.storage)} (the storage of {config_path})"
+    with reading(config.storage, where) as backend:  # a plan only reads: nothing is created
+        result = RestoreEngine(config, backend=backend).plan()
     assert result.plan is not None
     if fmt == "text":
         text = plan_text(result.plan, result.purge)
@@ -358,7 +361,7 @@ def mapping_rows(mapping: OffsetMapping) -> list[dict[str, Any]]:
 def run_show_offset_mapping(
     path: str, backup_id: str, restore_id: str | None, fmt: str, out: IO[str] | None = None
 ) -> int:
-    with open_backend(path) as backend:
+    with reading(path) as backend:
         mappings = load_mappings(backend, backup_id, restore_id)
     stdout = out or sys.stdout
     rows = [row for m in mappings for row in mapping_rows(m)]

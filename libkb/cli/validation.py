@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from libkb.cli.logs import apply_job_logging, error_line
+from libkb.cli.readonly import reading
 from libkb.cli.render import dump
 from libkb.config.models import LoggingOptions
 from libkb.config.validation import load_validation_config
@@ -24,7 +25,6 @@ from libkb.errors import ConfigError, LibkbError
 from libkb.restore.validation import ValidationRun, run_validation
 from libkb.restore.validation.evidence import find_report, list_reports, report_digest
 from libkb.restore.validation.signing import Signature, verify
-from libkb.storage import ContainerNotFoundError, open_backend
 
 log = logging.getLogger("libkb.cli")
 
@@ -85,11 +85,8 @@ def run_text(run: ValidationRun) -> str:
 
 
 def run_evidence_list(path: str, limit: int, prefix: str, fmt: str, out: IO[str] | None = None) -> int:
-    with open_backend(path, create=False) as backend:
-        try:
-            keys = list_reports(backend, _prefix(prefix))
-        except ContainerNotFoundError:
-            raise EvidenceNotFoundError(f"nothing is stored at {path} (it does not exist)") from None
+    with reading(path) as backend:
+        keys = list_reports(backend, _prefix(prefix))
     stdout = out or sys.stdout
     shown = keys[:limit] if limit > 0 else keys
     if fmt != "text":
@@ -113,11 +110,8 @@ def run_evidence_get(
             key="--format",
         )
     ext = "sig" if fmt == "sig" else "json"
-    with open_backend(path, create=False) as backend:
-        try:
-            key = find_report(backend, _prefix(prefix), report_id, ext)
-        except ContainerNotFoundError:
-            raise EvidenceNotFoundError(f"nothing is stored at {path} (it does not exist)") from None
+    with reading(path) as backend:
+        key = find_report(backend, _prefix(prefix), report_id, ext)
         if key is None:
             raise EvidenceNotFoundError(
                 f"no {ext} evidence for report {report_id!r} at {path} under {_prefix(prefix)}"
