@@ -2,8 +2,10 @@
 
 ``-v`` shows libkb's debug messages, ``-vv`` everyone's (librdkafka,
 Libcloud) plus tracebacks of errors; ``--log-level`` sets libkb's level
-exactly. Third-party loggers stay at WARNING unless ``-vv``: their INFO lines
-are noise to an operator.
+exactly. Third-party loggers (``librdkafka``, ``azure.*``, ``urllib3``,
+``botocore``, ...) are silent by default: a failure is the one error line
+libkb prints, not a dozen lines of a library's retries. ``-v`` (or
+``--log-level debug``) shows their warnings, ``-vv`` everything.
 
 A job file's ``logging`` block (the original tool's) is applied once the file
 is loaded (:func:`apply_job_logging`): its ``format: json`` writes one JSON
@@ -46,7 +48,7 @@ def configure(verbosity: int, level: str | None = None, stream: IO[str] | None =
     handler.setFormatter(TextFormatter(_FORMAT, "%Y-%m-%dT%H:%M:%S"))
     unconfigure()  # main() may run more than once in one process (tests)
     handler.libkb_cli = True  # type: ignore[attr-defined]
-    handler.addFilter(RepeatFilter(("libkb.kafka",)))
+    handler.addFilter(RepeatFilter(("libkb.kafka", "librdkafka")))
     logging.getLogger().addHandler(handler)
     _State.handler = handler
     _State.flags_given = verbosity > 0 or level is not None
@@ -58,8 +60,17 @@ def _set_levels(verbosity: int, level: str | None) -> None:
         ours = getattr(logging, level.upper())
     else:
         ours = logging.DEBUG if verbosity >= 1 else logging.INFO
-    logging.getLogger().setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
+    logging.getLogger().setLevel(_third_party_level(verbosity, level))
     logging.getLogger("libkb").setLevel(ours)
+
+
+def _third_party_level(verbosity: int, level: str | None) -> int:
+    """Everyone else's loggers: only their critical lines by default (see the module docstring)."""
+    if verbosity >= 2:
+        return logging.DEBUG
+    if verbosity >= 1 or level == "debug":
+        return logging.WARNING
+    return logging.CRITICAL
 
 
 def apply_job_logging(options: LoggingOptions, *, backup_id: str | None, secrets: Iterable[str] = ()) -> None:

@@ -20,6 +20,9 @@ from libkb.kafka.kerberos import kerberos_properties
 from libkb.version import __version__
 
 log = logging.getLogger("libkb.kafka")
+# librdkafka's own lines (connection refused, retried coordinator states) go to a
+# third-party logger: the CLI shows them with -v, and libkb's error says what failed.
+librdkafka_log = logging.getLogger("librdkafka")
 
 _SECURITY_KEYS = {
     "security_protocol": "security.protocol",
@@ -39,7 +42,7 @@ def base_config(options: SourceOptions, *, client_id: str = "libkb") -> dict[str
     config: dict[str, Any] = {
         "bootstrap.servers": ",".join(options.bootstrap_servers),
         "client.id": f"{client_id}/{__version__}",
-        "logger": log,
+        "logger": librdkafka_log,
         "socket.keepalive.enable": options.connection.tcp_keepalive,
         "socket.nagle.disable": options.connection.tcp_nodelay,
     }

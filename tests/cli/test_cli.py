@@ -87,7 +87,9 @@ def test_list_of_an_empty_location(capsys: pytest.CaptureFixture[str], tmp_path:
     code, out, _ = run(capsys, "list", "--path", "memory://")
     assert code == 0 and "no backups at memory://" in out
     assert run(capsys, "list", "--path", str(tmp_path), "--format", "json")[1].strip() == "[]"
-    assert run(capsys, "list", "--path", str(tmp_path / "new"), "--format", "json")[0] == 1  # missing: an error
+    assert (
+        run(capsys, "list", "--path", str(tmp_path / "new"), "--format", "json")[0] == 1
+    )  # missing: an error
 
 
 def test_list_with_an_unsupported_url_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
