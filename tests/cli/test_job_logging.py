@@ -76,12 +76,12 @@ def test_text_format_masks_secrets_too(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("verbosity", "flag", "file_level", "libkb", "root"),
     [
-        (0, None, "warn", logging.WARNING, logging.WARNING),  # no flag: the file decides
-        (0, None, "error", logging.ERROR, logging.WARNING),
+        (0, None, "warn", logging.WARNING, logging.CRITICAL),  # no flag: the file decides
+        (0, None, "error", logging.ERROR, logging.CRITICAL),  # third parties silent (one error line)
         (0, None, "trace", logging.DEBUG, logging.DEBUG),  # everyone's debug, as -vv
         (1, None, "error", logging.DEBUG, logging.WARNING),  # -v wins
         (2, None, "error", logging.DEBUG, logging.DEBUG),  # -vv wins
-        (0, "critical", "debug", logging.CRITICAL, logging.WARNING),  # --log-level wins
+        (0, "critical", "debug", logging.CRITICAL, logging.CRITICAL),  # --log-level wins
     ],
 )
 def test_command_line_flags_win_over_the_files_level(
