@@ -32,7 +32,9 @@ def run_backup(
     config = load_job(config_path)
     if config.mode != "backup":
         raise ConfigError(
-            f"mode is {config.mode!r}; use kafka-backup {config.mode} for this file", key="mode"
+            f"mode is {config.mode!r}; use kafka-backup {config.mode} for this file",
+            key="mode",
+            source=config_path,
         )
 
     def engine(backend: StorageBackend, progress: Any, metrics: Any) -> BackupEngine:

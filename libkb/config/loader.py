@@ -24,7 +24,7 @@ from libkb.config.schema import (
 )
 from libkb.errors import ConfigError
 from libkb.storage.settings import load_storage_config
-from libkb.suggest import unknown_key_message
+from libkb.suggest import plain_message, unknown_key_message
 
 log = logging.getLogger("libkb.config")
 
@@ -83,7 +83,7 @@ def _section(schema: type[Schema], data: Any, key: str, source: str | None) -> A
         if message == "Unknown field.":
             inner = name[len(key) + 1 :].split(".")
             message = unknown_key_message(inner[-1], _keys_at(schema(), inner[:-1]))
-        raise ConfigError(message, key=name, source=source) from None
+        raise ConfigError(plain_message(message), key=name, source=source) from None
 
 
 def _keys_at(schema: Schema, path: list[str]) -> list[str]:

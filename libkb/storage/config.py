@@ -29,7 +29,7 @@ from marshmallow import (
 )
 
 from libkb.errors import ConfigError
-from libkb.suggest import unknown_key_message
+from libkb.suggest import plain_message, unknown_key_message
 
 BACKENDS = ("s3", "azure", "gcs", "filesystem", "memory")
 _BACKEND_ALIASES = {"gs": "gcs", "local": "filesystem", "file": "filesystem"}
@@ -183,7 +183,7 @@ def _flatten(messages: Any, path: str) -> list[tuple[str, str]]:
 def _explain(key: str, message: str, schema: Schema) -> str:
     if message == "Unknown field.":
         return unknown_key_message(key.rsplit(".", 1)[-1], _known_keys(schema))
-    return message
+    return plain_message(message)
 
 
 def _known_keys(schema: Schema) -> list[str]:

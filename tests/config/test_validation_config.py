@@ -124,7 +124,7 @@ def test_every_key_loads_and_secrets_stay_out_of_reprs(
         ),
         (
             ORIGINAL.replace("    mode: exact", "    mode: approximate"),
-            "checks.message_count.mode: Must be one of",
+            "checks.message_count.mode: must be one of",
         ),
         (ORIGINAL.replace('backup_id: "e2e-backup"\n', ""), "backup_id: required"),
         (

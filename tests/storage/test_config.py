@@ -319,7 +319,7 @@ def test_every_url_form_parses(url: str, expected: StorageBackendConfig) -> None
     [
         ({"backend": "dropbox"}, "storage.backend", ["s3", "azure", "gcs", "filesystem", "memory"]),
         ({"bucket": "b"}, "storage.backend", ["s3", "memory"]),
-        ({"backend": "s3"}, "storage.bucket", ["Missing"]),
+        ({"backend": "s3"}, "storage.bucket", ["required: this key is missing; add it"]),
         (
             {"backend": "s3", "bucket": "b", "buckett": "x"},
             "storage.buckett",
@@ -328,7 +328,7 @@ def test_every_url_form_parses(url: str, expected: StorageBackendConfig) -> None
         (
             {"backend": "s3", "bucket": "b", "path_style": "maybe"},
             "storage.path_style",
-            ["boolean"],
+            ["must be true or false"],
         ),
         (
             {"backend": "s3", "bucket": "b", "endpoint": "minio:9000"},
@@ -345,12 +345,16 @@ def test_every_url_form_parses(url: str, expected: StorageBackendConfig) -> None
             "storage.resilience.max_attempts",
             ["greater than or equal"],
         ),
-        ({"backend": "azure", "account_name": "a"}, "storage.container_name", ["Missing"]),
-        ({"backend": "filesystem"}, "storage.path", ["Missing"]),
+        (
+            {"backend": "azure", "account_name": "a"},
+            "storage.container_name",
+            ["required: this key is missing; add it"],
+        ),
+        ({"backend": "filesystem"}, "storage.path", ["required: this key is missing; add it"]),
         (
             {"backend": "filesystem", "path": "/x", "direct_io": "sometimes"},
             "storage.direct_io",
-            ["boolean"],
+            ["must be true or false"],
         ),
         ({"backend": "memory", "path": "/x"}, "storage.path", ["unknown key", "prefix"]),
     ],
@@ -412,7 +416,7 @@ def test_a_sas_token_loads_and_its_secret_forms_are_masked(monkeypatch: pytest.M
     assert {token, "s1gn%2Fature%3D", "s1gn/ature="} <= set(storage_secrets(config))
     monkeypatch.setenv("AZURE_STORAGE_SAS_TOKEN", "sv=1&sig=from-the-env")
     assert "from-the-env" in storage_secrets(AzureConfig(account_name="a", container_name="c"))
-    with pytest.raises(ConfigError, match=r"storage\.sas_token: Shorter than minimum length 1"):
+    with pytest.raises(ConfigError, match=r"storage\.sas_token: must not be empty"):
         StorageBackendConfig.from_dict(
             {"backend": "azure", "account_name": "a", "container_name": "c", "sas_token": ""}
         )
