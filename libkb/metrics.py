@@ -80,12 +80,26 @@ class RunMetrics:
             ),
             max_partition_labels,
         )
+        # As the original tool: records and bytes read from Kafka, counted
+        # before any segment holding them is stored; *_stored_* count those stored.
         self.backup_records = Counter(
-            "kafka_backup_records_total", "Records backed up", ["backup_id"], registry=reg
+            "kafka_backup_records_total", "Records read from Kafka", ["backup_id"], registry=reg
         )
         self.backup_bytes = Counter(
             "kafka_backup_bytes_total",
-            "Record bytes backed up, as encoded in blocks (keys, values, headers, offsets, timestamps)",
+            "Record bytes read from Kafka, as encoded in blocks (keys, values, headers, offsets, timestamps)",
+            ["backup_id"],
+            registry=reg,
+        )
+        self.backup_records_stored = Counter(
+            "kafka_backup_records_stored_total",
+            "Records in the segments stored",
+            ["backup_id"],
+            registry=reg,
+        )
+        self.backup_bytes_stored = Counter(
+            "kafka_backup_bytes_stored_total",
+            "Bytes of the segments stored (compressed, with their heads and footers)",
             ["backup_id"],
             registry=reg,
         )

@@ -125,6 +125,8 @@ class SegmentBuilder:
         #: Records and raw bytes sealed so far.
         self.records = 0
         self.bytes = 0
+        #: Records and raw bytes read as last reported to the metrics.
+        self._reported = (0, 0)
         self._max_records = limits.max_records
         self._limiter = limiter
         self._heartbeat = heartbeat
@@ -227,10 +229,29 @@ class SegmentBuilder:
     def _count(self, records: int, nbytes: int) -> None:
         self.records += records
         self.bytes += nbytes
-        self._records_counter.inc(records)
-        self._bytes_counter.inc(nbytes)
         self._raw_counter.inc(nbytes)
         self._limiter.consume(nbytes=nbytes)
+
+    def read(self) -> tuple[int, int]:
+        """Records and raw bytes read so far: sealed, and packed into the open blocks.
+
+        A quiet continuous backup may hold records in open blocks for up to
+        ``segment_max_interval_ms``; they count as read from the moment they are.
+        """
+        records, nbytes = self.records, self.bytes
+        for st in self.partitions.values():
+            records += st.enc.count
+            nbytes += st.enc.size
+        return records, nbytes
+
+    def report_read(self) -> tuple[int, int]:
+        """Bring ``kafka_backup_records_total`` and ``kafka_backup_bytes_total`` up to :meth:`read`."""
+        records, nbytes = self.read()
+        last_records, last_bytes = self._reported
+        self._records_counter.inc(max(0, records - last_records))
+        self._bytes_counter.inc(max(0, nbytes - last_bytes))
+        self._reported = (max(records, last_records), max(nbytes, last_bytes))
+        return records, nbytes
 
     def _reserve(self, n: int) -> None:
         """Take ``n`` bytes of budget; while it is full, close the fullest open segment or wait."""

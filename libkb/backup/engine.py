@@ -76,12 +76,16 @@ Planned = tuple[PartitionPlan, PartitionLane]
 
 @dataclass(frozen=True, slots=True)
 class BackupProgress:
+    """Read: taken from Kafka (stored or not yet); stored: in segments in storage."""
+
     records: int
     bytes: int
     partitions_done: int
     partitions_total: int
     segments: int
     elapsed_secs: float
+    stored_records: int = 0
+    stored_bytes: int = 0
 
 
 @dataclass(slots=True)
@@ -91,6 +95,7 @@ class BackupResult:
     status: str  # complete | stopped | interrupted
     records: int = 0
     bytes: int = 0
+    stored_records: int = 0
     stored_bytes: int = 0
     segments: int = 0
     partitions: int = 0
@@ -121,6 +126,8 @@ class _Run:
     last_prune: float | None = None
     #: Every partition's lane (its index), for retention.
     lanes: dict[TP, PartitionLane] = field(default_factory=dict)
+    #: The run's segment builder, once reading began.
+    builder: SegmentBuilder | None = None
 
 
 class BackupEngine:
@@ -185,6 +192,7 @@ class BackupEngine:
             with fewer_collections():
                 status = self._consume(run, planned)
                 pipeline.wait()
+            self._report(run)  # the last segments are stored now: the display ends where the summary does
             if status == "complete" and not self._continuous:
                 self._retain(run, wait=True)
             result.status = status
@@ -199,6 +207,7 @@ class BackupEngine:
         finally:
             result.segments = pipeline.segments
             result.stored_bytes = pipeline.stored_bytes
+            result.stored_records = pipeline.stored_records
             result.duration_secs = time.monotonic() - started
             self.metrics.backup_duration.labels(self.backup_id).observe(result.duration_secs)
             try:
@@ -331,9 +340,10 @@ class BackupEngine:
             metrics=self.metrics,
             backup_id=self.backup_id,
             limiter=RateLimiter(bytes_per_sec=opts.rate_limit_bytes_per_sec, stop=self._stop),
-            heartbeat=lambda: self._report(run, builder),
+            heartbeat=lambda: self._report(run),
             heartbeat_secs=HOUSEKEEPING_SECS,
         )
+        run.builder = builder
         for plan, lane in planned:
             builder.open(plan, lane)
         consumer = self._consumer_factory(self.source, consumer_config(opts, self.backup_id))
@@ -353,7 +363,7 @@ class BackupEngine:
             reader.run(lambda now: self._housekeeping(run, builder, reader, now))
             builder.close_all()  # stopped, or every partition reached its end: store what is open
             self._lag_metrics(reader)
-            self._report(run, builder)
+            self._report(run)
         finally:
             consumer.close()
         run.result.records = builder.records
@@ -379,7 +389,7 @@ class BackupEngine:
             run.last_prune = now
             self._retain(run, wait=False)
         self._lag_metrics(reader)
-        self._report(run, builder)
+        self._report(run)
 
     def _lag_metrics(self, reader: PartitionReader) -> None:
         total = peak = 0
@@ -465,18 +475,25 @@ class BackupEngine:
         if wait:
             run.pipeline.wait()
 
-    def _report(self, run: _Run, builder: SegmentBuilder) -> None:
+    def _report(self, run: _Run) -> None:
+        """Metrics and progress of what was read and what is stored, as of now."""
+        builder = run.builder
+        if builder is None:
+            return
+        records, nbytes = builder.report_read()
         if self._progress is not None:
             total = len(builder.partitions)
-            elapsed = time.monotonic() - run.started
+            pipeline = run.pipeline
             self._progress(
                 BackupProgress(
-                    builder.records,
-                    builder.bytes,
+                    records,
+                    nbytes,
                     total - builder.active,
                     total,
-                    run.pipeline.segments,
-                    elapsed,
+                    pipeline.segments,
+                    time.monotonic() - run.started,
+                    pipeline.stored_records,
+                    pipeline.stored_bytes,
                 )
             )
 

@@ -98,6 +98,8 @@ class StorePipeline:
         self.spare: deque[bytearray] = deque(maxlen=_SPARE_BUFFERS)
         self.segments = 0
         self.stored_bytes = 0
+        #: Records in the segments stored so far.
+        self.stored_records = 0
         self._backend = backend
         self._backup_id = backup_id
         self._ownership = ownership
@@ -247,11 +249,14 @@ class StorePipeline:
         with self._stats_lock:
             self.segments += 1
             self.stored_bytes += writer.size
+            self.stored_records += writer.record_count
             self._compressed_bytes += payload_bytes
             self._raw_bytes += writer.raw_bytes
             ratio = self._raw_bytes / self._compressed_bytes if self._compressed_bytes else 0.0
         metrics, backup_id, algorithm = self._metrics, self._backup_id, self.algorithm
         metrics.segments.labels(backup_id).inc()
+        metrics.backup_records_stored.labels(backup_id).inc(writer.record_count)
+        metrics.backup_bytes_stored.labels(backup_id).inc(writer.size)
         metrics.storage_write_bytes.labels(self._backend.name, backup_id).inc(writer.size + index_bytes)
         metrics.compressed_bytes.labels(algorithm, backup_id).inc(payload_bytes)
         metrics.compression_ratio.labels(algorithm, backup_id).set(ratio)

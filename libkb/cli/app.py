@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+import argcomplete
 from confluent_kafka import KafkaException
 
 from libkb.cli.logs import LEVELS, PROG, configure, error_line
@@ -184,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Back up Kafka topics to object storage, inspect the backups, and restore them.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s (libkb) {__version__}")
+    parser.add_argument("-V", "--version", action="version", version=f"%(prog)s (libkb) {__version__}")
     _global_options(parser, top=True)
     commands = _Commands(parser)
     _backup_command(commands)
@@ -398,6 +399,9 @@ def _validation_command(commands: _Commands) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``kafka-backup`` with ``argv`` (default: the process's); returns the exit status."""
     parser = build_parser()
+    if argv is None:
+        # Shell completion: answers and exits when the shell's completion hook runs us.
+        argcomplete.autocomplete(parser)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: 2 on usage errors, 0 after --help/--version

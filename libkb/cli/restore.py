@@ -141,7 +141,7 @@ def summary_line(result: RestoreResult) -> str:
     line = (
         f"restore {result.restore_id} of backup {result.backup_id} {result.status}: "
         f"{result.records:,} records, {human_bytes(result.bytes)}, {result.partitions} partitions, "
-        f"{result.duration_secs:.1f}s ({rate(result.bytes, result.duration_secs):.1f} MB/s)"
+        f"{result.duration_secs:.1f}s ({rate(result.bytes, result.duration_secs):.1f} MiB/s)"
     )
     if result.skipped_records:
         line += f"; {result.skipped_records:,} already restored by an earlier run"

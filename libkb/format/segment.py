@@ -290,6 +290,11 @@ class BlockEncoder:
         self.min_timestamp = -1
         self.max_timestamp = -1
 
+    @property
+    def size(self) -> int:
+        """Raw bytes packed into the open block so far."""
+        return self._pos
+
     def _note(self, count: int, first: int, last: int, low: int, high: int) -> None:
         if not count:
             return

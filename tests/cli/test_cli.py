@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -183,3 +184,29 @@ def test_error_lines_for_foreign_exceptions() -> None:
         describe_error(RuntimeError("boom"))
         == "unexpected RuntimeError: boom (run with -vv for the traceback)"
     )
+
+
+def test_dash_capital_v_prints_the_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from libkb.version import __version__
+
+    assert main(["-V"]) == 0
+    assert capsys.readouterr().out.strip() == f"kafka-backup (libkb) {__version__}"
+
+
+def test_the_shell_completes_commands_and_options(tmp_path: Path) -> None:
+    out = tmp_path / "completions"
+    line = "kafka-backup ba"
+    env = {
+        **os.environ,
+        "_ARGCOMPLETE": "1",
+        "_ARGCOMPLETE_IFS": "\n",
+        "COMP_LINE": line,
+        "COMP_POINT": str(len(line)),
+        "_ARGCOMPLETE_STDOUT_FILENAME": str(out),
+    }
+    subprocess.run([sys.executable, "-m", "libkb.cli"], env=env, check=True, timeout=60)
+    assert [c.strip() for c in out.read_text().split("\n")] == ["backup"]
+    line = "kafka-backup backup --con"
+    env.update(COMP_LINE=line, COMP_POINT=str(len(line)))
+    subprocess.run([sys.executable, "-m", "libkb.cli"], env=env, check=True, timeout=60)
+    assert "--config" in [c.strip() for c in out.read_text().split("\n")]
