@@ -164,7 +164,7 @@ def test_continuous_backup_serves_ops_endpoints_and_stops_on_sigterm(
 
         out, err = sigterm(proc)
     assert proc.returncode == 0, err
-    assert f"backup {backup_id} stopped: 600 records" in out, out
+    assert f"backup {backup_id} stopped: read 600 records" in out and "stored 600 records" in out, out
     assert "SIGTERM received" in err
 
     store = str(tmp_path / "store")
@@ -197,7 +197,8 @@ def test_snapshot_backup_completes_and_reports_progress(
     config = write_config(tmp_path, bootstrap, topic, "cli-snapshot", continuous=False)
     done = cli("backup", "--config", str(config))
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("backup cli-snapshot complete: 300 records"), done.stdout
+    assert done.stdout.startswith("backup cli-snapshot complete: read 300 records"), done.stdout
+    assert "; stored 300 records, " in done.stdout and " in 3 segments;" in done.stdout, done.stdout
     assert "backup cli-snapshot: " in done.stderr  # the periodic progress line (stderr is not a TTY)
     done = cli("validate", "--path", str(tmp_path / "store"), "--backup-id", "cli-snapshot", "--deep")
     assert done.returncode == 0, done.stdout + done.stderr
