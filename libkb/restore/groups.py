@@ -15,7 +15,7 @@ anything.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from confluent_kafka.admin import AdminClient
@@ -39,31 +39,33 @@ class TranslatedOffset:
     target_offset: int
 
 
-def translate_groups(
-    groups: Iterable[GroupOffsets], mapping: OffsetMapping, wanted: Iterable[str] | None = None
-) -> list[TranslatedOffset]:
-    """Every committed offset of the wanted groups on a restored partition, translated."""
+def _committed(
+    groups: Iterable[GroupOffsets], wanted: Iterable[str] | None
+) -> Iterator[tuple[str, str, int, int]]:
+    """(group, topic, partition, committed offset) of the wanted groups, in topic and partition order."""
     names = set(wanted) if wanted is not None else None
-    out = []
     for group in groups:
         if names is not None and group.group not in names:
             continue
         for topic, partitions in sorted(group.offsets.items()):
             for partition, offset in sorted(partitions.items()):
-                part = mapping.find(topic, partition)
-                if part is None:
-                    continue
-                out.append(
-                    TranslatedOffset(
-                        group.group,
-                        topic,
-                        partition,
-                        offset,
-                        part.target_topic,
-                        part.target_partition,
-                        part.translate(offset),
-                    )
+                yield group.group, topic, partition, offset
+
+
+def translate_groups(
+    groups: Iterable[GroupOffsets], mapping: OffsetMapping, wanted: Iterable[str] | None = None
+) -> list[TranslatedOffset]:
+    """Every committed offset of the wanted groups on a restored partition, translated."""
+    out = []
+    for group, topic, partition, offset in _committed(groups, wanted):
+        part = mapping.find(topic, partition)
+        if part is not None:
+            out.append(
+                TranslatedOffset(
+                    group, topic, partition, offset, part.target_topic, part.target_partition,
+                    part.translate(offset),
                 )
+            )  # fmt: skip
     return out
 
 
@@ -83,19 +85,13 @@ def untranslated_offsets(
     groups: Iterable[GroupOffsets], mapping: OffsetMapping, wanted: Iterable[str] | None = None
 ) -> list[UntranslatedOffset]:
     """Every committed offset of the wanted groups on a topic the restore wrote by key."""
-    names = set(wanted) if wanted is not None else None
     out = []
-    for group in groups:
-        if names is not None and group.group not in names:
-            continue
-        for topic, partitions in sorted(group.offsets.items()):
-            spread = mapping.spread_into(topic)
-            for partition, offset in sorted(partitions.items()) if spread else ():
-                out.append(
-                    UntranslatedOffset(
-                        group.group, topic, partition, offset, spread[0].target_topic, len(spread)
-                    )
-                )
+    for group, topic, partition, offset in _committed(groups, wanted):
+        spread = mapping.spread_into(topic)
+        if spread:
+            out.append(
+                UntranslatedOffset(group, topic, partition, offset, spread[0].target_topic, len(spread))
+            )
     return out
 
 

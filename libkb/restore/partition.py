@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 
 from confluent_kafka import Producer
+from prometheus_client import Counter
 
 from libkb.format.models import SegmentEntry
 from libkb.format.segment import Record
@@ -236,13 +237,16 @@ class PartitionRestorer:
         return done
 
     def _flush(self) -> None:
-        """Account for what was produced since the last flush: rate limit, progress, metrics."""
-        count, nbytes = self._count, self._nbytes
-        self._ctx.limiter.consume(nbytes=nbytes, records=count)
-        self._ctx.counters.add(count, nbytes)
-        self._records_metric.inc(count)
-        self._bytes_metric.inc(nbytes)
+        account(self._ctx, self._count, self._nbytes, self._records_metric, self._bytes_metric)
         self._count = self._nbytes = 0
+
+
+def account(ctx: RestoreContext, count: int, nbytes: int, records: Counter, nbytes_metric: Counter) -> None:
+    """Account for what was produced since the last flush: rate limit, progress, metrics."""
+    ctx.limiter.consume(nbytes=nbytes, records=count)
+    ctx.counters.add(count, nbytes)
+    records.inc(count)
+    nbytes_metric.inc(nbytes)
 
 
 def produce_all(produce: Produce, poll: Poll, topic: str, partition: int, block: list[Record]) -> None:

@@ -32,7 +32,7 @@ from operator import itemgetter
 from libkb.format.segment import Record
 from libkb.kafka.producer import original_offset_headers
 from libkb.restore.mapping import SpreadPartition
-from libkb.restore.partition import Poll, Produce, RestoreContext, produce_all, read_ahead
+from libkb.restore.partition import Poll, Produce, RestoreContext, account, produce_all, read_ahead
 from libkb.restore.plan import PartitionTask, SpreadTask
 from libkb.restore.routing import router
 from libkb.source import BackupSource
@@ -194,12 +194,7 @@ class SpreadRestorer:
         )
 
     def _flush(self) -> None:
-        """Account for what was produced since the last flush: rate limit, progress, metrics."""
-        count, nbytes = self._count, self._nbytes
-        self._ctx.limiter.consume(nbytes=nbytes, records=count)
-        self._ctx.counters.add(count, nbytes)
-        self._records_metric.inc(count)
-        self._bytes_metric.inc(nbytes)
+        account(self._ctx, self._count, self._nbytes, self._records_metric, self._bytes_metric)
         self._count = self._nbytes = 0
 
 
