@@ -1,8 +1,9 @@
-"""Command line: ``python -m integration.services {up,install} [SERVICE ...]``.
+"""Command line: ``python -m integration.services {up,install,images} [SERVICE ...]``.
 
 ``up`` starts the named services (default: all), prints ``export`` lines for
 the ``external`` provider on stdout and runs until Ctrl-C or SIGTERM.
-``install`` fills the install cache (CI runs it to warm its cache).
+``install`` fills the install cache (CI runs it to warm its cache);
+``images`` builds the docker provider's local images from it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from .providers import (
     SERVICE_NAMES,
     canonical_name,
     endpoint_env,
-    make_service,
+    prepared_service,
     select_provider,
 )
 
@@ -54,6 +55,27 @@ def cmd_install(names: list[str]) -> int:
     return 1 if failed else 0
 
 
+def cmd_images(names: list[str]) -> int:
+    """Build (or confirm cached) the docker provider's local images."""
+    from .docker import image_source
+    from .images import ensure_image
+
+    if image_source() == "official":
+        _err("LIBKB_DOCKER_IMAGES=official: nothing to build (the official images are pulled)")
+        return 0
+    failed = 0
+    for name in names:
+        started = time.monotonic()
+        try:
+            tag = ensure_image(name)
+        except ServiceError as exc:
+            failed += 1
+            _err(f"{name}: image FAILED after {time.monotonic() - started:.1f}s\n{exc.describe()}")
+            continue
+        _err(f"{name}: {tag} ready in {time.monotonic() - started:.1f}s")
+    return 1 if failed else 0
+
+
 class _Stop(Exception):
     pass
 
@@ -74,11 +96,11 @@ def cmd_up(names: list[str], provider: str | None, env_file: Path | None) -> int
             if chosen == "external":
                 _err(f"{name}: provider is 'external', nothing to start (use --provider local)")
                 return 2
-            service = make_service(name, provider=chosen)
+            service = prepared_service(name, provider=provider) if provider else prepared_service(name)
             services.append(service)
             started = time.monotonic()
             endpoint = service.start()
-            _err(f"{name} ({chosen}) up in {time.monotonic() - started:.1f}s: {endpoint}")
+            _err(f"{name} ({service.provider}) up in {time.monotonic() - started:.1f}s: {endpoint}")
             lines += [f"export {k}={shlex.quote(v)}" for k, v in endpoint_env(name, endpoint).items()]
         print("\n".join(lines), flush=True)
         if env_file:
@@ -121,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--env-file", type=Path, help="also write the export lines to this file")
     install = sub.add_parser("install", help="pre-install the local services into the cache")
     install.add_argument("services", nargs="*", help="default all")
+    images = sub.add_parser("images", help="build the docker provider's local images (cached by version)")
+    images.add_argument("services", nargs="*", help="default all")
     args = parser.parse_args(argv)
     try:
         names = _names(args.services)
@@ -128,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     if args.command == "install":
         return cmd_install(names)
+    if args.command == "images":
+        return cmd_images(names)
     return cmd_up(names, args.provider, args.env_file)
 
 
