@@ -181,7 +181,8 @@ class DockerService(Service[E], Generic[E]):
         testcontainers_config.ryuk_disabled = True  # unpullable here; we reap ourselves
         assert self.image is not None
         spec = self._spec(self.image, self.ports)
-        container = DockerContainer(spec.image, command=spec.command, env=spec.env)
+        container = DockerContainer(spec.image, env=spec.env)
+        container._command = spec.command  # a list: no shell splitting of the arguments
         container.with_kwargs(
             network="host",
             entrypoint=spec.entrypoint,
