@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .azurite import AZURITE_VERSION, AzuriteService
-from .base import ServiceError, cache_root, cached_install, file_lock, run_logged, tail_file
+from .base import ServiceError, cache_root, cached_install, file_lock, find_file, run_logged, tail_file
 from .fake_gcs import FAKE_GCS_VERSION, FakeGcsService, _binary_name
 from .kafka import _LOG4J2_YAML, KAFKA_VERSION, KafkaService
 from .minio import MINIO_VERSION, MinioService
@@ -129,14 +129,10 @@ def _fill_minio(context: Path, log: Path) -> None:
 
 
 def _fill_seaweedfs(context: Path, log: Path) -> None:
-    from .base import find_file
-
     _link_file(find_file(_installed_home(SeaweedfsService()), "weed"), context / "weed")
 
 
 def _fill_gcs(context: Path, log: Path) -> None:
-    from .base import find_file
-
     binary = find_file(_installed_home(FakeGcsService()), _binary_name())
     _link_file(binary, context / "fake-gcs-server")
 
