@@ -201,6 +201,20 @@ def test_seaweedfs_admin_grpc_port_is_offset_by_10000() -> None:
 # runs them on a real engine.
 
 
+class _NoEngineClient:
+    """Stands in for testcontainers' client, which connects when a container is configured."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.kwargs = kwargs
+
+
+@pytest.fixture(autouse=True)
+def _no_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    import testcontainers.core.container as tc_container
+
+    monkeypatch.setattr(tc_container, "DockerClient", _NoEngineClient)
+
+
 def _docker(name: str, image: str = "img:1", **options: Any) -> tuple[Any, dict[str, Any]]:
     """The service and the arguments its container would be created with."""
     service = make_service(name, provider="docker", **options)
