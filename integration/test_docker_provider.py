@@ -90,3 +90,15 @@ def test_containers_of_a_killed_session_are_reaped_by_the_next(docker_client: An
     assert container_id in _labelled(docker_client)  # left behind ...
     reap_leftovers(docker_client)  # ... until a session starts
     assert container_id not in _labelled(docker_client)
+
+
+def test_a_failed_image_build_names_its_log(docker_client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from integration.services import images
+
+    broken = images.Recipe("gcs", "0-broken", "FROM scratch\nCOPY missing-file /x\n", lambda ctx, log: None)
+    monkeypatch.setitem(images.RECIPES, "gcs", broken)
+    with pytest.raises(ServiceError) as info:
+        images.ensure_image("gcs")
+    assert "docker build of libkb-test/gcs:0-broken failed" in str(info.value)
+    assert "image-gcs-0-broken.build.log" in str(info.value)  # where the whole log is
+    assert "missing-file" in info.value.log_tail
