@@ -11,6 +11,7 @@ and built once: a tag whose recipe label matches is reused.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -229,6 +230,22 @@ def _present(client: Any, tag: str, recipe_hash: str | None = None) -> bool:
     return recipe_hash is None or (image.labels or {}).get(LABEL) == recipe_hash
 
 
+def _image_id(client: Any, tag: str) -> str | None:
+    import docker.errors
+
+    try:
+        return str(client.images.get(tag).id)
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def _remove_stale(client: Any, tag: str, image_id: str | None) -> None:
+    """Drop the image an older recipe built under ``tag`` (it would linger untagged)."""
+    if image_id is not None and image_id != _image_id(client, tag):
+        with contextlib.suppress(Exception):  # e.g. still used by a container
+            client.images.remove(image_id)
+
+
 def base_image() -> str:
     """The Debian base (``libkb-test/base:<suite>-<key>``), imported from a cached rootfs."""
     key = _base_key()
@@ -273,12 +290,14 @@ def ensure_image(service: str) -> str:
     """The local image of ``service``, built if missing; raises :class:`ServiceError` with the log."""
     recipe = RECIPES[service]
     tag = image_tag(recipe.service, recipe.version)
-    base = base_image() if recipe.needs_base else ""
-    dockerfile = recipe.dockerfile.format(base=base)
-    recipe_hash = _digest(dockerfile, KAFKA_ENTRY if service == "kafka" else "")
+    dockerfile = recipe.dockerfile.format(base=image_tag("base", _base_key()))
+    extra = (KAFKA_ENTRY, _LOG4J2_YAML) if service == "kafka" else ()
+    recipe_hash = _digest(dockerfile, *extra)
     client = _client()
     if _present(client, tag, recipe_hash):
         return tag
+    if recipe.needs_base:
+        base_image()  # only now: a built image no longer needs its base
     log = cache_root() / "logs" / f"image-{service}-{recipe.version}.build.log"
     with file_lock(cache_root() / ".locks" / f"image-{service}-{recipe.version}.lock"):
         if _present(client, tag, recipe_hash):
@@ -293,7 +312,9 @@ def ensure_image(service: str) -> str:
                 for sub in ("dirs/tmp", "dirs/data"):
                     (context / sub).mkdir(parents=True, exist_ok=True)
                 (context / "Dockerfile").write_text(dockerfile)
+                stale = _image_id(client, tag)
                 _build(client, tag, context, {LABEL: recipe_hash}, log)
+                _remove_stale(client, tag, stale)
             except ServiceError as exc:
                 exc.log_tail = exc.log_tail or tail_file(log)
                 raise ServiceError(f"{exc} (full log: {log})", exc.log_tail) from exc
