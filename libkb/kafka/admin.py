@@ -57,6 +57,26 @@ def _selects_topic(
     return selection.matches(name)
 
 
+def exclusion_rule(
+    selection: TopicSelection, name: str, *, include_internal: bool | AbstractSet[str]
+) -> str | None:
+    """Why a backup selection leaves topic ``name`` out, naming the rule; None if it picks it.
+
+    ``backup --dry-run`` lists excluded topics with this, so an operator sees
+    which pattern or setting to change.
+    """
+    if _selects_topic(selection, name, include_internal=include_internal):
+        return None
+    for pattern in selection.exclude:
+        if TopicSelection(include=(pattern,)).matches(name):
+            return f"source.topics.exclude {pattern!r}"
+    if name.startswith(INTERNAL_PREFIXES) and selection.matches(name):
+        if include_internal is False:
+            return "internal topic (backup.include_internal_topics is false; or include it by name)"
+        return "internal topic not in backup.internal_topics"
+    return "no source.topics.include pattern matches"
+
+
 # Answers that mean "not yet": leadership moving, a topic just created, a slow broker.
 # A just-created topic can answer UNKNOWN_LEADER_EPOCH for a moment: the client's
 # metadata already has the new leader epoch, the broker has not applied it yet.
@@ -158,14 +178,23 @@ class KafkaAdmin:
         ``include_internal`` only decides whether generic patterns (``*``) reach
         internal topics; see :func:`_selects_topic`.
         """
+        return self.classify_topics(selection, include_internal=include_internal)[0]
+
+    def classify_topics(
+        self, selection: TopicSelection, *, include_internal: bool | AbstractSet[str]
+    ) -> tuple[dict[str, int], dict[str, str]]:
+        """:meth:`select_topics`, and every other topic with the rule that excluded it."""
         metadata = self.metadata()
-        chosen = {}
+        chosen, excluded = {}, {}
         for name, topic in metadata.topics.items():
             if topic.error is not None:
                 continue
-            if _selects_topic(selection, name, include_internal=include_internal):
+            rule = exclusion_rule(selection, name, include_internal=include_internal)
+            if rule is None:
                 chosen[name] = len(topic.partitions)
-        return dict(sorted(chosen.items()))
+            else:
+                excluded[name] = rule
+        return dict(sorted(chosen.items())), dict(sorted(excluded.items()))
 
     def topic_infos(self, names: Iterable[str]) -> dict[str, TopicInfo]:
         """Partition count, replication factor and non-default configs of each topic."""
