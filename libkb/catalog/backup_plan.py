@@ -41,8 +41,8 @@ ConsumerFactory = Callable[[SourceOptions, dict[str, Any]], Consumer]
 SAMPLE_RECORDS, SAMPLE_PER_PARTITION, SAMPLE_SECS = 1000, 100, 10.0
 SAMPLED = "sampled"
 ESTIMATE_WHY = (
-    "offsets to read x the average size (key + value + headers) of records sampled from each "
-    "partition's end; Kafka's log-dir sizes are not available through confluent-kafka"
+    "offsets to read x the average record size (key + value + headers) sampled at each partition's "
+    "end; Kafka's log-dir sizes are not available through confluent-kafka"
 )
 
 
@@ -282,8 +282,6 @@ def _estimate(
 
 def _notes(result: BackupDryRun, plans: list[PartitionPlan]) -> list[str]:
     notes = []
-    if not result.location_exists:
-        notes.append(f"{result.location} does not exist yet: a run creates it")
     if result.lease is not None and result.lease.valid:
         notes.append(
             f"run {result.lease.run_id} on {result.lease.host} holds the lease until "

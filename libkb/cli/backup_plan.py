@@ -75,15 +75,16 @@ def dry_run_text(plan: BackupDryRun) -> str:
     estimate = plan.estimate
     if estimate.method == "sampled":
         lines.append(
-            f"  estimate: {estimate.why} ({estimate.sampled_records:,} records sampled, "
-            f"{estimate.average_record_bytes:,.1f} B on average)"
+            f"  estimate: {estimate.sampled_records:,} records sampled, {estimate.average_record_bytes:,.1f} B "
+            f"on average; {estimate.why}"
         )
     lines += [f"  note: {note}" for note in plan.notes]
     return "\n".join(lines)
 
 
 def _where_lines(plan: BackupDryRun) -> list[str]:
-    lines = [f"  storage: {plan.location}" + ("" if plan.location_exists else " (does not exist yet)")]
+    missing = " (does not exist yet: a run creates it)"
+    lines = [f"  storage: {plan.location}" + ("" if plan.location_exists else missing)]
     last = plan.last_run
     if not plan.exists:
         lines.append("  resume: nothing stored with this id; each partition starts at its configured start")
