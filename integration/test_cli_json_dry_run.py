@@ -1,4 +1,4 @@
-"""``backup``/``restore --format json`` and ``backup --dry-run``, run as the installed script against a real broker.
+"""``backup``/``restore --format json`` and ``backup --dry-run``: the installed script, a real broker.
 
 stdout must parse as one JSON document whether stderr is a terminal (a
 progress bar) or a pipe (log lines); a dry run must leave storage, the

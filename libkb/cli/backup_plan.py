@@ -75,8 +75,8 @@ def dry_run_text(plan: BackupDryRun) -> str:
     estimate = plan.estimate
     if estimate.method == "sampled":
         lines.append(
-            f"  estimate: {estimate.sampled_records:,} records sampled, {estimate.average_record_bytes:,.1f} B "
-            f"on average; {estimate.why}"
+            f"  estimate: {estimate.sampled_records:,} records sampled, "
+            f"{estimate.average_record_bytes:,.1f} B on average; {estimate.why}"
         )
     lines += [f"  note: {note}" for note in plan.notes]
     return "\n".join(lines)

@@ -72,10 +72,8 @@ def test_a_new_backup_on_a_missing_directory_plans_and_creates_nothing(
         ("orders", 0, 0, 10, "earliest"),
         ("orders", 1, 0, 10, "earliest"),
     ]
-    assert plan.excluded == {
-        "__consumer_offsets": "internal topic (backup.include_internal_topics is false; or include it by name)",
-        "audit": "source.topics.exclude 'audit'",
-    }
+    internal = "internal topic (backup.include_internal_topics is false; or include it by name)"
+    assert plan.excluded == {"__consumer_offsets": internal, "audit": "source.topics.exclude 'audit'"}
     assert (plan.estimate.method, plan.estimate.average_record_bytes, plan.estimate.bytes) == (
         "sampled",
         50,
