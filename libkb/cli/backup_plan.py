@@ -27,15 +27,21 @@ def run_backup_dry_run(config: JobConfig, config_path: str, fmt: str, out: IO[st
     with create_backend_from_config(config.storage, create=False) as backend:
         admin = KafkaAdmin(make_admin(config.source))
         plan = plan_backup(config, backend, admin, make_consumer, location=location)
-    print(dry_run_text(plan) if fmt == "text" else dump(plan.to_dict(), fmt), file=out, flush=True)
-    if not plan.partitions:
+    problem = None
+    if not plan.partitions:  # the run refuses to start: say so as it would
         topics = config.source.topics
-        error_line(
+        problem = (
             f"no topic on {','.join(config.source.bootstrap_servers)} matches source.topics of "
             f"{config_path} (include {list(topics.include)}, exclude {list(topics.exclude)})"
         )
-        return 1
-    return 0
+    if fmt == "text":
+        print(dry_run_text(plan), file=out, flush=True)
+    else:
+        print(dump({**plan.to_dict(), "errors": [problem] if problem else []}, fmt), file=out, flush=True)
+    if problem is None:
+        return 0
+    error_line(problem)
+    return 1
 
 
 _ORIGINS = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -139,3 +140,24 @@ def test_backup_dry_run_refuses_a_restore_job_naming_the_file(
     assert main(["backup", "--config", str(config), "--dry-run"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "restore.yaml" in err and not (tmp_path / "s").exists()
+
+
+def test_a_plan_with_no_topic_exits_1_with_the_runs_error(
+    capsys: pytest.CaptureFixture[str], kafka: FakeKafka, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the run would refuse to start; the JSON document says so too."""
+    import libkb.cli.backup_plan as command
+
+    monkeypatch.setattr(command, "make_admin", lambda source: kafka.admin().admin)
+    monkeypatch.setattr(command, "make_consumer", kafka.consumer_factory)
+    config = tmp_path / "backup.yaml"
+    config.write_text(
+        "backup_id: bk\nsource:\n  bootstrap_servers: [fake:9092]\n  topics:\n    include: [nothing-*]\n"
+        f"storage:\n  backend: filesystem\n  path: {tmp_path / 's'}\n"
+    )
+    assert main(["backup", "--config", str(config), "--dry-run", "--format", "json"]) == 1
+    out, err = capsys.readouterr()
+    document = json.loads(out)
+    assert document["status"] == "planned" and document["partitions"] == []
+    assert document["errors"] == [err.removeprefix("kafka-backup: error: ").rstrip("\n")]
+    assert "matches source.topics of" in err and str(config) in err and not (tmp_path / "s").exists()
