@@ -320,7 +320,8 @@ def _check_options_name_backed_up_topics(manifest: Manifest, options: RestoreOpt
 def per_topic(options: Mapping[str, T], stored: str, default: T | None = None) -> T | None:
     """A per-topic option for a stored topic: by its stored name (``orders@2``), else its Kafka name.
 
-    So ``orders`` in a restore key applies to whichever incarnation of it is restored.
+    So ``orders`` in a restore key applies to every incarnation of it that no key names by its
+    stored name (with ``restore.incarnations``, to the one restored).
     """
     if stored in options:
         return options[stored]
@@ -372,7 +373,7 @@ def _same_target(manifest: Manifest, first: str, second: str, target: str) -> Co
         f"backup {manifest.backup_id!r} holds {len(names)} incarnations of topic {topic!r}, deleted and "
         f"re-created between runs: {ids}; restore one: set restore.incarnations: "
         f"{{{topic}: latest}} (or a number), or map each to its own topic with restore.topic_mapping "
-        f"(e.g. {names[0]}: {topic}-old)",
+        f"(e.g. {names[0]}: {topic}-old, {names[-1]}: {topic})",
         key="restore.incarnations",
     )
 
