@@ -197,11 +197,12 @@ class KafkaAdmin:
             infos[name].topic_id = topic_id
         return infos
 
-    def topic_ids(self, names: Iterable[str]) -> dict[str, str | None]:
+    def topic_ids(self, names: Iterable[str], *, missing_ok: bool = False) -> dict[str, str | None]:
         """Each topic's id (KIP-516) in Kafka's base64 form; None where the broker has none (before 2.8).
 
         A topic deleted and re-created under its name gets a new id: the backup
-        and the restore tell the two logs apart by it.
+        and the restore tell the two logs apart by it. ``missing_ok``: a topic
+        that does not exist is left out (else it is asked again until the timeout).
         """
         wanted = sorted(set(names))
         if not wanted:
@@ -211,7 +212,12 @@ class KafkaAdmin:
             futures = self.admin.describe_topics(TopicCollection(wanted), request_timeout=self.timeout)
             ids = {}
             for name, future in futures.items():
-                topic_id = str(future.result(timeout=self.timeout).topic_id)
+                try:
+                    topic_id = str(future.result(timeout=self.timeout).topic_id)
+                except KafkaException as exc:
+                    if missing_ok and exc.args and exc.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                        continue
+                    raise
                 ids[name] = None if topic_id == _NO_TOPIC_ID else topic_id
             return ids
 

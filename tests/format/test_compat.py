@@ -445,7 +445,9 @@ def _v5() -> Expected:
     def audit(lo: int, hi: int, when: int) -> list[list[Record]]:
         return [[(o, when + o, 1, None, f"audit {o}".encode(), [("who", b"ops")]) for o in range(lo, hi)]]
 
-    second = [[(o, R9 + 1000 * o, 1, f"new-{o}".encode(), b"second log", None) for o in range(4)]]
+    second: list[list[Record]] = [
+        [(o, R9 + 1000 * o, 1, f"new-{o}".encode(), b"second log", None) for o in range(4)]
+    ]
     segments = dict([
         _seg(1, "audit", 0, 0, R8 + 5000, a0, 1, 1326364065, audit(0, 2, R8)),
         _seg(1, "audit", 0, 2, R9 + 5000, a0b, 1, 1217114860, audit(2, 4, R9)),
