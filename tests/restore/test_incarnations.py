@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from libkb.cli.app import main
 from libkb.config import parse_config
 from libkb.config.models import RestoreOptions, TopicSelection
 from libkb.errors import ConfigError
 from libkb.format.models import Manifest, PartitionIndex, SegmentEntry, TopicInfo
+from libkb.restore.engine import RestoreEngine
 from libkb.restore.plan import RestorePlan, plan_restore
 from libkb.restore.result import RestoreError
 from libkb.restore.resume import check_target_ids
 from libkb.restore.state import RestoreState
+from libkb.storage import FilesystemConfig, create_backend_from_config
+from tests.fakes import FakeKafka
+
+COMPAT = Path(__file__).resolve().parent.parent / "data" / "compat"
 
 OLD, NEW = "AAAAAAAAAAEAAAAAAAAAAg", "BBBBBBBBBBEAAAAAAAAAAg"
 
@@ -138,3 +146,37 @@ def test_a_target_recreated_since_the_restore_wrote_is_refused() -> None:
         f"target topic 'copy' was deleted and re-created since restore r-1 wrote to it (topic id {OLD} "
         f"then, {NEW} now): what it wrote there is gone. Set restore.restore_id to start a new restore"
     )
+
+
+def test_the_v5_fixture_restores_its_latest_incarnation_and_shows_its_mapping(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copytree(COMPAT / "v5", tmp_path / "v5")
+    target = FakeKafka()
+    config = parse_config(
+        {
+            "mode": "restore",
+            "backup_id": "recreated",
+            "target": {"bootstrap_servers": ["fake:9092"], "topics": {"include": ["orders"]}},
+            "storage": {"backend": "filesystem", "path": str(tmp_path / "v5")},
+            "restore": {"create_topics": True, "incarnations": {"*": "latest"}},
+        },
+        source="test",
+    )
+    with create_backend_from_config(FilesystemConfig(path=str(tmp_path / "v5"))) as backend:
+        engine = RestoreEngine(
+            config,
+            backend=backend,
+            admin=target.admin(),
+            producer_factory=target.producer_factory,
+            consumer_factory=target.consumer_factory,
+        )
+        result = engine.run()
+    assert result.status == "complete" and result.records == 4
+    assert sorted(target.cluster.topics) == ["orders"]
+    assert len(target.cluster.topics["orders"].partitions) == 1  # incarnation 2's count (1 had 2)
+    assert [r.value for r in target.cluster.records("orders", 0)] == [b"second log"] * 4
+
+    assert main(["show-offset-mapping", "--path", str(tmp_path / "v5"), "--backup-id", "recreated"]) == 0
+    shown = capsys.readouterr().out
+    assert "orders@2" in shown
