@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaException
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from integration.kafka_data import consume_all, produce, stored_records
 from integration.services.endpoints import KafkaEndpoint
@@ -24,7 +24,7 @@ from libkb.backup.incarnations import TopicRecreatedError
 from libkb.catalog import describe_backup, validate_backup
 from libkb.config import JobConfig, parse_config
 from libkb.errors import ConfigError
-from libkb.format.models import Manifest, manifest_key
+from libkb.format.models import Manifest, groups_from_json, groups_key, manifest_key
 from libkb.format.segment import Record
 from libkb.restore.engine import RestoreEngine
 from libkb.restore.result import RestoreError, RestoreResult
@@ -72,6 +72,14 @@ def recreate(kafka: KafkaEndpoint, topic: str, partitions: int) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
+
+
+def commit(kafka: KafkaEndpoint, group: str, topic: str, offset: int) -> None:
+    consumer = Consumer({"bootstrap.servers": kafka.bootstrap_servers, "group.id": group})
+    try:
+        consumer.commit(offsets=[TopicPartition(topic, 0, offset)], asynchronous=False)
+    finally:
+        consumer.close()
 
 
 def content(records: list[Record]) -> list[tuple[Any, ...]]:
@@ -125,11 +133,14 @@ def test_recreated_topic_stops_the_backup_or_becomes_a_new_incarnation(
     assert stored_records(memory, "bk", topic, 2) == first_log
     assert stored_records(memory, "bk", f"{topic}@2", 1) == second_log
 
-    # a later run continues the latest incarnation
+    # a later run continues the latest incarnation; a group's offsets are positions in it
     produce(kafka.bootstrap_servers, topic, 20, start=3000)
+    commit(kafka, "readers", topic, 300)
     assert BackupEngine(job, backend=memory).run().records == 20
     second_log = consume_all(kafka.bootstrap_servers, topic, 1)
     assert stored_records(memory, "bk", f"{topic}@2", 1) == second_log
+    groups = dict((g.group, g.offsets) for g in groups_from_json(memory.get(groups_key("bk")))[1])
+    assert groups["readers"] == {f"{topic}@2": {0: 300}}
 
     report = validate_backup(memory, "bk", deep=True)
     assert report.ok, report.problems
@@ -159,6 +170,10 @@ def _restore_each_incarnation(
     job = restore_job(kafka, [topic], incarnations={topic: "latest"}, topic_mapping={topic: new_target})
     result: RestoreResult = RestoreEngine(job, backend=memory).run()
     assert result.records == 370
+    readers = [t for t in result.group_offsets if t.group == "readers"]
+    assert [(t.source_topic, t.source_offset, t.target_topic, t.target_offset) for t in readers] == [
+        (f"{topic}@2", 300, new_target, 300)
+    ]
     restored_old = consume_all(kafka.bootstrap_servers, old_target, 2)
     restored_new = consume_all(kafka.bootstrap_servers, new_target, 1)
     assert {p: content(r) for p, r in restored_old.items()} == {p: content(r) for p, r in first_log.items()}

@@ -49,6 +49,7 @@ from libkb.config.models import JobConfig, SourceOptions
 from libkb.errors import FormatError, LibkbError
 from libkb.format.models import (
     Continuation,
+    GroupOffsets,
     Manifest,
     MissingRange,
     RunInfo,
@@ -538,7 +539,11 @@ class BackupEngine:
                 f"be read ({exc}); grant this client Describe on the consumer groups, or set "
                 "backup.consumer_group_snapshot: false"
             ) from exc
-        run.backend.put(groups_key(self.backup_id), groups_to_json(groups, _now_ms()))
+        # Keyed by stored topic: a group's offsets are positions in the incarnation this run read.
+        stored = [
+            GroupOffsets(g.group, {run.stored.get(t, t): p for t, p in g.offsets.items()}) for g in groups
+        ]
+        run.backend.put(groups_key(self.backup_id), groups_to_json(stored, _now_ms()))
 
     def _finish_manifest(
         self,

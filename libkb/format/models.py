@@ -508,9 +508,12 @@ class Manifest:
 
 
 def groups_to_json(groups: Iterable[GroupOffsets], taken_ms: int) -> bytes:
+    groups = list(groups)
+    incarnation = any(parse_stored_topic(t)[1] > 1 for g in groups for t in g.offsets)
     body = {
         "format": FORMAT_NAME,
-        "format_version": 1,  # unchanged since version 1
+        # Unchanged since version 1, but for offsets on a topic's later incarnation (``orders@2``).
+        "format_version": TOPIC_IDS_VERSION if incarnation else 1,
         "taken_ms": taken_ms,
         "groups": {
             g.group: {t: {str(p): o for p, o in parts.items()} for t, parts in g.offsets.items()}
