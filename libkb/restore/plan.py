@@ -159,7 +159,7 @@ def plan_restore(
     for topic in sorted(manifest.topics, key=parse_stored_topic):
         name = parse_stored_topic(topic)[0]
         target_topic = per_topic(options.topic_mapping, topic) or name
-        if topic not in chosen or not selection.matches_any(name, target_topic):
+        if topic not in chosen or not selection.matches_any(topic, name, target_topic):
             plan.skipped_topics.append(topic)
             continue
         if target_topic in plan.target_sources:

@@ -180,3 +180,9 @@ def test_the_v5_fixture_restores_its_latest_incarnation_and_shows_its_mapping(
     assert main(["show-offset-mapping", "--path", str(tmp_path / "v5"), "--backup-id", "recreated"]) == 0
     shown = capsys.readouterr().out
     assert "orders@2" in shown
+
+
+def test_target_topics_select_an_incarnation_by_its_stored_name_too() -> None:
+    assert sources(plan(["orders@2"])) == [("orders@2", 0, "orders", 0)]
+    only_old = plan_restore(MANIFEST, INDEXES, RestoreOptions(), TopicSelection(("orders*",), ("orders@2",)))
+    assert sources(only_old) == [("orders", 0, "orders", 0), ("orders", 1, "orders", 1)]
