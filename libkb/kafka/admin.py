@@ -13,6 +13,7 @@ from confluent_kafka import (
     IsolationLevel,
     KafkaError,
     KafkaException,
+    TopicCollection,
     TopicPartition,
 )
 from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not re-exported in stubs
@@ -32,6 +33,9 @@ from libkb.kafka.types import GroupOffsets, TopicInfo
 _METADATA_SLICE_SECS = 1.0
 
 INTERNAL_PREFIXES = ("__",)
+
+#: The id a broker without topic ids reports (the zero UUID, base64).
+_NO_TOPIC_ID = "AAAAAAAAAAAAAAAAAAAAAA"
 
 T = TypeVar("T")
 
@@ -218,7 +222,35 @@ class KafkaAdmin:
             partitions = topic.partitions
             replicas = len(partitions[0].replicas) if partitions else 1
             infos[resource.name] = TopicInfo(len(partitions), replicas, dict(sorted(configs.items())))
+        for name, topic_id in self.topic_ids(names).items():
+            infos[name].topic_id = topic_id
         return infos
+
+    def topic_ids(self, names: Iterable[str], *, missing_ok: bool = False) -> dict[str, str | None]:
+        """Each topic's id (KIP-516) in Kafka's base64 form; None where the broker has none (before 2.8).
+
+        A topic deleted and re-created under its name gets a new id: the backup
+        and the restore tell the two logs apart by it. ``missing_ok``: a topic
+        that does not exist is left out (else it is asked again until the timeout).
+        """
+        wanted = sorted(set(names))
+        if not wanted:
+            return {}
+
+        def ask() -> dict[str, str | None]:
+            futures = self.admin.describe_topics(TopicCollection(wanted), request_timeout=self.timeout)
+            ids = {}
+            for name, future in futures.items():
+                try:
+                    topic_id = str(future.result(timeout=self.timeout).topic_id)
+                except KafkaException as exc:
+                    if missing_ok and exc.args and exc.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                        continue
+                    raise
+                ids[name] = None if topic_id == _NO_TOPIC_ID else topic_id
+            return ids
+
+        return until_ready(ask, self.timeout)
 
     def offsets(
         self, partitions: Iterable[tuple[str, int]], *, read_committed: bool
