@@ -38,6 +38,7 @@ from confluent_kafka import Consumer, KafkaException
 
 from libkb.backup.builder import OpenPartition, SegmentBuilder, SegmentLimits
 from libkb.backup.errors import BackupError
+from libkb.backup.incarnations import TopicRecreatedError, choose_incarnations, recreated_since
 from libkb.backup.lease import LeaseLostError
 from libkb.backup.ownership import LeaseOwnership, PartitionOwnership
 from libkb.backup.plan import PartitionPlan, plan_partitions
@@ -48,9 +49,11 @@ from libkb.config.models import JobConfig, SourceOptions
 from libkb.errors import FormatError, LibkbError
 from libkb.format.models import (
     Continuation,
+    GroupOffsets,
     Manifest,
     MissingRange,
     RunInfo,
+    TopicInfo,
     groups_key,
     groups_to_json,
     manifest_key,
@@ -128,6 +131,10 @@ class _Run:
     lanes: dict[TP, PartitionLane] = field(default_factory=dict)
     #: The run's segment builder, once reading began.
     builder: SegmentBuilder | None = None
+    #: Kafka topic -> the stored topic its records go to (its incarnation, :mod:`.incarnations`).
+    stored: dict[str, str] = field(default_factory=dict)
+    #: Kafka topics backed up as a new incarnation by this run: they start at their earliest offset.
+    fresh: set[str] = field(default_factory=set)
 
 
 class BackupEngine:
@@ -281,7 +288,7 @@ class BackupEngine:
                     previous.run_id,
                     self.backup_id,
                 )
-        manifest.topics.update(infos)
+        self._incarnations(run, manifest, infos)
         manifest.source_cluster_id = manifest.source_cluster_id or run.admin.cluster_id()
         manifest.libkb_version = __version__
         mode = "continuous" if self._continuous else "snapshot"
@@ -289,23 +296,37 @@ class BackupEngine:
         manifest.updated_ms = now
         return manifest
 
+    def _incarnations(self, run: _Run, manifest: Manifest, infos: dict[str, TopicInfo]) -> None:
+        """Record the topics in the manifest, each in the incarnation its topic id says."""
+        known = {topic: manifest.incarnations(topic)[-1:] for topic in infos}
+        stored = choose_incarnations(manifest, infos, on_recreated=self.options.on_topic_recreated)
+        run.fresh |= {topic for topic, name in stored.items() if known[topic] and name not in known[topic]}
+        run.stored.update(stored)
+
     def _plan(self, run: _Run, tps: list[TP], start_offset: str, snapshot: bool) -> list[Planned]:
-        """Each partition's plan, from its index (adopting stray segments) and the cluster's offsets."""
+        """Each partition's plan, from its index (adopting stray segments) and the cluster's offsets.
+
+        Plans and the reader name Kafka's topics; lanes (what is stored) name
+        the topic's stored incarnation.
+        """
         lanes = {}
         for topic, partition in tps:
-            index, changed = load_index(run.backend, self.backup_id, topic, partition)
-            lane = lanes[(topic, partition)] = PartitionLane(topic, partition, index)
+            name = run.stored.get(topic, topic)
+            index, changed = load_index(run.backend, self.backup_id, name, partition)
+            lane = lanes[(topic, partition)] = PartitionLane(name, partition, index)
             if changed:
-                run.pipeline.store_index(lane, f"the repaired index of {topic}[{partition}] is not stored")
+                run.pipeline.store_index(lane, f"the repaired index of {name}[{partition}] is not stored")
             report_oldest(self.metrics, self.backup_id, index)
-        run.lanes.update(lanes)
+        run.lanes.update({(lane.topic, lane.partition): lane for lane in lanes.values()})
         read_committed = self.options.isolation_level == "read_committed"
+        # A new incarnation is a new log: all of it is newer than what the backup holds.
+        starts = {**self.options.start_offsets, **{t: {p: 0 for u, p in tps if u == t} for t in run.fresh}}
         plans = plan_partitions(
-            {tp: self._stored_end(tp, lane.index.end_offset) for tp, lane in lanes.items()},
+            {tp: self._stored_end((lane.topic, tp[1]), lane.index.end_offset) for tp, lane in lanes.items()},
             run.admin.offsets(tps, read_committed=read_committed),
             start_offset=start_offset,
             snapshot=snapshot,
-            start_offsets=self.options.start_offsets,
+            start_offsets=starts,
         )
         for plan in plans:
             if plan.missing is not None:
@@ -404,7 +425,7 @@ class BackupEngine:
     def _add_new_partitions(self, run: _Run, builder: SegmentBuilder, reader: PartitionReader) -> None:
         try:
             planned = self._discover(run, builder.partitions)
-        except LeaseLostError:
+        except (LeaseLostError, TopicRecreatedError):
             raise
         except (KafkaException, LibkbError) as exc:
             # An outage must not end a continuous backup; the next look retries.
@@ -417,17 +438,24 @@ class BackupEngine:
         """Continuous mode: plans for matching topics and partitions created since the run began.
 
         They start at their earliest offset: every record in them is newer than
-        the run. The manifest learns of them before any of their segments.
+        the run. The manifest learns of them before any of their segments. A
+        topic the run reads that was re-created meanwhile stops the run: the
+        next run judges it by ``backup.on_topic_recreated``.
         """
         internal = self.options.include_internal
         topics = run.admin.select_topics(self.source.topics, include_internal=internal)
+        assert run.manifest is not None  # written by _prepare before reading starts
+        reading = {t: run.stored[t] for t in topics if t in run.stored}
+        changed = recreated_since(run.manifest, reading, run.admin.topic_ids(reading))
+        if changed is not None:
+            raise TopicRecreatedError(f"{changed} (while this run was reading it)")
         tps = [(t, p) for t, n in topics.items() for p in range(n) if (t, p) not in known]
         if not tps:
             return []
         names = sorted({t for t, _ in tps})
         manifest = run.manifest
         assert manifest is not None  # written by _prepare before reading starts
-        manifest.topics.update(run.admin.topic_infos(names))
+        self._incarnations(run, manifest, run.admin.topic_infos(names))
         manifest.updated_ms = _now_ms()
         self._put_manifest(run.backend, run.ownership, manifest)
         for name in names:
@@ -511,7 +539,11 @@ class BackupEngine:
                 f"be read ({exc}); grant this client Describe on the consumer groups, or set "
                 "backup.consumer_group_snapshot: false"
             ) from exc
-        run.backend.put(groups_key(self.backup_id), groups_to_json(groups, _now_ms()))
+        # Keyed by stored topic: a group's offsets are positions in the incarnation this run read.
+        stored = [
+            GroupOffsets(g.group, {run.stored.get(t, t): p for t, p in g.offsets.items()}) for g in groups
+        ]
+        run.backend.put(groups_key(self.backup_id), groups_to_json(stored, _now_ms()))
 
     def _finish_manifest(
         self,

@@ -6,7 +6,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from libkb.catalog.times import iso_ms
-from libkb.format.models import GroupOffsets, Manifest, MissingRange, PartitionIndex, PrunedRange
+from libkb.format.models import (
+    GroupOffsets,
+    Manifest,
+    MissingRange,
+    PartitionIndex,
+    PrunedRange,
+    parse_stored_topic,
+)
 from libkb.source import Provenance, open_backup
 from libkb.source.parallel import parallel_map
 from libkb.storage import StorageBackend
@@ -85,6 +92,20 @@ class GroupSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class Incarnation:
+    """One incarnation of a topic: the log between its creation and its deletion (format version 5).
+
+    ``stored``: the name it is stored, listed and restored under (``orders``, ``orders@2``).
+    """
+
+    number: int
+    stored: str
+    topic_id: str | None
+    partitions: int
+    records: int
+
+
+@dataclass(frozen=True, slots=True)
 class BackupDescription:
     manifest: Manifest
     partitions: list[PartitionDescription]
@@ -109,6 +130,26 @@ class BackupDescription:
     def segments(self) -> int:
         return sum(p.segments for p in self.partitions)
 
+    @property
+    def incarnations(self) -> dict[str, list[Incarnation]]:
+        """Kafka topic -> its incarnations, oldest first (one, unless it was deleted and re-created)."""
+        records: dict[str, int] = {}
+        for p in self.partitions:
+            records[p.topic] = records.get(p.topic, 0) + p.records
+        out: dict[str, list[Incarnation]] = {}
+        for topic in sorted({parse_stored_topic(name)[0] for name in self.manifest.topics}):
+            out[topic] = [
+                Incarnation(
+                    parse_stored_topic(name)[1],
+                    name,
+                    self.manifest.topics[name].topic_id,
+                    self.manifest.topics[name].partitions,
+                    records.get(name, 0),
+                )
+                for name in self.manifest.incarnations(topic)
+            ]
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         m, origin = self.manifest, self.provenance
         return {
@@ -132,7 +173,13 @@ class BackupDescription:
             "runs": [asdict(r) for r in m.runs],
             "partitions": [p.to_dict() for p in self.partitions],
             "consumer_groups": self.groups.to_dict() if self.groups else None,
+            **self._incarnations_dict(),
         }
+
+    def _incarnations_dict(self) -> dict[str, Any]:
+        """``incarnations``: only in a backup holding a topic deleted and re-created."""
+        several = {t: [asdict(i) for i in found] for t, found in self.incarnations.items() if len(found) > 1}
+        return {"incarnations": several} if several else {}
 
 
 def describe_backup(backend: StorageBackend, backup_id: str) -> BackupDescription:

@@ -32,7 +32,29 @@ Handler = Callable[[argparse.Namespace], int]
 def _backup(args: argparse.Namespace) -> int:
     from libkb.cli.backup import run_backup  # the engine pulls in Kafka clients: load on demand
 
-    return run_backup(args.config, liveness_timeout_secs=args.liveness_timeout)
+    return _json_on_failure(
+        "backup",
+        args.format,
+        lambda: run_backup(
+            args.config, fmt=args.format, dry_run=args.dry_run, liveness_timeout_secs=args.liveness_timeout
+        ),
+    )
+
+
+def _json_on_failure(command: str, fmt: str, run: Callable[[], int]) -> int:
+    """``run()``; with ``--format json`` a failure also prints a JSON document (status ``failed``).
+
+    The error line and the exit status stay what they are without it.
+    """
+    try:
+        return run()
+    except Exception as exc:
+        if fmt == "json":
+            from libkb.cli.render import dump
+            from libkb.cli.results import failed_document
+
+            print(dump(failed_document(command, describe_error(exc)), "json"), flush=True)
+        raise
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -62,7 +84,13 @@ def _prune(args: argparse.Namespace) -> int:
 def _restore(args: argparse.Namespace) -> int:
     from libkb.cli.restore import run_restore
 
-    return run_restore(args.config, dry_run=args.dry_run, liveness_timeout_secs=args.liveness_timeout)
+    return _json_on_failure(
+        "restore",
+        args.format,
+        lambda: run_restore(
+            args.config, dry_run=args.dry_run, fmt=args.format, liveness_timeout_secs=args.liveness_timeout
+        ),
+    )
 
 
 def _validate_restore(args: argparse.Namespace) -> int:
@@ -217,6 +245,17 @@ def _backup_options(sub: argparse.ArgumentParser) -> None:
 def _backup_command(commands: _Commands) -> None:
     backup = commands.add("backup", _backup, "run the backup a job config file describes")
     backup.add_argument("--config", required=True, metavar="FILE", help="the job's YAML config")
+    backup.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what the run would back up (topics, offsets, estimated bytes); write nothing",
+    )
+    backup.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="the result (or plan) on stdout; json: one document, progress and logs on stderr",
+    )
     _liveness_option(backup)
 
 
@@ -299,6 +338,12 @@ def _restore_commands(commands: _Commands) -> None:
         "--config", required=True, metavar="FILE", help="the job's YAML config (mode: restore)"
     )
     restore.add_argument("--dry-run", action="store_true", help="print the plan; write nothing")
+    restore.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="the result (or plan) on stdout; json: one document, progress and logs on stderr",
+    )
     _liveness_option(restore)
 
     three = commands.add(

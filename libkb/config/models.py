@@ -157,6 +157,9 @@ class BackupOptions:
     internal_topics: tuple[str, ...] = ()
     #: Continue a backup id the Rust kafka-backup wrote, in libkb's format beside its files.
     adopt_rust_backup: bool = False
+    #: A backed-up topic found with another topic id (deleted and re-created): ``fail`` (stop), or
+    #: ``new_incarnation`` (back up the new log separately, as the topic's next incarnation).
+    on_topic_recreated: str = "fail"
     #: Record consumer-group offsets on the backed-up topics at the end of a run.
     consumer_group_snapshot: bool = True
     #: Segments uploaded at once.
@@ -195,6 +198,9 @@ class BackupOptions:
             return frozenset(self.internal_topics)
         return self.include_internal_topics
 
+
+#: ``backup.on_topic_recreated``: stop, or back up the re-created topic as a new incarnation.
+TOPIC_RECREATED_CHOICES = ("fail", "new_incarnation")
 
 #: ``restore.repartitioning`` strategies: Java's default partitioner, or round robin over every record.
 REPARTITION_STRATEGIES = ("murmur2", "automatic")
@@ -267,6 +273,10 @@ class RestoreOptions:
     #: (DeleteRecords up to their high watermarks), once per restore: a re-run never purges
     #: what it wrote. The target then holds exactly the backup's records.
     purge_topics: bool = False
+    #: Kafka topic (or ``*``) -> the incarnation restored when the backup holds several (a topic
+    #: deleted and re-created): its number, or ``"latest"``. Unset: each incarnation is its own
+    #: source topic, and two of them restored into one target are refused.
+    incarnations: dict[str, int | str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,14 @@ from marshmallow import ValidationError, fields, post_load, pre_load, validate
 
 from libkb.config.cluster import ConnectionSchema, SecuritySchema, SourceSchema, TopicsSchema
 from libkb.config.fields import Duration, Strict, offset_map
-from libkb.config.models import HOUR_MS, BackupOptions, LoggingOptions, MetricsOptions, RetentionOptions
+from libkb.config.models import (
+    HOUR_MS,
+    TOPIC_RECREATED_CHOICES,
+    BackupOptions,
+    LoggingOptions,
+    MetricsOptions,
+    RetentionOptions,
+)
 from libkb.config.restore_schema import RestoreSchema
 
 __all__ = [
@@ -87,6 +94,7 @@ class BackupSchema(Strict):
     internal_topics = fields.List(fields.String(validate=validate.Length(min=1)))
     consumer_group_snapshot = fields.Boolean()
     adopt_rust_backup = fields.Boolean()
+    on_topic_recreated = fields.String(validate=validate.OneOf(TOPIC_RECREATED_CHOICES))
     max_concurrent_partitions = fields.Integer(validate=validate.Range(min=1, max=256))
     fetch_max_bytes = fields.Integer(allow_none=True, validate=validate.Range(min=1024))
     poll_interval_ms = fields.Integer(validate=validate.Range(min=0))

@@ -59,7 +59,7 @@ from libkb.format.transforms import (
 )
 
 #: The newest format version this libkb reads; it reads every version from 1 up to it.
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 CODEC_NONE = 0
 CODEC_ZSTD = 1
 CODEC_LZ4 = 2

@@ -218,6 +218,10 @@ class RestoreEngine:
         for note in plan.notes:
             log.warning(note)
         state = resume.load_state(backend, backup_id, restore_id, cluster_id)
+        if state.partitions:  # an earlier run wrote: its targets must be the same topics
+            resume.check_target_ids(
+                state, admin.topic_ids((t.topic for t in plan.targets()), missing_ok=True)
+            )
         origin = source.provenance(manifest)
         result.notes = [f"{origin.format}: {note}" for note in origin.notes] + list(plan.notes)
         if state.status != "complete":
@@ -254,6 +258,7 @@ class RestoreEngine:
     ) -> OffsetMapping:
         """Check what earlier runs wrote, produce the rest from there; store the state and the mapping."""
         targets = [(t.topic, t.partition) for t in plan.targets()]
+        resume.check_target_ids(state, admin.topic_ids(t for t, _ in targets))  # stored with the starts
         ends = admin.offsets(targets, read_committed=False)
         verify.check_unverified(
             verify.unverified(state, plan, ends),

@@ -83,9 +83,13 @@ class LibcloudBackend(StorageBackend):
     def _map(self, exc: BaseException, key: str | None) -> StorageError:
         # A third-party driver need not have the mixin's hook.
         hint = getattr(self._driver, "libkb_denied_hint", None)
+        backend = self.name
+        if not key and self._container_name:
+            # A listing of the whole container has no key to name ('': ...): name the container.
+            key, backend = None, f"{self.name} container {self._container_name!r}"
         return map_error(
             exc,
-            backend=self.name,
+            backend=backend,
             key=key,
             container=self._container_name,
             secrets=self._secrets,

@@ -53,6 +53,17 @@ whose manifest's ``continues`` says where each partition's Rust part ends.
     missing range (it goes with the pruned range); ``metrics[2]`` pruned
     whole (its index keeps only a pruned range, and so its resume position).
 
+``v5`` (topic ids and incarnations) holds v1's two backups again and:
+
+``recreated`` (version 5 on)
+    two runs over topics with ids (KIP-516). Between them ``orders`` (two
+    partitions) was deleted and re-created with one partition and a new id;
+    the second run (``backup.on_topic_recreated: new_incarnation``) stored
+    the new log as incarnation 2, ``orders@2``, starting at offset 0 again,
+    while ``audit`` (same id) continued. The manifest (it records ids) and
+    ``orders@2``'s index are version 5; every other index and every segment
+    stays version 1.
+
 ``v2`` (the lz4 codec) holds one backup:
 
 ``lz4``
@@ -90,6 +101,7 @@ from libkb.format.models import (
     legacy_lease_key,
     manifest_key,
     segment_key,
+    stored_topic,
 )
 from libkb.format.segment import (
     CODEC_LZ4,
@@ -576,12 +588,85 @@ def write_pruned(backend: StorageBackend) -> None:
     prune(backend, indexes[0], 1, PRUNE2_MS, PRUNE2, delete=False)
 
 
+RUN8_MS = 1_704_672_000_000  # 2024-01-08T00:00:00Z
+RUN9_MS = 1_704_758_400_000  # 2024-01-09T00:00:00Z
+ORDERS_ID_1 = "2bJ7mXq0R4aC1dE5fG9hIw"  # orders before it was deleted
+ORDERS_ID_2 = "Vx3kL8pQ2nM6oR1sT5uW7g"  # orders re-created under the same name
+AUDIT_ID = "Yz9aB2cD4eF6gH8iJ0kL1m"
+
+
+def first_log(partition: int, first: int, end: int) -> list[Record]:
+    return [
+        (o, RUN8_MS + 1000 * o + partition, 1, f"old-{partition}-{o}".encode(), b"first log", None)
+        for o in range(first, end)
+    ]
+
+
+def second_log(first: int, end: int) -> list[Record]:
+    return [(o, RUN9_MS + 1000 * o, 1, f"new-{o}".encode(), b"second log", None) for o in range(first, end)]
+
+
+def audit_log(first: int, end: int, when: int) -> list[Record]:
+    return [(o, when + o, 1, None, f"audit {o}".encode(), [("who", b"ops")]) for o in range(first, end)]
+
+
+def write_recreated(backend: StorageBackend) -> None:
+    bid = "recreated"
+    z = CODEC_ZSTD
+    indexes: dict[tuple[str, int], PartitionIndex] = {}
+
+    def store(topic: str, partition: int, base: int, records: list[Record], created: int) -> None:
+        index = indexes.setdefault((topic, partition), PartitionIndex(topic, partition))
+        end = records[-1][0] + 1
+        index.segments.append(write_segment(backend, bid, topic, partition, base, end, [records], z, created))
+        backend.put(index_key(bid, topic, partition), index.to_json())
+
+    run1 = RunInfo("20240108T000000Z-eeeeeeee", RUN8_MS, mode="snapshot")
+    take_lease(backend, bid, 1, LeaseInfo(run1.run_id, "backup-host-8", 8888, RUN8_MS + 60_000, generation=1))
+    manifest = Manifest(
+        backup_id=bid,
+        created_ms=RUN8_MS,
+        updated_ms=RUN8_MS,
+        compression="zstd",
+        topics={"audit": TopicInfo(1, 1, {}, AUDIT_ID), "orders": TopicInfo(2, 1, {}, ORDERS_ID_1)},
+        runs=[run1],
+        source_cluster_id="Q7s3nXn1T2yG2b2lGqkZ1w",
+        libkb_version=__version__,
+    )
+    backend.put(manifest_key(bid), manifest.to_json())
+    store("orders", 0, 0, first_log(0, 0, 3), RUN8_MS + 5000)
+    store("orders", 1, 0, first_log(1, 0, 2), RUN8_MS + 5000)
+    store("audit", 0, 0, audit_log(0, 2, RUN8_MS), RUN8_MS + 5000)
+    run1.status, run1.finished_ms = "complete", RUN8_MS + 60_000
+    run1.records, run1.bytes = stats(first_log(0, 0, 3), first_log(1, 0, 2), audit_log(0, 2, RUN8_MS))
+    manifest.updated_ms = run1.finished_ms
+    backend.put(manifest_key(bid), manifest.to_json())
+
+    # run 2: orders has another id (deleted, re-created with one partition): its next incarnation
+    run2 = RunInfo("20240109T000000Z-ffffffff", RUN9_MS, mode="snapshot")
+    lease = LeaseInfo(run2.run_id, "backup-host-9", 9999, RUN9_MS + 60_000, generation=2)
+    take_lease(backend, bid, 2, lease)
+    incarnation = stored_topic("orders", 2)
+    manifest.topics[incarnation] = TopicInfo(1, 1, {"retention.ms": "86400000"}, ORDERS_ID_2)
+    manifest.runs.append(run2)
+    manifest.updated_ms = RUN9_MS
+    backend.put(manifest_key(bid), manifest.to_json())
+    store(incarnation, 0, 0, second_log(0, 4), RUN9_MS + 5000)
+    store("audit", 0, 2, audit_log(2, 4, RUN9_MS), RUN9_MS + 5000)
+    run2.status, run2.finished_ms = "complete", RUN9_MS + 60_000
+    run2.records, run2.bytes = stats(second_log(0, 4), audit_log(2, 4, RUN9_MS))
+    manifest.updated_ms = run2.finished_ms
+    backend.put(manifest_key(bid), manifest.to_json())
+    backend.put(lease_generation_key(bid, 2), replace(lease, released=True).to_json())
+
+
 #: What each format version's fixture holds: the writers of its backups.
 WRITERS: dict[int, tuple[Callable[[StorageBackend], None], ...]] = {
     1: (write_full, write_crashed),
     2: (write_lz4,),
     3: (write_adopted,),
     4: (write_full, write_crashed, write_pruned),
+    5: (write_full, write_crashed, write_recreated),
 }
 
 
