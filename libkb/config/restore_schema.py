@@ -97,6 +97,7 @@ class RestoreSchema(Strict):
     checkpoint_state = fields.String()
     checkpoint_interval_secs = fields.Integer(validate=validate.Range(min=0))
     purge_topics = fields.Boolean()
+    storage_outage_timeout_secs = fields.Float(validate=validate.Range(min=0))
 
     @pre_load
     def original_forms(self, data: Any, **_: Any) -> Any:

@@ -26,6 +26,7 @@ from libkb.storage.keys import (
     validate_list_prefix,
 )
 from libkb.storage.metrics import StorageMetrics
+from libkb.storage.outage import OutageWatch
 from libkb.storage.resilience import Resilience
 from libkb.storage.settings import ResilienceConfig
 
@@ -75,6 +76,9 @@ class LibcloudBackend(StorageBackend):
     @property
     def resilience(self) -> Resilience:
         return self._resilience
+
+    def ride_outages(self, watch: OutageWatch | None) -> None:
+        self._resilience.outage = watch
 
     @property
     def stream_hold_bytes(self) -> int:

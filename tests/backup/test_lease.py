@@ -14,7 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from libkb.backup.lease import Lease, LeaseHeldError, LeaseInfo, current_lease, lease_is_live, read_lease
+from libkb.backup.lease import (
+    Lease,
+    LeaseHeldError,
+    LeaseInfo,
+    LeaseLostError,
+    current_lease,
+    lease_is_live,
+    read_lease,
+)
 from libkb.catalog import describe_backup, list_backups, validate_backup
 from libkb.format.models import RunInfo, lease_generation_key, lease_key, legacy_lease_key, manifest_key
 from libkb.storage import (
@@ -367,14 +375,52 @@ def test_the_renewal_thread_notices_a_successor(backend: StorageBackend, leases:
     assert lease.lost.wait(30)
 
 
-def test_the_renewal_thread_gives_up_when_the_store_stays_unreachable(
+def test_a_fresh_lease_needs_no_storage_to_fence_a_write(
     backend: StorageBackend, leases: list[Lease]
 ) -> None:
     hooked = Hooked(backend)
-    lease = new_lease(hooked, "run-a", leases, ttl=0.03)
+    lease = new_lease(hooked, "run-a", leases)
     lease.acquire()
     hooked.fail = True
-    assert lease.lost.wait(30)
+    lease.ensure_fresh()  # renewed moments ago: nobody can have taken over
+
+
+def test_after_an_outage_past_the_ttl_the_next_write_takes_the_next_generation(
+    backend: StorageBackend, leases: list[Lease]
+) -> None:
+    hooked = Hooked(backend)
+    lease = new_lease(hooked, "run-a", leases, ttl=0.3)
+    lease.acquire()
+    hooked.fail = True
+    time.sleep(0.5)  # the lease expired while storage was unreachable
+    with pytest.raises(StorageError, match="store unreachable"):
+        lease.ensure_fresh()  # a write could not go through either
+    hooked.fail = False
+    lease._stop.set()  # only the write's re-check renews from here
+    lease.ensure_fresh()
+    assert lease.generation == 2 and not lease.lost.is_set()
+    # A contender that saw generation 1 expired aims at 2, and loses.
+    assert lease_keys(backend) == [lease_generation_key(BID, 2)]
+    info = read_lease(backend, lease_generation_key(BID, 2))
+    assert info is not None and info.run_id == "run-a"
+
+
+def test_a_run_taken_over_during_an_outage_stops_before_its_next_write(
+    backend: StorageBackend, leases: list[Lease]
+) -> None:
+    hooked = Hooked(backend)
+    lease = new_lease(hooked, "run-a", leases, ttl=0.3)
+    lease.acquire()
+    hooked.fail = True
+    time.sleep(0.5)
+    put_lease(backend, 2, "run-b", now_ms() + TTL_MS)  # another run took over meanwhile
+    hooked.fail = False
+    with pytest.raises(LeaseLostError, match="taken over.*run run-b on host host-9.*writes nothing more"):
+        lease.ensure_fresh()
+    assert lease.lost.is_set()
+    lease.release()  # a run that lost the lease leaves the successor's alone
+    info = read_lease(backend, lease_generation_key(BID, 2))
+    assert info is not None and info.run_id == "run-b" and not info.released
 
 
 # -- lease.json of earlier builds -------------------------------------------------------------------------
