@@ -42,7 +42,7 @@ class PartitionOwnership(Protocol):
         ...
 
     def fence(self) -> None:
-        """Raise LeaseLostError unless ownership still holds (the guard of storage retries after an outage)."""
+        """Raise LeaseLostError unless ownership holds (guards storage retries after an outage)."""
         ...
 
     def release(self) -> None:
@@ -79,7 +79,10 @@ class LeaseOwnership:
     def _fence(self, what: str) -> int:
         if self.lease.lost.is_set():
             reason = f" ({self.lease.lost_reason})" if self.lease.lost_reason else ""
-            raise LeaseLostError(f"lost the lease on backup {self.backup_id!r}{reason}; {what}")
+            raise LeaseLostError(
+                f"lost the lease on backup {self.backup_id!r}: it was taken over{reason}; "
+                f"this run stops and writes nothing more; {what}"
+            )
         try:
             self.lease.ensure_fresh()
         except LeaseLostError as exc:

@@ -27,7 +27,7 @@ from typing import TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random_exponential
 
-from libkb.storage.errors import BackendError, StorageOutageError
+from libkb.storage.errors import BackendError, CircuitOpenError, StorageOutageError
 
 T = TypeVar("T")
 log = logging.getLogger("libkb.storage")
@@ -39,6 +39,8 @@ BACKOFF_MAX_SECS = 30.0
 
 def is_down(exc: BaseException) -> bool:
     """Whether ``exc`` says storage is unreachable for now (the breaker's refusals included)."""
+    if isinstance(exc, CircuitOpenError):
+        return True
     return isinstance(exc, BackendError) and exc.transient and not isinstance(exc, StorageOutageError)
 
 
@@ -98,7 +100,7 @@ class OutageWatch:
     # -- riding --------------------------------------------------------------------------
 
     def ride(self, fn: Callable[[], T]) -> T:
-        """``fn()``, tried again while storage is down, until the deadline; the guard runs before each retry."""
+        """``fn()``, tried again while storage is down until the deadline; guarded before each retry."""
         if self.deadline_secs <= 0 or getattr(self._local, "guarding", False):
             return fn()
         failed = False
@@ -145,13 +147,15 @@ class OutageWatch:
         with self._lock:
             if self._down_since is None:
                 self._down_since = time.monotonic()
+                self._error = None
                 log.warning(
                     "storage is unreachable; waiting up to %gs (%s): %s",
                     self.deadline_secs,
                     self.setting,
                     exc,
                 )
-            self._error = str(exc)
+            if not isinstance(exc, CircuitOpenError) or self._error is None:
+                self._error = str(exc)  # the breaker's refusals do not hide the cause
 
     def _over(self, state: RetryCallState) -> bool:
         since = self._down_since

@@ -415,7 +415,7 @@ def test_a_run_taken_over_during_an_outage_stops_before_its_next_write(
     time.sleep(0.5)
     put_lease(backend, 2, "run-b", now_ms() + TTL_MS)  # another run took over meanwhile
     hooked.fail = False
-    with pytest.raises(LeaseLostError, match="taken over.*run run-b on host host-9.*writes nothing more"):
+    with pytest.raises(LeaseLostError, match=r"taken over.*run run-b on host host-9.*writes nothing more"):
         lease.ensure_fresh()
     assert lease.lost.is_set()
     lease.release()  # a run that lost the lease leaves the successor's alone
