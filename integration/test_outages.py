@@ -238,7 +238,8 @@ def test_a_run_taken_over_during_a_storage_outage_stops_without_writing_again(
         assert second.run().status == "complete"  # took the lease over, stored everything, released it
         before = _objects(bucket_backend)
         relay.mend()
-        with pytest.raises(LeaseLostError, match=r"taken over.*run " + second.run_id):
+        taken = rf"lost the lease on backup 'bk' \(run {second.run_id} .* took generation 2\)"
+        with pytest.raises(LeaseLostError, match=taken):
             finished(thread, out)
     finally:
         first.stop()

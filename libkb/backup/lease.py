@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from libkb.errors import LibkbError
 from libkb.format.models import lease_generation_key, parse_lease_key
 from libkb.storage import NotFoundError, StorageBackend, StorageError
+from libkb.storage.outage import is_down
 
 log = logging.getLogger("libkb.backup")
 
@@ -339,19 +340,27 @@ class Lease:
             return
         if not self.renew():
             raise LeaseLostError(
-                f"backup {self.backup_id!r} was taken over while this run could not renew its lease "
-                f"({self.lost_reason}); this run stops and writes nothing more"
+                f"lost the lease on backup {self.backup_id!r} ({self.lost_reason}); "
+                "this run stops and writes nothing more"
             )
 
     def _renew_loop(self) -> None:
         interval = self.ttl_ms / 3000
+        renewed = time.monotonic()
         while not self._stop.wait(interval):
             try:
                 if not self.renew():
                     return
+                renewed = time.monotonic()
             except StorageError as exc:
-                # The run's writes re-check the lease before they go through (ensure_fresh).
                 log.warning("could not renew lease %s: %s", self.held_key, exc)
+                # Storage down: the run's writes re-check the lease before they go through
+                # (ensure_fresh). Any other failure does not heal by waiting: stop in time.
+                if not is_down(exc) and (time.monotonic() - renewed) * 1000 > self.ttl_ms * 0.8:
+                    log.error("lease %s could not be renewed in time; stopping", self.held_key)
+                    self.lost_reason = f"it could not be renewed: {exc}"
+                    self.lost.set()
+                    return
 
     def drop(self) -> None:
         """Stop renewing and delete every lease object of the backup, ours last: the backup is gone.

@@ -80,7 +80,7 @@ class LeaseOwnership:
         if self.lease.lost.is_set():
             reason = f" ({self.lease.lost_reason})" if self.lease.lost_reason else ""
             raise LeaseLostError(
-                f"lost the lease on backup {self.backup_id!r}: it was taken over{reason}; "
+                f"lost the lease on backup {self.backup_id!r}{reason}; "
                 f"this run stops and writes nothing more; {what}"
             )
         try:

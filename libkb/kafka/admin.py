@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
@@ -74,6 +75,9 @@ _NOT_YET = {
     KafkaError._TRANSPORT,
     KafkaError._TIMED_OUT,
 }
+
+
+_STALE_EPOCH = {KafkaError.FENCED_LEADER_EPOCH, KafkaError.UNKNOWN_LEADER_EPOCH}
 
 
 def _retriable(exc: BaseException) -> bool:
@@ -211,7 +215,17 @@ class KafkaAdmin:
                 {tp: spec for tp in tps}, isolation_level=isolation, request_timeout=self.timeout
             )
             timeout = self.timeout
-            return {(tp.topic, tp.partition): f.result(timeout=timeout).offset for tp, f in futures.items()}
+            try:
+                return {
+                    (tp.topic, tp.partition): f.result(timeout=timeout).offset for tp, f in futures.items()
+                }
+            except KafkaException as exc:
+                if exc.args and exc.args[0].code() in _STALE_EPOCH:
+                    # After a broker restart the client's cached leader epochs are older than the
+                    # broker's, and ListOffsets does not refresh them: ask for metadata first.
+                    with contextlib.suppress(KafkaException):
+                        self.admin.list_topics(timeout=timeout)
+                raise
 
         # Leadership moves (and new topics) answer NOT_LEADER for a moment: retry those.
         return until_ready(ask, self.timeout)

@@ -32,9 +32,9 @@ from libkb.storage.errors import BackendError, CircuitOpenError, StorageOutageEr
 T = TypeVar("T")
 log = logging.getLogger("libkb.storage")
 
-#: Backoff between tries of one operation: exponential from 1 s, capped at 30 s, full jitter.
+#: Backoff between tries of one operation: exponential from 1 s, capped at 10 s, full jitter.
 BACKOFF_INITIAL_SECS = 1.0
-BACKOFF_MAX_SECS = 30.0
+BACKOFF_MAX_SECS = 10.0
 
 
 def is_down(exc: BaseException) -> bool:

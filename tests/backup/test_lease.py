@@ -26,6 +26,7 @@ from libkb.backup.lease import (
 from libkb.catalog import describe_backup, list_backups, validate_backup
 from libkb.format.models import RunInfo, lease_generation_key, lease_key, legacy_lease_key, manifest_key
 from libkb.storage import (
+    BackendError,
     BytesLike,
     FilesystemConfig,
     MemoryConfig,
@@ -53,17 +54,20 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StorageB
 class Hooked(StorageBackend):
     """Delegates to ``inner``; runs ``before[op]`` once, just before the first call of that operation.
 
-    ``fail`` makes every listing raise, as an unreachable store would.
+    ``fail`` makes every call raise, as an unreachable store would.
     """
 
     def __init__(self, inner: StorageBackend) -> None:
         self.inner = inner
         self.before: dict[str, Callable[[], None]] = {}
         self.fail = False
+        self.denied = False
 
     def _hook(self, op: str) -> None:
+        if self.denied:
+            raise StorageError("access denied", backend="test")
         if self.fail:
-            raise StorageError("store unreachable", backend="test")
+            raise BackendError("store unreachable", backend="test", transient=True)
         hook = self.before.pop(op, None)
         if hook is not None:
             hook()
@@ -375,6 +379,18 @@ def test_the_renewal_thread_notices_a_successor(backend: StorageBackend, leases:
     assert lease.lost.wait(30)
 
 
+def test_the_renewal_thread_gives_up_when_renewals_fail_for_another_reason(
+    backend: StorageBackend, leases: list[Lease]
+) -> None:
+    """Storage answers, but not the way renewal needs (a denied write): waiting would not heal it."""
+    hooked = Hooked(backend)
+    lease = new_lease(hooked, "run-a", leases, ttl=0.03)
+    lease.acquire()
+    hooked.denied = True
+    assert lease.lost.wait(30)
+    assert "could not be renewed: [test] access denied" in lease.lost_reason
+
+
 def test_a_fresh_lease_needs_no_storage_to_fence_a_write(
     backend: StorageBackend, leases: list[Lease]
 ) -> None:
@@ -415,7 +431,9 @@ def test_a_run_taken_over_during_an_outage_stops_before_its_next_write(
     time.sleep(0.5)
     put_lease(backend, 2, "run-b", now_ms() + TTL_MS)  # another run took over meanwhile
     hooked.fail = False
-    with pytest.raises(LeaseLostError, match=r"taken over.*run run-b on host host-9.*writes nothing more"):
+    with pytest.raises(
+        LeaseLostError, match=r"lost the lease.*run run-b on host host-9.*writes nothing more"
+    ):
         lease.ensure_fresh()
     assert lease.lost.is_set()
     lease.release()  # a run that lost the lease leaves the successor's alone
