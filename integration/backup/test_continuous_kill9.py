@@ -103,13 +103,13 @@ def test_kill_9_at_random_instants_of_a_continuous_backup(
                 time.sleep(TAKEOVER_SECS)
         finally:
             total = producer.stop()
-        run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        last = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             wait_for(lambda: stored_count(backend, topic, 2) >= total, 300, "the last run to catch up")
         finally:
-            run.send_signal(signal.SIGTERM)
-            _, stderr = run.communicate(timeout=120)
-        assert run.returncode == 0, stderr
+            last.send_signal(signal.SIGTERM)
+            _, stderr = last.communicate(timeout=120)
+        assert last.returncode == 0, stderr
         what = f"seed {seed}, kill instants {instants} s after start"
         assert assert_backup_exact(kafka_service, backend, topic, 2) == total, what
         report = validate_backup(backend, "bk", deep=True)
