@@ -70,6 +70,8 @@ __all__ = ["BackupEngine", "BackupError", "BackupProgress", "BackupResult"]
 log = logging.getLogger("libkb.backup")
 
 TP = tuple[str, int]
+#: How long the run's end waits for a cluster that does not answer (a broker restarting).
+KAFKA_OUTAGE_SECS = 300.0
 #: A partition's plan and its place in the store pipeline (its index).
 Planned = tuple[PartitionPlan, PartitionLane]
 
@@ -521,7 +523,7 @@ class BackupEngine:
         if not self.options.consumer_group_snapshot:
             return
         try:
-            groups = run.admin.group_offsets(run.result.topics)
+            groups = run.admin.group_offsets(run.result.topics, wait_secs=KAFKA_OUTAGE_SECS)
         except (KafkaException, LibkbError) as exc:
             raise BackupError(
                 f"the records are stored, but the consumer groups' committed offsets could not "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -274,10 +275,24 @@ class KafkaAdmin:
                 time.sleep(0.2)
         return done, refused
 
-    def group_offsets(self, topics: Iterable[str]) -> list[GroupOffsets]:
-        """Committed offsets of every consumer group, on the given topics only."""
+    def group_offsets(self, topics: Iterable[str], *, wait_secs: float | None = None) -> list[GroupOffsets]:
+        """Committed offsets of every consumer group, on the given topics only.
+
+        ``wait_secs``: how long a cluster that does not answer (a broker
+        restarting) is asked again; default: the client's timeout.
+        """
         wanted = set(topics)
-        listing = self.admin.list_consumer_groups(request_timeout=self.timeout).result(timeout=self.timeout)
+        return until_ready(lambda: self._group_offsets(wanted), wait_secs or self.timeout)
+
+    def _group_offsets(self, wanted: set[str]) -> list[GroupOffsets]:
+        try:
+            listing = self.admin.list_consumer_groups(request_timeout=self.timeout).result(
+                timeout=self.timeout
+            )
+        except concurrent.futures.TimeoutError:
+            raise KafkaException(
+                KafkaError(KafkaError._TIMED_OUT, "listing the consumer groups timed out")
+            ) from None
         result = []
         for group in sorted(g.group_id for g in listing.valid):
             futures = self.admin.list_consumer_group_offsets(
