@@ -158,8 +158,9 @@ class OutageWatch:
                 self._error = str(exc)  # the breaker's refusals do not hide the cause
 
     def _over(self, state: RetryCallState) -> bool:
+        # From the outage's start, or this operation's if it alone keeps failing.
         since = self._down_since
-        started = since if since is not None else time.monotonic()
+        started = state.start_time if since is None else min(since, state.start_time)
         return self._abandoned.is_set() or time.monotonic() - started >= self.deadline_secs
 
     def _sleep(self, seconds: float) -> None:
