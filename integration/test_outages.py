@@ -195,6 +195,10 @@ def test_storage_outage_during_a_snapshot_backup_and_during_its_restore(
     assert restored.status == "complete", restored
     assert restore.outage.outages >= 1 and _waited(restore.metrics) > 0
     assert assert_restore_exact(kafka_service, topic, target, 2) == 40_000
+    print(
+        f"{outage:g}s storage outages: backup waited {_waited(backup.metrics):.0f}s, "
+        f"restore {_waited(restore.metrics):.0f}s; 40000 records, 0 lost, 0 duplicated"
+    )
 
 
 def _outage(process: Any, secs: float) -> None:

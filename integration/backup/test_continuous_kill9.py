@@ -118,3 +118,4 @@ def test_kill_9_at_random_instants_of_a_continuous_backup(
     restored = RestoreEngine(parse_config(restore_job(kafka_service, minio_bucket, topic, target))).run()
     assert restored.status == "complete"
     assert assert_restore_exact(kafka_service, topic, target, 2) == total, what
+    print(f"kill -9 campaign: {kills} kills ({what}); {total} records, 0 lost, 0 duplicated, restore exact")
