@@ -12,7 +12,8 @@
         ├── PermissionDeniedError (PermissionError)
         ├── InvalidPathError (ValueError)
         └── BackendError                     connection, API, IO
-            └── CircuitOpenError             the breaker refuses calls for a while
+            ├── CircuitOpenError             the breaker refuses calls for a while
+            └── StorageOutageError (TimeoutError)  still down at the run's outage deadline
 
 Every error libkb raises is a ``LibkbError``; each also inherits the builtin it
 resembles, so ``except FileNotFoundError`` works as a user expects.

@@ -65,7 +65,7 @@ from libkb.kafka.clients import make_admin, make_consumer
 from libkb.metrics import RunMetrics
 from libkb.ratelimit import RateLimiter
 from libkb.retention import RetentionPolicy, plan_retention, report_oldest
-from libkb.storage import NotFoundError, StorageBackend, create_backend_from_config
+from libkb.storage import NotFoundError, OutageWatch, StorageBackend, create_backend_from_config
 from libkb.version import __version__
 
 __all__ = ["BackupEngine", "BackupError", "BackupProgress", "BackupResult"]
@@ -73,6 +73,8 @@ __all__ = ["BackupEngine", "BackupError", "BackupProgress", "BackupResult"]
 log = logging.getLogger("libkb.backup")
 
 TP = tuple[str, int]
+#: How long the run's end waits for a cluster that does not answer (a broker restarting).
+KAFKA_OUTAGE_SECS = 300.0
 #: A partition's plan and its place in the store pipeline (its index).
 Planned = tuple[PartitionPlan, PartitionLane]
 
@@ -170,11 +172,21 @@ class BackupEngine:
         self._stop = threading.Event()
         self._chain = codec_chain(CODECS[self.options.compression], self.options.compression_level)
         self._continuous = self.options.continuous or not self.options.stop_at_current_offsets
+        #: How the run waits through a storage outage; its waits feed the metric (and the CLI's watchdog).
+        self.outage = OutageWatch(
+            self.options.storage_outage_timeout_secs, setting="backup.storage_outage_timeout_secs"
+        )
+        self.outage.subscribe(self.metrics.storage_wait.labels(self.backup_id).inc)
         self.run_id = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
 
     def stop(self) -> None:
-        """Ask the run to finish its open segments and return (thread- and signal-safe)."""
+        """Ask the run to finish its open segments and return (thread- and signal-safe).
+
+        It no longer waits through a storage outage: what it could not store
+        is read again by the next run.
+        """
         self._stop.set()
+        self.outage.abandon()
 
     # -- the run -----------------------------------------------------------
 
@@ -185,6 +197,10 @@ class BackupEngine:
         )
         ownership = LeaseOwnership(backend, self.backup_id, self.run_id, self.options.lease_ttl_secs)
         ownership.acquire()
+        # Storage answered: from here an outage is waited through, and every retry after
+        # one is fenced by the lease (a run taken over meanwhile must not write again).
+        self.outage.guard = ownership.fence
+        backend.ride_outages(self.outage)
         pipeline = self._pipeline(backend, ownership)
         result = BackupResult(self.backup_id, self.run_id, "interrupted")
         run: _Run | None = None
@@ -209,6 +225,7 @@ class BackupEngine:
             self.metrics.errors.labels(self.backup_id, type(exc).__name__).inc()
             result.status = "failed"
             self._stop.set()
+            self.outage.abandon()
             pipeline.wait(quiet=True)
             raise
         finally:
@@ -224,6 +241,7 @@ class BackupEngine:
             finally:
                 pipeline.close()
                 ownership.release()
+                backend.ride_outages(None)
                 if self._backend is None:
                     backend.close()
         if result.ok:
@@ -395,7 +413,8 @@ class BackupEngine:
 
     def _housekeeping(self, run: _Run, builder: SegmentBuilder, reader: PartitionReader, now: float) -> None:
         """Between batches, every HOUSEKEEPING_SECS: fence, surface store errors, time limits, discovery."""
-        run.ownership.check_backup("another run may be writing it")
+        if run.ownership.lost():  # no storage call here: reading goes on while storage is down
+            run.ownership.check_backup("another run may be writing it")
         run.pipeline.check()
         builder.close_expired(now)
         if self._continuous and now - run.last_discovery >= self.options.topic_refresh_secs:
@@ -532,7 +551,7 @@ class BackupEngine:
         if not self.options.consumer_group_snapshot:
             return
         try:
-            groups = run.admin.group_offsets(run.result.topics)
+            groups = run.admin.group_offsets(run.result.topics, wait_secs=KAFKA_OUTAGE_SECS)
         except (KafkaException, LibkbError) as exc:
             raise BackupError(
                 f"the records are stored, but the consumer groups' committed offsets could not "

@@ -16,8 +16,12 @@ its memory bound are decided, away from the consuming thread.
 - **Memory**: a sealed block holds :class:`~libkb.backup.budget.ByteBudget`
   until storage has taken it (streamed past it by as many bytes as the
   backend may hold, ``stream_hold_bytes``), and the upload gives it back then.
-- **Fencing**: every index write first asks the run's
+- **Fencing**: every segment and index write first asks the run's
   :class:`~libkb.backup.ownership.PartitionOwnership`.
+- **Storage outages**: a store that fails is tried again until
+  ``backup.storage_outage_timeout_secs`` (:mod:`libkb.storage.outage`),
+  each retry fenced as well; the blocks wait in the budget meanwhile, and
+  the consumer pauses once it is full (:mod:`libkb.backup.builder`).
 - **Retention** (:meth:`StorePipeline.prune`): a cut of a partition's oldest
   segments (``backup.retention``) is queued like a store, so it sees the
   index as the stores before it left it and never races them; its index is
@@ -207,6 +211,8 @@ class StorePipeline:
             writer = SegmentWriter(lane.topic, lane.partition, base, self._codec, _now_ms())
             stream = _SegmentStream(writer, blocks, self.budget, self._hold)
             key = segment_key(self._backup_id, lane.topic, lane.partition, base)
+            # A successor would store its own segment at this key: never overwrite it.
+            self._ownership.check(lane.topic, lane.partition, f"segment {key} is not stored")
             self._backend.put_stream(key, stream.chunks(end))
             entry = SegmentEntry.from_footer(key, base, stream.footer(), writer.size, self.algorithm)
             data = self.store_index(lane, key, lambda index: index.segments.append(entry))

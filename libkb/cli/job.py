@@ -26,7 +26,7 @@ from libkb.metrics import RunMetrics
 from libkb.ops.checks import kafka_check, probe_backend, storage_check
 from libkb.ops.health import CheckRunner, Component, HealthModel, Watchdog
 from libkb.ops.server import OpsServer
-from libkb.storage import StorageBackend, create_backend_from_config
+from libkb.storage import OutageWatch, StorageBackend, create_backend_from_config
 
 log = logging.getLogger("libkb.cli")
 
@@ -37,6 +37,9 @@ R_co = TypeVar("R_co", covariant=True)
 
 
 class Engine(Protocol[R_co]):
+    #: The run's storage outage deadline; waiting through an outage is progress for liveness.
+    outage: OutageWatch
+
     def run(self) -> R_co: ...
 
     def stop(self) -> None: ...
@@ -69,6 +72,8 @@ def run_engine(
             display.update(progress)
 
         engine = make_engine(backend, on_progress, metrics)
+        # Waiting for storage to come back is the run working: a restart would not help.
+        engine.outage.subscribe(lambda _: watchdog.tick())
 
         def stop() -> None:
             health.stopping = True

@@ -11,6 +11,9 @@ from libkb.storage.secrets import storage_secrets
 from libkb.storage.settings import BackendConfig
 
 MiB = 1024 * 1024
+#: ``backup.storage_outage_timeout_secs`` and ``restore.``'s default: a storage outage of minutes is
+#: ridden through (a bucket briefly unreachable must not crash-loop a continuous backup).
+STORAGE_OUTAGE_TIMEOUT_SECS = 900.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +179,8 @@ class BackupOptions:
     lease_ttl_secs: float = 60.0
     #: Continuous mode: look for new matching topics and partitions this often.
     topic_refresh_secs: float = 60.0
+    #: How long storage may stay unreachable before the run fails (0: fail after the backend's retries).
+    storage_outage_timeout_secs: float = STORAGE_OUTAGE_TIMEOUT_SECS
     #: How long one poll of the consumer waits when no record is ready (see :attr:`poll_timeout_secs`).
     poll_interval_ms: int = 200
     #: Prune the backup's oldest segments at the end of each run, and periodically in continuous mode.
@@ -277,6 +282,8 @@ class RestoreOptions:
     #: deleted and re-created): its number, or ``"latest"``. Unset: each incarnation is its own
     #: source topic, and two of them restored into one target are refused.
     incarnations: dict[str, int | str] = field(default_factory=dict)
+    #: How long storage may stay unreachable before the run fails (0: fail after the backend's retries).
+    storage_outage_timeout_secs: float = STORAGE_OUTAGE_TIMEOUT_SECS
 
 
 @dataclass(frozen=True, slots=True)

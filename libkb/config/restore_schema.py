@@ -98,6 +98,7 @@ class RestoreSchema(Strict):
     checkpoint_interval_secs = fields.Integer(validate=validate.Range(min=0))
     purge_topics = fields.Boolean()
     incarnations = fields.Dict(keys=fields.String(validate=validate.Length(min=1)), values=fields.Raw())
+    storage_outage_timeout_secs = fields.Float(validate=validate.Range(min=0))
 
     @pre_load
     def original_forms(self, data: Any, **_: Any) -> Any:

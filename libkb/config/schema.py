@@ -105,6 +105,7 @@ class BackupSchema(Strict):
     compression_threads = fields.Integer(validate=validate.Range(min=1, max=64))
     lease_ttl_secs = fields.Float(validate=validate.Range(min=5))
     topic_refresh_secs = fields.Float(validate=validate.Range(min=1))
+    storage_outage_timeout_secs = fields.Float(validate=validate.Range(min=0))
     retention = fields.Nested(RetentionSchema)
     # The original tool's keys for mechanisms libkb replaces (warned about by libkb.config.rust).
     checkpoint_interval_secs = fields.Integer(validate=validate.Range(min=0))

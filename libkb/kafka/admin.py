@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
@@ -98,6 +100,9 @@ _NOT_YET = {
     KafkaError._TRANSPORT,
     KafkaError._TIMED_OUT,
 }
+
+
+_STALE_EPOCH = {KafkaError.FENCED_LEADER_EPOCH, KafkaError.UNKNOWN_LEADER_EPOCH}
 
 
 def _retriable(exc: BaseException) -> bool:
@@ -272,7 +277,17 @@ class KafkaAdmin:
                 {tp: spec for tp in tps}, isolation_level=isolation, request_timeout=self.timeout
             )
             timeout = self.timeout
-            return {(tp.topic, tp.partition): f.result(timeout=timeout).offset for tp, f in futures.items()}
+            try:
+                return {
+                    (tp.topic, tp.partition): f.result(timeout=timeout).offset for tp, f in futures.items()
+                }
+            except KafkaException as exc:
+                if exc.args and exc.args[0].code() in _STALE_EPOCH:
+                    # After a broker restart the client's cached leader epochs are older than the
+                    # broker's, and ListOffsets does not refresh them: ask for metadata first.
+                    with contextlib.suppress(KafkaException):
+                        self.admin.list_topics(timeout=timeout)
+                raise
 
         # Leadership moves (and new topics) answer NOT_LEADER for a moment: retry those.
         return until_ready(ask, self.timeout)
@@ -321,10 +336,24 @@ class KafkaAdmin:
                 time.sleep(0.2)
         return done, refused
 
-    def group_offsets(self, topics: Iterable[str]) -> list[GroupOffsets]:
-        """Committed offsets of every consumer group, on the given topics only."""
+    def group_offsets(self, topics: Iterable[str], *, wait_secs: float | None = None) -> list[GroupOffsets]:
+        """Committed offsets of every consumer group, on the given topics only.
+
+        ``wait_secs``: how long a cluster that does not answer (a broker
+        restarting) is asked again; default: the client's timeout.
+        """
         wanted = set(topics)
-        listing = self.admin.list_consumer_groups(request_timeout=self.timeout).result(timeout=self.timeout)
+        return until_ready(lambda: self._group_offsets(wanted), wait_secs or self.timeout)
+
+    def _group_offsets(self, wanted: set[str]) -> list[GroupOffsets]:
+        try:
+            listing = self.admin.list_consumer_groups(request_timeout=self.timeout).result(
+                timeout=self.timeout
+            )
+        except concurrent.futures.TimeoutError:
+            raise KafkaException(
+                KafkaError(KafkaError._TIMED_OUT, "listing the consumer groups timed out")
+            ) from None
         result = []
         for group in sorted(g.group_id for g in listing.valid):
             futures = self.admin.list_consumer_group_offsets(

@@ -52,7 +52,7 @@ from libkb.restore.spread import SpreadRestorer
 from libkb.restore.state import RestoreState, derive_restore_id, mapping_key
 from libkb.restore.target import guard_source_cluster, prepare_topics
 from libkb.source import BackupSource, resolve_backup
-from libkb.storage import StorageBackend, create_backend_from_config
+from libkb.storage import OutageWatch, StorageBackend, create_backend_from_config
 from libkb.version import __version__
 
 __all__ = ["RestoreEngine", "RestoreError", "RestoreProgress", "RestoreResult"]
@@ -100,10 +100,16 @@ class RestoreEngine:
         self.checkpoint_secs = CHECKPOINT_SECS
         self._stop = threading.Event()
         self._counters = RunCounters()
+        #: How the run waits through a storage outage; its waits feed the metric (and the CLI's watchdog).
+        self.outage = OutageWatch(
+            self.options.storage_outage_timeout_secs, setting="restore.storage_outage_timeout_secs"
+        )
+        self.outage.subscribe(self.metrics.storage_wait.labels(config.backup_id).inc)
 
     def stop(self) -> None:
         """Finish what is in flight and return; a re-run resumes (thread- and signal-safe)."""
         self._stop.set()
+        self.outage.abandon()  # no more waiting through a storage outage
 
     # -- planning ---------------------------------------------------------
 
@@ -178,6 +184,8 @@ class RestoreEngine:
             return self.plan()
         started = time.monotonic()
         backend, source, manifest, plan = self._open(self._target_admin)
+        # Storage answered: from here an outage is waited through (reads, checkpoints).
+        backend.ride_outages(self.outage)
         try:
             admin = self._target_admin()
             result = self._run(backend, source, admin, manifest, plan)
@@ -188,6 +196,7 @@ class RestoreEngine:
             self.metrics.restore_errors.labels(manifest.backup_id, type(exc).__name__).inc()
             raise
         finally:
+            backend.ride_outages(None)
             if self._backend is None:
                 backend.close()
 
