@@ -1,4 +1,4 @@
-"""``metrics.pushgateway_url`` against a real Prometheus Pushgateway (Debian's package).
+"""``metrics.pushgateway_url`` against a real Prometheus Pushgateway (Debian's package), and JSON logs.
 
 A snapshot run (a CronJob) exits before any scrape: its final values must be
 in the gateway after it ends. A continuous run pushes while it goes and once
@@ -8,6 +8,7 @@ appears in no log line and no pushed label.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -61,9 +62,18 @@ def test_a_snapshot_run_leaves_its_final_metrics_in_the_pushgateway(
     produce(bootstrap, topic, 200, 2)
     started = time.time()
     config = write_config(tmp_path, bootstrap, topic, "push-snapshot", pushgateway_service, continuous=False)
-    done = cli("backup", "--config", str(config), "-v")
+    done = cli("backup", "--config", str(config), "--log-format", "json")  # as the Helm chart runs it
     assert done.returncode == 0, done.stderr
     assert PASSWORD not in done.stdout + done.stderr
+    entries = [json.loads(line) for line in done.stderr.splitlines()]  # every line is one JSON object
+    assert all(e["backup_id"] == "push-snapshot" and e["level"] in ("INFO", "WARNING") for e in entries)
+    last = [e for e in entries if e.get("event") == "progress"][-1]
+    assert (last["mode"], last["records"], last["partitions_done"], last["partitions_total"]) == (
+        "backup",
+        200,
+        2,
+        2,
+    )
     values = pushed(pushgateway_service, "push-snapshot")
     assert values["kafka_backup_records_total"] == 200
     assert values["kafka_backup_last_success_timestamp_seconds"] >= int(started)
