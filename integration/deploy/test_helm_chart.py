@@ -252,3 +252,20 @@ def test_the_values_schema_refuses_bad_values(
     path.write_text(yaml.safe_dump(values))
     done = subprocess.run([helm_bin, "template", "rel", CHART, "-f", path], capture_output=True, text=True)
     assert done.returncode != 0 and message in done.stderr, done.stderr
+
+
+def test_the_readme_values_example_renders_and_loads(
+    helm_bin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readme = (CHART.parents[2] / "README.rst").read_text()
+    block = readme.split("   # orders-values.yaml", 1)[1].split("\n", 1)[1].split("\n\n", 1)[0]
+    values = tmp_path / "orders-values.yaml"
+    values.write_text("\n".join(line.removeprefix("   ") for line in block.splitlines()))
+    docs = render(helm_bin, values)
+    for doc in docs:
+        if doc["apiVersion"] in CORE_API_VERSIONS:
+            kubernetes_validate.validate(doc, KUBERNETES_VERSIONS[-1], strict=True)
+    config = job_file(docs, tmp_path, monkeypatch)
+    assert (config.backup_id, config.backup.continuous) == ("orders", False)
+    assert config.metrics.pushgateway_url == "http://pushgateway.monitoring:9091"
+    assert {"CronJob", "PrometheusRule"} <= set(by_kind(docs))
