@@ -12,7 +12,9 @@ compile.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -64,7 +66,17 @@ def built_dist() -> Path:
         run_logged([str(python), "-m", "build", "--no-isolation", "--outdir", str(out), str(ROOT)], log)
         run_logged([str(python), "-m", "twine", "check", "--strict", *map(str, sorted(out.iterdir()))], log)
 
-    return cached_install("libkb-dist", f"{project_version()}-{source_digest()}", install) / "dist"
+    built = cached_install("libkb-dist", f"{project_version()}-{source_digest()}", install)
+    _forget_old_builds(built)
+    return built / "dist"
+
+
+def _forget_old_builds(keep: Path, max_age_secs: float = 86400.0) -> None:
+    """Remove builds of other source trees older than a day: each commit would otherwise add one."""
+    now = time.time()
+    for old in keep.parent.glob("libkb-dist-*"):
+        if old != keep and now - old.stat().st_mtime > max_age_secs:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def wheelhouse(wheel: Path) -> Path:
