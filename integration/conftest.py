@@ -41,6 +41,7 @@ from integration.services import (
     delete_s3_bucket,
 )
 from integration.services.kafka import BrokerFactory, TopicFactory
+from integration.services.pushgateway import PushgatewayService
 
 _log = logging.getLogger("libkb.integration")
 
@@ -142,6 +143,21 @@ def fake_gcs_service(service_registry: ServiceRegistry) -> GcsEndpoint:
     endpoint = _start(service_registry, "gcs").endpoint
     assert isinstance(endpoint, GcsEndpoint)
     return endpoint
+
+
+@pytest.fixture(scope="session")
+def pushgateway_service() -> Iterator[str]:
+    """A Prometheus Pushgateway (Debian's package, local process only): its base URL."""
+    service = PushgatewayService()
+    try:
+        endpoint = service.start()
+    except ServiceError as exc:
+        service.close()
+        if IN_CI:
+            pytest.fail(f"pushgateway service failed: {exc.describe()}", pytrace=False)
+        pytest.skip(f"pushgateway service unavailable: {exc}")
+    yield endpoint
+    service.close()
 
 
 # ------------------------------------------------- stop/start for resilience

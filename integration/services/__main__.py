@@ -13,6 +13,7 @@ import shlex
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -26,10 +27,19 @@ from .providers import (
     prepared_service,
     select_provider,
 )
+from .pushgateway import install_pushgateway
+from .tools import TOOLS
+
+#: Installed by ``install`` (by default too) but not run by ``up``: the deployment tests' programs.
+EXTRAS: dict[str, Callable[[], object]] = {
+    "pushgateway": install_pushgateway,
+    **TOOLS,
+}
 
 
-def _names(raw: list[str]) -> list[str]:
-    names = [canonical_name(n) for n in raw] or list(SERVICE_NAMES)
+def _names(raw: list[str], extras: bool = False) -> list[str]:
+    default = [*SERVICE_NAMES, *EXTRAS] if extras else list(SERVICE_NAMES)
+    names = [n if extras and n in EXTRAS else canonical_name(n) for n in raw] or default
     return list(dict.fromkeys(names))
 
 
@@ -42,9 +52,13 @@ def cmd_install(names: list[str]) -> int:
     failed = 0
     _err(f"install cache: {cache_root()}")
     for name in names:
-        service = LOCAL_SERVICES[name]()
         started = time.monotonic()
         try:
+            if name in EXTRAS:
+                where = EXTRAS[name]()
+                _err(f"{name}: ready in {time.monotonic() - started:.1f}s ({where})")
+                continue
+            service = LOCAL_SERVICES[name]()
             service.install()
         except ServiceError as exc:
             failed += 1
@@ -142,12 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--provider", choices=("local", "docker"), help="override provider selection")
     up.add_argument("--env-file", type=Path, help="also write the export lines to this file")
     install = sub.add_parser("install", help="pre-install the local services into the cache")
-    install.add_argument("services", nargs="*", help="default all")
+    install.add_argument("services", nargs="*", help="default all, with pushgateway, helm and promtool")
     images = sub.add_parser("images", help="build the docker provider's local images (cached by version)")
     images.add_argument("services", nargs="*", help="default all")
     args = parser.parse_args(argv)
     try:
-        names = _names(args.services)
+        names = _names(args.services, extras=args.command == "install")
     except ValueError as exc:
         parser.error(str(exc))
     if args.command == "install":

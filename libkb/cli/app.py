@@ -160,7 +160,7 @@ def _usage_error(parser: argparse.ArgumentParser, message: str) -> int:
 
 
 def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
-    """-v and --log-level, accepted before or after the command name.
+    """-v, --log-level and --log-format, accepted before or after the command name.
 
     On the sub-commands the defaults are suppressed, so an option given only
     before the command is not reset by the sub-parser.
@@ -179,6 +179,12 @@ def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         choices=LEVELS,
         default=default(None),
         help="libkb's log level (default info)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=default(None),
+        help="log lines as text or JSON objects, one per line (default: the job file's logging.format, text)",
     )
 
 
@@ -451,7 +457,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: 2 on usage errors, 0 after --help/--version
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    configure(args.verbose, args.log_level)
+    configure(args.verbose, args.log_level, fmt=args.log_format)
     handler: Handler = args.handler
     try:
         code = handler(args)

@@ -6,6 +6,7 @@ import fnmatch
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from libkb.storage.secrets import storage_secrets
 from libkb.storage.settings import BackendConfig
@@ -297,6 +298,18 @@ class MetricsOptions:
     keep_alive_seconds: float = 0.0
     #: At most this many topic/partition label sets per metric (0: no limit).
     max_partition_labels: int = 100
+    #: A Prometheus Pushgateway to push to (one-shot runs end before a scrape); None: no pushing.
+    #: Out of the repr: it may carry a password (``https://user:password@host``).
+    pushgateway_url: str | None = field(default=None, repr=False)
+    #: Seconds between pushes while the run goes (0: only the final push).
+    push_interval_seconds: float = 30.0
+
+    def secrets(self) -> list[str]:
+        """The Pushgateway URL's password, if it has one."""
+        if self.pushgateway_url is None:
+            return []
+        password = urlsplit(self.pushgateway_url).password
+        return [password, unquote(password)] if password else []
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,4 +346,4 @@ class JobConfig:
         for cluster in (self.source, self.target):
             if cluster is not None:
                 values += cluster.secrets()
-        return values + storage_secrets(self.storage)
+        return values + storage_secrets(self.storage) + self.metrics.secrets()

@@ -147,6 +147,8 @@ class MetricsSchema(Strict):
     path = fields.String(validate=validate.Regexp(r"^/", error="must start with '/'"))
     keep_alive_seconds = fields.Float(validate=validate.Range(min=0))
     max_partition_labels = fields.Integer(validate=validate.Range(min=0))
+    pushgateway_url = fields.Url(schemes={"http", "https"}, require_tld=False)
+    push_interval_seconds = fields.Float(validate=validate.Range(min=0))
     update_interval_ms = fields.Integer(validate=validate.Range(min=0))  # replaced: warned about
 
     @post_load
