@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from libkb.config.encryption import EncryptionOptions
 from libkb.storage.secrets import storage_secrets
 from libkb.storage.settings import BackendConfig
 
@@ -306,6 +307,8 @@ class JobConfig:
     restore: RestoreOptions = field(default_factory=RestoreOptions)
     metrics: MetricsOptions = field(default_factory=MetricsOptions)
     logging: LoggingOptions = field(default_factory=LoggingOptions)
+    #: Client-side envelope encryption: the keys (None: segments are written in the clear).
+    encryption: EncryptionOptions | None = None
     path: str | None = None
     #: What loading said about keys of the original tool that libkb replaces (one line each).
     warnings: tuple[str, ...] = ()

@@ -9,9 +9,13 @@ listed continue the coverage), while ``describe`` shows the index as stored.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from libkb.backup.envelope import Envelope
 from libkb.backup.lease import lease_is_live
 from libkb.backup.state import load_index
 from libkb.errors import FormatError
+from libkb.format.encryption import KeyObject
 from libkb.format.models import (
     Manifest,
     PartitionIndex,
@@ -22,6 +26,7 @@ from libkb.format.models import (
     lease_key,
     manifest_key,
 )
+from libkb.format.segment import SegmentError, SegmentReader
 from libkb.source.base import BackupSource, GroupsSnapshot, Provenance, SegmentCheck, Structure
 from libkb.source.libkb_v1.layout import check_layout
 from libkb.source.libkb_v1.listing import ListedBackup, is_index_key, not_found
@@ -107,9 +112,12 @@ class LibkbV1Source(BackupSource):
         version = manifest.format_version
         return Provenance(f"libkb {manifest.libkb_version or '?'}", f"libkb format {version}", version)
 
+    def envelope(self) -> Envelope:
+        return Envelope(self.backend, self.backup_id, self.keyring)
+
     def load(self, segment: SegmentEntry) -> V1Segment:
         try:
-            return V1Segment(segment, self.backend.get(segment.key))
+            data = self.backend.get(segment.key)
         except NotFoundError as exc:
             # Never pruned (a prune drops a segment from its index before deleting it): something
             # else deleted it, such as a bucket lifecycle rule, which must not run on a live backup.
@@ -119,6 +127,26 @@ class LibkbV1Source(BackupSource):
                 backend=exc.backend,
                 key=segment.key,
             ) from None
+        header = SegmentReader(data, name=segment.key).header
+        if header.encrypted != bool(segment.encryption):
+            raise SegmentError(
+                f"{segment.key}: the index says it is {'en' if segment.encryption else 'un'}crypted, "
+                "its header says otherwise (replaced or corrupt)"
+            )
+        if not header.encrypted:
+            return V1Segment(segment, data)
+        return V1Segment(segment, data, self.envelope().reading_chain(segment.key, header, data))
+
+    def check_keys(self, segments: Iterable[SegmentEntry]) -> None:
+        """Unwrap one data key per key id the segments' key objects name (in parallel: one GET each)."""
+        envelope = self.envelope()
+        encrypted = [s.key for s in segments if s.encryption]
+        objects = parallel_map(envelope.key_object, encrypted)
+        first: dict[str, tuple[str, KeyObject]] = {}
+        for key, obj in zip(encrypted, objects, strict=True):
+            first.setdefault(obj.key_id, (key, obj))
+        for key, obj in first.values():
+            envelope.data_key(key, obj)
 
     def check_structure(self) -> Structure:
         return check_layout(self.backend, self.backup_id)
