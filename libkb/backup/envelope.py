@@ -23,7 +23,7 @@ from libkb.format.encryption import (
     key_object_key,
     make_seal,
 )
-from libkb.format.segment import FOOTER_SIZE, FORMAT_VERSION, SegmentHeader, encrypted_chain
+from libkb.format.segment import FOOTER_SIZE, FORMAT_VERSION, SegmentHeader, decode_header, encrypted_chain
 from libkb.format.transforms import TransformChain
 from libkb.keys import Keyring
 from libkb.storage import NotFoundError, StorageBackend
@@ -89,10 +89,23 @@ class Envelope:
                 f"{key_object_key(segment)}: its data key unwrapped to {len(secret)} bytes"
             ) from None
 
-    def reading_chain(self, segment: str, header: SegmentHeader, data: bytes) -> TransformChain:
-        """The chain that decrypts and decompresses the segment's blocks, once its seal checks its footer."""
+    def check_stored_seal(self, segment: str, size: int, key: DataKey, obj: KeyObject) -> None:
+        """Check the seal against the stored segment's footer (one ranged read of its last bytes)."""
+        footer = self.backend.get_range(segment, max(0, size - FOOTER_SIZE), size)
+        header = self.backend.get_range(segment, 0, min(size, 1024))
+        parsed = decode_header(bytes(header), name=segment)
+        place = (parsed.topic, parsed.partition, parsed.base_offset)
+        check_seal(key, obj.seal, self.backup_id, *place, bytes(footer), segment)
+
+    def reading_chain(
+        self, segment: str, header: SegmentHeader, data: bytes, key: DataKey | None = None
+    ) -> TransformChain:
+        """The chain that decrypts and decompresses the segment's blocks, once its seal checks its footer.
+
+        ``key``: its data key, if already unwrapped.
+        """
         obj = self.key_object(segment)
-        key = self.data_key(segment, obj)
+        key = key if key is not None else self.data_key(segment, obj)
         footer = data[len(data) - FOOTER_SIZE :]
         check_seal(
             key, obj.seal, self.backup_id, header.topic, header.partition, header.base_offset, footer, segment

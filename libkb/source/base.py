@@ -162,12 +162,13 @@ class BackupSource(ABC):
         ``peek``: may read a record to say more (``describe``; not ``list``).
         """
 
-    def check_keys(self, segments: Iterable[SegmentEntry]) -> None:
+    def check_keys(self, segments: Iterable[SegmentEntry], *, strict: bool = True) -> None:
         """Raise :class:`~libkb.errors.EncryptionKeyError` unless :attr:`keyring` reads every segment given.
 
         Called before anything is written (restore) or read (``validate --deep``), so a wrong or missing
-        key is one error naming the key id, not a restore that stops half-way. Formats without
-        encryption have nothing to check.
+        key is one error naming the key id, not a restore that stops half-way. ``strict``: also raise
+        when only some segments cannot be read (altered key objects; ``validate`` reports them one by
+        one instead). Formats without encryption have nothing to check.
         """
         return None
 
