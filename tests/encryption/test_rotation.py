@@ -95,7 +95,7 @@ def test_new_segments_use_the_new_key_and_old_ones_read_through_old_keys(
     source = two_runs(backend, old, new)
     assert set(key_ids(backend).values()) == {"kek-2026-06", "kek-2026-12"}
 
-    with pytest.raises(MissingKeyError, match="'kek-2026-06'.*encryption.old_keys"):
+    with pytest.raises(MissingKeyError, match=r"'kek-2026-06'.*encryption.old_keys"):
         restore_engine(FakeKafka(), backend, encrypted(restore_config(), new)).run()
     target = FakeKafka()
     restore_engine(target, backend, encrypted(restore_config(), new, old)).run()
