@@ -421,8 +421,12 @@ def _v4() -> Expected:
 
 
 EXPECTED: dict[str, Expected] = {"v1": _v1(), "v2": _v2(), "v4": _v4()}
-#: Versions whose fixture is not a plain libkb backup, each tested in a module of its own.
-OTHER_LAYOUTS = {"v3": "tests/format/test_compat_adopted.py"}
+#: Versions whose fixture is not a plain libkb backup, each tested in a module of its own
+#: (v6: encrypted with random data keys and nonces, so never rewritten byte for byte).
+OTHER_LAYOUTS = {"v3": "tests/format/test_compat_adopted.py", "v6": "tests/format/test_compat_encrypted.py"}
+#: Provisional numbers of format changes on other branches of this development round; the
+#: merge brings their fixtures (and takes the number out of here).
+ELSEWHERE = {5}
 
 
 @pytest.fixture(params=[v for v in VERSIONS if v in EXPECTED])
@@ -508,7 +512,7 @@ def parse_per_spec(data: bytes) -> dict[str, Any]:
 
 
 def test_every_format_version_has_a_fixture_and_expectations() -> None:
-    assert [f"v{n}" for n in range(1, FORMAT_VERSION + 1)] == VERSIONS, (
+    assert [f"v{n}" for n in range(1, FORMAT_VERSION + 1) if n not in ELSEWHERE] == VERSIONS, (
         "each released format version needs tests/data/compat/v<N>/ (run tests/format/make_compat_fixture.py)"
     )
     assert sorted([*EXPECTED, *OTHER_LAYOUTS]) == sorted(VERSIONS), "add this version's expectations"
