@@ -123,3 +123,22 @@ def test_unencrypted_backups_stay_at_their_version_and_read_with_a_keyring_confi
     key = env_key(monkeypatch, "k", new_key())
     restored = restore_engine(FakeKafka(), backend, encrypted(restore_config(), key)).run()
     assert restored.status == "complete"
+
+
+def test_a_prune_deletes_key_objects_with_their_segments_and_needs_no_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from libkb.prune import execute_prune
+    from libkb.retention import RetentionPolicy
+
+    backend = create_backend_from_config(MemoryConfig())
+    key = env_key(monkeypatch, "k", new_key())
+    backup_engine(source_kafka(), backend, encrypted(backup_config(), key)).run()
+    monkeypatch.delenv("LIBKB_TEST_KEK")  # pruning reads no record
+    before = [k for k in backend.list(f"{BACKUP_ID}/") if k.endswith(".key.json")]
+    execute_prune(backend, BACKUP_ID, RetentionPolicy(max_total_bytes=1, keep_segments=1, reason="test"))
+    kept = PartitionIndex.from_json(backend.get(index_key(BACKUP_ID, TOPIC, 0))).segments
+    objects = [k for k in backend.list(f"{BACKUP_ID}/") if k.endswith(".key.json")]
+    assert len(objects) == PARTITIONS < len(before)  # one segment kept per partition, with its key object
+    assert {key_object_key(s.key) for s in kept} <= set(objects)
+    assert validate_backup(backend, BACKUP_ID).ok

@@ -63,7 +63,14 @@ class _LayoutCheck:
         key_objects = {k for k in keys if segment_of_key_object(k) in segments}
         known = segments.union(index_keys, key_objects)
         for key in keys:
-            if key not in known and key.startswith(f"{bid}/topics/"):
+            if key in known or not key.startswith(f"{bid}/topics/"):
+                continue
+            if segment_of_key_object(key) is not None:
+                self.warning(
+                    f"{key}: a key object without its segment (a run stopped before storing the segment; "
+                    "the run that stores it replaces the key object); ignored"
+                )
+            else:
                 self.warning(f"{key}: not a file of the libkb format; ignored")
         indexes = self._indexes(index_keys)
         self.found.partitions = len(indexes)
