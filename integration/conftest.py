@@ -42,6 +42,7 @@ from integration.services import (
 )
 from integration.services.kafka import BrokerFactory, TopicFactory
 from integration.services.local_kms import KmsEndpoint, LocalKmsService
+from integration.services.minio_tls import MinioTlsEndpoint, MinioTlsService
 
 _log = logging.getLogger("libkb.integration")
 
@@ -133,6 +134,21 @@ def kms_service() -> Iterator[KmsEndpoint]:
             pytest.fail(f"local-kms service failed: {exc.describe()}", pytrace=False)
         pytest.skip(f"local-kms service unavailable: {exc}")
     yield endpoint
+    service.close()
+
+
+@pytest.fixture(scope="session")
+def minio_tls_service() -> Iterator[MinioTlsEndpoint]:
+    """A second MinIO, over TLS (a throwaway CA) with its built-in KMS: for server-side encryption."""
+    service = MinioTlsService()
+    try:
+        service.start()
+    except ServiceError as exc:
+        service.close()
+        if IN_CI:
+            pytest.fail(f"minio-tls service failed: {exc.describe()}", pytrace=False)
+        pytest.skip(f"minio-tls service unavailable: {exc}")
+    yield service.tls_endpoint
     service.close()
 
 

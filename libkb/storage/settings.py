@@ -86,6 +86,16 @@ class S3Config(StorageBackendConfig):
     allow_http: bool | None = None
     resilience: ResilienceConfig = field(default_factory=ResilienceConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
+    #: A PEM file of CA certificates for an https endpoint signed by a private CA
+    #: (default: ``AWS_CA_BUNDLE``, else the system's).
+    ca_bundle: str | None = None
+    #: Server-side encryption of every object: ``AES256`` (SSE-S3), ``aws:kms`` (SSE-KMS,
+    #: with ``sse_kms_key_id`` and ``sse_bucket_key_enabled``) or ``sse-c`` (``sse_customer_key``).
+    server_side_encryption: str | None = None
+    sse_kms_key_id: str | None = None
+    sse_bucket_key_enabled: bool | None = None
+    #: SSE-C: base64 of a 32-byte key, sent with every object request (refused over http://).
+    sse_customer_key: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.allow_http is None:
