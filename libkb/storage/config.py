@@ -174,6 +174,7 @@ class AzureSchema(_CloudSchema):
     use_managed_identity = mf.Boolean(allow_none=True, load_default=None)
     # A SAS token comes before all of these (checked when the backend is built).
     sas_token = mf.String(allow_none=True, load_default=None, validate=validate.Length(min=1))
+    encryption_scope = mf.String(allow_none=True, load_default=None, validate=validate.Length(min=1, max=63))
 
 
 class GcsSchema(_CloudSchema):

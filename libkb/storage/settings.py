@@ -128,6 +128,8 @@ class AzureConfig(StorageBackendConfig):
     #: ``?``); it comes before an account key, as in the original tool. Without one,
     #: and without an account key, ``AZURE_STORAGE_SAS_TOKEN`` is read.
     sas_token: str | None = field(default=None, repr=False)
+    #: An encryption scope of the storage account: every blob libkb writes is encrypted under it.
+    encryption_scope: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
