@@ -182,6 +182,14 @@ class GcsSchema(_CloudSchema):
     service_account_path = mf.String(allow_none=True, load_default=None)
     endpoint = mf.Url(allow_none=True, load_default=None, require_tld=False, schemes={"http", "https"})
     project_id = mf.String(allow_none=True, load_default=None)
+    kms_key_name = mf.String(
+        allow_none=True,
+        load_default=None,
+        validate=validate.Regexp(
+            r"^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$",
+            error="must be projects/P/locations/L/keyRings/R/cryptoKeys/K",
+        ),
+    )
 
     @pre_load
     def aliases(self, data: Any, **_: Any) -> Any:

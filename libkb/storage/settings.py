@@ -142,6 +142,9 @@ class GcsConfig(StorageBackendConfig):
     endpoint: str | None = None
     #: The project new buckets are created in (only bucket creation needs one).
     project_id: str | None = None
+    #: A Cloud KMS key (``projects/P/locations/L/keyRings/R/cryptoKeys/K``): every object libkb
+    #: writes is encrypted with it (CMEK) instead of the bucket's default.
+    kms_key_name: str | None = None
     resilience: ResilienceConfig = field(default_factory=ResilienceConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
 
