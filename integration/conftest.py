@@ -41,6 +41,8 @@ from integration.services import (
     delete_s3_bucket,
 )
 from integration.services.kafka import BrokerFactory, TopicFactory
+from integration.services.local_kms import KmsEndpoint, LocalKmsService
+from integration.services.minio_tls import MinioTlsEndpoint, MinioTlsService
 from integration.services.pushgateway import PushgatewayService
 
 _log = logging.getLogger("libkb.integration")
@@ -119,6 +121,36 @@ def minio_service(service_registry: ServiceRegistry) -> S3Endpoint:
     endpoint = _start(service_registry, "minio").endpoint
     assert isinstance(endpoint, S3Endpoint)
     return endpoint
+
+
+@pytest.fixture(scope="session")
+def kms_service() -> Iterator[KmsEndpoint]:
+    """local-kms, an AWS KMS-compatible server (built from its Go module, local provider only)."""
+    service = LocalKmsService()
+    try:
+        endpoint = service.start()
+    except ServiceError as exc:
+        service.close()
+        if IN_CI:
+            pytest.fail(f"local-kms service failed: {exc.describe()}", pytrace=False)
+        pytest.skip(f"local-kms service unavailable: {exc}")
+    yield endpoint
+    service.close()
+
+
+@pytest.fixture(scope="session")
+def minio_tls_service() -> Iterator[MinioTlsEndpoint]:
+    """A second MinIO, over TLS (a throwaway CA) with its built-in KMS: for server-side encryption."""
+    service = MinioTlsService()
+    try:
+        service.start()
+    except ServiceError as exc:
+        service.close()
+        if IN_CI:
+            pytest.fail(f"minio-tls service failed: {exc.describe()}", pytrace=False)
+        pytest.skip(f"minio-tls service unavailable: {exc}")
+    yield service.tls_endpoint
+    service.close()
 
 
 @pytest.fixture(scope="session")

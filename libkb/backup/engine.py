@@ -37,6 +37,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException
 
 from libkb.backup.builder import OpenPartition, SegmentBuilder, SegmentLimits
+from libkb.backup.envelope import Envelope
 from libkb.backup.errors import BackupError
 from libkb.backup.incarnations import TopicRecreatedError, choose_incarnations, recreated_since
 from libkb.backup.lease import LeaseLostError
@@ -62,6 +63,7 @@ from libkb.format.segment import CODECS, codec_chain
 from libkb.gctune import fewer_collections
 from libkb.kafka.admin import KafkaAdmin
 from libkb.kafka.clients import make_admin, make_consumer
+from libkb.keys import keyring_from_config
 from libkb.metrics import RunMetrics
 from libkb.ratelimit import RateLimiter
 from libkb.retention import RetentionPolicy, plan_retention, report_oldest
@@ -195,13 +197,14 @@ class BackupEngine:
         backend = self._backend or create_backend_from_config(
             self.config.storage, metrics=self.metrics.storage
         )
+        envelope = self._envelope(backend)  # a missing key fails here, before the lease is taken
         ownership = LeaseOwnership(backend, self.backup_id, self.run_id, self.options.lease_ttl_secs)
         ownership.acquire()
         # Storage answered: from here an outage is waited through, and every retry after
         # one is fenced by the lease (a run taken over meanwhile must not write again).
         self.outage.guard = ownership.fence
         backend.ride_outages(self.outage)
-        pipeline = self._pipeline(backend, ownership)
+        pipeline = self._pipeline(backend, ownership, envelope)
         result = BackupResult(self.backup_id, self.run_id, "interrupted")
         run: _Run | None = None
         failed = False
@@ -248,7 +251,17 @@ class BackupEngine:
             self.metrics.last_success.labels(self.backup_id).set(time.time())
         return result
 
-    def _pipeline(self, backend: StorageBackend, ownership: PartitionOwnership) -> StorePipeline:
+    def _envelope(self, backend: StorageBackend) -> Envelope | None:
+        """Encryption's key objects, with the current key checked (None: the job encrypts nothing)."""
+        if self.config.encryption is None:
+            return None
+        keyring = keyring_from_config(self.config.encryption)
+        keyring.current()
+        return Envelope(backend, self.backup_id, keyring)
+
+    def _pipeline(
+        self, backend: StorageBackend, ownership: PartitionOwnership, envelope: Envelope | None = None
+    ) -> StorePipeline:
         opts = self.options
         return StorePipeline(
             backend,
@@ -259,6 +272,7 @@ class BackupEngine:
             upload_threads=opts.max_concurrent_partitions,
             max_bytes_in_flight=opts.max_bytes_in_flight,
             metrics=self.metrics,
+            envelope=envelope,
         )
 
     # -- before reading: topics, manifest, plans ----------------------------------------

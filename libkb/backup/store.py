@@ -36,11 +36,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 
 from libkb.backup.budget import ByteBudget
+from libkb.backup.envelope import Envelope
 from libkb.backup.lease import LeaseLostError
 from libkb.backup.ownership import PartitionOwnership
 from libkb.errors import LibkbError
+from libkb.format.encryption import ALGORITHM, FLAG_ENCRYPTED, BlockEncryption, SegmentKeys
 from libkb.format.models import MissingRange, PartitionIndex, SegmentEntry, index_key, segment_key
 from libkb.format.segment import CODEC_NAMES, Block, RawBlock, SegmentFooter, SegmentWriter, chain_codec
 from libkb.format.transforms import BlockContext, TransformChain
@@ -96,6 +99,7 @@ class StorePipeline:
         upload_threads: int,
         max_bytes_in_flight: int,
         metrics: RunMetrics,
+        envelope: Envelope | None = None,
     ) -> None:
         self.budget = ByteBudget(max_bytes_in_flight)
         #: Raw block buffers handed back after encoding, for the block encoders to reuse.
@@ -107,8 +111,13 @@ class StorePipeline:
         self._backend = backend
         self._backup_id = backup_id
         self._ownership = ownership
-        self._chain = chain
         self._codec = chain_codec(chain)
+        #: Encryption (``envelope``): a fresh data key per segment, made on its first block.
+        self._envelope = envelope
+        self._keys = SegmentKeys() if envelope is not None else None
+        if self._keys is not None:
+            chain = TransformChain([*chain.transforms, BlockEncryption(backup_id, self._keys)])
+        self._chain = chain
         #: The codec's name (``zstd``, ``none``), as index entries and metric labels give it.
         self.algorithm = CODEC_NAMES[self._codec]
         self._hold = backend.stream_hold_bytes
@@ -208,17 +217,30 @@ class StorePipeline:
         try:
             if prev is not None:
                 prev.result()  # keep each partition's segments in offset order
-            writer = SegmentWriter(lane.topic, lane.partition, base, self._codec, _now_ms())
-            stream = _SegmentStream(writer, blocks, self.budget, self._hold)
+            flags = FLAG_ENCRYPTED if self._envelope is not None else 0
+            writer = SegmentWriter(lane.topic, lane.partition, base, self._codec, _now_ms(), flags)
             key = segment_key(self._backup_id, lane.topic, lane.partition, base)
             # A successor would store its own segment at this key: never overwrite it.
             self._ownership.check(lane.topic, lane.partition, f"segment {key} is not stored")
+            sealed = (
+                partial(self._store_key_object, key, (lane.topic, lane.partition, base)) if flags else None
+            )
+            stream = _SegmentStream(writer, blocks, self.budget, self._hold, sealed)
             self._backend.put_stream(key, stream.chunks(end))
-            entry = SegmentEntry.from_footer(key, base, stream.footer(), writer.size, self.algorithm)
+            encryption = ALGORITHM if flags else None
+            entry = SegmentEntry.from_footer(
+                key, base, stream.footer(), writer.size, self.algorithm, encryption
+            )
             data = self.store_index(lane, key, lambda index: index.segments.append(entry))
             self._account(writer, len(data))
         finally:
             self.budget.release(raw - (stream.released if stream is not None else 0))
+
+    def _store_key_object(self, segment: str, place: tuple[str, int, int], footer: bytes) -> None:
+        """The segment's key object, once every block is encrypted and the footer is known."""
+        assert self._envelope is not None and self._keys is not None
+        data_key = self._keys.take(*place)
+        self._envelope.store(segment, place, data_key, self._envelope.wrap(segment, data_key), footer)
 
     def _index_missing(self, lane: PartitionLane, prev: Future[None] | None, lost: MissingRange) -> None:
         if prev is not None:
@@ -272,9 +294,16 @@ class _SegmentStream:
     """One segment's bytes as storage pulls them; gives each block's budget back once storage took it."""
 
     def __init__(
-        self, writer: SegmentWriter, blocks: list[Future[Block]], budget: ByteBudget, hold: int
+        self,
+        writer: SegmentWriter,
+        blocks: list[Future[Block]],
+        budget: ByteBudget,
+        hold: int,
+        sealed: Callable[[bytes], None] | None = None,
     ) -> None:
         self.writer = writer
+        #: Called with the footer's bytes before they are handed to storage (the key object).
+        self._sealed = sealed
         #: Budget given back so far; the store gives back the rest when it ends.
         self.released = 0
         self._blocks = blocks
@@ -303,7 +332,10 @@ class _SegmentStream:
                 n = taken.popleft()[0]
                 self._budget.release(n)
                 self.released += n
-        self._footer, data = writer.finish(end)
+        footer, data = writer.finish(end)
+        if self._sealed is not None:
+            self._sealed(data)  # before the segment can be committed: a stored segment has its key
+        self._footer = footer
         yield data
 
     def footer(self) -> SegmentFooter:

@@ -40,6 +40,8 @@ class PartitionDescription:
     max_timestamp: int | None
     missing: list[MissingRange] = field(default_factory=list)
     pruned: list[PrunedRange] = field(default_factory=list)
+    #: Segments whose records are encrypted (format version 6); told without the key.
+    encrypted_segments: int = 0
 
     @classmethod
     def from_index(cls, index: PartitionIndex | None, topic: str, partition: int) -> PartitionDescription:
@@ -60,6 +62,7 @@ class PartitionDescription:
             max_timestamp=max((s.max_timestamp for s in stamps), default=None),
             missing=list(index.missing),
             pruned=list(index.pruned),
+            encrypted_segments=sum(1 for s in index.segments if s.encryption),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -150,6 +153,10 @@ class BackupDescription:
             ]
         return out
 
+    @property
+    def encrypted_segments(self) -> int:
+        return sum(p.encrypted_segments for p in self.partitions)
+
     def to_dict(self) -> dict[str, Any]:
         m, origin = self.manifest, self.provenance
         return {
@@ -168,6 +175,7 @@ class BackupDescription:
             "source_cluster_id": m.source_cluster_id,
             "records": self.records,
             "segments": self.segments,
+            "encrypted_segments": self.encrypted_segments,
             "stored_bytes": self.stored_bytes,
             "topics": {name: asdict(info) for name, info in sorted(m.topics.items())},
             "runs": [asdict(r) for r in m.runs],

@@ -72,7 +72,13 @@ def _describe(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from libkb.cli.inspection import run_validate
 
-    return run_validate(args.path, args.backup_id, args.deep, args.format)
+    return run_validate(args.path, args.backup_id, args.deep, args.format, keys=args.keys)
+
+
+def _rewrap(args: argparse.Namespace) -> int:
+    from libkb.cli.rewrap import run_rewrap
+
+    return run_rewrap(args.path, args.backup_id, args.keys, args.format)
 
 
 def _prune(args: argparse.Namespace) -> int:
@@ -265,6 +271,9 @@ def _backup_command(commands: _Commands) -> None:
     _liveness_option(backup)
 
 
+_KEYS_HELP = "a job file (or a YAML file of its encryption section alone) naming the encryption keys"
+
+
 def _inspection_commands(commands: _Commands) -> None:
     lst = commands.add("list", _list, "list the backups stored at a location")
     lst.add_argument("--path", required=True, metavar="URL", help=_PATH_HELP)
@@ -283,6 +292,14 @@ def _inspection_commands(commands: _Commands) -> None:
         "--deep", action="store_true", help="download every segment and verify checksums and records"
     )
     validate.add_argument("--format", choices=("text", "json"), default="text")
+    validate.add_argument("--keys", metavar="FILE", help=_KEYS_HELP + " (only --deep reads records)")
+
+    rewrap = commands.add(
+        "rewrap", _rewrap, "wrap an encrypted backup's data keys under the current key (segments untouched)"
+    )
+    _backup_options(rewrap)
+    rewrap.add_argument("--keys", required=True, metavar="FILE", help=_KEYS_HELP)
+    rewrap.add_argument("--format", choices=("text", "json", "yaml"), default="text")
 
 
 def _prune_command(commands: _Commands) -> None:

@@ -102,6 +102,16 @@ def _backup_lines(d: BackupDescription) -> list[str]:
         *written,
         f"Source cluster:  {m.source_cluster_id or '-'}",
         f"Stored:          {d.records:,} records in {d.segments:,} segments, {human_bytes(d.stored_bytes)}",
+        *_encryption_lines(d),
+    ]
+
+
+def _encryption_lines(d: BackupDescription) -> list[str]:
+    if not d.encrypted_segments:
+        return []
+    return [
+        f"Encryption:      {d.encrypted_segments:,} of {d.segments:,} segments encrypted (AES-256-GCM); "
+        "restore and validate --deep need the key"
     ]
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from libkb.config.encryption import EncryptionOptions
 from libkb.storage.secrets import storage_secrets
 from libkb.storage.settings import BackendConfig
 
@@ -336,6 +337,8 @@ class JobConfig:
     restore: RestoreOptions = field(default_factory=RestoreOptions)
     metrics: MetricsOptions = field(default_factory=MetricsOptions)
     logging: LoggingOptions = field(default_factory=LoggingOptions)
+    #: Client-side envelope encryption: the keys (None: segments are written in the clear).
+    encryption: EncryptionOptions | None = None
     path: str | None = None
     #: What loading said about keys of the original tool that libkb replaces (one line each).
     warnings: tuple[str, ...] = ()

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from libkb.errors import FormatError
+from libkb.format.encryption import ALGORITHM, ENCRYPTION_VERSION
 from libkb.format.segment import (
     CODECS,
     FORMAT_VERSION,
@@ -155,10 +156,19 @@ class SegmentEntry:
     size: int
     raw_bytes: int
     codec: str
+    #: ``"AES-256-GCM"`` when the blocks are encrypted (format version 6: the segment has a key
+    #: object); None (left out of the JSON) when not.
+    encryption: str | None = None
 
     @classmethod
     def from_footer(
-        cls, key: str, base_offset: int, footer: SegmentFooter, size: int, codec: str
+        cls,
+        key: str,
+        base_offset: int,
+        footer: SegmentFooter,
+        size: int,
+        codec: str,
+        encryption: str | None = None,
     ) -> SegmentEntry:
         return cls(
             key=key,
@@ -172,7 +182,14 @@ class SegmentEntry:
             size=size,
             raw_bytes=footer.raw_bytes,
             codec=codec,
+            encryption=encryption,
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        body = asdict(self)
+        if self.encryption is None:
+            del body["encryption"]  # a reader of versions 1 to 5 knows no such field
+        return body
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,7 +254,8 @@ class PartitionIndex:
         """The lowest format version that can hold this index: its newest codec's, or pruned ranges'."""
         codecs = max((codec_version(s.codec) for s in self.segments), default=1)
         later = TOPIC_IDS_VERSION if parse_stored_topic(self.topic)[1] > 1 else 1
-        return max(codecs, PRUNED_RANGES_VERSION if self.pruned else 1, later)
+        encrypted = ENCRYPTION_VERSION if any(s.encryption for s in self.segments) else 1
+        return max(codecs, PRUNED_RANGES_VERSION if self.pruned else 1, later, encrypted)
 
     @property
     def start_offset(self) -> int | None:
@@ -346,7 +364,7 @@ class PartitionIndex:
             "format_version": self.needed_version,
             "topic": self.topic,
             "partition": self.partition,
-            "segments": [asdict(s) for s in self.segments],
+            "segments": [s.to_dict() for s in self.segments],
             "missing": [asdict(m) for m in self.missing],
         }
         if self.pruned:
@@ -369,6 +387,13 @@ class PartitionIndex:
             raise FormatError(f"{name}: malformed partition index ({exc})") from None
         for entry in index.segments:
             _check_codec(name, entry.codec, index.format_version)
+            if entry.encryption is not None and (
+                entry.encryption != ALGORITHM or index.format_version < ENCRYPTION_VERSION
+            ):
+                raise FormatError(
+                    f"{name}: {entry.key}: encryption {entry.encryption!r} needs format version "
+                    f"{ENCRYPTION_VERSION} and {ALGORITHM}; the index says version {index.format_version}"
+                )
         if index.pruned and index.format_version < PRUNED_RANGES_VERSION:
             raise FormatError(
                 f"{name}: has pruned ranges but states format version {index.format_version}; "

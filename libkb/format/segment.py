@@ -49,6 +49,7 @@ import msgpack
 
 from libkb.errors import FormatError
 from libkb.format.checksum import block_crc, extend_crc
+from libkb.format.encryption import ENCRYPTION_VERSION, FLAG_ENCRYPTED, BlockEncryption
 from libkb.format.packer import new_buffer, pack_messages
 from libkb.format.transforms import (
     BlockContext,
@@ -58,8 +59,9 @@ from libkb.format.transforms import (
     ZstdCompression,
 )
 
-#: The newest format version this libkb reads; it reads every version from 1 up to it.
-FORMAT_VERSION = 5
+#: The newest format version this libkb reads; it reads every version from 1 up to it
+#: (the newest is encryption's: :data:`libkb.format.encryption.ENCRYPTION_VERSION`).
+FORMAT_VERSION = max(5, ENCRYPTION_VERSION)
 CODEC_NONE = 0
 CODEC_ZSTD = 1
 CODEC_LZ4 = 2
@@ -115,6 +117,11 @@ def chain_codec(chain: TransformChain) -> int:
     return codec
 
 
+def encrypted_chain(codec: int, encryption: BlockEncryption, level: int = 3) -> TransformChain:
+    """The codec's compression, then encryption (format version 6): an encrypted segment's chain."""
+    return TransformChain([*codec_chain(codec, level).transforms, encryption])
+
+
 _CODEC_OF_NAMES = {(): CODEC_NONE, ("zstd",): CODEC_ZSTD, ("lz4",): CODEC_LZ4}
 # Reading needs no compression level: one chain per codec serves every block.
 _READ_CHAINS = {codec: codec_chain(codec) for codec in CODEC_NAMES}
@@ -140,6 +147,12 @@ class SegmentHeader:
     base_offset: int
     created_ms: int
     size: int
+    flags: int = 0
+
+    @property
+    def encrypted(self) -> bool:
+        """The blocks are encrypted (format version 6): reading them needs the segment's key object."""
+        return bool(self.flags & FLAG_ENCRYPTED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,11 +193,14 @@ class Block:
         )
 
 
-def encode_header(topic: str, partition: int, base_offset: int, codec: int, created_ms: int) -> bytes:
+def encode_header(
+    topic: str, partition: int, base_offset: int, codec: int, created_ms: int, flags: int = 0
+) -> bytes:
     name = topic.encode("utf-8")
     size = _HEADER_FIXED.size + len(name) + 4
+    version = max(CODEC_VERSIONS[codec], ENCRYPTION_VERSION if flags & FLAG_ENCRYPTED else 1)
     fixed = _HEADER_FIXED.pack(
-        HEADER_MAGIC, CODEC_VERSIONS[codec], codec, 0, size, partition, base_offset, created_ms, len(name)
+        HEADER_MAGIC, version, codec, flags, size, partition, base_offset, created_ms, len(name)
     )
     body = fixed + name
     return body + struct.pack("<I", zlib.crc32(body))
@@ -193,7 +209,7 @@ def encode_header(topic: str, partition: int, base_offset: int, codec: int, crea
 def decode_header(data: bytes, *, name: str = "segment") -> SegmentHeader:
     if len(data) < _HEADER_FIXED.size:
         raise SegmentError(f"{name}: truncated header ({len(data)} bytes)")
-    magic, version, codec, _flags, size, partition, base, created, topic_len = _HEADER_FIXED.unpack_from(data)
+    magic, version, codec, flags, size, partition, base, created, topic_len = _HEADER_FIXED.unpack_from(data)
     if magic != HEADER_MAGIC:
         raise SegmentError(f"{name}: not a libkb segment (magic {magic!r})")
     if version > FORMAT_VERSION:
@@ -205,13 +221,15 @@ def decode_header(data: bytes, *, name: str = "segment") -> SegmentHeader:
             f"{name}: codec {CODEC_NAMES[codec]} needs format version {CODEC_VERSIONS[codec]}, "
             f"the header says {version}"
         )
+    if version < ENCRYPTION_VERSION:
+        flags = 0  # reserved before encryption: ignored
     if len(data) < size or size != _HEADER_FIXED.size + topic_len + 4:
         raise SegmentError(f"{name}: truncated or inconsistent header")
     (crc,) = struct.unpack_from("<I", data, size - 4)
     if zlib.crc32(data[: size - 4]) != crc:
         raise SegmentError(f"{name}: header checksum mismatch")
     topic = data[_HEADER_FIXED.size : _HEADER_FIXED.size + topic_len].decode("utf-8")
-    return SegmentHeader(version, codec, topic, partition, base, created, size)
+    return SegmentHeader(version, codec, topic, partition, base, created, size, flags)
 
 
 def encode_footer(footer: SegmentFooter) -> bytes:
@@ -401,12 +419,14 @@ class SegmentWriter:
     costs nothing.
     """
 
-    def __init__(self, topic: str, partition: int, base_offset: int, codec: int, created_ms: int) -> None:
+    def __init__(
+        self, topic: str, partition: int, base_offset: int, codec: int, created_ms: int, flags: int = 0
+    ) -> None:
         self.topic = topic
         self.partition = partition
         self.base_offset = base_offset
         self.codec = codec
-        self.header = encode_header(topic, partition, base_offset, codec, created_ms)
+        self.header = encode_header(topic, partition, base_offset, codec, created_ms, flags)
         self.size = len(self.header)
         self._crc = zlib.crc32(self.header)
         self.record_count = 0
@@ -478,9 +498,11 @@ class BlockInfo:
 class SegmentReader:
     """Reads a whole segment's bytes, checking every checksum it passes."""
 
-    def __init__(self, data: bytes, *, name: str = "segment") -> None:
+    def __init__(self, data: bytes, *, name: str = "segment", chain: TransformChain | None = None) -> None:
         self.name = name
         self.data = data
+        #: The transforms to undo (None: the codec's alone; an encrypted segment needs its own).
+        self.chain = chain
         self.header = decode_header(data, name=name)
         self.footer = decode_footer(data, name=name)
         if self.header.size > len(data) - FOOTER_SIZE:
@@ -524,10 +546,19 @@ class SegmentReader:
         for info in self.blocks():
             if min_offset is not None and info.last_offset < min_offset:
                 continue
-            yield from decode_block(self.data, info, self.header.codec, name=self.name)
+            yield from decode_block(self.data, info, self.header.codec, name=self.name, chain=self.decoder())
+
+    def decoder(self) -> TransformChain | None:
+        """The chain that reads the blocks; SegmentError when they are encrypted and no key was given."""
+        if self.header.encrypted and self.chain is None:
+            raise SegmentError(f"{self.name}: its blocks are encrypted; reading them needs its key")
+        return self.chain
 
 
-def decode_block(data: bytes, info: BlockInfo, codec: int, *, name: str = "segment") -> Iterator[Record]:
+def decode_block(
+    data: bytes, info: BlockInfo, codec: int, *, name: str = "segment", chain: TransformChain | None = None
+) -> Iterator[Record]:
+    """The block's records; ``chain``: the segment's transforms when not its codec's alone (encrypted)."""
     head = _BLOCK_HEAD.unpack_from(data, info.position)
     payload = memoryview(data)[info.position + _BLOCK_HEAD.size : info.position + info.length]
     if block_crc(payload) != head[5]:
@@ -535,7 +566,7 @@ def decode_block(data: bytes, info: BlockInfo, codec: int, *, name: str = "segme
             f"{name}: checksum mismatch in the block of offsets {info.first_offset}-{info.last_offset}"
         )
     try:
-        raw = _read_chain(codec, name).decode(payload, info.context)
+        raw = (chain or _read_chain(codec, name)).decode(payload, info.context)
     except TransformError as exc:
         raise SegmentError(f"{name}: {exc}") from None
     if len(raw) != info.raw_len:
@@ -571,10 +602,15 @@ def encode_segment(
     level: int = 3,
     block_bytes: int = 1 << 20,
     created_ms: int = 0,
+    encryption: BlockEncryption | None = None,
 ) -> bytes:
-    """Whole-segment convenience encoder (tests, tools); the engine streams instead."""
-    writer = SegmentWriter(topic, partition, base_offset, codec, created_ms)
-    chain = codec_chain(codec, level)
+    """Whole-segment convenience encoder (tests, tools); the engine streams instead.
+
+    ``encryption``: encrypt the blocks too (format version 6; the caller stores the key object).
+    """
+    flags = FLAG_ENCRYPTED if encryption is not None else 0
+    writer = SegmentWriter(topic, partition, base_offset, codec, created_ms, flags)
+    chain = codec_chain(codec, level) if encryption is None else encrypted_chain(codec, encryption, level)
     out: list[bytes | bytearray] = [writer.header]
     encoder = BlockEncoder(block_bytes)
 
@@ -595,7 +631,9 @@ _HEADERS = itemgetter(5)
 _ARRAY32 = struct.Struct(">BI")  # msgpack array 32: 0xdd, element count
 
 
-def block_records(data: bytes, info: BlockInfo, codec: int, *, name: str = "segment") -> list[Record]:
+def block_records(
+    data: bytes, info: BlockInfo, codec: int, *, name: str = "segment", chain: TransformChain | None = None
+) -> list[Record]:
     """One block's records, exactly as :func:`decode_block` yields them, as a list (faster).
 
     The payload is decoded (decompressed) straight into a buffer that starts with a
@@ -615,7 +653,7 @@ def block_records(data: bytes, info: BlockInfo, codec: int, *, name: str = "segm
         buf = bytearray(_ARRAY32.size + info.raw_len)
         _ARRAY32.pack_into(buf, 0, 0xDD, info.record_count)
         view = memoryview(buf)[_ARRAY32.size :]
-        _read_chain(codec, name).decode_into(payload, info.context, view)  # any error: see below
+        (chain or _read_chain(codec, name)).decode_into(payload, info.context, view)  # any error: see below
         del view
         records: list[Any] = list(msgpack.unpackb(buf, use_list=False, raw=False))
         if records and set(map(len, records)) != {6}:
@@ -626,4 +664,4 @@ def block_records(data: bytes, info: BlockInfo, codec: int, *, name: str = "segm
         return records
     except Exception:  # the reference decoder says what is wrong
         pass
-    return list(decode_block(data, info, codec, name=name))
+    return list(decode_block(data, info, codec, name=name, chain=chain))

@@ -30,6 +30,7 @@ from libkb.format.models import Manifest
 from libkb.gctune import fewer_collections
 from libkb.kafka.admin import KafkaAdmin
 from libkb.kafka.clients import make_admin, make_consumer, make_producer
+from libkb.keys import keyring_from_config
 from libkb.metrics import RunMetrics
 from libkb.ratelimit import RateLimiter
 from libkb.restore import purge, resume, verify
@@ -127,6 +128,7 @@ class RestoreEngine:
         try:
             source = resolve_backup(backend, self.config.backup_id)
             source.keep_tool_headers = self.options.keep_rust_tool_headers
+            source.keyring = keyring_from_config(self.config.encryption)
             manifest = source.manifest()
             coverage = {
                 (topic, partition): source.readable_coverage(topic, partition)
@@ -142,6 +144,8 @@ class RestoreEngine:
                 counts,
                 exact_time_bounds=source.exact_time_bounds,
             )
+            # A wrong or missing key is one error here, before anything is created or written.
+            source.check_keys(s for task in plan.tasks for s in task.segments)
         except BaseException:
             if self._backend is None:
                 backend.close()

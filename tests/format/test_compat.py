@@ -495,8 +495,9 @@ def _v5() -> Expected:
 
 
 EXPECTED: dict[str, Expected] = {"v1": _v1(), "v2": _v2(), "v4": _v4(), "v5": _v5()}
-#: Versions whose fixture is not a plain libkb backup, each tested in a module of its own.
-OTHER_LAYOUTS = {"v3": "tests/format/test_compat_adopted.py"}
+#: Versions whose fixture is not a plain libkb backup, each tested in a module of its own
+#: (v6: encrypted with random data keys and nonces, so never rewritten byte for byte).
+OTHER_LAYOUTS = {"v3": "tests/format/test_compat_adopted.py", "v6": "tests/format/test_compat_encrypted.py"}
 
 
 @pytest.fixture(params=[v for v in VERSIONS if v in EXPECTED])

@@ -134,8 +134,7 @@ def test_newer_version_is_refused_clearly() -> None:
     with pytest.raises(
         SegmentError,
         match=rf"^x\.kbs: format version 9 is newer than this libkb reads \(1 to {FORMAT_VERSION}\): it was "
-        "written by a "
-        "newer libkb; upgrade libkb$",
+        "written by a newer libkb; upgrade libkb$",
     ):
         decode_header(bytes(blob), name="x.kbs")
 

@@ -20,6 +20,7 @@ from libkb.format.segment import (
     SegmentReader,
     block_records,
 )
+from libkb.format.transforms import TransformChain
 from libkb.source.base import SegmentCheck, StoredSegment
 from libkb.source.checks import STAT_NAMES, disagreements, scan_records
 from libkb.source.libkb_v1.blocks import checked_blocks, checked_records
@@ -30,32 +31,39 @@ _NAMES = (*STAT_NAMES, "raw bytes")
 class V1Segment(StoredSegment):
     """The bytes of one segment listed as ``entry``; nothing is decoded until asked."""
 
-    def __init__(self, entry: SegmentEntry, data: bytes) -> None:
+    def __init__(self, entry: SegmentEntry, data: bytes, chain: TransformChain | None = None) -> None:
         self.entry = entry
         self.key = entry.key
         self.data = data
+        #: An encrypted segment's decrypting chain (its data key unwrapped, its seal checked).
+        self.chain = chain
 
     def batches(self, start: int, end: int) -> Iterator[list[Record]]:
         """The blocks that reach into the range, their heads and records checked (:mod:`.blocks`)."""
-        reader = SegmentReader(self.data, name=self.key)
+        reader = SegmentReader(self.data, name=self.key, chain=self.chain)
         blocks = checked_blocks(self.key, self.entry, reader)
-        codec = reader.header.codec
+        codec, chain = reader.header.codec, reader.decoder()
         first = next((i for i, b in enumerate(blocks) if b.last_offset >= start), len(blocks))
         stop = next((i for i in range(first, len(blocks)) if blocks[i].first_offset >= end), len(blocks))
         # One block more on either side: that its head rightly leaves it out is checked too.
         for i in range(max(first - 1, 0), min(stop + 1, len(blocks))):
             info = blocks[i]
-            records = checked_records(self.key, info, block_records(self.data, info, codec, name=self.key))
+            decoded = block_records(self.data, info, codec, name=self.key, chain=chain)
+            records = checked_records(self.key, info, decoded)
             if first <= i < stop:
                 yield records
 
     def verify(self) -> SegmentCheck:
         """Every checksum and record; header, footer and index must agree (raises on a corrupt segment)."""
-        reader = SegmentReader(self.data, name=self.key)
+        reader = SegmentReader(self.data, name=self.key, chain=self.chain)
         reader.verify()
         header, footer, entry = reader.header, reader.footer, self.entry
         problems = self._header_problems(header)
-        blocks = (block_records(self.data, info, header.codec, name=self.key) for info in reader.blocks())
+        chain = reader.decoder()
+        blocks = (
+            block_records(self.data, info, header.codec, name=self.key, chain=chain)
+            for info in reader.blocks()
+        )
         scan = scan_records(self.key, blocks, entry.base_offset, footer.end_offset)
         problems += scan.problems
         stated = _stats(footer)
