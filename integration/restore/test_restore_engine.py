@@ -27,7 +27,7 @@ from libkb.backup.engine import BackupEngine
 from libkb.catalog import BackupNotFoundError, validate_backup
 from libkb.config import parse_config
 from libkb.errors import ConfigError, FormatError
-from libkb.format.models import PartitionIndex, index_key, manifest_key
+from libkb.format.models import TOPIC_IDS_VERSION, PartitionIndex, index_key, manifest_key
 from libkb.format.segment import Record, SegmentReader
 from libkb.kafka.admin import KafkaAdmin
 from libkb.restore.engine import RestoreEngine, RestoreError, RestoreResult
@@ -188,10 +188,13 @@ def test_round_trip_on_every_backend_is_exact(
 
 
 def _check_lz4_stored(store: StorageBackend, topic: str, partitions: int) -> None:
-    """The backup validates deep, and every segment is lz4 in a format version 2 object."""
+    """The backup validates deep, and every segment is lz4 in a format version 2 object.
+
+    The manifest is version 5: it records the topic's id (KIP-516), not because of lz4.
+    """
     report = validate_backup(store, "bk", deep=True)
     assert report.ok and report.checked_records == 2000, report.problems
-    assert json.loads(store.get(manifest_key("bk")))["format_version"] == 2
+    assert json.loads(store.get(manifest_key("bk")))["format_version"] == TOPIC_IDS_VERSION
     for p in range(partitions):
         index = PartitionIndex.from_json(store.get(index_key("bk", topic, p)))
         assert index.format_version == 2 and len(index.segments) >= 2
