@@ -36,7 +36,7 @@ from libkb.format.segment import (
     codec_version,
     newer_version,
 )
-from libkb.format.strict import array, build, integer, load_object, mapping, string
+from libkb.format.strict import array, build, integer, load_object, malformed, mapping, string
 
 # Kafka facts the manifest and the groups object store; re-exported for readers of the format.
 from libkb.kafka.types import GroupOffsets as GroupOffsets
@@ -337,7 +337,7 @@ class PartitionIndex:
     @classmethod
     def from_json(cls, data: bytes, *, name: str = "index") -> PartitionIndex:
         body = _load(data, name)
-        try:
+        with malformed(name, "partition index"):
             index = cls(
                 topic=string(body.get("topic"), name, "topic"),
                 partition=integer(body.get("partition"), name, "partition"),
@@ -346,10 +346,6 @@ class PartitionIndex:
                 format_version=integer(body["format_version"], name, "format_version"),
                 pruned=_list_of(PrunedRange, body.get("pruned", []), name, "pruned"),
             )
-        except FormatError as exc:
-            raise FormatError(
-                f"{name}: malformed partition index: {str(exc).removeprefix(name + ': ')}"
-            ) from None
         for entry in index.segments:
             _check_codec(name, entry.codec, index.format_version)
         if index.pruned and index.format_version < PRUNED_RANGES_VERSION:
@@ -441,7 +437,7 @@ class Manifest:
     @classmethod
     def from_json(cls, data: bytes, *, name: str = "manifest") -> Manifest:
         body = _load(data, name)
-        try:
+        with malformed(name, "manifest"):
             topics = mapping(body.get("topics", {}), name, "topics")
             manifest = cls(
                 backup_id=string(body.get("backup_id"), name, "backup_id"),
@@ -455,8 +451,6 @@ class Manifest:
                 format_version=integer(body["format_version"], name, "format_version"),
                 continues=Continuation.from_dict(body["continues"], name) if "continues" in body else None,
             )
-        except FormatError as exc:
-            raise FormatError(f"{name}: malformed manifest: {str(exc).removeprefix(name + ': ')}") from None
         if manifest.continues is not None and manifest.format_version < CONTINUATION_VERSION:
             raise FormatError(
                 f"{name}: 'continues' needs format version {CONTINUATION_VERSION}, "
@@ -481,7 +475,7 @@ def groups_to_json(groups: Iterable[GroupOffsets], taken_ms: int) -> bytes:
 
 def groups_from_json(data: bytes, *, name: str = "consumer groups") -> tuple[int, list[GroupOffsets]]:
     body = _load(data, name)
-    try:
+    with malformed(name, "consumer-group snapshot"):
         groups = [
             GroupOffsets(
                 g,
@@ -496,10 +490,6 @@ def groups_from_json(data: bytes, *, name: str = "consumer groups") -> tuple[int
             for g, topics in mapping(body.get("groups"), name, "groups").items()
         ]
         return integer(body.get("taken_ms"), name, "taken_ms"), groups
-    except FormatError as exc:
-        raise FormatError(
-            f"{name}: malformed consumer-group snapshot: {str(exc).removeprefix(name + ': ')}"
-        ) from None
 
 
 def _partition(text: str, name: str) -> int:
@@ -522,7 +512,7 @@ def _load(data: bytes, name: str) -> Mapping[str, Any]:
     if body.get("format") != FORMAT_NAME:
         raise FormatError(f"{name}: not a libkb object")
     version = body.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if type(version) is not int or version > FORMAT_VERSION:
         raise FormatError(newer_version(name, version))
     return body
 

@@ -12,11 +12,12 @@ integer, found str``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from functools import cache
 from typing import Any, TypeVar
 
@@ -36,6 +37,15 @@ def load_object(data: bytes, name: str, what: str = "object") -> dict[str, Any]:
     if not isinstance(body, dict):
         raise FormatError(f"{name}: not a libkb {what} (a JSON {type(body).__name__}, not an object)")
     return body
+
+
+@contextlib.contextmanager
+def malformed(name: str, what: str) -> Iterator[None]:
+    """Word a field's FormatError as ``{name}: malformed {what}: {field}: ...`` (the object's kind first)."""
+    try:
+        yield
+    except FormatError as exc:
+        raise FormatError(f"{name}: malformed {what}: {str(exc).removeprefix(name + ': ')}") from None
 
 
 def field_error(name: str, path: str, expected: str, value: object) -> FormatError:
