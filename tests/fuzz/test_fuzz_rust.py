@@ -92,7 +92,7 @@ def _area(case: tuple[bytes, bytes]) -> None:
     for accelerated in (True, False):
         read(data, accelerated)
     if rust_segment.ACCELERATED:  # the C decoder against the reference on the raw area
-        outcomes = []
+        outcomes: list[object] = []
         for decode in (rust_segment.decode_records, py_decode_records):
             try:
                 outcomes.append(decode(area, 0, len(area), 1 << 30, 1 << 20, -1, True, 0))
