@@ -133,7 +133,7 @@ def test_a_header_that_disagrees_with_the_records_is_refused() -> None:
 
     struct.pack_into("<I", data, len(data) - 8, zlib.crc32(bytes(data[:-8])))
     with pytest.raises(
-        SegmentError, match="^seg: the header states 6 records at offsets 10-14, which cannot"
+        SegmentError, match=r"^seg: the header states 6 records at offsets 10-14, which cannot"
     ):
         open_segment(bytes(data), "seg")
     struct.pack_into("<q", data, 24, 15)  # the offsets could hold 6: the records say otherwise
