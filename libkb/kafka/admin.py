@@ -25,6 +25,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_expone
 
 from libkb.config.models import TopicSelection
 from libkb.kafka.clients import ConnectionErrors, KafkaConnectionError
+from libkb.kafka.errors import kafka_boundary
 from libkb.kafka.types import GroupOffsets, TopicInfo
 
 #: Metadata requests are made in slices this long, so that a refused login or
@@ -107,10 +108,12 @@ class KafkaAdmin:
         self.admin = admin
         self.timeout = timeout
 
+    @kafka_boundary
     def cluster_id(self) -> str | None:
         metadata = self.metadata()
         return getattr(metadata, "cluster_id", None)
 
+    @kafka_boundary
     def metadata(self) -> Any:
         """The cluster's metadata; :class:`KafkaConnectionError` if no broker can be used.
 
@@ -146,10 +149,12 @@ class KafkaAdmin:
             self.admin.poll(0)  # drain queued error and log events
             return metadata
 
+    @kafka_boundary
     def partition_counts(self) -> dict[str, int]:
         """Topic name -> partition count of every topic the cluster has."""
         return {name: len(t.partitions) for name, t in self.metadata().topics.items() if t.error is None}
 
+    @kafka_boundary
     def select_topics(
         self, selection: TopicSelection, *, include_internal: bool | AbstractSet[str]
     ) -> dict[str, int]:
@@ -167,6 +172,7 @@ class KafkaAdmin:
                 chosen[name] = len(topic.partitions)
         return dict(sorted(chosen.items()))
 
+    @kafka_boundary
     def topic_infos(self, names: Iterable[str]) -> dict[str, TopicInfo]:
         """Partition count, replication factor and non-default configs of each topic."""
         names = list(names)
@@ -191,6 +197,7 @@ class KafkaAdmin:
             infos[resource.name] = TopicInfo(len(partitions), replicas, dict(sorted(configs.items())))
         return infos
 
+    @kafka_boundary
     def offsets(
         self, partitions: Iterable[tuple[str, int]], *, read_committed: bool
     ) -> dict[tuple[str, int], PartitionOffsets]:
@@ -216,6 +223,7 @@ class KafkaAdmin:
         # Leadership moves (and new topics) answer NOT_LEADER for a moment: retry those.
         return until_ready(ask, self.timeout)
 
+    @kafka_boundary
     def cleanup_policies(self, topics: Iterable[str]) -> dict[str, str]:
         """Each topic's ``cleanup.policy`` in force (its own, else the broker's default)."""
         resources = [ConfigResource(ConfigResource.Type.TOPIC, t) for t in sorted(set(topics))]
@@ -228,6 +236,7 @@ class KafkaAdmin:
             policies[resource.name] = entry.value if entry is not None and entry.value else "delete"
         return policies
 
+    @kafka_boundary
     def delete_records(
         self, before: Mapping[tuple[str, int], int]
     ) -> tuple[dict[tuple[str, int], int], dict[tuple[str, int], KafkaError]]:
@@ -260,6 +269,7 @@ class KafkaAdmin:
                 time.sleep(0.2)
         return done, refused
 
+    @kafka_boundary
     def group_offsets(self, topics: Iterable[str]) -> list[GroupOffsets]:
         """Committed offsets of every consumer group, on the given topics only."""
         wanted = set(topics)
