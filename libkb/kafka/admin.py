@@ -287,7 +287,8 @@ class KafkaAdmin:
                     continue  # the group went away meanwhile
                 # Anything else (e.g. not authorized) must not leave the group out unnoticed.
                 code = err.code() if err is not None else KafkaError._FAIL
-                raise KafkaException(KafkaError(code, f"consumer group {group!r}: {exc}")) from exc
+                said = err.str() if err is not None else str(exc)
+                raise KafkaException(KafkaError(code, f"consumer group {group!r}: {said}")) from exc
             offsets: dict[str, dict[int, int]] = {}
             for tp in answer.topic_partitions or []:
                 if tp.topic in wanted and tp.offset >= 0:
