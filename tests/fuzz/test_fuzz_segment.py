@@ -11,7 +11,10 @@ reference decoder. Any outcome but records of the right types or a
 from __future__ import annotations
 
 import struct
+import tracemalloc
 
+import pytest
+import zstandard
 from hypothesis import strategies as st
 
 from libkb.errors import FormatError
@@ -23,12 +26,15 @@ from libkb.format.segment import (
     CODEC_NONE,
     CODEC_ZSTD,
     MAX_BLOCK_RAW_BYTES,
+    SegmentError,
     SegmentReader,
     block_records,
+    codec_chain,
     decode_footer,
     decode_header,
     encode_segment,
 )
+from libkb.format.transforms import TransformError
 from libkb.source.libkb_v1.segment import V1Segment
 from tests.fuzz.budget import fuzz
 from tests.fuzz.segments import block_spans, fix_checksums, pack_items, raw_block, replace_block
@@ -216,3 +222,38 @@ def _declared_sizes(data: bytes) -> None:
 
 
 test_declared_sizes, test_declared_sizes_soak = fuzz(_declared_sizes, oversized(), examples=30)
+
+
+# -- the findings, as plain regression tests -----------------------------------------------
+
+
+def test_a_topic_name_that_is_not_utf8_is_a_segment_error() -> None:
+    data = bytearray(SEGMENTS[CODEC_ZSTD])
+    data[decode_header(bytes(data)).size - 5] = 0xFF  # the topic's last byte ("t")
+    with pytest.raises(SegmentError, match=f"^{KEY}: the topic name in the header is not UTF-8"):
+        decode_header(fix_checksums(data), name=KEY)
+
+
+def test_a_zstd_frame_declaring_gigabytes_is_refused_before_allocating() -> None:
+    data = SEGMENTS[CODEC_ZSTD]
+    pos, total = block_spans(data)[0]
+    payload = bytes(data[pos + _BLOCK_HEAD.size : pos + total])
+    # The frame header (RFC 8878): single segment, no dictionary; its content size field, widened
+    # to 4 bytes (flag 2), states 3.75 GiB.
+    descriptor = payload[4]
+    assert descriptor & 0x23 == 0x20
+    width = {0: 1, 1: 2, 2: 4, 3: 8}[descriptor >> 6]
+    head = (
+        payload[:4]
+        + bytes([(descriptor & 0x3F) | 0x80])
+        + struct.pack("<I", 0xF000_0000)
+        + payload[5 + width :]
+    )
+    assert zstandard.get_frame_parameters(head).content_size == 0xF000_0000
+    info = next(SegmentReader(data, name=KEY).blocks())
+    tracemalloc.start()
+    with pytest.raises(TransformError, match="its frame declares 4026531840 bytes"):
+        codec_chain(CODEC_ZSTD).decode(bytes(head), info.context)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 1 << 20
