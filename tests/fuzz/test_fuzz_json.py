@@ -34,6 +34,7 @@ from libkb.kafka.types import CommittedOffset
 from libkb.offsets.snapshot import OffsetSnapshot
 from libkb.restore.mapping import OffsetMapping, PartitionMapping, SpreadPartition
 from libkb.restore.state import PartitionState, RestoreState
+from libkb.source.rust_v1.manifest import parse_groups, parse_manifest
 from tests.fuzz.budget import fuzz
 
 NAME = "b1/some/object.json"
@@ -71,7 +72,40 @@ _SNAPSHOT = OffsetSnapshot(
     "s1", "b1", 5, {"g": {("t", 0): CommittedOffset(7, "m", 2)}}, ["k:9092"], "c1", "before reset", "r1"
 )
 
+_RUST_SEGMENT = {
+    "key": "b1/topics/t/partition=0/segment-0001.bin.zst",
+    "start_offset": 10,
+    "end_offset": 19,
+    "start_timestamp": 1,
+    "end_timestamp": 2,
+    "record_count": 10,
+    "uncompressed_size": 300,
+    "compressed_size": 100,
+}
+_RUST_MANIFEST = {
+    "backup_id": "b1",
+    "created_at": 1,
+    "source_cluster_id": "c1",
+    "compression": "zstd",
+    "topics": [
+        {
+            "name": "t",
+            "original_partition_count": 3,
+            "partitions": [{"partition_id": 0, "segments": [_RUST_SEGMENT]}],
+        }
+    ],
+}
+_RUST_GROUPS = {"snapshot_time": 5, "groups": [{"group_id": "g", "offsets": {"t": {"0": 7}}}]}
+
+
+def _rust_manifest(data: bytes) -> object:
+    manifest = parse_manifest(data, NAME)
+    return list(manifest.segments())
+
+
 READERS: dict[str, tuple[bytes, Callable[[bytes], object]]] = {
+    "rust manifest": (json.dumps(_RUST_MANIFEST).encode(), _rust_manifest),
+    "rust groups": (json.dumps(_RUST_GROUPS).encode(), lambda d: parse_groups(d, NAME)),
     "index": (_INDEX.to_json(), lambda d: PartitionIndex.from_json(d, name=NAME)),
     "manifest": (_MANIFEST.to_json(), lambda d: Manifest.from_json(d, name=NAME)),
     "groups": (
