@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 import tracemalloc
+from typing import Any
 
 import pytest
 import zstandard
@@ -166,11 +167,13 @@ scalars = st.one_of(
     st.binary(max_size=8),
     st.binary(min_size=2, max_size=4).map(lambda b: b.decode("latin-1")),
 )
-items = st.recursive(
-    scalars,
-    lambda inner: st.lists(inner, max_size=7) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
-    max_leaves=20,
-)
+
+
+def _nested(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(st.lists(inner, max_size=7), st.dictionaries(st.text(max_size=3), inner, max_size=3))
+
+
+items = st.recursive(scalars, _nested, max_leaves=20)
 near_records = st.lists(
     st.one_of(scalars, st.lists(st.tuples(items, items).map(list), max_size=3)), min_size=5, max_size=7
 )
