@@ -36,7 +36,16 @@ from libkb.format.segment import (
     codec_version,
     newer_version,
 )
-from libkb.format.strict import array, build, integer, load_object, malformed, mapping, string
+from libkb.format.strict import (
+    array,
+    build,
+    integer,
+    load_object,
+    malformed,
+    mapping,
+    partition_offsets,
+    string,
+)
 
 # Kafka facts the manifest and the groups object store; re-exported for readers of the format.
 from libkb.kafka.types import GroupOffsets as GroupOffsets
@@ -394,9 +403,8 @@ class Continuation:
     def from_dict(cls, body: object, name: str = "manifest") -> Continuation:
         fields = mapping(body, name, "continues")
         ends = {
-            t: {_partition(p, name): integer(o, name, f"continues.ends.{t}.{p}") for p, o in parts.items()}
+            t: partition_offsets(parts, name, f"continues.ends.{t}")
             for t, parts in mapping(fields.get("ends"), name, "continues.ends").items()
-            for parts in [mapping(parts, name, f"continues.ends.{t}")]
         }
         writer = string(fields.get("writer"), name, "continues.writer")
         return cls(writer, integer(fields.get("adopted_ms"), name, "continues.adopted_ms"), ends)
@@ -480,23 +488,13 @@ def groups_from_json(data: bytes, *, name: str = "consumer groups") -> tuple[int
             GroupOffsets(
                 g,
                 {
-                    t: {
-                        _partition(p, name): integer(o, name, f"groups.{g}.{t}.{p}") for p, o in parts.items()
-                    }
+                    t: partition_offsets(parts, name, f"groups.{g}.{t}")
                     for t, parts in mapping(topics, name, f"groups.{g}").items()
-                    for parts in [mapping(parts, name, f"groups.{g}.{t}")]
                 },
             )
             for g, topics in mapping(body.get("groups"), name, "groups").items()
         ]
         return integer(body.get("taken_ms"), name, "taken_ms"), groups
-
-
-def _partition(text: str, name: str) -> int:
-    """A partition number stored as a JSON object key: decimal digits only."""
-    if not (text.isascii() and text.isdigit()) or len(text) > 10:
-        raise FormatError(f"{name}: partition {text!r} is not a partition number")
-    return int(text)
 
 
 def _list_of(cls: type[T], items: object, name: str, path: str) -> list[T]:

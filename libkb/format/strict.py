@@ -77,6 +77,21 @@ def array(value: object, name: str, path: str) -> list[Any]:
     return value
 
 
+def partition_key(text: str, name: str, path: str) -> int:
+    """A partition number stored as a JSON object key: decimal digits only (not ``" 1"`` or ``"+1"``)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 10:
+        raise FormatError(f"{name}: {path}: {text!r} is not a partition number")
+    return int(text)
+
+
+def partition_offsets(value: object, name: str, path: str) -> dict[int, int]:
+    """``{"partition": offset}`` as ``{partition: offset}``, every key and value checked."""
+    return {
+        partition_key(p, name, path): integer(o, name, f"{path}.{p}")
+        for p, o in mapping(value, name, path).items()
+    }
+
+
 def build(cls: type[T], body: object, name: str, path: str) -> T:
     """``cls(**body)`` once every field of ``body`` has its annotated type and none is unknown or missing."""
     fields = mapping(body, name, path)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from libkb.errors import ConfigError, FormatError
-from libkb.format.strict import array, integer, load_object, malformed, mapping, string
+from libkb.format.strict import array, integer, load_object, malformed, mapping, partition_key, string
 from libkb.kafka.types import CommittedOffset
 
 FORMAT_NAME = "libkb-offset-snapshot"
@@ -128,14 +128,13 @@ def _offsets_from_json(body: object, name: str, path: str) -> dict[TP, Committed
     for topic, partitions in mapping(body, name, path).items():
         for partition, entry in mapping(partitions, name, f"{path}.{topic}").items():
             where = f"{path}.{topic}.{partition}"
-            if not (partition.isascii() and partition.isdigit()) or len(partition) > 10:
-                raise FormatError(f"{name}: {where}: {partition!r} is not a partition number")
+            number = partition_key(partition, name, where)
             fields = mapping(entry, name, where)
             offset = integer(fields.get("offset"), name, f"{where}.offset")
             if offset < 0:
                 raise FormatError(f"{name}: {where}: negative offset {offset}")
             epoch = fields.get("leader_epoch")
-            out[(topic, int(partition))] = CommittedOffset(
+            out[(topic, number)] = CommittedOffset(
                 offset,
                 _optional_str(fields.get("metadata"), name, f"{where}.metadata"),
                 None if epoch is None else integer(epoch, name, f"{where}.leader_epoch"),

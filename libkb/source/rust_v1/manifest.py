@@ -17,7 +17,7 @@ from typing import Any
 from libkb.errors import FormatError
 from libkb.format.models import GroupOffsets, Manifest, MissingRange, PartitionIndex, SegmentEntry, TopicInfo
 from libkb.format.rust_segment import SUFFIXES
-from libkb.format.strict import integer, load_object, mapping
+from libkb.format.strict import load_object, partition_offsets
 from libkb.source.base import GroupsSnapshot
 
 FORMAT_NAME = "kafka-backup (Rust)"
@@ -264,12 +264,6 @@ class _Reader:
         return value
 
 
-def _partition(text: str, name: str, where: str) -> int:
-    if not (text.isascii() and text.isdigit()) or len(text) > 10:
-        raise FormatError(f"{name}: {where}.offsets: partition {text!r} is not a partition number")
-    return int(text)
-
-
 def parse_groups(data: bytes, name: str) -> GroupsSnapshot:
     """``consumer-groups-snapshot.json``: ``{snapshot_time, groups: [{group_id, offsets}]}``.
 
@@ -283,12 +277,7 @@ def parse_groups(data: bytes, name: str) -> GroupsSnapshot:
         where = f"groups[{i}]"
         offsets = reader.get(raw, "offsets", dict, where)
         parsed = {
-            str(t): {
-                _partition(p, name, where): integer(o, name, f"{where}.offsets.{t}.{p}")
-                for p, o in parts.items()
-            }
-            for t, parts in offsets.items()
-            for parts in [mapping(parts, name, f"{where}.offsets.{t}")]
+            str(t): partition_offsets(parts, name, f"{where}.offsets.{t}") for t, parts in offsets.items()
         }
         groups.append(GroupOffsets(reader.get(raw, "group_id", str, where), parsed))
     return taken, groups
