@@ -28,6 +28,13 @@ records: it then only states that ``[base_offset, end_offset)`` holds none.
 The footer has a fixed size (:data:`FOOTER_SIZE`), so a reader gets a
 segment's stats with one range request of its last bytes.
 
+Readers trust no stored size: a block's ``raw_len`` above
+:data:`MAX_BLOCK_RAW_BYTES`, or a record count its raw bytes cannot hold, is
+refused before anything is allocated, and every decoded record is checked
+for its shape and types. Any stored bytes give a :class:`SegmentError`
+naming the object (and the block's offsets, when known), never another
+exception.
+
 Version 2 added codec 2 (lz4) and nothing else. Every object is written with
 the lowest version that can hold it (:data:`CODEC_VERSIONS`), so a backup
 without lz4 stays readable by a libkb that knows only version 1.
@@ -51,6 +58,8 @@ from libkb.errors import FormatError
 from libkb.format.checksum import block_crc, extend_crc
 from libkb.format.encryption import ENCRYPTION_VERSION, FLAG_ENCRYPTED, BlockEncryption
 from libkb.format.packer import new_buffer, pack_messages
+from libkb.format.records import Record as Record
+from libkb.format.records import as_header, as_record, plain_records
 from libkb.format.transforms import (
     BlockContext,
     Lz4Compression,
@@ -79,6 +88,13 @@ HEADER_MAGIC = b"LKBS"
 FOOTER_MAGIC = b"LKBF"
 END_MAGIC = b"LKBE"
 _BLOCK_HEAD_AFTER_LEN = _BLOCK_HEAD.size - 4
+#: The largest raw (decoded) block a reader accepts: ``backup.block_bytes`` is at
+#: most 64 MiB and a block ends after the record that reaches it, whose size Kafka
+#: bounds (``message.max.bytes``; the broker's requests are at most 100 MiB by default).
+#: A block head stating more is corrupt or hostile and is refused before any allocation.
+MAX_BLOCK_RAW_BYTES = 1 << 30
+#: The fewest raw bytes one record takes (a msgpack array of six one-byte items).
+MIN_RECORD_BYTES = 7
 
 
 class SegmentError(FormatError):
@@ -132,10 +148,6 @@ def _read_chain(codec: int, name: str) -> TransformChain:
     if chain is None:
         raise SegmentError(f"{name}: unknown codec {codec}")
     return chain
-
-
-# A record as stored: (offset, timestamp, timestamp_type, key, value, headers).
-Record = tuple[int, int, int, bytes | None, bytes | None, list[tuple[str, bytes | None]] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,7 +240,10 @@ def decode_header(data: bytes, *, name: str = "segment") -> SegmentHeader:
     (crc,) = struct.unpack_from("<I", data, size - 4)
     if zlib.crc32(data[: size - 4]) != crc:
         raise SegmentError(f"{name}: header checksum mismatch")
-    topic = data[_HEADER_FIXED.size : _HEADER_FIXED.size + topic_len].decode("utf-8")
+    try:
+        topic = data[_HEADER_FIXED.size : _HEADER_FIXED.size + topic_len].decode("utf-8")
+    except UnicodeDecodeError:
+        raise SegmentError(f"{name}: the topic name in the header is not UTF-8") from None
     return SegmentHeader(version, codec, topic, partition, base, created, size, flags)
 
 
@@ -441,6 +456,10 @@ class SegmentWriter:
         """Account for a block; returns (block head, payload) to write next."""
         if block.record_count == 0:
             return b"", b""
+        if block.raw_len > MAX_BLOCK_RAW_BYTES:
+            raise ValueError(
+                f"a block of {block.raw_len} raw bytes is over the format's {MAX_BLOCK_RAW_BYTES}"
+            )
         if block.first_offset < max(self.base_offset, self.last_offset + 1):
             raise ValueError("blocks must be added in offset order, inside the segment's range")
         head = block.encode_head()
@@ -534,6 +553,11 @@ class SegmentReader:
             total = 4 + length
             if length < _BLOCK_HEAD_AFTER_LEN or pos + total > end:
                 raise SegmentError(f"{self.name}: block at byte {pos} runs past the footer")
+            if raw_len > MAX_BLOCK_RAW_BYTES or count * MIN_RECORD_BYTES > raw_len:
+                raise SegmentError(
+                    f"{self.name}: the block at byte {pos} (offsets {first}-{last}) states {count} records "
+                    f"in {raw_len} raw bytes (at most {MAX_BLOCK_RAW_BYTES}): a corrupt block head"
+                )
             context = BlockContext(header.topic, header.partition, header.base_offset, seen, raw_len)
             yield BlockInfo(pos, total, raw_len, count, first, last, context)
             pos += total
@@ -559,6 +583,7 @@ def decode_block(
     data: bytes, info: BlockInfo, codec: int, *, name: str = "segment", chain: TransformChain | None = None
 ) -> Iterator[Record]:
     """The block's records; ``chain``: the segment's transforms when not its codec's alone (encrypted)."""
+    where = f"{name}: the block of offsets {info.first_offset}-{info.last_offset}"
     head = _BLOCK_HEAD.unpack_from(data, info.position)
     payload = memoryview(data)[info.position + _BLOCK_HEAD.size : info.position + info.length]
     if block_crc(payload) != head[5]:
@@ -568,27 +593,20 @@ def decode_block(
     try:
         raw = (chain or _read_chain(codec, name)).decode(payload, info.context)
     except TransformError as exc:
-        raise SegmentError(f"{name}: {exc}") from None
+        raise SegmentError(f"{where}: {exc}") from None
     if len(raw) != info.raw_len:
-        raise SegmentError(f"{name}: block decompressed to the wrong size")
+        raise SegmentError(f"{where}: decompressed to the wrong size")
     unpacker = msgpack.Unpacker(use_list=True, raw=False, max_buffer_size=max(len(raw), 1))
     unpacker.feed(raw)
     count = 0
     try:
         for item in unpacker:
             count += 1
-            yield _as_record(item)
+            yield as_record(item)
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
-        raise SegmentError(f"{name}: undecodable record: {exc}") from None
+        raise SegmentError(f"{where}: undecodable record: {exc}") from None
     if count != info.record_count:
-        raise SegmentError(f"{name}: block holds {count} records, header says {info.record_count}")
-
-
-def _as_record(item: Any) -> Record:
-    offset, timestamp, ts_type, key, value, headers = item
-    if headers is not None:
-        headers = [(h[0], h[1]) for h in headers]
-    return (offset, timestamp, ts_type, key, value, headers)
+        raise SegmentError(f"{where}: holds {count} records, its head says {info.record_count}")
 
 
 def encode_segment(
@@ -648,19 +666,21 @@ def block_records(
     head = _BLOCK_HEAD.unpack_from(data, info.position)
     payload = memoryview(data)[info.position + _BLOCK_HEAD.size : info.position + info.length]
     try:
-        if block_crc(payload) != head[5]:
-            raise ValueError("checksum")
+        chain = chain or _read_chain(codec, name)
+        if block_crc(payload) != head[5] or info.raw_len > MAX_BLOCK_RAW_BYTES:
+            raise ValueError("checksum or size")
+        chain.check_size(payload, info.context)  # before allocating what the head states
         buf = bytearray(_ARRAY32.size + info.raw_len)
         _ARRAY32.pack_into(buf, 0, 0xDD, info.record_count)
         view = memoryview(buf)[_ARRAY32.size :]
         (chain or _read_chain(codec, name)).decode_into(payload, info.context, view)  # any error: see below
         del view
         records: list[Any] = list(msgpack.unpackb(buf, use_list=False, raw=False))
-        if records and set(map(len, records)) != {6}:
+        if records and not plain_records(records):
             raise ValueError("shape")
         for i in compress(range(len(records)), map(is_not, map(_HEADERS, records), repeat(None))):
             offset, timestamp, ts_type, key, value, headers = records[i]
-            records[i] = (offset, timestamp, ts_type, key, value, [(k, v) for k, v in headers])
+            records[i] = (offset, timestamp, ts_type, key, value, [as_header(h) for h in headers])
         return records
     except Exception:  # the reference decoder says what is wrong
         pass
