@@ -1,0 +1,122 @@
+"""libkb's own image (``deploy/Dockerfile``), built on local Debian Python bases.
+
+Why local bases: no registry is reachable on CI machines, so the Dockerfile's
+public defaults (``python:3.11-bookworm`` to build, ``python:3.11-slim-bookworm``
+to run) are replaced through its build arguments by two images made with
+``debootstrap`` from Debian's Python 3.11: ``libkb-test/python-build`` (with
+gcc and the Python and zlib headers) and ``libkb-test/python-base``. The build
+runs on the host's network so that pip reaches PyPI.
+
+The image is tagged ``libkb-test/kafka-backup:<digest>``, the digest hashing
+the Dockerfile, the files it copies and both bases: a warm run with unchanged
+sources reuses it in well under a second; a change rebuilds it (pip's
+dependency layer is reused unless pyproject.toml changed) and the older tags
+are removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+from pathlib import Path
+from typing import Any
+
+from .base import ServiceError, cache_root, file_lock, tail_file
+from .images import IMAGE_PREFIX, LABEL, _build, _client, _present, base_image
+
+__all__ = [
+    "APP_REPOSITORY",
+    "BUILDER_PACKAGES",
+    "DOCKERFILE",
+    "REPO_ROOT",
+    "RUNTIME_PACKAGES",
+    "ensure_libkb_image",
+    "source_digest",
+]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = "deploy/Dockerfile"
+APP_REPOSITORY = f"{IMAGE_PREFIX}/kafka-backup"
+
+RUNTIME_PACKAGES = ("python3", "ca-certificates")
+"""What the runtime stage needs from its base: Python 3.11 (Debian bookworm's) and CA certificates."""
+BUILDER_PACKAGES = (
+    "python3",
+    "python3-venv",
+    "python3-dev",
+    "gcc",
+    "libc6-dev",
+    "zlib1g-dev",
+    "ca-certificates",
+)
+"""The build stage's extras: venv with pip, and a compiler with the headers of Python and zlib."""
+
+_CONTEXT_FILES = ("deploy/Dockerfile", ".dockerignore", "pyproject.toml", "setup.py", "README.rst", "LICENSE")
+_SKIPPED_SUFFIXES = (".pyc", ".so")
+
+
+def _context_files(root: Path) -> list[Path]:
+    """The files the build sees (``.dockerignore``'s allow-list) plus the Dockerfile."""
+    files = [root / name for name in _CONTEXT_FILES if (root / name).is_file()]
+    for path in sorted((root / "libkb").rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix not in _SKIPPED_SUFFIXES:
+            files.append(path)
+    return files
+
+
+def source_digest(root: Path = REPO_ROOT) -> str:
+    """A hash of every file that goes into the image (names and contents)."""
+    digest = hashlib.sha256()
+    for path in _context_files(root):
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _remove_older(client: Any, keep: str) -> None:
+    """Drop the images earlier sources built (one per source change would pile up)."""
+    for image in client.images.list(name=APP_REPOSITORY):
+        if keep not in image.tags:
+            with contextlib.suppress(Exception):  # e.g. still used by a container
+                client.images.remove(image.id, force=True)
+
+
+def ensure_libkb_image() -> str:
+    """The tag of libkb's image for the current sources, built if missing.
+
+    Raises :class:`ServiceError` naming the build log (with its last lines) on failure.
+    """
+    builder = base_image("python-build", BUILDER_PACKAGES)
+    runtime = base_image("python-base", RUNTIME_PACKAGES)
+    key = hashlib.sha256(f"{source_digest()}\0{builder}\0{runtime}".encode()).hexdigest()[:16]
+    tag = f"{APP_REPOSITORY}:{key}"
+    client = _client()
+    if _present(client, tag, key):
+        return tag
+    log = cache_root() / "logs" / "image-kafka-backup.build.log"
+    with file_lock(cache_root() / ".locks" / "image-kafka-backup.lock"):
+        if _present(client, tag, key):
+            return tag
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(f"building {tag} from {REPO_ROOT / DOCKERFILE}\n")
+        started = time.monotonic()
+        try:
+            _build(
+                client,
+                tag,
+                REPO_ROOT,
+                {LABEL: key},
+                log,
+                dockerfile=DOCKERFILE,
+                buildargs={"BUILDER_IMAGE": builder, "BASE_IMAGE": runtime},
+                network_mode="host",
+            )
+        except ServiceError as exc:
+            raise ServiceError(f"{exc} (full log: {log})", exc.log_tail or tail_file(log)) from exc
+        except Exception as exc:
+            raise ServiceError(f"building {tag} failed: {exc} (full log: {log})", tail_file(log)) from exc
+        with open(log, "a", encoding="utf-8") as out:
+            out.write(f"built {tag} in {time.monotonic() - started:.1f}s\n")
+        _remove_older(client, tag)
+    return tag
