@@ -5,7 +5,10 @@ public defaults (``python:3.11-bookworm`` to build, ``python:3.11-slim-bookworm`
 to run) are replaced through its build arguments by two images made with
 ``debootstrap`` from Debian's Python 3.11: ``libkb-test/python-build`` (with
 gcc and the Python and zlib headers) and ``libkb-test/python-base``. The build
-runs on the host's network so that pip reaches PyPI.
+runs on the host's network so that pip reaches PyPI, and the build stage's
+base trusts the CA certificates pip trusts on the host (``PIP_CERT``, else
+Debian's bundle), so that it works behind a TLS-inspecting proxy too; none
+of it reaches the runtime stage.
 
 The image is tagged ``libkb-test/kafka-backup:<digest>``, the digest hashing
 the Dockerfile, the files it copies and both bases: a warm run with unchanged
@@ -18,6 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -74,6 +80,40 @@ def source_digest(root: Path = REPO_ROOT) -> str:
     return digest.hexdigest()
 
 
+_TRUST_DOCKERFILE = (
+    "FROM {base}\nCOPY ca-certificates.crt /etc/ssl/certs/host-ca-certificates.crt\n"
+    "ENV PIP_CERT=/etc/ssl/certs/host-ca-certificates.crt\n"
+)
+
+
+def _host_ca_bundle() -> Path | None:
+    for candidate in (os.environ.get("PIP_CERT"), "/etc/ssl/certs/ca-certificates.crt"):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+def _builder_image(client: Any) -> str:
+    """The build stage's base: Debian's Python toolchain, trusting the host's CA certificates."""
+    base = base_image("python-build", BUILDER_PACKAGES)
+    bundle = _host_ca_bundle()
+    if bundle is None:
+        return base
+    dockerfile = _TRUST_DOCKERFILE.format(base=base)
+    key = hashlib.sha256(dockerfile.encode() + bundle.read_bytes()).hexdigest()[:16]
+    tag = f"{IMAGE_PREFIX}/python-builder:{key}"
+    if _present(client, tag, key):
+        return tag
+    log = cache_root() / "logs" / "image-python-builder.build.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(f"building {tag} from {base} with {bundle}\n")
+    with tempfile.TemporaryDirectory(prefix="libkb-image-python-builder-", dir=cache_root()) as tmp:
+        shutil.copyfile(bundle, Path(tmp) / "ca-certificates.crt")
+        (Path(tmp) / "Dockerfile").write_text(dockerfile)
+        _build(client, tag, Path(tmp), {LABEL: key}, log)
+    return tag
+
+
 def _remove_older(client: Any, keep: str) -> None:
     """Drop the images earlier sources built (one per source change would pile up)."""
     for image in client.images.list(name=APP_REPOSITORY):
@@ -87,11 +127,11 @@ def ensure_libkb_image() -> str:
 
     Raises :class:`ServiceError` naming the build log (with its last lines) on failure.
     """
-    builder = base_image("python-build", BUILDER_PACKAGES)
+    client = _client()
+    builder = _builder_image(client)
     runtime = base_image("python-base", RUNTIME_PACKAGES)
     key = hashlib.sha256(f"{source_digest()}\0{builder}\0{runtime}".encode()).hexdigest()[:16]
     tag = f"{APP_REPOSITORY}:{key}"
-    client = _client()
     if _present(client, tag, key):
         return tag
     log = cache_root() / "logs" / "image-kafka-backup.build.log"
