@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -108,7 +108,7 @@ def container_name(request: pytest.FixtureRequest) -> Iterator[str]:
     docker_cli("rm", "--force", name)
 
 
-def wait_for(what: str, name: str, probe: object) -> object:
+def wait_for(what: str, name: str, probe: Callable[[], object]) -> object:
     """Poll ``probe`` until truthy; fail with the container's log if it exits first."""
     deadline = time.monotonic() + DEADLINE_SECS
     while True:
@@ -117,7 +117,7 @@ def wait_for(what: str, name: str, probe: object) -> object:
             log = docker_cli("logs", name)
             raise AssertionError(f"container exited while waiting for {what}:\n{log.stdout}{log.stderr}")
         try:
-            result = probe()  # type: ignore[operator]
+            result = probe()
         except OSError:
             result = None  # the server is not up yet
         if result:
@@ -170,11 +170,11 @@ def test_continuous_backup_serves_probes_and_stops_cleanly_on_docker_stop(
 
     # What it stored is complete: a deep validation, from another container.
     service = minio_bucket.service
-    url = (
+    store = (
         f"s3://{minio_bucket.name}/image?endpoint={service.endpoint}&path_style=true&region={service.region}"
     )
     checked = docker_cli(
-        "run", "--rm", *args, "validate", "--path", url, "--backup-id", "continuous", "--deep"
+        "run", "--rm", *args, "validate", "--path", store, "--backup-id", "continuous", "--deep"
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "400 records" in checked.stdout, checked.stdout
