@@ -17,7 +17,8 @@ import pytest
 
 from integration.deploy.conftest import docker_cli, write_job
 from integration.kafka_data import consume_all, produce
-from integration.services import KafkaEndpoint, S3Bucket
+from integration.services import KafkaEndpoint, S3Bucket, ServiceError
+from integration.services.app_image import ensure_libkb_image
 from integration.services.kafka import TopicFactory
 from integration.test_cli_backup import fetch, free_port, records_metric
 
@@ -178,3 +179,15 @@ def test_continuous_backup_serves_probes_and_stops_cleanly_on_docker_stop(
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "400 records" in checked.stdout, checked.stdout
+
+
+def test_a_failed_image_build_names_its_log(libkb_image: str, tmp_path: Path) -> None:
+    (tmp_path / "deploy").mkdir()
+    (tmp_path / "deploy" / "Dockerfile").write_text(
+        "ARG BUILDER_IMAGE\nARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo 'no wheel here' && exit 3\n"
+    )
+    with pytest.raises(ServiceError) as info:
+        ensure_libkb_image(tmp_path)
+    assert "returned a non-zero code: 3" in str(info.value)
+    assert "image-kafka-backup.build.log" in str(info.value)
+    assert "no wheel here" in info.value.log_tail

@@ -118,19 +118,19 @@ def _remove_older(client: Any, keep: str) -> None:
     """Drop the images earlier sources built (one per source change would pile up)."""
     for image in client.images.list(name=APP_REPOSITORY):
         if keep not in image.tags:
-            with contextlib.suppress(Exception):  # e.g. still used by a container
-                client.images.remove(image.id, force=True)
+            with contextlib.suppress(Exception):  # still used by a container (another session): kept
+                client.images.remove(image.id)
 
 
-def ensure_libkb_image() -> str:
-    """The tag of libkb's image for the current sources, built if missing.
+def ensure_libkb_image(root: Path = REPO_ROOT) -> str:
+    """The tag of the image ``root``'s ``deploy/Dockerfile`` builds from ``root``, built if missing.
 
     Raises :class:`ServiceError` naming the build log (with its last lines) on failure.
     """
     client = _client()
     builder = _builder_image(client)
     runtime = base_image("python-base", RUNTIME_PACKAGES)
-    key = hashlib.sha256(f"{source_digest()}\0{builder}\0{runtime}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{source_digest(root)}\0{builder}\0{runtime}".encode()).hexdigest()[:16]
     tag = f"{APP_REPOSITORY}:{key}"
     if _present(client, tag, key):
         return tag
@@ -139,13 +139,13 @@ def ensure_libkb_image() -> str:
         if _present(client, tag, key):
             return tag
         log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_text(f"building {tag} from {REPO_ROOT / DOCKERFILE}\n")
+        log.write_text(f"building {tag} from {root / DOCKERFILE}\n")
         started = time.monotonic()
         try:
             _build(
                 client,
                 tag,
-                REPO_ROOT,
+                root,
                 {LABEL: key},
                 log,
                 dockerfile=DOCKERFILE,
