@@ -23,13 +23,12 @@ import pytest
 import yaml
 
 from integration.conftest import IN_CI
-from integration.kafka_data import produce
 from integration.services import KafkaEndpoint, S3Endpoint, ServiceError, create_kafka_topic, s3_client
 from integration.services.app_image import REPO_ROOT
 from integration.services.base import free_ports, wait_until
 from integration.services.images import ensure_image
 from integration.services.kafka import _cluster_id, kraft_properties, probe_kafka
-from integration.test_cli_backup import records_metric
+from integration.test_cli_backup import produce, records_metric
 
 pytestmark = pytest.mark.docker
 
@@ -125,10 +124,13 @@ def test_compose_up_backs_up_produced_records_into_minio(
         kafka = KafkaEndpoint(f"127.0.0.1:{env['KAFKA_PORT']}")
         wait_until(lambda: probe_kafka(kafka), timeout=DEADLINE_SECS, what="the compose file's Kafka")
         topic = create_kafka_topic(kafka, "orders", partitions=2)
-        produce(kafka.bootstrap_servers, topic, 500, partitions=2)
+        produce(kafka.bootstrap_servers, topic, 500, 2)
         url = f"http://127.0.0.1:{env['METRICS_PORT']}"
         wait_until(lambda: backed_up(url, 500), timeout=DEADLINE_SECS, what="500 records in /metrics")
         run([*compose, "stop", "kafka-backup"], env)  # SIGTERM: the open segments are stored
+        container = run([*compose, "ps", "-q", "kafka-backup"], env).stdout.strip()
+        exit_code = run(["docker", "inspect", "--format", "{{.State.ExitCode}}", container], env)
+        assert exit_code.stdout.strip() == "0"
     except BaseException:
         print(run([*compose, "logs", "--no-color"], env).stdout)  # shown by pytest on failure
         raise
