@@ -59,12 +59,14 @@ BUILDER_PACKAGES = (
 """The build stage's extras: venv with pip, and a compiler with the headers of Python and zlib."""
 
 _CONTEXT_FILES = ("deploy/Dockerfile", ".dockerignore", "pyproject.toml", "setup.py", "README.rst", "LICENSE")
+_CONTEXT_GLOBS = ("CHANGELOG*",)
 _SKIPPED_SUFFIXES = (".pyc", ".so")
 
 
 def _context_files(root: Path) -> list[Path]:
     """The files the build sees (``.dockerignore``'s allow-list) plus the Dockerfile."""
     files = [root / name for name in _CONTEXT_FILES if (root / name).is_file()]
+    files += sorted(path for pattern in _CONTEXT_GLOBS for path in root.glob(pattern) if path.is_file())
     for path in sorted((root / "libkb").rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts and path.suffix not in _SKIPPED_SUFFIXES:
             files.append(path)
