@@ -189,5 +189,5 @@ def test_a_failed_image_build_names_its_log(libkb_image: str, tmp_path: Path) ->
     with pytest.raises(ServiceError) as info:
         ensure_libkb_image(tmp_path)
     assert "returned a non-zero code: 3" in str(info.value)
-    assert "image-kafka-backup.build.log" in str(info.value)
+    assert f"image-kafka-backup-{tmp_path.name}.build.log" in str(info.value)
     assert "no wheel here" in info.value.log_tail

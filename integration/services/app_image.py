@@ -136,7 +136,8 @@ def ensure_libkb_image(root: Path = REPO_ROOT) -> str:
     tag = f"{APP_REPOSITORY}:{key}"
     if _present(client, tag, key):
         return tag
-    log = cache_root() / "logs" / "image-kafka-backup.build.log"
+    suffix = "" if root == REPO_ROOT else f"-{root.name}"  # another tree (a test's) keeps its own log
+    log = cache_root() / "logs" / f"image-kafka-backup{suffix}.build.log"
     with file_lock(cache_root() / ".locks" / "image-kafka-backup.lock"):
         if _present(client, tag, key):
             return tag
