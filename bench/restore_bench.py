@@ -48,7 +48,9 @@ the backups for later runs)::
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -93,6 +95,17 @@ POOL = 8192  # distinct records, cycled (as backup_bench)
 CHUNK = 1000  # records the ceiling produces to one partition before moving to the next
 RESULTS_TITLE = "Restore benchmark results"
 RUST_SUFFIX = "-rust"  # the Rust-format twin of a backup (--rust)
+#: ``+enc`` (``--compressions zstd+enc``): client-side encryption with this local key, a fixed one so
+#: that a kept ``--data-dir`` stays readable (a bench key: never use it for anything else).
+BENCH_KEK = base64.b64encode(hashlib.sha256(b"libkb restore bench key").digest()).decode()
+
+
+def encryption_section(compression: str) -> dict[str, Any]:
+    """The job file's ``encryption`` section for a ``+enc`` compression, else none."""
+    if not compression.endswith("+enc"):
+        return {}
+    os.environ["LIBKB_BENCH_KEK"] = BENCH_KEK
+    return {"encryption": {"key_id": "bench", "key_env": "LIBKB_BENCH_KEK"}}
 
 
 # -- the measured jobs (run in a child process) ---------------------------------------
@@ -108,6 +121,7 @@ def restore_config(spec: dict[str, Any]) -> Any:
             "target": {"bootstrap_servers": spec["bootstrap"], "topics": {"include": [spec["source"]]}},
             "storage": {"backend": "filesystem", "path": spec["data_dir"]},
             "restore": {"topic_mapping": {spec["source"]: spec["target"]}, **spec.get("options", {})},
+            **encryption_section(spec.get("compression", "zstd")),
         },
         source="restore_bench",
     )
@@ -299,7 +313,8 @@ def make_backup(
             "backup_id": backup_id,
             "source": {"bootstrap_servers": bootstrap, "topics": {"include": [source]}},
             "storage": {"backend": "filesystem", "path": str(data_dir)},
-            "backup": {"compression": compression},
+            "backup": {"compression": compression.removesuffix("+enc")},
+            **encryption_section(compression),
         },
         source="restore_bench",
     )
@@ -307,7 +322,10 @@ def make_backup(
     t2 = time.monotonic()
     if result.status != "complete" or result.records != records:
         raise RuntimeError(f"backup {result.status}: {result.records} of {records} records")
-    verify_backup(data_dir, backup_id, source, partitions, records, pool)
+    if compression.endswith("+enc"):
+        verify_encrypted(data_dir, backup_id, records, config)
+    else:
+        verify_backup(data_dir, backup_id, source, partitions, records, pool)
     t3 = time.monotonic()
     delete_kafka_topic(kafka, source)
     data = Data(
@@ -318,8 +336,24 @@ def make_backup(
 
 def data_name(partitions: int, size_mib: int, value_bytes: int, compression: str) -> str:
     """The backup id (and marker file name) of one backup; zstd's keeps the name of earlier runs."""
-    suffix = "" if compression == "zstd" else f"-{compression}"
+    suffix = "" if compression == "zstd" else f"-{compression.replace('+', '-')}"
     return f"bench-{partitions}p-{size_mib}m-{value_bytes}b{suffix}"
+
+
+def verify_encrypted(data_dir: Path, backup_id: str, records: int, config: Any) -> None:
+    """An encrypted backup: every block decrypted, checked and decoded (validate --deep with the key)."""
+    from libkb.catalog.validation import validate_backup
+    from libkb.keys.keyring import keyring_from_config
+    from libkb.storage import FilesystemConfig, create_backend_from_config
+
+    backend = create_backend_from_config(FilesystemConfig(path=str(data_dir)))
+    try:
+        keyring = keyring_from_config(config.encryption)
+        report = validate_backup(backend, backup_id, deep=True, keyring=keyring)
+    finally:
+        backend.close()
+    if not report.ok or report.checked_records != records:
+        raise RuntimeError(f"{backup_id}: {report.problems or report.checked_records}")
 
 
 def verify_backup(
@@ -421,6 +455,7 @@ def run_job(job: Job, args: argparse.Namespace, env: dict[str, Any], round_no: i
         "bytes": data.bytes,
         "value_bytes": args.value_bytes,
         "options": env["options"],
+        "compression": data.compression if job.kind != "rust" else "zstd",
     }
     if job.kind.startswith("libkb@"):
         spec["engine_file"] = env["engine_file"]
