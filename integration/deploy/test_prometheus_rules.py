@@ -33,6 +33,10 @@ LAGGING = (
     "The continuous backup's lag has grown for 30 minutes and is 50000 records; the backup cannot keep up"
     " with the producers (throughput, storage latency or a stalled partition)."
 )
+RETAINED = (
+    "kafka_backup_oldest_retained_timestamp_seconds"
+    '{{backup_id="events",topic="orders",partition="{partition}"}}'
+)
 PUT_AUTH = 'backend="s3",operation="put",error_type="auth"'
 
 ALERT_TESTS = {
@@ -107,6 +111,65 @@ ALERT_TESTS = {
                             "exp_annotations": {
                                 "summary": "Backup events is falling behind",
                                 "description": LAGGING,
+                            },
+                        }
+                    ],
+                },
+            ],
+        },
+        {
+            # Engine errors for ten minutes, then none; retention stuck on one partition, moving on another.
+            "interval": "2m",  # within Prometheus's 5-minute lookback
+            "input_series": [
+                {
+                    "series": 'kafka_backup_errors_total{backup_id="events",error_type="kafka"}',
+                    "values": "0+1x5 5x60",
+                },
+                {
+                    "series": RETAINED.format(partition=0),
+                    "values": "1000x1700",
+                },
+                {
+                    "series": RETAINED.format(partition=1),
+                    "values": "1000+120x1700",
+                },
+            ],
+            "alert_rule_test": [
+                {
+                    "eval_time": "20m",
+                    "alertname": "KafkaBackupErrors",
+                    "exp_alerts": [
+                        {
+                            "exp_labels": {
+                                "severity": "warning",
+                                "backup_id": "events",
+                                "error_type": "kafka",
+                            },
+                            "exp_annotations": {
+                                "summary": "Backup events reports kafka errors",
+                                "description": "The backup engine counted errors in the last 15 minutes;"
+                                " its JSON logs say which.",
+                            },
+                        }
+                    ],
+                },
+                {"eval_time": "60m", "alertname": "KafkaBackupErrors", "exp_alerts": []},
+                {"eval_time": "47h", "alertname": "KafkaBackupRetentionNotAdvancing", "exp_alerts": []},
+                {
+                    "eval_time": "52h",
+                    "alertname": "KafkaBackupRetentionNotAdvancing",
+                    "exp_alerts": [
+                        {
+                            "exp_labels": {
+                                "severity": "warning",
+                                "backup_id": "events",
+                                "topic": "orders",
+                                "partition": "0",
+                            },
+                            "exp_annotations": {
+                                "summary": "Retention of backup events is not advancing (orders[0])",
+                                "description": "The oldest retained record has not moved for two days:"
+                                " pruning is not running or cannot delete.",
                             },
                         }
                     ],
