@@ -31,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from backup_bench import make_pool  # noqa: E402
+from backup_bench import make_pool
 
 MiB = 1024 * 1024
 Record = tuple[bytes, bytes, Any]
