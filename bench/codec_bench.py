@@ -28,6 +28,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import zstandard
 
@@ -109,7 +110,7 @@ def dictionary(level: int, sample_blocks: int = 8) -> tuple[Compress, Callable[[
     state: dict[str, zstandard.ZstdCompressionDict] = {}
 
     def compress(blocks: Blocks) -> list[bytes]:
-        samples = [b[i : i + 4096] for b in blocks[:sample_blocks] for i in range(0, len(b), 4096)]
+        samples: list[Any] = [b[i : i + 4096] for b in blocks[:sample_blocks] for i in range(0, len(b), 4096)]
         d = zstandard.train_dictionary(112 * 1024, samples, level=level)
         state["d"] = d
         c = zstandard.ZstdCompressor(level=level, dict_data=d)

@@ -109,7 +109,7 @@ def _cdc(seed: int, keys: int = 4096) -> Iterator[Record]:
 
 
 def _new_row(rnd: random.Random, k: int) -> dict[str, Any]:
-    lines = [
+    lines: list[dict[str, Any]] = [
         {
             "sku": f"SKU-{rnd.randrange(100000):05d}",
             "qty": rnd.randint(1, 5),

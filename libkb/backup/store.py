@@ -6,7 +6,12 @@ its memory bound are decided, away from the consuming thread.
 - **Encoding** (:meth:`StorePipeline.encode`): each sealed block goes through
   the block transform chain (compression) on a compression thread; the raw
   buffer then goes back to the encoders for reuse. A chain with nothing to
-  do keeps the block's buffer and costs no thread hop.
+  do keeps the block's buffer and costs no thread hop. With zstd-stream
+  (``restart_blocks``), a segment's blocks share one zstd context
+  (:mod:`libkb.format.zstream`): each block's task waits for the one before
+  it in its segment, so the blocks of different partitions (and segments)
+  still compress in parallel. The tasks run in the order they were queued,
+  so the one waited for has always started.
 - **Ordered commits per partition**: a partition's stores run one after
   another (each waits for the one queued before it), and each stores its
   segment before the index that lists it. So an index always lists a
@@ -38,8 +43,17 @@ from libkb.backup.lease import LeaseLostError
 from libkb.backup.ownership import PartitionOwnership
 from libkb.errors import LibkbError
 from libkb.format.models import MissingRange, PartitionIndex, SegmentEntry, index_key, segment_key
-from libkb.format.segment import CODEC_NAMES, Block, RawBlock, SegmentFooter, SegmentWriter, chain_codec
+from libkb.format.segment import (
+    CODEC_NAMES,
+    CODEC_ZSTD_STREAM,
+    Block,
+    RawBlock,
+    SegmentFooter,
+    SegmentWriter,
+    chain_codec,
+)
 from libkb.format.transforms import BlockContext, TransformChain
+from libkb.format.zstream import StreamEncoder
 from libkb.metrics import RunMetrics
 from libkb.retention import PartitionCut, apply_cut
 from libkb.storage import BytesLike, StorageBackend
@@ -92,7 +106,11 @@ class StorePipeline:
         upload_threads: int,
         max_bytes_in_flight: int,
         metrics: RunMetrics,
+        restart_blocks: int | None = None,
+        level: int = 3,
     ) -> None:
+        """``restart_blocks``: zstd-stream at ``level`` with a restart point every that many
+        blocks (``chain`` must then be empty); None: ``chain`` transforms each block alone."""
         self.budget = ByteBudget(max_bytes_in_flight)
         #: Raw block buffers handed back after encoding, for the block encoders to reuse.
         self.spare: deque[bytearray] = deque(maxlen=_SPARE_BUFFERS)
@@ -104,9 +122,15 @@ class StorePipeline:
         self._backup_id = backup_id
         self._ownership = ownership
         self._chain = chain
-        self._codec = chain_codec(chain)
-        #: The codec's name (``zstd``, ``none``), as index entries and metric labels give it.
-        self.algorithm = CODEC_NAMES[self._codec]
+        self._codec = chain_codec(chain) if restart_blocks is None else CODEC_ZSTD_STREAM
+        self._restart_blocks = restart_blocks
+        self._level = level
+        #: Per partition, the open segment's zstd-stream encoder and its latest block's task.
+        self._streams: dict[tuple[str, int], tuple[StreamEncoder, Future[Block]]] = {}
+        #: The codec's name as index entries give it (``zstd-stream``, ``zstd``, ``none``).
+        self.codec_name = CODEC_NAMES[self._codec]
+        #: The compression the metrics' labels name (``zstd``: zstd-stream is zstd too).
+        self.algorithm = "zstd" if restart_blocks is not None else self.codec_name
         self._hold = backend.stream_hold_bytes
         self._metrics = metrics
         self._compressed_bytes = 0
@@ -120,6 +144,8 @@ class StorePipeline:
 
     def encode(self, raw: RawBlock, context: BlockContext) -> Future[Block]:
         """The block as it will be stored, encoded on a compression thread."""
+        if self._restart_blocks is not None:
+            return self._encode_stream(raw, context)
         if not self._chain:  # nothing to transform: no thread hop, the block keeps its buffer
             done: Future[Block] = Future()
             done.set_result(raw.transform(self._chain, context))
@@ -130,6 +156,7 @@ class StorePipeline:
         self, lane: PartitionLane, base: int, end: int, blocks: list[Future[Block]], raw: int
     ) -> None:
         """Queue the segment ``[base, end)`` of ``blocks`` (``raw`` bytes of budget): stored, then indexed."""
+        self._streams.pop((lane.topic, lane.partition), None)  # its last task holds the encoder till done
         self._queue(lane, self._store, base, end, blocks, raw)
 
     def record_missing(self, lane: PartitionLane, lost: MissingRange) -> None:
@@ -185,6 +212,28 @@ class StorePipeline:
 
     # -- compression and upload threads ------------------------------------------------
 
+    def _encode_stream(self, raw: RawBlock, context: BlockContext) -> Future[Block]:
+        tp = (context.topic, context.partition)
+        current = self._streams.get(tp)
+        if context.block_index == 0 or current is None:
+            assert self._restart_blocks is not None
+            encoder, prev = StreamEncoder(self._level, self._restart_blocks), None
+        else:
+            encoder, prev = current
+        done = self._compress_pool.submit(self._stream_and_recycle, raw, context, encoder, prev)
+        self._streams[tp] = (encoder, done)
+        return done
+
+    def _stream_and_recycle(
+        self, raw: RawBlock, context: BlockContext, encoder: StreamEncoder, prev: Future[Block] | None
+    ) -> Block:
+        if prev is not None:
+            prev.result()  # the block before it went through the encoder first (its error is the segment's)
+        block = raw.stream(encoder, context)
+        if isinstance(raw.data, bytearray):
+            self.spare.append(raw.data)
+        return block
+
     def _encode_and_recycle(self, raw: RawBlock, context: BlockContext) -> Block:
         block = raw.transform(self._chain, context)
         if isinstance(raw.data, bytearray) and block.payload is not raw.data:
@@ -208,7 +257,7 @@ class StorePipeline:
             stream = _SegmentStream(writer, blocks, self.budget, self._hold)
             key = segment_key(self._backup_id, lane.topic, lane.partition, base)
             self._backend.put_stream(key, stream.chunks(end))
-            entry = SegmentEntry.from_footer(key, base, stream.footer(), writer.size, self.algorithm)
+            entry = SegmentEntry.from_footer(key, base, stream.footer(), writer.size, self.codec_name)
             data = self.store_index(lane, key, lambda index: index.segments.append(entry))
             self._account(writer, len(data))
         finally:

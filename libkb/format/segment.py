@@ -28,9 +28,13 @@ records: it then only states that ``[base_offset, end_offset)`` holds none.
 The footer has a fixed size (:data:`FOOTER_SIZE`), so a reader gets a
 segment's stats with one range request of its last bytes.
 
-Version 2 added codec 2 (lz4) and nothing else. Every object is written with
+Version 2 added codec 2 (lz4) and nothing else. Version 7
+(:data:`ZSTD_STREAM_VERSION`) added codec 3, ``zstd-stream``: one zstd
+context across a segment's blocks, with restart points
+(:mod:`libkb.format.zstream`); its blocks are decoded in order from a
+restart point, by a :class:`BlockDecoder`. Every object is written with
 the lowest version that can hold it (:data:`CODEC_VERSIONS`), so a backup
-without lz4 stays readable by a libkb that knows only version 1.
+without lz4 or zstd-stream stays readable by a libkb that knows only version 1.
 """
 
 from __future__ import annotations
@@ -52,21 +56,33 @@ from libkb.format.checksum import block_crc, extend_crc
 from libkb.format.packer import new_buffer, pack_messages
 from libkb.format.transforms import (
     BlockContext,
+    Buffer,
     Lz4Compression,
     TransformChain,
     TransformError,
     ZstdCompression,
 )
+from libkb.format.zstream import (
+    DEFAULT_RESTART_BLOCKS,
+    KIND_RAW,
+    KIND_RESTART,
+    StreamDecoder,
+    StreamEncoder,
+    payload_kind,
+)
 
+#: The format version that added codec 3, zstd-stream (one name, so a merge can renumber it).
+ZSTD_STREAM_VERSION = 7
 #: The newest format version this libkb reads; it reads every version from 1 up to it.
-FORMAT_VERSION = 4
+FORMAT_VERSION = ZSTD_STREAM_VERSION
 CODEC_NONE = 0
 CODEC_ZSTD = 1
 CODEC_LZ4 = 2
-CODECS = {"none": CODEC_NONE, "zstd": CODEC_ZSTD, "lz4": CODEC_LZ4}
+CODEC_ZSTD_STREAM = 3
+CODECS = {"none": CODEC_NONE, "zstd": CODEC_ZSTD, "lz4": CODEC_LZ4, "zstd-stream": CODEC_ZSTD_STREAM}
 CODEC_NAMES = {v: k for k, v in CODECS.items()}
 #: The format version that introduced each codec: the lowest a segment using it can be written as.
-CODEC_VERSIONS = {CODEC_NONE: 1, CODEC_ZSTD: 1, CODEC_LZ4: 2}
+CODEC_VERSIONS = {CODEC_NONE: 1, CODEC_ZSTD: 1, CODEC_LZ4: 2, CODEC_ZSTD_STREAM: ZSTD_STREAM_VERSION}
 SEGMENT_SUFFIX = ".kbs"
 
 _HEADER_FIXED = struct.Struct("<4sBBHIiqqH")  # up to topic_len
@@ -104,6 +120,8 @@ def codec_chain(codec: int, level: int = 3) -> TransformChain:
         return TransformChain([Lz4Compression()])
     if codec == CODEC_NONE:
         return TransformChain()
+    if codec == CODEC_ZSTD_STREAM:
+        raise ValueError("zstd-stream compresses a segment's blocks in order: use zstream.StreamEncoder")
     raise ValueError(f"unknown codec {codec}")
 
 
@@ -117,7 +135,7 @@ def chain_codec(chain: TransformChain) -> int:
 
 _CODEC_OF_NAMES = {(): CODEC_NONE, ("zstd",): CODEC_ZSTD, ("lz4",): CODEC_LZ4}
 # Reading needs no compression level: one chain per codec serves every block.
-_READ_CHAINS = {codec: codec_chain(codec) for codec in CODEC_NAMES}
+_READ_CHAINS = {codec: codec_chain(codec) for codec in CODEC_NAMES if codec != CODEC_ZSTD_STREAM}
 
 
 def _read_chain(codec: int, name: str) -> TransformChain:
@@ -125,6 +143,36 @@ def _read_chain(codec: int, name: str) -> TransformChain:
     if chain is None:
         raise SegmentError(f"{name}: unknown codec {codec}")
     return chain
+
+
+class BlockDecoder:
+    """Turns one segment's stored payloads back into their raw bytes.
+
+    Codecs 0-2 decode each block alone. Codec 3 (zstd-stream) decodes a
+    block only after the blocks since its restart point, in order, through
+    this same decoder (:meth:`SegmentReader.decode_from` says where to start);
+    so a segment's blocks are read by one decoder, one thread at a time.
+    """
+
+    __slots__ = ("_chain", "_name", "_stream")
+
+    def __init__(self, codec: int, *, name: str = "segment") -> None:
+        self._name = name
+        self._stream = StreamDecoder() if codec == CODEC_ZSTD_STREAM else None
+        self._chain = None if self._stream is not None else _read_chain(codec, name)
+
+    def decode(self, payload: Buffer, info: BlockInfo) -> Buffer:
+        if self._stream is not None:
+            return self._stream.decode(payload, info.context.block_index, info.raw_len)
+        assert self._chain is not None
+        return self._chain.decode(payload, info.context)
+
+    def decode_into(self, payload: Buffer, info: BlockInfo, out: memoryview) -> None:
+        """:meth:`decode` into ``out`` (exactly ``raw_len`` bytes); any error if it cannot."""
+        if self._chain is not None:
+            self._chain.decode_into(payload, info.context, out)
+        else:
+            out[:] = self.decode(payload, info)
 
 
 # A record as stored: (offset, timestamp, timestamp_type, key, value, headers).
@@ -371,7 +419,23 @@ class RawBlock:
         """The block as stored at ``context``'s place (thread-safe: any thread may do it)."""
         stored = chain.encode(self.data, context)
         # An empty chain stores the block's own buffer as it is, no copy.
-        payload = stored if isinstance(stored, bytes | bytearray) else bytes(stored)
+        return self._stored(stored if isinstance(stored, bytes | bytearray) else bytes(stored))
+
+    def stream(self, encoder: StreamEncoder, context: BlockContext) -> Block:
+        """The block stored at ``context``'s place in a zstd-stream segment (in order, one thread at a time).
+
+        A failure is a :class:`TransformError` naming the place (see :meth:`TransformChain.encode`).
+        """
+        try:
+            payload = encoder.encode(self.data, context.block_index)
+        except Exception as exc:
+            raise TransformError(
+                f"zstd-stream failed on block {context.block_index} of {context.topic}"
+                f"[{context.partition}] segment {context.base_offset}: {exc}"
+            ) from exc
+        return self._stored(payload)
+
+    def _stored(self, payload: bytes | bytearray) -> Block:
         return Block(
             payload,
             len(self.data),
@@ -521,23 +585,33 @@ class SegmentReader:
 
     def records(self, min_offset: int | None = None) -> Iterator[Record]:
         """Decode records (checking each block's checksum); skip blocks wholly below min_offset."""
-        for info in self.blocks():
-            if min_offset is not None and info.last_offset < min_offset:
-                continue
-            yield from decode_block(self.data, info, self.header.codec, name=self.name)
-
-
-def decode_block(data: bytes, info: BlockInfo, codec: int, *, name: str = "segment") -> Iterator[Record]:
-    head = _BLOCK_HEAD.unpack_from(data, info.position)
-    payload = memoryview(data)[info.position + _BLOCK_HEAD.size : info.position + info.length]
-    if block_crc(payload) != head[5]:
-        raise SegmentError(
-            f"{name}: checksum mismatch in the block of offsets {info.first_offset}-{info.last_offset}"
+        blocks, codec = list(self.blocks()), self.header.codec
+        first = next(
+            (i for i, b in enumerate(blocks) if min_offset is None or b.last_offset >= min_offset), 0
         )
+        decoder = BlockDecoder(codec, name=self.name)
+        for i in range(self.decode_from(blocks, first), len(blocks)):
+            if min_offset is not None and blocks[i].last_offset < min_offset:
+                pass_block(self.data, blocks[i], codec, name=self.name, decoder=decoder)
+                continue
+            yield from decode_block(self.data, blocks[i], codec, name=self.name, decoder=decoder)
+
+    def decode_from(self, blocks: list[BlockInfo], index: int) -> int:
+        """The first of ``blocks`` to decode, in order with one decoder, to get block ``index``."""
+        if self.header.codec != CODEC_ZSTD_STREAM or index >= len(blocks):
+            return index
+        return decode_from(self.data, blocks, index)
+
+
+def decode_block(
+    data: bytes, info: BlockInfo, codec: int, *, name: str = "segment", decoder: BlockDecoder | None = None
+) -> Iterator[Record]:
+    """One block's records; ``decoder``: the segment's (zstd-stream: the blocks before went through it)."""
+    payload = _checked_payload(data, info, codec, name)
     try:
-        raw = _read_chain(codec, name).decode(payload, info.context)
+        raw = (decoder or BlockDecoder(codec, name=name)).decode(payload, info)
     except TransformError as exc:
-        raise SegmentError(f"{name}: {exc}") from None
+        raise SegmentError(f"{name}: {exc}{_lost_to(codec)}") from None
     if len(raw) != info.raw_len:
         raise SegmentError(f"{name}: block decompressed to the wrong size")
     unpacker = msgpack.Unpacker(use_list=True, raw=False, max_buffer_size=max(len(raw), 1))
@@ -551,6 +625,34 @@ def decode_block(data: bytes, info: BlockInfo, codec: int, *, name: str = "segme
         raise SegmentError(f"{name}: undecodable record: {exc}") from None
     if count != info.record_count:
         raise SegmentError(f"{name}: block holds {count} records, header says {info.record_count}")
+
+
+def pass_block(
+    data: bytes, info: BlockInfo, codec: int, *, name: str = "segment", decoder: BlockDecoder
+) -> None:
+    """Decode a block only for ``decoder``'s sake (a zstd-stream block before the wanted ones)."""
+    payload = _checked_payload(data, info, codec, name)
+    try:
+        decoder.decode(payload, info)
+    except TransformError as exc:
+        raise SegmentError(f"{name}: {exc}{_lost_to(codec)}") from None
+
+
+def _checked_payload(data: bytes, info: BlockInfo, codec: int, name: str) -> memoryview:
+    head = _BLOCK_HEAD.unpack_from(data, info.position)
+    payload = memoryview(data)[info.position + _BLOCK_HEAD.size : info.position + info.length]
+    if block_crc(payload) != head[5]:
+        raise SegmentError(
+            f"{name}: checksum mismatch in the block of offsets {info.first_offset}-{info.last_offset} "
+            f"(block {info.context.block_index}, at byte {info.position}){_lost_to(codec)}"
+        )
+    return payload
+
+
+def _lost_to(codec: int) -> str:
+    if codec != CODEC_ZSTD_STREAM:
+        return ""
+    return " (zstd-stream: the blocks after it up to the next restart point cannot be decoded either)"
 
 
 def _as_record(item: Any) -> Record:
@@ -571,15 +673,19 @@ def encode_segment(
     level: int = 3,
     block_bytes: int = 1 << 20,
     created_ms: int = 0,
+    restart_blocks: int = DEFAULT_RESTART_BLOCKS,
 ) -> bytes:
     """Whole-segment convenience encoder (tests, tools); the engine streams instead."""
     writer = SegmentWriter(topic, partition, base_offset, codec, created_ms)
-    chain = codec_chain(codec, level)
+    streamer = StreamEncoder(level, restart_blocks) if codec == CODEC_ZSTD_STREAM else None
+    chain = codec_chain(codec, level) if streamer is None else TransformChain()
     out: list[bytes | bytearray] = [writer.header]
     encoder = BlockEncoder(block_bytes)
 
     def stored(raw: RawBlock) -> tuple[bytes, bytes | bytearray]:
         place = BlockContext(topic, partition, base_offset, writer.block_count, len(raw.data))
+        if streamer is not None:
+            return writer.add_block(raw.stream(streamer, place))
         return writer.add_block(raw.transform(chain, place))
 
     for record in records:
@@ -595,7 +701,9 @@ _HEADERS = itemgetter(5)
 _ARRAY32 = struct.Struct(">BI")  # msgpack array 32: 0xdd, element count
 
 
-def block_records(data: bytes, info: BlockInfo, codec: int, *, name: str = "segment") -> list[Record]:
+def block_records(
+    data: bytes, info: BlockInfo, codec: int, *, name: str = "segment", decoder: BlockDecoder | None = None
+) -> list[Record]:
     """One block's records, exactly as :func:`decode_block` yields them, as a list (faster).
 
     The payload is decoded (decompressed) straight into a buffer that starts with a
@@ -609,13 +717,15 @@ def block_records(data: bytes, info: BlockInfo, codec: int, *, name: str = "segm
     """
     head = _BLOCK_HEAD.unpack_from(data, info.position)
     payload = memoryview(data)[info.position + _BLOCK_HEAD.size : info.position + info.length]
+    if decoder is None:
+        decoder = BlockDecoder(codec, name=name)
     try:
         if block_crc(payload) != head[5]:
             raise ValueError("checksum")
         buf = bytearray(_ARRAY32.size + info.raw_len)
         _ARRAY32.pack_into(buf, 0, 0xDD, info.record_count)
         view = memoryview(buf)[_ARRAY32.size :]
-        _read_chain(codec, name).decode_into(payload, info.context, view)  # any error: see below
+        decoder.decode_into(payload, info, view)  # any error: see below
         del view
         records: list[Any] = list(msgpack.unpackb(buf, use_list=False, raw=False))
         if records and set(map(len, records)) != {6}:
@@ -626,4 +736,45 @@ def block_records(data: bytes, info: BlockInfo, codec: int, *, name: str = "segm
         return records
     except Exception:  # the reference decoder says what is wrong
         pass
-    return list(decode_block(data, info, codec, name=name))
+    if codec == CODEC_ZSTD_STREAM:
+        # The stream moved on (or broke) in the attempt: the message comes from a decoder
+        # that starts again at the block's restart point.
+        raise _stream_error(data, info, name)
+    return list(decode_block(data, info, codec, name=name, decoder=decoder))
+
+
+def _stream_error(data: bytes, info: BlockInfo, name: str) -> SegmentError:
+    """What is wrong with a zstd-stream block that failed to decode (it did fail once)."""
+    blocks = list(SegmentReader(data, name=name).blocks())
+    index = info.context.block_index
+    decoder = BlockDecoder(CODEC_ZSTD_STREAM, name=name)
+    try:
+        for earlier in blocks[decode_from(data, blocks, index) : index]:
+            decoder.decode(_checked_payload(data, earlier, CODEC_ZSTD_STREAM, name), earlier)
+        list(decode_block(data, info, CODEC_ZSTD_STREAM, name=name, decoder=decoder))
+    except (SegmentError, TransformError) as exc:
+        return exc if isinstance(exc, SegmentError) else SegmentError(f"{name}: {exc}")
+    return SegmentError(
+        f"{name}: block {index} of offsets {info.first_offset}-{info.last_offset} is undecodable"
+    )
+
+
+def decode_from(data: bytes, blocks: list[BlockInfo], index: int) -> int:
+    """The first block a reader must decode to get block ``index``: itself, or its restart point.
+
+    Only zstd-stream segments have restart points; any other segment's blocks
+    decode alone. Reads one kind byte per block walked back.
+    """
+    j = index
+    while j >= 0:
+        info = blocks[j]
+        try:
+            kind = payload_kind(
+                memoryview(data)[info.position + _BLOCK_HEAD.size : info.position + info.length]
+            )
+        except TransformError:
+            return j  # decoding it reports it
+        if kind == KIND_RESTART or (kind == KIND_RAW and j == index):
+            return j
+        j -= 1
+    return 0

@@ -14,11 +14,13 @@ from collections.abc import Iterator
 from libkb.format.models import SegmentEntry, parse_segment_key
 from libkb.format.segment import (
     CODEC_NAMES,
+    BlockDecoder,
     Record,
     SegmentFooter,
     SegmentHeader,
     SegmentReader,
     block_records,
+    pass_block,
 )
 from libkb.source.base import SegmentCheck, StoredSegment
 from libkb.source.checks import STAT_NAMES, disagreements, scan_records
@@ -43,9 +45,15 @@ class V1Segment(StoredSegment):
         first = next((i for i, b in enumerate(blocks) if b.last_offset >= start), len(blocks))
         stop = next((i for i in range(first, len(blocks)) if blocks[i].first_offset >= end), len(blocks))
         # One block more on either side: that its head rightly leaves it out is checked too.
-        for i in range(max(first - 1, 0), min(stop + 1, len(blocks))):
+        checked_from = max(first - 1, 0)
+        decoder = BlockDecoder(codec, name=self.key)
+        # zstd-stream: the blocks since the restart point go through the decoder first.
+        for i in range(reader.decode_from(blocks, checked_from), checked_from):
+            pass_block(self.data, blocks[i], codec, name=self.key, decoder=decoder)
+        for i in range(checked_from, min(stop + 1, len(blocks))):
             info = blocks[i]
-            records = checked_records(self.key, info, block_records(self.data, info, codec, name=self.key))
+            decoded = block_records(self.data, info, codec, name=self.key, decoder=decoder)
+            records = checked_records(self.key, info, decoded)
             if first <= i < stop:
                 yield records
 
@@ -55,7 +63,11 @@ class V1Segment(StoredSegment):
         reader.verify()
         header, footer, entry = reader.header, reader.footer, self.entry
         problems = self._header_problems(header)
-        blocks = (block_records(self.data, info, header.codec, name=self.key) for info in reader.blocks())
+        decoder = BlockDecoder(header.codec, name=self.key)
+        blocks = (
+            block_records(self.data, info, header.codec, name=self.key, decoder=decoder)
+            for info in reader.blocks()
+        )
         scan = scan_records(self.key, blocks, entry.base_offset, footer.end_offset)
         problems += scan.problems
         stated = _stats(footer)

@@ -1,0 +1,123 @@
+"""Codec 3, ``zstd-stream`` (format version 7): one zstd context across the blocks of a segment.
+
+Why: compressed one by one, 1 MiB blocks never see what repeats across
+them (a cycled pool, CDC row images of the same keys), so such topics stored
+4x where a whole-segment frame stores 100x. Here a segment's blocks are
+compressed in order by one zstd context, flushed at each block boundary
+(``FLUSH_BLOCK``), so every block's stored bytes still end on a block of its
+own and carry their own checksum, while matches reach back a window
+(:data:`WINDOW_LOG`) into earlier blocks. Every ``restart_blocks`` blocks a
+new frame starts: a reader that wants a block in the middle of a segment
+decompresses at most the blocks since the last restart point, and a corrupt
+block breaks no more than the rest of its restart interval.
+
+A block whose sample does not compress (random or already compressed bytes)
+is stored as it is, without compressing the rest of it; the context does not
+see it. Each payload starts with one kind byte (:data:`KIND_RAW`,
+:data:`KIND_CONTINUE`, :data:`KIND_RESTART`); docs/format.rst has the exact
+rules. Memory: one context (the window and its tables) per open segment,
+never a segment's bytes.
+"""
+
+from __future__ import annotations
+
+import zstandard
+
+from libkb.format.transforms import Buffer, TransformError
+
+#: Payload kinds (the payload's first byte).
+KIND_RAW = 0
+KIND_CONTINUE = 1
+KIND_RESTART = 2
+#: The window: matches reach back 8 MiB (a decoder holds as much per segment it decodes).
+WINDOW_LOG = 23
+#: Blocks per restart interval by default: with 1 MiB blocks and 128 MiB segments, one per segment.
+DEFAULT_RESTART_BLOCKS = 128
+#: A block is stored raw when its first :data:`SAMPLE_BYTES` do not compress below :data:`RAW_RATIO`.
+SAMPLE_BYTES = 64 * 1024
+RAW_RATIO = 0.9
+_SAMPLE_LEVEL = 1
+_RAW = bytes([KIND_RAW])
+_CONTINUE = bytes([KIND_CONTINUE])
+_RESTART = bytes([KIND_RESTART])
+
+
+def looks_incompressible(data: Buffer, sampler: zstandard.ZstdCompressor) -> bool:
+    """Whether the block's first bytes stay above :data:`RAW_RATIO` of their size at zstd level 1."""
+    sample = memoryview(data)[:SAMPLE_BYTES]
+    if len(sample) < 256:
+        return False
+    return len(sampler.compress(sample)) > RAW_RATIO * len(sample)
+
+
+class StreamEncoder:
+    """Compresses one segment's blocks, in order (one thread at a time: the store chains the calls)."""
+
+    __slots__ = ("_compressor", "_interval", "_obj", "_sampler", "restart_blocks")
+
+    def __init__(self, level: int = 3, restart_blocks: int = DEFAULT_RESTART_BLOCKS) -> None:
+        if restart_blocks < 1:
+            raise ValueError("restart_blocks must be at least 1")
+        params = zstandard.ZstdCompressionParameters.from_level(level, window_log=WINDOW_LOG)
+        self._compressor = zstandard.ZstdCompressor(compression_params=params)
+        self._sampler = zstandard.ZstdCompressor(level=_SAMPLE_LEVEL)
+        self._obj: zstandard.ZstdCompressionObj | None = None
+        self._interval = -1
+        self.restart_blocks = restart_blocks
+
+    def encode(self, data: Buffer, index: int) -> bytes:
+        """Block ``index`` (from 0, every block of the segment in turn) as its payload."""
+        if looks_incompressible(data, self._sampler):
+            return _RAW + data
+        interval = index // self.restart_blocks
+        kind = _CONTINUE
+        if self._obj is None or interval != self._interval:
+            self._obj, self._interval, kind = self._compressor.compressobj(), interval, _RESTART
+        obj = self._obj
+        return kind + obj.compress(data) + obj.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+
+
+def payload_kind(payload: Buffer) -> int:
+    """The kind byte of a stored payload; TransformError if there is none or it is unknown."""
+    if not len(payload) or payload[0] not in (KIND_RAW, KIND_CONTINUE, KIND_RESTART):
+        raise TransformError("not a zstd-stream payload (no or unknown kind byte)")
+    return int(payload[0])
+
+
+class StreamDecoder:
+    """Decodes one segment's payloads: a restart, then the blocks after it in order.
+
+    A continuing block whose predecessors since the restart were not decoded
+    by this decoder is refused (the reader starts at the restart point).
+    """
+
+    __slots__ = ("_next", "_obj")
+
+    def __init__(self) -> None:
+        self._obj: zstandard.ZstdDecompressionObj | None = None
+        self._next = -1
+
+    def decode(self, payload: Buffer, index: int, raw_len: int) -> bytes:
+        """Block ``index``'s raw bytes (exactly ``raw_len``); TransformError if they cannot be had."""
+        kind = payload_kind(payload)
+        body = memoryview(payload)[1:]
+        if kind == KIND_RAW:
+            out = bytes(body)
+        else:
+            if kind == KIND_RESTART:
+                self._obj = zstandard.ZstdDecompressor().decompressobj()
+            elif self._obj is None or index != self._next:
+                raise TransformError(
+                    f"block {index} continues a zstd context whose earlier blocks were not decoded"
+                )
+            try:
+                out = self._obj.decompress(body)
+            except zstandard.ZstdError as exc:
+                self._obj = None  # the context is broken until the next restart
+                raise TransformError(f"cannot decompress block: {exc}") from None
+        if self._obj is not None:
+            self._next = index + 1
+        if len(out) != raw_len:
+            self._obj = None
+            raise TransformError("block decompressed to the wrong size")
+        return out
