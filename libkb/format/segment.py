@@ -557,12 +557,25 @@ class SegmentReader:
         """
         end = len(self.data) - FOOTER_SIZE
         if zlib.crc32(memoryview(self.data)[:end]) != self.footer.body_crc:
-            raise SegmentError(f"{self.name}: body checksum mismatch (corrupt bytes)")
+            raise SegmentError(f"{self.name}: body checksum mismatch (corrupt bytes){self._corrupt_block()}")
         count = 0
         for block in self.blocks():
             count += block.record_count
         if count != self.footer.record_count:
             raise SegmentError(f"{self.name}: record count mismatch")
+
+    def _corrupt_block(self) -> str:
+        """Where the body's corruption is, when a block's own checksum tells (else nothing)."""
+        try:
+            for info in self.blocks():
+                _checked_payload(self.data, info, self.header.codec, self.name)
+        except SegmentError as exc:
+            return (
+                str(exc)
+                .removeprefix(f"{self.name}: checksum mismatch")
+                .replace(" in the block", ": in the block", 1)
+            )
+        return ""
 
     def blocks(self) -> Iterator[BlockInfo]:
         header = self.header

@@ -1,0 +1,159 @@
+"""Codec 3, zstd-stream (format version 7): one zstd context across a segment's blocks.
+
+What a user relies on: every data set shape comes back exactly; what repeats
+across blocks is stored once; incompressible blocks are stored raw; a
+corrupt block is named and spoils no more than its restart interval; a read
+from the middle of a segment decodes no more than one restart interval
+before what it wants.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from libkb.format.segment import (
+    CODEC_ZSTD,
+    CODEC_ZSTD_STREAM,
+    Record,
+    SegmentError,
+    SegmentReader,
+    encode_segment,
+)
+from libkb.format.transforms import TransformError
+from libkb.format.zstream import KIND_CONTINUE, KIND_RAW, KIND_RESTART, StreamDecoder, StreamEncoder
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def datasets() -> Any:
+    """bench/datasets.py: the benchmarks' data set generators (deterministic by seed)."""
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    return importlib.import_module("datasets")
+
+
+def shape_records(shape: str, size: int, partitions: int = 1) -> list[Record]:
+    """Partition 0's records of ``size`` bytes of a data set, offsets from 0, as a consumer reads them."""
+    out: list[Record] = []
+    for n, (key, value, headers) in enumerate(datasets().records(shape, size * partitions)):
+        if n % partitions == 0:
+            out.append((len(out), 1_700_000_000_000 + n, 1, key, value, headers))
+    return out
+
+
+def kinds(data: bytes) -> list[int]:
+    return [data[b.position + 32] for b in SegmentReader(data).blocks()]
+
+
+def as_read(records: list[Record]) -> list[Record]:
+    return [(*r[:5], None if r[5] is None else list(r[5])) for r in records]
+
+
+@pytest.mark.parametrize("shape", ["distinct", "cyclic", "cdc", "random", "lz4-producer", "zstd-producer"])
+def test_every_data_set_shape_round_trips(shape: str) -> None:
+    records = shape_records(shape, 300_000)
+    data = encode_segment(
+        "t", 0, 0, len(records), records, codec=CODEC_ZSTD_STREAM, block_bytes=16 * 1024, restart_blocks=4
+    )
+    reader = SegmentReader(data, name="s.kbs")
+    reader.verify()
+    assert reader.header.version == 7 and reader.header.codec == CODEC_ZSTD_STREAM
+    assert list(reader.records()) == as_read(records)
+    if shape == "random":
+        assert set(kinds(data)) == {KIND_RAW}  # nothing compressed, nothing expanded but the kind byte
+        assert len(data) < reader.footer.raw_bytes * 1.01
+    else:
+        assert KIND_RAW not in kinds(data)
+
+
+def test_what_repeats_across_blocks_is_stored_once() -> None:
+    """The cycled pool at 8 partitions repeats every ~1 MiB: zstd per block cannot see it."""
+    records = shape_records("cyclic", 6 << 20, partitions=8)
+    stream = encode_segment("t", 0, 0, len(records), records, codec=CODEC_ZSTD_STREAM)
+    blocks = encode_segment("t", 0, 0, len(records), records, codec=CODEC_ZSTD)
+    assert len(stream) * 3 < len(blocks)
+    assert list(SegmentReader(stream).records()) == as_read(records)
+
+
+def test_restart_points_every_n_blocks_and_raw_blocks_leave_the_context_alone() -> None:
+    encoder, decoder = StreamEncoder(3, restart_blocks=3), StreamDecoder()
+    text = b'{"k": "value", "n": 1234567}' * 40
+    noise = b"".join(value for _, value, _ in datasets().records("random", 4096))
+    raws = [text, text, noise, text, text, text, text]
+    payloads = [encoder.encode(raw, i) for i, raw in enumerate(raws)]
+    assert [p[0] for p in payloads] == [
+        KIND_RESTART, KIND_CONTINUE, KIND_RAW, KIND_RESTART, KIND_CONTINUE, KIND_CONTINUE, KIND_RESTART
+    ]  # fmt: skip
+    assert len(payloads[1]) < 20  # block 1 is block 0 again
+    assert [decoder.decode(p, i, len(r)) for i, (p, r) in enumerate(zip(payloads, raws, strict=True))] == raws
+    # A continuing block without its predecessors is refused, never decoded wrongly.
+    with pytest.raises(TransformError, match="block 4 continues a zstd context"):
+        StreamDecoder().decode(payloads[4], 4, len(text))
+    fresh = StreamDecoder()
+    assert fresh.decode(payloads[3], 3, len(text)) == text  # a restart decodes alone
+    assert fresh.decode(payloads[4], 4, len(text)) == text
+
+
+@pytest.fixture
+def segment() -> Iterator[tuple[bytes, list[Record]]]:
+    records = shape_records("cdc", 400_000)
+    data = encode_segment(
+        "t", 0, 0, len(records), records, codec=CODEC_ZSTD_STREAM, block_bytes=16 * 1024, restart_blocks=4
+    )
+    yield data, records
+
+
+def test_a_read_from_the_middle_decodes_at_most_one_restart_interval_before_it(
+    segment: tuple[bytes, list[Record]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data, records = segment
+    reader = SegmentReader(data, name="s.kbs")
+    blocks = list(reader.blocks())
+    assert len(blocks) >= 12
+    decoded: list[int] = []
+    real = StreamDecoder.decode
+
+    def counting(self: StreamDecoder, payload: Any, index: int, raw_len: int) -> bytes:
+        decoded.append(index)
+        return real(self, payload, index, raw_len)
+
+    monkeypatch.setattr(StreamDecoder, "decode", counting)
+    for wanted in (5, 8, 11):  # the second block of an interval, its first, its last
+        decoded.clear()
+        start = blocks[wanted].first_offset
+        got = list(reader.records(start))
+        assert got == as_read(records[start:])
+        restart = wanted // 4 * 4
+        assert decoded == list(range(restart, len(blocks)))
+
+
+def test_a_flipped_byte_names_its_block_and_spoils_no_more_than_its_interval(
+    segment: tuple[bytes, list[Record]],
+) -> None:
+    data, records = segment
+    blocks = list(SegmentReader(data).blocks())
+    bad = bytearray(data)
+    bad[blocks[5].position + 40] ^= 0x01
+    reader = SegmentReader(bytes(bad), name="s.kbs")
+    with pytest.raises(SegmentError, match="body checksum mismatch"):
+        reader.verify()
+    with pytest.raises(
+        SegmentError,
+        match=rf"^s\.kbs: checksum mismatch in the block of offsets {blocks[5].first_offset}-"
+        rf"{blocks[5].last_offset} \(block 5, at byte {blocks[5].position}\) \(zstd-stream: the blocks "
+        "after it up to the next restart point cannot be decoded either\\)$",
+    ):
+        list(reader.records())
+    # The intervals before and after it read as ever.
+    assert list(reader.records(blocks[8].first_offset)) == as_read(records[blocks[8].first_offset :])
+    before: list[Record] = []
+    with pytest.raises(SegmentError):
+        for record in reader.records():
+            before.append(record)
+    assert before == as_read(records[: blocks[5].first_offset])
