@@ -99,7 +99,8 @@ def test_a_flipped_byte_is_named_by_deep_validation_and_by_a_restore(backend: St
     flip_byte(backend, key, block.position + 40)
     where = (
         f"in the block of offsets {block.first_offset}-{block.last_offset} "
-        f"(block 4, at byte {block.position}) (zstd-stream: the blocks after it up to the next restart point cannot be decoded either)"
+        f"(block 4, at byte {block.position}) (zstd-stream: the blocks after it up to the next "
+        "restart point cannot be decoded either)"
     )
     report = validate_backup(backend, BACKUP_ID, deep=True)
     assert f"{key}: body checksum mismatch (corrupt bytes): {where}" in report.problems
