@@ -14,7 +14,9 @@ than wall time). Options:
   window;
 - ``dict``: a 112 KiB dictionary trained on the segment's first 8 blocks,
   then one frame per block with it;
-- ``big8``: 8 MiB blocks, one frame each.
+- ``big8``: 8 MiB blocks, one frame each;
+- ``libkb``: what libkb writes, zstd-stream (``libkb.format.zstream``:
+  ``stream/128+w23`` with incompressible blocks stored raw).
 
 Run::
 
@@ -123,6 +125,24 @@ def dictionary(level: int, sample_blocks: int = 8) -> tuple[Compress, Callable[[
     return compress, decompress
 
 
+def libkb_stream(level: int, restart: int = 128) -> tuple[Compress, Callable[[list[bytes]], int]]:
+    """What libkb writes (zstd-stream, format 7): window log 23, raw blocks where a sample does not shrink."""
+    from libkb.format.zstream import StreamDecoder, StreamEncoder
+
+    sizes: list[int] = []
+
+    def compress(blocks: Blocks) -> list[bytes]:
+        encoder = StreamEncoder(level, restart)
+        sizes[:] = map(len, blocks)
+        return [encoder.encode(b, i) for i, b in enumerate(blocks)]
+
+    def decompress(payloads: list[bytes]) -> int:
+        decoder = StreamDecoder()
+        return sum(len(decoder.decode(p, i, sizes[i])) for i, p in enumerate(payloads))
+
+    return compress, decompress
+
+
 def measure(
     name: str, codec: tuple[Compress, Callable[[list[bytes]], int]], blocks: Blocks
 ) -> dict[str, float]:
@@ -158,6 +178,8 @@ def parse_option(name: str, level: int) -> tuple[Compress, Callable[[list[bytes]
     """``stream/R+wW`` (``+ldm``): restart every R blocks, window 2**W bytes."""
     restart, *extras = name.removeprefix("stream/").split("+")
     window = next((int(e[1:]) for e in extras if e.startswith("w")), 0)
+    if name == "libkb":
+        return libkb_stream(level)
     return streamed(level, int(restart), window, "ldm" in extras)
 
 

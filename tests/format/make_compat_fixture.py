@@ -607,11 +607,15 @@ def _noise(seed: int, size: int) -> bytes:
     return out[:size]
 
 
-#: metrics[0]'s blocks with restart_blocks 3: 0 restarts, 1 continues, 2 is stored raw (noise),
-#: 3 restarts (a new interval), 4 continues.
+#: metrics[0]'s blocks with restart_blocks 3: 0 restarts, 1 continues (0's row found again, and
+#: noise: it does not halve, so the next block is sampled), 2 is stored raw (noise), 3 restarts
+#: (a new interval), 4 continues.
 STREAM_0_BLOCKS: list[list[Record]] = [
     [(0, RUN8_MS, 1, b"host-a", _ROW, None), (1, RUN8_MS + 1, 1, b"host-b", _ROW[:200], [("unit", b"pct")])],
-    [(2, RUN8_MS + 2, 1, b"host-a", _ROW, None), (4, RUN8_MS + 4, 2, None, b"", [("\u00e9t\u00e9", None)])],
+    [
+        (2, RUN8_MS + 2, 1, b"host-a", _ROW, None),
+        (4, RUN8_MS + 4, 2, None, _noise(2, 700), [("\u00e9t\u00e9", None)]),
+    ],
     [(5, RUN8_MS + 5, 1, b"blob", _noise(1, 2048), None)],
     [(6, RUN8_MS + 6, 1, b"host-a", _ROW, None)],
     [(7, -1, 0, b"", None, None), (8, RUN8_MS + 8, 1, b"host-a", _ROW[:300], [("a", b"1"), ("a", b"2")])],

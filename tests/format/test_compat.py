@@ -438,16 +438,19 @@ def _noise(seed: int, size: int) -> bytes:
 
 def _v7() -> Expected:
     """Version 7 added codec 3, zstd-stream: one backup, ``stream``."""
-    m0 = [_entry("stream", "metrics", 0, 0, 10, 8, 0, 8, -1, R8 + 8, 2690, 3692, "zstd-stream")]
+    m0 = [_entry("stream", "metrics", 0, 0, 10, 8, 0, 8, -1, R8 + 8, 3392, 4393, "zstd-stream")]
     m1 = [
         _entry("stream", "metrics", 1, 0, 1, 1, 0, 0, R8 + 10, R8 + 10, 198, 117, "zstd"),
         _entry("stream", "metrics", 1, 1, 2, 1, 1, 1, R8 + 11, R8 + 11, 200, 126, "zstd-stream"),
     ]
     segments = dict(
         [
-            _seg(3, "metrics", 0, 0, R8 + 5000, m0[0], 5, 3100912649, [
+            _seg(3, "metrics", 0, 0, R8 + 5000, m0[0], 5, 1609321350, [
                 [(0, R8, 1, b"host-a", ROW, None), (1, R8 + 1, 1, b"host-b", ROW[:200], [("unit", b"pct")])],
-                [(2, R8 + 2, 1, b"host-a", ROW, None), (4, R8 + 4, 2, None, b"", [("\u00e9t\u00e9", None)])],
+                [
+                    (2, R8 + 2, 1, b"host-a", ROW, None),
+                    (4, R8 + 4, 2, None, _noise(2, 700), [("\u00e9t\u00e9", None)]),
+                ],
                 [(5, R8 + 5, 1, b"blob", _noise(1, 2048), None)],
                 [(6, R8 + 6, 1, b"host-a", ROW, None)],
                 [
@@ -469,7 +472,7 @@ def _v7() -> Expected:
         updated_ms=R8 + 60_000,
         compression="zstd",
         topics={"metrics": TopicInfo(2, 1, {})},
-        runs=[RunInfo("20240108T000000Z-ffffffff", R8, R8 + 60_000, "complete", "snapshot", 10, 3935)],
+        runs=[RunInfo("20240108T000000Z-ffffffff", R8, R8 + 60_000, "complete", "snapshot", 10, 4636)],
         source_cluster_id="stream-cluster-00000000",
         libkb_version="0.1.0",
         format_version=1,  # compression zstd: the manifest needs no newer version

@@ -85,12 +85,13 @@ def test_restart_points_every_n_blocks_and_raw_blocks_leave_the_context_alone() 
     encoder, decoder = StreamEncoder(3, restart_blocks=3), StreamDecoder()
     text = b'{"k": "value", "n": 1234567}' * 40
     noise = b"".join(value for _, value, _ in datasets().records("random", 4096))
-    raws = [text, text, noise, text, text, text, text]
+    mixed = text + noise[: 2 * len(text)]  # does not halve: the block after it is sampled
+    raws = [text, mixed, noise, text, text, text, text]
     payloads = [encoder.encode(raw, i) for i, raw in enumerate(raws)]
     assert [p[0] for p in payloads] == [
         KIND_RESTART, KIND_CONTINUE, KIND_RAW, KIND_RESTART, KIND_CONTINUE, KIND_CONTINUE, KIND_RESTART
     ]  # fmt: skip
-    assert len(payloads[1]) < 20  # block 1 is block 0 again
+    assert len(payloads[1]) < 2 * len(text) + 40  # block 1's text is block 0 again
     assert [decoder.decode(p, i, len(r)) for i, (p, r) in enumerate(zip(payloads, raws, strict=True))] == raws
     # A continuing block without its predecessors is refused, never decoded wrongly.
     with pytest.raises(TransformError, match="block 4 continues a zstd context"):
@@ -98,6 +99,17 @@ def test_restart_points_every_n_blocks_and_raw_blocks_leave_the_context_alone() 
     fresh = StreamDecoder()
     assert fresh.decode(payloads[3], 3, len(text)) == text  # a restart decodes alone
     assert fresh.decode(payloads[4], 4, len(text)) == text
+
+
+def test_an_interval_whose_probe_finds_no_gain_compresses_its_blocks_alone() -> None:
+    """Distinct records gain nothing from history, which only costs CPU; a cycled pool gains."""
+    for shape, partitions, alone in (("distinct", 1, True), ("cyclic", 8, False)):
+        records = shape_records(shape, 7 << 20, partitions)
+        data = encode_segment("t", 0, 0, len(records), records, codec=CODEC_ZSTD_STREAM)
+        want = [KIND_RESTART, KIND_CONTINUE, KIND_CONTINUE, KIND_CONTINUE]  # the probe
+        rest = KIND_RESTART if alone else KIND_CONTINUE
+        assert kinds(data) == want + [rest] * (len(kinds(data)) - 4), shape
+        assert list(SegmentReader(data).records()) == as_read(records)
 
 
 @pytest.fixture
