@@ -11,7 +11,10 @@ its memory bound are decided, away from the consuming thread.
   (:mod:`libkb.format.zstream`): each block's task waits for the one before
   it in its segment, so the blocks of different partitions (and segments)
   still compress in parallel. The tasks run in the order they were queued,
-  so the one waited for has always started.
+  so the one waited for has always started. A context holds up to its 8 MiB
+  window: at most :func:`stream_contexts` are kept (the least recently used
+  partition's is dropped, and its next block starts a new frame), so many
+  partitions never hold a window each.
 - **Ordered commits per partition**: a partition's stores run one after
   another (each waits for the one queued before it), and each stores its
   segment before the index that lists it. So an index always lists a
@@ -34,7 +37,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -53,7 +56,7 @@ from libkb.format.segment import (
     chain_codec,
 )
 from libkb.format.transforms import BlockContext, TransformChain
-from libkb.format.zstream import StreamEncoder
+from libkb.format.zstream import WINDOW_LOG, StreamEncoder
 from libkb.metrics import RunMetrics
 from libkb.retention import PartitionCut, apply_cut
 from libkb.storage import BytesLike, StorageBackend
@@ -63,6 +66,12 @@ log = logging.getLogger("libkb.backup")
 # Raw block buffers kept for reuse (about 1 MiB each): enough for the encoders
 # to find one ready while the compression threads work through the queue.
 _SPARE_BUFFERS = 16
+
+
+def stream_contexts(max_bytes_in_flight: int) -> int:
+    """How many zstd-stream contexts a run keeps: their windows (and what the zstd tables take)
+    within the bytes in flight again, so memory stays about twice ``max_bytes_in_flight``."""
+    return max(1, max_bytes_in_flight // (2 << WINDOW_LOG))
 
 
 class PartitionLane:
@@ -126,7 +135,8 @@ class StorePipeline:
         self._restart_blocks = restart_blocks
         self._level = level
         #: Per partition, the open segment's zstd-stream encoder and its latest block's task.
-        self._streams: dict[tuple[str, int], tuple[StreamEncoder, Future[Block]]] = {}
+        self._streams: OrderedDict[tuple[str, int], tuple[StreamEncoder, Future[Block]]] = OrderedDict()
+        self._max_streams = stream_contexts(max_bytes_in_flight)
         #: The codec's name as index entries give it (``zstd-stream``, ``zstd``, ``none``).
         self.codec_name = CODEC_NAMES[self._codec]
         #: The compression the metrics' labels name (``zstd``: zstd-stream is zstd too).
@@ -222,6 +232,9 @@ class StorePipeline:
             encoder, prev = current
         done = self._compress_pool.submit(self._stream_and_recycle, raw, context, encoder, prev)
         self._streams[tp] = (encoder, done)
+        self._streams.move_to_end(tp)
+        if len(self._streams) > self._max_streams:
+            self._streams.popitem(last=False)  # its next block starts a frame of its own
         return done
 
     def _stream_and_recycle(
