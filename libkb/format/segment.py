@@ -568,13 +568,10 @@ class SegmentReader:
         """Where the body's corruption is, when a block's own checksum tells (else nothing)."""
         try:
             for info in self.blocks():
-                _checked_payload(self.data, info, self.header.codec, self.name)
-        except SegmentError as exc:
-            return (
-                str(exc)
-                .removeprefix(f"{self.name}: checksum mismatch")
-                .replace(" in the block", ": in the block", 1)
-            )
+                if not _payload_intact(self.data, info):
+                    return f": {_where(info, self.header.codec)}"
+        except SegmentError:
+            pass  # the heads are damaged: the body checksum is all there is to say
         return ""
 
     def blocks(self) -> Iterator[BlockInfo]:
@@ -651,15 +648,27 @@ def pass_block(
         raise SegmentError(f"{name}: {exc}{_lost_to(codec)}") from None
 
 
+def _payload(data: bytes, info: BlockInfo) -> memoryview:
+    return memoryview(data)[info.position + _BLOCK_HEAD.size : info.position + info.length]
+
+
+def _payload_intact(data: bytes, info: BlockInfo) -> bool:
+    stated: int = _BLOCK_HEAD.unpack_from(data, info.position)[5]
+    return block_crc(_payload(data, info)) == stated
+
+
+def _where(info: BlockInfo, codec: int) -> str:
+    """A block, as messages name it."""
+    return (
+        f"in the block of offsets {info.first_offset}-{info.last_offset} "
+        f"(block {info.context.block_index}, at byte {info.position}){_lost_to(codec)}"
+    )
+
+
 def _checked_payload(data: bytes, info: BlockInfo, codec: int, name: str) -> memoryview:
-    head = _BLOCK_HEAD.unpack_from(data, info.position)
-    payload = memoryview(data)[info.position + _BLOCK_HEAD.size : info.position + info.length]
-    if block_crc(payload) != head[5]:
-        raise SegmentError(
-            f"{name}: checksum mismatch in the block of offsets {info.first_offset}-{info.last_offset} "
-            f"(block {info.context.block_index}, at byte {info.position}){_lost_to(codec)}"
-        )
-    return payload
+    if not _payload_intact(data, info):
+        raise SegmentError(f"{name}: checksum mismatch {_where(info, codec)}")
+    return _payload(data, info)
 
 
 def _lost_to(codec: int) -> str:
