@@ -42,6 +42,7 @@ Not part of CI. Run (about 20 minutes on 2 cores)::
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import os
@@ -361,19 +362,21 @@ def libkb_job(spec: dict[str, Any]) -> dict[str, Any]:
     from libkb.backup.engine import BackupEngine
     from libkb.config import parse_config
 
-    backup: dict[str, Any] = {"compression": spec["compression"]}
-    if spec["compression"] == "zstd":  # lz4 has no level
+    compression, _, encrypted = spec["compression"].partition("+")
+    backup: dict[str, Any] = {"compression": compression}
+    if compression == "zstd":  # lz4 has no level
         backup["compression_level"] = spec["level"]
     backup.update(spec.get("options") or {})
-    config = parse_config(
-        {
-            "backup_id": spec["backup_id"],
-            "source": {"bootstrap_servers": spec["bootstrap"], "topics": {"include": [spec["topic"]]}},
-            "storage": spec["storage"],
-            "backup": backup,
-        },
-        source="backup_bench",
-    )
+    job: dict[str, Any] = {
+        "backup_id": spec["backup_id"],
+        "source": {"bootstrap_servers": spec["bootstrap"], "topics": {"include": [spec["topic"]]}},
+        "storage": spec["storage"],
+        "backup": backup,
+    }
+    if encrypted:  # "zstd+enc": client-side encryption with a local key (docs/encryption.rst)
+        os.environ["LIBKB_BENCH_KEK"] = base64.b64encode(os.urandom(32)).decode()
+        job["encryption"] = {"key_id": "bench", "key_env": "LIBKB_BENCH_KEK"}
+    config = parse_config(job, source="backup_bench")
     profiler = None
     if spec.get("profile"):
         from pyinstrument import Profiler
@@ -624,6 +627,8 @@ class Topic:
 
 #: The ceiling each libkb compression is compared with ("vs ceiling").
 CEILING_OF = {"none": "ceiling-a", "zstd": "ceiling-b", "lz4": "ceiling-a"}
+#: ``+enc``: the same compression with client-side encryption (a local key), against the same ceiling.
+CEILING_OF |= {f"{c}+enc": ceiling for c, ceiling in CEILING_OF.items()}
 
 
 @dataclass(frozen=True)
@@ -741,8 +746,8 @@ def build_jobs(args: argparse.Namespace, topics: list[Topic]) -> list[list[Job]]
         for target in args.targets.split(","):
             for compression in args.compressions.split(","):
                 job = Job("libkb", topic, target, compression)
-                # A baseline tree from before format version 2 has no lz4: no twin for it.
-                twin = args.baseline and compression != "lz4"
+                # A baseline tree from before format version 2 has no lz4, nor encryption: no twin.
+                twin = args.baseline and compression != "lz4" and "+enc" not in compression
                 units.append([job, replace(job, tree=args.baseline)] if twin else [job])
     if args.only:  # a label without " @base" selects the baseline twin too
         wanted = {s.strip() for s in args.only.split(",")}
@@ -778,7 +783,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5, help="rounds of interleaved jobs")
     parser.add_argument("--level", type=int, default=3, help="zstd level (libkb and ceiling-b)")
     parser.add_argument(
-        "--compressions", default="none,zstd,lz4", help="libkb jobs' compressions: none, zstd and/or lz4"
+        "--compressions",
+        default="none,zstd,lz4",
+        help="libkb jobs' compressions: none, zstd and/or lz4, each also with +enc (encrypted: zstd+enc)",
     )
     parser.add_argument("--value-bytes", type=int, default=1024)
     parser.add_argument("--fs-dir", default=None, help="where the filesystem target's dirs go")
@@ -805,7 +812,7 @@ def main() -> int:
         child_main(json.loads(args.child))
         return 0
     if unknown := set(args.compressions.split(",")) - set(CEILING_OF):
-        parser.error(f"--compressions: unknown {', '.join(sorted(unknown))}; use none, zstd, lz4")
+        parser.error(f"--compressions: unknown {', '.join(sorted(unknown))}; use none, zstd, lz4 (+enc)")
 
     from integration.services import KafkaService, MinioService, create_kafka_topic, create_s3_bucket
 

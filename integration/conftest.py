@@ -41,6 +41,9 @@ from integration.services import (
     delete_s3_bucket,
 )
 from integration.services.kafka import BrokerFactory, TopicFactory
+from integration.services.local_kms import KmsEndpoint, LocalKmsService
+from integration.services.minio_tls import MinioTlsEndpoint, MinioTlsService
+from integration.services.pushgateway import PushgatewayService
 
 _log = logging.getLogger("libkb.integration")
 
@@ -121,6 +124,36 @@ def minio_service(service_registry: ServiceRegistry) -> S3Endpoint:
 
 
 @pytest.fixture(scope="session")
+def kms_service() -> Iterator[KmsEndpoint]:
+    """local-kms, an AWS KMS-compatible server (built from its Go module, local provider only)."""
+    service = LocalKmsService()
+    try:
+        endpoint = service.start()
+    except ServiceError as exc:
+        service.close()
+        if IN_CI:
+            pytest.fail(f"local-kms service failed: {exc.describe()}", pytrace=False)
+        pytest.skip(f"local-kms service unavailable: {exc}")
+    yield endpoint
+    service.close()
+
+
+@pytest.fixture(scope="session")
+def minio_tls_service() -> Iterator[MinioTlsEndpoint]:
+    """A second MinIO, over TLS (a throwaway CA) with its built-in KMS: for server-side encryption."""
+    service = MinioTlsService()
+    try:
+        service.start()
+    except ServiceError as exc:
+        service.close()
+        if IN_CI:
+            pytest.fail(f"minio-tls service failed: {exc.describe()}", pytrace=False)
+        pytest.skip(f"minio-tls service unavailable: {exc}")
+    yield service.tls_endpoint
+    service.close()
+
+
+@pytest.fixture(scope="session")
 def seaweedfs_service(service_registry: ServiceRegistry) -> S3Endpoint:
     """SeaweedFS's S3 gateway, a second S3 implementation."""
     endpoint = _start(service_registry, "seaweedfs").endpoint
@@ -142,6 +175,21 @@ def fake_gcs_service(service_registry: ServiceRegistry) -> GcsEndpoint:
     endpoint = _start(service_registry, "gcs").endpoint
     assert isinstance(endpoint, GcsEndpoint)
     return endpoint
+
+
+@pytest.fixture(scope="session")
+def pushgateway_service() -> Iterator[str]:
+    """A Prometheus Pushgateway (Debian's package, local process only): its base URL."""
+    service = PushgatewayService()
+    try:
+        endpoint = service.start()
+    except ServiceError as exc:
+        service.close()
+        if IN_CI:
+            pytest.fail(f"pushgateway service failed: {exc.describe()}", pytrace=False)
+        pytest.skip(f"pushgateway service unavailable: {exc}")
+    yield endpoint
+    service.close()
 
 
 # ------------------------------------------------- stop/start for resilience

@@ -68,6 +68,7 @@ def test_a_failure_is_one_line_on_stderr(case: str, tmp_path: Path) -> None:
     assert done.returncode == 1, done.stderr
     lines = done.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("kafka-backup: error: "), done.stderr
+    assert "'':" not in lines[0]  # a listing of a whole bucket or container names it, not an empty key
 
 
 def test_azure_sdk_lines_come_back_with_v(tmp_path: Path) -> None:

@@ -30,6 +30,9 @@ from integration.services import (
 )
 from integration.services.kafka import BrokerFactory, TopicFactory
 
+# Also run by CI's docker phase: every service, restarts included, in containers.
+pytestmark = pytest.mark.docker
+
 # ----------------------------------------------------------------------- Kafka
 
 

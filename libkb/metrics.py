@@ -143,6 +143,12 @@ class RunMetrics:
             ["backup_id"],
             registry=reg,
         )
+        self.storage_wait = Counter(
+            "kafka_backup_storage_wait_seconds",
+            "Seconds a backup or restore spent waiting for unreachable storage to come back",
+            ["backup_id"],
+            registry=reg,
+        )
         self._backup_progress_families()
         self._retention_families(max_partition_labels)
 

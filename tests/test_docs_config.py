@@ -8,9 +8,11 @@ import pytest
 from marshmallow import Schema, fields
 
 from libkb.config import schema
+from libkb.config.encryption import EncryptionSchema
 from libkb.config.loader import _TOP_KEYS
 
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "config.rst").read_text(encoding="utf-8")
+ENCRYPTION_DOC = (Path(__file__).resolve().parents[1] / "docs" / "encryption.rst").read_text(encoding="utf-8")
 
 
 def keys(cls: type[Schema], prefix: str = "") -> list[str]:
@@ -40,3 +42,8 @@ def keys(cls: type[Schema], prefix: str = "") -> list[str]:
 )
 def test_every_key_is_documented(key: str) -> None:
     assert f"``{key}``" in DOC, f"docs/config.rst does not describe {key}"
+
+
+@pytest.mark.parametrize("key", keys(EncryptionSchema))
+def test_every_encryption_key_is_documented(key: str) -> None:
+    assert f"``{key}``" in ENCRYPTION_DOC, f"docs/encryption.rst does not describe {key}"

@@ -2,7 +2,7 @@
 
 Provider selection from the environment, external endpoints, the docker
 provider's container configuration (containers are configured, never
-started: there is no Docker engine here), the install cache and the process
+started: integration/test_docker_provider.py starts them), the install cache and the process
 supervision that must never leave a server behind.
 """
 
@@ -15,7 +15,6 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ from integration.services import (
     select_provider,
 )
 from integration.services import docker as docker_provider
-from integration.services.azurite import AZURITE_ACCOUNT, AZURITE_KEY, AzuriteService
+from integration.services.azurite import AZURITE_ACCOUNT, AZURITE_KEY, AzuriteService, azurite_args
 from integration.services.base import (
     LocalProcessService,
     _sweep_stale_workdirs,
@@ -42,11 +41,11 @@ from integration.services.base import (
     free_ports,
     tail_file,
 )
-from integration.services.fake_gcs import FakeGcsService
+from integration.services.fake_gcs import FakeGcsService, fake_gcs_args
 from integration.services.kafka import KAFKA_TEST_PROPERTIES, KafkaService
-from integration.services.minio import MinioService
-from integration.services.providers import ExternalService
-from integration.services.seaweedfs import SeaweedfsService
+from integration.services.minio import MinioService, minio_args
+from integration.services.providers import ExternalService, prepared_service
+from integration.services.seaweedfs import SeaweedfsService, seaweedfs_args
 
 NO_DOCKER = lambda: False  # noqa: E731
 DOCKER = lambda: True  # noqa: E731
@@ -198,44 +197,62 @@ def test_seaweedfs_admin_grpc_port_is_offset_by_10000() -> None:
 
 
 # ------------------------------------------------------------ docker provider
+# Containers are configured here, never started; integration/test_docker_provider.py
+# runs them on a real engine.
 
 
-class _FakeDockerClient:
-    """Stands in for testcontainers' client so containers can be configured."""
+class _NoEngineClient:
+    """Stands in for testcontainers' client, which connects when a container is configured."""
 
     def __init__(self, **kwargs: Any) -> None:
         self.kwargs = kwargs
 
 
-@pytest.fixture
-def no_engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+@pytest.fixture(autouse=True)
+def _no_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     import testcontainers.core.container as tc_container
 
-    monkeypatch.setattr(tc_container, "DockerClient", _FakeDockerClient)
-    monkeypatch.delenv("TC_HOST", raising=False)
-    monkeypatch.delenv("DOCKER_HOST", raising=False)
-    yield
+    monkeypatch.setattr(tc_container, "DockerClient", _NoEngineClient)
 
 
-def _docker(name: str, **options: Any) -> docker_provider.DockerService[Any]:
+def _docker(name: str, image: str = "img:1", **options: Any) -> tuple[Any, dict[str, Any]]:
+    """The service and the arguments its container would be created with."""
     service = make_service(name, provider="docker", **options)
     assert isinstance(service, docker_provider.DockerService)
-    return service
+    service.image = image
+    container = service.configure()
+    return service, {"command": container._command, "env": container.env, **container._kwargs}
 
 
-def test_docker_kafka_container(no_engine: None) -> None:
-    service = _docker("kafka", extra_properties={"log.cleaner.backoff.ms": "50"})
-    container = service.container
-    port = service.ports["port"]
-    assert container.image == "apache/kafka:4.1.1"
-    assert container.ports == {str(port): port}
-    env = container.env
-    assert env["KAFKA_ADVERTISED_LISTENERS"] == f"PLAINTEXT://127.0.0.1:{port},BROKER://localhost:9092"
+def _common(created: dict[str, Any]) -> None:
+    assert created["network"] == "host"  # loopback only: no bridge, no published ports
+    assert created["labels"] == {"org.libkb.test": docker_provider.owner_label()}
+
+
+def test_docker_kafka_runs_the_local_broker_configuration() -> None:
+    service, created = _docker("kafka", extra_properties={"log.cleaner.backoff.ms": "50"})
+    _common(created)
+    port, cport = service.ports["port"], service.ports["controller_port"]
+    assert created["entrypoint"] == ["/bin/sh", "/opt/kafka/entry.sh"]
+    props = dict(line.split("=", 1) for line in created["env"]["LIBKB_SERVER_PROPERTIES"].splitlines())
+    local = KafkaService(extra_properties={"log.cleaner.backoff.ms": "50"})
+    local.ports = {"port": port, "controller_port": cport}
+    assert props == local.server_properties(Path("/data/kraft-logs"))
+    assert props["log.cleaner.backoff.ms"] == "50"
+    assert created["env"]["LIBKB_CLUSTER_ID"]
+    assert service.endpoint == KafkaEndpoint(f"127.0.0.1:{port}")
+
+
+def test_docker_official_kafka_image_takes_its_variables() -> None:
+    _, created = _docker(
+        "kafka", image="apache/kafka:4.1.1", extra_properties={"log.cleaner.backoff.ms": "50"}
+    )
+    env = created["env"]
+    assert created["entrypoint"] is None
     assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == KAFKA_TEST_PROPERTIES["auto.create.topics.enable"]
     assert env["KAFKA_LOG_CLEANER_BACKOFF_MS"] == "50"
     assert env["CLUSTER_ID"]
-    assert service.endpoint == KafkaEndpoint(f"127.0.0.1:{port}")
 
 
 def test_kafka_env_names_follow_the_image_convention() -> None:
@@ -243,30 +260,26 @@ def test_kafka_env_names_follow_the_image_convention() -> None:
     assert docker_provider.kafka_env_name("a_b.c-d") == "KAFKA_A__B_C___D"
 
 
-def test_docker_minio_container(no_engine: None) -> None:
-    service = _docker("minio")
-    container = service.container
+def test_docker_minio_container() -> None:
+    service, created = _docker("minio")
+    _common(created)
     endpoint = service.endpoint
-    assert container.image.startswith("minio/minio:RELEASE.")
-    assert container.ports == {"9000": service.ports["port"]}
-    assert container.env["MINIO_ROOT_USER"] == endpoint.access_key
-    assert container.env["MINIO_ROOT_PASSWORD"] == endpoint.secret_key
+    assert created["entrypoint"] == ["/usr/bin/minio"]
+    assert created["command"] == minio_args(service.ports, "/data")
+    assert created["env"]["MINIO_ROOT_USER"] == endpoint.access_key
+    assert created["env"]["MINIO_ROOT_PASSWORD"] == endpoint.secret_key
     assert endpoint.endpoint == f"http://127.0.0.1:{service.ports['port']}"
-    assert endpoint.name == "minio"
 
 
-def test_docker_seaweedfs_container_checks_signatures(no_engine: None) -> None:
+def test_docker_seaweedfs_container_checks_signatures() -> None:
     import json
 
-    service = _docker("seaweedfs")
-    container = service.container
+    service, created = _docker("seaweedfs")
+    _common(created)
     endpoint = service.endpoint
-    assert container.image == "chrislusf/seaweedfs:4.48"
-    assert container.ports == {"8333": service.ports["port"]}
-    command = str(container._command)
-    assert "-s3.config=/etc/libkb/s3.json" in command
-    assert "-s3.autoCreateBucket=false" in command
-    [spec] = container._transferable_specs
+    assert created["command"] == seaweedfs_args(service.ports, "/data", "/etc/libkb/s3.json")
+    assert endpoint.endpoint == f"http://127.0.0.1:{service.ports['s3']}"
+    [spec] = service.configure()._transferable_specs
     payload, path = spec[0], spec[1]
     assert path == "/etc/libkb/s3.json"
     assert isinstance(payload, bytes)
@@ -274,106 +287,57 @@ def test_docker_seaweedfs_container_checks_signatures(no_engine: None) -> None:
     assert identity["credentials"] == [{"accessKey": endpoint.access_key, "secretKey": endpoint.secret_key}]
 
 
-def test_docker_azurite_container(no_engine: None) -> None:
-    from testcontainers.community.azurite import AzuriteContainer
-
-    service = _docker("azurite")
-    container = service.container
-    assert isinstance(container, AzuriteContainer)
-    assert container.image == "mcr.microsoft.com/azure-storage/azurite:3.35.0"
-    assert container.ports == {"10000": service.ports["port"]}
-    assert container.env["AZURITE_ACCOUNTS"] == f"{AZURITE_ACCOUNT}:{AZURITE_KEY}"
-    assert "--skipApiVersionCheck" in str(container._command)
-    assert "--loose" not in str(container._command)
-    assert service.endpoint == AzureEndpoint(
-        f"http://127.0.0.1:{service.ports['port']}/{AZURITE_ACCOUNT}", AZURITE_ACCOUNT, AZURITE_KEY
+def test_docker_azurite_and_gcs_containers() -> None:
+    azurite, created = _docker("azurite")
+    _common(created)
+    assert created["env"]["AZURITE_ACCOUNTS"] == f"{AZURITE_ACCOUNT}:{AZURITE_KEY}"
+    assert created["command"] == azurite_args(azurite.ports["port"], "/data/blob")
+    assert "--loose" not in created["command"]
+    assert azurite.endpoint == AzureEndpoint(
+        f"http://127.0.0.1:{azurite.ports['port']}/{AZURITE_ACCOUNT}", AZURITE_ACCOUNT, AZURITE_KEY
     )
+    gcs, created = _docker("gcs")
+    port = gcs.ports["port"]
+    assert created["command"] == fake_gcs_args(port)
+    assert f"http://127.0.0.1:{port}" in created["command"]  # the advertised URL is the client's
+    assert gcs.endpoint == GcsEndpoint(f"http://127.0.0.1:{port}")
 
 
-def test_docker_gcs_container_advertises_host_port(no_engine: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DOCKER_HOST", "tcp://docker.example:2375")
-    service = _docker("gcs")
-    port = service.ports["port"]
-    assert service.container.image == "fsouza/fake-gcs-server:1.54.0"
-    assert service.container.ports == {str(port): port}
-    assert f"-external-url http://docker.example:{port}" in str(service.container._command)
-    assert service.endpoint == GcsEndpoint(f"http://docker.example:{port}")
+def test_docker_image_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert docker_provider.image_source({}) == "local"
+    assert docker_provider.image_source({"LIBKB_DOCKER_IMAGES": "Official"}) == "official"
+    with pytest.raises(ServiceError, match="LIBKB_DOCKER_IMAGES"):
+        docker_provider.image_source({"LIBKB_DOCKER_IMAGES": "pull"})
+    monkeypatch.setenv("LIBKB_DOCKER_IMAGES", "official")
+    service = make_service("gcs", provider="docker")
+    service.install()  # names the published image; nothing is built
+    assert isinstance(service, docker_provider.DockerService)
+    assert service.image == "fsouza/fake-gcs-server:1.54.0"
 
 
-def test_docker_host_resolution() -> None:
-    assert docker_provider.docker_host({}) == "127.0.0.1"
-    assert docker_provider.docker_host({"DOCKER_HOST": "unix:///var/run/docker.sock"}) == "127.0.0.1"
-    assert docker_provider.docker_host({"DOCKER_HOST": "tcp://10.1.2.3:2376"}) == "10.1.2.3"
-    assert docker_provider.docker_host({"TC_HOST": "h", "DOCKER_HOST": "tcp://x:1"}) == "h"
+def _image_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(name: str) -> str:
+        raise ServiceError(f"docker build of libkb-test/{name} failed")
+
+    monkeypatch.setattr(docker_provider, "ensure_image", fail)
 
 
-class _FakeWrapped:
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def start(self) -> None:
-        self.calls.append("start")
-
-    def stop(self, timeout: int) -> None:
-        self.calls.append("stop")
-
-
-class _FakeContainer:
-    image = "fake:1"
-
-    def __init__(self) -> None:
-        self.wrapped = _FakeWrapped()
-        self.calls: list[str] = []
-
-    def start(self) -> None:
-        self.calls.append("start")
-
-    def stop(self) -> None:
-        self.calls.append("remove")
-
-    def get_wrapped_container(self) -> _FakeWrapped:
-        return self.wrapped
-
-    def get_logs(self) -> tuple[bytes, bytes]:
-        return b"line1\nline2\n", b""
+def test_auto_falls_back_to_local_when_the_image_cannot_be_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    _image_fails(monkeypatch)
+    monkeypatch.setattr("integration.services.providers.docker_available", DOCKER)
+    with pytest.warns(UserWarning, match="gcs: the docker image is unavailable, using the local provider"):
+        service = prepared_service("gcs", env={})
+    assert service.provider == "local"
+    registry = ServiceRegistry(env={"LIBKB_SERVICES": "auto"})
+    with pytest.warns(UserWarning):
+        assert registry.handle("gcs").provider == "local"
+    assert registry.provider("gcs") == "local"
 
 
-def test_docker_service_lifecycle_keeps_endpoint() -> None:
-    container = _FakeContainer()
-    probed: list[GcsEndpoint] = []
-    service = docker_provider.DockerService[GcsEndpoint](
-        "gcs",
-        "1",
-        ("port",),
-        lambda ports, host: container,  # type: ignore[arg-type,return-value]
-        lambda host, ports: GcsEndpoint(f"http://{host}:{ports['port']}"),
-        probed.append,
-    )
-    endpoint = service.start()
-    service.stop()
-    assert service.start() == endpoint
-    service.close()
-    assert container.calls == ["start", "remove"]
-    assert container.wrapped.calls == ["stop", "start"]
-    assert probed == [endpoint, endpoint]
-
-
-def test_docker_service_failure_carries_container_log() -> None:
-    def never_ready(endpoint: GcsEndpoint) -> None:
-        raise ConnectionError("refused")
-
-    service = docker_provider.DockerService[GcsEndpoint](
-        "gcs",
-        "1",
-        ("port",),
-        lambda ports, host: _FakeContainer(),  # type: ignore[arg-type,return-value]
-        lambda host, ports: GcsEndpoint("http://x"),
-        never_ready,
-        start_timeout=0.3,
-    )
-    with pytest.raises(ServiceError) as info:
-        service.start()
-    assert info.value.log_tail == "line1\nline2"
+def test_explicit_docker_reports_the_image_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    _image_fails(monkeypatch)
+    with pytest.raises(ServiceError, match="docker build of libkb-test/gcs failed"):
+        prepared_service("gcs", env={"LIBKB_SERVICES": "docker"})
 
 
 # ---------------------------------------------------------------- install cache

@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "config": 2,
     "metrics": 2,
     "kafka": 3,
+    "keys": 3,
     "format": 4,
     "retention": 5,
     "backup": 6,

@@ -608,7 +608,7 @@ def test_unreadable_consumer_groups_fail_the_run_clearly_with_the_records_stored
     from libkb.kafka.clients import make_admin
 
     class NoGroupAccess(KafkaAdmin):
-        def group_offsets(self, topics: Any) -> Any:
+        def group_offsets(self, topics: Any, *, wait_secs: float | None = None) -> Any:
             raise KafkaException(
                 KafkaError(KafkaError.GROUP_AUTHORIZATION_FAILED, "consumer group 'billing': not authorized")
             )

@@ -135,7 +135,10 @@ def _storage(
     return _storage_dict(config), None
 
 
-@pytest.fixture(params=["filesystem", "memory", "minio", "azurite", "gcs"])
+# The MinIO case also runs in CI's docker phase (Kafka and MinIO in containers).
+@pytest.fixture(
+    params=["filesystem", "memory", pytest.param("minio", marks=pytest.mark.docker), "azurite", "gcs"]
+)
 def any_storage(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> tuple[dict[str, Any], StorageBackend | None]:

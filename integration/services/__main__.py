@@ -1,8 +1,9 @@
-"""Command line: ``python -m integration.services {up,install} [SERVICE ...]``.
+"""Command line: ``python -m integration.services {up,install,images} [SERVICE ...]``.
 
 ``up`` starts the named services (default: all), prints ``export`` lines for
 the ``external`` provider on stdout and runs until Ctrl-C or SIGTERM.
-``install`` fills the install cache (CI runs it to warm its cache).
+``install`` fills the install cache (CI runs it to warm its cache);
+``images`` builds the docker provider's local images from it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import shlex
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -22,13 +24,22 @@ from .providers import (
     SERVICE_NAMES,
     canonical_name,
     endpoint_env,
-    make_service,
+    prepared_service,
     select_provider,
 )
+from .pushgateway import install_pushgateway
+from .tools import TOOLS
+
+#: Installed by ``install`` (by default too) but not run by ``up``: the deployment tests' programs.
+EXTRAS: dict[str, Callable[[], object]] = {
+    "pushgateway": install_pushgateway,
+    **TOOLS,
+}
 
 
-def _names(raw: list[str]) -> list[str]:
-    names = [canonical_name(n) for n in raw] or list(SERVICE_NAMES)
+def _names(raw: list[str], extras: bool = False) -> list[str]:
+    default = [*SERVICE_NAMES, *EXTRAS] if extras else list(SERVICE_NAMES)
+    names = [n if extras and n in EXTRAS else canonical_name(n) for n in raw] or default
     return list(dict.fromkeys(names))
 
 
@@ -41,9 +52,13 @@ def cmd_install(names: list[str]) -> int:
     failed = 0
     _err(f"install cache: {cache_root()}")
     for name in names:
-        service = LOCAL_SERVICES[name]()
         started = time.monotonic()
         try:
+            if name in EXTRAS:
+                where = EXTRAS[name]()
+                _err(f"{name}: ready in {time.monotonic() - started:.1f}s ({where})")
+                continue
+            service = LOCAL_SERVICES[name]()
             service.install()
         except ServiceError as exc:
             failed += 1
@@ -51,6 +66,27 @@ def cmd_install(names: list[str]) -> int:
             continue
         home = getattr(service, "home", None)
         _err(f"{name} {service.version}: ready in {time.monotonic() - started:.1f}s ({home})")
+    return 1 if failed else 0
+
+
+def cmd_images(names: list[str]) -> int:
+    """Build (or confirm cached) the docker provider's local images."""
+    from .docker import image_source
+    from .images import ensure_image
+
+    if image_source() == "official":
+        _err("LIBKB_DOCKER_IMAGES=official: nothing to build (the official images are pulled)")
+        return 0
+    failed = 0
+    for name in names:
+        started = time.monotonic()
+        try:
+            tag = ensure_image(name)
+        except ServiceError as exc:
+            failed += 1
+            _err(f"{name}: image FAILED after {time.monotonic() - started:.1f}s\n{exc.describe()}")
+            continue
+        _err(f"{name}: {tag} ready in {time.monotonic() - started:.1f}s")
     return 1 if failed else 0
 
 
@@ -74,11 +110,11 @@ def cmd_up(names: list[str], provider: str | None, env_file: Path | None) -> int
             if chosen == "external":
                 _err(f"{name}: provider is 'external', nothing to start (use --provider local)")
                 return 2
-            service = make_service(name, provider=chosen)
+            service = prepared_service(name, provider=provider) if provider else prepared_service(name)
             services.append(service)
             started = time.monotonic()
             endpoint = service.start()
-            _err(f"{name} ({chosen}) up in {time.monotonic() - started:.1f}s: {endpoint}")
+            _err(f"{name} ({service.provider}) up in {time.monotonic() - started:.1f}s: {endpoint}")
             lines += [f"export {k}={shlex.quote(v)}" for k, v in endpoint_env(name, endpoint).items()]
         print("\n".join(lines), flush=True)
         if env_file:
@@ -120,14 +156,18 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--provider", choices=("local", "docker"), help="override provider selection")
     up.add_argument("--env-file", type=Path, help="also write the export lines to this file")
     install = sub.add_parser("install", help="pre-install the local services into the cache")
-    install.add_argument("services", nargs="*", help="default all")
+    install.add_argument("services", nargs="*", help="default all, with pushgateway, helm and promtool")
+    images = sub.add_parser("images", help="build the docker provider's local images (cached by version)")
+    images.add_argument("services", nargs="*", help="default all")
     args = parser.parse_args(argv)
     try:
-        names = _names(args.services)
+        names = _names(args.services, extras=args.command == "install")
     except ValueError as exc:
         parser.error(str(exc))
     if args.command == "install":
         return cmd_install(names)
+    if args.command == "images":
+        return cmd_images(names)
     return cmd_up(names, args.provider, args.env_file)
 
 

@@ -19,6 +19,7 @@ __all__ = [
     "AZURITE_VERSION",
     "AzuriteService",
     "azure_service_client",
+    "azurite_args",
     "create_azure_container",
     "delete_azure_container",
     "probe_azure",
@@ -57,6 +58,21 @@ def create_azure_container(endpoint: AzureEndpoint, name: str) -> str:
 def delete_azure_container(endpoint: AzureEndpoint, name: str) -> None:
     """Delete container ``name`` (with its blobs)."""
     azure_service_client(endpoint).delete_container(name)
+
+
+def azurite_args(port: int, location: str) -> list[str]:
+    """``azurite-blob`` arguments: blob service on loopback ``port``, data in ``location``."""
+    return [
+        "--blobHost",
+        "127.0.0.1",
+        "--blobPort",
+        str(port),
+        "--location",
+        location,
+        "--skipApiVersionCheck",
+        "--disableTelemetry",
+        "--silent",
+    ]
 
 
 class AzuriteService(LocalProcessService[AzureEndpoint]):
@@ -110,15 +126,7 @@ class AzuriteService(LocalProcessService[AzureEndpoint]):
         return [
             node,
             str(self._main(self.home)),
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            str(self.ports["port"]),
-            "--location",
-            str(self.workdir / "data"),
-            "--skipApiVersionCheck",
-            "--disableTelemetry",
-            "--silent",
+            *azurite_args(self.ports["port"], str(self.workdir / "data")),
         ]
 
     def _env(self) -> dict[str, str]:

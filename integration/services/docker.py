@@ -1,13 +1,19 @@
 """The ``docker`` provider: the same services as testcontainers containers.
 
-Why fixed host ports: Kafka advertises its listener and fake-gcs-server its
-upload URL, so the host port must be known before the container starts; and
-a ``stop``/``start`` cycle must keep the endpoint. Each container port is
-therefore bound to a free host port chosen up front.
+Why host networking: CI machines allow loopback traffic only, and Kafka and
+fake-gcs-server advertise their address, so every container shares the
+host's network and binds 127.0.0.1 on free ports chosen up front, exactly
+like the local provider (same arguments, from the same helpers). A
+``stop``/``start`` keeps the container, so the endpoint and data survive.
 
-Images are pinned to the same releases as the local provider where such an
-image exists (MinIO publishes no image for the pinned source build; the
-last published release is used instead).
+Why no Ryuk: its image cannot be pulled where no registry is reachable.
+Instead every container carries the label ``org.libkb.test=<host>:<pid>``;
+``close`` removes it, an ``atexit`` hook covers normal exits, and leftovers
+of a killed session (``kill -9``) are removed when the next one starts.
+
+Images come from :mod:`.images` (built locally from the local provider's
+artifacts) unless ``LIBKB_DOCKER_IMAGES=official`` selects the projects'
+published images, for machines that can pull them.
 """
 
 from __future__ import annotations
@@ -15,53 +21,59 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
+import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
-from urllib.parse import urlparse
 
-from .azurite import AZURITE_ACCOUNT, AZURITE_KEY, AZURITE_VERSION, probe_azure
-from .base import TAIL_LINES, Service, ServiceError, free_ports, wait_until
+from .azurite import AZURITE_ACCOUNT, AZURITE_KEY, AZURITE_VERSION, azurite_args, probe_azure
+from .base import TAIL_LINES, Service, ServiceError, _live, _live_lock, free_ports, wait_until
 from .endpoints import AzureEndpoint, GcsEndpoint, KafkaEndpoint, S3Endpoint
-from .fake_gcs import FAKE_GCS_VERSION, probe_gcs
-from .kafka import KAFKA_TEST_PROPERTIES, KAFKA_VERSION, _cluster_id, probe_kafka
+from .fake_gcs import FAKE_GCS_VERSION, fake_gcs_args, probe_gcs
+from .images import LABEL, RECIPES, ensure_image
+from .kafka import KAFKA_VERSION, _cluster_id, kraft_properties, probe_kafka
+from .minio import minio_args
 from .s3 import probe_s3
-from .seaweedfs import SEAWEEDFS_VERSION, seaweedfs_s3_config
+from .seaweedfs import SEAWEEDFS_VERSION, seaweedfs_args, seaweedfs_ports, seaweedfs_s3_config
 
 if TYPE_CHECKING:
     from testcontainers.core.container import DockerContainer
 
 __all__ = [
-    "IMAGES",
+    "IMAGES_ENV",
+    "OFFICIAL_IMAGES",
+    "ContainerSpec",
     "DockerService",
-    "docker_host",
+    "image_source",
     "kafka_env_name",
     "make_docker_service",
+    "owner_label",
+    "reap_leftovers",
 ]
 
 E = TypeVar("E")
 
-IMAGES: dict[str, str] = {
+IMAGES_ENV = "LIBKB_DOCKER_IMAGES"
+"""``local`` (default: build ``libkb-test/*`` images) or ``official`` (pull the projects' images)."""
+
+OFFICIAL_IMAGES: dict[str, str] = {
     "kafka": f"apache/kafka:{KAFKA_VERSION}",
     "minio": "minio/minio:RELEASE.2025-09-07T16-13-09Z",
     "seaweedfs": f"chrislusf/seaweedfs:{SEAWEEDFS_VERSION}",
     "azurite": f"mcr.microsoft.com/azure-storage/azurite:{AZURITE_VERSION}",
     "gcs": f"fsouza/fake-gcs-server:{FAKE_GCS_VERSION}",
 }
+"""The published images (MinIO publishes none for the pinned source build: its last release)."""
 
 
-def docker_host(env: Mapping[str, str] | None = None) -> str:
-    """Host name at which published container ports are reachable.
-
-    ``TC_HOST`` (testcontainers' override) wins; a ``tcp://`` ``DOCKER_HOST``
-    gives its host; otherwise the engine is local.
-    """
+def image_source(env: Mapping[str, str] | None = None) -> str:
+    """``local`` or ``official``, from ``LIBKB_DOCKER_IMAGES``."""
     env = os.environ if env is None else env
-    if env.get("TC_HOST"):
-        return env["TC_HOST"]
-    parsed = urlparse(env.get("DOCKER_HOST", ""))
-    if parsed.scheme in ("tcp", "http", "https") and parsed.hostname:
-        return parsed.hostname
-    return "127.0.0.1"
+    value = (env.get(IMAGES_ENV) or "local").strip().lower()
+    if value not in ("local", "official"):
+        raise ServiceError(f"{IMAGES_ENV}={value!r}: use local or official")
+    return value
 
 
 def kafka_env_name(prop: str) -> str:
@@ -69,12 +81,60 @@ def kafka_env_name(prop: str) -> str:
     return "KAFKA_" + prop.replace("_", "__").replace("-", "___").replace(".", "_").upper()
 
 
-class DockerService(Service[E], Generic[E]):
-    """A service running in a container configured by ``build``.
+def owner_label() -> str:
+    """``<host>:<pid>`` of this process, the value of every container's label."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
-    ``build(host_ports)`` returns the configured (not started) container;
-    ``to_endpoint(host, host_ports)`` maps it to the fixture endpoint; and
-    ``probe`` is the same readiness check the local provider uses.
+
+def reap_leftovers(client: Any) -> list[str]:
+    """Remove containers labelled by a harness process of this host that no longer exists."""
+    removed = []
+    host = socket.gethostname()
+    for container in client.containers.list(all=True, filters={"label": LABEL}):
+        owner_host, _, pid = (container.labels.get(LABEL) or "").rpartition(":")
+        if owner_host == host and pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            with contextlib.suppress(Exception):
+                container.remove(force=True)
+                removed.append(container.name)
+    return removed
+
+
+_reaped = False
+_reap_lock = threading.Lock()
+
+
+def _reap_once() -> None:
+    global _reaped
+    with _reap_lock:
+        if _reaped:
+            return
+        import docker
+
+        client = docker.from_env(timeout=30)
+        try:
+            reap_leftovers(client)
+        finally:
+            client.close()
+        _reaped = True
+
+
+@dataclass
+class ContainerSpec:
+    """What to run: image, entry point and arguments, environment, files copied in."""
+
+    image: str
+    entrypoint: list[str] | None
+    command: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
+
+
+class DockerService(Service[E], Generic[E]):
+    """A service in a host-network container.
+
+    ``spec(image, ports)`` says how to run it; ``to_endpoint(ports)`` maps
+    it to the fixture endpoint; ``probe`` is the local provider's readiness
+    check. ``install`` builds (or, for official images, names) the image.
     """
 
     provider = "docker"
@@ -83,67 +143,112 @@ class DockerService(Service[E], Generic[E]):
         self,
         name: str,
         version: str,
-        port_names: tuple[str, ...],
-        build: Callable[[dict[str, int], str], DockerContainer],
-        to_endpoint: Callable[[str, dict[str, int]], E],
+        ports: dict[str, int],
+        spec: Callable[[str, dict[str, int]], ContainerSpec],
+        to_endpoint: Callable[[dict[str, int]], E],
         probe: Callable[[E], None],
         start_timeout: float = 120.0,
     ) -> None:
         self.name = name
         self.version = version
-        self.host = docker_host()
-        self.ports = dict(zip(port_names, free_ports(len(port_names)), strict=True))
-        self.container = build(self.ports, self.host)
+        self.ports = ports
+        self.image: str | None = None
+        self.container: DockerContainer | None = None
+        self._spec = spec
         self._to_endpoint = to_endpoint
         self._probe = probe
         self._start_timeout = start_timeout
-        self._started = False
         self._running = False
 
     @property
     def endpoint(self) -> E:
-        return self._to_endpoint(self.host, self.ports)
+        return self._to_endpoint(self.ports)
 
     @property
     def running(self) -> bool:
         return self._running
 
+    def install(self) -> None:
+        if self.image is None:
+            official = image_source() == "official"
+            self.image = OFFICIAL_IMAGES[self.name] if official else ensure_image(self.name)
+
+    def configure(self) -> DockerContainer:
+        """The (not yet started) container for the current image and ports."""
+        from testcontainers.core.config import testcontainers_config
+        from testcontainers.core.container import DockerContainer
+
+        testcontainers_config.ryuk_disabled = True  # unpullable here; we reap ourselves
+        assert self.image is not None
+        spec = self._spec(self.image, self.ports)
+        container = DockerContainer(spec.image, env=spec.env)
+        container._command = spec.command  # a list: no shell splitting of the arguments
+        container.with_kwargs(
+            network="host",
+            entrypoint=spec.entrypoint,
+            labels={LABEL: owner_label()},
+            stop_signal="SIGTERM",
+        )
+        for path, content in spec.files.items():
+            container.with_copy_into_container(content, path)
+        return container
+
     def start(self) -> E:
         if self._running:
             return self.endpoint
+        self.install()
         try:
-            if self._started:
-                self.container.get_wrapped_container().start()
-            else:
+            if self.container is None:
+                _reap_once()
+                self.container = self.configure()
+                with _live_lock:
+                    _live.add(self)
                 self.container.start()
-                self._started = True
+            else:
+                self.container.get_wrapped_container().start()
             endpoint = self.endpoint
             wait_until(
                 lambda: self._probe(endpoint),
                 timeout=self._start_timeout,
-                what=f"{self.name} container {self.container.image}",
+                what=f"{self.name} container ({self.image})",
+                alive=self._exited,
             )
         except ServiceError as exc:
             exc.log_tail = self.log_tail()
             raise
         except Exception as exc:
-            raise ServiceError(f"{self.name} container failed: {exc}", self.log_tail()) from exc
+            raise ServiceError(
+                f"{self.name} container ({self.image}) failed: {exc}", self.log_tail()
+            ) from exc
         self._running = True
         return self.endpoint
 
+    def _exited(self) -> str | None:
+        """A message once the container has stopped (stops the readiness wait early)."""
+        assert self.container is not None
+        wrapped = self.container.get_wrapped_container()
+        with contextlib.suppress(Exception):
+            wrapped.reload()
+            if wrapped.status in ("exited", "dead"):
+                return f"container exited with code {wrapped.attrs['State'].get('ExitCode')}"
+        return None
+
     def stop(self) -> None:
-        if self._running:
+        if self._running and self.container is not None:
             self.container.get_wrapped_container().stop(timeout=15)
-            self._running = False
+        self._running = False
 
     def close(self) -> None:
-        if self._started:
+        if self.container is not None:
             with contextlib.suppress(Exception):
-                self.container.stop()
-        self._started = self._running = False
+                self.container.stop()  # removes it, with its file system
+            self.container = None
+        self._running = False
+        with _live_lock:
+            _live.discard(self)
 
     def log_tail(self, lines: int = TAIL_LINES) -> str:
-        if not self._started:
+        if self.container is None or self.container._container is None:
             return ""
         try:
             out, err = self.container.get_logs()
@@ -156,124 +261,85 @@ class DockerService(Service[E], Generic[E]):
 # --------------------------------------------------------------------- containers
 
 
-def _container(image: str) -> DockerContainer:
-    from testcontainers.core.container import DockerContainer
+def kafka_spec(image: str, ports: dict[str, int], extra: Mapping[str, str]) -> ContainerSpec:
+    """The broker the local provider runs; official images take it as ``KAFKA_*`` variables."""
+    if image == OFFICIAL_IMAGES["kafka"]:
+        props = {**kraft_properties(ports["port"], ports["controller_port"], "/var/lib/kafka/data"), **extra}
+        env = {kafka_env_name(k): v for k, v in props.items()}
+        return ContainerSpec(image, None, [], {"CLUSTER_ID": _cluster_id(), **env})
+    props = {**kraft_properties(ports["port"], ports["controller_port"], "/data/kraft-logs"), **extra}
+    text = "".join(f"{k}={v}\n" for k, v in props.items())
+    env = {"LIBKB_SERVER_PROPERTIES": text, "LIBKB_CLUSTER_ID": _cluster_id()}
+    return ContainerSpec(image, ["/bin/sh", "/opt/kafka/entry.sh"], [], env)
 
-    return DockerContainer(image)
 
-
-def kafka_container(
-    ports: dict[str, int], host: str, extra_properties: Mapping[str, str] | None = None
-) -> DockerContainer:
-    """apache/kafka in KRaft mode; the client listener uses the same port inside and out."""
-    port = ports["port"]
-    props = {
-        "node.id": "1",
-        "process.roles": "broker,controller",
-        "listeners": f"PLAINTEXT://0.0.0.0:{port},BROKER://0.0.0.0:9092,CONTROLLER://0.0.0.0:9093",
-        "advertised.listeners": f"PLAINTEXT://{host}:{port},BROKER://localhost:9092",
-        "listener.security.protocol.map": ("PLAINTEXT:PLAINTEXT,BROKER:PLAINTEXT,CONTROLLER:PLAINTEXT"),
-        "inter.broker.listener.name": "BROKER",
-        "controller.listener.names": "CONTROLLER",
-        "controller.quorum.voters": "1@localhost:9093",
-        **KAFKA_TEST_PROPERTIES,
-        **(extra_properties or {}),
+def minio_spec(image: str, ports: dict[str, int], access: str, secret: str) -> ContainerSpec:
+    env = {
+        "MINIO_ROOT_USER": access,
+        "MINIO_ROOT_PASSWORD": secret,
+        "MINIO_UPDATE": "off",
+        "MINIO_BROWSER": "off",
+        "HOME": "/data",
     }
-    container = _container(IMAGES["kafka"]).with_bind_ports(port, port)
-    container.with_env("CLUSTER_ID", _cluster_id())
-    for key, value in props.items():
-        container.with_env(kafka_env_name(key), value)
-    return container
+    return ContainerSpec(image, ["/usr/bin/minio"], minio_args(ports, "/data"), env)
 
 
-def minio_container(ports: dict[str, int], host: str, access: str, secret: str) -> DockerContainer:
-    """MinIO server with the given root credentials."""
-    return (
-        _container(IMAGES["minio"])
-        .with_bind_ports(9000, ports["port"])
-        .with_env("MINIO_ROOT_USER", access)
-        .with_env("MINIO_ROOT_PASSWORD", secret)
-        .with_env("MINIO_UPDATE", "off")
-        .with_env("MINIO_BROWSER", "off")
-        .with_command("server /data --address :9000")
-    )
-
-
-def seaweedfs_container(ports: dict[str, int], host: str, access: str, secret: str) -> DockerContainer:
+def seaweedfs_spec(image: str, ports: dict[str, int], access: str, secret: str) -> ContainerSpec:
     """``weed mini`` with an identities file copied in, so signatures are checked."""
     config = json.dumps(seaweedfs_s3_config(access, secret)).encode()
-    container = (
-        _container(IMAGES["seaweedfs"])
-        .with_bind_ports(8333, ports["port"])
-        .with_command(
-            "mini -dir=/data -ip.bind=0.0.0.0 -s3.port=8333 -s3.config=/etc/libkb/s3.json"
-            " -s3.autoCreateBucket=false -s3.allowDeleteBucketNotEmpty=false"
-            " -s3.port.iceberg=0 -s3.port.lance=0 -webdav=false -master.telemetry=false"
-        )
-    )
-    container.with_copy_into_container(config, "/etc/libkb/s3.json")
-    return container
+    args = seaweedfs_args(ports, "/data", "/etc/libkb/s3.json")
+    return ContainerSpec(image, ["/usr/bin/weed"], args, files={"/etc/libkb/s3.json": config})
 
 
-def azurite_container(ports: dict[str, int], host: str) -> DockerContainer:
-    """Azurite's blob service with the well-known development account."""
-    from testcontainers.community.azurite import AzuriteContainer
-
-    container = AzuriteContainer(IMAGES["azurite"], account_name=AZURITE_ACCOUNT, account_key=AZURITE_KEY)
-    container.ports.clear()  # blob only: no queue/table ports to publish
-    container.with_bind_ports(10000, ports["port"])
-    container.with_command(
-        "azurite-blob --blobHost 0.0.0.0 --blobPort 10000 --location /data"
-        " --skipApiVersionCheck --disableTelemetry"
-    )
-    return container
+def azurite_spec(image: str, ports: dict[str, int]) -> ContainerSpec:
+    env = {"AZURITE_ACCOUNTS": f"{AZURITE_ACCOUNT}:{AZURITE_KEY}"}
+    return ContainerSpec(image, ["azurite-blob"], azurite_args(ports["port"], "/data/blob"), env)
 
 
-def gcs_container(ports: dict[str, int], host: str) -> DockerContainer:
-    """fake-gcs-server whose advertised URL uses the fixed host port."""
-    port = ports["port"]
-    return (
-        _container(IMAGES["gcs"])
-        .with_bind_ports(port, port)
-        .with_command(
-            f"-scheme http -backend memory -host 0.0.0.0 -port {port}"
-            f" -external-url http://{host}:{port} -public-host {host}:{port}"
-        )
+def gcs_spec(image: str, ports: dict[str, int]) -> ContainerSpec:
+    return ContainerSpec(image, ["/bin/fake-gcs-server"], fake_gcs_args(ports["port"]))
+
+
+def _s3_service(name: str, ports: dict[str, int], build: Callable[..., ContainerSpec]) -> DockerService[Any]:
+    access = f"libkb-{os.urandom(4).hex()}"
+    secret = os.urandom(18).hex()
+    port = "s3" if name == "seaweedfs" else "port"
+    return DockerService[S3Endpoint](
+        name,
+        RECIPES[name].version,
+        ports,
+        lambda image, p: build(image, p, access, secret),
+        lambda p: S3Endpoint(name, f"http://127.0.0.1:{p[port]}", access, secret),
+        probe_s3,
     )
 
 
 def make_docker_service(name: str, **options: Any) -> Service[Any]:
-    """The docker-provided service ``name`` (container configured, not started)."""
+    """The docker-provided service ``name`` (ports chosen, nothing started)."""
     if name == "kafka":
-        extra = options.get("extra_properties")
+        extra = dict(options.get("extra_properties") or {})
         return DockerService[KafkaEndpoint](
             "kafka",
             KAFKA_VERSION,
-            ("port",),
-            lambda ports, host: kafka_container(ports, host, extra),
-            lambda host, ports: KafkaEndpoint(f"{host}:{ports['port']}"),
+            dict(zip(("port", "controller_port"), free_ports(2), strict=True)),
+            lambda image, p: kafka_spec(image, p, extra),
+            lambda p: KafkaEndpoint(f"127.0.0.1:{p['port']}"),
             probe_kafka,
         )
-    if name in ("minio", "seaweedfs"):
-        access = f"libkb-{os.urandom(4).hex()}"
-        secret = os.urandom(18).hex()
-        build = minio_container if name == "minio" else seaweedfs_container
-        return DockerService[S3Endpoint](
-            name,
-            IMAGES[name].rsplit(":", 1)[1],
-            ("port",),
-            lambda ports, host: build(ports, host, access, secret),
-            lambda host, ports: S3Endpoint(name, f"http://{host}:{ports['port']}", access, secret),
-            probe_s3,
-        )
+    if options:
+        raise ServiceError(f"options {sorted(options)} are not supported by the docker {name}")
+    if name == "minio":
+        return _s3_service(name, dict(zip(("port", "console_port"), free_ports(2), strict=True)), minio_spec)
+    if name == "seaweedfs":
+        return _s3_service(name, seaweedfs_ports(), seaweedfs_spec)
     if name == "azurite":
         return DockerService[AzureEndpoint](
             "azurite",
             AZURITE_VERSION,
-            ("port",),
-            azurite_container,
-            lambda host, ports: AzureEndpoint(
-                f"http://{host}:{ports['port']}/{AZURITE_ACCOUNT}", AZURITE_ACCOUNT, AZURITE_KEY
+            {"port": free_ports(1)[0]},
+            azurite_spec,
+            lambda p: AzureEndpoint(
+                f"http://127.0.0.1:{p['port']}/{AZURITE_ACCOUNT}", AZURITE_ACCOUNT, AZURITE_KEY
             ),
             probe_azure,
         )
@@ -281,9 +347,9 @@ def make_docker_service(name: str, **options: Any) -> Service[Any]:
         return DockerService[GcsEndpoint](
             "gcs",
             FAKE_GCS_VERSION,
-            ("port",),
-            gcs_container,
-            lambda host, ports: GcsEndpoint(f"http://{host}:{ports['port']}"),
+            {"port": free_ports(1)[0]},
+            gcs_spec,
+            lambda p: GcsEndpoint(f"http://127.0.0.1:{p['port']}"),
             probe_gcs,
         )
     raise ValueError(f"unknown service {name!r}")

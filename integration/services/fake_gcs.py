@@ -28,6 +28,7 @@ __all__ = [
     "create_gcs_bucket",
     "delete_gcs_bucket",
     "empty_gcs_bucket",
+    "fake_gcs_args",
     "probe_gcs",
 ]
 
@@ -91,6 +92,26 @@ def delete_gcs_bucket(endpoint: GcsEndpoint, name: str) -> None:
     response.raise_for_status()
 
 
+def fake_gcs_args(port: int) -> list[str]:
+    """fake-gcs-server arguments: plain HTTP on loopback ``port``, memory backend (local and docker)."""
+    return [
+        "-scheme",
+        "http",
+        "-backend",
+        "memory",
+        "-host",
+        "127.0.0.1",
+        "-port",
+        str(port),
+        "-external-url",
+        f"http://127.0.0.1:{port}",
+        "-public-host",
+        f"127.0.0.1:{port}",
+        "-log-level",
+        "warn",
+    ]
+
+
 class FakeGcsService(LocalProcessService[GcsEndpoint]):
     """fake-gcs-server over plain HTTP with the in-memory backend.
 
@@ -117,24 +138,7 @@ class FakeGcsService(LocalProcessService[GcsEndpoint]):
 
     def _command(self) -> list[str]:
         assert self.home is not None
-        port = self.ports["port"]
-        return [
-            str(find_file(self.home, _binary_name())),
-            "-scheme",
-            "http",
-            "-backend",
-            "memory",
-            "-host",
-            "127.0.0.1",
-            "-port",
-            str(port),
-            "-external-url",
-            f"http://127.0.0.1:{port}",
-            "-public-host",
-            f"127.0.0.1:{port}",
-            "-log-level",
-            "warn",
-        ]
+        return [str(find_file(self.home, _binary_name())), *fake_gcs_args(self.ports["port"])]
 
     def _probe(self) -> None:
         probe_gcs(self.endpoint)

@@ -29,6 +29,7 @@ __all__ = [
     "delete_kafka_topic",
     "kafka_admin",
     "kafka_tools",
+    "kraft_properties",
     "probe_kafka",
     "wait_topic_ready",
 ]
@@ -281,6 +282,23 @@ def delete_kafka_topic(endpoint: KafkaEndpoint, name: str, timeout: float = 30.0
     futures[name].result(timeout=timeout)
 
 
+def kraft_properties(port: int, controller_port: int, log_dir: str) -> dict[str, str]:
+    """A single-node KRaft broker+controller on loopback ports (local and docker)."""
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "log.dirs": log_dir,
+    }
+    props.update(KAFKA_TEST_PROPERTIES)
+    return props
+
+
 class KafkaService(LocalProcessService[KafkaEndpoint]):
     """A single-node KRaft broker+controller on two free loopback ports.
 
@@ -361,24 +379,12 @@ class KafkaService(LocalProcessService[KafkaEndpoint]):
 
     def server_properties(self, log_dir: Path) -> dict[str, str]:
         """The full broker configuration for the current ports."""
-        port, cport = self.ports["port"], self.ports["controller_port"]
-        props = {
-            "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@127.0.0.1:{cport}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
-            "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "log.dirs": str(log_dir),
-        }
+        props = kraft_properties(self.ports["port"], self.ports["controller_port"], str(log_dir))
         for name, protocol in self.extra_listeners.items():
             address = f"{name}://127.0.0.1:{self.ports[_listener_port(name)]}"
             props["listeners"] += f",{address}"
             props["advertised.listeners"] += f",{address}"
             props["listener.security.protocol.map"] += f",{name}:{protocol}"
-        props.update(KAFKA_TEST_PROPERTIES)
         props.update(self.extra_properties)
         return props
 

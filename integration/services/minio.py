@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 import requests
@@ -25,11 +26,27 @@ __all__ = [
     "create_s3_bucket",
     "delete_s3_bucket",
     "empty_s3_bucket",
+    "minio_args",
     "s3_client",
 ]
 
 MINIO_MODULE = "github.com/minio/minio"
 MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"
+
+
+def minio_args(ports: Mapping[str, int], workdir: str) -> list[str]:
+    """``minio`` arguments for a server in ``workdir`` on loopback ``ports`` (local and docker)."""
+    return [
+        "server",
+        f"{workdir}/data",
+        "--address",
+        f"127.0.0.1:{ports['port']}",
+        "--console-address",
+        f"127.0.0.1:{ports['console_port']}",
+        "--certs-dir",
+        f"{workdir}/certs",
+        "--quiet",
+    ]
 
 
 class MinioService(LocalProcessService[S3Endpoint]):
@@ -71,18 +88,7 @@ class MinioService(LocalProcessService[S3Endpoint]):
 
     def _command(self) -> list[str]:
         assert self.home is not None and self.workdir is not None
-        return [
-            str(self.home / "bin" / "minio"),
-            "server",
-            str(self.workdir / "data"),
-            "--address",
-            f"127.0.0.1:{self.ports['port']}",
-            "--console-address",
-            f"127.0.0.1:{self.ports['console_port']}",
-            "--certs-dir",
-            str(self.workdir / "certs"),
-            "--quiet",
-        ]
+        return [str(self.home / "bin" / "minio"), *minio_args(self.ports, str(self.workdir))]
 
     def _env(self) -> dict[str, str]:
         return {

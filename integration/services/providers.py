@@ -2,7 +2,9 @@
 
 Selection, per service: ``LIBKB_<NAME>_PROVIDER`` if set, else
 ``LIBKB_SERVICES``, else ``auto``. ``auto`` means ``docker`` when a Docker
-engine answers, ``local`` otherwise. ``external`` reads the endpoint from
+engine answers, ``local`` otherwise; and when the docker image cannot be
+made, ``auto`` falls back to ``local`` with one warning, so a broken image
+never turns into skipped tests. ``external`` reads the endpoint from
 environment variables (the same lines ``python -m integration.services up``
 prints), so a suite can reuse services started elsewhere.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -34,6 +37,7 @@ __all__ = [
     "endpoint_env",
     "external_endpoint",
     "make_service",
+    "prepared_service",
     "select_provider",
 ]
 
@@ -76,20 +80,24 @@ def docker_available() -> bool:
         return False
 
 
+def _choice(name: str, env: Mapping[str, str]) -> str:
+    raw = env.get(f"LIBKB_{name.upper()}_PROVIDER") or env.get("LIBKB_SERVICES") or "auto"
+    return raw.strip().lower()
+
+
 def select_provider(
     service: str,
     env: Mapping[str, str] | None = None,
-    docker_check: Callable[[], bool] = docker_available,
+    docker_check: Callable[[], bool] | None = None,
 ) -> str:
     """The provider for ``service`` according to the environment."""
     env = os.environ if env is None else env
     name = canonical_name(service)
-    raw = env.get(f"LIBKB_{name.upper()}_PROVIDER") or env.get("LIBKB_SERVICES") or "auto"
-    choice = raw.strip().lower()
+    choice = _choice(name, env)
     if choice == "auto":
-        return "docker" if docker_check() else "local"
+        return "docker" if (docker_check or docker_available)() else "local"
     if choice not in PROVIDERS:
-        raise ValueError(f"unknown provider {raw!r} for {name}; use auto or one of {PROVIDERS}")
+        raise ValueError(f"unknown provider {choice!r} for {name}; use auto or one of {PROVIDERS}")
     return choice
 
 
@@ -224,6 +232,34 @@ def make_service(
     raise ValueError(f"unknown provider {provider!r}")
 
 
+def prepared_service(
+    name: str,
+    env: Mapping[str, str] | None = None,
+    provider: str | None = None,
+    **options: Any,
+) -> Service[Any]:
+    """:func:`make_service`, then ``install`` (for docker: the image is built).
+
+    When ``auto`` chose docker and the image cannot be made, the local
+    provider is used instead, with one warning saying why.
+    """
+    env = os.environ if env is None else env
+    name = canonical_name(name)
+    chosen = provider or select_provider(name, env)
+    service = make_service(name, chosen, env, **options)
+    try:
+        service.install()
+    except ServiceError as exc:
+        if chosen != "docker" or provider is not None or _choice(name, env) != "auto":
+            raise
+        warnings.warn(
+            f"{name}: the docker image is unavailable, using the local provider ({exc})",
+            stacklevel=2,
+        )
+        service = make_service(name, "local", env, **options)
+    return service
+
+
 class ServiceRegistry:
     """Lazily started, shared services for one session (pytest or ``up``).
 
@@ -243,12 +279,13 @@ class ServiceRegistry:
         name = canonical_name(name)
         with self._lock:
             if name not in self._handles:
-                self._handles[name] = make_service(name, env=self._env)
+                self._handles[name] = prepared_service(name, self._env)
             return self._handles[name]
 
     def provider(self, name: str) -> str:
-        """The provider chosen for ``name``."""
-        return select_provider(name, self._env)
+        """The provider of ``name``: the one in use, else the one selected."""
+        handle = self._handles.get(canonical_name(name))
+        return handle.provider if handle is not None else select_provider(name, self._env)
 
     def start(self, name: str) -> Service[Any]:
         """The shared handle for ``name``, started (raises :class:`ServiceError`)."""
@@ -269,7 +306,7 @@ class ServiceRegistry:
 
     def new(self, name: str, **options: Any) -> Service[Any]:
         """An additional, unshared instance (closed with the registry)."""
-        service = make_service(name, env=self._env, **options)
+        service = prepared_service(name, self._env, **options)
         self._extra.append(service)
         return service
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 
 from .base import (
@@ -30,6 +31,8 @@ __all__ = [
     "delete_s3_bucket",
     "empty_s3_bucket",
     "s3_client",
+    "seaweedfs_args",
+    "seaweedfs_ports",
     "seaweedfs_s3_config",
 ]
 
@@ -51,6 +54,71 @@ def seaweedfs_s3_config(access_key: str, secret_key: str) -> dict[str, object]:
     }
 
 
+SEAWEEDFS_PORTS = (
+    "s3",
+    "s3_grpc",
+    "master",
+    "master_grpc",
+    "volume",
+    "volume_grpc",
+    "filer",
+    "filer_grpc",
+    "admin",
+)
+
+
+def seaweedfs_ports() -> dict[str, int]:
+    """Free loopback ports for every ``weed mini`` listener.
+
+    The admin gRPC port must be admin + 10000 (see ``_GRPC_OFFSET``).
+    """
+    ports = dict(zip(SEAWEEDFS_PORTS, free_ports(len(SEAWEEDFS_PORTS)), strict=True))
+    for _ in range(100):
+        (admin,) = free_ports(1)
+        taken = set(ports.values()) - {ports["admin"]}
+        grpc = admin + _GRPC_OFFSET
+        if grpc < 65536 and admin not in taken and grpc not in taken and port_is_free(grpc):
+            ports["admin"] = admin
+            return ports
+    raise ServiceError("no free port pair for the SeaweedFS admin server")
+
+
+def seaweedfs_args(ports: Mapping[str, int], workdir: str, config: str) -> list[str]:
+    """``weed`` arguments for ``weed mini`` in ``workdir`` (local and docker).
+
+    ``config`` is the path of the ``-s3.config`` identities file.
+    """
+    p, wd = ports, workdir
+    return [
+        "mini",
+        f"-dir={wd}/data",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-s3.config={config}",
+        "-s3.autoCreateBucket=false",
+        "-s3.allowDeleteBucketNotEmpty=false",
+        f"-s3.port={p['s3']}",
+        f"-s3.port.grpc={p['s3_grpc']}",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        f"-s3.localSocket={wd}/s3.sock",
+        f"-master.port={p['master']}",
+        f"-master.port.grpc={p['master_grpc']}",
+        "-master.telemetry=false",
+        "-master.volumeSizeLimitMB=64",
+        f"-volume.port={p['volume']}",
+        f"-volume.port.grpc={p['volume_grpc']}",
+        f"-filer.port={p['filer']}",
+        f"-filer.port.grpc={p['filer_grpc']}",
+        f"-filer.localSocket={wd}/filer.sock",
+        f"-admin.port={p['admin']}",
+        f"-admin.port.grpc={p['admin'] + _GRPC_OFFSET}",
+        f"-admin.dataDir={wd}/admin",
+        "-admin.ui=false",
+        "-webdav=false",
+    ]
+
+
 class SeaweedfsService(LocalProcessService[S3Endpoint]):
     """``weed mini`` with every port chosen by us and only S3 exposed for tests.
 
@@ -60,17 +128,7 @@ class SeaweedfsService(LocalProcessService[S3Endpoint]):
 
     name = "seaweedfs"
     version = SEAWEEDFS_VERSION
-    port_names = (
-        "s3",
-        "s3_grpc",
-        "master",
-        "master_grpc",
-        "volume",
-        "volume_grpc",
-        "filer",
-        "filer_grpc",
-        "admin",
-    )
+    port_names = SEAWEEDFS_PORTS
     start_timeout = 60.0
 
     def __init__(self) -> None:
@@ -96,16 +154,7 @@ class SeaweedfsService(LocalProcessService[S3Endpoint]):
         find_file(target, "weed")
 
     def _allocate_ports(self) -> dict[str, int]:
-        ports = super()._allocate_ports()
-        # The admin gRPC port must be admin + 10000 (see _GRPC_OFFSET).
-        for _ in range(100):
-            (admin,) = free_ports(1)
-            taken = set(ports.values()) - {ports["admin"]}
-            grpc = admin + _GRPC_OFFSET
-            if grpc < 65536 and admin not in taken and grpc not in taken and port_is_free(grpc):
-                ports["admin"] = admin
-                return ports
-        raise ServiceError("no free port pair for the SeaweedFS admin server")
+        return seaweedfs_ports()
 
     def _prepare(self, workdir: Path) -> None:
         config = seaweedfs_s3_config(self.access_key, self.secret_key)
@@ -114,36 +163,8 @@ class SeaweedfsService(LocalProcessService[S3Endpoint]):
 
     def _command(self) -> list[str]:
         assert self.home is not None and self.workdir is not None
-        p, wd = self.ports, self.workdir
-        return [
-            str(find_file(self.home, "weed")),
-            "mini",
-            f"-dir={wd / 'data'}",
-            "-ip=127.0.0.1",
-            "-ip.bind=127.0.0.1",
-            f"-s3.config={wd / 's3.json'}",
-            "-s3.autoCreateBucket=false",
-            "-s3.allowDeleteBucketNotEmpty=false",
-            f"-s3.port={p['s3']}",
-            f"-s3.port.grpc={p['s3_grpc']}",
-            "-s3.port.iceberg=0",
-            "-s3.port.lance=0",
-            f"-s3.localSocket={wd / 's3.sock'}",
-            f"-master.port={p['master']}",
-            f"-master.port.grpc={p['master_grpc']}",
-            "-master.telemetry=false",
-            "-master.volumeSizeLimitMB=64",
-            f"-volume.port={p['volume']}",
-            f"-volume.port.grpc={p['volume_grpc']}",
-            f"-filer.port={p['filer']}",
-            f"-filer.port.grpc={p['filer_grpc']}",
-            f"-filer.localSocket={wd / 'filer.sock'}",
-            f"-admin.port={p['admin']}",
-            f"-admin.port.grpc={p['admin'] + _GRPC_OFFSET}",
-            f"-admin.dataDir={wd / 'admin'}",
-            "-admin.ui=false",
-            "-webdav=false",
-        ]
+        wd = self.workdir
+        return [str(find_file(self.home, "weed")), *seaweedfs_args(self.ports, str(wd), str(wd / "s3.json"))]
 
     def _probe(self) -> None:
         probe_s3(self.endpoint)

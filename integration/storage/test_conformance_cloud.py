@@ -16,6 +16,9 @@ from libkb.storage.testing import (
     StorageConformance,
 )
 
+# Also run by CI's docker phase, against the same servers in containers.
+pytestmark = pytest.mark.docker
+
 
 class _S3(StorageConformance, CredentialConformance, MissingContainerConformance):
     bucket: S3Bucket

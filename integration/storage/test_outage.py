@@ -12,6 +12,9 @@ from integration.storage.configs import FAST, s3_config
 from libkb.storage import BackendError, CircuitOpenError, create_backend_from_config
 from libkb.storage.metrics import StorageMetrics
 
+# Also run by CI's docker phase: stop/start of a MinIO container.
+pytestmark = pytest.mark.docker
+
 
 def test_stopped_minio_then_breaker_then_recovery(minio_process: Any, minio_bucket: S3Bucket) -> None:
     metrics = StorageMetrics()

@@ -19,18 +19,23 @@ decided here:
 - **budget full**: the open segment holding the most bytes closes early so
   its upload can give memory back; if uploads already hold half the budget,
   the builder waits for them instead (reporting progress meanwhile: waiting
-  for slow storage is the loop working, not stuck).
+  for slow storage is the loop working, not stuck). A wait of
+  :data:`PAUSE_AFTER_SECS` means storage is down, not slow: the consumer is
+  paused (librdkafka stops fetching and drops what it prefetched) until the
+  budget has room again, then resumes where the run's reading stopped.
 
 Everything here runs on the consuming thread.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Protocol
 
 from libkb.backup.plan import PartitionPlan
 from libkb.backup.store import PartitionLane, StorePipeline
@@ -102,6 +107,20 @@ class OpenPartition:
         self.lane = lane
 
 
+log = logging.getLogger("libkb.backup")
+
+#: Seconds of waiting for budget after which the consumer is paused.
+PAUSE_AFTER_SECS = 5.0
+
+
+class Intake(Protocol):
+    """Where records come from: paused while storage cannot take what was read."""
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+
 class SegmentBuilder:
     """Seals blocks and closes segments of every open partition, within the store pipeline's budget."""
 
@@ -131,6 +150,9 @@ class SegmentBuilder:
         self._limiter = limiter
         self._heartbeat = heartbeat
         self._heartbeat_secs = heartbeat_secs
+        #: Paused when the budget stays full (set by the reader).
+        self.intake: Intake | None = None
+        self._paused = False
         self._records_counter = metrics.backup_records.labels(backup_id)
         self._bytes_counter = metrics.backup_bytes.labels(backup_id)
         self._gaps_counter = metrics.backup_offset_gaps.labels(backup_id)
@@ -255,8 +277,21 @@ class SegmentBuilder:
 
     def _reserve(self, n: int) -> None:
         """Take ``n`` bytes of budget; while it is full, close the fullest open segment or wait."""
+        budget = self.pipeline.budget
+        if budget.try_acquire(n):
+            return
+        try:
+            self._wait_for_budget(n)
+        finally:
+            if self._paused and self.intake is not None:
+                self._paused = False
+                log.info("the in-flight budget has room again; consumer resumed")
+                self.intake.resume()
+
+    def _wait_for_budget(self, n: int) -> None:
+        """Close segments or wait until ``n`` bytes fit; pause the intake if that takes long."""
         budget, check = self.pipeline.budget, self.pipeline.check
-        waited = time.monotonic()
+        started = waited = time.monotonic()
         while not budget.try_acquire(n):
             states = self.partitions.values()
             victim = max(states, key=lambda s: s.seg_raw)
@@ -273,4 +308,8 @@ class SegmentBuilder:
                     # the loop working, not stuck: keep liveness fed.
                     waited = now
                     self._heartbeat()
+                if not self._paused and self.intake is not None and now - started >= PAUSE_AFTER_SECS:
+                    log.warning("the in-flight budget is full and storage does not take it; consumer paused")
+                    self.intake.pause()
+                    self._paused = True
             check()

@@ -37,7 +37,9 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException
 
 from libkb.backup.builder import OpenPartition, SegmentBuilder, SegmentLimits
+from libkb.backup.envelope import Envelope
 from libkb.backup.errors import BackupError
+from libkb.backup.incarnations import TopicRecreatedError, choose_incarnations, recreated_since
 from libkb.backup.lease import LeaseLostError
 from libkb.backup.ownership import LeaseOwnership, PartitionOwnership
 from libkb.backup.plan import PartitionPlan, plan_partitions
@@ -48,9 +50,11 @@ from libkb.config.models import JobConfig, SourceOptions
 from libkb.errors import FormatError, LibkbError
 from libkb.format.models import (
     Continuation,
+    GroupOffsets,
     Manifest,
     MissingRange,
     RunInfo,
+    TopicInfo,
     groups_key,
     groups_to_json,
     manifest_key,
@@ -59,10 +63,11 @@ from libkb.format.segment import CODECS, codec_chain
 from libkb.gctune import fewer_collections
 from libkb.kafka.admin import KafkaAdmin
 from libkb.kafka.clients import make_admin, make_consumer
+from libkb.keys import keyring_from_config
 from libkb.metrics import RunMetrics
 from libkb.ratelimit import RateLimiter
 from libkb.retention import RetentionPolicy, plan_retention, report_oldest
-from libkb.storage import NotFoundError, StorageBackend, create_backend_from_config
+from libkb.storage import NotFoundError, OutageWatch, StorageBackend, create_backend_from_config
 from libkb.version import __version__
 
 __all__ = ["BackupEngine", "BackupError", "BackupProgress", "BackupResult"]
@@ -70,6 +75,8 @@ __all__ = ["BackupEngine", "BackupError", "BackupProgress", "BackupResult"]
 log = logging.getLogger("libkb.backup")
 
 TP = tuple[str, int]
+#: How long the run's end waits for a cluster that does not answer (a broker restarting).
+KAFKA_OUTAGE_SECS = 300.0
 #: A partition's plan and its place in the store pipeline (its index).
 Planned = tuple[PartitionPlan, PartitionLane]
 
@@ -128,6 +135,10 @@ class _Run:
     lanes: dict[TP, PartitionLane] = field(default_factory=dict)
     #: The run's segment builder, once reading began.
     builder: SegmentBuilder | None = None
+    #: Kafka topic -> the stored topic its records go to (its incarnation, :mod:`.incarnations`).
+    stored: dict[str, str] = field(default_factory=dict)
+    #: Kafka topics backed up as a new incarnation by this run: they start at their earliest offset.
+    fresh: set[str] = field(default_factory=set)
 
 
 class BackupEngine:
@@ -165,11 +176,21 @@ class BackupEngine:
         codec = CODECS["none"] if self._stream else CODECS[self.options.compression]
         self._chain = codec_chain(codec, self.options.compression_level)
         self._continuous = self.options.continuous or not self.options.stop_at_current_offsets
+        #: How the run waits through a storage outage; its waits feed the metric (and the CLI's watchdog).
+        self.outage = OutageWatch(
+            self.options.storage_outage_timeout_secs, setting="backup.storage_outage_timeout_secs"
+        )
+        self.outage.subscribe(self.metrics.storage_wait.labels(self.backup_id).inc)
         self.run_id = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
 
     def stop(self) -> None:
-        """Ask the run to finish its open segments and return (thread- and signal-safe)."""
+        """Ask the run to finish its open segments and return (thread- and signal-safe).
+
+        It no longer waits through a storage outage: what it could not store
+        is read again by the next run.
+        """
         self._stop.set()
+        self.outage.abandon()
 
     # -- the run -----------------------------------------------------------
 
@@ -178,9 +199,14 @@ class BackupEngine:
         backend = self._backend or create_backend_from_config(
             self.config.storage, metrics=self.metrics.storage
         )
+        envelope = self._envelope(backend)  # a missing key fails here, before the lease is taken
         ownership = LeaseOwnership(backend, self.backup_id, self.run_id, self.options.lease_ttl_secs)
         ownership.acquire()
-        pipeline = self._pipeline(backend, ownership)
+        # Storage answered: from here an outage is waited through, and every retry after
+        # one is fenced by the lease (a run taken over meanwhile must not write again).
+        self.outage.guard = ownership.fence
+        backend.ride_outages(self.outage)
+        pipeline = self._pipeline(backend, ownership, envelope)
         result = BackupResult(self.backup_id, self.run_id, "interrupted")
         run: _Run | None = None
         failed = False
@@ -204,6 +230,7 @@ class BackupEngine:
             self.metrics.errors.labels(self.backup_id, type(exc).__name__).inc()
             result.status = "failed"
             self._stop.set()
+            self.outage.abandon()
             pipeline.wait(quiet=True)
             raise
         finally:
@@ -219,13 +246,24 @@ class BackupEngine:
             finally:
                 pipeline.close()
                 ownership.release()
+                backend.ride_outages(None)
                 if self._backend is None:
                     backend.close()
         if result.ok:
             self.metrics.last_success.labels(self.backup_id).set(time.time())
         return result
 
-    def _pipeline(self, backend: StorageBackend, ownership: PartitionOwnership) -> StorePipeline:
+    def _envelope(self, backend: StorageBackend) -> Envelope | None:
+        """Encryption's key objects, with the current key checked (None: the job encrypts nothing)."""
+        if self.config.encryption is None:
+            return None
+        keyring = keyring_from_config(self.config.encryption)
+        keyring.current()
+        return Envelope(backend, self.backup_id, keyring)
+
+    def _pipeline(
+        self, backend: StorageBackend, ownership: PartitionOwnership, envelope: Envelope | None = None
+    ) -> StorePipeline:
         opts = self.options
         return StorePipeline(
             backend,
@@ -238,6 +276,7 @@ class BackupEngine:
             restart_blocks=opts.zstd_restart_blocks if self._stream else None,
             level=opts.compression_level,
             metrics=self.metrics,
+            envelope=envelope,
         )
 
     # -- before reading: topics, manifest, plans ----------------------------------------
@@ -285,7 +324,7 @@ class BackupEngine:
                     previous.run_id,
                     self.backup_id,
                 )
-        manifest.topics.update(infos)
+        self._incarnations(run, manifest, infos)
         manifest.source_cluster_id = manifest.source_cluster_id or run.admin.cluster_id()
         manifest.libkb_version = __version__
         mode = "continuous" if self._continuous else "snapshot"
@@ -293,23 +332,37 @@ class BackupEngine:
         manifest.updated_ms = now
         return manifest
 
+    def _incarnations(self, run: _Run, manifest: Manifest, infos: dict[str, TopicInfo]) -> None:
+        """Record the topics in the manifest, each in the incarnation its topic id says."""
+        known = {topic: manifest.incarnations(topic)[-1:] for topic in infos}
+        stored = choose_incarnations(manifest, infos, on_recreated=self.options.on_topic_recreated)
+        run.fresh |= {topic for topic, name in stored.items() if known[topic] and name not in known[topic]}
+        run.stored.update(stored)
+
     def _plan(self, run: _Run, tps: list[TP], start_offset: str, snapshot: bool) -> list[Planned]:
-        """Each partition's plan, from its index (adopting stray segments) and the cluster's offsets."""
+        """Each partition's plan, from its index (adopting stray segments) and the cluster's offsets.
+
+        Plans and the reader name Kafka's topics; lanes (what is stored) name
+        the topic's stored incarnation.
+        """
         lanes = {}
         for topic, partition in tps:
-            index, changed = load_index(run.backend, self.backup_id, topic, partition)
-            lane = lanes[(topic, partition)] = PartitionLane(topic, partition, index)
+            name = run.stored.get(topic, topic)
+            index, changed = load_index(run.backend, self.backup_id, name, partition)
+            lane = lanes[(topic, partition)] = PartitionLane(name, partition, index)
             if changed:
-                run.pipeline.store_index(lane, f"the repaired index of {topic}[{partition}] is not stored")
+                run.pipeline.store_index(lane, f"the repaired index of {name}[{partition}] is not stored")
             report_oldest(self.metrics, self.backup_id, index)
-        run.lanes.update(lanes)
+        run.lanes.update({(lane.topic, lane.partition): lane for lane in lanes.values()})
         read_committed = self.options.isolation_level == "read_committed"
+        # A new incarnation is a new log: all of it is newer than what the backup holds.
+        starts = {**self.options.start_offsets, **{t: {p: 0 for u, p in tps if u == t} for t in run.fresh}}
         plans = plan_partitions(
-            {tp: self._stored_end(tp, lane.index.end_offset) for tp, lane in lanes.items()},
+            {tp: self._stored_end((lane.topic, tp[1]), lane.index.end_offset) for tp, lane in lanes.items()},
             run.admin.offsets(tps, read_committed=read_committed),
             start_offset=start_offset,
             snapshot=snapshot,
-            start_offsets=self.options.start_offsets,
+            start_offsets=starts,
         )
         for plan in plans:
             if plan.missing is not None:
@@ -378,7 +431,8 @@ class BackupEngine:
 
     def _housekeeping(self, run: _Run, builder: SegmentBuilder, reader: PartitionReader, now: float) -> None:
         """Between batches, every HOUSEKEEPING_SECS: fence, surface store errors, time limits, discovery."""
-        run.ownership.check_backup("another run may be writing it")
+        if run.ownership.lost():  # no storage call here: reading goes on while storage is down
+            run.ownership.check_backup("another run may be writing it")
         run.pipeline.check()
         builder.close_expired(now)
         if self._continuous and now - run.last_discovery >= self.options.topic_refresh_secs:
@@ -408,7 +462,7 @@ class BackupEngine:
     def _add_new_partitions(self, run: _Run, builder: SegmentBuilder, reader: PartitionReader) -> None:
         try:
             planned = self._discover(run, builder.partitions)
-        except LeaseLostError:
+        except (LeaseLostError, TopicRecreatedError):
             raise
         except (KafkaException, LibkbError) as exc:
             # An outage must not end a continuous backup; the next look retries.
@@ -421,17 +475,24 @@ class BackupEngine:
         """Continuous mode: plans for matching topics and partitions created since the run began.
 
         They start at their earliest offset: every record in them is newer than
-        the run. The manifest learns of them before any of their segments.
+        the run. The manifest learns of them before any of their segments. A
+        topic the run reads that was re-created meanwhile stops the run: the
+        next run judges it by ``backup.on_topic_recreated``.
         """
         internal = self.options.include_internal
         topics = run.admin.select_topics(self.source.topics, include_internal=internal)
+        assert run.manifest is not None  # written by _prepare before reading starts
+        reading = {t: run.stored[t] for t in topics if t in run.stored}
+        changed = recreated_since(run.manifest, reading, run.admin.topic_ids(reading))
+        if changed is not None:
+            raise TopicRecreatedError(f"{changed} (while this run was reading it)")
         tps = [(t, p) for t, n in topics.items() for p in range(n) if (t, p) not in known]
         if not tps:
             return []
         names = sorted({t for t, _ in tps})
         manifest = run.manifest
         assert manifest is not None  # written by _prepare before reading starts
-        manifest.topics.update(run.admin.topic_infos(names))
+        self._incarnations(run, manifest, run.admin.topic_infos(names))
         manifest.updated_ms = _now_ms()
         self._put_manifest(run.backend, run.ownership, manifest)
         for name in names:
@@ -508,14 +569,18 @@ class BackupEngine:
         if not self.options.consumer_group_snapshot:
             return
         try:
-            groups = run.admin.group_offsets(run.result.topics)
+            groups = run.admin.group_offsets(run.result.topics, wait_secs=KAFKA_OUTAGE_SECS)
         except (KafkaException, LibkbError) as exc:
             raise BackupError(
                 f"the records are stored, but the consumer groups' committed offsets could not "
                 f"be read ({exc}); grant this client Describe on the consumer groups, or set "
                 "backup.consumer_group_snapshot: false"
             ) from exc
-        run.backend.put(groups_key(self.backup_id), groups_to_json(groups, _now_ms()))
+        # Keyed by stored topic: a group's offsets are positions in the incarnation this run read.
+        stored = [
+            GroupOffsets(g.group, {run.stored.get(t, t): p for t, p in g.offsets.items()}) for g in groups
+        ]
+        run.backend.put(groups_key(self.backup_id), groups_to_json(stored, _now_ms()))
 
     def _finish_manifest(
         self,

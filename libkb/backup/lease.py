@@ -13,6 +13,14 @@ The holder renews every ``ttl/3``; a lease not renewed for ``ttl`` (its
 holder died) can be taken over after one extra ``ttl`` of grace. Expiry uses
 the writers' clocks, so hosts should keep time (NTP). ``{id}/lease.json``,
 written by earlier builds, is honoured as generation 0 and never written.
+
+A storage outage stops renewals but not the run: it waits for storage
+(:mod:`libkb.storage.outage`). Its lease is re-checked before it writes
+again (:meth:`Lease.ensure_fresh`, the fence of every write): if another run
+created a higher generation meanwhile, this run stops and writes nothing
+more; if the lease expired but nobody took over, the run takes the next
+generation itself with a create-only write, so that a contender that saw the
+expired lease cannot win too.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from dataclasses import dataclass
 from libkb.errors import LibkbError
 from libkb.format.models import lease_generation_key, parse_lease_key
 from libkb.storage import NotFoundError, StorageBackend, StorageError
+from libkb.storage.outage import is_down
 
 log = logging.getLogger("libkb.backup")
 
@@ -150,8 +159,16 @@ class Lease:
         #: The generation this run holds (set by :meth:`acquire`).
         self.generation: int | None = None
         self.lost = threading.Event()
+        #: Why the lease was lost, once it was.
+        self.lost_reason = ""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: Serializes renewals: the renewal thread's and a writer's re-check after an outage.
+        self._renewing = threading.Lock()
+        self._in_renewal = threading.local()
+        #: When our generation was last written (monotonic), and the expiry it then carried.
+        self._renewed = 0.0
+        self._expires_ms = 0
 
     @property
     def held_generation(self) -> int:
@@ -169,6 +186,18 @@ class Lease:
         expires = now if released else now + self.ttl_ms
         return LeaseInfo(self.run_id, socket.gethostname(), os.getpid(), expires, generation, released)
 
+    def _write(self, key: str, info: LeaseInfo, *, create: bool = False) -> bool:
+        """Write our lease object (``create``: only if absent); remember when, for :meth:`ensure_fresh`."""
+        started = time.monotonic()
+        if create:
+            if not self.backend.put_if_absent(key, info.to_json()):
+                return False
+        else:
+            self.backend.put(key, info.to_json())
+        # Counted from before the write: the stored expiry is at least this late.
+        self._renewed, self._expires_ms = started, info.expires_ms
+        return True
+
     def acquire(self) -> None:
         """Create the next lease generation, or raise LeaseHeldError naming the holder."""
         objects = lease_objects(self.backend, self.key)
@@ -179,6 +208,7 @@ class Lease:
             if top > 0 and current is not None and current.run_id == self.run_id and not current.released:
                 # Our create landed but its response was lost; this is a retry that found it.
                 self.generation = top
+                self._expires_ms = current.expires_ms  # not known when: re-checked before the first write
                 self._start()
                 return
             now = _now_ms()
@@ -202,7 +232,7 @@ class Lease:
     def _create(self, target: int) -> None:
         """Win generation ``target`` with a create-only write, or raise LeaseHeldError."""
         key = lease_generation_key(self.backup_id, target)
-        if not self.backend.put_if_absent(key, self._info(target).to_json()):
+        if not self._write(key, self._info(target), create=True):
             winner = read_lease(self.backend, key)
             if winner is None or winner.run_id != self.run_id:  # else: a retry of our own create
                 raise self._held(winner, same_moment=True)
@@ -238,7 +268,11 @@ class Lease:
         """Why this run no longer holds the lease, or None if it still does."""
         objects = lease_objects(self.backend, self.key)
         if objects and objects[-1][0] > self.held_generation:
-            return f"generation {objects[-1][0]} ({objects[-1][1]}) was created"
+            top, key = objects[-1]
+            taker = read_lease(self.backend, key)
+            if taker is None:
+                return f"generation {top} ({key}) was created"
+            return f"run {taker.run_id} on host {taker.host} (pid {taker.pid}) took generation {top}"
         current = read_lease(self.backend, self.held_key)
         if current is None:
             return f"{self.held_key} is gone or unreadable"
@@ -250,15 +284,65 @@ class Lease:
         """One renewal: check that the lease is still ours, then extend it. False (and ``lost``) if not.
 
         The check and the overwrite are not atomic, but the overwrite only
-        touches this run's own generation, never a successor's.
+        touches this run's own generation, never a successor's, and happens
+        before our lease expires. Once it has expired (storage was unreachable
+        for a TTL), the run takes the next generation instead: a create-only
+        write, which a contender aiming at the same generation cannot also win.
         """
-        why = self._successor()
-        if why is not None:
-            log.error("lease %s was taken over (%s); stopping", self.held_key, why)
-            self.lost.set()
+        with self._renewing:
+            self._in_renewal.active = True
+            try:
+                return self._renew()
+            finally:
+                self._in_renewal.active = False
+
+    def _renew(self) -> bool:
+        if self.lost.is_set():
             return False
-        self.backend.put(self.held_key, self._info(self.held_generation).to_json())
-        return True
+        why = self._successor()
+        if why is None:
+            if _now_ms() < self._expires_ms:
+                self._write(self.held_key, self._info(self.held_generation))
+                return True
+            why = self._retake()
+            if why is None:
+                return True
+        log.error("lease %s was taken over (%s); stopping", self.held_key, why)
+        self.lost_reason = why
+        self.lost.set()
+        return False
+
+    def _retake(self) -> str | None:
+        """Our expired lease, found with no successor: create the next generation. Why not, if we lose."""
+        expired = self.held_key
+        target = self.held_generation + 1
+        try:
+            self._create(target)
+        except LeaseHeldError as exc:
+            return f"after {expired} expired, {exc.holder}"
+        log.warning("lease %s expired while storage was unreachable; took generation %d", expired, target)
+        self.generation = target
+        with contextlib.suppress(StorageError):
+            self.backend.delete(expired)
+        return None
+
+    def ensure_fresh(self) -> None:
+        """Before a write: raise LeaseLostError unless the lease is surely still ours.
+
+        A lease renewed within most of its TTL is (a successor needs two
+        TTLs). After longer, storage was unreachable: the lease is checked,
+        and renewed or retaken, in storage first (a failure there raises the
+        storage error: the write could not have gone through either).
+        """
+        if getattr(self._in_renewal, "active", False):
+            return  # the renewal's own storage calls
+        if not self.lost.is_set() and time.monotonic() - self._renewed < self.ttl_ms * 0.8 / 1000:
+            return
+        if not self.renew():
+            raise LeaseLostError(
+                f"lost the lease on backup {self.backup_id!r} ({self.lost_reason}); "
+                "this run stops and writes nothing more"
+            )
 
     def _renew_loop(self) -> None:
         interval = self.ttl_ms / 3000
@@ -270,9 +354,11 @@ class Lease:
                 renewed = time.monotonic()
             except StorageError as exc:
                 log.warning("could not renew lease %s: %s", self.held_key, exc)
-                if (time.monotonic() - renewed) * 1000 > self.ttl_ms * 0.8:
-                    # Another run may take over soon; stop before two writers overlap.
+                # Storage down: the run's writes re-check the lease before they go through
+                # (ensure_fresh). Any other failure does not heal by waiting: stop in time.
+                if not is_down(exc) and (time.monotonic() - renewed) * 1000 > self.ttl_ms * 0.8:
                     log.error("lease %s could not be renewed in time; stopping", self.held_key)
+                    self.lost_reason = f"it could not be renewed: {exc}"
                     self.lost.set()
                     return
 

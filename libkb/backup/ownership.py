@@ -41,6 +41,10 @@ class PartitionOwnership(Protocol):
         """Whether ownership was lost since :meth:`acquire`: the run must stop writing."""
         ...
 
+    def fence(self) -> None:
+        """Raise LeaseLostError unless ownership holds (guards storage retries after an outage)."""
+        ...
+
     def release(self) -> None:
         """Give ownership up so the next run need not wait for it to expire."""
         ...
@@ -68,7 +72,19 @@ class LeaseOwnership:
     def release(self) -> None:
         self.lease.release()
 
+    def fence(self) -> None:
+        """Raise LeaseLostError unless the lease is surely ours (re-checked in storage after an outage)."""
+        self.lease.ensure_fresh()
+
     def _fence(self, what: str) -> int:
         if self.lease.lost.is_set():
-            raise LeaseLostError(f"lost the lease on backup {self.backup_id!r}; {what}")
+            reason = f" ({self.lease.lost_reason})" if self.lease.lost_reason else ""
+            raise LeaseLostError(
+                f"lost the lease on backup {self.backup_id!r}{reason}; "
+                f"this run stops and writes nothing more; {what}"
+            )
+        try:
+            self.lease.ensure_fresh()
+        except LeaseLostError as exc:
+            raise LeaseLostError(f"{exc}; {what}") from None
         return self.lease.held_generation

@@ -23,6 +23,9 @@ class PartitionPlan:
     start: int  # first offset to read
     end: int | None  # exclusive target (snapshot), None in continuous mode
     missing: MissingRange | None = None  # offsets lost to retention since the last run
+    #: Why it starts there: ``stored`` (where the backup's coverage ends), ``retention`` (the
+    #: stored end was deleted since), ``start_offsets``, ``earliest`` or ``latest``.
+    origin: str = ""
 
     @property
     def done(self) -> bool:
@@ -52,12 +55,14 @@ def plan_partitions(
         low, high = offsets[tp].low, offsets[tp].high
         stored = stored_ends.get(tp)
         missing = None
+        origin = "stored"
         if stored is None:
             chosen = (start_offsets or {}).get(topic, {}).get(partition)
             if chosen is not None:
-                start = min(max(chosen, low), high)
+                start, origin = min(max(chosen, low), high), "start_offsets"
             else:
                 start = low if start_offset == "earliest" else high
+                origin = "earliest" if start_offset == "earliest" else "latest"
         elif stored > high:
             raise PlanError(
                 f"{topic}[{partition}]: the backup already holds offsets up to {stored} but the "
@@ -66,8 +71,8 @@ def plan_partitions(
             )
         elif stored < low:
             missing = MissingRange(stored, low, "retention")
-            start = low
+            start, origin = low, "retention"
         else:
             start = stored
-        plans.append(PartitionPlan(topic, partition, start, high if snapshot else None, missing))
+        plans.append(PartitionPlan(topic, partition, start, high if snapshot else None, missing, origin))
     return plans

@@ -103,6 +103,8 @@ class PartitionReader:
         self._poll_secs = poll_secs
         self._assignment: list[TopicPartition] = []
         self._one_topic = True
+        self._paused: list[TopicPartition] = []
+        builder.intake = self
 
     def start(self) -> None:
         """Assign every partition not at its end, at the base of its open segment."""
@@ -120,6 +122,23 @@ class PartitionReader:
         fresh = [TopicPartition(st.topic, st.partition, st.seg_base) for st in added]
         self._consumer.incremental_assign(fresh)
         self._assignment.extend(fresh)
+
+    def pause(self) -> None:
+        """Stop fetching the partitions still being read (storage is down; the budget is full).
+
+        librdkafka drops what it prefetched for them; :meth:`resume` fetches
+        again from the position after the last record the run was handed.
+        """
+        self._paused = [
+            TopicPartition(st.topic, st.partition) for st in self.partitions.values() if not st.done
+        ]
+        if self._paused:
+            self._consumer.pause(self._paused)
+
+    def resume(self) -> None:
+        if self._paused:
+            self._consumer.resume(self._paused)
+        self._paused = []
 
     def run(self, tick: Callable[[float], None]) -> None:
         """Read until every partition is at its end (snapshot) or the run stops.

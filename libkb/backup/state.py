@@ -16,6 +16,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 
+from libkb.format.encryption import ALGORITHM, key_object_key
 from libkb.format.models import (
     MissingRange,
     PartitionIndex,
@@ -38,7 +39,8 @@ def read_segment_entry(backend: StorageBackend, key: str, base: int) -> SegmentE
     footer = decode_footer(backend.get_range(key, max(0, size - FOOTER_SIZE), size), name=key)
     if header.base_offset != base:
         raise ValueError(f"{key}: header says base offset {header.base_offset}")
-    return SegmentEntry.from_footer(key, base, footer, size, CODEC_NAMES[header.codec])
+    encryption = ALGORITHM if header.encrypted else None
+    return SegmentEntry.from_footer(key, base, footer, size, CODEC_NAMES[header.codec], encryption)
 
 
 ADOPT, AFTER_HOLE, LEFTOVER, OVERLAP = "adopt", "after-hole", "leftover", "overlap"
@@ -104,8 +106,7 @@ def load_index(
         name = entry.key
         if verdict == LEFTOVER and repair:
             log.warning("removing %s: its offsets are already stored in indexed segments", name)
-            with contextlib.suppress(NotFoundError):
-                backend.delete(name)
+            _delete_segment(backend, name, bool(entry.encryption))
             continue
         if verdict in (LEFTOVER, OVERLAP):
             log.warning("leaving %s alone: it overlaps the indexed segments; validate the backup", name)
@@ -134,5 +135,13 @@ def _remove_pruned(backend: StorageBackend, name: str, repair: bool) -> None:
     """A segment inside the index's pruned ranges: never adopted; deleted when repairing."""
     if repair:
         log.warning("removing %s: it was pruned (the prune that removed it from the index was stopped)", name)
+        _delete_segment(backend, name, True)  # judged by its key alone: its key object may exist
+
+
+def _delete_segment(backend: StorageBackend, name: str, encrypted: bool) -> None:
+    """Delete a segment, then its key object (an encrypted one's; never before the segment)."""
+    with contextlib.suppress(NotFoundError):
+        backend.delete(name)
+    if encrypted:
         with contextlib.suppress(NotFoundError):
-            backend.delete(name)
+            backend.delete(key_object_key(name))

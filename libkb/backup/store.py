@@ -24,8 +24,12 @@ its memory bound are decided, away from the consuming thread.
 - **Memory**: a sealed block holds :class:`~libkb.backup.budget.ByteBudget`
   until storage has taken it (streamed past it by as many bytes as the
   backend may hold, ``stream_hold_bytes``), and the upload gives it back then.
-- **Fencing**: every index write first asks the run's
+- **Fencing**: every segment and index write first asks the run's
   :class:`~libkb.backup.ownership.PartitionOwnership`.
+- **Storage outages**: a store that fails is tried again until
+  ``backup.storage_outage_timeout_secs`` (:mod:`libkb.storage.outage`),
+  each retry fenced as well; the blocks wait in the budget meanwhile, and
+  the consumer pauses once it is full (:mod:`libkb.backup.builder`).
 - **Retention** (:meth:`StorePipeline.prune`): a cut of a partition's oldest
   segments (``backup.retention``) is queued like a store, so it sees the
   index as the stores before it left it and never races them; its index is
@@ -40,11 +44,14 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 
 from libkb.backup.budget import ByteBudget
+from libkb.backup.envelope import Envelope
 from libkb.backup.lease import LeaseLostError
 from libkb.backup.ownership import PartitionOwnership
 from libkb.errors import LibkbError
+from libkb.format.encryption import ALGORITHM, FLAG_ENCRYPTED, BlockEncryption, SegmentKeys
 from libkb.format.models import MissingRange, PartitionIndex, SegmentEntry, index_key, segment_key
 from libkb.format.segment import (
     CODEC_NAMES,
@@ -117,9 +124,11 @@ class StorePipeline:
         metrics: RunMetrics,
         restart_blocks: int | None = None,
         level: int = 3,
+        envelope: Envelope | None = None,
     ) -> None:
         """``restart_blocks``: zstd-stream at ``level`` with a restart point every that many
-        blocks (``chain`` must then be empty); None: ``chain`` transforms each block alone."""
+        blocks (``chain`` must then be empty); None: ``chain`` transforms each block alone.
+        ``envelope``: encrypt every block's payload after its compression (either kind)."""
         self.budget = ByteBudget(max_bytes_in_flight)
         #: Raw block buffers handed back after encoding, for the block encoders to reuse.
         self.spare: deque[bytearray] = deque(maxlen=_SPARE_BUFFERS)
@@ -130,13 +139,19 @@ class StorePipeline:
         self._backend = backend
         self._backup_id = backup_id
         self._ownership = ownership
-        self._chain = chain
         self._codec = chain_codec(chain) if restart_blocks is None else CODEC_ZSTD_STREAM
         self._restart_blocks = restart_blocks
         self._level = level
         #: Per partition, the open segment's zstd-stream encoder and its latest block's task.
         self._streams: OrderedDict[tuple[str, int], tuple[StreamEncoder, Future[Block]]] = OrderedDict()
         self._max_streams = stream_contexts(max_bytes_in_flight)
+        #: Encryption (``envelope``): a fresh data key per segment, made on its first block; the
+        #: chain's last transform (with zstd-stream the chain's only one, after the stream encoder).
+        self._envelope = envelope
+        self._keys = SegmentKeys() if envelope is not None else None
+        if self._keys is not None:
+            chain = TransformChain([*chain.transforms, BlockEncryption(backup_id, self._keys)])
+        self._chain = chain
         #: The codec's name as index entries give it (``zstd-stream``, ``zstd``, ``none``).
         self.codec_name = CODEC_NAMES[self._codec]
         #: The compression the metrics' labels name (``zstd``: zstd-stream is zstd too).
@@ -242,7 +257,7 @@ class StorePipeline:
     ) -> Block:
         if prev is not None:
             prev.result()  # the block before it went through the encoder first (its error is the segment's)
-        block = raw.stream(encoder, context)
+        block = raw.stream(encoder, context, self._chain)
         if isinstance(raw.data, bytearray):
             self.spare.append(raw.data)
         return block
@@ -266,15 +281,30 @@ class StorePipeline:
         try:
             if prev is not None:
                 prev.result()  # keep each partition's segments in offset order
-            writer = SegmentWriter(lane.topic, lane.partition, base, self._codec, _now_ms())
-            stream = _SegmentStream(writer, blocks, self.budget, self._hold)
+            flags = FLAG_ENCRYPTED if self._envelope is not None else 0
+            writer = SegmentWriter(lane.topic, lane.partition, base, self._codec, _now_ms(), flags)
             key = segment_key(self._backup_id, lane.topic, lane.partition, base)
+            # A successor would store its own segment at this key: never overwrite it.
+            self._ownership.check(lane.topic, lane.partition, f"segment {key} is not stored")
+            sealed = (
+                partial(self._store_key_object, key, (lane.topic, lane.partition, base)) if flags else None
+            )
+            stream = _SegmentStream(writer, blocks, self.budget, self._hold, sealed)
             self._backend.put_stream(key, stream.chunks(end))
-            entry = SegmentEntry.from_footer(key, base, stream.footer(), writer.size, self.codec_name)
+            encryption = ALGORITHM if flags else None
+            entry = SegmentEntry.from_footer(
+                key, base, stream.footer(), writer.size, self.codec_name, encryption
+            )
             data = self.store_index(lane, key, lambda index: index.segments.append(entry))
             self._account(writer, len(data))
         finally:
             self.budget.release(raw - (stream.released if stream is not None else 0))
+
+    def _store_key_object(self, segment: str, place: tuple[str, int, int], footer: bytes) -> None:
+        """The segment's key object, once every block is encrypted and the footer is known."""
+        assert self._envelope is not None and self._keys is not None
+        data_key = self._keys.take(*place)
+        self._envelope.store(segment, place, data_key, self._envelope.wrap(segment, data_key), footer)
 
     def _index_missing(self, lane: PartitionLane, prev: Future[None] | None, lost: MissingRange) -> None:
         if prev is not None:
@@ -328,9 +358,16 @@ class _SegmentStream:
     """One segment's bytes as storage pulls them; gives each block's budget back once storage took it."""
 
     def __init__(
-        self, writer: SegmentWriter, blocks: list[Future[Block]], budget: ByteBudget, hold: int
+        self,
+        writer: SegmentWriter,
+        blocks: list[Future[Block]],
+        budget: ByteBudget,
+        hold: int,
+        sealed: Callable[[bytes], None] | None = None,
     ) -> None:
         self.writer = writer
+        #: Called with the footer's bytes before they are handed to storage (the key object).
+        self._sealed = sealed
         #: Budget given back so far; the store gives back the rest when it ends.
         self.released = 0
         self._blocks = blocks
@@ -359,7 +396,10 @@ class _SegmentStream:
                 n = taken.popleft()[0]
                 self._budget.release(n)
                 self.released += n
-        self._footer, data = writer.finish(end)
+        footer, data = writer.finish(end)
+        if self._sealed is not None:
+            self._sealed(data)  # before the segment can be committed: a stored segment has its key
+        self._footer = footer
         yield data
 
     def footer(self) -> SegmentFooter:

@@ -6,7 +6,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from libkb.catalog.times import iso_ms
-from libkb.format.models import GroupOffsets, Manifest, MissingRange, PartitionIndex, PrunedRange
+from libkb.format.models import (
+    GroupOffsets,
+    Manifest,
+    MissingRange,
+    PartitionIndex,
+    PrunedRange,
+    parse_stored_topic,
+)
 from libkb.source import Provenance, open_backup
 from libkb.source.parallel import parallel_map
 from libkb.storage import StorageBackend
@@ -33,6 +40,8 @@ class PartitionDescription:
     max_timestamp: int | None
     missing: list[MissingRange] = field(default_factory=list)
     pruned: list[PrunedRange] = field(default_factory=list)
+    #: Segments whose records are encrypted (format version 6); told without the key.
+    encrypted_segments: int = 0
 
     @classmethod
     def from_index(cls, index: PartitionIndex | None, topic: str, partition: int) -> PartitionDescription:
@@ -53,6 +62,7 @@ class PartitionDescription:
             max_timestamp=max((s.max_timestamp for s in stamps), default=None),
             missing=list(index.missing),
             pruned=list(index.pruned),
+            encrypted_segments=sum(1 for s in index.segments if s.encryption),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -85,6 +95,20 @@ class GroupSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class Incarnation:
+    """One incarnation of a topic: the log between its creation and its deletion (format version 5).
+
+    ``stored``: the name it is stored, listed and restored under (``orders``, ``orders@2``).
+    """
+
+    number: int
+    stored: str
+    topic_id: str | None
+    partitions: int
+    records: int
+
+
+@dataclass(frozen=True, slots=True)
 class BackupDescription:
     manifest: Manifest
     partitions: list[PartitionDescription]
@@ -109,6 +133,30 @@ class BackupDescription:
     def segments(self) -> int:
         return sum(p.segments for p in self.partitions)
 
+    @property
+    def incarnations(self) -> dict[str, list[Incarnation]]:
+        """Kafka topic -> its incarnations, oldest first (one, unless it was deleted and re-created)."""
+        records: dict[str, int] = {}
+        for p in self.partitions:
+            records[p.topic] = records.get(p.topic, 0) + p.records
+        out: dict[str, list[Incarnation]] = {}
+        for topic in sorted({parse_stored_topic(name)[0] for name in self.manifest.topics}):
+            out[topic] = [
+                Incarnation(
+                    parse_stored_topic(name)[1],
+                    name,
+                    self.manifest.topics[name].topic_id,
+                    self.manifest.topics[name].partitions,
+                    records.get(name, 0),
+                )
+                for name in self.manifest.incarnations(topic)
+            ]
+        return out
+
+    @property
+    def encrypted_segments(self) -> int:
+        return sum(p.encrypted_segments for p in self.partitions)
+
     def to_dict(self) -> dict[str, Any]:
         m, origin = self.manifest, self.provenance
         return {
@@ -127,12 +175,19 @@ class BackupDescription:
             "source_cluster_id": m.source_cluster_id,
             "records": self.records,
             "segments": self.segments,
+            "encrypted_segments": self.encrypted_segments,
             "stored_bytes": self.stored_bytes,
             "topics": {name: asdict(info) for name, info in sorted(m.topics.items())},
             "runs": [asdict(r) for r in m.runs],
             "partitions": [p.to_dict() for p in self.partitions],
             "consumer_groups": self.groups.to_dict() if self.groups else None,
+            **self._incarnations_dict(),
         }
+
+    def _incarnations_dict(self) -> dict[str, Any]:
+        """``incarnations``: only in a backup holding a topic deleted and re-created."""
+        several = {t: [asdict(i) for i in found] for t, found in self.incarnations.items() if len(found) > 1}
+        return {"incarnations": several} if several else {}
 
 
 def describe_backup(backend: StorageBackend, backup_id: str) -> BackupDescription:

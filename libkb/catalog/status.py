@@ -116,7 +116,7 @@ def backup_status(backend: StorageBackend, backup_id: str, location: str | None 
     """The status of ``backup_id``; :class:`BackupNotFoundError` when nothing of it is stored."""
     where = location or backend.name
     try:
-        lease = _lease(backend, backup_id)
+        lease = lease_status(backend, backup_id)
         source = open_backup(backend, backup_id)
         try:
             manifest: Manifest | None = source.manifest()
@@ -151,7 +151,8 @@ def backup_status(backend: StorageBackend, backup_id: str, location: str | None 
     )
 
 
-def _lease(backend: StorageBackend, backup_id: str) -> LeaseStatus | None:
+def lease_status(backend: StorageBackend, backup_id: str) -> LeaseStatus | None:
+    """The backup's current lease generation as stored (read only); None if it has no lease."""
     objects = lease_objects(backend, lease_key(backup_id))
     if not objects:
         return None

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from libkb.errors import FormatError
+from libkb.keys import Keyring
 from libkb.source import open_backup
 from libkb.source.parallel import READ_WORKERS, parallel_map
 from libkb.storage import StorageBackend
@@ -41,11 +42,21 @@ class ValidationReport:
         return {**asdict(self), "ok": self.ok}
 
 
-def validate_backup(backend: StorageBackend, backup_id: str, deep: bool = False) -> ValidationReport:
-    """Check a backup's structure; ``deep`` also verifies every segment byte and record."""
+def validate_backup(
+    backend: StorageBackend, backup_id: str, deep: bool = False, keyring: Keyring | None = None
+) -> ValidationReport:
+    """Check a backup's structure; ``deep`` also verifies every segment byte and record.
+
+    Only ``deep`` reads records, so only it needs ``keyring`` for an encrypted backup: a missing or
+    wrong key is an :class:`~libkb.errors.EncryptionKeyError` naming the key id, before any segment is read.
+    """
     source = open_backup(backend, backup_id)
+    if keyring is not None:
+        source.keyring = keyring
     report = ValidationReport(backup_id, deep)
     structure = source.check_structure()
+    if deep:
+        source.check_keys(structure.segments, strict=False)  # a key missing or wrong raises
     report.problems += structure.problems
     report.warnings += structure.warnings
     report.notes += structure.notes

@@ -32,7 +32,29 @@ Handler = Callable[[argparse.Namespace], int]
 def _backup(args: argparse.Namespace) -> int:
     from libkb.cli.backup import run_backup  # the engine pulls in Kafka clients: load on demand
 
-    return run_backup(args.config, liveness_timeout_secs=args.liveness_timeout)
+    return _json_on_failure(
+        "backup",
+        args.format,
+        lambda: run_backup(
+            args.config, fmt=args.format, dry_run=args.dry_run, liveness_timeout_secs=args.liveness_timeout
+        ),
+    )
+
+
+def _json_on_failure(command: str, fmt: str, run: Callable[[], int]) -> int:
+    """``run()``; with ``--format json`` a failure also prints a JSON document (status ``failed``).
+
+    The error line and the exit status stay what they are without it.
+    """
+    try:
+        return run()
+    except Exception as exc:
+        if fmt == "json":
+            from libkb.cli.render import dump
+            from libkb.cli.results import failed_document
+
+            print(dump(failed_document(command, describe_error(exc)), "json"), flush=True)
+        raise
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -50,7 +72,13 @@ def _describe(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from libkb.cli.inspection import run_validate
 
-    return run_validate(args.path, args.backup_id, args.deep, args.format)
+    return run_validate(args.path, args.backup_id, args.deep, args.format, keys=args.keys)
+
+
+def _rewrap(args: argparse.Namespace) -> int:
+    from libkb.cli.rewrap import run_rewrap
+
+    return run_rewrap(args.path, args.backup_id, args.keys, args.format)
 
 
 def _prune(args: argparse.Namespace) -> int:
@@ -62,7 +90,13 @@ def _prune(args: argparse.Namespace) -> int:
 def _restore(args: argparse.Namespace) -> int:
     from libkb.cli.restore import run_restore
 
-    return run_restore(args.config, dry_run=args.dry_run, liveness_timeout_secs=args.liveness_timeout)
+    return _json_on_failure(
+        "restore",
+        args.format,
+        lambda: run_restore(
+            args.config, dry_run=args.dry_run, fmt=args.format, liveness_timeout_secs=args.liveness_timeout
+        ),
+    )
 
 
 def _validate_restore(args: argparse.Namespace) -> int:
@@ -132,7 +166,7 @@ def _usage_error(parser: argparse.ArgumentParser, message: str) -> int:
 
 
 def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
-    """-v and --log-level, accepted before or after the command name.
+    """-v, --log-level and --log-format, accepted before or after the command name.
 
     On the sub-commands the defaults are suppressed, so an option given only
     before the command is not reset by the sub-parser.
@@ -151,6 +185,12 @@ def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         choices=LEVELS,
         default=default(None),
         help="libkb's log level (default info)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=default(None),
+        help="log lines as text or JSON objects, one per line (default: the job file's logging.format, text)",
     )
 
 
@@ -217,7 +257,21 @@ def _backup_options(sub: argparse.ArgumentParser) -> None:
 def _backup_command(commands: _Commands) -> None:
     backup = commands.add("backup", _backup, "run the backup a job config file describes")
     backup.add_argument("--config", required=True, metavar="FILE", help="the job's YAML config")
+    backup.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what the run would back up (topics, offsets, estimated bytes); write nothing",
+    )
+    backup.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="the result (or plan) on stdout; json: one document, progress and logs on stderr",
+    )
     _liveness_option(backup)
+
+
+_KEYS_HELP = "a job file (or a YAML file of its encryption section alone) naming the encryption keys"
 
 
 def _inspection_commands(commands: _Commands) -> None:
@@ -238,6 +292,14 @@ def _inspection_commands(commands: _Commands) -> None:
         "--deep", action="store_true", help="download every segment and verify checksums and records"
     )
     validate.add_argument("--format", choices=("text", "json"), default="text")
+    validate.add_argument("--keys", metavar="FILE", help=_KEYS_HELP + " (only --deep reads records)")
+
+    rewrap = commands.add(
+        "rewrap", _rewrap, "wrap an encrypted backup's data keys under the current key (segments untouched)"
+    )
+    _backup_options(rewrap)
+    rewrap.add_argument("--keys", required=True, metavar="FILE", help=_KEYS_HELP)
+    rewrap.add_argument("--format", choices=("text", "json", "yaml"), default="text")
 
 
 def _prune_command(commands: _Commands) -> None:
@@ -299,6 +361,12 @@ def _restore_commands(commands: _Commands) -> None:
         "--config", required=True, metavar="FILE", help="the job's YAML config (mode: restore)"
     )
     restore.add_argument("--dry-run", action="store_true", help="print the plan; write nothing")
+    restore.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="the result (or plan) on stdout; json: one document, progress and logs on stderr",
+    )
     _liveness_option(restore)
 
     three = commands.add(
@@ -406,7 +474,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: 2 on usage errors, 0 after --help/--version
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    configure(args.verbose, args.log_level)
+    configure(args.verbose, args.log_level, fmt=args.log_format)
     handler: Handler = args.handler
     try:
         code = handler(args)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import IO, TypeVar
 
 from libkb.catalog import BackupNotFoundError, describe_backup, list_backups, validate_backup
+from libkb.cli.keys import load_keyring
 from libkb.cli.logs import error_line
 from libkb.cli.readonly import reading
 from libkb.cli.render import describe_text, dump, list_text, validate_text
@@ -40,8 +41,11 @@ def run_describe(path: str, backup_id: str, fmt: str, out: IO[str] | None = None
     return 0
 
 
-def run_validate(path: str, backup_id: str, deep: bool, fmt: str, out: IO[str] | None = None) -> int:
-    report = with_backend(path, lambda b: validate_backup(b, backup_id, deep=deep))
+def run_validate(
+    path: str, backup_id: str, deep: bool, fmt: str, out: IO[str] | None = None, *, keys: str | None = None
+) -> int:
+    keyring = load_keyring(keys)
+    report = with_backend(path, lambda b: validate_backup(b, backup_id, deep=deep, keyring=keyring))
     text = validate_text(report) if fmt == "text" else dump(report.to_dict(), fmt)
     print(text, file=out or sys.stdout)
     if report.ok:

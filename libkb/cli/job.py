@@ -25,8 +25,9 @@ from libkb.format.models import manifest_key
 from libkb.metrics import RunMetrics
 from libkb.ops.checks import kafka_check, probe_backend, storage_check
 from libkb.ops.health import CheckRunner, Component, HealthModel, Watchdog
+from libkb.ops.push import MetricsPusher
 from libkb.ops.server import OpsServer
-from libkb.storage import StorageBackend, create_backend_from_config
+from libkb.storage import OutageWatch, StorageBackend, create_backend_from_config
 
 log = logging.getLogger("libkb.cli")
 
@@ -37,6 +38,9 @@ R_co = TypeVar("R_co", covariant=True)
 
 
 class Engine(Protocol[R_co]):
+    #: The run's storage outage deadline; waiting through an outage is progress for liveness.
+    outage: OutageWatch
+
     def run(self) -> R_co: ...
 
     def stop(self) -> None: ...
@@ -61,6 +65,7 @@ def run_engine(
         serving = config.metrics.enabled and serve
         if serving:
             start_ops(stack, config, backend, health, metrics.registry)
+            start_push(stack, config, kind, metrics.registry)
         display = make_progress(config.backup_id, stderr or sys.stderr, kind=kind)
         stack.callback(display.close)
 
@@ -69,6 +74,8 @@ def run_engine(
             display.update(progress)
 
         engine = make_engine(backend, on_progress, metrics)
+        # Waiting for storage to come back is the run working: a restart would not help.
+        engine.outage.subscribe(lambda _: watchdog.tick())
 
         def stop() -> None:
             health.stopping = True
@@ -96,6 +103,22 @@ def keep_serving(seconds: float, signals: StopOnSignal) -> None:
     deadline = time.monotonic() + seconds
     while not signals.received and time.monotonic() < deadline:
         time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
+
+def start_push(stack: ExitStack, config: JobConfig, kind: str, registry: CollectorRegistry) -> None:
+    """``metrics.pushgateway_url``: push while the run goes and once at its end, however it ends."""
+    url = config.metrics.pushgateway_url
+    if url is None:
+        return
+    pusher = MetricsPusher(
+        url,
+        registry,
+        grouping_key={"backup_id": config.backup_id, "mode": kind},
+        interval_secs=config.metrics.push_interval_seconds,
+        secrets=config.secrets(),
+    )
+    stack.callback(pusher.close)
+    pusher.start()
 
 
 def run_metrics(max_partition_labels: int = 0) -> RunMetrics:

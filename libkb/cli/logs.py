@@ -10,8 +10,9 @@ libkb prints, not a dozen lines of a library's retries. ``-v`` (or
 A job file's ``logging`` block (the original tool's) is applied once the file
 is loaded (:func:`apply_job_logging`): its ``format: json`` writes one JSON
 object per line; its ``level`` applies unless ``-v``/``-vv``/``--log-level``
-was given, which win (a flag is what the operator typed for this run). The
-job's secrets are masked in every line, whatever the format.
+was given, and its ``format`` unless ``--log-format`` was, which win (a flag
+is what the operator typed for this run). The job's secrets are masked in
+every line, whatever the format; in JSON the final error line is an object too.
 """
 
 from __future__ import annotations
@@ -36,23 +37,38 @@ class _State:
     """What :func:`configure` decided, for :func:`apply_job_logging` to respect."""
 
     flags_given = False
+    format_given = False
+    json = False
     backup_id: str | None = None
     secrets: tuple[str, ...] = ()
     handler: logging.Handler | None = None
     said: set[str] = set()  # what first_time() has seen; reset by unconfigure
 
 
-def configure(verbosity: int, level: str | None = None, stream: IO[str] | None = None) -> None:
-    """Send log records to ``stream`` (stderr), replacing a handler an earlier call installed."""
+def configure(
+    verbosity: int, level: str | None = None, stream: IO[str] | None = None, fmt: str | None = None
+) -> None:
+    """Send log records to ``stream`` (stderr), replacing a handler an earlier call installed.
+
+    ``fmt`` is ``--log-format`` (``text`` or ``json``); None leaves it to the job file.
+    """
     handler = ConsoleHandler(stream or sys.stderr)
-    handler.setFormatter(TextFormatter(_FORMAT, "%Y-%m-%dT%H:%M:%S"))
     unconfigure()  # main() may run more than once in one process (tests)
     handler.libkb_cli = True  # type: ignore[attr-defined]
     handler.addFilter(RepeatFilter(("libkb.kafka", "librdkafka")))
     logging.getLogger().addHandler(handler)
     _State.handler = handler
     _State.flags_given = verbosity > 0 or level is not None
+    _State.format_given = fmt is not None
+    _set_format(fmt or "text")
     _set_levels(verbosity, level)
+
+
+def _set_format(fmt: str) -> None:
+    _State.json = fmt == "json"
+    if _State.handler is not None:
+        formatter = JsonFormatter() if _State.json else TextFormatter(_FORMAT, "%Y-%m-%dT%H:%M:%S")
+        _State.handler.setFormatter(formatter)
 
 
 def _set_levels(verbosity: int, level: str | None) -> None:
@@ -78,9 +94,8 @@ def apply_job_logging(options: LoggingOptions, *, backup_id: str | None, secrets
     _State.backup_id = backup_id
     # Longest first, so a secret containing another is masked whole.
     _State.secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
-    handler = _State.handler
-    if handler is not None and options.format == "json":
-        handler.setFormatter(JsonFormatter())
+    if not _State.format_given:
+        _set_format(options.format)
     if options.level is not None and not _State.flags_given:
         if options.level == "trace":  # the original tool's finest level: everyone's debug, as -vv
             _set_levels(2, None)
@@ -100,6 +115,8 @@ def unconfigure() -> None:
     _State.backup_id = None
     _State.secrets = ()
     _State.flags_given = False
+    _State.format_given = False
+    _State.json = False
     _State.said = set()
 
 
@@ -126,22 +143,39 @@ class TextFormatter(logging.Formatter):
         return mask(super().format(record))
 
 
+#: A log record's own attributes; any other one came from ``extra=`` and is a field of its JSON line.
+_RECORD_KEYS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+def json_line(level: str, logger: str, message: str, created: float, **fields: object) -> str:
+    """One JSON log object: time (UTC), level, logger, message, backup_id (once known), ``fields``."""
+    moment = datetime.fromtimestamp(created, UTC)
+    entry: dict[str, object] = {
+        "time": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "level": level,
+        "logger": logger,
+        "message": mask(message),
+    }
+    if _State.backup_id is not None:
+        entry["backup_id"] = _State.backup_id
+    for key, value in fields.items():
+        plain = value is None or isinstance(value, bool | int | float)
+        entry.setdefault(key, value if plain else mask(str(value)))
+    return json.dumps(entry, ensure_ascii=False)
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, backup_id (once known), exception."""
+    """One JSON object per line: time, level, logger, message, backup_id, ``extra=`` fields, exception.
+
+    Fields passed with ``extra=`` (topic, partition, ...) become keys a log
+    pipeline filters on; string values are masked like the message.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
-        moment = datetime.fromtimestamp(record.created, UTC)
-        entry: dict[str, object] = {
-            "time": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": mask(record.getMessage()),
-        }
-        if _State.backup_id is not None:
-            entry["backup_id"] = _State.backup_id
+        fields = {k: v for k, v in vars(record).items() if k not in _RECORD_KEYS and not k.startswith("_")}
         if record.exc_info:
-            entry["exception"] = mask(self.formatException(record.exc_info))
-        return json.dumps(entry, ensure_ascii=False)
+            fields["exception"] = self.formatException(record.exc_info)
+        return json_line(record.levelname, record.name, record.getMessage(), record.created, **fields)
 
 
 class ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]  # generic only in typeshed
@@ -203,4 +237,8 @@ PROG = "kafka-backup"
 
 def error_line(message: str, stream: IO[str] | None = None) -> None:
     """The one line an operator reads when a command fails (always shown, whatever the log level)."""
-    print(f"{PROG}: error: {mask(message)}", file=stream or sys.stderr, flush=True)
+    if _State.json:
+        line = json_line("ERROR", PROG, message, time.time())
+    else:
+        line = f"{PROG}: error: {mask(message)}"
+    print(line, file=stream or sys.stderr, flush=True)

@@ -26,7 +26,8 @@ from libkb.cli.logs import error_line
 from libkb.cli.offset_common import PROG, Target, parse_groups, require_groups, rollback_command, target
 from libkb.cli.offset_script import reset_script
 from libkb.cli.render import dump, table
-from libkb.cli.restore import offset_row, translated_offsets
+from libkb.cli.restore import translated_offsets
+from libkb.cli.results import offset_row
 from libkb.errors import ConfigError
 from libkb.offsets import BulkReport
 from libkb.restore.groups import TranslatedOffset, untranslated_notes, untranslated_offsets

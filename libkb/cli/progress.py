@@ -97,6 +97,16 @@ class LogProgress:
             p.partitions_done,
             p.partitions_total,
             p.elapsed_secs,
+            # Fields of a JSON log line, for a log pipeline to chart or alert on without parsing text.
+            extra={
+                "event": "progress",
+                "mode": self.kind,
+                "records": p.records,
+                "bytes": p.bytes,
+                "partitions_done": p.partitions_done,
+                "partitions_total": p.partitions_total,
+                "elapsed_secs": round(p.elapsed_secs, 3),
+            },
         )
 
     def close(self) -> None:

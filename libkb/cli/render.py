@@ -78,6 +78,7 @@ def list_text(summaries: Sequence[BackupSummary], location: str) -> str:
 def describe_text(d: BackupDescription) -> str:
     lines = [*_backup_lines(d), "", "Topics:", _topics_table(d.manifest), "", "Partitions:"]
     lines += [_partitions_table(d.partitions), *_missing_lines(d.partitions), *_pruned_lines(d.partitions)]
+    lines += _incarnation_lines(d)
     if d.provenance is None or d.provenance.status is None:  # a format without runs has no table
         lines += ["", "Runs:", _runs_table(d.manifest)]
     lines += ["", *_groups_lines(d.groups), *_format_notes(d)]
@@ -101,6 +102,16 @@ def _backup_lines(d: BackupDescription) -> list[str]:
         *written,
         f"Source cluster:  {m.source_cluster_id or '-'}",
         f"Stored:          {d.records:,} records in {d.segments:,} segments, {human_bytes(d.stored_bytes)}",
+        *_encryption_lines(d),
+    ]
+
+
+def _encryption_lines(d: BackupDescription) -> list[str]:
+    if not d.encrypted_segments:
+        return []
+    return [
+        f"Encryption:      {d.encrypted_segments:,} of {d.segments:,} segments encrypted (AES-256-GCM); "
+        "restore and validate --deep need the key"
     ]
 
 
@@ -112,6 +123,24 @@ def _format_notes(d: BackupDescription) -> list[str]:
         "",
         "Format notes (what this format does not keep, and what to know):",
         *(f"  - {n}" for n in notes),
+    ]
+
+
+def _incarnation_lines(d: BackupDescription) -> list[str]:
+    """Topics deleted and re-created between runs: each log is stored (and restored) on its own."""
+    several = {t: found for t, found in d.incarnations.items() if len(found) > 1}
+    if not several:
+        return []
+    rows = [
+        (topic, i.number, i.stored, i.topic_id or "-", i.partitions, f"{i.records:,}")
+        for topic, found in several.items()
+        for i in found
+    ]
+    header = ("TOPIC", "INCARNATION", "STORED AS", "TOPIC ID", "PARTITIONS", "RECORDS")
+    return [
+        "",
+        "Incarnations (topics deleted and re-created; restore one with restore.incarnations):",
+        table(header, rows, "  "),
     ]
 
 

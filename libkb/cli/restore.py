@@ -10,7 +10,6 @@ import csv
 import io
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -22,12 +21,12 @@ from libkb.cli.offset_common import Target
 from libkb.cli.progress import rate
 from libkb.cli.readonly import reading
 from libkb.cli.render import dump, human_bytes, table
+from libkb.cli.results import offset_row, restore_document, untranslated_row
 from libkb.config import JobConfig
 from libkb.errors import ConfigError, LibkbError
 from libkb.restore.engine import RestoreEngine, RestoreResult
 from libkb.restore.groups import (
     TranslatedOffset,
-    UntranslatedOffset,
     translate_groups,
 )
 from libkb.restore.mapping import OffsetMapping
@@ -59,43 +58,57 @@ def run_restore(
     config_path: str,
     *,
     dry_run: bool = False,
+    fmt: str = "text",
     liveness_timeout_secs: float = 300.0,
     out: IO[str] | None = None,
 ) -> int:
     config = _restore_config(config_path)
-    if dry_run:
-        config = replace(config, restore=replace(config.restore, dry_run=True))
     stdout = out or sys.stdout
+    if dry_run or config.restore.dry_run:
+        return _print_plan(config, config_path, fmt, stdout)
+    # With --format json stdout holds the result document alone; what people read goes to stderr.
+    said = stdout if fmt == "text" else sys.stderr
 
     def engine(backend: StorageBackend, progress: Any, metrics: Any) -> RestoreEngine:
         # The groups' offsets get a rollback snapshot first, as offset-reset execute does.
         assert config.target is not None
         cluster = Target(config.target, None, config_path)
         path = storage_url(config.storage)
-        reset = restore_resetter(backend, path, config.backup_id, cluster, stdout)
+        reset = restore_resetter(backend, path, config.backup_id, cluster, said)
         return RestoreEngine(config, backend=backend, progress=progress, metrics=metrics, reset_groups=reset)
 
-    result = run_engine(
-        config,
-        engine,
-        kind="restore",
-        liveness_timeout_secs=liveness_timeout_secs,
-        serve=not dry_run,
-    )
-    if result.status == "planned":
-        assert result.plan is not None
-        print(plan_text(result.plan, result.purge), file=stdout)
-        return 0
+    result = run_engine(config, engine, kind="restore", liveness_timeout_secs=liveness_timeout_secs)
     for note in result.notes:
-        print(f"note: {note}", file=stdout)
-    print(summary_line(result), file=stdout, flush=True)
-    if result.status == "complete":
-        if config.restore.offset_report:
-            write_offset_report(config.restore.offset_report, result)
-            print(f"offset report: {config.restore.offset_report}", file=stdout)
+        print(f"note: {note}", file=said)
+    print(summary_line(result), file=said, flush=True)
+    report = config.restore.offset_report if result.status == "complete" else None
+    if report:
+        write_offset_report(report, result)
+        print(f"offset report: {report}", file=said)
+    problem = None
+    if result.status != "complete":
+        problem = f"restore {result.restore_id} was {result.status}; run the same command again to resume it"
+    if fmt == "json":
+        document = restore_document(result, offset_report=report, errors=[problem] if problem else [])
+        print(dump(document, "json"), file=stdout, flush=True)
+    if problem is None:
         return 0
-    error_line(f"restore {result.restore_id} was {result.status}; run the same command again to resume it")
+    error_line(problem)
     return 1
+
+
+def _print_plan(config: JobConfig, config_path: str, fmt: str, out: IO[str]) -> int:
+    """``--dry-run`` (or ``restore.dry_run``): the plan, read only, as ``validate-restore`` prints it."""
+    where = f"{storage_url(config.storage)} (the storage of {config_path})"
+    with reading(config.storage, where) as backend:  # a plan only reads: nothing is created
+        result = RestoreEngine(config, backend=backend).plan()
+    assert result.plan is not None
+    if fmt == "text":
+        text = plan_text(result.plan, result.purge)
+    else:
+        text = dump({"status": "planned", **plan_dict(result.plan, result.purge)}, fmt)
+    print(text, file=out, flush=True)
+    return 0
 
 
 def write_offset_report(path: str, result: RestoreResult) -> None:
@@ -115,26 +128,6 @@ def write_offset_report(path: str, result: RestoreResult) -> None:
     partial = target.with_name(f".{target.name}.partial")
     partial.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     partial.replace(target)
-
-
-def offset_row(o: TranslatedOffset) -> dict[str, Any]:
-    return {
-        "group": o.group,
-        "source": f"{o.source_topic}[{o.source_partition}]",
-        "source_offset": o.source_offset,
-        "target": f"{o.target_topic}[{o.target_partition}]",
-        "target_offset": o.target_offset,
-    }
-
-
-def untranslated_row(o: UntranslatedOffset) -> dict[str, Any]:
-    return {
-        "group": o.group,
-        "source": f"{o.source_topic}[{o.source_partition}]",
-        "source_offset": o.source_offset,
-        "target_topic": o.target_topic,
-        "reason": f"restored by key into {o.target_partitions} partitions: no exact target offset",
-    }
 
 
 def summary_line(result: RestoreResult) -> str:
@@ -272,17 +265,7 @@ def purge_lines(purge: PurgeReport) -> list[str]:
 
 
 def run_validate_restore(config_path: str, fmt: str, out: IO[str] | None = None) -> int:
-    config = _restore_config(config_path)
-    where = f"{storage_url(config.storage)} (the storage of {config_path})"
-    with reading(config.storage, where) as backend:  # a plan only reads: nothing is created
-        result = RestoreEngine(config, backend=backend).plan()
-    assert result.plan is not None
-    if fmt == "text":
-        text = plan_text(result.plan, result.purge)
-    else:
-        text = dump(plan_dict(result.plan, result.purge), fmt)
-    print(text, file=out or sys.stdout)
-    return 0
+    return _print_plan(_restore_config(config_path), config_path, fmt, out or sys.stdout)
 
 
 # -- offset mappings -----------------------------------------------------------

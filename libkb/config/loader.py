@@ -13,6 +13,7 @@ import yaml
 from marshmallow import Schema, ValidationError, fields
 
 import libkb.config.rust as rust
+from libkb.config.encryption import EncryptionSchema
 from libkb.config.models import BackupOptions, JobConfig, LoggingOptions, MetricsOptions, RestoreOptions
 from libkb.config.schema import (
     BackupSchema,
@@ -40,6 +41,7 @@ _TOP_KEYS = (
     "metrics",
     "logging",
     "offset_storage",
+    "encryption",
 )
 _BACKUP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
@@ -159,6 +161,9 @@ def _parse_sections(data: Mapping[str, Any], source: str | None) -> JobConfig:
         metrics = _section(MetricsSchema, data["metrics"], "metrics", source)
     logging_options: LoggingOptions = _section(LoggingSchema, data.get("logging"), "logging", source)
     _section(OffsetStorageSchema, data.get("offset_storage"), "offset_storage", source)
+    encryption = (
+        _section(EncryptionSchema, data["encryption"], "encryption", source) if "encryption" in data else None
+    )
     return JobConfig(
         mode=mode,
         backup_id=backup_id,
@@ -169,6 +174,7 @@ def _parse_sections(data: Mapping[str, Any], source: str | None) -> JobConfig:
         restore=restore,
         metrics=metrics,
         logging=logging_options,
+        encryption=encryption,
         path=source,
         warnings=tuple(rust.warnings(data, source=source)),
     )

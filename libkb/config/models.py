@@ -6,11 +6,16 @@ import fnmatch
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
+from libkb.config.encryption import EncryptionOptions
 from libkb.storage.secrets import storage_secrets
 from libkb.storage.settings import BackendConfig
 
 MiB = 1024 * 1024
+#: ``backup.storage_outage_timeout_secs`` and ``restore.``'s default: a storage outage of minutes is
+#: ridden through (a bucket briefly unreachable must not crash-loop a continuous backup).
+STORAGE_OUTAGE_TIMEOUT_SECS = 900.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +167,9 @@ class BackupOptions:
     internal_topics: tuple[str, ...] = ()
     #: Continue a backup id the Rust kafka-backup wrote, in libkb's format beside its files.
     adopt_rust_backup: bool = False
+    #: A backed-up topic found with another topic id (deleted and re-created): ``fail`` (stop), or
+    #: ``new_incarnation`` (back up the new log separately, as the topic's next incarnation).
+    on_topic_recreated: str = "fail"
     #: Record consumer-group offsets on the backed-up topics at the end of a run.
     consumer_group_snapshot: bool = True
     #: Segments uploaded at once.
@@ -178,6 +186,8 @@ class BackupOptions:
     lease_ttl_secs: float = 60.0
     #: Continuous mode: look for new matching topics and partitions this often.
     topic_refresh_secs: float = 60.0
+    #: How long storage may stay unreachable before the run fails (0: fail after the backend's retries).
+    storage_outage_timeout_secs: float = STORAGE_OUTAGE_TIMEOUT_SECS
     #: How long one poll of the consumer waits when no record is ready (see :attr:`poll_timeout_secs`).
     poll_interval_ms: int = 200
     #: Prune the backup's oldest segments at the end of each run, and periodically in continuous mode.
@@ -200,6 +210,9 @@ class BackupOptions:
             return frozenset(self.internal_topics)
         return self.include_internal_topics
 
+
+#: ``backup.on_topic_recreated``: stop, or back up the re-created topic as a new incarnation.
+TOPIC_RECREATED_CHOICES = ("fail", "new_incarnation")
 
 #: ``restore.repartitioning`` strategies: Java's default partitioner, or round robin over every record.
 REPARTITION_STRATEGIES = ("murmur2", "automatic")
@@ -272,6 +285,12 @@ class RestoreOptions:
     #: (DeleteRecords up to their high watermarks), once per restore: a re-run never purges
     #: what it wrote. The target then holds exactly the backup's records.
     purge_topics: bool = False
+    #: Kafka topic (or ``*``) -> the incarnation restored when the backup holds several (a topic
+    #: deleted and re-created): its number, or ``"latest"``. Unset: each incarnation is its own
+    #: source topic, and two of them restored into one target are refused.
+    incarnations: dict[str, int | str] = field(default_factory=dict)
+    #: How long storage may stay unreachable before the run fails (0: fail after the backend's retries).
+    storage_outage_timeout_secs: float = STORAGE_OUTAGE_TIMEOUT_SECS
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +304,18 @@ class MetricsOptions:
     keep_alive_seconds: float = 0.0
     #: At most this many topic/partition label sets per metric (0: no limit).
     max_partition_labels: int = 100
+    #: A Prometheus Pushgateway to push to (one-shot runs end before a scrape); None: no pushing.
+    #: Out of the repr: it may carry a password (``https://user:password@host``).
+    pushgateway_url: str | None = field(default=None, repr=False)
+    #: Seconds between pushes while the run goes (0: only the final push).
+    push_interval_seconds: float = 30.0
+
+    def secrets(self) -> list[str]:
+        """The Pushgateway URL's password, if it has one."""
+        if self.pushgateway_url is None:
+            return []
+        password = urlsplit(self.pushgateway_url).password
+        return [password, unquote(password)] if password else []
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +342,8 @@ class JobConfig:
     restore: RestoreOptions = field(default_factory=RestoreOptions)
     metrics: MetricsOptions = field(default_factory=MetricsOptions)
     logging: LoggingOptions = field(default_factory=LoggingOptions)
+    #: Client-side envelope encryption: the keys (None: segments are written in the clear).
+    encryption: EncryptionOptions | None = None
     path: str | None = None
     #: What loading said about keys of the original tool that libkb replaces (one line each).
     warnings: tuple[str, ...] = ()
@@ -321,4 +354,4 @@ class JobConfig:
         for cluster in (self.source, self.target):
             if cluster is not None:
                 values += cluster.secrets()
-        return values + storage_secrets(self.storage)
+        return values + storage_secrets(self.storage) + self.metrics.secrets()

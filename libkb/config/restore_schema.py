@@ -97,6 +97,8 @@ class RestoreSchema(Strict):
     checkpoint_state = fields.String()
     checkpoint_interval_secs = fields.Integer(validate=validate.Range(min=0))
     purge_topics = fields.Boolean()
+    incarnations = fields.Dict(keys=fields.String(validate=validate.Length(min=1)), values=fields.Raw())
+    storage_outage_timeout_secs = fields.Float(validate=validate.Range(min=0))
 
     @pre_load
     def original_forms(self, data: Any, **_: Any) -> Any:
@@ -118,6 +120,7 @@ class RestoreSchema(Strict):
         if start is not None and end is not None and start > end:
             raise ValidationError("time_window_start is after time_window_end", "time_window_start")
         _check_repartition(data)
+        _check_incarnations(data.get("incarnations", {}))
         for replaced in ("consumer_group_strategy", "checkpoint_state", "checkpoint_interval_secs"):
             data.pop(replaced, None)
         if data.pop("auto_consumer_groups", False):
@@ -159,6 +162,15 @@ def _check_repartition(data: dict[str, Any]) -> None:
             "false contradicts repartitioning, which names topics to restore by key; remove one of them",
             "repartition",
         )
+
+
+def _check_incarnations(raw: Mapping[str, Any]) -> None:
+    for topic, chosen in raw.items():
+        if chosen != "latest" and (isinstance(chosen, bool) or not isinstance(chosen, int) or chosen < 1):
+            raise ValidationError(
+                f"give an incarnation number (1 is the first) or latest, not {chosen!r}",
+                f"incarnations.{topic}",
+            )
 
 
 def _offset_ranges(raw: Mapping[str, Any]) -> dict[str, dict[int, tuple[int, int]]]:

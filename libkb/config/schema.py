@@ -16,7 +16,14 @@ from marshmallow import ValidationError, fields, post_load, pre_load, validate
 
 from libkb.config.cluster import ConnectionSchema, SecuritySchema, SourceSchema, TopicsSchema
 from libkb.config.fields import Duration, Strict, offset_map
-from libkb.config.models import HOUR_MS, BackupOptions, LoggingOptions, MetricsOptions, RetentionOptions
+from libkb.config.models import (
+    HOUR_MS,
+    TOPIC_RECREATED_CHOICES,
+    BackupOptions,
+    LoggingOptions,
+    MetricsOptions,
+    RetentionOptions,
+)
 from libkb.config.restore_schema import RestoreSchema
 
 __all__ = [
@@ -89,6 +96,7 @@ class BackupSchema(Strict):
     internal_topics = fields.List(fields.String(validate=validate.Length(min=1)))
     consumer_group_snapshot = fields.Boolean()
     adopt_rust_backup = fields.Boolean()
+    on_topic_recreated = fields.String(validate=validate.OneOf(TOPIC_RECREATED_CHOICES))
     max_concurrent_partitions = fields.Integer(validate=validate.Range(min=1, max=256))
     fetch_max_bytes = fields.Integer(allow_none=True, validate=validate.Range(min=1024))
     poll_interval_ms = fields.Integer(validate=validate.Range(min=0))
@@ -99,6 +107,7 @@ class BackupSchema(Strict):
     compression_threads = fields.Integer(validate=validate.Range(min=1, max=64))
     lease_ttl_secs = fields.Float(validate=validate.Range(min=5))
     topic_refresh_secs = fields.Float(validate=validate.Range(min=1))
+    storage_outage_timeout_secs = fields.Float(validate=validate.Range(min=0))
     retention = fields.Nested(RetentionSchema)
     # The original tool's keys for mechanisms libkb replaces (warned about by libkb.config.rust).
     checkpoint_interval_secs = fields.Integer(validate=validate.Range(min=0))
@@ -140,6 +149,8 @@ class MetricsSchema(Strict):
     path = fields.String(validate=validate.Regexp(r"^/", error="must start with '/'"))
     keep_alive_seconds = fields.Float(validate=validate.Range(min=0))
     max_partition_labels = fields.Integer(validate=validate.Range(min=0))
+    pushgateway_url = fields.Url(schemes={"http", "https"}, require_tld=False)
+    push_interval_seconds = fields.Float(validate=validate.Range(min=0))
     update_interval_ms = fields.Integer(validate=validate.Range(min=0))  # replaced: warned about
 
     @post_load

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from libkb.errors import FormatError
+from libkb.format.encryption import ALGORITHM, ENCRYPTION_VERSION
 from libkb.format.segment import (
     CODECS,
     FORMAT_VERSION,
@@ -47,6 +48,13 @@ FORMAT_NAME = "libkb-backup"
 #: states it only once it holds one, so an index without pruned ranges stays
 #: readable by every earlier libkb (docs/format.rst, "Versioning").
 PRUNED_RANGES_VERSION = 4
+#: The format version that added topic ids (KIP-516) to the manifest's topic infos, and
+#: incarnations: a topic deleted and re-created under its name, stored under its own name
+#: ``{topic}@{n}`` (docs/format.rst, "Topic incarnations"). Only a manifest recording a topic id,
+#: and the index of an incarnation after the first, state it.
+TOPIC_IDS_VERSION = 5
+#: Between a topic's name and its incarnation number in a stored name; Kafka topic names never hold it.
+INCARNATION_SEPARATOR = "@"
 #: The newest version any object of this libkb's format may state (kept as a name for the prune code).
 READ_VERSION = FORMAT_VERSION
 
@@ -117,6 +125,19 @@ def parse_segment_key(key: str) -> tuple[str, str, int, int] | None:
     return parts[0], parts[2], partition, base
 
 
+def stored_topic(topic: str, incarnation: int) -> str:
+    """The name incarnation ``incarnation`` of ``topic`` is stored under: the first keeps the topic's name."""
+    return topic if incarnation == 1 else f"{topic}{INCARNATION_SEPARATOR}{incarnation}"
+
+
+def parse_stored_topic(name: str) -> tuple[str, int]:
+    """(Kafka topic, incarnation) of a stored topic name; a name without a number is incarnation 1."""
+    topic, sep, number = name.rpartition(INCARNATION_SEPARATOR)
+    if sep and topic and number.isascii() and number.isdigit() and int(number) >= 2:
+        return topic, int(number)
+    return name, 1
+
+
 # -- partition index ----------------------------------------------------------
 
 
@@ -135,10 +156,19 @@ class SegmentEntry:
     size: int
     raw_bytes: int
     codec: str
+    #: ``"AES-256-GCM"`` when the blocks are encrypted (format version 6: the segment has a key
+    #: object); None (left out of the JSON) when not.
+    encryption: str | None = None
 
     @classmethod
     def from_footer(
-        cls, key: str, base_offset: int, footer: SegmentFooter, size: int, codec: str
+        cls,
+        key: str,
+        base_offset: int,
+        footer: SegmentFooter,
+        size: int,
+        codec: str,
+        encryption: str | None = None,
     ) -> SegmentEntry:
         return cls(
             key=key,
@@ -152,7 +182,14 @@ class SegmentEntry:
             size=size,
             raw_bytes=footer.raw_bytes,
             codec=codec,
+            encryption=encryption,
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        body = asdict(self)
+        if self.encryption is None:
+            del body["encryption"]  # a reader of versions 1 to 5 knows no such field
+        return body
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +253,9 @@ class PartitionIndex:
     def needed_version(self) -> int:
         """The lowest format version that can hold this index: its newest codec's, or pruned ranges'."""
         codecs = max((codec_version(s.codec) for s in self.segments), default=1)
-        return max(codecs, PRUNED_RANGES_VERSION if self.pruned else 1)
+        later = TOPIC_IDS_VERSION if parse_stored_topic(self.topic)[1] > 1 else 1
+        encrypted = ENCRYPTION_VERSION if any(s.encryption for s in self.segments) else 1
+        return max(codecs, PRUNED_RANGES_VERSION if self.pruned else 1, later, encrypted)
 
     @property
     def start_offset(self) -> int | None:
@@ -325,7 +364,7 @@ class PartitionIndex:
             "format_version": self.needed_version,
             "topic": self.topic,
             "partition": self.partition,
-            "segments": [asdict(s) for s in self.segments],
+            "segments": [s.to_dict() for s in self.segments],
             "missing": [asdict(m) for m in self.missing],
         }
         if self.pruned:
@@ -348,10 +387,22 @@ class PartitionIndex:
             raise FormatError(f"{name}: malformed partition index ({exc})") from None
         for entry in index.segments:
             _check_codec(name, entry.codec, index.format_version)
+            if entry.encryption is not None and (
+                entry.encryption != ALGORITHM or index.format_version < ENCRYPTION_VERSION
+            ):
+                raise FormatError(
+                    f"{name}: {entry.key}: encryption {entry.encryption!r} needs format version "
+                    f"{ENCRYPTION_VERSION} and {ALGORITHM}; the index says version {index.format_version}"
+                )
         if index.pruned and index.format_version < PRUNED_RANGES_VERSION:
             raise FormatError(
                 f"{name}: has pruned ranges but states format version {index.format_version}; "
                 f"pruned ranges came with version {PRUNED_RANGES_VERSION}"
+            )
+        if parse_stored_topic(index.topic)[1] > 1 and index.format_version < TOPIC_IDS_VERSION:
+            raise FormatError(
+                f"{name}: is a topic incarnation ({index.topic}) but states format version "
+                f"{index.format_version}; incarnations came with version {TOPIC_IDS_VERSION}"
             )
         return index
 
@@ -419,13 +470,32 @@ class Manifest:
 
     @property
     def needed_version(self) -> int:
-        """The lowest format version that can hold this manifest: that of its compression or continuation."""
-        return max(codec_version(self.compression), CONTINUATION_VERSION if self.continues else 1)
+        """The lowest format version that can hold this manifest: that of its compression,
+        continuation, topic ids or incarnations."""
+        ids = self.records_topic_ids
+        return max(
+            codec_version(self.compression),
+            CONTINUATION_VERSION if self.continues else 1,
+            TOPIC_IDS_VERSION if ids else 1,
+        )
+
+    @property
+    def records_topic_ids(self) -> bool:
+        """Whether a topic info holds a topic id, or a topic has several incarnations (version 5)."""
+        return any(i.topic_id is not None or parse_stored_topic(n)[1] > 1 for n, i in self.topics.items())
+
+    def incarnations(self, topic: str) -> list[str]:
+        """The stored names of the Kafka topic ``topic``'s incarnations, oldest first."""
+        found = [(parse_stored_topic(n)[1], n) for n in self.topics if parse_stored_topic(n)[0] == topic]
+        return [name for _, name in sorted(found)]
 
     def to_json(self) -> bytes:
         body = {"format": FORMAT_NAME, **asdict(self), "format_version": self.needed_version}
         if self.continues is None:
             del body["continues"]  # a version-1/2 reader knows no such field
+        for info in body["topics"].values():
+            if info["topic_id"] is None:
+                del info["topic_id"]  # a version-1 to 4 reader refuses the field
         return json.dumps(body, indent=2, sort_keys=True).encode()
 
     @classmethod
@@ -451,14 +521,24 @@ class Manifest:
                 f"{name}: 'continues' needs format version {CONTINUATION_VERSION}, "
                 f"the manifest says {manifest.format_version}"
             )
+        if any(not isinstance(i.topic_id, str | None) for i in manifest.topics.values()):
+            raise FormatError(f"{name}: malformed manifest (a topic_id is not a string)")
+        if manifest.records_topic_ids and manifest.format_version < TOPIC_IDS_VERSION:
+            raise FormatError(
+                f"{name}: topic ids and incarnations need format version {TOPIC_IDS_VERSION}, "
+                f"the manifest says {manifest.format_version}"
+            )
         _check_codec(name, manifest.compression, manifest.format_version, known_only=True)
         return manifest
 
 
 def groups_to_json(groups: Iterable[GroupOffsets], taken_ms: int) -> bytes:
+    groups = list(groups)
+    incarnation = any(parse_stored_topic(t)[1] > 1 for g in groups for t in g.offsets)
     body = {
         "format": FORMAT_NAME,
-        "format_version": 1,  # unchanged since version 1
+        # Unchanged since version 1, but for offsets on a topic's later incarnation (``orders@2``).
+        "format_version": TOPIC_IDS_VERSION if incarnation else 1,
         "taken_ms": taken_ms,
         "groups": {
             g.group: {t: {str(p): o for p, o in parts.items()} for t, parts in g.offsets.items()}

@@ -32,9 +32,12 @@ Version 2 added codec 2 (lz4) and nothing else. Version 7
 (:data:`ZSTD_STREAM_VERSION`) added codec 3, ``zstd-stream``: one zstd
 context across a segment's blocks, with restart points
 (:mod:`libkb.format.zstream`); its blocks are decoded in order from a
-restart point, by a :class:`BlockDecoder`. Every object is written with
-the lowest version that can hold it (:data:`CODEC_VERSIONS`), so a backup
-without lz4 or zstd-stream stays readable by a libkb that knows only version 1.
+restart point, by a :class:`BlockDecoder`. Version 6 (encryption) encrypts
+each block's payload after its compression (with zstd-stream, after the
+stream encoder; a reader decrypts before the stream decoder). Every object
+is written with the lowest version that can hold it (:data:`CODEC_VERSIONS`),
+so a backup without lz4, encryption or zstd-stream stays readable by a libkb
+that knows only version 1.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ import msgpack
 
 from libkb.errors import FormatError
 from libkb.format.checksum import block_crc, extend_crc
+from libkb.format.encryption import ENCRYPTION_VERSION, FLAG_ENCRYPTED, BlockEncryption
 from libkb.format.packer import new_buffer, pack_messages
 from libkb.format.transforms import (
     BlockContext,
@@ -73,8 +77,9 @@ from libkb.format.zstream import (
 
 #: The format version that added codec 3, zstd-stream (one name, so a merge can renumber it).
 ZSTD_STREAM_VERSION = 7
-#: The newest format version this libkb reads; it reads every version from 1 up to it.
-FORMAT_VERSION = ZSTD_STREAM_VERSION
+#: The newest format version this libkb reads; it reads every version from 1 up to it
+#: (5: topic ids, :data:`libkb.format.encryption.ENCRYPTION_VERSION`: encryption, 7: zstd-stream).
+FORMAT_VERSION = max(5, ENCRYPTION_VERSION, ZSTD_STREAM_VERSION)
 CODEC_NONE = 0
 CODEC_ZSTD = 1
 CODEC_LZ4 = 2
@@ -133,6 +138,18 @@ def chain_codec(chain: TransformChain) -> int:
     return codec
 
 
+def encrypted_chain(codec: int, encryption: BlockEncryption, level: int = 3) -> TransformChain:
+    """The codec's compression, then encryption (format version 6): an encrypted segment's chain.
+
+    For zstd-stream the chain is the encryption alone: the stream encoder
+    (:meth:`RawBlock.stream`) compresses before it, a :class:`BlockDecoder`
+    decompresses after it.
+    """
+    if codec == CODEC_ZSTD_STREAM:
+        return TransformChain([encryption])
+    return TransformChain([*codec_chain(codec, level).transforms, encryption])
+
+
 _CODEC_OF_NAMES = {(): CODEC_NONE, ("zstd",): CODEC_ZSTD, ("lz4",): CODEC_LZ4}
 # Reading needs no compression level: one chain per codec serves every block.
 _READ_CHAINS = {codec: codec_chain(codec) for codec in CODEC_NAMES if codec != CODEC_ZSTD_STREAM}
@@ -152,24 +169,41 @@ class BlockDecoder:
     block only after the blocks since its restart point, in order, through
     this same decoder (:meth:`SegmentReader.decode_from` says where to start);
     so a segment's blocks are read by one decoder, one thread at a time.
+    ``chain``: the segment's transforms when not its codec's alone (an
+    encrypted segment's, :func:`encrypted_chain`); with zstd-stream it is
+    undone before the stream decoder.
     """
 
-    __slots__ = ("_chain", "_name", "_stream")
+    __slots__ = ("_chain", "_codec", "_name", "_stream", "chain")
 
-    def __init__(self, codec: int, *, name: str = "segment") -> None:
+    def __init__(self, codec: int, *, name: str = "segment", chain: TransformChain | None = None) -> None:
         self._name = name
+        self._codec = codec
+        self.chain = chain
         self._stream = StreamDecoder() if codec == CODEC_ZSTD_STREAM else None
-        self._chain = None if self._stream is not None else _read_chain(codec, name)
+        self._chain = chain if self._stream is not None or chain else _read_chain(codec, name)
+
+    def fresh(self) -> BlockDecoder:
+        """A decoder of the same segment that has decoded nothing yet."""
+        return BlockDecoder(self._codec, name=self._name, chain=self.chain)
+
+    def kind(self, payload: Buffer, info: BlockInfo) -> int:
+        """A zstd-stream payload's kind byte (decrypted first when encrypted); TransformError if none."""
+        return payload_kind(self._unwrap(payload, info))
+
+    def _unwrap(self, payload: Buffer, info: BlockInfo) -> Buffer:
+        return self._chain.decode(payload, info.context) if self._chain else payload
 
     def decode(self, payload: Buffer, info: BlockInfo) -> Buffer:
         if self._stream is not None:
-            return self._stream.decode(payload, info.context.block_index, info.raw_len)
+            return self._stream.decode(self._unwrap(payload, info), info.context.block_index, info.raw_len)
         assert self._chain is not None
         return self._chain.decode(payload, info.context)
 
     def decode_into(self, payload: Buffer, info: BlockInfo, out: memoryview) -> None:
         """:meth:`decode` into ``out`` (exactly ``raw_len`` bytes); any error if it cannot."""
-        if self._chain is not None:
+        if self._stream is None:
+            assert self._chain is not None
             self._chain.decode_into(payload, info.context, out)
         else:
             out[:] = self.decode(payload, info)
@@ -188,6 +222,12 @@ class SegmentHeader:
     base_offset: int
     created_ms: int
     size: int
+    flags: int = 0
+
+    @property
+    def encrypted(self) -> bool:
+        """The blocks are encrypted (format version 6): reading them needs the segment's key object."""
+        return bool(self.flags & FLAG_ENCRYPTED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,11 +268,14 @@ class Block:
         )
 
 
-def encode_header(topic: str, partition: int, base_offset: int, codec: int, created_ms: int) -> bytes:
+def encode_header(
+    topic: str, partition: int, base_offset: int, codec: int, created_ms: int, flags: int = 0
+) -> bytes:
     name = topic.encode("utf-8")
     size = _HEADER_FIXED.size + len(name) + 4
+    version = max(CODEC_VERSIONS[codec], ENCRYPTION_VERSION if flags & FLAG_ENCRYPTED else 1)
     fixed = _HEADER_FIXED.pack(
-        HEADER_MAGIC, CODEC_VERSIONS[codec], codec, 0, size, partition, base_offset, created_ms, len(name)
+        HEADER_MAGIC, version, codec, flags, size, partition, base_offset, created_ms, len(name)
     )
     body = fixed + name
     return body + struct.pack("<I", zlib.crc32(body))
@@ -241,7 +284,7 @@ def encode_header(topic: str, partition: int, base_offset: int, codec: int, crea
 def decode_header(data: bytes, *, name: str = "segment") -> SegmentHeader:
     if len(data) < _HEADER_FIXED.size:
         raise SegmentError(f"{name}: truncated header ({len(data)} bytes)")
-    magic, version, codec, _flags, size, partition, base, created, topic_len = _HEADER_FIXED.unpack_from(data)
+    magic, version, codec, flags, size, partition, base, created, topic_len = _HEADER_FIXED.unpack_from(data)
     if magic != HEADER_MAGIC:
         raise SegmentError(f"{name}: not a libkb segment (magic {magic!r})")
     if version > FORMAT_VERSION:
@@ -253,13 +296,15 @@ def decode_header(data: bytes, *, name: str = "segment") -> SegmentHeader:
             f"{name}: codec {CODEC_NAMES[codec]} needs format version {CODEC_VERSIONS[codec]}, "
             f"the header says {version}"
         )
+    if version < ENCRYPTION_VERSION:
+        flags = 0  # reserved before encryption: ignored
     if len(data) < size or size != _HEADER_FIXED.size + topic_len + 4:
         raise SegmentError(f"{name}: truncated or inconsistent header")
     (crc,) = struct.unpack_from("<I", data, size - 4)
     if zlib.crc32(data[: size - 4]) != crc:
         raise SegmentError(f"{name}: header checksum mismatch")
     topic = data[_HEADER_FIXED.size : _HEADER_FIXED.size + topic_len].decode("utf-8")
-    return SegmentHeader(version, codec, topic, partition, base, created, size)
+    return SegmentHeader(version, codec, topic, partition, base, created, size, flags)
 
 
 def encode_footer(footer: SegmentFooter) -> bytes:
@@ -421,9 +466,12 @@ class RawBlock:
         # An empty chain stores the block's own buffer as it is, no copy.
         return self._stored(stored if isinstance(stored, bytes | bytearray) else bytes(stored))
 
-    def stream(self, encoder: StreamEncoder, context: BlockContext) -> Block:
+    def stream(
+        self, encoder: StreamEncoder, context: BlockContext, chain: TransformChain | None = None
+    ) -> Block:
         """The block stored at ``context``'s place in a zstd-stream segment (in order, one thread at a time).
 
+        ``chain``: what follows the stream encoder (encryption, format version 6), per block.
         A failure is a :class:`TransformError` naming the place (see :meth:`TransformChain.encode`).
         """
         try:
@@ -433,7 +481,10 @@ class RawBlock:
                 f"zstd-stream failed on block {context.block_index} of {context.topic}"
                 f"[{context.partition}] segment {context.base_offset}: {exc}"
             ) from exc
-        return self._stored(payload)
+        if not chain:
+            return self._stored(payload)
+        stored = chain.encode(payload, context)
+        return self._stored(stored if isinstance(stored, bytes | bytearray) else bytes(stored))
 
     def _stored(self, payload: bytes | bytearray) -> Block:
         return Block(
@@ -465,12 +516,14 @@ class SegmentWriter:
     costs nothing.
     """
 
-    def __init__(self, topic: str, partition: int, base_offset: int, codec: int, created_ms: int) -> None:
+    def __init__(
+        self, topic: str, partition: int, base_offset: int, codec: int, created_ms: int, flags: int = 0
+    ) -> None:
         self.topic = topic
         self.partition = partition
         self.base_offset = base_offset
         self.codec = codec
-        self.header = encode_header(topic, partition, base_offset, codec, created_ms)
+        self.header = encode_header(topic, partition, base_offset, codec, created_ms, flags)
         self.size = len(self.header)
         self._crc = zlib.crc32(self.header)
         self.record_count = 0
@@ -542,9 +595,11 @@ class BlockInfo:
 class SegmentReader:
     """Reads a whole segment's bytes, checking every checksum it passes."""
 
-    def __init__(self, data: bytes, *, name: str = "segment") -> None:
+    def __init__(self, data: bytes, *, name: str = "segment", chain: TransformChain | None = None) -> None:
         self.name = name
         self.data = data
+        #: The transforms to undo (None: the codec's alone; an encrypted segment needs its own).
+        self.chain = chain
         self.header = decode_header(data, name=name)
         self.footer = decode_footer(data, name=name)
         if self.header.size > len(data) - FOOTER_SIZE:
@@ -599,18 +654,24 @@ class SegmentReader:
         first = next(
             (i for i, b in enumerate(blocks) if min_offset is None or b.last_offset >= min_offset), 0
         )
-        decoder = BlockDecoder(codec, name=self.name)
-        for i in range(self.decode_from(blocks, first), len(blocks)):
+        decoder = self.decoder()
+        for i in range(self.decode_from(blocks, first, decoder), len(blocks)):
             if min_offset is not None and blocks[i].last_offset < min_offset:
                 pass_block(self.data, blocks[i], codec, name=self.name, decoder=decoder)
                 continue
             yield from decode_block(self.data, blocks[i], codec, name=self.name, decoder=decoder)
 
-    def decode_from(self, blocks: list[BlockInfo], index: int) -> int:
+    def decoder(self) -> BlockDecoder:
+        """A decoder of this segment's blocks; SegmentError when they are encrypted and no key was given."""
+        if self.header.encrypted and self.chain is None:
+            raise SegmentError(f"{self.name}: its blocks are encrypted; reading them needs its key")
+        return BlockDecoder(self.header.codec, name=self.name, chain=self.chain)
+
+    def decode_from(self, blocks: list[BlockInfo], index: int, decoder: BlockDecoder | None = None) -> int:
         """The first of ``blocks`` to decode, in order with one decoder, to get block ``index``."""
         if self.header.codec != CODEC_ZSTD_STREAM or index >= len(blocks):
             return index
-        return decode_from(self.data, blocks, index)
+        return decode_from(self.data, blocks, index, decoder or self.decoder())
 
 
 def decode_block(
@@ -696,18 +757,27 @@ def encode_segment(
     block_bytes: int = 1 << 20,
     created_ms: int = 0,
     restart_blocks: int = DEFAULT_RESTART_BLOCKS,
+    encryption: BlockEncryption | None = None,
 ) -> bytes:
-    """Whole-segment convenience encoder (tests, tools); the engine streams instead."""
-    writer = SegmentWriter(topic, partition, base_offset, codec, created_ms)
+    """Whole-segment convenience encoder (tests, tools); the engine streams instead.
+
+    ``encryption``: encrypt the blocks too (format version 6; the caller stores the key object);
+    with zstd-stream, each block's stream payload is encrypted.
+    """
+    flags = FLAG_ENCRYPTED if encryption is not None else 0
+    writer = SegmentWriter(topic, partition, base_offset, codec, created_ms, flags)
     streamer = StreamEncoder(level, restart_blocks) if codec == CODEC_ZSTD_STREAM else None
-    chain = codec_chain(codec, level) if streamer is None else TransformChain()
+    if encryption is not None:
+        chain = encrypted_chain(codec, encryption, level)
+    else:
+        chain = codec_chain(codec, level) if streamer is None else TransformChain()
     out: list[bytes | bytearray] = [writer.header]
     encoder = BlockEncoder(block_bytes)
 
     def stored(raw: RawBlock) -> tuple[bytes, bytes | bytearray]:
         place = BlockContext(topic, partition, base_offset, writer.block_count, len(raw.data))
         if streamer is not None:
-            return writer.add_block(raw.stream(streamer, place))
+            return writer.add_block(raw.stream(streamer, place, chain))
         return writer.add_block(raw.transform(chain, place))
 
     for record in records:
@@ -761,17 +831,19 @@ def block_records(
     if codec == CODEC_ZSTD_STREAM:
         # The stream moved on (or broke) in the attempt: the message comes from a decoder
         # that starts again at the block's restart point.
-        raise _stream_error(data, info, name)
+        raise _stream_error(data, info, name, decoder.fresh())
     return list(decode_block(data, info, codec, name=name, decoder=decoder))
 
 
-def _stream_error(data: bytes, info: BlockInfo, name: str) -> SegmentError:
-    """What is wrong with a zstd-stream block that failed to decode (it did fail once)."""
+def _stream_error(data: bytes, info: BlockInfo, name: str, decoder: BlockDecoder) -> SegmentError:
+    """What is wrong with a zstd-stream block that failed to decode (it did fail once).
+
+    ``decoder``: a fresh one for the segment (with its key when encrypted).
+    """
     blocks = list(SegmentReader(data, name=name).blocks())
     index = info.context.block_index
-    decoder = BlockDecoder(CODEC_ZSTD_STREAM, name=name)
     try:
-        for earlier in blocks[decode_from(data, blocks, index) : index]:
+        for earlier in blocks[decode_from(data, blocks, index, decoder) : index]:
             decoder.decode(_checked_payload(data, earlier, CODEC_ZSTD_STREAM, name), earlier)
         list(decode_block(data, info, CODEC_ZSTD_STREAM, name=name, decoder=decoder))
     except (SegmentError, TransformError) as exc:
@@ -781,19 +853,19 @@ def _stream_error(data: bytes, info: BlockInfo, name: str) -> SegmentError:
     )
 
 
-def decode_from(data: bytes, blocks: list[BlockInfo], index: int) -> int:
+def decode_from(data: bytes, blocks: list[BlockInfo], index: int, decoder: BlockDecoder | None = None) -> int:
     """The first block a reader must decode to get block ``index``: itself, or its restart point.
 
     Only zstd-stream segments have restart points; any other segment's blocks
-    decode alone. Reads one kind byte per block walked back.
+    decode alone. Reads one kind byte per block walked back (``decoder``: the
+    segment's, which decrypts an encrypted block to read it).
     """
+    peek = decoder or BlockDecoder(CODEC_ZSTD_STREAM)
     j = index
     while j >= 0:
         info = blocks[j]
         try:
-            kind = payload_kind(
-                memoryview(data)[info.position + _BLOCK_HEAD.size : info.position + info.length]
-            )
+            kind = peek.kind(_payload(data, info), info)
         except TransformError:
             return j  # decoding it reports it
         if kind == KIND_RESTART or (kind == KIND_RAW and j == index):

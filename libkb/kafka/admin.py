@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
@@ -13,6 +15,7 @@ from confluent_kafka import (
     IsolationLevel,
     KafkaError,
     KafkaException,
+    TopicCollection,
     TopicPartition,
 )
 from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not re-exported in stubs
@@ -32,6 +35,9 @@ from libkb.kafka.types import GroupOffsets, TopicInfo
 _METADATA_SLICE_SECS = 1.0
 
 INTERNAL_PREFIXES = ("__",)
+
+#: The id a broker without topic ids reports (the zero UUID, base64).
+_NO_TOPIC_ID = "AAAAAAAAAAAAAAAAAAAAAA"
 
 T = TypeVar("T")
 
@@ -57,6 +63,26 @@ def _selects_topic(
     return selection.matches(name)
 
 
+def exclusion_rule(
+    selection: TopicSelection, name: str, *, include_internal: bool | AbstractSet[str]
+) -> str | None:
+    """Why a backup selection leaves topic ``name`` out, naming the rule; None if it picks it.
+
+    ``backup --dry-run`` lists excluded topics with this, so an operator sees
+    which pattern or setting to change.
+    """
+    if _selects_topic(selection, name, include_internal=include_internal):
+        return None
+    for pattern in selection.exclude:
+        if TopicSelection(include=(pattern,)).matches(name):
+            return f"source.topics.exclude {pattern!r}"
+    if name.startswith(INTERNAL_PREFIXES) and selection.matches(name):
+        if include_internal is False:
+            return "internal topic (backup.include_internal_topics is false; or include it by name)"
+        return "internal topic not in backup.internal_topics"
+    return "no source.topics.include pattern matches"
+
+
 # Answers that mean "not yet": leadership moving, a topic just created, a slow broker.
 # A just-created topic can answer UNKNOWN_LEADER_EPOCH for a moment: the client's
 # metadata already has the new leader epoch, the broker has not applied it yet.
@@ -74,6 +100,9 @@ _NOT_YET = {
     KafkaError._TRANSPORT,
     KafkaError._TIMED_OUT,
 }
+
+
+_STALE_EPOCH = {KafkaError.FENCED_LEADER_EPOCH, KafkaError.UNKNOWN_LEADER_EPOCH}
 
 
 def _retriable(exc: BaseException) -> bool:
@@ -158,14 +187,23 @@ class KafkaAdmin:
         ``include_internal`` only decides whether generic patterns (``*``) reach
         internal topics; see :func:`_selects_topic`.
         """
+        return self.classify_topics(selection, include_internal=include_internal)[0]
+
+    def classify_topics(
+        self, selection: TopicSelection, *, include_internal: bool | AbstractSet[str]
+    ) -> tuple[dict[str, int], dict[str, str]]:
+        """:meth:`select_topics`, and every other topic with the rule that excluded it."""
         metadata = self.metadata()
-        chosen = {}
+        chosen, excluded = {}, {}
         for name, topic in metadata.topics.items():
             if topic.error is not None:
                 continue
-            if _selects_topic(selection, name, include_internal=include_internal):
+            rule = exclusion_rule(selection, name, include_internal=include_internal)
+            if rule is None:
                 chosen[name] = len(topic.partitions)
-        return dict(sorted(chosen.items()))
+            else:
+                excluded[name] = rule
+        return dict(sorted(chosen.items())), dict(sorted(excluded.items()))
 
     def topic_infos(self, names: Iterable[str]) -> dict[str, TopicInfo]:
         """Partition count, replication factor and non-default configs of each topic."""
@@ -189,7 +227,35 @@ class KafkaAdmin:
             partitions = topic.partitions
             replicas = len(partitions[0].replicas) if partitions else 1
             infos[resource.name] = TopicInfo(len(partitions), replicas, dict(sorted(configs.items())))
+        for name, topic_id in self.topic_ids(names).items():
+            infos[name].topic_id = topic_id
         return infos
+
+    def topic_ids(self, names: Iterable[str], *, missing_ok: bool = False) -> dict[str, str | None]:
+        """Each topic's id (KIP-516) in Kafka's base64 form; None where the broker has none (before 2.8).
+
+        A topic deleted and re-created under its name gets a new id: the backup
+        and the restore tell the two logs apart by it. ``missing_ok``: a topic
+        that does not exist is left out (else it is asked again until the timeout).
+        """
+        wanted = sorted(set(names))
+        if not wanted:
+            return {}
+
+        def ask() -> dict[str, str | None]:
+            futures = self.admin.describe_topics(TopicCollection(wanted), request_timeout=self.timeout)
+            ids = {}
+            for name, future in futures.items():
+                try:
+                    topic_id = str(future.result(timeout=self.timeout).topic_id)
+                except KafkaException as exc:
+                    if missing_ok and exc.args and exc.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                        continue
+                    raise
+                ids[name] = None if topic_id == _NO_TOPIC_ID else topic_id
+            return ids
+
+        return until_ready(ask, self.timeout)
 
     def offsets(
         self, partitions: Iterable[tuple[str, int]], *, read_committed: bool
@@ -211,7 +277,17 @@ class KafkaAdmin:
                 {tp: spec for tp in tps}, isolation_level=isolation, request_timeout=self.timeout
             )
             timeout = self.timeout
-            return {(tp.topic, tp.partition): f.result(timeout=timeout).offset for tp, f in futures.items()}
+            try:
+                return {
+                    (tp.topic, tp.partition): f.result(timeout=timeout).offset for tp, f in futures.items()
+                }
+            except KafkaException as exc:
+                if exc.args and exc.args[0].code() in _STALE_EPOCH:
+                    # After a broker restart the client's cached leader epochs are older than the
+                    # broker's, and ListOffsets does not refresh them: ask for metadata first.
+                    with contextlib.suppress(KafkaException):
+                        self.admin.list_topics(timeout=timeout)
+                raise
 
         # Leadership moves (and new topics) answer NOT_LEADER for a moment: retry those.
         return until_ready(ask, self.timeout)
@@ -260,10 +336,24 @@ class KafkaAdmin:
                 time.sleep(0.2)
         return done, refused
 
-    def group_offsets(self, topics: Iterable[str]) -> list[GroupOffsets]:
-        """Committed offsets of every consumer group, on the given topics only."""
+    def group_offsets(self, topics: Iterable[str], *, wait_secs: float | None = None) -> list[GroupOffsets]:
+        """Committed offsets of every consumer group, on the given topics only.
+
+        ``wait_secs``: how long a cluster that does not answer (a broker
+        restarting) is asked again; default: the client's timeout.
+        """
         wanted = set(topics)
-        listing = self.admin.list_consumer_groups(request_timeout=self.timeout).result(timeout=self.timeout)
+        return until_ready(lambda: self._group_offsets(wanted), wait_secs or self.timeout)
+
+    def _group_offsets(self, wanted: set[str]) -> list[GroupOffsets]:
+        try:
+            listing = self.admin.list_consumer_groups(request_timeout=self.timeout).result(
+                timeout=self.timeout
+            )
+        except concurrent.futures.TimeoutError:
+            raise KafkaException(
+                KafkaError(KafkaError._TIMED_OUT, "listing the consumer groups timed out")
+            ) from None
         result = []
         for group in sorted(g.group_id for g in listing.valid):
             futures = self.admin.list_consumer_group_offsets(

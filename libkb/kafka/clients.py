@@ -24,6 +24,22 @@ log = logging.getLogger("libkb.kafka")
 # third-party logger: the CLI shows them with -v, and libkb's error says what failed.
 librdkafka_log = logging.getLogger("librdkafka")
 
+
+class RetriedStates(logging.Filter):
+    """librdkafka's warnings about states it retries by itself (``...: retrying``, e.g. a
+    coordinator still loading on a fresh broker) become INFO: expected, not a problem."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING and record.getMessage().endswith(": retrying"):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+librdkafka_log.addFilter(RetriedStates())
+# A library prints nothing of its own unless the application configures logging (without
+# a handler, Python's last resort would print librdkafka's warnings bare on stderr).
+librdkafka_log.addHandler(logging.NullHandler())
+
 _SECURITY_KEYS = {
     "security_protocol": "security.protocol",
     "sasl_mechanism": "sasl.mechanism",

@@ -10,6 +10,9 @@ class TopicInfo:
     partitions: int
     replication_factor: int
     configs: dict[str, str] = field(default_factory=dict)
+    #: The topic's id (KIP-516), in Kafka's base64 form; None when the broker gives none
+    #: (before Kafka 2.8) or a backup recorded none (before format version 5).
+    topic_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from libkb.format.models import Manifest
 from libkb.gctune import fewer_collections
 from libkb.kafka.admin import KafkaAdmin
 from libkb.kafka.clients import make_admin, make_consumer, make_producer
+from libkb.keys import keyring_from_config
 from libkb.metrics import RunMetrics
 from libkb.ratelimit import RateLimiter
 from libkb.restore import purge, resume, verify
@@ -52,7 +53,7 @@ from libkb.restore.spread import SpreadRestorer
 from libkb.restore.state import RestoreState, derive_restore_id, mapping_key
 from libkb.restore.target import guard_source_cluster, prepare_topics
 from libkb.source import BackupSource, resolve_backup
-from libkb.storage import StorageBackend, create_backend_from_config
+from libkb.storage import OutageWatch, StorageBackend, create_backend_from_config
 from libkb.version import __version__
 
 __all__ = ["RestoreEngine", "RestoreError", "RestoreProgress", "RestoreResult"]
@@ -100,10 +101,16 @@ class RestoreEngine:
         self.checkpoint_secs = CHECKPOINT_SECS
         self._stop = threading.Event()
         self._counters = RunCounters()
+        #: How the run waits through a storage outage; its waits feed the metric (and the CLI's watchdog).
+        self.outage = OutageWatch(
+            self.options.storage_outage_timeout_secs, setting="restore.storage_outage_timeout_secs"
+        )
+        self.outage.subscribe(self.metrics.storage_wait.labels(config.backup_id).inc)
 
     def stop(self) -> None:
         """Finish what is in flight and return; a re-run resumes (thread- and signal-safe)."""
         self._stop.set()
+        self.outage.abandon()  # no more waiting through a storage outage
 
     # -- planning ---------------------------------------------------------
 
@@ -121,6 +128,7 @@ class RestoreEngine:
         try:
             source = resolve_backup(backend, self.config.backup_id)
             source.keep_tool_headers = self.options.keep_rust_tool_headers
+            source.keyring = keyring_from_config(self.config.encryption)
             manifest = source.manifest()
             coverage = {
                 (topic, partition): source.readable_coverage(topic, partition)
@@ -136,6 +144,8 @@ class RestoreEngine:
                 counts,
                 exact_time_bounds=source.exact_time_bounds,
             )
+            # A wrong or missing key is one error here, before anything is created or written.
+            source.check_keys(s for task in plan.tasks for s in task.segments)
         except BaseException:
             if self._backend is None:
                 backend.close()
@@ -178,6 +188,8 @@ class RestoreEngine:
             return self.plan()
         started = time.monotonic()
         backend, source, manifest, plan = self._open(self._target_admin)
+        # Storage answered: from here an outage is waited through (reads, checkpoints).
+        backend.ride_outages(self.outage)
         try:
             admin = self._target_admin()
             result = self._run(backend, source, admin, manifest, plan)
@@ -188,6 +200,7 @@ class RestoreEngine:
             self.metrics.restore_errors.labels(manifest.backup_id, type(exc).__name__).inc()
             raise
         finally:
+            backend.ride_outages(None)
             if self._backend is None:
                 backend.close()
 
@@ -218,6 +231,10 @@ class RestoreEngine:
         for note in plan.notes:
             log.warning(note)
         state = resume.load_state(backend, backup_id, restore_id, cluster_id)
+        if state.partitions:  # an earlier run wrote: its targets must be the same topics
+            resume.check_target_ids(
+                state, admin.topic_ids((t.topic for t in plan.targets()), missing_ok=True)
+            )
         origin = source.provenance(manifest)
         result.notes = [f"{origin.format}: {note}" for note in origin.notes] + list(plan.notes)
         if state.status != "complete":
@@ -254,6 +271,7 @@ class RestoreEngine:
     ) -> OffsetMapping:
         """Check what earlier runs wrote, produce the rest from there; store the state and the mapping."""
         targets = [(t.topic, t.partition) for t in plan.targets()]
+        resume.check_target_ids(state, admin.topic_ids(t for t, _ in targets))  # stored with the starts
         ends = admin.offsets(targets, read_committed=False)
         verify.check_unverified(
             verify.unverified(state, plan, ends),

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from libkb.config.models import RestoreOptions, TopicSelection
 from libkb.errors import ConfigError
-from libkb.format.models import Manifest, PartitionIndex, PrunedRange, SegmentEntry
+from libkb.format.models import Manifest, PartitionIndex, PrunedRange, SegmentEntry, parse_stored_topic
 from libkb.restore.repartition import by_key_into
 from libkb.restore.state import key_of, spread_key
 from libkb.source.checks import describe_pruned
 
 TP = tuple[str, int]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,16 +155,15 @@ def plan_restore(
     """
     plan = RestorePlan(manifest.backup_id)
     _check_options_name_backed_up_topics(manifest, options)
-    for topic in sorted(manifest.topics):
-        target_topic = options.topic_mapping.get(topic, topic)
-        if not selection.matches_any(topic, target_topic):
+    chosen = chosen_incarnations(manifest, options)
+    for topic in sorted(manifest.topics, key=parse_stored_topic):
+        name = parse_stored_topic(topic)[0]
+        target_topic = per_topic(options.topic_mapping, topic) or name
+        if topic not in chosen or not selection.matches_any(topic, name, target_topic):
             plan.skipped_topics.append(topic)
             continue
         if target_topic in plan.target_sources:
-            raise ConfigError(
-                f"topics {plan.target_sources[target_topic]!r} and {topic!r} both map to {target_topic!r}",
-                key="restore.topic_mapping",
-            )
+            raise _same_target(manifest, plan.target_sources[target_topic], topic, target_topic)
         tasks = _source_tasks(manifest, indexes, options, topic, target_topic, exact_time_bounds, plan.notes)
         existing = None if target_counts is None else target_counts.get(target_topic)
         by_key = by_key_into(topic, target_topic, manifest.topics[topic].partitions, existing, options)
@@ -191,8 +192,8 @@ def _source_tasks(
     what retention pruned of what was asked for goes to ``notes``."""
     window = (options.time_window_start, options.time_window_end)
     prune: tuple[int | None, int | None] = window if exact_time_bounds else (None, None)
-    mapping = options.partition_mapping.get(topic, options.partition_mapping.get("*", {}))
-    chosen = options.source_partitions.get(topic, options.source_partitions.get("*"))
+    mapping = per_topic(options.partition_mapping, topic, options.partition_mapping.get("*")) or {}
+    chosen = per_topic(options.source_partitions, topic, options.source_partitions.get("*"))
     tasks = []
     for partition in range(manifest.topics[topic].partitions):
         if chosen is not None and partition not in chosen:
@@ -204,7 +205,7 @@ def _source_tasks(
         if not index.segments:
             continue
         start, end = index.retained_start or 0, index.end_offset or 0
-        bounds = options.offset_ranges.get(topic, {}).get(partition)
+        bounds = (per_topic(options.offset_ranges, topic) or {}).get(partition)
         if bounds is not None:
             start, end = max(start, bounds[0]), min(end, bounds[1])
         if start >= end:
@@ -221,8 +222,8 @@ def _idle(
     manifest: Manifest, options: RestoreOptions, topic: str, target_topic: str, tasks: list[PartitionTask]
 ) -> list[TargetPartition]:
     """The selected source partitions of a one-to-one topic without a task, where they map to."""
-    mapping = options.partition_mapping.get(topic, options.partition_mapping.get("*", {}))
-    chosen = options.source_partitions.get(topic, options.source_partitions.get("*"))
+    mapping = per_topic(options.partition_mapping, topic, options.partition_mapping.get("*")) or {}
+    chosen = per_topic(options.source_partitions, topic, options.source_partitions.get("*"))
     busy = {t.source_partition for t in tasks}
     return [
         TargetPartition(key_of(topic, p), target_topic, mapping.get(p, p))
@@ -252,7 +253,7 @@ def _pruned_notes(
     index: PartitionIndex, options: RestoreOptions, window: tuple[int | None, int | None]
 ) -> list[str]:
     """What the restore asked for (offsets and time window) that is no longer in the backup."""
-    bounds = options.offset_ranges.get(index.topic, {}).get(index.partition)
+    bounds = (per_topic(options.offset_ranges, index.topic) or {}).get(index.partition)
     retained = index.retained_start
     notes = []
     for cut in index.pruned:
@@ -297,13 +298,13 @@ def _check_options_name_backed_up_topics(manifest: Manifest, options: RestoreOpt
         ("restore.partition_mapping", {t: 0 for t in options.partition_mapping if t != "*"}),
     ):
         for topic in topics:
-            if topic not in manifest.topics:
+            if topic not in manifest.topics and not manifest.incarnations(topic):
                 known = ", ".join(sorted(manifest.topics)) or "none"
                 raise ConfigError(
                     f"{topic!r} is not a topic of backup {manifest.backup_id!r} (its topics: {known})",
                     key=key,
                 )
-    targets = {options.topic_mapping.get(t, t) for t in manifest.topics}
+    targets = {per_topic(options.topic_mapping, t) or parse_stored_topic(t)[0] for t in manifest.topics}
     for topic in options.repartitioning:
         if topic not in targets:
             raise ConfigError(
@@ -311,3 +312,71 @@ def _check_options_name_backed_up_topics(manifest: Manifest, options: RestoreOpt
                 "its keys are target topic names, after topic_mapping",
                 key="restore.repartitioning",
             )
+
+
+# -- topic incarnations (a topic deleted and re-created, backed up apart) ----------------
+
+
+def per_topic(options: Mapping[str, T], stored: str, default: T | None = None) -> T | None:
+    """A per-topic option for a stored topic: by its stored name (``orders@2``), else its Kafka name.
+
+    So ``orders`` in a restore key applies to every incarnation of it that no key names by its
+    stored name (with ``restore.incarnations``, to the one restored).
+    """
+    if stored in options:
+        return options[stored]
+    return options.get(parse_stored_topic(stored)[0], default)
+
+
+def chosen_incarnations(manifest: Manifest, options: RestoreOptions) -> set[str]:
+    """The stored topics a restore may take: every incarnation, but where ``restore.incarnations``
+    picks one of a topic, that one alone."""
+    kafka_names = {parse_stored_topic(t)[0] for t in manifest.topics}
+    for topic in options.incarnations:
+        if topic != "*" and topic not in kafka_names:
+            known = ", ".join(sorted(kafka_names)) or "none"
+            raise ConfigError(
+                f"{topic!r} is not a topic of backup {manifest.backup_id!r} (its topics: {known})",
+                key="restore.incarnations",
+            )
+    chosen = set()
+    for topic in kafka_names:
+        names = manifest.incarnations(topic)
+        pick = options.incarnations.get(topic, options.incarnations.get("*"))
+        if pick is None:
+            chosen.update(names)
+        elif pick == "latest":
+            chosen.add(names[-1])
+        else:
+            numbers = {parse_stored_topic(n)[1]: n for n in names}
+            if pick not in numbers:
+                raise ConfigError(
+                    f"backup {manifest.backup_id!r} holds incarnation(s) {_numbers(numbers)} of topic "
+                    f"{topic!r}, not {pick}",
+                    key=f"restore.incarnations.{topic if topic in options.incarnations else '*'}",
+                )
+            chosen.add(numbers[int(pick)])
+    return chosen
+
+
+def _same_target(manifest: Manifest, first: str, second: str, target: str) -> ConfigError:
+    topic = parse_stored_topic(first)[0]
+    if topic != parse_stored_topic(second)[0]:
+        return ConfigError(
+            f"topics {first!r} and {second!r} both map to {target!r}", key="restore.topic_mapping"
+        )
+    names = manifest.incarnations(topic)
+    ids = ", ".join(
+        f"{parse_stored_topic(n)[1]} (topic id {manifest.topics[n].topic_id or 'unknown'})" for n in names
+    )
+    return ConfigError(
+        f"backup {manifest.backup_id!r} holds {len(names)} incarnations of topic {topic!r}, deleted and "
+        f"re-created between runs: {ids}; restore one: set restore.incarnations: "
+        f"{{{topic}: latest}} (or a number), or map each to its own topic with restore.topic_mapping "
+        f"(e.g. {names[0]}: {topic}-old, {names[-1]}: {topic})",
+        key="restore.incarnations",
+    )
+
+
+def _numbers(numbers: Mapping[int, str]) -> str:
+    return ", ".join(str(n) for n in sorted(numbers))

@@ -43,6 +43,24 @@ def load_state(
     return state
 
 
+def check_target_ids(state: RestoreState, ids: Mapping[str, str | None]) -> None:
+    """Refuse a target topic deleted and re-created since this restore wrote to it; note new ones.
+
+    Offsets alone miss it once the new topic has grown past what the restore
+    had written. ``ids``: the target topics' ids now (None: a broker without ids).
+    """
+    for topic, now in sorted(ids.items()):
+        then = state.target_topic_ids.get(topic)
+        if then is not None and now is not None and then != now:
+            raise RestoreError(
+                f"target topic {topic!r} was deleted and re-created since restore {state.restore_id} "
+                f"wrote to it (topic id {then} then, {now} now): what it wrote there is gone. "
+                "Set restore.restore_id to start a new restore"
+            )
+        if then is None and now is not None:
+            state.target_topic_ids[topic] = now
+
+
 def record_starts(
     backend: StorageBackend, state: RestoreState, plan: RestorePlan, ends: Mapping[TP, PartitionOffsets]
 ) -> dict[str, int]:

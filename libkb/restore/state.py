@@ -75,6 +75,9 @@ class RestoreState:
     target_cluster_id: str | None
     status: str = "running"  # running | complete | failed | interrupted
     partitions: dict[str, PartitionState] = field(default_factory=dict)
+    #: target topic -> its topic id (KIP-516) when the restore first wrote it: a re-run refuses a
+    #: target deleted and re-created since (what was written there is gone). Empty in earlier states.
+    target_topic_ids: dict[str, str] = field(default_factory=dict)
 
     @staticmethod
     def key_of(source_topic: str, source_partition: int) -> str:
@@ -97,6 +100,7 @@ class RestoreState:
                 body.get("target_cluster_id"),
                 body.get("status", "running"),
                 {k: PartitionState(**v) for k, v in body["partitions"].items()},
+                {str(k): str(v) for k, v in body.get("target_topic_ids", {}).items()},
             )
         except (ValueError, KeyError, TypeError) as exc:
             if isinstance(exc, FormatError):

@@ -9,7 +9,7 @@ enough partitions and keep records as old as the oldest one bound for it
 from __future__ import annotations
 
 from libkb.config.models import RestoreOptions
-from libkb.format.models import Manifest
+from libkb.format.models import Manifest, parse_stored_topic
 from libkb.kafka.admin import KafkaAdmin
 from libkb.restore.plan import RestorePlan
 from libkb.restore.result import RestoreError
@@ -22,7 +22,9 @@ def guard_source_cluster(
     """Refuse to restore a topic into itself on its own cluster, unless ``allowed``."""
     if allowed or cluster_id is None or manifest.source_cluster_id != cluster_id:
         return
-    same = sorted(source for target, source in plan.target_sources.items() if target == source)
+    same = sorted(
+        source for target, source in plan.target_sources.items() if target == parse_stored_topic(source)[0]
+    )
     if same:
         raise RestoreError(
             f"the target cluster is the backup's source cluster and topic(s) {', '.join(same)} would be "

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from libkb.format.encryption import key_object_key
 from libkb.format.models import PartitionIndex, PrunedRange
 from libkb.metrics import RunMetrics
 from libkb.retention.plan import PartitionCut
@@ -70,8 +71,9 @@ def apply_cut(
     write_index(change)
     result = CutResult(recorded[0])
     keys = [s.key for s in cut.segments]
+    encrypted = {s.key for s in cut.segments if s.encryption}
     with ThreadPoolExecutor(min(DELETE_WORKERS, len(keys)), "libkb-prune") as pool:
-        outcomes = list(pool.map(lambda key: _delete(backend, key), keys))
+        outcomes = list(pool.map(lambda key: _delete(backend, key, key in encrypted), keys))
     for key, error in zip(keys, outcomes, strict=True):
         if error is None:
             result.deleted += 1
@@ -92,11 +94,14 @@ def apply_cut(
     return result
 
 
-def _delete(backend: StorageBackend, key: str) -> str | None:
-    """Delete one segment; the error, if storage refused (gone already is fine)."""
+def _delete(backend: StorageBackend, key: str, encrypted: bool = False) -> str | None:
+    """Delete one segment (then its key object); the error, if storage refused (gone already is fine)."""
     try:
         with contextlib.suppress(NotFoundError):
             backend.delete(key)
+        if encrypted:
+            with contextlib.suppress(NotFoundError):
+                backend.delete(key_object_key(key))
     except StorageError as exc:
         return str(exc)
     return None

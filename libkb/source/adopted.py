@@ -13,6 +13,7 @@ segments below that offset and libkb's from it on (docs/format.rst,
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import replace
 
 from libkb.errors import ConfigError
@@ -151,9 +152,15 @@ class AdoptedSource(BackupSource):
 
     def load(self, segment: SegmentEntry) -> StoredSegment:
         if _is_libkb(segment):
+            self.own.keyring = self.keyring
             return self.own.load(segment)
         self.rust.keep_tool_headers = self.keep_tool_headers
         return self.rust.load(segment)
+
+    def check_keys(self, segments: Iterable[SegmentEntry], *, strict: bool = True) -> None:
+        """libkb's part may be encrypted (the Rust tool's never is)."""
+        self.own.keyring = self.keyring
+        self.own.check_keys([s for s in segments if _is_libkb(s)], strict=strict)
 
     def check_structure(self) -> Structure:
         own = self.own.check_structure()

@@ -29,6 +29,7 @@ from typing import NamedTuple
 from libkb.errors import LibkbError
 from libkb.format.models import GroupOffsets, Manifest, PartitionIndex, SegmentEntry
 from libkb.format.segment import Record
+from libkb.keys import Keyring
 from libkb.storage import StorageBackend
 
 #: When a backup's consumer-group offsets were taken (epoch ms), and the groups.
@@ -110,6 +111,8 @@ class BackupSource(ABC):
         #: Keep the headers the writing tool added to each record (only a format whose writer
         #: added any has a use for it; set before reading records: ``restore.keep_rust_tool_headers``).
         self.keep_tool_headers = False
+        #: The keys that read encrypted segments (set before reading records; empty: none given).
+        self.keyring = Keyring()
 
     @classmethod
     @abstractmethod
@@ -158,6 +161,16 @@ class BackupSource(ABC):
 
         ``peek``: may read a record to say more (``describe``; not ``list``).
         """
+
+    def check_keys(self, segments: Iterable[SegmentEntry], *, strict: bool = True) -> None:
+        """Raise :class:`~libkb.errors.EncryptionKeyError` unless :attr:`keyring` reads every segment given.
+
+        Called before anything is written (restore) or read (``validate --deep``), so a wrong or missing
+        key is one error naming the key id, not a restore that stops half-way. ``strict``: also raise
+        when only some segments cannot be read (altered key objects; ``validate`` reports them one by
+        one instead). Formats without encryption have nothing to check.
+        """
+        return None
 
     def read_notes(self) -> list[str]:
         """What the records read so far had that a reader should know (a restore's summary says it)."""

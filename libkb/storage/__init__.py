@@ -18,9 +18,11 @@ from libkb.storage.errors import (
     NotFoundError,
     PermissionDeniedError,
     StorageError,
+    StorageOutageError,
 )
 from libkb.storage.factory import create_backend, create_backend_from_config, open_backend
 from libkb.storage.legacy import StorageConfig
+from libkb.storage.outage import OutageWatch
 from libkb.storage.settings import (
     AzureConfig,
     FilesystemConfig,
@@ -45,6 +47,7 @@ __all__ = [
     "MemoryConfig",
     "NotFoundError",
     "ObjectMetadata",
+    "OutageWatch",
     "PermissionDeniedError",
     "ResilienceConfig",
     "S3Config",
@@ -52,6 +55,7 @@ __all__ = [
     "StorageBackendConfig",
     "StorageConfig",
     "StorageError",
+    "StorageOutageError",
     "TransferConfig",
     "create_backend",
     "create_backend_from_config",

@@ -8,12 +8,14 @@ resumable streaming reads and listings, and delete's not-found semantics.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from libcloud.storage.base import Container, Object
 
+from libkb.errors import LibkbError
 from libkb.storage.base import DEFAULT_CHUNK_SIZE, BytesLike, ObjectMetadata, StorageBackend
 from libkb.storage.errormap import map_error
 from libkb.storage.errors import BackendError, InvalidPathError, StorageError
@@ -26,6 +28,7 @@ from libkb.storage.keys import (
     validate_list_prefix,
 )
 from libkb.storage.metrics import StorageMetrics
+from libkb.storage.outage import OutageWatch
 from libkb.storage.resilience import Resilience
 from libkb.storage.settings import ResilienceConfig
 
@@ -76,6 +79,9 @@ class LibcloudBackend(StorageBackend):
     def resilience(self) -> Resilience:
         return self._resilience
 
+    def ride_outages(self, watch: OutageWatch | None) -> None:
+        self._resilience.outage = watch
+
     @property
     def stream_hold_bytes(self) -> int:
         return int(getattr(self._driver, "libkb_stream_hold", 0))
@@ -83,9 +89,13 @@ class LibcloudBackend(StorageBackend):
     def _map(self, exc: BaseException, key: str | None) -> StorageError:
         # A third-party driver need not have the mixin's hook.
         hint = getattr(self._driver, "libkb_denied_hint", None)
+        backend = self.name
+        if not key and self._container_name:
+            # A listing of the whole container has no key to name ('': ...): name the container.
+            key, backend = None, f"{self.name} container {self._container_name!r}"
         return map_error(
             exc,
-            backend=self.name,
+            backend=backend,
             key=key,
             container=self._container_name,
             secrets=self._secrets,
@@ -98,10 +108,8 @@ class LibcloudBackend(StorageBackend):
         def run() -> T:
             try:
                 return fn()
-            except StorageError:
-                raise
-            except _CallerError:
-                raise
+            except (LibkbError, _CallerError):
+                raise  # libkb's own: storage errors, and the run's fence (a lost lease) during a retry
             except Exception as exc:
                 raise self._map(exc, key) from None
 
@@ -178,7 +186,7 @@ class LibcloudBackend(StorageBackend):
         first = self._call(
             "get_stream",
             key,
-            lambda: iter(self._driver.download_object_as_stream(self._bare(name), chunk_size=chunk_size)),
+            lambda: _primed(self._driver.download_object_as_stream(self._bare(name), chunk_size=chunk_size)),
         )
         return self._resuming_stream(key, name, first, chunk_size)
 
@@ -205,7 +213,7 @@ class LibcloudBackend(StorageBackend):
                 stream = self._call(
                     "get_stream",
                     key,
-                    lambda offset=delivered: iter(  # type: ignore[misc]
+                    lambda offset=delivered: _primed(  # type: ignore[misc]
                         self._driver.download_object_range_as_stream(
                             self._bare(name), offset, None, chunk_size=chunk_size
                         )
@@ -287,7 +295,7 @@ class LibcloudBackend(StorageBackend):
                 objects = self._call(
                     "list",
                     prefix,
-                    lambda: iter(self._driver.iterate_container_objects(self._container, prefix=search)),
+                    lambda: _primed(self._driver.iterate_container_objects(self._container, prefix=search)),
                 )
                 for obj in objects:
                     name: str = obj.name
@@ -353,6 +361,15 @@ class _SourceChunks:
             self.error = TypeError(f"put_stream chunks must be bytes, not {type(chunk).__name__}")
             raise _CallerError() from self.error
         return bytes(chunk) if not isinstance(chunk, bytes) else chunk
+
+
+def _primed(items: Iterable[T]) -> Iterator[T]:
+    """``items`` with the first one fetched now: a lazy driver's first request is made here,
+    inside the operation's retries and outage wait, rather than by the caller's iteration."""
+    it = iter(items)
+    for first in it:
+        return itertools.chain((first,), it)
+    return iter(())
 
 
 def _as_bytes(data: object, key: str) -> bytes:

@@ -11,6 +11,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from libkb.storage.outage import OutageWatch
 
 DEFAULT_CHUNK_SIZE = 1024 * 1024
 
@@ -48,6 +52,12 @@ class StorageBackend(ABC):
         writes and buffer multipart parts. 0: stored when taken.
         """
         return 0
+
+    def ride_outages(self, watch: OutageWatch | None) -> None:  # noqa: B027 - optional hook
+        """Try failing operations again until ``watch``'s deadline (None: stop riding).
+
+        Backends with a retry layer implement it; others fail as they always do.
+        """
 
     @abstractmethod
     def put(self, key: str, data: BytesLike) -> None:

@@ -11,6 +11,8 @@ two modules importing each other.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -75,6 +77,40 @@ def _drop_nones(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v is not None and k != "backend"}
 
 
+#: S3 ``server_side_encryption`` values, as AWS names them: SSE-S3, SSE-KMS, and SSE-C.
+SSE_S3 = "AES256"
+SSE_KMS = "aws:kms"
+SSE_C = "sse-c"
+SSE_MODES = (SSE_S3, SSE_KMS, SSE_C)
+
+
+def _check_sse(data: dict[str, Any]) -> None:
+    """Server-side encryption keys that fit together; SSE-C never over plain http://."""
+    mode = data.get("server_side_encryption")
+    for needs_kms in ("sse_kms_key_id", "sse_bucket_key_enabled"):
+        if data.get(needs_kms) is not None and mode != SSE_KMS:
+            raise ValidationError(f"applies to server_side_encryption: {SSE_KMS} only", needs_kms)
+    key = data.get("sse_customer_key")
+    if (key is not None) != (mode == SSE_C):
+        raise ValidationError(
+            "sse-c needs sse_customer_key (base64 of 32 bytes), and only sse-c takes one",
+            "sse_customer_key",
+        )
+    if key is None:
+        return
+    try:
+        raw = base64.b64decode(key, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 32:
+        raise ValidationError("must be base64 of 32 bytes (an AES-256 key)", "sse_customer_key")
+    if data.get("allow_http"):
+        raise ValidationError(
+            "refused over plain http:// (the key would travel in the clear): use an https:// endpoint",
+            "sse_customer_key",
+        )
+
+
 class S3Schema(_CloudSchema):
     bucket = mf.String(required=True, validate=validate.Length(min=1))
     region = mf.String(allow_none=True, load_default=None)
@@ -84,6 +120,11 @@ class S3Schema(_CloudSchema):
     session_token = mf.String(allow_none=True, load_default=None)
     path_style = mf.Boolean(allow_none=True, load_default=None)
     allow_http = mf.Boolean(allow_none=True, load_default=None)
+    ca_bundle = mf.String(allow_none=True, load_default=None, validate=validate.Length(min=1))
+    server_side_encryption = mf.String(allow_none=True, load_default=None, validate=validate.OneOf(SSE_MODES))
+    sse_kms_key_id = mf.String(allow_none=True, load_default=None, validate=validate.Length(min=1))
+    sse_bucket_key_enabled = mf.Boolean(allow_none=True, load_default=None)
+    sse_customer_key = mf.String(allow_none=True, load_default=None)
 
     @pre_load
     def aliases(self, data: Any, **_: Any) -> Any:
@@ -115,6 +156,7 @@ class S3Schema(_CloudSchema):
                 "or use an https:// endpoint",
                 "allow_http",
             )
+        _check_sse(data)
         return _drop_nones(data)
 
 
@@ -132,6 +174,7 @@ class AzureSchema(_CloudSchema):
     use_managed_identity = mf.Boolean(allow_none=True, load_default=None)
     # A SAS token comes before all of these (checked when the backend is built).
     sas_token = mf.String(allow_none=True, load_default=None, validate=validate.Length(min=1))
+    encryption_scope = mf.String(allow_none=True, load_default=None, validate=validate.Length(min=1, max=63))
 
 
 class GcsSchema(_CloudSchema):
@@ -139,6 +182,14 @@ class GcsSchema(_CloudSchema):
     service_account_path = mf.String(allow_none=True, load_default=None)
     endpoint = mf.Url(allow_none=True, load_default=None, require_tld=False, schemes={"http", "https"})
     project_id = mf.String(allow_none=True, load_default=None)
+    kms_key_name = mf.String(
+        allow_none=True,
+        load_default=None,
+        validate=validate.Regexp(
+            r"^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$",
+            error="must be projects/P/locations/L/keyRings/R/cryptoKeys/K",
+        ),
+    )
 
     @pre_load
     def aliases(self, data: Any, **_: Any) -> Any:

@@ -74,6 +74,10 @@ class CircuitOpenError(BackendError):
     """The circuit breaker is open: calls are refused until it half-opens."""
 
 
+class StorageOutageError(BackendError, TimeoutError):
+    """Storage stayed unreachable past the run's outage deadline (see :mod:`libkb.storage.outage`)."""
+
+
 __all__ = [
     "BackendError",
     "CircuitOpenError",
@@ -82,4 +86,5 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "StorageError",
+    "StorageOutageError",
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from libkb.storage.base import DEFAULT_CHUNK_SIZE, BytesLike, ObjectMetadata, StorageBackend
+from libkb.storage.outage import OutageWatch
 
 
 class NestedBackend(StorageBackend):
@@ -39,6 +40,9 @@ class NestedBackend(StorageBackend):
     @property
     def stream_hold_bytes(self) -> int:
         return self.backend.stream_hold_bytes
+
+    def ride_outages(self, watch: OutageWatch | None) -> None:
+        self.backend.ride_outages(watch)
 
     def put(self, key: str, data: BytesLike) -> None:
         self.backend.put(self._key(key), data)

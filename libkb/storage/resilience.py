@@ -6,6 +6,9 @@ still failed after their retries: after ``breaker_failure_threshold`` of them
 in a row it opens and refuses calls at once (``CircuitOpenError``) for
 ``breaker_reset_secs``, then lets a trial call through. Answers such as "not
 found" or "access denied" prove the service is up and do not count.
+
+Beyond that, a run may ride through an outage of minutes: see
+:mod:`libkb.storage.outage` (``outage``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from tenacity import (
 )
 
 from libkb.storage.errors import BackendError, CircuitOpenError
+from libkb.storage.outage import OutageWatch
 from libkb.storage.settings import ResilienceConfig
 
 T = TypeVar("T")
@@ -98,6 +102,8 @@ class Resilience:
         self.backend = backend
         self._on_retry = on_retry
         self.breaker = CircuitBreaker(config.breaker_failure_threshold, config.breaker_reset_secs)
+        #: The run's outage deadline, once it installs one (:mod:`libkb.storage.outage`).
+        self.outage: OutageWatch | None = None
 
     def _log_retry(self, state: RetryCallState) -> None:
         if self._on_retry is not None:
@@ -106,7 +112,12 @@ class Resilience:
         log.warning("%s: attempt %d failed, retrying: %s", self.backend, state.attempt_number, exc)
 
     def retry(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` with retries only (used for parts of an operation)."""
+        """Run ``fn`` with retries only (used for parts of an operation); rides an outage if watched."""
+        if self.outage is not None:
+            return self.outage.ride(lambda: self._retry(fn))
+        return self._retry(fn)
+
+    def _retry(self, fn: Callable[[], T]) -> T:
         retrying = Retrying(
             retry=retry_if_exception(_is_transient),
             stop=stop_after_attempt(max(1, self.config.max_attempts)),
@@ -119,7 +130,25 @@ class Resilience:
         return retrying(fn)
 
     def call(self, fn: Callable[[], T], *, retry: bool = True, key: str | None = None) -> T:
-        """Run one operation through the breaker, with retries unless ``retry`` is False."""
+        """Run one operation through the breaker, with retries unless ``retry`` is False.
+
+        With an outage watch, the operation is tried again until its deadline;
+        one that cannot be repeated (``retry`` False: a stream read once) only
+        waits while the breaker refuses it, before it starts.
+        """
+        outage = self.outage
+        if outage is None:
+            return self._call(fn, retry, key)
+        if retry:
+            return outage.ride(lambda: self._call(fn, True, key))
+        outage.ride(lambda: self._admit(key))
+        return self._guarded(fn, False)
+
+    def _call(self, fn: Callable[[], T], retry: bool, key: str | None) -> T:
+        self._admit(key)
+        return self._guarded(fn, retry)
+
+    def _admit(self, key: str | None) -> None:
         try:
             self.breaker.before()
         except _Refused:
@@ -129,8 +158,11 @@ class Resilience:
                 key=key,
                 hint=f"the service keeps failing; calls resume after {self.config.breaker_reset_secs:g}s",
             ) from None
+
+    def _guarded(self, fn: Callable[[], T], retry: bool) -> T:
+        """``fn`` (admitted by the breaker), its outcome counted by the breaker."""
         try:
-            result = self.retry(fn) if retry else fn()
+            result = self._retry(fn) if retry else fn()
         except BackendError:
             self.breaker.failure()  # the service is failing
             raise

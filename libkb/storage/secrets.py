@@ -10,7 +10,7 @@ import os
 
 from libkb.storage.drivers.azure.sas import SAS_TOKEN_ENV, secret_forms
 
-_SECRET_FIELDS = ("secret_key", "session_token", "account_key", "client_secret")
+_SECRET_FIELDS = ("secret_key", "session_token", "account_key", "client_secret", "sse_customer_key")
 
 
 def storage_secrets(config: object) -> list[str]:

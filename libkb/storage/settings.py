@@ -86,6 +86,16 @@ class S3Config(StorageBackendConfig):
     allow_http: bool | None = None
     resilience: ResilienceConfig = field(default_factory=ResilienceConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
+    #: A PEM file of CA certificates for an https endpoint signed by a private CA
+    #: (default: ``AWS_CA_BUNDLE``, else the system's).
+    ca_bundle: str | None = None
+    #: Server-side encryption of every object: ``AES256`` (SSE-S3), ``aws:kms`` (SSE-KMS,
+    #: with ``sse_kms_key_id`` and ``sse_bucket_key_enabled``) or ``sse-c`` (``sse_customer_key``).
+    server_side_encryption: str | None = None
+    sse_kms_key_id: str | None = None
+    sse_bucket_key_enabled: bool | None = None
+    #: SSE-C: base64 of a 32-byte key, sent with every object request (refused over http://).
+    sse_customer_key: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.allow_http is None:
@@ -118,6 +128,8 @@ class AzureConfig(StorageBackendConfig):
     #: ``?``); it comes before an account key, as in the original tool. Without one,
     #: and without an account key, ``AZURE_STORAGE_SAS_TOKEN`` is read.
     sas_token: str | None = field(default=None, repr=False)
+    #: An encryption scope of the storage account: every blob libkb writes is encrypted under it.
+    encryption_scope: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +142,9 @@ class GcsConfig(StorageBackendConfig):
     endpoint: str | None = None
     #: The project new buckets are created in (only bucket creation needs one).
     project_id: str | None = None
+    #: A Cloud KMS key (``projects/P/locations/L/keyRings/R/cryptoKeys/K``): every object libkb
+    #: writes is encrypted with it (CMEK) instead of the bucket's default.
+    kms_key_name: str | None = None
     resilience: ResilienceConfig = field(default_factory=ResilienceConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
 

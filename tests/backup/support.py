@@ -100,6 +100,10 @@ class Owner:
     def lost(self) -> bool:
         return self._lost
 
+    def fence(self) -> None:
+        if self._lost:
+            raise LeaseLostError(f"lost the lease on backup {BID!r}")
+
     def lose(self) -> None:
         self._lost = True
 

@@ -8,6 +8,7 @@ from concurrent.futures import Future
 
 import pytest
 
+from libkb.backup import builder as builder_module
 from libkb.backup.builder import OpenPartition, SegmentBuilder, SegmentLimits
 from libkb.backup.plan import PartitionPlan
 from libkb.backup.store import PartitionLane
@@ -250,6 +251,37 @@ def test_waiting_for_storage_keeps_reporting_progress(store: Store) -> None:
     add(st, 1, 2)
     parts.builder.seal(st)  # two records do not fit next to the held one: wait for storage
     assert parts.heartbeats >= 1
+    parts.builder.close(st)
+    assert parts.stored() == [(0, 1, [0]), (1, 3, [1, 2])]
+    parts.pipeline.close()
+
+
+class Intake:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def pause(self) -> None:
+        self.calls.append("pause")
+
+    def resume(self) -> None:
+        self.calls.append("resume")
+
+
+def test_a_long_wait_for_storage_pauses_the_consumer_until_the_budget_has_room(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(builder_module, "PAUSE_AFTER_SECS", 0.2)
+    parts = Parts(store, budget=2 * RECORD)
+    intake = parts.builder.intake = Intake()
+    st = parts.open()
+    add(st, 0)
+    parts.builder.seal(st)
+    gate = store.hold(segment_key(BID, "t", 0, 0))
+    parts.builder.close(st)  # its upload holds the block's budget until the gate opens
+    parts.on_heartbeat = lambda: gate.set() if intake.calls == ["pause"] else None
+    add(st, 1, 2)
+    parts.builder.seal(st)  # storage does not take the block: wait, pause, and resume once it does
+    assert intake.calls == ["pause", "resume"]
     parts.builder.close(st)
     assert parts.stored() == [(0, 1, [0]), (1, 3, [1, 2])]
     parts.pipeline.close()

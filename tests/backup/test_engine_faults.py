@@ -57,7 +57,8 @@ STEPS = {
     "manifest-write-at-end": Step((Fault("put", "/manifest.json", nth=2),)),
     "lease-acquisition": Step((Fault("put_if_absent", "/lease/"),)),
     "lease-renewal": Step(
-        (Fault("put", "/lease/", times=1_000_000),),
+        # Renewals fail, and so does taking the next generation once the lease expired.
+        (Fault("put", "/lease/", times=1_000_000), Fault("put_if_absent", "/lease/", nth=2, times=1_000_000)),
         consumer=lambda: ConsumerFaults(hold={(TOPIC, 0): 50}),  # the run lasts until it sees the loss
         lease_ttl_secs=SHORT_TTL,
         raises=LeaseLostError,

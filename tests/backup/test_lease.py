@@ -14,10 +14,19 @@ from pathlib import Path
 
 import pytest
 
-from libkb.backup.lease import Lease, LeaseHeldError, LeaseInfo, current_lease, lease_is_live, read_lease
+from libkb.backup.lease import (
+    Lease,
+    LeaseHeldError,
+    LeaseInfo,
+    LeaseLostError,
+    current_lease,
+    lease_is_live,
+    read_lease,
+)
 from libkb.catalog import describe_backup, list_backups, validate_backup
 from libkb.format.models import RunInfo, lease_generation_key, lease_key, legacy_lease_key, manifest_key
 from libkb.storage import (
+    BackendError,
     BytesLike,
     FilesystemConfig,
     MemoryConfig,
@@ -45,17 +54,20 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StorageB
 class Hooked(StorageBackend):
     """Delegates to ``inner``; runs ``before[op]`` once, just before the first call of that operation.
 
-    ``fail`` makes every listing raise, as an unreachable store would.
+    ``fail`` makes every call raise, as an unreachable store would.
     """
 
     def __init__(self, inner: StorageBackend) -> None:
         self.inner = inner
         self.before: dict[str, Callable[[], None]] = {}
         self.fail = False
+        self.denied = False
 
     def _hook(self, op: str) -> None:
+        if self.denied:
+            raise StorageError("access denied", backend="test")
         if self.fail:
-            raise StorageError("store unreachable", backend="test")
+            raise BackendError("store unreachable", backend="test", transient=True)
         hook = self.before.pop(op, None)
         if hook is not None:
             hook()
@@ -367,14 +379,66 @@ def test_the_renewal_thread_notices_a_successor(backend: StorageBackend, leases:
     assert lease.lost.wait(30)
 
 
-def test_the_renewal_thread_gives_up_when_the_store_stays_unreachable(
+def test_the_renewal_thread_gives_up_when_renewals_fail_for_another_reason(
     backend: StorageBackend, leases: list[Lease]
 ) -> None:
+    """Storage answers, but not the way renewal needs (a denied write): waiting would not heal it."""
     hooked = Hooked(backend)
     lease = new_lease(hooked, "run-a", leases, ttl=0.03)
     lease.acquire()
-    hooked.fail = True
+    hooked.denied = True
     assert lease.lost.wait(30)
+    assert "could not be renewed: [test] access denied" in lease.lost_reason
+
+
+def test_a_fresh_lease_needs_no_storage_to_fence_a_write(
+    backend: StorageBackend, leases: list[Lease]
+) -> None:
+    hooked = Hooked(backend)
+    lease = new_lease(hooked, "run-a", leases)
+    lease.acquire()
+    hooked.fail = True
+    lease.ensure_fresh()  # renewed moments ago: nobody can have taken over
+
+
+def test_after_an_outage_past_the_ttl_the_next_write_takes_the_next_generation(
+    backend: StorageBackend, leases: list[Lease]
+) -> None:
+    hooked = Hooked(backend)
+    lease = new_lease(hooked, "run-a", leases, ttl=0.3)
+    lease.acquire()
+    hooked.fail = True
+    time.sleep(0.5)  # the lease expired while storage was unreachable
+    with pytest.raises(StorageError, match="store unreachable"):
+        lease.ensure_fresh()  # a write could not go through either
+    hooked.fail = False
+    lease._stop.set()  # only the write's re-check renews from here
+    lease.ensure_fresh()
+    assert lease.generation == 2 and not lease.lost.is_set()
+    # A contender that saw generation 1 expired aims at 2, and loses.
+    assert lease_keys(backend) == [lease_generation_key(BID, 2)]
+    info = read_lease(backend, lease_generation_key(BID, 2))
+    assert info is not None and info.run_id == "run-a"
+
+
+def test_a_run_taken_over_during_an_outage_stops_before_its_next_write(
+    backend: StorageBackend, leases: list[Lease]
+) -> None:
+    hooked = Hooked(backend)
+    lease = new_lease(hooked, "run-a", leases, ttl=0.3)
+    lease.acquire()
+    hooked.fail = True
+    time.sleep(0.5)
+    put_lease(backend, 2, "run-b", now_ms() + TTL_MS)  # another run took over meanwhile
+    hooked.fail = False
+    with pytest.raises(
+        LeaseLostError, match=r"lost the lease.*run run-b on host host-9.*writes nothing more"
+    ):
+        lease.ensure_fresh()
+    assert lease.lost.is_set()
+    lease.release()  # a run that lost the lease leaves the successor's alone
+    info = read_lease(backend, lease_generation_key(BID, 2))
+    assert info is not None and info.run_id == "run-b" and not info.released
 
 
 # -- lease.json of earlier builds -------------------------------------------------------------------------

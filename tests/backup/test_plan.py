@@ -37,3 +37,20 @@ def test_stored_coverage_wins_over_a_start_offset() -> None:
 def test_a_stored_end_past_the_log_is_refused() -> None:
     with pytest.raises(PlanError, match="deleted and recreated"):
         plan_partitions({("t", 1): 70}, OFFSETS, start_offset="earliest", snapshot=True)
+
+
+def test_each_plan_says_why_it_starts_where_it_does() -> None:
+    """What ``backup --dry-run`` shows beside each start offset."""
+    plans = plan_partitions(
+        {("t", 0): 5, ("t", 1): 30, ("u", 0): None},
+        {**OFFSETS, ("u", 0): PartitionOffsets(0, 9), ("u", 1): PartitionOffsets(0, 9)},
+        start_offset="latest",
+        snapshot=True,
+        start_offsets={"u": {1: 4}},
+    )
+    assert [(p.topic, p.partition, p.start, p.origin) for p in plans] == [
+        ("t", 0, 10, "retention"),  # stored up to 5, retention deleted up to 10 since
+        ("t", 1, 30, "stored"),
+        ("u", 0, 9, "latest"),
+        ("u", 1, 4, "start_offsets"),
+    ]

@@ -136,16 +136,19 @@ def test_a_missing_range_after_a_failed_segment_is_not_indexed(store: Store, pip
     assert not store.backend.exists(index_key(BID, "t", 0))
 
 
-def test_index_writes_are_fenced_by_ownership(store: Store, owner: Owner, pipeline: StorePipeline) -> None:
+def test_segment_and_index_writes_are_fenced_by_ownership(
+    store: Store, owner: Owner, pipeline: StorePipeline
+) -> None:
     p0 = lane()
     queue_segment(pipeline, p0, 0, 3)
     pipeline.wait()
-    assert owner.fences == [("t", 0)]
+    assert owner.fences == [("t", 0), ("t", 0)]  # the segment, then the index
     owner.lose()
     queue_segment(pipeline, p0, 3, 6)
-    with pytest.raises(LeaseLostError, match=r"segment-00000000000000000003\.kbs is not indexed"):
+    with pytest.raises(LeaseLostError, match=r"segment-00000000000000000003\.kbs is not stored"):
         pipeline.wait()
     assert [s.key for s in store.index("t", 0).segments] == [seg(0)]
+    assert not store.backend.exists(seg(3))  # a successor may store its own segment there
     with pytest.raises(LeaseLostError, match="the missing range 6-9 is not indexed"):
         pipeline.store_index(p0, "the missing range 6-9", lambda index: None)
 

@@ -108,4 +108,34 @@ def test_the_command_logs_the_files_warnings_as_json(
     entry = json.loads(first)
     assert entry["message"].startswith(f"{path}: restore.consumer_group_strategy: not used: ")
     assert entry["backup_id"] == "nothing-here"
-    assert last.startswith("kafka-backup: error: ")
+    error = json.loads(last)  # the final error line is a JSON object too
+    assert (error["level"], error["logger"], error["backup_id"]) == ("ERROR", "kafka-backup", "nothing-here")
+    assert error["message"].startswith("nothing is stored at ")
+
+
+def test_the_log_format_flag_writes_json_lines_and_wins_over_the_job_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = job_file(tmp_path, "logging:\n  format: text\n")
+    assert main(["validate-restore", "--log-format", "json", "--config", str(path)]) == 1
+    entries = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert entries and all(e["backup_id"] == "nightly" for e in entries)
+    assert {"time", "level", "logger", "message"} <= set(entries[-1])
+    text = json.dumps(entries)
+    assert PASSWORD not in text and SECRET not in text
+    path = job_file(tmp_path, "logging:\n  format: json\n")
+    assert main(["--log-format", "text", "validate-restore", "--config", str(path)]) == 1
+    assert capsys.readouterr().err.splitlines()[-1].startswith("kafka-backup: error: ")
+
+
+def test_extra_fields_are_keys_of_the_json_line_and_masked(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    configure(0, stream=stream, fmt="json")
+    load_job(str(job_file(tmp_path, "")))
+    logging.getLogger("libkb.backup").info(
+        "segment stored",
+        extra={"topic": "orders", "partition": 3, "records": 500, "url": f"s3://k:{SECRET}@b"},
+    )
+    entry = json.loads(lines(stream)[-1])
+    assert (entry["topic"], entry["partition"], entry["records"]) == ("orders", 3, 500)
+    assert entry["url"] == "s3://k:***@b" and entry["message"] == "segment stored"

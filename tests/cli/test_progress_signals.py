@@ -6,6 +6,7 @@ import fcntl
 import io
 import logging
 import os
+import select
 import signal
 import struct
 import subprocess
@@ -151,6 +152,14 @@ def test_repeated_log_lines_are_shown_once_per_window() -> None:
     assert repeat.filter(again) and again.getMessage() == "connect failed (repeated 4 times)"
 
 
+def _drain(fd: int) -> str:
+    """Everything written so far: one read of a pty may return only the first chunk."""
+    chunks = []
+    while select.select([fd], [], [], 0.5)[0]:
+        chunks.append(os.read(fd, 65536))
+    return b"".join(chunks).decode()
+
+
 def test_a_pty_gets_the_bar_without_stray_punctuation() -> None:
     main, side = os.openpty()
     fcntl.ioctl(side, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 200, 0, 0))
@@ -159,7 +168,7 @@ def test_a_pty_gets_the_bar_without_stray_punctuation() -> None:
             display = make_progress("b1", stream)
             display.update(PROGRESS)
             display.close()
-        text = os.read(main, 65536).decode()
+        text = _drain(main)
     finally:
         os.close(main)
         os.close(side)

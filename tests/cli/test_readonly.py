@@ -60,16 +60,25 @@ def test_read_only_commands_on_a_stored_backup_leave_it_unchanged(
     assert sorted(backend.list()) == before
 
 
-def test_validate_restore_on_a_missing_location_names_it_and_creates_nothing(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
+@pytest.mark.parametrize(
+    ("command", "extra"),
+    [
+        (["validate-restore"], ""),
+        (["restore", "--dry-run"], ""),
+        (["restore"], "restore:\n  dry_run: true\n"),  # the job file's dry run plans the same way
+    ],
+    ids=["validate-restore", "restore --dry-run", "restore.dry_run"],
+)
+def test_restore_plans_on_a_missing_location_name_it_and_create_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, command: list[str], extra: str
 ) -> None:
     typo = tmp_path / "bakcups"
     config = tmp_path / "restore.yaml"
     config.write_text(
         "mode: restore\nbackup_id: b1\ntarget:\n  bootstrap_servers: ['localhost:1']\n"
-        f"storage:\n  backend: filesystem\n  path: {typo}\n"
+        f"storage:\n  backend: filesystem\n  path: {typo}\n{extra}"
     )
-    code, out, err = _run(capsys, ["validate-restore", "--config", str(config)])
+    code, out, err = _run(capsys, [*command, "--config", str(config)])
     assert (code, out) == (1, "")
     assert err == (
         f"kafka-backup: error: nothing is stored at {typo} (the storage of {config}): it does not exist "

@@ -36,6 +36,10 @@ CASES = {
         "segment_max_bytes: must be greater than or equal to",
     ),
     "one-of": (BASE + "backup:\n  compression: rar\n", "backup.compression: must be one of: zstd, lz4, none"),
+    "outage-deadline": (
+        BASE + "backup:\n  storage_outage_timeout_secs: -1\n",
+        "backup.storage_outage_timeout_secs: must be greater than or equal to 0",
+    ),
 }
 
 
@@ -69,3 +73,20 @@ def test_backup_of_a_restore_file_names_the_file(capsys: pytest.CaptureFixture[s
         err
         == f"kafka-backup: error: {path}: mode: mode is 'restore'; use kafka-backup restore for this file\n"
     )
+
+
+def test_the_storage_outage_deadline_is_a_backup_and_a_restore_key(tmp_path: Path) -> None:
+    backup = tmp_path / "backup.yaml"
+    backup.write_text(BASE + "backup:\n  storage_outage_timeout_secs: 120\n")
+    assert load_job(str(backup)).backup.storage_outage_timeout_secs == 120
+    restore = tmp_path / "restore.yaml"
+    restore.write_text(
+        "mode: restore\nbackup_id: b\ntarget:\n  bootstrap_servers: ['h:1']\n"
+        "storage:\n  backend: filesystem\n  path: /x\nrestore:\n  storage_outage_timeout_secs: 0\n"
+    )
+    assert (
+        load_job(str(restore)).restore.storage_outage_timeout_secs == 0
+    )  # 0: fail after the backend's retries
+    assert (
+        load_job(str(backup)).restore.storage_outage_timeout_secs == 900
+    )  # the default rides through minutes

@@ -14,7 +14,15 @@ from collections.abc import Iterable
 from concurrent.futures import Future
 from typing import Any, TypeVar, cast
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, Node, TopicPartition
+from confluent_kafka import (
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    KafkaException,
+    Node,
+    TopicCollection,
+    TopicPartition,
+    Uuid,
+)
 from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not re-exported in stubs
     AdminClient,
     BrokerMetadata,
@@ -30,6 +38,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not re-expo
     NewTopic,
     OffsetSpec,
     PartitionMetadata,
+    TopicDescription,
     TopicMetadata,
 )
 
@@ -83,6 +92,18 @@ class FakeAdminClient:
                 topic_metadata.partitions[p] = part
             metadata.topics[name] = topic_metadata
         return metadata
+
+    def describe_topics(
+        self, topics: TopicCollection, request_timeout: float = -1
+    ) -> dict[str, Future[TopicDescription]]:
+        out = {}
+        for name in topics.topic_names:
+            topic = self.cluster.topics.get(name)
+            if topic is None:
+                out[name] = _failed(KafkaError.UNKNOWN_TOPIC_OR_PART, f"unknown topic {name}")
+                continue
+            out[name] = _done(TopicDescription(name, Uuid(*topic.uuid), False, []))
+        return out
 
     def describe_configs(
         self, resources: list[ConfigResource], request_timeout: float = -1

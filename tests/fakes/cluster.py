@@ -53,6 +53,8 @@ class FakeTopic:
     partitions: list[FakePartition]
     configs: dict[str, str] = field(default_factory=dict)
     replication_factor: int = 1
+    #: The topic id's two halves (KIP-516); (0, 0): none, as a broker before Kafka 2.8 answers.
+    uuid: tuple[int, int] = (0, 0)
 
 
 class FakeCluster:
@@ -75,12 +77,14 @@ class FakeCluster:
         partitions: int = 1,
         configs: dict[str, str] | None = None,
         replication_factor: int = 1,
+        *,
+        uuid: tuple[int, int] = (0, 0),
     ) -> None:
         with self._changed:
             if name in self.topics:
                 raise ValueError(f"topic {name!r} exists")
             self.topics[name] = FakeTopic(
-                [FakePartition() for _ in range(partitions)], dict(configs or {}), replication_factor
+                [FakePartition() for _ in range(partitions)], dict(configs or {}), replication_factor, uuid
             )
 
     def partition(self, topic: str, partition: int) -> FakePartition:

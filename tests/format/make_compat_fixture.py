@@ -53,6 +53,17 @@ whose manifest's ``continues`` says where each partition's Rust part ends.
     missing range (it goes with the pruned range); ``metrics[2]`` pruned
     whole (its index keeps only a pruned range, and so its resume position).
 
+``v5`` (topic ids and incarnations) holds v1's two backups again and:
+
+``recreated`` (version 5 on)
+    two runs over topics with ids (KIP-516). Between them ``orders`` (two
+    partitions) was deleted and re-created with one partition and a new id;
+    the second run (``backup.on_topic_recreated: new_incarnation``) stored
+    the new log as incarnation 2, ``orders@2``, starting at offset 0 again,
+    while ``audit`` (same id) continued. The manifest (it records ids) and
+    ``orders@2``'s index are version 5; every other index and every segment
+    stays version 1.
+
 ``v7`` (codec zstd-stream) holds one backup:
 
 ``stream``
@@ -85,7 +96,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from libkb import __version__
+from libkb.backup.envelope import Envelope
 from libkb.backup.lease import LeaseInfo
+from libkb.format.encryption import ALGORITHM, ENCRYPTION_VERSION, FLAG_ENCRYPTED, BlockEncryption, DataKey
 from libkb.format.models import (
     GroupOffsets,
     Manifest,
@@ -101,6 +114,7 @@ from libkb.format.models import (
     legacy_lease_key,
     manifest_key,
     segment_key,
+    stored_topic,
 )
 from libkb.format.segment import (
     CODEC_LZ4,
@@ -115,9 +129,11 @@ from libkb.format.segment import (
     SegmentReader,
     SegmentWriter,
     encode_segment,
+    encrypted_chain,
 )
 from libkb.format.transforms import BlockContext
 from libkb.format.zstream import StreamEncoder
+from libkb.keys import Keyring, LocalKek
 from libkb.metrics import RunMetrics
 from libkb.retention import PartitionCut, apply_cut
 from libkb.storage import FilesystemConfig, StorageBackend, create_backend_from_config
@@ -591,9 +607,176 @@ def write_pruned(backend: StorageBackend) -> None:
     prune(backend, indexes[0], 1, PRUNE2_MS, PRUNE2, delete=False)
 
 
+RUN8_MS = 1_704_672_000_000  # 2024-01-08T00:00:00Z
+RUN9_MS = 1_704_758_400_000  # 2024-01-09T00:00:00Z
+ORDERS_ID_1 = "2bJ7mXq0R4aC1dE5fG9hIw"  # orders before it was deleted
+ORDERS_ID_2 = "Vx3kL8pQ2nM6oR1sT5uW7g"  # orders re-created under the same name
+AUDIT_ID = "Yz9aB2cD4eF6gH8iJ0kL1m"
+
+
+def first_log(partition: int, first: int, end: int) -> list[Record]:
+    return [
+        (o, RUN8_MS + 1000 * o + partition, 1, f"old-{partition}-{o}".encode(), b"first log", None)
+        for o in range(first, end)
+    ]
+
+
+def second_log(first: int, end: int) -> list[Record]:
+    return [(o, RUN9_MS + 1000 * o, 1, f"new-{o}".encode(), b"second log", None) for o in range(first, end)]
+
+
+def audit_log(first: int, end: int, when: int) -> list[Record]:
+    return [(o, when + o, 1, None, f"audit {o}".encode(), [("who", b"ops")]) for o in range(first, end)]
+
+
+def write_recreated(backend: StorageBackend) -> None:
+    bid = "recreated"
+    z = CODEC_ZSTD
+    indexes: dict[tuple[str, int], PartitionIndex] = {}
+
+    def store(topic: str, partition: int, base: int, records: list[Record], created: int) -> None:
+        index = indexes.setdefault((topic, partition), PartitionIndex(topic, partition))
+        end = records[-1][0] + 1
+        index.segments.append(write_segment(backend, bid, topic, partition, base, end, [records], z, created))
+        backend.put(index_key(bid, topic, partition), index.to_json())
+
+    run1 = RunInfo("20240108T000000Z-eeeeeeee", RUN8_MS, mode="snapshot")
+    take_lease(backend, bid, 1, LeaseInfo(run1.run_id, "backup-host-8", 8888, RUN8_MS + 60_000, generation=1))
+    manifest = Manifest(
+        backup_id=bid,
+        created_ms=RUN8_MS,
+        updated_ms=RUN8_MS,
+        compression="zstd",
+        topics={"audit": TopicInfo(1, 1, {}, AUDIT_ID), "orders": TopicInfo(2, 1, {}, ORDERS_ID_1)},
+        runs=[run1],
+        source_cluster_id="Q7s3nXn1T2yG2b2lGqkZ1w",
+        libkb_version=__version__,
+    )
+    backend.put(manifest_key(bid), manifest.to_json())
+    store("orders", 0, 0, first_log(0, 0, 3), RUN8_MS + 5000)
+    store("orders", 1, 0, first_log(1, 0, 2), RUN8_MS + 5000)
+    store("audit", 0, 0, audit_log(0, 2, RUN8_MS), RUN8_MS + 5000)
+    run1.status, run1.finished_ms = "complete", RUN8_MS + 60_000
+    run1.records, run1.bytes = stats(first_log(0, 0, 3), first_log(1, 0, 2), audit_log(0, 2, RUN8_MS))
+    manifest.updated_ms = run1.finished_ms
+    backend.put(manifest_key(bid), manifest.to_json())
+
+    # run 2: orders has another id (deleted, re-created with one partition): its next incarnation
+    run2 = RunInfo("20240109T000000Z-ffffffff", RUN9_MS, mode="snapshot")
+    lease = LeaseInfo(run2.run_id, "backup-host-9", 9999, RUN9_MS + 60_000, generation=2)
+    take_lease(backend, bid, 2, lease)
+    incarnation = stored_topic("orders", 2)
+    manifest.topics[incarnation] = TopicInfo(1, 1, {"retention.ms": "86400000"}, ORDERS_ID_2)
+    manifest.runs.append(run2)
+    manifest.updated_ms = RUN9_MS
+    backend.put(manifest_key(bid), manifest.to_json())
+    store(incarnation, 0, 0, second_log(0, 4), RUN9_MS + 5000)
+    store("audit", 0, 2, audit_log(2, 4, RUN9_MS), RUN9_MS + 5000)
+    run2.status, run2.finished_ms = "complete", RUN9_MS + 60_000
+    run2.records, run2.bytes = stats(second_log(0, 4), audit_log(2, 4, RUN9_MS))
+    manifest.updated_ms = run2.finished_ms
+    backend.put(manifest_key(bid), manifest.to_json())
+    backend.put(lease_generation_key(bid, 2), replace(lease, released=True).to_json())
+
+
+# -- backup "sealed" (encryption, format version 6) ----------------------------------------------
+
+#: The fixture's two local keys: published test keys (never use them), the first retired by rotation.
+SEALED_KEYS = {
+    "compat-kek-1": hashlib.sha256(b"libkb compat fixture v6: compat-kek-1").digest(),
+    "compat-kek-2": hashlib.sha256(b"libkb compat fixture v6: compat-kek-2").digest(),
+}
+SEALED_0_A: list[list[Record]] = [
+    [(0, RUN8_MS, 1, b"card-1", b"charge 10.00 EUR", [("trace", b"t1"), ("trace", None)])],
+    [(1, RUN8_MS + 10, 2, None, b"charge 12.50 EUR", None), (2, RUN8_MS + 5, 1, b"card-1", None, None)],
+]
+SEALED_0_B: list[Record] = [
+    (4, RUN8_MS + 40, 1, b"", b"", None),
+    (5, RUN8_MS + 50, 1, b"card-3", b"\x00\xff", None),
+]
+SEALED_1_PLAIN: list[Record] = [(0, RUN8_MS + 1, 1, b"card-9", b"refund 3.00 EUR", None)]
+SEALED_1_B: list[Record] = [(1, RUN8_MS + 61, 1, b"card-9", b"charge 7.00 EUR", None)]
+
+
+def write_sealed_segment(
+    backend: StorageBackend,
+    envelope: Envelope,
+    place: tuple[str, int, int, int],
+    blocks: Sequence[Sequence[Record]],
+    codec: int,
+    created_ms: int,
+) -> SegmentEntry:
+    """An encrypted segment as the engine stores one: blocks compressed then encrypted with a fresh
+    data key, the key object (wrapped key, sealed footer) written before the segment is stored."""
+    topic, partition, base, end = place
+    data_key = DataKey.generate()
+    chain = encrypted_chain(codec, BlockEncryption(envelope.backup_id, data_key))
+    writer = SegmentWriter(topic, partition, base, codec, created_ms, FLAG_ENCRYPTED)
+    parts: list[bytes | bytearray] = [writer.header]
+    for records in blocks:
+        encoder = BlockEncoder()
+        for record in records:
+            encoder.add(*record)
+        context = BlockContext(topic, partition, base, writer.block_count, encoder.size)
+        parts += writer.add_block(encoder.take().transform(chain, context))
+    footer, tail = writer.finish(end)
+    key = segment_key(envelope.backup_id, topic, partition, base)
+    envelope.store(key, (topic, partition, base), data_key, envelope.wrap(key, data_key), tail)
+    backend.put_stream(key, iter([*parts, tail]))
+    return SegmentEntry.from_footer(key, base, footer, writer.size, CODEC_NAMES[codec], ALGORITHM)
+
+
+def write_sealed(backend: StorageBackend) -> None:
+    """Two runs: the first under compat-kek-1 (partition 1 not yet encrypted: a backup that turned
+    encryption on later), the second under compat-kek-2, with compat-kek-1 among the old keys."""
+    bid = "sealed"
+    indexes = {p: PartitionIndex("payments", p) for p in (0, 1)}
+
+    def store(partition: int, entry: SegmentEntry) -> None:
+        indexes[partition].segments.append(entry)
+        backend.put(index_key(bid, "payments", partition), indexes[partition].to_json())
+
+    def envelope(*ids: str) -> Envelope:
+        return Envelope(backend, bid, Keyring(keks=[LocalKek(i, SEALED_KEYS[i]) for i in ids]))
+
+    run1 = RunInfo("20240108T000000Z-eeeeeeee", RUN8_MS, mode="snapshot")
+    take_lease(backend, bid, 1, LeaseInfo(run1.run_id, "backup-host-8", 8888, RUN8_MS + 60_000, 1))
+    manifest = Manifest(
+        backup_id=bid, created_ms=RUN8_MS, updated_ms=RUN8_MS, compression="zstd",
+        topics={"payments": TopicInfo(2, 3, {"retention.ms": "-1"})}, runs=[run1],
+        source_cluster_id="Q7s3nXn1T2yG2b2lGqkZ1w", libkb_version=__version__,
+    )  # fmt: skip
+    backend.put(manifest_key(bid), manifest.to_json())
+    first = envelope("compat-kek-1")
+    store(
+        0, write_sealed_segment(backend, first, ("payments", 0, 0, 4), SEALED_0_A, CODEC_ZSTD, RUN8_MS + 5000)
+    )
+    store(1, write_segment(backend, bid, "payments", 1, 0, 1, [SEALED_1_PLAIN], CODEC_ZSTD, RUN8_MS + 5000))
+    run1.status, run1.finished_ms = "complete", RUN8_MS + 60_000
+    run1.records, run1.bytes = stats(*SEALED_0_A, SEALED_1_PLAIN)
+    manifest.updated_ms = run1.finished_ms
+    backend.put(manifest_key(bid), manifest.to_json())
+    released = LeaseInfo(run1.run_id, "backup-host-8", 8888, RUN8_MS + 60_000, 1, released=True)
+    backend.put(lease_generation_key(bid, 1), released.to_json())
+
+    run2 = RunInfo("20240108T010000Z-ffffffff", RUN8_MS + 3_600_000, mode="snapshot")
+    take_lease(backend, bid, 2, LeaseInfo(run2.run_id, "backup-host-8", 8889, RUN8_MS + 3_660_000, 2))
+    manifest.runs.append(run2)
+    second = envelope("compat-kek-2", "compat-kek-1")
+    created = RUN8_MS + 3_605_000
+    store(0, write_sealed_segment(backend, second, ("payments", 0, 4, 6), [SEALED_0_B], CODEC_NONE, created))
+    store(0, write_sealed_segment(backend, second, ("payments", 0, 6, 8), [], CODEC_ZSTD, created))
+    store(1, write_sealed_segment(backend, second, ("payments", 1, 1, 2), [SEALED_1_B], CODEC_LZ4, created))
+    run2.status, run2.finished_ms = "complete", RUN8_MS + 3_660_000
+    run2.records, run2.bytes = stats(SEALED_0_B, SEALED_1_B)
+    manifest.updated_ms = run2.finished_ms
+    backend.put(manifest_key(bid), manifest.to_json())
+    released = LeaseInfo(run2.run_id, "backup-host-8", 8889, RUN8_MS + 3_660_000, 2, released=True)
+    backend.put(lease_generation_key(bid, 2), released.to_json())
+
+
 # -- backup "stream" (v7): codec zstd-stream, one zstd context across a segment's blocks --------
 
-RUN8_MS = 1_704_672_000_000  # 2024-01-08T00:00:00Z
 #: Repeats across blocks 0 and 1 (what zstd-stream finds and zstd alone does not).
 _ROW = b'{"host":"host-a","rack":"r7","cpu":0.50,"mem":0.25,"disk":"ok","note":"steady"}' * 4
 
@@ -698,6 +881,8 @@ WRITERS: dict[int, tuple[Callable[[StorageBackend], None], ...]] = {
     2: (write_lz4,),
     3: (write_adopted,),
     4: (write_full, write_crashed, write_pruned),
+    5: (write_full, write_crashed, write_recreated),
+    ENCRYPTION_VERSION: (write_sealed,),
     ZSTD_STREAM_VERSION: (write_stream,),
 }
 

@@ -59,6 +59,7 @@ from libkb.format.models import (
     manifest_key,
     parse_lease_key,
     parse_segment_key,
+    parse_stored_topic,
     segment_key,
 )
 from libkb.format.segment import (
@@ -88,9 +89,6 @@ R4 = 1_704_326_400_000  # run 1 of "lz4" started
 R5 = 1_704_412_800_000  # run 2 of "lz4" started
 #: The format version each codec needs, as docs/format.rst states it (not taken from the code).
 CODEC_VERSION = {0: 1, 1: 1, 2: 2, 3: 7}
-#: Versions assigned to other work of this release (5: topic ids, 6: encryption) whose fixtures
-#: come with it; provisional, removed when their branches are merged.
-NOT_YET_HERE = {"v5", "v6"}
 JSON: list[tuple[str, bytes | None]] = [("content-type", b"application/json")]
 
 
@@ -123,6 +121,8 @@ class Expected:
     recovered: dict[str, PartitionIndex]
     #: segments a stopped prune left inside a pruned range (never read, deleted by a repair)
     pruned_leftovers: list[str] = dataclasses.field(default_factory=list)
+    #: backup id -> its restore's ``topic_mapping`` (stored topic -> target topic), where needed
+    restore_mapping: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
 
 
 def _entry(
@@ -424,7 +424,77 @@ def _v4() -> Expected:
     )
 
 
-R8 = 1_704_672_000_000  # the run of "stream"
+R8 = 1_704_672_000_000  # run 1 of "recreated" started
+R9 = 1_704_758_400_000  # run 2 of "recreated" started: orders had been deleted and re-created
+
+
+def _v5() -> Expected:
+    """v1's backups, and "recreated": topic ids, and a re-created topic backed up as incarnation 2."""
+    v1 = _v1()
+    b = "recreated"
+    a0 = _entry(b, "audit", 0, 0, 2, 2, 0, 1, R8, R8 + 1, 208, 66, "zstd")
+    a0b = _entry(b, "audit", 0, 2, 4, 2, 2, 3, R9 + 2, R9 + 3, 208, 66, "zstd")
+    o0 = _entry(b, "orders", 0, 0, 3, 3, 0, 2, R8, R8 + 2000, 220, 99, "zstd")
+    o1 = _entry(b, "orders", 1, 0, 2, 2, 0, 1, R8 + 1, R8 + 1001, 210, 66, "zstd")
+    n0 = _entry(b, "orders@2", 0, 0, 4, 4, 0, 3, R9, R9 + 3000, 231, 128, "zstd")
+
+    def first(p: int, lo: int, hi: int) -> list[list[Record]]:
+        return [
+            [(o, R8 + 1000 * o + p, 1, f"old-{p}-{o}".encode(), b"first log", None) for o in range(lo, hi)]
+        ]
+
+    def audit(lo: int, hi: int, when: int) -> list[list[Record]]:
+        return [[(o, when + o, 1, None, f"audit {o}".encode(), [("who", b"ops")]) for o in range(lo, hi)]]
+
+    second: list[list[Record]] = [
+        [(o, R9 + 1000 * o, 1, f"new-{o}".encode(), b"second log", None) for o in range(4)]
+    ]
+    segments = dict([
+        _seg(1, "audit", 0, 0, R8 + 5000, a0, 1, 1326364065, audit(0, 2, R8)),
+        _seg(1, "audit", 0, 2, R9 + 5000, a0b, 1, 1217114860, audit(2, 4, R9)),
+        _seg(1, "orders", 0, 0, R8 + 5000, o0, 1, 3285341989, first(0, 0, 3)),
+        _seg(1, "orders", 1, 0, R8 + 5000, o1, 1, 2127673013, first(1, 0, 2)),
+        # incarnation 2's segment names its stored topic; the segment itself is still version 1
+        _seg(1, "orders@2", 0, 0, R9 + 5000, n0, 1, 2545520888, second),
+    ])  # fmt: skip
+    indexes = {
+        index_key(b, "audit", 0): PartitionIndex("audit", 0, [a0, a0b], [], 1),
+        index_key(b, "orders", 0): PartitionIndex("orders", 0, [o0], [], 1),
+        index_key(b, "orders", 1): PartitionIndex("orders", 1, [o1], [], 1),
+        index_key(b, "orders@2", 0): PartitionIndex("orders@2", 0, [n0], [], 5),
+    }
+    manifest = Manifest(
+        backup_id=b,
+        created_ms=R8,
+        updated_ms=R9 + 60_000,
+        compression="zstd",
+        topics={
+            "audit": TopicInfo(1, 1, {}, "Yz9aB2cD4eF6gH8iJ0kL1m"),
+            "orders": TopicInfo(2, 1, {}, "2bJ7mXq0R4aC1dE5fG9hIw"),
+            "orders@2": TopicInfo(1, 1, {"retention.ms": "86400000"}, "Vx3kL8pQ2nM6oR1sT5uW7g"),
+        },
+        runs=[
+            RunInfo("20240108T000000Z-eeeeeeee", R8, R8 + 60_000, "complete", "snapshot", 7, 231),
+            RunInfo("20240109T000000Z-ffffffff", R9, R9 + 60_000, "complete", "snapshot", 6, 194),
+        ],
+        source_cluster_id="Q7s3nXn1T2yG2b2lGqkZ1w",
+        libkb_version="0.1.0",
+        format_version=5,
+    )
+    lease = LeaseInfo("20240109T000000Z-ffffffff", "backup-host-9", 9999, R9 + 60_000, 2, True)
+    return dataclasses.replace(
+        v1,
+        keys=sorted([*v1.keys, manifest_key(b), lease_generation_key(b, 2), *indexes, *segments]),
+        manifests={**v1.manifests, b: manifest},
+        listed={**v1.listed, b: ("complete", 13)},
+        indexes={**v1.indexes, **indexes},
+        segments={**v1.segments, **segments},
+        generations={**v1.generations, lease_generation_key(b, 2): lease},
+        # two incarnations of orders: each restored into a topic of its own
+        restore_mapping={b: {"orders": "orders-first-log", "orders@2": "orders"}},
+    )
+
+
 ROW = b'{"host":"host-a","rack":"r7","cpu":0.50,"mem":0.25,"disk":"ok","note":"steady"}' * 4
 
 
@@ -498,9 +568,10 @@ def _v7() -> Expected:
     )
 
 
-EXPECTED: dict[str, Expected] = {"v1": _v1(), "v2": _v2(), "v4": _v4(), "v7": _v7()}
-#: Versions whose fixture is not a plain libkb backup, each tested in a module of its own.
-OTHER_LAYOUTS = {"v3": "tests/format/test_compat_adopted.py"}
+EXPECTED: dict[str, Expected] = {"v1": _v1(), "v2": _v2(), "v4": _v4(), "v5": _v5(), "v7": _v7()}
+#: Versions whose fixture is not a plain libkb backup, each tested in a module of its own
+#: (v6: encrypted with random data keys and nonces, so never rewritten byte for byte).
+OTHER_LAYOUTS = {"v3": "tests/format/test_compat_adopted.py", "v6": "tests/format/test_compat_encrypted.py"}
 
 
 @pytest.fixture(params=[v for v in VERSIONS if v in EXPECTED])
@@ -593,7 +664,7 @@ def parse_per_spec(data: bytes) -> dict[str, Any]:
 
 
 def test_every_format_version_has_a_fixture_and_expectations() -> None:
-    assert [f"v{n}" for n in range(1, FORMAT_VERSION + 1) if f"v{n}" not in NOT_YET_HERE] == VERSIONS, (
+    assert [f"v{n}" for n in range(1, FORMAT_VERSION + 1)] == VERSIONS, (
         "each released format version needs tests/data/compat/v<N>/ (run tests/format/make_compat_fixture.py)"
     )
     assert sorted([*EXPECTED, *OTHER_LAYOUTS]) == sorted(VERSIONS), "add this version's expectations"
@@ -733,7 +804,10 @@ def test_restore_gives_back_the_exact_records(version: str, expected: Expected, 
                 "backup_id": backup_id,
                 "target": {"bootstrap_servers": ["fake:9092"], "topics": {"include": ["*"]}},
                 "storage": {"backend": "filesystem", "path": str(tmp_path / backup_id / version)},
-                "restore": {"create_topics": True},
+                "restore": {
+                    "create_topics": True,
+                    "topic_mapping": expected.restore_mapping.get(backup_id, {}),
+                },
             },
             source="test",
         )
@@ -748,7 +822,9 @@ def test_restore_gives_back_the_exact_records(version: str, expected: Expected, 
             result = engine.run()
         stored = _stored(expected, backup_id)
         assert result.status == "complete" and result.records == sum(map(len, stored.values()))
-        for (topic, partition), records in stored.items():
+        mapping = expected.restore_mapping.get(backup_id, {})
+        for (stored_name, partition), records in stored.items():
+            topic = mapping.get(stored_name, parse_stored_topic(stored_name)[0])
             # A restore produces each record's timestamp, key, value and headers; a record without a
             # timestamp (type 0, or -1) gets the target's time; no headers and [] are one on the wire.
             want = [

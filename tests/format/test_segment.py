@@ -14,6 +14,7 @@ from libkb.format.segment import (
     CODEC_NONE,
     CODEC_ZSTD,
     FOOTER_SIZE,
+    FORMAT_VERSION,
     Record,
     SegmentError,
     SegmentReader,
@@ -132,8 +133,8 @@ def test_newer_version_is_refused_clearly() -> None:
     blob[4] = 9
     with pytest.raises(
         SegmentError,
-        match=r"^x\.kbs: format version 9 is newer than this libkb reads \(1 to 7\): it was written by a "
-        "newer libkb; upgrade libkb$",
+        match=rf"^x\.kbs: format version 9 is newer than this libkb reads \(1 to {FORMAT_VERSION}\): it was "
+        "written by a newer libkb; upgrade libkb$",
     ):
         decode_header(bytes(blob), name="x.kbs")
 

@@ -10,6 +10,7 @@ before what it wants.
 from __future__ import annotations
 
 import importlib
+import struct
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,13 +18,17 @@ from typing import Any
 
 import pytest
 
+from libkb.format.checksum import block_crc
+from libkb.format.encryption import OVERHEAD, BlockEncryption, DataKey
 from libkb.format.segment import (
     CODEC_ZSTD,
     CODEC_ZSTD_STREAM,
     Record,
     SegmentError,
     SegmentReader,
+    block_records,
     encode_segment,
+    encrypted_chain,
 )
 from libkb.format.transforms import TransformError
 from libkb.format.zstream import KIND_CONTINUE, KIND_RAW, KIND_RESTART, StreamDecoder, StreamEncoder
@@ -169,3 +174,64 @@ def test_a_flipped_byte_names_its_block_and_spoils_no_more_than_its_interval(
         for record in reader.records():
             before.append(record)
     assert before == as_read(records[: blocks[5].first_offset])
+
+
+def test_an_encrypted_segment_compresses_in_the_stream_then_encrypts_each_block(
+    segment: tuple[bytes, list[Record]],
+) -> None:
+    """Compression first (the ratio is kept), encryption per block; reads decrypt, then decompress."""
+    plain, records = segment
+    key = DataKey.generate()
+    data = encode_segment(
+        "t", 0, 0, len(records), records, codec=CODEC_ZSTD_STREAM, block_bytes=16 * 1024,
+        restart_blocks=4, encryption=BlockEncryption("bk", key),
+    )  # fmt: skip
+    header = SegmentReader(data).header
+    assert header.encrypted and header.version == 7 and header.codec == CODEC_ZSTD_STREAM
+    # The stream encoder is deterministic: each block is its plain payload plus nonce and tag.
+    sizes = [b.length for b in SegmentReader(plain).blocks()]
+    blocks = list(SegmentReader(data).blocks())
+    assert [b.length for b in blocks] == [n + OVERHEAD for n in sizes]
+    with pytest.raises(SegmentError, match=r"s\.kbs: its blocks are encrypted; reading them needs its key"):
+        list(SegmentReader(data, name="s.kbs").records())
+    reader = SegmentReader(
+        data, name="s.kbs", chain=encrypted_chain(CODEC_ZSTD_STREAM, BlockEncryption("bk", key))
+    )
+    reader.verify()
+    assert list(reader.records()) == as_read(records)
+    decoder = reader.decoder()
+    payloads = [memoryview(data)[b.position + 32 : b.position + b.length] for b in blocks]
+    assert [decoder.kind(p, b) for p, b in zip(payloads, blocks, strict=True)] == kinds(plain)
+    assert KIND_CONTINUE in kinds(plain)  # the context does span encrypted blocks
+    start = blocks[6].first_offset  # mid-interval: the restart point is found through decryption
+    assert list(reader.records(start)) == as_read(records[start:])
+    assert (
+        block_records(data, blocks[4], CODEC_ZSTD_STREAM, decoder=reader.decoder())
+        == list(reader.records(blocks[4].first_offset))[: blocks[4].record_count]
+    )
+
+
+def test_a_tampered_encrypted_stream_block_fails_authentication_naming_it(
+    segment: tuple[bytes, list[Record]],
+) -> None:
+    _, records = segment
+    key = DataKey.generate()
+    data = encode_segment(
+        "t", 0, 0, len(records), records, codec=CODEC_ZSTD_STREAM, block_bytes=16 * 1024,
+        restart_blocks=4, encryption=BlockEncryption("bk", key),
+    )  # fmt: skip
+    blocks = list(SegmentReader(data).blocks())
+    bad = bytearray(data)
+    bad[blocks[5].position + 40] ^= 0x01  # and its checksum made right, as an attacker can
+    payload = bad[blocks[5].position + 32 : blocks[5].position + blocks[5].length]
+    struct.pack_into("<I", bad, blocks[5].position + 28, block_crc(payload))
+    chain = encrypted_chain(CODEC_ZSTD_STREAM, BlockEncryption("bk", key))
+    reader = SegmentReader(bytes(bad), name="s.kbs", chain=chain)
+    with pytest.raises(SegmentError, match=r"^s\.kbs: block 5 fails authentication \(AES-256-GCM\)"):
+        list(reader.records())
+    with pytest.raises(SegmentError, match=r"^s\.kbs: block 5 fails authentication \(AES-256-GCM\)"):
+        block_records(bytes(bad), blocks[5], CODEC_ZSTD_STREAM, name="s.kbs", decoder=reader.decoder())
+    assert list(reader.records(blocks[8].first_offset)) == as_read(records[blocks[8].first_offset :])
+    wrong = encrypted_chain(CODEC_ZSTD_STREAM, BlockEncryption("bk", DataKey.generate()))
+    with pytest.raises(SegmentError, match="block 0 fails authentication"):
+        list(SegmentReader(data, name="s.kbs", chain=wrong).records())

@@ -22,6 +22,10 @@ class _FlakyAdmin:
     def __init__(self, errors: list[int]) -> None:
         self.errors = list(errors)
         self.calls = 0
+        self.metadata_requests = 0
+
+    def list_topics(self, **_: Any) -> None:
+        self.metadata_requests += 1
 
     def list_offsets(self, request: dict[Any, Any], **_: Any) -> dict[Any, Future[_Answer]]:
         self.calls += 1
@@ -55,6 +59,9 @@ def test_passing_leadership_errors_are_retried(code: int) -> None:
     offsets = admin.offsets([("t", 0), ("t", 1)], read_committed=False)
     assert offsets[("t", 0)].low == 7 and offsets[("t", 1)].high == 7
     assert fake.calls == 4  # two refusals, then one answer each for earliest and latest
+    # A stale leader epoch (after a broker restart) is refreshed before asking again.
+    stale = code in (KafkaError.UNKNOWN_LEADER_EPOCH, KafkaError.FENCED_LEADER_EPOCH)
+    assert fake.metadata_requests == (2 if stale else 0)
 
 
 def test_a_lasting_error_is_raised_not_retried() -> None:

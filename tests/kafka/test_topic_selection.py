@@ -150,3 +150,22 @@ def test_one_metadata_request_per_selection() -> None:
     fake = _FakeAdminClient(CLUSTER)
     KafkaAdmin(fake, timeout=5).select_topics(TopicSelection(), include_internal=False)  # type: ignore[arg-type]
     assert fake.calls == 1
+
+
+def test_every_excluded_topic_names_the_rule_that_excluded_it() -> None:
+    """What ``backup --dry-run`` lists under excluded topics."""
+    admin = KafkaAdmin(_FakeAdminClient(CLUSTER), timeout=5)  # type: ignore[arg-type]
+    chosen, excluded = admin.classify_topics(
+        TopicSelection(("orders*", "__*offsets"), ("orders-us",)), include_internal=False
+    )
+    assert chosen == {"orders": 4, "orders-eu": 3, "__consumer_offsets": 50}
+    assert excluded == {
+        "orders-us": "source.topics.exclude 'orders-us'",
+        "payments": "no source.topics.include pattern matches",
+        "preorders-eu": "no source.topics.include pattern matches",
+        "__transaction_state": "no source.topics.include pattern matches",
+    }
+    _, internal = admin.classify_topics(TopicSelection(), include_internal=False)
+    assert internal["__consumer_offsets"].startswith("internal topic (backup.include_internal_topics")
+    _, listed = admin.classify_topics(TopicSelection(), include_internal=frozenset({"__consumer_offsets"}))
+    assert listed == {"__transaction_state": "internal topic not in backup.internal_topics"}

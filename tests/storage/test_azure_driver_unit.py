@@ -627,6 +627,18 @@ def test_a_refused_sas_token_says_what_it_grants_and_what_libkb_needs(http: Fake
     assert "\n" not in text
 
 
+def test_a_refused_listing_of_the_whole_container_names_the_container(http: FakeHTTP) -> None:
+    """``list --path azure://account/cont`` lists from the container's root: no key to name."""
+    from libkb.storage import LibcloudBackend, PermissionDeniedError
+
+    http.responder = lambda req: (403, {}, _err_xml("AuthorizationFailure", "Not allowed"))
+    backend = LibcloudBackend(az.build_azure_driver(cfg(account_key=KEY)), "cont")
+    with pytest.raises(PermissionDeniedError) as info:
+        list(backend.list(""))
+    assert str(info.value).startswith("[azure container 'cont'] access denied (")
+    assert "'':" not in str(info.value)
+
+
 def test_a_sas_token_that_expired_during_the_run_is_named_expired(http: FakeHTTP) -> None:
     from libkb.storage import LibcloudBackend, PermissionDeniedError
 

@@ -14,7 +14,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from libkb.errors import ConfigError, FormatError
-from libkb.format.models import GroupOffsets, Manifest, manifest_key
+from libkb.format.models import GroupOffsets, Manifest, manifest_key, parse_stored_topic
 from libkb.restore.mapping import OffsetMapping, PartitionMapping
 from libkb.restore.state import RestoreState, mapping_key, state_key
 from libkb.source import BackupSource, open_backup
@@ -103,15 +103,22 @@ def find_subject(
 
 
 def _by_name(source: BackupSource, manifest: Manifest) -> list[Expected]:
-    """Each backed-up partition at its own offsets, from its first to its last stored record."""
+    """Each backed-up partition at its own offsets, from its first to its last stored record.
+
+    Of a topic deleted and re-created between runs, only the latest incarnation
+    can be what a topic of its name holds.
+    """
     out = []
     for topic, info in sorted(manifest.topics.items()):
+        name = parse_stored_topic(topic)[0]
+        if manifest.incarnations(name)[-1] != topic:
+            continue
         for partition in range(info.partitions):
             stored = [s for s in source.readable_coverage(topic, partition).segments if s.record_count]
             if stored:
                 first, last = min(s.first_offset for s in stored), max(s.last_offset for s in stored)
                 records = sum(s.record_count for s in stored)
-                out.append(Expected(topic, partition, topic, partition, first, last + 1, records))
+                out.append(Expected(topic, partition, name, partition, first, last + 1, records))
     return out
 
 

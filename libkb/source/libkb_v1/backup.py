@@ -9,9 +9,13 @@ listed continue the coverage), while ``describe`` shows the index as stored.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from libkb.backup.envelope import Envelope
 from libkb.backup.lease import lease_is_live
 from libkb.backup.state import load_index
-from libkb.errors import FormatError
+from libkb.errors import EncryptionKeyError, FormatError, LibkbError
+from libkb.format.encryption import DataKey
 from libkb.format.models import (
     Manifest,
     PartitionIndex,
@@ -22,6 +26,7 @@ from libkb.format.models import (
     lease_key,
     manifest_key,
 )
+from libkb.format.segment import SegmentError, SegmentReader
 from libkb.source.base import BackupSource, GroupsSnapshot, Provenance, SegmentCheck, Structure
 from libkb.source.libkb_v1.layout import check_layout
 from libkb.source.libkb_v1.listing import ListedBackup, is_index_key, not_found
@@ -36,6 +41,8 @@ class LibkbV1Source(BackupSource):
     def __init__(self, backend: StorageBackend, backup_id: str, listed: ListedBackup | None = None) -> None:
         super().__init__(backend, backup_id)
         self._listed = listed
+        #: Data keys unwrapped by :meth:`check_keys`, by segment key.
+        self._data_keys: dict[str, DataKey] = {}
 
     @classmethod
     def claims(cls, backend: StorageBackend, backup_id: str) -> bool:
@@ -107,9 +114,12 @@ class LibkbV1Source(BackupSource):
         version = manifest.format_version
         return Provenance(f"libkb {manifest.libkb_version or '?'}", f"libkb format {version}", version)
 
+    def envelope(self) -> Envelope:
+        return Envelope(self.backend, self.backup_id, self.keyring)
+
     def load(self, segment: SegmentEntry) -> V1Segment:
         try:
-            return V1Segment(segment, self.backend.get(segment.key))
+            data = self.backend.get(segment.key)
         except NotFoundError as exc:
             # Never pruned (a prune drops a segment from its index before deleting it): something
             # else deleted it, such as a bucket lifecycle rule, which must not run on a live backup.
@@ -119,6 +129,57 @@ class LibkbV1Source(BackupSource):
                 backend=exc.backend,
                 key=segment.key,
             ) from None
+        header = SegmentReader(data, name=segment.key).header
+        if header.encrypted != bool(segment.encryption):
+            raise SegmentError(
+                f"{segment.key}: the index says it is {'en' if segment.encryption else 'un'}crypted, "
+                "its header says otherwise (replaced or corrupt)"
+            )
+        if not header.encrypted:
+            return V1Segment(segment, data)
+        chain = self.envelope().reading_chain(segment.key, header, data, self._data_keys.get(segment.key))
+        return V1Segment(segment, data, chain)
+
+    def check_keys(self, segments: Iterable[SegmentEntry], *, strict: bool = True) -> None:
+        """Unwrap the data key of every encrypted segment (in parallel), kept for reading them.
+
+        So a missing or wrong key is one error naming its id before anything is written (a restore)
+        or read (``validate --deep``). A key that unwraps some data keys and not others is the right
+        key: the others' key objects were altered or moved, which ``strict`` raises (the first, as a
+        :class:`FormatError`) and which ``validate`` instead reports per segment.
+        """
+        envelope = self.envelope()
+        todo = [s for s in segments if s.encryption and s.key not in self._data_keys]
+        encrypted = [s.key for s in todo]
+
+        def unwrap(entry: SegmentEntry) -> tuple[str, DataKey | LibkbError]:
+            try:
+                obj = envelope.key_object(entry.key)
+            except FormatError as exc:
+                return "", exc
+            try:
+                key = envelope.data_key(entry.key, obj)
+            except (FormatError, EncryptionKeyError) as exc:
+                return obj.key_id, exc
+            try:
+                envelope.check_stored_seal(entry.key, entry.size, key, obj)
+            except (FormatError, NotFoundError) as exc:
+                return "", exc  # the key is right; the segment is not what was sealed
+            return obj.key_id, key
+
+        failed: list[tuple[str, LibkbError]] = []
+        unwrapped: set[str] = set()
+        for key, (key_id, result) in zip(encrypted, parallel_map(unwrap, todo), strict=True):
+            if isinstance(result, DataKey):
+                self._data_keys[key] = result
+                unwrapped.add(key_id)
+            else:
+                failed.append((key_id, result))
+        for key_id, error in failed:
+            if isinstance(error, EncryptionKeyError) and key_id not in unwrapped:
+                raise error  # the key is missing or wrong for every segment it wrapped
+        if failed and strict:
+            raise FormatError(str(failed[0][1]))
 
     def check_structure(self) -> Structure:
         return check_layout(self.backend, self.backup_id)
@@ -131,11 +192,13 @@ class LibkbV1Source(BackupSource):
             if not deep:
                 return SegmentCheck([], 0)
             stored = self.load(segment)
+        except (FormatError, EncryptionKeyError) as exc:  # a key object missing, altered or moved
+            return SegmentCheck([str(exc)], 0)
         except NotFoundError:
             return SegmentCheck(
                 [f"{segment.key}: listed in its index but not stored (deleted meanwhile?)"], 0
             )
         try:
             return stored.verify()
-        except FormatError as exc:
+        except (FormatError, EncryptionKeyError) as exc:
             return SegmentCheck([str(exc)], 0)

@@ -13,6 +13,7 @@ from collections import defaultdict
 from libkb.backup.lease import current_lease
 from libkb.backup.state import AFTER_HOLE, LEFTOVER, OVERLAP, judge_strays, pruned_end, read_segment_entry
 from libkb.errors import FormatError
+from libkb.format.encryption import key_object_key, segment_of_key_object
 from libkb.format.models import (
     Manifest,
     PartitionIndex,
@@ -59,9 +60,17 @@ class _LayoutCheck:
         self._lease(keys)
         segments = {k for k in keys if parse_segment_key(k) is not None}
         index_keys = [k for k in keys if is_index_key(bid, k)]
-        known = segments.union(index_keys)
+        key_objects = {k for k in keys if segment_of_key_object(k) in segments}
+        known = segments.union(index_keys, key_objects)
         for key in keys:
-            if key not in known and key.startswith(f"{bid}/topics/"):
+            if key in known or not key.startswith(f"{bid}/topics/"):
+                continue
+            if segment_of_key_object(key) is not None:
+                self.warning(
+                    f"{key}: a key object without its segment (a run stopped before storing the segment; "
+                    "the run that stores it replaces the key object); ignored"
+                )
+            else:
                 self.warning(f"{key}: not a file of the libkb format; ignored")
         indexes = self._indexes(index_keys)
         self.found.partitions = len(indexes)
@@ -71,6 +80,12 @@ class _LayoutCheck:
             entries += self._check_index(ikey, index, segments)
         entries += self._unlisted(indexes, segments - {e.key for e in entries})
         self.found.segments = [e for e in entries if e.key in segments]
+        for entry in self.found.segments:
+            if entry.encryption and key_object_key(entry.key) not in key_objects:
+                self.problem(
+                    f"{key_object_key(entry.key)}: missing: the encrypted segment {entry.key} cannot be "
+                    "read without it (its data key is lost)"
+                )
         return self.found
 
     def _manifest(self) -> Manifest | None:

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from libkb.format.models import SegmentEntry, parse_segment_key
 from libkb.format.segment import (
     CODEC_NAMES,
-    BlockDecoder,
     Record,
     SegmentFooter,
     SegmentHeader,
@@ -22,6 +21,7 @@ from libkb.format.segment import (
     block_records,
     pass_block,
 )
+from libkb.format.transforms import TransformChain
 from libkb.source.base import SegmentCheck, StoredSegment
 from libkb.source.checks import STAT_NAMES, disagreements, scan_records
 from libkb.source.libkb_v1.blocks import checked_blocks, checked_records
@@ -32,23 +32,24 @@ _NAMES = (*STAT_NAMES, "raw bytes")
 class V1Segment(StoredSegment):
     """The bytes of one segment listed as ``entry``; nothing is decoded until asked."""
 
-    def __init__(self, entry: SegmentEntry, data: bytes) -> None:
+    def __init__(self, entry: SegmentEntry, data: bytes, chain: TransformChain | None = None) -> None:
         self.entry = entry
         self.key = entry.key
         self.data = data
+        #: An encrypted segment's decrypting chain (its data key unwrapped, its seal checked).
+        self.chain = chain
 
     def batches(self, start: int, end: int) -> Iterator[list[Record]]:
         """The blocks that reach into the range, their heads and records checked (:mod:`.blocks`)."""
-        reader = SegmentReader(self.data, name=self.key)
+        reader = SegmentReader(self.data, name=self.key, chain=self.chain)
         blocks = checked_blocks(self.key, self.entry, reader)
-        codec = reader.header.codec
+        codec, decoder = reader.header.codec, reader.decoder()
         first = next((i for i, b in enumerate(blocks) if b.last_offset >= start), len(blocks))
         stop = next((i for i in range(first, len(blocks)) if blocks[i].first_offset >= end), len(blocks))
         # One block more on either side: that its head rightly leaves it out is checked too.
         checked_from = max(first - 1, 0)
-        decoder = BlockDecoder(codec, name=self.key)
         # zstd-stream: the blocks since the restart point go through the decoder first.
-        for i in range(reader.decode_from(blocks, checked_from), checked_from):
+        for i in range(reader.decode_from(blocks, checked_from, decoder), checked_from):
             pass_block(self.data, blocks[i], codec, name=self.key, decoder=decoder)
         for i in range(checked_from, min(stop + 1, len(blocks))):
             info = blocks[i]
@@ -59,11 +60,11 @@ class V1Segment(StoredSegment):
 
     def verify(self) -> SegmentCheck:
         """Every checksum and record; header, footer and index must agree (raises on a corrupt segment)."""
-        reader = SegmentReader(self.data, name=self.key)
+        reader = SegmentReader(self.data, name=self.key, chain=self.chain)
         reader.verify()
         header, footer, entry = reader.header, reader.footer, self.entry
         problems = self._header_problems(header)
-        decoder = BlockDecoder(header.codec, name=self.key)
+        decoder = reader.decoder()
         blocks = (
             block_records(self.data, info, header.codec, name=self.key, decoder=decoder)
             for info in reader.blocks()

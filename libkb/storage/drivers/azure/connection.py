@@ -31,6 +31,18 @@ class LibkbAzureConnection(ReleaseBodyMixin, AzureBlobsConnection):  # type: ign
     rawResponseCls = StreamedResponse
     retryCls = NoRetry
     API_VERSION = AZURE_API_VERSION
+    #: ``storage.encryption_scope``: every blob written is encrypted under this scope.
+    encryption_scope: str | None = None
+
+    def request(
+        self, action: str, params: Any = None, data: Any = None, headers: Any = None, **kw: Any
+    ) -> Any:
+        """Add ``x-ms-encryption-scope`` to every write of a blob (Put Blob, Put Block, Put Block List,
+        Copy Blob: the PUTs without ``restype``), before the request is signed."""
+        method = kw.get("method", "GET")
+        if self.encryption_scope and method == "PUT" and "restype" not in dict(params or {}):
+            headers = {**(headers or {}), "x-ms-encryption-scope": self.encryption_scope}
+        return super().request(action, params=params, data=data, headers=headers, **kw)
 
     def morph_action_hook(self, action: str) -> str:
         # Libcloud runs paths through urljoin and strips double slashes; blob

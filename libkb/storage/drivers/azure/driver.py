@@ -82,10 +82,12 @@ class LibkbAzureBlobsDriver(
         endpoint: str | None = None,
         timeout: float = 60.0,
         transfer: TransferConfig | None = None,
+        encryption_scope: str | None = None,
     ) -> None:
         if [account_key, token_source, sas_token].count(None) != 2:
             raise ValueError("give exactly one of account_key, token_source or sas_token")
         self.endpoint = resolve_azure_endpoint(account_name, endpoint)
+        self.encryption_scope = encryption_scope
         self.transfer = transfer or TransferConfig()
         if self.transfer.part_size > MAX_BLOCK_SIZE:
             raise ConfigError(
@@ -158,6 +160,7 @@ class LibkbAzureBlobsDriver(
                 account_prefix=ep.account_prefix,
             )
         conn.driver = self
+        conn.encryption_scope = self.encryption_scope
         conn.connect()
         return conn
 
@@ -378,4 +381,5 @@ def build_azure_driver(
         endpoint=cfg.endpoint,
         timeout=cfg.resilience.timeout_secs,
         transfer=cfg.transfer,
+        encryption_scope=cfg.encryption_scope,
     )

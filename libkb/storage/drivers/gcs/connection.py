@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from libcloud.common.base import Connection
 
 from libkb.storage.drivers.common.downloads import StreamedResponse
@@ -29,6 +31,20 @@ class GcsJsonConnection(ReleaseBodyMixin, Connection):  # type: ignore[misc]
         super().__init__(secure=endpoint.secure, host=endpoint.host, port=endpoint.port, timeout=timeout)
         self.base_path = endpoint.base_path
         self.token_source = token_source
+
+    #: ``storage.kms_key_name``: the Cloud KMS key every object libkb writes is encrypted with.
+    kms_key_name: str | None = None
+
+    def request(self, action: str, params: Any = None, *args: Any, **kwargs: Any) -> Any:
+        """Name the KMS key on every object write: ``kmsKeyName`` on an upload (media, multipart,
+        or a resumable upload's start), ``destinationKmsKeyName`` on a copy (``rewriteTo``)."""
+        if self.kms_key_name and kwargs.get("method") == "POST":
+            params = dict(params or {})
+            if "uploadType" in params:
+                params["kmsKeyName"] = self.kms_key_name
+            elif "/rewriteTo/" in action:
+                params["destinationKmsKeyName"] = self.kms_key_name
+        return super().request(action, params, *args, **kwargs)
 
     def morph_action_hook(self, action: str) -> str:
         # Paths are already percent-encoded; Libcloud's urljoin would collapse them.

@@ -80,8 +80,10 @@ class LibkbGcsDriver(PerThreadConnectionMixin, RangedDownloadMixin, LibkbDriverM
         timeout: float = 60.0,
         transfer: TransferConfig | None = None,
         project: str | None = None,
+        kms_key_name: str | None = None,
     ) -> None:
         self.endpoint = resolve_gcs_endpoint(endpoint)
+        self.kms_key_name = kms_key_name
         self.token_source = token_source
         self.timeout = timeout
         self.transfer = transfer or TransferConfig()
@@ -96,6 +98,7 @@ class LibkbGcsDriver(PerThreadConnectionMixin, RangedDownloadMixin, LibkbDriverM
 
     def _libkb_new_connection(self) -> Any:
         conn = GcsJsonConnection(self.endpoint, self.token_source, timeout=self.timeout)
+        conn.kms_key_name = self.kms_key_name
         conn.driver = self
         conn.connect()
         return conn
@@ -392,4 +395,5 @@ def build_gcs_driver(cfg: GcsConfig, *, credentials: Any = None) -> LibkbGcsDriv
         timeout=cfg.resilience.timeout_secs,
         transfer=cfg.transfer,
         project=cfg.project_id,
+        kms_key_name=cfg.kms_key_name,
     )

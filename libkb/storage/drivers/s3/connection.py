@@ -54,6 +54,9 @@ class _PooledHTTPConnection(LibcloudConnection):  # type: ignore[misc]
             stream=stream,
             timeout=(self.timeout, self.timeout),
             allow_redirects=False,
+            # Explicit: requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override a session's
+            # verify, which would ignore the configured ca_bundle (or AWS_CA_BUNDLE).
+            verify=self.session.verify,
         )
         self.response = response
         return response

@@ -59,6 +59,7 @@ from libkb.storage.drivers.s3.errors import error_from_response
 from libkb.storage.drivers.s3.listing import iterate_buckets, iterate_objects
 from libkb.storage.drivers.s3.multipart import MAX_SINGLE_PUT, MIN_PART_SIZE, multipart_upload
 from libkb.storage.drivers.s3.parsing import etag_unquoted, http_date_to_ms
+from libkb.storage.drivers.s3.sse import ServerSideEncryption
 from libkb.storage.settings import MiB, ResilienceConfig, S3Config, TransferConfig
 
 
@@ -95,6 +96,7 @@ class S3Driver(PerThreadConnectionMixin, LibkbDriverMixin, StorageDriver):  # ty
         transfer: TransferConfig | None = None,
         sign_payload: bool = False,
         ca_bundle: str | None = None,
+        sse: ServerSideEncryption | None = None,
     ) -> None:
         # BaseDriver.__init__ is not called: it would keep key/secret as plain
         # attributes and build one shared (thread-unsafe) connection.
@@ -108,6 +110,8 @@ class S3Driver(PerThreadConnectionMixin, LibkbDriverMixin, StorageDriver):  # ty
         self.sign_payload = sign_payload
         self.credential_source = credentials.source
         self._credentials = credentials
+        #: Server-side encryption asked of S3 for every object (None: the bucket's default).
+        self._sse = sse
         self._resilience = resilience or ResilienceConfig()
         transfer = transfer or TransferConfig()
         if transfer.part_size < MIN_PART_SIZE:
@@ -169,6 +173,10 @@ class S3Driver(PerThreadConnectionMixin, LibkbDriverMixin, StorageDriver):  # ty
         **kwargs: Any,
     ) -> requests.Response:
         connection: S3Connection = self.connection
+        if self._sse is not None:
+            extra = self._sse.headers(method, key, kwargs.get("params"), kwargs.get("headers"))
+            if extra:
+                kwargs["headers"] = {**(kwargs.get("headers") or {}), **extra}
         return connection.s3_request(method, bucket, key, **kwargs)
 
     def _calls(self) -> S3Calls:
@@ -442,5 +450,15 @@ def build_s3_driver(
         resilience=cfg.resilience,
         transfer=cfg.transfer,
         sign_payload=sign_payload,
-        ca_bundle=environ.get("AWS_CA_BUNDLE") or None,
+        ca_bundle=cfg.ca_bundle or environ.get("AWS_CA_BUNDLE") or None,
+        sse=server_side_encryption(cfg),
+    )
+
+
+def server_side_encryption(cfg: S3Config) -> ServerSideEncryption | None:
+    """The settings' server-side encryption, or None (the bucket's default applies)."""
+    if cfg.server_side_encryption is None:
+        return None
+    return ServerSideEncryption(
+        cfg.server_side_encryption, cfg.sse_kms_key_id, cfg.sse_bucket_key_enabled, cfg.sse_customer_key
     )
