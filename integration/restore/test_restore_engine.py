@@ -6,6 +6,8 @@ empty, headers in order with duplicates and nulls, timestamp and its type).
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 import os
 import signal
@@ -16,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -27,8 +30,8 @@ from libkb.backup.engine import BackupEngine
 from libkb.catalog import BackupNotFoundError, validate_backup
 from libkb.config import parse_config
 from libkb.errors import ConfigError, FormatError
-from libkb.format.models import PartitionIndex, index_key, manifest_key
-from libkb.format.segment import Record, SegmentReader
+from libkb.format.models import TOPIC_IDS_VERSION, PartitionIndex, index_key, manifest_key
+from libkb.format.segment import Record, SegmentError, SegmentReader
 from libkb.kafka.admin import KafkaAdmin
 from libkb.restore.engine import RestoreEngine, RestoreError, RestoreResult
 from libkb.restore.topics import TargetTopicError
@@ -40,6 +43,7 @@ from libkb.storage import (
     create_backend_from_config,
 )
 from libkb.storage.settings import BackendConfig
+from tests.fuzz.segments import pack_items, raw_block, replace_block
 
 pytestmark = pytest.mark.kafka
 
@@ -188,10 +192,13 @@ def test_round_trip_on_every_backend_is_exact(
 
 
 def _check_lz4_stored(store: StorageBackend, topic: str, partitions: int) -> None:
-    """The backup validates deep, and every segment is lz4 in a format version 2 object."""
+    """The backup validates deep, and every segment is lz4 in a format version 2 object.
+
+    The manifest is version 5: it records the topic's id (KIP-516), not because of lz4.
+    """
     report = validate_backup(store, "bk", deep=True)
     assert report.ok and report.checked_records == 2000, report.problems
-    assert json.loads(store.get(manifest_key("bk")))["format_version"] == 2
+    assert json.loads(store.get(manifest_key("bk")))["format_version"] == TOPIC_IDS_VERSION
     for p in range(partitions):
         index = PartitionIndex.from_json(store.get(index_key("bk", topic, p)))
         assert index.format_version == 2 and len(index.segments) >= 2
@@ -505,6 +512,36 @@ def test_refusals_are_clear(kafka_service: KafkaEndpoint, topic_factory: Any, me
             topic_mapping={source: fresh},
             create_topics=True,
         )
+
+
+def test_a_segment_with_valid_checksums_and_a_bad_record_is_named_with_its_offsets(
+    kafka_service: KafkaEndpoint, topic_factory: Any, memory: StorageBackend
+) -> None:
+    """A writer's bug or a crafted file: every checksum holds, a record has a text key. The restore
+    stops with a SegmentError naming the object and the block's offsets, before producing that block."""
+    source = topic_factory(partitions=1)
+    produce(kafka_service.bootstrap_servers, source, 50, partitions=1)
+    backup(kafka_service, {"backend": "memory"}, [source], memory)
+    index = PartitionIndex.from_json(memory.get(index_key("bk", source, 0)))
+    key = index.segments[0].key
+    items = list(msgpack.Unpacker(io.BytesIO(raw_block(memory.get(key), 0)), raw=False))
+    items[3][3] = "a text key"
+    data = replace_block(memory.get(key), 0, pack_items(items))
+    memory.put(key, data)
+    index.segments[0] = dataclasses.replace(index.segments[0], size=len(data))
+    memory.put(index_key("bk", source, 0), index.to_json())
+    fresh = f"{source}-fresh"
+    with pytest.raises(SegmentError) as raised:
+        restore(
+            kafka_service,
+            {"backend": "memory"},
+            [fresh],
+            memory,
+            topic_mapping={source: fresh},
+            create_topics=True,
+        )
+    assert str(raised.value).startswith(f"{key}: the block of offsets 0-")
+    assert "undecodable record: key or value is not bytes or nil" in str(raised.value)
 
 
 def test_created_topic_keeps_old_records(

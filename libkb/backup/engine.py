@@ -63,6 +63,7 @@ from libkb.format.segment import CODECS, codec_chain
 from libkb.gctune import fewer_collections
 from libkb.kafka.admin import KafkaAdmin
 from libkb.kafka.clients import make_admin, make_consumer
+from libkb.kafka.errors import kafka_boundary
 from libkb.keys import keyring_from_config
 from libkb.metrics import RunMetrics
 from libkb.ratelimit import RateLimiter
@@ -194,6 +195,7 @@ class BackupEngine:
 
     # -- the run -----------------------------------------------------------
 
+    @kafka_boundary
     def run(self) -> BackupResult:
         started = time.monotonic()
         backend = self._backend or create_backend_from_config(

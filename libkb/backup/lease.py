@@ -34,8 +34,9 @@ import threading
 import time
 from dataclasses import dataclass
 
-from libkb.errors import LibkbError
+from libkb.errors import FormatError, LibkbError
 from libkb.format.models import lease_generation_key, parse_lease_key
+from libkb.format.strict import integer, load_object, string
 from libkb.storage import NotFoundError, StorageBackend, StorageError
 from libkb.storage.outage import is_down
 
@@ -80,18 +81,27 @@ class LeaseInfo:
         ).encode()
 
     @classmethod
+    def parse(cls, data: bytes, name: str) -> LeaseInfo:
+        """The lease object ``name`` holds; FormatError naming it and the field if it is not one."""
+        body = load_object(data, name, "lease")
+        released = body.get("released", False)
+        if type(released) is not bool:
+            raise FormatError(f"{name}: released: expected true or false, found {type(released).__name__}")
+        return cls(
+            string(body.get("run_id"), name, "run_id"),
+            string(body.get("host"), name, "host"),
+            integer(body.get("pid"), name, "pid"),
+            integer(body.get("expires_ms"), name, "expires_ms"),
+            integer(body.get("generation", 0), name, "generation"),
+            released,
+        )
+
+    @classmethod
     def from_json(cls, data: bytes) -> LeaseInfo | None:
+        """The lease ``data`` holds, or None if it is not a lease object (unreadable: it blocks nobody)."""
         try:
-            body = json.loads(data)
-            return cls(
-                str(body["run_id"]),
-                str(body["host"]),
-                int(body["pid"]),
-                int(body["expires_ms"]),
-                int(body.get("generation", 0)),
-                body.get("released") is True,
-            )
-        except (ValueError, KeyError, TypeError, AttributeError):
+            return cls.parse(data, "lease")
+        except FormatError:
             return None
 
     def live(self, now_ms: int, grace_ms: int = 0) -> bool:
@@ -102,8 +112,11 @@ class LeaseInfo:
 def read_lease(backend: StorageBackend, key: str) -> LeaseInfo | None:
     """The lease object at ``key``; None if there is none or it cannot be parsed."""
     try:
-        return LeaseInfo.from_json(backend.get(key))
+        return LeaseInfo.parse(backend.get(key), key)
     except NotFoundError:
+        return None
+    except FormatError as exc:
+        log.warning("unreadable lease object (treated as no lease): %s", exc)
         return None
 
 
@@ -253,10 +266,9 @@ class Lease:
         elif same_moment:
             said = f"{race}: run {holder.run_id} on host {holder.host} (pid {holder.pid})"
         else:
-            until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(holder.expires_ms / 1000))
             said = (
                 f"backup {self.backup_id!r} is being written by run {holder.run_id} on host "
-                f"{holder.host} (pid {holder.pid}); its lease is valid until {until}"
+                f"{holder.host} (pid {holder.pid}); {takeover_time(holder, self.ttl_ms, _now_ms())}"
             )
         return LeaseHeldError(f"{said}. {what}", said)
 
@@ -398,6 +410,31 @@ class Lease:
                 self.backend.put(self.held_key, self._info(self.held_generation, released=True).to_json())
         except StorageError as exc:
             log.warning("could not release lease %s (it will expire): %s", self.held_key, exc)
+
+
+def takeover_time(holder: LeaseInfo, ttl_ms: int, now_ms: int) -> str:
+    """When another run may take ``holder``'s lease over: one ``ttl_ms`` of grace after it expires.
+
+    A run refuses a lease while ``expires_ms + ttl_ms`` (its own TTL) is ahead;
+    the holder's renewals push ``expires_ms`` on, so this holds only if it stops renewing.
+    """
+    if not holder.live(now_ms, ttl_ms):
+        return "it may be taken over now"
+    at = _iso(holder.expires_ms + ttl_ms)
+    wait = -(-(holder.expires_ms + ttl_ms - now_ms) // 1000)
+    if holder.live(now_ms):
+        return (
+            f"its lease is valid until {_iso(holder.expires_ms)}; if its holder stops renewing it, "
+            f"another run may take it over from {at} (one TTL later)"
+        )
+    return (
+        f"its lease expired at {_iso(holder.expires_ms)} (its holder stopped renewing it); "
+        f"another run may take it over from {at}, in {wait} s (one TTL of grace)"
+    )
+
+
+def _iso(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
 
 
 def _backup_id(key: str) -> str:

@@ -57,6 +57,17 @@ class LeaseStatus:
         ttl = self.expires_ms - self.renewed_ms
         return ttl > 0 and _now_ms() - self.renewed_ms > ttl * 2 / 3 + 1000
 
+    @property
+    def takeover_ms(self) -> int | None:
+        """When another run may take this lease over: one TTL (read off the lease) after it expires.
+
+        None when released (at once) or when the TTL cannot be read off it. A run
+        refuses a lease until its expiry plus the run's own TTL (:mod:`libkb.backup.lease`).
+        """
+        if self.released or self.renewed_ms is None or self.expires_ms <= self.renewed_ms:
+            return None
+        return 2 * self.expires_ms - self.renewed_ms
+
     def to_dict(self) -> dict[str, Any]:
         body = asdict(self)
         body["expires"] = iso_ms(self.expires_ms)
@@ -170,6 +181,15 @@ def lease_status(backend: StorageBackend, backup_id: str) -> LeaseStatus | None:
     )
 
 
+def _takeover(lease: LeaseStatus) -> str:
+    at = lease.takeover_ms
+    if at is None:
+        return ""
+    if at <= _now_ms():
+        return " and another run may take it over now"
+    return f" (another run may take it over from {iso_ms(at)}, one TTL later)"
+
+
 def _state(last: RunInfo | None, lease: LeaseStatus | None) -> tuple[str, list[str]]:
     """The backup's state from its last recorded run and its lease, with what a reader should know."""
     notes = []
@@ -191,7 +211,7 @@ def _state(last: RunInfo | None, lease: LeaseStatus | None) -> tuple[str, list[s
         elif lease.released:
             why = "its lease was released"
         else:
-            why = f"its lease expired at {iso_ms(lease.expires_ms)}"
+            why = f"its lease expired at {iso_ms(lease.expires_ms)}{_takeover(lease)}"
         notes.append(
             f"run {last.run_id} did not record its end and {why}: it was interrupted "
             "(the next run of this backup resumes it)"

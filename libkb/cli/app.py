@@ -1,7 +1,7 @@
-"""Argument parsing and the exit-status contract of ``kafka-backup``.
+"""Argument parsing and running a command of ``kafka-backup``.
 
-Exit 0 on success, 1 on error, 2 on a usage error, as the original tool.
-An error is one line on stderr; ``-vv`` adds the traceback.
+An error is one line on stderr; ``-vv`` adds the traceback. Exit statuses
+are decided in :mod:`libkb.cli.exits` alone.
 """
 
 from __future__ import annotations
@@ -13,18 +13,14 @@ import sys
 from collections.abc import Callable, Sequence
 
 import argcomplete
-from confluent_kafka import KafkaException
 
+from libkb.cli.exits import EXIT_ERROR, EXIT_USAGE, describe_error, error_status
 from libkb.cli.logs import LEVELS, PROG, configure, error_line
 from libkb.cli.offset_args import add_offset_commands
 from libkb.config.fields import parse_duration, parse_time
-from libkb.errors import LibkbError
 from libkb.version import __version__
 
 log = logging.getLogger("libkb.cli")
-
-EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
-EXIT_INTERRUPTED = 130  # Ctrl-C outside a backup: the shell's convention
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -480,29 +476,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = handler(args)
         sys.stdout.flush()  # inside the try: a closed pipe is reported here, not at exit
         return code
-    except KeyboardInterrupt:
-        error_line("interrupted")
-        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (``| head``): not worth an error line.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_ERROR
-    except Exception as exc:
+    except (KeyboardInterrupt, Exception) as exc:
         error_line(describe_error(exc))
-        if args.verbose >= 2:
+        if args.verbose >= 2 and isinstance(exc, Exception):
             log.error("traceback of the error above", exc_info=exc)
-        return EXIT_ERROR
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line saying what went wrong, without Python internals where we know better."""
-    if isinstance(exc, LibkbError):
-        return str(exc)
-    if isinstance(exc, KafkaException) and exc.args:
-        err = exc.args[0]
-        text = err.str() if hasattr(err, "str") else str(err)
-        return f"Kafka: {text}"
-    if isinstance(exc, OSError) and exc.strerror:
-        where = f" ({exc.filename})" if exc.filename else ""
-        return f"{exc.strerror}{where}"
-    return f"unexpected {type(exc).__name__}: {exc} (run with -vv for the traceback)"
+        return error_status(exc)

@@ -14,6 +14,7 @@ import time
 from typing import IO
 
 from libkb.catalog import iso_ms
+from libkb.cli.exits import EXIT_USAGE
 from libkb.cli.inspection import with_backend
 from libkb.cli.logs import error_line
 from libkb.cli.render import dump, human_bytes, table
@@ -27,8 +28,6 @@ from libkb.prune import (
     plan_prune,
 )
 from libkb.retention import RetentionPolicy
-
-EXIT_USAGE = 2
 
 FORCE_REFUSED = (
     "--force is not accepted: libkb does not guess whether a backup is live, its lease decides. "

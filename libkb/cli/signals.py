@@ -15,8 +15,9 @@ from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any
 
+from libkb.cli.exits import EXIT_FORCED
+
 log = logging.getLogger("libkb.cli")
-EXIT_FORCED = 1
 
 
 class StopOnSignal:

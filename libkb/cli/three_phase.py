@@ -24,8 +24,6 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import IO, Any
 
-from confluent_kafka import KafkaException
-
 from libkb.cli.job import run_engine
 from libkb.cli.jobfile import load_job
 from libkb.cli.logs import error_line
@@ -185,8 +183,8 @@ def _offset_phase(
             )
         phase.partitions_reset = len(result.group_offsets)
         mismatches = _read_back(config, result.group_offsets)
-    except (LibkbError, KafkaException) as exc:
-        phase.status, phase.errors = "failed", [_message(exc)]
+    except LibkbError as exc:
+        phase.status, phase.errors = "failed", [str(exc)]
         return
     phase.verified = len(result.group_offsets) - len(mismatches)
     if mismatches:
@@ -213,13 +211,6 @@ def _read_back(config: JobConfig, offsets: list[TranslatedOffset]) -> list[str]:
                 f"{o.target_topic}[{o.target_partition}], not {o.target_offset}"
             )
     return problems
-
-
-def _message(exc: BaseException) -> str:
-    if isinstance(exc, KafkaException) and exc.args:
-        err = exc.args[0]
-        return f"Kafka: {err.str() if hasattr(err, 'str') else err}"
-    return str(exc)
 
 
 def report_text(r: ThreePhaseReport) -> str:

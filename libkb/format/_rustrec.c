@@ -17,6 +17,7 @@
 #include <string.h>
 
 #define MIN_RECORD 26 /* timestamp, offset, key_len, value_len, header_count */
+#define MAX_RECORD (1u << 30) /* rust_segment.MAX_RECORD_BYTES: a longer stated length is corrupt */
 
 static PyObject *create_time; /* 1: the timestamp type the records get (CreateTime) */
 
@@ -69,12 +70,12 @@ static const unsigned char *scan_headers(const unsigned char *q, const unsigned 
         if (end - q < 2) goto short_;
         h.name_len = rd16(q);
         q += 2;
-        if (end - q < h.name_len + 4) goto short_;
+        if (end - q < (Py_ssize_t)h.name_len + 4) goto short_;
         h.name = q;
         q += h.name_len;
         int32_t vlen = (int32_t)rd32(q);
         q += 4;
-        if (vlen < -1 || end - q < (vlen < 0 ? 0 : vlen)) goto short_;
+        if (vlen < -1 || end - q < (Py_ssize_t)(vlen < 0 ? 0 : vlen)) goto short_;
         h.value = vlen < 0 ? NULL : q;
         h.value_len = vlen < 0 ? 0 : vlen;
         q += h.value_len;
@@ -136,12 +137,12 @@ static PyObject *decode_one(const unsigned char *p, uint32_t len, Py_ssize_t at,
         return NULL;
     }
     int32_t klen = (int32_t)rd32(p + 16);
-    if (klen < -1 || end - q < (klen < 0 ? 0 : klen) + 6) goto short_;
+    if (klen < -1 || end - q < (Py_ssize_t)(klen < 0 ? 0 : klen) + 6) goto short_;
     const unsigned char *key = q;
     q += klen < 0 ? 0 : klen;
     int32_t vlen = (int32_t)rd32(q);
     q += 4;
-    if (vlen < -1 || end - q < (vlen < 0 ? 0 : vlen) + 2) goto short_;
+    if (vlen < -1 || end - q < (Py_ssize_t)(vlen < 0 ? 0 : vlen) + 2) goto short_;
     const unsigned char *value = q;
     q += vlen < 0 ? 0 : vlen;
     int count = rd16(q);
@@ -216,6 +217,12 @@ static PyObject *decode_records(PyObject *self, PyObject *args) {
         if (len < MIN_RECORD) {
             PyErr_Format(PyExc_ValueError, "the record at byte %zd of the record area states a length of %u bytes, too short",
                          base + pos, len);
+            goto fail;
+        }
+        if (len > MAX_RECORD) {
+            PyErr_Format(PyExc_ValueError,
+                         "the record at byte %zd of the record area states a length of %u bytes, more than %u",
+                         base + pos, len, MAX_RECORD);
             goto fail;
         }
         if ((Py_ssize_t)len > end - pos - 4) break; /* not all here yet */

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from libkb.errors import FormatError
 from libkb.format.encryption import ALGORITHM, ENCRYPTION_VERSION
@@ -37,12 +37,23 @@ from libkb.format.segment import (
     codec_version,
     newer_version,
 )
+from libkb.format.strict import (
+    array,
+    build,
+    integer,
+    load_object,
+    malformed,
+    mapping,
+    partition_offsets,
+    string,
+)
 
 # Kafka facts the manifest and the groups object store; re-exported for readers of the format.
 from libkb.kafka.types import GroupOffsets as GroupOffsets
 from libkb.kafka.types import TopicInfo as TopicInfo
 
 FORMAT_NAME = "libkb-backup"
+T = TypeVar("T")
 
 #: The format version that added pruned ranges to the partition index. An index
 #: states it only once it holds one, so an index without pruned ranges stays
@@ -374,17 +385,15 @@ class PartitionIndex:
     @classmethod
     def from_json(cls, data: bytes, *, name: str = "index") -> PartitionIndex:
         body = _load(data, name)
-        try:
+        with malformed(name, "partition index"):
             index = cls(
-                topic=body["topic"],
-                partition=int(body["partition"]),
-                segments=[SegmentEntry(**s) for s in body["segments"]],
-                missing=[MissingRange(**m) for m in body.get("missing", [])],
-                format_version=int(body["format_version"]),
-                pruned=[PrunedRange(**p) for p in body.get("pruned", [])],
+                topic=string(body.get("topic"), name, "topic"),
+                partition=integer(body.get("partition"), name, "partition"),
+                segments=_list_of(SegmentEntry, body.get("segments"), name, "segments"),
+                missing=_list_of(MissingRange, body.get("missing", []), name, "missing"),
+                format_version=integer(body["format_version"], name, "format_version"),
+                pruned=_list_of(PrunedRange, body.get("pruned", []), name, "pruned"),
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise FormatError(f"{name}: malformed partition index ({exc})") from None
         for entry in index.segments:
             _check_codec(name, entry.codec, index.format_version)
             if entry.encryption is not None and (
@@ -442,9 +451,14 @@ class Continuation:
         return self.ends.get(topic, {}).get(partition)
 
     @classmethod
-    def from_dict(cls, body: Mapping[str, Any]) -> Continuation:
-        ends = {t: {int(p): int(o) for p, o in parts.items()} for t, parts in body["ends"].items()}
-        return cls(str(body["writer"]), int(body["adopted_ms"]), ends)
+    def from_dict(cls, body: object, name: str = "manifest") -> Continuation:
+        fields = mapping(body, name, "continues")
+        ends = {
+            t: partition_offsets(parts, name, f"continues.ends.{t}")
+            for t, parts in mapping(fields.get("ends"), name, "continues.ends").items()
+        }
+        writer = string(fields.get("writer"), name, "continues.writer")
+        return cls(writer, integer(fields.get("adopted_ms"), name, "continues.adopted_ms"), ends)
 
 
 @dataclass(slots=True)
@@ -501,21 +515,20 @@ class Manifest:
     @classmethod
     def from_json(cls, data: bytes, *, name: str = "manifest") -> Manifest:
         body = _load(data, name)
-        try:
+        with malformed(name, "manifest"):
+            topics = mapping(body.get("topics", {}), name, "topics")
             manifest = cls(
-                backup_id=body["backup_id"],
-                created_ms=int(body["created_ms"]),
-                updated_ms=int(body["updated_ms"]),
-                compression=body["compression"],
-                topics={k: TopicInfo(**v) for k, v in body.get("topics", {}).items()},
-                runs=[RunInfo(**r) for r in body.get("runs", [])],
-                source_cluster_id=body.get("source_cluster_id"),
-                libkb_version=body.get("libkb_version", ""),
-                format_version=int(body["format_version"]),
-                continues=Continuation.from_dict(body["continues"]) if "continues" in body else None,
+                backup_id=string(body.get("backup_id"), name, "backup_id"),
+                created_ms=integer(body.get("created_ms"), name, "created_ms"),
+                updated_ms=integer(body.get("updated_ms"), name, "updated_ms"),
+                compression=string(body.get("compression"), name, "compression"),
+                topics={k: build(TopicInfo, v, name, f"topics.{k}") for k, v in topics.items()},
+                runs=_list_of(RunInfo, body.get("runs", []), name, "runs"),
+                source_cluster_id=_optional(string, body.get("source_cluster_id"), name, "source_cluster_id"),
+                libkb_version=string(body.get("libkb_version", ""), name, "libkb_version"),
+                format_version=integer(body["format_version"], name, "format_version"),
+                continues=Continuation.from_dict(body["continues"], name) if "continues" in body else None,
             )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise FormatError(f"{name}: malformed manifest ({exc})") from None
         if manifest.continues is not None and manifest.format_version < CONTINUATION_VERSION:
             raise FormatError(
                 f"{name}: 'continues' needs format version {CONTINUATION_VERSION}, "
@@ -550,25 +563,34 @@ def groups_to_json(groups: Iterable[GroupOffsets], taken_ms: int) -> bytes:
 
 def groups_from_json(data: bytes, *, name: str = "consumer groups") -> tuple[int, list[GroupOffsets]]:
     body = _load(data, name)
-    try:
+    with malformed(name, "consumer-group snapshot"):
         groups = [
-            GroupOffsets(g, {t: {int(p): int(o) for p, o in parts.items()} for t, parts in topics.items()})
-            for g, topics in body["groups"].items()
+            GroupOffsets(
+                g,
+                {
+                    t: partition_offsets(parts, name, f"groups.{g}.{t}")
+                    for t, parts in mapping(topics, name, f"groups.{g}").items()
+                },
+            )
+            for g, topics in mapping(body.get("groups"), name, "groups").items()
         ]
-        return int(body["taken_ms"]), groups
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise FormatError(f"{name}: malformed consumer-group snapshot ({exc})") from None
+        return integer(body.get("taken_ms"), name, "taken_ms"), groups
+
+
+def _list_of(cls: type[T], items: object, name: str, path: str) -> list[T]:
+    return [build(cls, item, name, f"{path}[{i}]") for i, item in enumerate(array(items, name, path))]
+
+
+def _optional(check: Callable[[object, str, str], T], value: object, name: str, path: str) -> T | None:
+    return None if value is None else check(value, name, path)
 
 
 def _load(data: bytes, name: str) -> Mapping[str, Any]:
-    try:
-        body = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(f"{name}: not valid JSON ({exc})") from None
-    if not isinstance(body, dict) or body.get("format") != FORMAT_NAME:
+    body = load_object(data, name)
+    if body.get("format") != FORMAT_NAME:
         raise FormatError(f"{name}: not a libkb object")
     version = body.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if type(version) is not int or version > FORMAT_VERSION:
         raise FormatError(newer_version(name, version))
     return body
 

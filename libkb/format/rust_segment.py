@@ -28,6 +28,7 @@ whatever the segment's size; an lz4 block can only be decompressed whole.
 from __future__ import annotations
 
 import struct
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -50,6 +51,14 @@ HEADER_SIZE = _HEADER.size
 FOOTER_SIZE = _FOOTER.size
 #: Record bytes decoded per batch: about one libkb block.
 BATCH_BYTES = 1 << 20
+#: The longest record a reader accepts (the C decoder's ``MAX_RECORD``): Kafka bounds a
+#: record's size (``message.max.bytes``), as for libkb's blocks
+#: (:data:`~libkb.format.segment.MAX_BLOCK_RAW_BYTES`). A longer stated length is corrupt or
+#: hostile, and is refused before a reader gathers its bytes.
+MAX_RECORD_BYTES = 1 << 30
+#: LZ4 cannot expand data more than 255 times (each byte of a match's length
+#: extension adds at most 255 bytes): a block stating a larger size is refused before allocating it.
+LZ4_MAX_RATIO = 255
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +83,10 @@ def read_header(data: bytes | memoryview, name: str) -> RustSegmentHeader:
         )
     if codec not in CODEC_NAMES:
         raise SegmentError(f"{name}: unknown codec {codec}")
+    if count and not (0 <= start <= end and count <= end - start + 1):
+        raise SegmentError(
+            f"{name}: the header states {count} records at offsets {start}-{end}, which cannot hold them"
+        )
     return RustSegmentHeader(version, CODEC_NAMES[codec], count, start, end)
 
 
@@ -132,6 +145,11 @@ def py_decode_records(
             raise ValueError(
                 f"the record at byte {base + pos} of the record area states a length of {length} bytes, "
                 "too short"
+            )
+        if length > MAX_RECORD_BYTES:
+            raise ValueError(
+                f"the record at byte {base + pos} of the record area states a length of {length} bytes, "
+                f"more than {MAX_RECORD_BYTES}"
             )
         if length > end - pos - 4:
             break
@@ -263,6 +281,12 @@ class SegmentRecords:
         stored = body(self.data)
         if self.header.codec == "none":
             return stored
+        declared = int.from_bytes(stored[:4], "little") if len(stored) >= 4 else 0
+        if declared > LZ4_MAX_RATIO * len(stored) + 64:
+            raise SegmentError(
+                f"{self.name}: the lz4 block states {declared} bytes of records, more than "
+                f"{len(stored)} stored bytes can hold"
+            )
         try:
             area: bytes = lz4.block.decompress(stored)  # its u32 uncompressed size comes first
             return area
@@ -330,7 +354,7 @@ class SegmentRecords:
         limit = end - pos if limit is None else limit
         try:
             records, after, tools = decode_records(
-                buf, pos, end, limit, remaining, self.last, self.strip, base
+                buf, pos, end, limit, min(remaining, sys.maxsize), self.last, self.strip, base
             )
         except ValueError as exc:
             raise SegmentError(f"{self.name}: {exc}") from None
@@ -347,10 +371,15 @@ class SegmentRecords:
 
 
 def _complete(carry: bytearray, piece: bytes) -> int:
-    """Move bytes from the start of ``piece`` into ``carry`` until its record is whole; how many moved."""
+    """Move bytes from the start of ``piece`` into ``carry`` until its record is whole; how many moved.
+
+    A record stating more than :data:`MAX_RECORD_BYTES` gathers no more: decoding it says why.
+    """
     start = 0
     while start < len(piece):
         want = 4 + int.from_bytes(carry[:4], "little") if len(carry) >= 4 else 4
+        if want > 4 + MAX_RECORD_BYTES:
+            break
         take = min(want - len(carry), len(piece) - start)
         if take <= 0:
             break
@@ -360,4 +389,8 @@ def _complete(carry: bytearray, piece: bytes) -> int:
 
 
 def _whole(carry: bytearray) -> bool:
-    return len(carry) >= 4 and len(carry) >= 4 + int.from_bytes(carry[:4], "little")
+    """Whether ``carry`` holds its whole record, or states a length no record has (decoding refuses it)."""
+    if len(carry) < 4:
+        return False
+    length = int.from_bytes(carry[:4], "little")
+    return length > MAX_RECORD_BYTES or len(carry) >= 4 + length

@@ -28,6 +28,13 @@ records: it then only states that ``[base_offset, end_offset)`` holds none.
 The footer has a fixed size (:data:`FOOTER_SIZE`), so a reader gets a
 segment's stats with one range request of its last bytes.
 
+Readers trust no stored size: a block's ``raw_len`` above
+:data:`MAX_BLOCK_RAW_BYTES`, or a record count its raw bytes cannot hold, is
+refused before anything is allocated, and every decoded record is checked
+for its shape and types. Any stored bytes give a :class:`SegmentError`
+naming the object (and the block's offsets, when known), never another
+exception.
+
 Version 2 added codec 2 (lz4) and nothing else. Version 7
 (:data:`ZSTD_STREAM_VERSION`) added codec 3, ``zstd-stream``: one zstd
 context across a segment's blocks, with restart points
@@ -58,6 +65,8 @@ from libkb.errors import FormatError
 from libkb.format.checksum import block_crc, extend_crc
 from libkb.format.encryption import ENCRYPTION_VERSION, FLAG_ENCRYPTED, BlockEncryption
 from libkb.format.packer import new_buffer, pack_messages
+from libkb.format.records import Record as Record
+from libkb.format.records import as_header, as_record, plain_records
 from libkb.format.transforms import (
     BlockContext,
     Buffer,
@@ -98,6 +107,13 @@ HEADER_MAGIC = b"LKBS"
 FOOTER_MAGIC = b"LKBF"
 END_MAGIC = b"LKBE"
 _BLOCK_HEAD_AFTER_LEN = _BLOCK_HEAD.size - 4
+#: The largest raw (decoded) block a reader accepts: ``backup.block_bytes`` is at
+#: most 64 MiB and a block ends after the record that reaches it, whose size Kafka
+#: bounds (``message.max.bytes``; the broker's requests are at most 100 MiB by default).
+#: A block head stating more is corrupt or hostile and is refused before any allocation.
+MAX_BLOCK_RAW_BYTES = 1 << 30
+#: The fewest raw bytes one record takes (a msgpack array of six one-byte items).
+MIN_RECORD_BYTES = 7
 
 
 class SegmentError(FormatError):
@@ -194,6 +210,15 @@ class BlockDecoder:
     def _unwrap(self, payload: Buffer, info: BlockInfo) -> Buffer:
         return self._chain.decode(payload, info.context) if self._chain else payload
 
+    def check_size(self, payload: Buffer, info: BlockInfo) -> None:
+        """TransformError if the payload's frame declares a size other than the head's, before decoding.
+
+        zstd-stream frames declare none: the stream decoder checks each block's size as it goes.
+        """
+        if self._stream is None:
+            assert self._chain is not None
+            self._chain.check_size(payload, info.context)
+
     def decode(self, payload: Buffer, info: BlockInfo) -> Buffer:
         if self._stream is not None:
             return self._stream.decode(self._unwrap(payload, info), info.context.block_index, info.raw_len)
@@ -207,10 +232,6 @@ class BlockDecoder:
             self._chain.decode_into(payload, info.context, out)
         else:
             out[:] = self.decode(payload, info)
-
-
-# A record as stored: (offset, timestamp, timestamp_type, key, value, headers).
-Record = tuple[int, int, int, bytes | None, bytes | None, list[tuple[str, bytes | None]] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,7 +324,10 @@ def decode_header(data: bytes, *, name: str = "segment") -> SegmentHeader:
     (crc,) = struct.unpack_from("<I", data, size - 4)
     if zlib.crc32(data[: size - 4]) != crc:
         raise SegmentError(f"{name}: header checksum mismatch")
-    topic = data[_HEADER_FIXED.size : _HEADER_FIXED.size + topic_len].decode("utf-8")
+    try:
+        topic = data[_HEADER_FIXED.size : _HEADER_FIXED.size + topic_len].decode("utf-8")
+    except UnicodeDecodeError:
+        raise SegmentError(f"{name}: the topic name in the header is not UTF-8") from None
     return SegmentHeader(version, codec, topic, partition, base, created, size, flags)
 
 
@@ -538,6 +562,10 @@ class SegmentWriter:
         """Account for a block; returns (block head, payload) to write next."""
         if block.record_count == 0:
             return b"", b""
+        if block.raw_len > MAX_BLOCK_RAW_BYTES:
+            raise ValueError(
+                f"a block of {block.raw_len} raw bytes is over the format's {MAX_BLOCK_RAW_BYTES}"
+            )
         if block.first_offset < max(self.base_offset, self.last_offset + 1):
             raise ValueError("blocks must be added in offset order, inside the segment's range")
         head = block.encode_head()
@@ -641,6 +669,11 @@ class SegmentReader:
             total = 4 + length
             if length < _BLOCK_HEAD_AFTER_LEN or pos + total > end:
                 raise SegmentError(f"{self.name}: block at byte {pos} runs past the footer")
+            if raw_len > MAX_BLOCK_RAW_BYTES or count * MIN_RECORD_BYTES > raw_len:
+                raise SegmentError(
+                    f"{self.name}: the block at byte {pos} (offsets {first}-{last}) states {count} records "
+                    f"in {raw_len} raw bytes (at most {MAX_BLOCK_RAW_BYTES}): a corrupt block head"
+                )
             context = BlockContext(header.topic, header.partition, header.base_offset, seen, raw_len)
             yield BlockInfo(pos, total, raw_len, count, first, last, context)
             pos += total
@@ -678,24 +711,25 @@ def decode_block(
     data: bytes, info: BlockInfo, codec: int, *, name: str = "segment", decoder: BlockDecoder | None = None
 ) -> Iterator[Record]:
     """One block's records; ``decoder``: the segment's (zstd-stream: the blocks before went through it)."""
+    where = f"{name}: the block of offsets {info.first_offset}-{info.last_offset}"
     payload = _checked_payload(data, info, codec, name)
     try:
         raw = (decoder or BlockDecoder(codec, name=name)).decode(payload, info)
     except TransformError as exc:
-        raise SegmentError(f"{name}: {exc}{_lost_to(codec)}") from None
+        raise SegmentError(f"{where}: {exc}{_lost_to(codec)}") from None
     if len(raw) != info.raw_len:
-        raise SegmentError(f"{name}: block decompressed to the wrong size")
+        raise SegmentError(f"{where}: decompressed to the wrong size")
     unpacker = msgpack.Unpacker(use_list=True, raw=False, max_buffer_size=max(len(raw), 1))
     unpacker.feed(raw)
     count = 0
     try:
         for item in unpacker:
             count += 1
-            yield _as_record(item)
+            yield as_record(item)
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
-        raise SegmentError(f"{name}: undecodable record: {exc}") from None
+        raise SegmentError(f"{where}: undecodable record: {exc}") from None
     if count != info.record_count:
-        raise SegmentError(f"{name}: block holds {count} records, header says {info.record_count}")
+        raise SegmentError(f"{where}: holds {count} records, its head says {info.record_count}")
 
 
 def pass_block(
@@ -736,13 +770,6 @@ def _lost_to(codec: int) -> str:
     if codec != CODEC_ZSTD_STREAM:
         return ""
     return " (zstd-stream: the blocks after it up to the next restart point cannot be decoded either)"
-
-
-def _as_record(item: Any) -> Record:
-    offset, timestamp, ts_type, key, value, headers = item
-    if headers is not None:
-        headers = [(h[0], h[1]) for h in headers]
-    return (offset, timestamp, ts_type, key, value, headers)
 
 
 def encode_segment(
@@ -812,19 +839,20 @@ def block_records(
     if decoder is None:
         decoder = BlockDecoder(codec, name=name)
     try:
-        if block_crc(payload) != head[5]:
-            raise ValueError("checksum")
+        if block_crc(payload) != head[5] or info.raw_len > MAX_BLOCK_RAW_BYTES:
+            raise ValueError("checksum or size")
+        decoder.check_size(payload, info)  # before allocating what the head states
         buf = bytearray(_ARRAY32.size + info.raw_len)
         _ARRAY32.pack_into(buf, 0, 0xDD, info.record_count)
         view = memoryview(buf)[_ARRAY32.size :]
         decoder.decode_into(payload, info, view)  # any error: see below
         del view
         records: list[Any] = list(msgpack.unpackb(buf, use_list=False, raw=False))
-        if records and set(map(len, records)) != {6}:
+        if records and not plain_records(records):
             raise ValueError("shape")
         for i in compress(range(len(records)), map(is_not, map(_HEADERS, records), repeat(None))):
             offset, timestamp, ts_type, key, value, headers = records[i]
-            records[i] = (offset, timestamp, ts_type, key, value, [(k, v) for k, v in headers])
+            records[i] = (offset, timestamp, ts_type, key, value, [as_header(h) for h in headers])
         return records
     except Exception:  # the reference decoder says what is wrong
         pass

@@ -78,6 +78,15 @@ class DecodesInto(Protocol):
         ...
 
 
+@runtime_checkable
+class ChecksSize(Protocol):
+    """A transform whose stored bytes declare the size they decode to."""
+
+    def check_size(self, data: Buffer, context: BlockContext) -> None:
+        """TransformError if ``data`` declares a size other than ``context.raw_len``, before decoding."""
+        ...
+
+
 class TransformChain:
     """Transforms applied in order by :meth:`encode` and undone in reverse by :meth:`decode`.
 
@@ -125,6 +134,17 @@ class TransformChain:
             data = transform.decode(data, context)
         return data
 
+    def check_size(self, data: Buffer, context: BlockContext) -> None:
+        """TransformError unless ``data`` can decode to ``context.raw_len`` bytes, as far as its frame says.
+
+        A reader calls it before allocating ``raw_len`` bytes for :meth:`decode_into`.
+        """
+        if not self.transforms:
+            if len(data) != context.raw_len:
+                raise TransformError(f"a stored block of {len(data)} bytes, its head says {context.raw_len}")
+        elif len(self.transforms) == 1 and isinstance(self.transforms[0], ChecksSize):
+            self.transforms[0].check_size(data, context)
+
     def decode_into(self, data: Buffer, context: BlockContext, out: memoryview) -> None:
         """:meth:`decode` into ``out`` (exactly ``context.raw_len`` bytes); ValueError if sizes differ."""
         if not self.transforms:
@@ -150,13 +170,21 @@ class ZstdCompression:
         # A compressor per call: any thread may encode (zstd releases the GIL).
         return zstandard.ZstdCompressor(level=self.level).compress(data)
 
+    def check_size(self, data: Buffer, context: BlockContext) -> None:
+        try:
+            _declared_size(zstandard.get_frame_parameters(data).content_size, context)
+        except zstandard.ZstdError as exc:
+            raise TransformError(f"cannot decompress block: {exc}") from None
+
     def decode(self, data: Buffer, context: BlockContext) -> bytes:
+        self.check_size(data, context)
         try:
             return zstandard.ZstdDecompressor().decompress(data, max_output_size=context.raw_len)
         except zstandard.ZstdError as exc:
             raise TransformError(f"cannot decompress block: {exc}") from None
 
     def decode_into(self, data: Buffer, context: BlockContext, out: memoryview) -> None:
+        self.check_size(data, context)
         reader = zstandard.ZstdDecompressor().stream_reader(data)
         got = 0
         try:
@@ -166,6 +194,21 @@ class ZstdCompression:
                 raise TransformError("block decompressed to the wrong size")
         except zstandard.ZstdError as exc:
             raise TransformError(f"cannot decompress block: {exc}") from None
+
+
+_UNKNOWN = zstandard.CONTENTSIZE_UNKNOWN
+
+
+def _declared_size(size: int, context: BlockContext) -> None:
+    """Refuse a frame whose header declares a content size other than the block head's ``raw_len``.
+
+    The decompressors allocate what a frame declares: a hostile frame declaring
+    gigabytes would be allocated before its data is found short.
+    """
+    if size != _UNKNOWN and size != context.raw_len:
+        raise TransformError(
+            f"cannot decompress block: its frame declares {size} bytes, the block head {context.raw_len}"
+        )
 
 
 class Lz4Compression:
@@ -181,7 +224,15 @@ class Lz4Compression:
         out: bytes = lz4.frame.compress(data, store_size=True)  # releases the GIL
         return out
 
+    def check_size(self, data: Buffer, context: BlockContext) -> None:
+        try:
+            info = lz4.frame.get_frame_info(data)
+        except RuntimeError as exc:
+            raise TransformError(f"cannot decompress block: {exc}") from None
+        _declared_size(info.get("content_size") or _UNKNOWN, context)
+
     def decode(self, data: Buffer, context: BlockContext) -> bytes:
+        self.check_size(data, context)
         decompressor = lz4.frame.LZ4FrameDecompressor()
         try:
             # Bounded: a frame claiming more than the block head's size stops there.

@@ -28,6 +28,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_expone
 
 from libkb.config.models import TopicSelection
 from libkb.kafka.clients import ConnectionErrors, KafkaConnectionError
+from libkb.kafka.errors import kafka_boundary
 from libkb.kafka.types import GroupOffsets, TopicInfo
 
 #: Metadata requests are made in slices this long, so that a refused login or
@@ -136,10 +137,12 @@ class KafkaAdmin:
         self.admin = admin
         self.timeout = timeout
 
+    @kafka_boundary
     def cluster_id(self) -> str | None:
         metadata = self.metadata()
         return getattr(metadata, "cluster_id", None)
 
+    @kafka_boundary
     def metadata(self) -> Any:
         """The cluster's metadata; :class:`KafkaConnectionError` if no broker can be used.
 
@@ -175,10 +178,12 @@ class KafkaAdmin:
             self.admin.poll(0)  # drain queued error and log events
             return metadata
 
+    @kafka_boundary
     def partition_counts(self) -> dict[str, int]:
         """Topic name -> partition count of every topic the cluster has."""
         return {name: len(t.partitions) for name, t in self.metadata().topics.items() if t.error is None}
 
+    @kafka_boundary
     def select_topics(
         self, selection: TopicSelection, *, include_internal: bool | AbstractSet[str]
     ) -> dict[str, int]:
@@ -205,6 +210,7 @@ class KafkaAdmin:
                 excluded[name] = rule
         return dict(sorted(chosen.items())), dict(sorted(excluded.items()))
 
+    @kafka_boundary
     def topic_infos(self, names: Iterable[str]) -> dict[str, TopicInfo]:
         """Partition count, replication factor and non-default configs of each topic."""
         names = list(names)
@@ -231,6 +237,7 @@ class KafkaAdmin:
             infos[name].topic_id = topic_id
         return infos
 
+    @kafka_boundary
     def topic_ids(self, names: Iterable[str], *, missing_ok: bool = False) -> dict[str, str | None]:
         """Each topic's id (KIP-516) in Kafka's base64 form; None where the broker has none (before 2.8).
 
@@ -257,6 +264,7 @@ class KafkaAdmin:
 
         return until_ready(ask, self.timeout)
 
+    @kafka_boundary
     def offsets(
         self, partitions: Iterable[tuple[str, int]], *, read_committed: bool
     ) -> dict[tuple[str, int], PartitionOffsets]:
@@ -292,6 +300,7 @@ class KafkaAdmin:
         # Leadership moves (and new topics) answer NOT_LEADER for a moment: retry those.
         return until_ready(ask, self.timeout)
 
+    @kafka_boundary
     def cleanup_policies(self, topics: Iterable[str]) -> dict[str, str]:
         """Each topic's ``cleanup.policy`` in force (its own, else the broker's default)."""
         resources = [ConfigResource(ConfigResource.Type.TOPIC, t) for t in sorted(set(topics))]
@@ -304,6 +313,7 @@ class KafkaAdmin:
             policies[resource.name] = entry.value if entry is not None and entry.value else "delete"
         return policies
 
+    @kafka_boundary
     def delete_records(
         self, before: Mapping[tuple[str, int], int]
     ) -> tuple[dict[tuple[str, int], int], dict[tuple[str, int], KafkaError]]:
@@ -336,6 +346,7 @@ class KafkaAdmin:
                 time.sleep(0.2)
         return done, refused
 
+    @kafka_boundary
     def group_offsets(self, topics: Iterable[str], *, wait_secs: float | None = None) -> list[GroupOffsets]:
         """Committed offsets of every consumer group, on the given topics only.
 
@@ -367,7 +378,8 @@ class KafkaAdmin:
                     continue  # the group went away meanwhile
                 # Anything else (e.g. not authorized) must not leave the group out unnoticed.
                 code = err.code() if err is not None else KafkaError._FAIL
-                raise KafkaException(KafkaError(code, f"consumer group {group!r}: {exc}")) from exc
+                said = err.str() if err is not None else str(exc)
+                raise KafkaException(KafkaError(code, f"consumer group {group!r}: {said}")) from exc
             offsets: dict[str, dict[int, int]] = {}
             for tp in answer.topic_partitions or []:
                 if tp.topic in wanted and tp.offset >= 0:

@@ -15,7 +15,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
 from libkb.config.models import SourceOptions
-from libkb.errors import ConfigError, LibkbError
+from libkb.errors import ConfigError
+from libkb.kafka.errors import KafkaConnectionError as KafkaConnectionError
 from libkb.kafka.kerberos import kerberos_properties
 from libkb.version import __version__
 
@@ -87,10 +88,6 @@ def _built(make: Any, config: dict[str, Any]) -> Any:
                 key="security.sasl_mechanism",
             ) from None
         raise
-
-
-class KafkaConnectionError(LibkbError, ConnectionError):
-    """No broker of the cluster could be used: refused credentials or certificates, or none answered."""
 
 
 class ConnectionErrors:

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from libkb.errors import LibkbError
 from libkb.kafka.admin import until_ready
+from libkb.kafka.errors import KafkaClientError
 from libkb.kafka.types import CommittedOffset
 
 TP = tuple[str, int]
@@ -31,7 +31,7 @@ ACTIVE_GROUP_ERRORS = frozenset(
 )
 
 
-class GroupOffsetError(LibkbError):
+class GroupOffsetError(KafkaClientError):
     """Consumer-group offsets could not be read or changed."""
 
 

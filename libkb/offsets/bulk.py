@@ -28,6 +28,7 @@ from tenacity import (
     wait_random,
 )
 
+from libkb.kafka.errors import kafka_boundary
 from libkb.kafka.groups import GroupAdmin, GroupOffsetError, describe_commit_error
 from libkb.kafka.types import CommittedOffset
 from libkb.offsets.snapshot import TP
@@ -91,6 +92,7 @@ class BulkReport:
         return asdict(self)
 
 
+@kafka_boundary
 def reset_in_parallel(
     groups: GroupAdmin,
     commits: Commits,

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from libkb.kafka.errors import kafka_boundary
 from libkb.kafka.groups import GroupAdmin, GroupOffsetError, commit_failure
 from libkb.offsets.bulk import BulkReport, Commits, reset_in_parallel
 from libkb.offsets.compare import GroupRollback, Verification, compare, plan_rollback
@@ -30,12 +31,14 @@ class Cluster:
     cluster_id: str | None
 
 
+@kafka_boundary
 def read_offsets(groups: GroupAdmin, names: Iterable[str]) -> GroupsOffsets:
     """Each group's committed offsets now (empty for a group without any)."""
     ordered = sorted(set(names))
     return dict(zip(ordered, parallel_map(groups.committed, ordered), strict=True))
 
 
+@kafka_boundary
 def take_snapshot(
     cluster: Cluster,
     store: SnapshotStore,
@@ -60,6 +63,7 @@ def take_snapshot(
     return snapshot
 
 
+@kafka_boundary
 def reset_with_snapshot(
     cluster: Cluster,
     store: SnapshotStore,
@@ -99,6 +103,7 @@ class RollbackResult:
     duration_ms: float = 0.0
 
 
+@kafka_boundary
 def rollback(
     cluster: Cluster,
     store: SnapshotStore,
@@ -133,6 +138,7 @@ def rollback(
     return undo, result
 
 
+@kafka_boundary
 def verify(admin: GroupAdmin, snapshot: OffsetSnapshot) -> Verification:
     """Compare the groups' offsets now with the snapshot's."""
     return compare(snapshot, read_offsets(admin, snapshot.groups))

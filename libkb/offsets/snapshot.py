@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from libkb.errors import ConfigError, FormatError
+from libkb.format.strict import array, integer, load_object, malformed, mapping, partition_key, string
 from libkb.kafka.types import CommittedOffset
 
 FORMAT_NAME = "libkb-offset-snapshot"
@@ -78,34 +79,36 @@ class OffsetSnapshot:
 
     @classmethod
     def from_json(cls, data: bytes, *, name: str) -> OffsetSnapshot:
-        try:
-            body = json.loads(data)
-            if not isinstance(body, dict) or body.get("format") != FORMAT_NAME:
-                raise FormatError(f"{name}: not a libkb offset snapshot")
-            version = body.get("format_version")
-            if not isinstance(version, int) or version > FORMAT_VERSION:
-                raise FormatError(
-                    f"{name}: offset snapshot format version {version} is newer than this libkb reads "
-                    f"({FORMAT_VERSION}); upgrade libkb"
-                )
-            return cls(
-                snapshot_id=str(body["snapshot_id"]),
-                backup_id=str(body["backup_id"]),
-                created_ms=int(body["created_ms"]),
-                groups={str(g): _offsets_from_json(o) for g, o in body["groups"].items()},
-                bootstrap_servers=[str(s) for s in body.get("bootstrap_servers") or []],
-                cluster_id=_optional_str(body.get("cluster_id")),
-                description=_optional_str(body.get("description")),
-                restore_id=_optional_str(body.get("restore_id")),
+        body = load_object(data, name, "offset snapshot")
+        if body.get("format") != FORMAT_NAME:
+            raise FormatError(f"{name}: not a libkb offset snapshot")
+        version = body.get("format_version")
+        if type(version) is not int or version > FORMAT_VERSION:
+            raise FormatError(
+                f"{name}: offset snapshot format version {version} is newer than this libkb reads "
+                f"({FORMAT_VERSION}); upgrade libkb"
             )
-        except FormatError:
-            raise
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise FormatError(f"{name}: malformed offset snapshot ({type(exc).__name__}: {exc})") from None
+        with malformed(name, "offset snapshot"):
+            return cls._fields(body, name)
+
+    @classmethod
+    def _fields(cls, body: dict[str, Any], name: str) -> OffsetSnapshot:
+        groups = mapping(body.get("groups"), name, "groups")
+        servers = array(body.get("bootstrap_servers") or [], name, "bootstrap_servers")
+        return cls(
+            snapshot_id=string(body.get("snapshot_id"), name, "snapshot_id"),
+            backup_id=string(body.get("backup_id"), name, "backup_id"),
+            created_ms=integer(body.get("created_ms"), name, "created_ms"),
+            groups={g: _offsets_from_json(o, name, f"groups.{g}") for g, o in groups.items()},
+            bootstrap_servers=[string(s, name, f"bootstrap_servers[{i}]") for i, s in enumerate(servers)],
+            cluster_id=_optional_str(body.get("cluster_id"), name, "cluster_id"),
+            description=_optional_str(body.get("description"), name, "description"),
+            restore_id=_optional_str(body.get("restore_id"), name, "restore_id"),
+        )
 
 
-def _optional_str(value: Any) -> str | None:
-    return None if value is None else str(value)
+def _optional_str(value: Any, name: str, path: str) -> str | None:
+    return None if value is None else string(value, name, path)
 
 
 def _offsets_to_json(offsets: dict[TP, CommittedOffset]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -120,15 +123,20 @@ def _offsets_to_json(offsets: dict[TP, CommittedOffset]) -> dict[str, dict[str, 
     return out
 
 
-def _offsets_from_json(body: dict[str, dict[str, dict[str, Any]]]) -> dict[TP, CommittedOffset]:
+def _offsets_from_json(body: object, name: str, path: str) -> dict[TP, CommittedOffset]:
     out: dict[TP, CommittedOffset] = {}
-    for topic, partitions in body.items():
-        for partition, entry in partitions.items():
-            offset = int(entry["offset"])
+    for topic, partitions in mapping(body, name, path).items():
+        for partition, entry in mapping(partitions, name, f"{path}.{topic}").items():
+            where = f"{path}.{topic}.{partition}"
+            number = partition_key(partition, name, where)
+            fields = mapping(entry, name, where)
+            offset = integer(fields.get("offset"), name, f"{where}.offset")
             if offset < 0:
-                raise ValueError(f"negative offset {offset} for {topic}[{partition}]")
-            epoch = entry.get("leader_epoch")
-            out[(str(topic), int(partition))] = CommittedOffset(
-                offset, _optional_str(entry.get("metadata")), None if epoch is None else int(epoch)
+                raise FormatError(f"{name}: {where}: negative offset {offset}")
+            epoch = fields.get("leader_epoch")
+            out[(topic, number)] = CommittedOffset(
+                offset,
+                _optional_str(fields.get("metadata"), name, f"{where}.metadata"),
+                None if epoch is None else integer(epoch, name, f"{where}.leader_epoch"),
             )
     return dict(sorted(out.items()))

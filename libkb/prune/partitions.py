@@ -10,7 +10,6 @@ those indexes, then makes each partition's cut, index first
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable
@@ -20,8 +19,9 @@ from typing import Any
 from libkb.backup.lease import LeaseHeldError, lease_is_live
 from libkb.backup.ownership import LeaseOwnership
 from libkb.backup.state import load_index
-from libkb.errors import LibkbError
+from libkb.errors import FormatError, LibkbError
 from libkb.format.models import PartitionIndex, index_key, lease_key
+from libkb.format.strict import load_object
 from libkb.metrics import RunMetrics
 from libkb.retention import RetentionPlan, RetentionPolicy, apply_cut, plan_retention
 from libkb.retention.apply import IndexWriter
@@ -176,8 +176,8 @@ def _unfinished_restores(backend: StorageBackend, backup_id: str) -> list[str]:
         if not key.endswith("/state.json"):
             continue
         try:
-            status = json.loads(backend.get(key)).get("status")
-        except (StorageError, ValueError, AttributeError):
+            status = load_object(backend.get(key), key).get("status")
+        except (StorageError, FormatError):
             continue
         if status != "complete":
             restore_id = key.split("/")[2]

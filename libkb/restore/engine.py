@@ -30,6 +30,7 @@ from libkb.format.models import Manifest
 from libkb.gctune import fewer_collections
 from libkb.kafka.admin import KafkaAdmin
 from libkb.kafka.clients import make_admin, make_consumer, make_producer
+from libkb.kafka.errors import kafka_boundary
 from libkb.keys import keyring_from_config
 from libkb.metrics import RunMetrics
 from libkb.ratelimit import RateLimiter
@@ -152,6 +153,7 @@ class RestoreEngine:
             raise
         return backend, source, manifest, plan
 
+    @kafka_boundary
     def plan(self) -> RestoreResult:
         """The plan alone: nothing is written anywhere (``validate-restore``, ``--dry-run``).
 
@@ -183,6 +185,7 @@ class RestoreEngine:
 
     # -- the run ----------------------------------------------------------
 
+    @kafka_boundary
     def run(self) -> RestoreResult:
         if self.options.dry_run:
             return self.plan()

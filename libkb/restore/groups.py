@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from confluent_kafka.admin import AdminClient
 
 from libkb.format.models import GroupOffsets
+from libkb.kafka.errors import kafka_boundary
 from libkb.kafka.groups import GroupAdmin, GroupOffsetError, commit_failure
 from libkb.kafka.types import CommittedOffset
 from libkb.restore.mapping import OffsetMapping
@@ -52,6 +53,7 @@ def _committed(
                 yield group.group, topic, partition, offset
 
 
+@kafka_boundary
 def translate_groups(
     groups: Iterable[GroupOffsets], mapping: OffsetMapping, wanted: Iterable[str] | None = None
 ) -> list[TranslatedOffset]:
@@ -133,6 +135,7 @@ def refuse_by_key(
             )
 
 
+@kafka_boundary
 def apply_offsets(admin: AdminClient, offsets: list[TranslatedOffset], *, timeout: float = 30.0) -> list[str]:
     """Commit the translated offsets on the target cluster; returns the groups changed.
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from libkb.errors import FormatError
+from libkb.format.strict import array, integer, load_object, malformed, mapping, string
 from libkb.restore.state import key_of, spread_key
 
 
@@ -89,14 +90,20 @@ class PartitionMapping:
         }
 
     @classmethod
-    def from_dict(cls, body: dict[str, Any]) -> PartitionMapping:
+    def from_dict(
+        cls, body: object, name: str = "offset mapping", path: str = "partition"
+    ) -> PartitionMapping:
+        fields = mapping(body, name, path)
         return cls(
-            body["source_topic"],
-            int(body["source_partition"]),
-            body["target_topic"],
-            int(body["target_partition"]),
-            int(body["target_start"]),
-            [(int(a), int(b), int(c)) for a, b, c in body["runs"]],
+            string(fields.get("source_topic"), name, f"{path}.source_topic"),
+            integer(fields.get("source_partition"), name, f"{path}.source_partition"),
+            string(fields.get("target_topic"), name, f"{path}.target_topic"),
+            integer(fields.get("target_partition"), name, f"{path}.target_partition"),
+            integer(fields.get("target_start"), name, f"{path}.target_start"),
+            [
+                _ints(run, 3, name, f"{path}.runs[{i}]")  # type: ignore[misc]
+                for i, run in enumerate(array(fields.get("runs"), name, f"{path}.runs"))
+            ],
         )
 
 
@@ -138,14 +145,26 @@ class SpreadPartition:
         }
 
     @classmethod
-    def from_dict(cls, body: dict[str, Any]) -> SpreadPartition:
+    def from_dict(
+        cls, body: object, name: str = "offset mapping", path: str = "repartitioned"
+    ) -> SpreadPartition:
+        fields = mapping(body, name, path)
+        blocks = array(fields.get("blocks"), name, f"{path}.blocks")
         return cls(
-            body["source_topic"],
-            body["target_topic"],
-            int(body["target_partition"]),
-            int(body["target_start"]),
-            [(int(a), int(b), int(c), int(d)) for a, b, c, d in body["blocks"]],
+            string(fields.get("source_topic"), name, f"{path}.source_topic"),
+            string(fields.get("target_topic"), name, f"{path}.target_topic"),
+            integer(fields.get("target_partition"), name, f"{path}.target_partition"),
+            integer(fields.get("target_start"), name, f"{path}.target_start"),
+            [_ints(block, 4, name, f"{path}.blocks[{i}]") for i, block in enumerate(blocks)],  # type: ignore[misc]
         )
+
+
+def _ints(value: object, count: int, name: str, path: str) -> tuple[int, ...]:
+    """An array of exactly ``count`` integers, as a tuple."""
+    items = array(value, name, path)
+    if len(items) != count:
+        raise FormatError(f"{name}: {path}: expected {count} integers, found {len(items)} items")
+    return tuple(integer(item, name, f"{path}[{i}]") for i, item in enumerate(items))
 
 
 @dataclass(slots=True)
@@ -182,17 +201,23 @@ class OffsetMapping:
 
     @classmethod
     def from_json(cls, data: bytes, *, name: str = "offset mapping") -> OffsetMapping:
-        try:
-            body = json.loads(data)
-            if body.get("format") != "libkb-offset-mapping" or body.get("format_version") != 1:
-                raise FormatError(f"{name}: not a libkb offset mapping of a known version")
-            return cls(
-                body["backup_id"],
-                body["restore_id"],
-                [PartitionMapping.from_dict(p) for p in body["partitions"]],
-                [SpreadPartition.from_dict(p) for p in body.get("repartitioned", [])],
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            if isinstance(exc, FormatError):
-                raise
-            raise FormatError(f"{name}: malformed offset mapping ({exc})") from None
+        body = load_object(data, name, "offset mapping")
+        if (
+            body.get("format") != "libkb-offset-mapping"
+            or body.get("format_version") != 1
+            or type(body.get("format_version")) is not int
+        ):
+            raise FormatError(f"{name}: not a libkb offset mapping of a known version")
+        with malformed(name, "offset mapping"):
+            return cls._fields(body, name)
+
+    @classmethod
+    def _fields(cls, body: dict[str, Any], name: str) -> OffsetMapping:
+        partitions = array(body.get("partitions"), name, "partitions")
+        spread = array(body.get("repartitioned", []), name, "repartitioned")
+        return cls(
+            string(body.get("backup_id"), name, "backup_id"),
+            string(body.get("restore_id"), name, "restore_id"),
+            [PartitionMapping.from_dict(p, name, f"partitions[{i}]") for i, p in enumerate(partitions)],
+            [SpreadPartition.from_dict(p, name, f"repartitioned[{i}]") for i, p in enumerate(spread)],
+        )

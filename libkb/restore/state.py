@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from libkb.errors import FormatError
+from libkb.format.strict import build, integer, load_object, malformed, mapping, string
 
 
 def restore_prefix(backup_id: str, restore_id: str) -> str:
@@ -89,23 +90,30 @@ class RestoreState:
 
     @classmethod
     def from_json(cls, data: bytes, *, name: str = "restore state") -> RestoreState:
-        try:
-            body = json.loads(data)
-            if body.get("format") != "libkb-restore-state":
-                raise FormatError(f"{name}: not a libkb restore state")
-            return cls(
-                body["backup_id"],
-                body["restore_id"],
-                int(body["created_ms"]),
-                body.get("target_cluster_id"),
-                body.get("status", "running"),
-                {k: PartitionState(**v) for k, v in body["partitions"].items()},
-                {str(k): str(v) for k, v in body.get("target_topic_ids", {}).items()},
+        body = load_object(data, name, "restore state")
+        if body.get("format") != "libkb-restore-state":
+            raise FormatError(f"{name}: not a libkb restore state")
+        if body.get("format_version") != 1 or type(body.get("format_version")) is not int:
+            raise FormatError(
+                f"{name}: restore state format version {body.get('format_version')!r}; this libkb reads 1"
             )
-        except (ValueError, KeyError, TypeError) as exc:
-            if isinstance(exc, FormatError):
-                raise
-            raise FormatError(f"{name}: malformed restore state ({exc})") from None
+        with malformed(name, "restore state"):
+            return cls._fields(body, name)
+
+    @classmethod
+    def _fields(cls, body: dict[str, Any], name: str) -> RestoreState:
+        cluster = body.get("target_cluster_id")
+        partitions = mapping(body.get("partitions"), name, "partitions")
+        ids = mapping(body.get("target_topic_ids", {}), name, "target_topic_ids")
+        return cls(
+            string(body.get("backup_id"), name, "backup_id"),
+            string(body.get("restore_id"), name, "restore_id"),
+            integer(body.get("created_ms"), name, "created_ms"),
+            None if cluster is None else string(cluster, name, "target_cluster_id"),
+            string(body.get("status", "running"), name, "status"),
+            {k: build(PartitionState, v, name, f"partitions.{k}") for k, v in partitions.items()},
+            {k: string(v, name, f"target_topic_ids.{k}") for k, v in ids.items()},
+        )
 
 
 def derive_restore_id(

@@ -22,6 +22,7 @@ from libkb.backup.lease import (
     current_lease,
     lease_is_live,
     read_lease,
+    takeover_time,
 )
 from libkb.catalog import describe_backup, list_backups, validate_backup
 from libkb.format.models import RunInfo, lease_generation_key, lease_key, legacy_lease_key, manifest_key
@@ -262,12 +263,34 @@ def test_a_live_lease_refuses_a_second_run_naming_the_holder(
     assert lease_keys(backend) == [lease_generation_key(BID, 4)]
 
 
+def test_a_live_lease_refusal_says_when_takeover_becomes_possible(
+    backend: StorageBackend, leases: list[Lease]
+) -> None:
+    expires = (now_ms() // 1000 + 60) * 1000
+    put_lease(backend, 4, "run-live", expires)
+    with pytest.raises(LeaseHeldError) as refused:
+        new_lease(backend, "run-b", leases).acquire()
+    until, takeover = (
+        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000)) for ms in (expires, expires + TTL_MS)
+    )
+    assert (
+        f"its lease is valid until {until}; if its holder stops renewing it, another run may take it over "
+        f"from {takeover} (one TTL later)"
+    ) in str(refused.value)
+
+
 def test_an_expired_lease_is_still_honoured_for_one_ttl_of_grace(
     backend: StorageBackend, leases: list[Lease]
 ) -> None:
-    put_lease(backend, 1, "run-late", now_ms() - TTL_MS // 2)
-    with pytest.raises(LeaseHeldError, match="run-late"):
+    expired = now_ms() - TTL_MS // 2
+    put_lease(backend, 1, "run-late", expired)
+    with pytest.raises(LeaseHeldError, match="run-late") as refused:
         new_lease(backend, "run-b", leases).acquire()
+    # After a run that died, the valid-until time is past: the refusal says so, and when takeover comes.
+    takeover = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime((expired + TTL_MS) / 1000))
+    assert "(its holder stopped renewing it); another run may take it over from " + takeover in str(
+        refused.value
+    )
     assert not lease_is_live(backend, lease_key(BID))  # readers see it as expired already
 
 
@@ -541,3 +564,32 @@ def test_lease_objects_are_never_taken_for_a_backup_or_its_files(backend: Storag
     assert [s.status for s in list_backups(backend)] == ["complete"]
     report = validate_backup(backend, BID)
     assert report.ok and not any("lease" in w for w in report.warnings)
+
+
+def test_takeover_time_after_one_ttl_of_grace_or_now() -> None:
+    holder = LeaseInfo("r1", "h", 1, expires_ms=1_000_000)
+    assert takeover_time(holder, 30_000, now_ms=990_000).endswith(
+        "take it over from 1970-01-01T00:17:10Z (one TTL later)"
+    )
+    assert "in 10 s (one TTL of grace)" in takeover_time(holder, 30_000, now_ms=1_020_000)
+    assert takeover_time(holder, 30_000, now_ms=1_030_000) == "it may be taken over now"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"run_id": "r", "host": "h", "pid": "12", "expires_ms": 1}',
+        b'{"run_id": 5, "host": "h", "pid": 1, "expires_ms": 1}',
+        b'{"run_id": "r", "host": "h", "pid": 1, "expires_ms": 1, "released": "yes"}',
+        b"[" * 100_000,
+        b"\xff\xfe",
+        b"[]",
+    ],
+    ids=["pid-string", "run-id-number", "released-string", "deep", "not-utf8", "array"],
+)
+def test_a_wrongly_typed_lease_is_refused_naming_the_object(body: bytes) -> None:
+    from libkb.errors import FormatError
+
+    with pytest.raises(FormatError, match=r"^b1/lease/000000000001\.json: "):
+        LeaseInfo.parse(body, "b1/lease/000000000001.json")
+    assert LeaseInfo.from_json(body) is None  # unreadable: it blocks no run

@@ -172,13 +172,18 @@ def test_backup_exit_status(status: str, code: int, capsys: pytest.CaptureFixtur
         assert "b1" in capsys.readouterr().err
 
 
-def test_error_lines_for_foreign_exceptions() -> None:
+def test_error_lines_and_exit_statuses_come_from_one_place() -> None:
     from confluent_kafka import KafkaError, KafkaException
 
-    from libkb.cli.app import describe_error
+    from libkb.cli.exits import describe_error, error_status
+    from libkb.kafka.errors import from_kafka
 
-    error = KafkaException(KafkaError(KafkaError._TRANSPORT, "Failed to get metadata: broker down"))
+    error = from_kafka(
+        KafkaException(KafkaError(KafkaError._TRANSPORT, "Failed to get metadata: broker down"))
+    )
     assert describe_error(error) == "Kafka: Failed to get metadata: broker down"
+    assert (error_status(error), error_status(KeyboardInterrupt())) == (1, 130)
+    assert describe_error(KeyboardInterrupt()) == "interrupted"
     assert describe_error(PermissionError(13, "Permission denied", "/x")) == "Permission denied (/x)"
     assert (
         describe_error(RuntimeError("boom"))

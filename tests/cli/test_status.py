@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from libkb.backup.lease import Lease, LeaseInfo
-from libkb.catalog import BackupNotFoundError
+from libkb.catalog import BackupNotFoundError, iso_ms
 from libkb.catalog.status import LeaseStatus, backup_status
 from libkb.cli import main
 from libkb.format.models import Manifest, RunInfo, lease_generation_key, lease_key, manifest_key
@@ -124,6 +124,28 @@ def test_overdue_renewal_shows_as_a_note(store: Store) -> None:
     status = backup_status(backend, "b1")
     assert status.state == "running" and status.lease is not None and status.lease.renewal_overdue
     assert "is overdue: its run may have died" in status.notes[0]
+
+
+@pytest.mark.parametrize(("written_ago", "takeover"), [(70, "from "), (15, "now")])
+def test_an_expired_lease_says_when_another_run_may_take_it_over(
+    store: Store, written_ago: int, takeover: str
+) -> None:
+    """A run that died: its lease expired; another run may take it over one TTL after (or now)."""
+    path, backend = store
+    write_backup(backend, "b1")
+    start_run(backend, "b1", "run-2")
+    expired = now_ms() - 10_000
+    put_lease(backend, "b1", LeaseInfo("run-2", "h", 1, expired, generation=1))
+    written = expired / 1000 - (written_ago - 10)  # a TTL of 60 s or 5 s, read off the lease
+    os.utime(Path(path) / "b1" / "lease" / "000000000001.json", (written, written))
+    status = backup_status(backend, "b1")
+    assert status.state == "interrupted"
+    if takeover == "now":
+        assert "and another run may take it over now" in status.notes[0]
+    else:
+        at = status.lease.takeover_ms if status.lease else None
+        assert at is not None and at > now_ms()
+        assert f"(another run may take it over from {iso_ms(at)}, one TTL later)" in status.notes[0]
 
 
 def test_status_command_outputs(capsys: pytest.CaptureFixture[str], store: Store) -> None:

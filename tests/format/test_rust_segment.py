@@ -132,6 +132,12 @@ def test_a_header_that_disagrees_with_the_records_is_refused() -> None:
     import zlib
 
     struct.pack_into("<I", data, len(data) - 8, zlib.crc32(bytes(data[:-8])))
+    with pytest.raises(
+        SegmentError, match=r"^seg: the header states 6 records at offsets 10-14, which cannot"
+    ):
+        open_segment(bytes(data), "seg")
+    struct.pack_into("<q", data, 24, 15)  # the offsets could hold 6: the records say otherwise
+    struct.pack_into("<I", data, len(data) - 8, zlib.crc32(bytes(data[:-8])))
     header = open_segment(bytes(data), "seg")
     with pytest.raises(SegmentError, match="holds 5 records up to offset 14, its header says 6"):
         list(SegmentRecords(bytes(data), header, "seg", strip=True))

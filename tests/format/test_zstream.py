@@ -227,9 +227,17 @@ def test_a_tampered_encrypted_stream_block_fails_authentication_naming_it(
     struct.pack_into("<I", bad, blocks[5].position + 28, block_crc(payload))
     chain = encrypted_chain(CODEC_ZSTD_STREAM, BlockEncryption("bk", key))
     reader = SegmentReader(bytes(bad), name="s.kbs", chain=chain)
-    with pytest.raises(SegmentError, match=r"^s\.kbs: block 5 fails authentication \(AES-256-GCM\)"):
+    with pytest.raises(
+        SegmentError,
+        match=rf"^s\.kbs: the block of offsets {blocks[5].first_offset}-{blocks[5].last_offset}: "
+        r"block 5 fails authentication \(AES-256-GCM\)",
+    ):
         list(reader.records())
-    with pytest.raises(SegmentError, match=r"^s\.kbs: block 5 fails authentication \(AES-256-GCM\)"):
+    with pytest.raises(
+        SegmentError,
+        match=rf"^s\.kbs: the block of offsets {blocks[5].first_offset}-{blocks[5].last_offset}: "
+        r"block 5 fails authentication \(AES-256-GCM\)",
+    ):
         block_records(bytes(bad), blocks[5], CODEC_ZSTD_STREAM, name="s.kbs", decoder=reader.decoder())
     assert list(reader.records(blocks[8].first_offset)) == as_read(records[blocks[8].first_offset :])
     wrong = encrypted_chain(CODEC_ZSTD_STREAM, BlockEncryption("bk", DataKey.generate()))

@@ -457,10 +457,31 @@ def test_copy_waits_while_pending(http: FakeHTTP) -> None:
     assert [r.method for r in http.requests] == ["PUT", "HEAD", "HEAD"]
 
 
+def _copy_refused(
+    container_found: bool,
+) -> Callable[[requests.PreparedRequest], tuple[int, dict[str, str], bytes]]:
+    """Copy refused for its source; the container's HEAD answers as ``container_found`` says."""
+
+    def respond(req: requests.PreparedRequest) -> tuple[int, dict[str, str], bytes]:
+        if req.method == "HEAD" and "restype=container" in (req.url or ""):
+            return (200, {}, b"") if container_found else (404, {}, b"")
+        return 404, {}, _err_xml("CannotVerifyCopySource")
+
+    return respond
+
+
 def test_copy_missing_source(http: FakeHTTP) -> None:
-    http.responder = lambda req: (404, {}, _err_xml("CannotVerifyCopySource"))
+    http.responder = _copy_refused(container_found=True)
     drv = az.build_azure_driver(cfg())
     with pytest.raises(ObjectDoesNotExistError):
+        drv.ex_copy_object(container(drv), "nope", "dst")
+
+
+def test_copy_into_a_missing_container_names_the_container(http: FakeHTTP) -> None:
+    """With a SAS the service refuses the copy's source first; one HEAD tells the container is missing."""
+    http.responder = _copy_refused(container_found=False)
+    drv = az.build_azure_driver(cfg())
+    with pytest.raises(ContainerDoesNotExistError):
         drv.ex_copy_object(container(drv), "nope", "dst")
 
 

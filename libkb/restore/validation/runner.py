@@ -23,6 +23,7 @@ from libkb.config.validation import ValidationConfig
 from libkb.errors import ConfigError
 from libkb.kafka.admin import KafkaAdmin
 from libkb.kafka.clients import make_admin, make_consumer
+from libkb.kafka.errors import kafka_boundary
 from libkb.restore.validation.checks import (
     FAILED,
     PASSED,
@@ -67,6 +68,7 @@ def new_report_id(now: dt.datetime) -> str:
     return f"validation-{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
 
 
+@kafka_boundary
 def run_validation(
     config: ValidationConfig,
     *,

@@ -17,6 +17,7 @@ from typing import Any
 from libkb.errors import FormatError
 from libkb.format.models import GroupOffsets, Manifest, MissingRange, PartitionIndex, SegmentEntry, TopicInfo
 from libkb.format.rust_segment import SUFFIXES
+from libkb.format.strict import load_object, partition_offsets
 from libkb.source.base import GroupsSnapshot
 
 FORMAT_NAME = "kafka-backup (Rust)"
@@ -152,7 +153,7 @@ def looks_like_rust_manifest(data: bytes) -> bool:
     """A JSON object with ``backup_id`` and a list of ``topics``, not libkb's: the Rust tool's manifest."""
     try:
         body = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return False
     return (
         isinstance(body, dict)
@@ -248,13 +249,7 @@ class _Reader:
         self.name = name
 
     def json(self, data: bytes) -> Mapping[str, Any]:
-        try:
-            body = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise FormatError(f"{self.name}: not valid JSON ({exc})") from None
-        if not isinstance(body, dict):
-            raise FormatError(f"{self.name}: not a JSON object")
-        return body
+        return load_object(data, self.name, "kafka-backup (Rust) object")
 
     def get(self, obj: Any, key: str, kind: type[Any], where: str, default: Any = _MISSING) -> Any:
         if not isinstance(obj, dict):
@@ -281,9 +276,8 @@ def parse_groups(data: bytes, name: str) -> GroupsSnapshot:
     for i, raw in enumerate(reader.get(body, "groups", list, "snapshot")):
         where = f"groups[{i}]"
         offsets = reader.get(raw, "offsets", dict, where)
-        try:
-            parsed = {str(t): {int(p): int(o) for p, o in parts.items()} for t, parts in offsets.items()}
-        except (AttributeError, TypeError, ValueError) as exc:
-            raise FormatError(f"{name}: {where}.offsets is malformed ({exc})") from None
+        parsed = {
+            str(t): partition_offsets(parts, name, f"{where}.offsets.{t}") for t, parts in offsets.items()
+        }
         groups.append(GroupOffsets(reader.get(raw, "group_id", str, where), parsed))
     return taken, groups

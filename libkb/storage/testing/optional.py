@@ -52,12 +52,25 @@ class MissingContainerConformance(ConformanceBase):
     """
 
     def test_missing_container(self, make_backend_on_missing_container: MakeBackend) -> None:
+        """Every operation, reads and writes, small and streamed: the container is named as missing."""
         backend = make_backend_on_missing_container()
+        big = b"x" * (backend.stream_hold_bytes + 1)  # past one request: the multipart/block path
         calls = (
             lambda: backend.get("k"),
             lambda: backend.put("k", b"x"),
+            lambda: backend.put("big", big),
+            lambda: backend.put_stream("k", [b"x", b"y"]),
+            lambda: backend.put_stream("big", [big, b"y"]),
+            lambda: backend.put_if_absent("k", b"x"),
             lambda: backend.list(),
+            lambda: list(backend.iter_keys("p/")),
             lambda: backend.exists("k"),
+            lambda: backend.head("k"),
+            lambda: backend.size("k"),
+            lambda: backend.get_range("k", 0, 1),
+            lambda: list(backend.get_stream("k")),
+            lambda: backend.delete("k"),
+            lambda: backend.copy("k", "k2"),
         )
-        for error in raised_by_each(ContainerNotFoundError, calls):
-            assert "does not exist" in str(error)
+        for i, error in enumerate(raised_by_each(ContainerNotFoundError, calls)):
+            assert "does not exist" in str(error), (i, error)

@@ -6,7 +6,7 @@ import contextlib
 import time
 
 from libcloud.common.types import LibcloudError
-from libcloud.storage.types import ObjectDoesNotExistError
+from libcloud.storage.types import ContainerDoesNotExistError, ObjectDoesNotExistError
 
 from libkb.storage.drivers.azure.calls import AzureCalls
 from libkb.storage.drivers.azure.errors import NOT_FOUND_CONTAINER, error_code
@@ -28,6 +28,7 @@ def copy_blob(
     if resp.status not in (200, 201, 202):
         code = error_code(resp.headers, resp.object)
         if resp.status == 404 and code != NOT_FOUND_CONTAINER:
+            _container_exists(azure, container_name)
             raise ObjectDoesNotExistError(
                 value=f"copy source {src_name!r} does not exist ({code})",
                 driver=azure.owner,
@@ -50,6 +51,27 @@ def copy_blob(
         state = head.headers.get("x-ms-copy-status", "success")
     if state != "success":
         raise LibcloudError(f"copy of {src_name!r} ended with status {state!r}", driver=azure.owner)
+
+
+def _container_exists(azure: AzureCalls, container_name: str) -> None:
+    """Raise ContainerDoesNotExistError if the container is missing.
+
+    A copy into a missing container is refused for its source first (the
+    answer names the blob, e.g. ``CannotVerifyCopySource`` with a SAS), which
+    would hide the cause: one HEAD of the container tells.
+    """
+    try:
+        head = azure.request(f"/{container_name}", params={"restype": "container"}, method="HEAD")
+    except (
+        Exception
+    ):  # e.g. a container SAS may not read the container's properties: the blob's answer stands
+        return
+    if head.status == 404:
+        raise ContainerDoesNotExistError(
+            value=f"container {container_name!r} does not exist",
+            driver=azure.owner,
+            container_name=container_name,
+        )
 
 
 def _abort_copy(azure: AzureCalls, dest_path: str, copy_id: str | None) -> None:
