@@ -1,6 +1,7 @@
 """Restore throughput and memory of libkb's engine against a raw produce loop (the ceiling).
 
-One Kafka broker (4.1.1, ``integration.services.KafkaService``) on 127.0.0.1.
+One Kafka broker (4.1.1, ``integration.services.KafkaService``) on 127.0.0.1 (and, with
+``--storage s3``, a MinIO the backups are copied to, which the libkb jobs read).
 For each partition count a source topic is filled once with 1 KiB records
 (``backup_bench.make_pool``/``produce_topic``: JSON-like values, a key, a
 ``traceparent`` header on one record in four) and backed up once per
@@ -48,7 +49,9 @@ the backups for later runs)::
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -93,6 +96,17 @@ POOL = 8192  # distinct records, cycled (as backup_bench)
 CHUNK = 1000  # records the ceiling produces to one partition before moving to the next
 RESULTS_TITLE = "Restore benchmark results"
 RUST_SUFFIX = "-rust"  # the Rust-format twin of a backup (--rust)
+#: ``+enc`` (``--compressions zstd+enc``): client-side encryption with this local key, a fixed one so
+#: that a kept ``--data-dir`` stays readable (a bench key: never use it for anything else).
+BENCH_KEK = base64.b64encode(hashlib.sha256(b"libkb restore bench key").digest()).decode()
+
+
+def encryption_section(compression: str) -> dict[str, Any]:
+    """The job file's ``encryption`` section for a ``+enc`` compression, else none."""
+    if not compression.endswith("+enc"):
+        return {}
+    os.environ["LIBKB_BENCH_KEK"] = BENCH_KEK
+    return {"encryption": {"key_id": "bench", "key_env": "LIBKB_BENCH_KEK"}}
 
 
 # -- the measured jobs (run in a child process) ---------------------------------------
@@ -106,8 +120,9 @@ def restore_config(spec: dict[str, Any]) -> Any:
             "mode": "restore",
             "backup_id": spec["backup_id"],
             "target": {"bootstrap_servers": spec["bootstrap"], "topics": {"include": [spec["source"]]}},
-            "storage": {"backend": "filesystem", "path": spec["data_dir"]},
+            "storage": spec.get("storage") or {"backend": "filesystem", "path": spec["data_dir"]},
             "restore": {"topic_mapping": {spec["source"]: spec["target"]}, **spec.get("options", {})},
+            **encryption_section(spec.get("compression", "zstd")),
         },
         source="restore_bench",
     )
@@ -299,7 +314,8 @@ def make_backup(
             "backup_id": backup_id,
             "source": {"bootstrap_servers": bootstrap, "topics": {"include": [source]}},
             "storage": {"backend": "filesystem", "path": str(data_dir)},
-            "backup": {"compression": compression},
+            "backup": {"compression": compression.removesuffix("+enc")},
+            **encryption_section(compression),
         },
         source="restore_bench",
     )
@@ -307,7 +323,10 @@ def make_backup(
     t2 = time.monotonic()
     if result.status != "complete" or result.records != records:
         raise RuntimeError(f"backup {result.status}: {result.records} of {records} records")
-    verify_backup(data_dir, backup_id, source, partitions, records, pool)
+    if compression.endswith("+enc"):
+        verify_encrypted(data_dir, backup_id, records, config)
+    else:
+        verify_backup(data_dir, backup_id, source, partitions, records, pool)
     t3 = time.monotonic()
     delete_kafka_topic(kafka, source)
     data = Data(
@@ -318,8 +337,24 @@ def make_backup(
 
 def data_name(partitions: int, size_mib: int, value_bytes: int, compression: str) -> str:
     """The backup id (and marker file name) of one backup; zstd's keeps the name of earlier runs."""
-    suffix = "" if compression == "zstd" else f"-{compression}"
+    suffix = "" if compression == "zstd" else f"-{compression.replace('+', '-')}"
     return f"bench-{partitions}p-{size_mib}m-{value_bytes}b{suffix}"
+
+
+def verify_encrypted(data_dir: Path, backup_id: str, records: int, config: Any) -> None:
+    """An encrypted backup: every block decrypted, checked and decoded (validate --deep with the key)."""
+    from libkb.catalog.validation import validate_backup
+    from libkb.keys.keyring import keyring_from_config
+    from libkb.storage import FilesystemConfig, create_backend_from_config
+
+    backend = create_backend_from_config(FilesystemConfig(path=str(data_dir)))
+    try:
+        keyring = keyring_from_config(config.encryption)
+        report = validate_backup(backend, backup_id, deep=True, keyring=keyring)
+    finally:
+        backend.close()
+    if not report.ok or report.checked_records != records:
+        raise RuntimeError(f"{backup_id}: {report.problems or report.checked_records}")
 
 
 def verify_backup(
@@ -421,6 +456,8 @@ def run_job(job: Job, args: argparse.Namespace, env: dict[str, Any], round_no: i
         "bytes": data.bytes,
         "value_bytes": args.value_bytes,
         "options": env["options"],
+        "compression": data.compression if job.kind != "rust" else "zstd",
+        "storage": env.get("storage"),
     }
     if job.kind.startswith("libkb@"):
         spec["engine_file"] = env["engine_file"]
@@ -481,6 +518,12 @@ def main() -> int:
         default=[],
         metavar="KEY=JSON",
         help="extra restore option for both jobs (e.g. produce_batch_bytes=4194304); default: none",
+    )
+    parser.add_argument(
+        "--storage",
+        default="fs",
+        choices=("fs", "s3"),
+        help="where libkb jobs read the backups: the directory, or a MinIO bucket they are copied to",
     )
     parser.add_argument("--only", default=None, help="ceiling, libkb and/or rust (comma-separated)")
     parser.add_argument(
@@ -544,6 +587,8 @@ def main() -> int:
         for partitions in partition_counts:
             for compression in args.compressions.split(","):
                 datas.append(backup_for(kafka.endpoint, data_dir, args, partitions, compression, setup))
+        if args.storage == "s3":
+            env["storage"] = mirror_to_minio(stack, data_dir, [d.backup_id for d in datas])
         units = build_units(datas, job_kinds(args, env))
         runs = run_rounds(units, args, env)
     load = f"load average {load_before} before, {_loadavg()} after"
@@ -554,6 +599,38 @@ def main() -> int:
         write_section(Path(args.write), text, RESULTS_TITLE)
         print(f"wrote {args.write}")
     return 0
+
+
+def mirror_to_minio(stack: contextlib.ExitStack, data_dir: Path, backup_ids: list[str]) -> dict[str, Any]:
+    """A MinIO holding a copy of each backup (``--storage s3``); returns the jobs' ``storage:`` settings."""
+    from integration.services import MinioService, create_s3_bucket
+    from libkb.storage import FilesystemConfig, create_backend_from_config
+    from libkb.storage.settings import load_storage_config
+
+    minio = MinioService()
+    minio.start()
+    stack.callback(minio.stop)
+    create_s3_bucket(minio.endpoint, "bench")
+    storage = {
+        "backend": "s3",
+        "bucket": "bench",
+        "endpoint": minio.endpoint.endpoint,
+        "access_key": minio.endpoint.access_key,
+        "secret_key": minio.endpoint.secret_key,
+        "region": "us-east-1",
+        "path_style": True,
+    }
+    source = create_backend_from_config(FilesystemConfig(path=str(data_dir)))
+    target = create_backend_from_config(load_storage_config(storage))
+    try:
+        for backup_id in backup_ids:
+            for key in source.list(f"{backup_id}/"):
+                target.put_stream(key, source.get_stream(key, 8 << 20))
+    finally:
+        source.close()
+        target.close()
+    print(f"MinIO at {minio.endpoint.endpoint}: backups copied", flush=True)
+    return storage
 
 
 def backup_for(

@@ -557,7 +557,11 @@ README_PYTHON = [
     for s in doc_snippets(README)
     if s.language == "python" and "libkb.storage" in s.code and "load_config" not in s.code
 ]
-README_YAML = [s for s in doc_snippets(README) if s.language == "yaml"]
+#: README's job files and job-file blocks; the Helm chart's values (``backupId``) are
+#: rendered and checked by integration/deploy/test_helm_chart.py instead.
+README_YAML = [
+    s for s in doc_snippets(README) if s.language == "yaml" and "backupId" not in yaml.safe_load(s.code)
+]
 
 
 def test_readme_has_snippets() -> None:

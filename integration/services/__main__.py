@@ -3,7 +3,8 @@
 ``up`` starts the named services (default: all), prints ``export`` lines for
 the ``external`` provider on stdout and runs until Ctrl-C or SIGTERM.
 ``install`` fills the install cache (CI runs it to warm its cache);
-``images`` builds the docker provider's local images from it.
+``images`` builds the docker provider's local images from it (with
+``--libkb``, libkb's own image from ``deploy/Dockerfile`` too).
 """
 
 from __future__ import annotations
@@ -69,24 +70,31 @@ def cmd_install(names: list[str]) -> int:
     return 1 if failed else 0
 
 
-def cmd_images(names: list[str]) -> int:
-    """Build (or confirm cached) the docker provider's local images."""
+def _build_image(name: str, build: Any) -> bool:
+    """Run ``build()`` (returns the tag), reporting the time or the failure with its log."""
+    started = time.monotonic()
+    try:
+        tag = build()
+    except ServiceError as exc:
+        _err(f"{name}: image FAILED after {time.monotonic() - started:.1f}s\n{exc.describe()}")
+        return False
+    _err(f"{name}: {tag} ready in {time.monotonic() - started:.1f}s")
+    return True
+
+
+def cmd_images(names: list[str], libkb: bool = False) -> int:
+    """Build (or confirm cached) the docker provider's local images, and libkb's if asked."""
+    from .app_image import ensure_libkb_image
     from .docker import image_source
     from .images import ensure_image
 
+    failed = 0 if not libkb or _build_image("kafka-backup", ensure_libkb_image) else 1
+
     if image_source() == "official":
-        _err("LIBKB_DOCKER_IMAGES=official: nothing to build (the official images are pulled)")
-        return 0
-    failed = 0
+        _err("LIBKB_DOCKER_IMAGES=official: no service image to build (the official images are pulled)")
+        return failed
     for name in names:
-        started = time.monotonic()
-        try:
-            tag = ensure_image(name)
-        except ServiceError as exc:
-            failed += 1
-            _err(f"{name}: image FAILED after {time.monotonic() - started:.1f}s\n{exc.describe()}")
-            continue
-        _err(f"{name}: {tag} ready in {time.monotonic() - started:.1f}s")
+        failed += 0 if _build_image(name, lambda name=name: ensure_image(name)) else 1
     return 1 if failed else 0
 
 
@@ -159,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     install.add_argument("services", nargs="*", help="default all, with pushgateway, helm and promtool")
     images = sub.add_parser("images", help="build the docker provider's local images (cached by version)")
     images.add_argument("services", nargs="*", help="default all")
+    images.add_argument("--libkb", action="store_true", help="also libkb's image (deploy/Dockerfile)")
     args = parser.parse_args(argv)
     try:
         names = _names(args.services, extras=args.command == "install")
@@ -167,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "install":
         return cmd_install(names)
     if args.command == "images":
-        return cmd_images(names)
+        return cmd_images(names, args.libkb)
     return cmd_up(names, args.provider, args.env_file)
 
 

@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -184,13 +185,16 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:12]
 
 
-def _base_key() -> str:
+def _base_key(packages: tuple[str, ...] = BASE_PACKAGES) -> str:
     mirror = os.environ.get(MIRROR_ENV) or DEFAULT_MIRROR
-    return f"{DEBIAN_SUITE}-{_digest(DEBIAN_SUITE, *BASE_PACKAGES, mirror)}"
+    return f"{DEBIAN_SUITE}-{_digest(DEBIAN_SUITE, *packages, mirror)}"
 
 
-def _debootstrap(target: Path, log: Path) -> None:
-    """A minimal Debian with the JRE and Node.js, as one tar (installer for ``cached_install``)."""
+def _debootstrap(target: Path, log: Path, packages: tuple[str, ...] = BASE_PACKAGES) -> None:
+    """A minimal Debian with ``packages`` (default: the JRE and Node.js), as one tar.
+
+    The installer for ``cached_install``.
+    """
     debootstrap = shutil.which("debootstrap")
     if not debootstrap:
         raise ServiceError(
@@ -200,7 +204,7 @@ def _debootstrap(target: Path, log: Path) -> None:
         raise ServiceError("debootstrap needs root to build the base image of the docker provider")
     root = target / "root"
     mirror = os.environ.get(MIRROR_ENV) or DEFAULT_MIRROR
-    include = ",".join(BASE_PACKAGES)
+    include = ",".join(packages)
     try:
         run_logged(
             [debootstrap, "--variant=minbase", f"--include={include}", DEBIAN_SUITE, str(root), mirror],
@@ -246,18 +250,21 @@ def _remove_stale(client: Any, tag: str, image_id: str | None) -> None:
             client.images.remove(image_id)
 
 
-def base_image() -> str:
-    """The Debian base (``libkb-test/base:<suite>-<key>``), imported from a cached rootfs."""
-    key = _base_key()
-    tag = image_tag("base", key)
+def base_image(name: str = "base", packages: tuple[str, ...] = BASE_PACKAGES) -> str:
+    """A Debian base (``libkb-test/<name>:<suite>-<key>``) with ``packages``, imported from a cached rootfs.
+
+    The default is the services' base; :mod:`.app_image` makes Python ones.
+    """
+    key = _base_key(packages)
+    tag = image_tag(name, key)
     client = _client()
     if _present(client, tag):
         return tag
-    with file_lock(cache_root() / ".locks" / f"image-base-{key}.lock"):
+    with file_lock(cache_root() / ".locks" / f"image-{name}-{key}.lock"):
         if _present(client, tag):
             return tag
-        rootfs = cached_install("docker-rootfs", key, _debootstrap) / "rootfs.tar"
-        log = cache_root() / "logs" / f"image-base-{key}.build.log"
+        rootfs = cached_install("docker-rootfs", key, partial(_debootstrap, packages=packages)) / "rootfs.tar"
+        log = cache_root() / "logs" / f"image-{name}-{key}.build.log"
         log.write_text(f"importing {rootfs} as {tag}\n")
         repository, version = tag.split(":")
         try:
@@ -269,11 +276,21 @@ def base_image() -> str:
     return tag
 
 
-def _build(client: Any, tag: str, context: Path, labels: dict[str, str], log: Path) -> None:
-    """``docker build`` through the engine API, its output appended to ``log``."""
+def _build(client: Any, tag: str, context: Path, labels: dict[str, str], log: Path, **options: Any) -> None:
+    """``docker build`` through the engine API, its output appended to ``log``.
+
+    ``options`` go to the API's build (``dockerfile``, ``buildargs``, ``network_mode``).
+    """
     with open(log, "a", encoding="utf-8") as out:
         stream = client.api.build(
-            path=str(context), tag=tag, rm=True, forcerm=True, pull=False, labels=labels, decode=True
+            path=str(context),
+            tag=tag,
+            rm=True,
+            forcerm=True,
+            pull=False,
+            labels=labels,
+            decode=True,
+            **options,
         )
         for chunk in stream:
             if "stream" in chunk:

@@ -217,14 +217,20 @@ class StorePipeline:
             self._pending = [f for f in self._pending if not f.done()]
 
     def wait(self, *, quiet: bool = False) -> None:
-        """Wait for every queued store; raise the first error unless ``quiet``."""
+        """Wait for every queued store; then raise the first error unless ``quiet``.
+
+        All of them, even after one failed: the stores queued behind it are still
+        giving their budget back, and nothing may run after the wait that they race with.
+        """
+        first: BaseException | None = None
         for f in list(self._pending):
             try:
                 f.result()
-            except BaseException:
-                if not quiet:
-                    raise
+            except BaseException as exc:
+                first = first or exc
         self._pending = []
+        if first is not None and not quiet:
+            raise first
 
     def close(self) -> None:
         """Stop the threads; stores not yet started are cancelled."""
