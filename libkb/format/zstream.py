@@ -24,6 +24,8 @@ bytes.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import zstandard
 
 from libkb.format.transforms import Buffer, TransformError
@@ -135,6 +137,70 @@ def payload_kind(payload: Buffer) -> int:
     return int(payload[0])
 
 
+#: The most one zstd block decodes to (RFC 8878 Block_Maximum_Size): how far a hostile block can
+#: overshoot the size its head states before the decoder stops it.
+ZSTD_BLOCK_MAX = 128 * 1024
+_BLOCK_RAW, _BLOCK_RLE, _BLOCK_RESERVED = 0, 1, 3
+
+
+def zstd_blocks(body: memoryview, restart: bool) -> Iterator[tuple[int, int, bool]]:
+    """(end, most output, exact) of each zstd block of a payload (the frame header goes with the first).
+
+    Why walk the blocks: a zstd context has no output limit, so a payload of
+    a few kilobytes could decode to gigabytes; fed a few blocks at a time,
+    the decoder never makes more than the block's stated size and one zstd
+    block besides. A frame that ends (our encoder never ends one) or a block
+    that runs past the payload is refused.
+    """
+    try:
+        pos = zstandard.frame_header_size(body) if restart else 0
+    except zstandard.ZstdError as exc:
+        raise TransformError(f"not a zstd frame header: {exc}") from None
+    size = len(body)
+    while pos < size:
+        if pos + 3 > size:
+            raise TransformError("a zstd block header is cut off")
+        head = body[pos] | body[pos + 1] << 8 | body[pos + 2] << 16
+        kind, length = (head >> 1) & 3, head >> 3
+        if kind == _BLOCK_RESERVED or head & 1:
+            raise TransformError("a zstd block of a reserved type, or one that ends the frame")
+        pos += 3 + (1 if kind == _BLOCK_RLE else length)
+        if pos > size:
+            raise TransformError("a zstd block runs past the payload")
+        exact = kind in (_BLOCK_RAW, _BLOCK_RLE)
+        yield pos, length if exact else ZSTD_BLOCK_MAX, exact
+
+
+def bounded_decompress(
+    obj: zstandard.ZstdDecompressionObj, body: memoryview, restart: bool, raw_len: int
+) -> bytes:
+    """``body`` decoded by ``obj``, never more than ``raw_len`` bytes plus one zstd block.
+
+    Blocks are fed in groups whose most output fits what is left, so a valid
+    payload (its blocks' sizes add up to ``raw_len``) is one call.
+    """
+    chunks: list[bytes] = []
+    made = start = end = most = 0
+    for block_end, block_most, exact in zstd_blocks(body, restart):
+        if made + most + block_most > raw_len and end > start:
+            made += _feed(obj, body[start:end], chunks, raw_len - made)
+            start, most = end, 0
+        if exact and made + most + block_most > raw_len:
+            raise TransformError("block decompresses past its stated size")
+        end, most = block_end, most + block_most
+    if len(body) > start:
+        made += _feed(obj, body[start:], chunks, raw_len - made)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _feed(obj: zstandard.ZstdDecompressionObj, piece: memoryview, chunks: list[bytes], room: int) -> int:
+    out = obj.decompress(piece)
+    if len(out) > room:
+        raise TransformError("block decompresses past its stated size")
+    chunks.append(out)
+    return len(out)
+
+
 class StreamDecoder:
     """Decodes one segment's payloads: a restart, then the blocks after it in order.
 
@@ -156,15 +222,20 @@ class StreamDecoder:
             out = bytes(body)
         else:
             if kind == KIND_RESTART:
-                self._obj = zstandard.ZstdDecompressor().decompressobj()
+                # One decompressor each (a decompressobj works in its decompressor's context); a frame
+                # asking for a window larger than the encoder's is refused (memory per segment).
+                self._obj = zstandard.ZstdDecompressor(max_window_size=1 << WINDOW_LOG).decompressobj()
             elif self._obj is None or index != self._next:
                 raise TransformError(
                     f"block {index} continues a zstd context whose earlier blocks were not decoded"
                 )
             try:
-                out = self._obj.decompress(body)
-            except zstandard.ZstdError as exc:
+                out = bounded_decompress(self._obj, body, kind == KIND_RESTART, raw_len)
+            except TransformError:
                 self._obj = None  # the context is broken until the next restart
+                raise
+            except zstandard.ZstdError as exc:
+                self._obj = None
                 raise TransformError(f"cannot decompress block: {exc}") from None
         if self._obj is not None:
             self._next = index + 1

@@ -12,11 +12,13 @@ from __future__ import annotations
 import importlib
 import struct
 import sys
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import zstandard
 
 from libkb.format.checksum import block_crc
 from libkb.format.encryption import OVERHEAD, BlockEncryption, DataKey
@@ -31,7 +33,14 @@ from libkb.format.segment import (
     encrypted_chain,
 )
 from libkb.format.transforms import TransformError
-from libkb.format.zstream import KIND_CONTINUE, KIND_RAW, KIND_RESTART, StreamDecoder, StreamEncoder
+from libkb.format.zstream import (
+    KIND_CONTINUE,
+    KIND_RAW,
+    KIND_RESTART,
+    ZSTD_BLOCK_MAX,
+    StreamDecoder,
+    StreamEncoder,
+)
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
@@ -243,3 +252,61 @@ def test_a_tampered_encrypted_stream_block_fails_authentication_naming_it(
     wrong = encrypted_chain(CODEC_ZSTD_STREAM, BlockEncryption("bk", DataKey.generate()))
     with pytest.raises(SegmentError, match="block 0 fails authentication"):
         list(SegmentReader(data, name="s.kbs", chain=wrong).records())
+
+
+# -- hostile payloads: the decoder's output stays bounded ------------------------------------
+
+
+def _stream_payload(kind: int, *chunks: bytes, finish: bool = False, window_log: int = 23) -> bytes:
+    """A payload of ``kind`` whose zstd blocks hold ``chunks`` (valid zstd, lying about nothing)."""
+    params = zstandard.ZstdCompressionParameters.from_level(3, window_log=window_log)
+    obj = zstandard.ZstdCompressor(compression_params=params).compressobj()
+    body = b"".join(obj.compress(chunk) for chunk in chunks)
+    body += obj.flush(zstandard.COMPRESSOBJ_FLUSH_FINISH if finish else zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+    return bytes([kind]) + body
+
+
+def test_a_few_kilobytes_that_decompress_to_hundreds_of_megabytes_are_refused_within_a_block() -> None:
+    zeros = bytes(1 << 20)
+    bomb = _stream_payload(KIND_RESTART, *[zeros] * 200)  # 200 MiB of zeros in about 6 KB
+    assert len(bomb) < 16 * 1024
+    tracemalloc.start()
+    with pytest.raises(TransformError, match="decompresses past its stated size"):
+        StreamDecoder().decode(bomb, 0, 1 << 20)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < (1 << 20) + 2 * ZSTD_BLOCK_MAX + (256 << 10)
+
+
+def test_a_continuing_block_that_decompresses_past_its_size_is_refused_and_breaks_the_context() -> None:
+    zeros = bytes(1 << 20)
+    params = zstandard.ZstdCompressionParameters.from_level(3, window_log=23)
+    obj = zstandard.ZstdCompressor(compression_params=params).compressobj()
+    first = bytes([KIND_RESTART]) + obj.compress(zeros) + obj.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+    second = bytes([KIND_CONTINUE]) + b"".join(obj.compress(zeros) for _ in range(64))
+    second += obj.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+    decoder = StreamDecoder()
+    assert decoder.decode(first, 0, 1 << 20) == zeros
+    with pytest.raises(TransformError, match="decompresses past its stated size"):
+        decoder.decode(second, 1, 1 << 20)
+    with pytest.raises(TransformError, match="continues a zstd context"):
+        decoder.decode(second, 2, 1 << 20)
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (_stream_payload(KIND_RESTART, b"abc" * 1000, finish=True), "ends the frame"),
+        (_stream_payload(KIND_RESTART, b"abc" * 1000)[:-2], "runs past the payload|cut off"),
+        (bytes([KIND_RESTART]) + b"\x00\x01", "not a zstd frame header"),
+        (bytes([KIND_CONTINUE]) + b"\x07\x00\x00", "reserved type"),
+        (_stream_payload(KIND_RESTART, b"abc" * 1000, window_log=27), "cannot decompress block"),
+    ],
+    ids=["frame-end", "truncated", "no-frame-header", "reserved-block", "window-too-large"],
+)
+def test_a_malformed_stream_payload_is_a_transform_error(payload: bytes, message: str) -> None:
+    decoder = StreamDecoder()
+    if payload[0] == KIND_CONTINUE:
+        decoder.decode(_stream_payload(KIND_RESTART, b"x" * 100), 0, 100)
+    with pytest.raises(TransformError, match=message):
+        decoder.decode(payload, 1 if payload[0] == KIND_CONTINUE else 0, 3000)
