@@ -76,6 +76,20 @@ def _start(registry: ServiceRegistry, name: str) -> Service[Any]:
         _unavailable(name, registry, error)
 
 
+def _start_standalone(name: str, service: Any) -> Any:
+    """Start a service outside the registry (local process only); its ``start()`` result.
+
+    Like :func:`_start`: a failure fails the test under CI and skips it elsewhere, with the reason.
+    """
+    try:
+        return service.start()
+    except ServiceError as exc:
+        service.close()
+        if IN_CI:
+            pytest.fail(f"{name} service failed: {exc.describe()}", pytrace=False)
+        pytest.skip(f"{name} service unavailable: {exc}")
+
+
 def unique_name(request: pytest.FixtureRequest, max_len: int = 63) -> str:
     """A bucket/container/topic name valid everywhere, derived from the test name.
 
@@ -127,13 +141,7 @@ def minio_service(service_registry: ServiceRegistry) -> S3Endpoint:
 def kms_service() -> Iterator[KmsEndpoint]:
     """local-kms, an AWS KMS-compatible server (built from its Go module, local provider only)."""
     service = LocalKmsService()
-    try:
-        endpoint = service.start()
-    except ServiceError as exc:
-        service.close()
-        if IN_CI:
-            pytest.fail(f"local-kms service failed: {exc.describe()}", pytrace=False)
-        pytest.skip(f"local-kms service unavailable: {exc}")
+    endpoint: KmsEndpoint = _start_standalone("local-kms", service)
     yield endpoint
     service.close()
 
@@ -142,13 +150,7 @@ def kms_service() -> Iterator[KmsEndpoint]:
 def minio_tls_service() -> Iterator[MinioTlsEndpoint]:
     """A second MinIO, over TLS (a throwaway CA) with its built-in KMS: for server-side encryption."""
     service = MinioTlsService()
-    try:
-        service.start()
-    except ServiceError as exc:
-        service.close()
-        if IN_CI:
-            pytest.fail(f"minio-tls service failed: {exc.describe()}", pytrace=False)
-        pytest.skip(f"minio-tls service unavailable: {exc}")
+    _start_standalone("minio-tls", service)
     yield service.tls_endpoint
     service.close()
 
@@ -181,13 +183,7 @@ def fake_gcs_service(service_registry: ServiceRegistry) -> GcsEndpoint:
 def pushgateway_service() -> Iterator[str]:
     """A Prometheus Pushgateway (Debian's package, local process only): its base URL."""
     service = PushgatewayService()
-    try:
-        endpoint = service.start()
-    except ServiceError as exc:
-        service.close()
-        if IN_CI:
-            pytest.fail(f"pushgateway service failed: {exc.describe()}", pytrace=False)
-        pytest.skip(f"pushgateway service unavailable: {exc}")
+    endpoint: str = _start_standalone("pushgateway", service)
     yield endpoint
     service.close()
 
