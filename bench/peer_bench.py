@@ -192,8 +192,46 @@ def run_backup(tool: str, data: DataSet, args: argparse.Namespace, env: dict[str
     return out
 
 
+def topic_digests(bootstrap: str, topic: str, partitions: int) -> list[str]:
+    """Per partition, a SHA-256 over its records' keys, values and headers in order (not timestamps)."""
+    import hashlib
+
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"peer-{uuid.uuid4().hex[:6]}",
+            "enable.auto.commit": False,
+        }
+    )
+    digests = []
+    try:
+        for partition in range(partitions):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
+            digest = hashlib.sha256()
+            consumer.assign([TopicPartition(topic, partition, low)])
+            at, deadline = low, time.monotonic() + 600
+            while at < high:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{topic}[{partition}]: stuck at offset {at} of {high}")
+                for message in consumer.consume(10_000, 5):
+                    if message.error():
+                        raise RuntimeError(f"{topic}[{partition}]: {message.error()}")
+                    for part in (message.key(), message.value(), repr(message.headers()).encode()):
+                        digest.update(b"%d:" % (-1 if part is None else len(part)))
+                        digest.update(part or b"")
+                    offset = message.offset()
+                    assert offset is not None
+                    at = offset + 1
+            digests.append(digest.hexdigest())
+    finally:
+        consumer.close()
+    return digests
+
+
 def run_restore(tool: str, data: DataSet, args: argparse.Namespace, env: dict[str, Any]) -> dict[str, Any]:
-    """One restore job into a fresh topic, checked by its end offsets; the topic is deleted after."""
+    """One restore job into a fresh topic, checked by its end offsets (round 1: by every record's bytes)."""
     from integration.services.kafka import delete_kafka_topic
 
     target = f"{data.topic}-{tool}-{uuid.uuid4().hex[:6]}"
@@ -222,9 +260,14 @@ def run_restore(tool: str, data: DataSet, args: argparse.Namespace, env: dict[st
     finally:
         consumer.close()
     restored = sum(high - low for low, high in marks)
-    delete_kafka_topic(env["endpoint"], target)
     if restored != data.records:
         raise RuntimeError(f"{tool} restore of {data.name}: {restored} records, expected {data.records}")
+    if env.get("verify") and tool != "raw":
+        got = topic_digests(env["bootstrap"], target, data.partitions)
+        if got != env["digests"][data.name]:
+            raise RuntimeError(f"{tool} restore of {data.name}: the records differ from the source topic's")
+        print(f"  {tool} restore of {data.name}: every record's key, value and headers match", flush=True)
+    delete_kafka_topic(env["endpoint"], target)
     out["stored"] = 0
     return out
 
@@ -291,6 +334,7 @@ def run_rounds(
         job = run_backup if phase == "backup" else run_restore
         units = [[(tool, data)] for data in datas for tool in tools]
         for round_no in range(args.runs):
+            env["verify"] = round_no == 0  # the restores of round 1 are compared record by record
             for tool, data in round_order(units, round_no, len(tools)):
                 out = job(tool, data, args, env)
                 runs.setdefault((phase, data.name, tool), []).append(out)
@@ -419,6 +463,9 @@ def main() -> int:
                 )
                 n, nbytes = produce(env["bootstrap"], topic, partitions, shape, args.mib * MiB, args.seed)
                 datas.append(DataSet(shape, partitions, topic, n, nbytes))
+                env.setdefault("digests", {})[datas[-1].name] = topic_digests(
+                    env["bootstrap"], topic, partitions
+                )
                 extra = f" (producer {PRODUCER_COMPRESSION[shape]})" if shape in PRODUCER_COMPRESSION else ""
                 print(f"produced {topic}: {n} records, {nbytes / 1e6:.0f} MB{extra}", flush=True)
         runs = run_rounds(datas, args, env)
