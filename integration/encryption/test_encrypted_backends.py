@@ -128,6 +128,9 @@ def test_encrypted_round_trip_on_each_cloud_backend(
     result = restore(kafka_service, storage, topic, keys)
     assert result.status == "complete" and result.records == RECORDS
     assert_exact_and_encrypted(kafka_service, store, topic, target)
+    for p in range(2):  # compression: zstd is zstd-stream: compressed across blocks, then encrypted
+        index = PartitionIndex.from_json(store.get(index_key("bk", topic, p)))
+        assert {(e.codec, e.encryption) for e in index.segments} == {("zstd-stream", "AES-256-GCM")}
     assert validate_backup(store, "bk").ok  # no key needed
     report = validate_backup(
         store, "bk", deep=True, keyring=Keyring([KeySource("kek-local", env="LIBKB_IT_KEK")])

@@ -234,6 +234,56 @@ def test_lz4_round_trip_on_every_backend_is_exact(
         assert [r[0] for r in got[p]] == [r[0] for r in expected[p]]
 
 
+def _check_stream_stored(store: StorageBackend, topic: str, partitions: int, records: int) -> None:
+    """Deep-valid; zstd-stream segments (format version 7), the incompressible blocks stored raw."""
+    report = validate_backup(store, "bk", deep=True)
+    assert report.ok and report.checked_records == records, report.problems
+    kinds = set()
+    for p in range(partitions):
+        index = PartitionIndex.from_json(store.get(index_key("bk", topic, p)))
+        assert index.format_version == 7 and {e.codec for e in index.segments} == {"zstd-stream"}
+        for entry in index.segments:
+            data = store.get(entry.key)
+            kinds |= {data[b.position + 32] for b in SegmentReader(data, name=entry.key).blocks()}
+    assert kinds == {0, 1, 2}  # raw, continue, restart
+
+
+@pytest.mark.parametrize("kind", ["minio", "azurite", "gcs"])
+def test_zstd_stream_round_trip_of_the_bench_data_sets_on_cloud_backends(
+    kafka_service: KafkaEndpoint,
+    topic_factory: Any,
+    kind: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+) -> None:
+    """``compression: zstd`` (zstd-stream): cyclic, CDC, random and producer-compressed records, exact."""
+    datasets = _bench_datasets()
+    storage, _ = _storage(kind, request, tmp_path)
+    source = topic_factory(partitions=2)
+    total = 0
+    for shape in ("cyclic", "cdc", "random", "zstd-producer", "lz4-producer"):
+        total += datasets.produce(kafka_service.bootstrap_servers, source, 2, shape, 120_000)[0]
+    backup(kafka_service, storage, [source], zstd_restart_blocks=4, segment_max_records=100_000)
+    with create_backend_from_config(StorageBackendConfig.from_dict(storage)) as store:
+        _check_stream_stored(store, source, 2, total)
+    target = f"{source}-restored"
+    result = restore(kafka_service, storage, [target], topic_mapping={source: target}, create_topics=True)
+    assert result.status == "complete" and result.records == total
+    expected = consume_all(kafka_service.bootstrap_servers, source, 2)
+    got = consume_all(kafka_service.bootstrap_servers, target, 2)
+    for p in range(2):
+        assert content(got[p]) == content(expected[p])
+
+
+def _bench_datasets() -> Any:
+    bench = str(Path(__file__).resolve().parents[2] / "bench")
+    if bench not in sys.path:
+        sys.path.insert(0, bench)
+    import importlib
+
+    return importlib.import_module("datasets")
+
+
 def test_guide_restore_test_example_works_as_written(
     kafka_service: KafkaEndpoint, topic_factory: Any, memory: StorageBackend
 ) -> None:

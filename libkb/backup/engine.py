@@ -173,7 +173,9 @@ class BackupEngine:
         self._admin = admin
         self._consumer_factory = consumer_factory
         self._stop = threading.Event()
-        self._chain = codec_chain(CODECS[self.options.compression], self.options.compression_level)
+        self._stream = self.options.compression == "zstd" and self.options.zstd_mode == "stream"
+        codec = CODECS["none"] if self._stream else CODECS[self.options.compression]
+        self._chain = codec_chain(codec, self.options.compression_level)
         self._continuous = self.options.continuous or not self.options.stop_at_current_offsets
         #: How the run waits through a storage outage; its waits feed the metric (and the CLI's watchdog).
         self.outage = OutageWatch(
@@ -273,6 +275,8 @@ class BackupEngine:
             compression_threads=opts.compression_threads,
             upload_threads=opts.max_concurrent_partitions,
             max_bytes_in_flight=opts.max_bytes_in_flight,
+            restart_blocks=opts.zstd_restart_blocks if self._stream else None,
+            level=opts.compression_level,
             metrics=self.metrics,
             envelope=envelope,
         )

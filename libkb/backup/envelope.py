@@ -102,6 +102,8 @@ class Envelope:
     ) -> TransformChain:
         """The chain that decrypts and decompresses the segment's blocks, once its seal checks its footer.
 
+        For zstd-stream it only decrypts: a :class:`~libkb.format.segment.BlockDecoder` decompresses after it.
+
         ``key``: its data key, if already unwrapped.
         """
         obj = self.key_object(segment)

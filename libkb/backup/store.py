@@ -6,7 +6,15 @@ its memory bound are decided, away from the consuming thread.
 - **Encoding** (:meth:`StorePipeline.encode`): each sealed block goes through
   the block transform chain (compression) on a compression thread; the raw
   buffer then goes back to the encoders for reuse. A chain with nothing to
-  do keeps the block's buffer and costs no thread hop.
+  do keeps the block's buffer and costs no thread hop. With zstd-stream
+  (``restart_blocks``), a segment's blocks share one zstd context
+  (:mod:`libkb.format.zstream`): each block's task waits for the one before
+  it in its segment, so the blocks of different partitions (and segments)
+  still compress in parallel. The tasks run in the order they were queued,
+  so the one waited for has always started. A context holds up to its 8 MiB
+  window: at most :func:`stream_contexts` are kept (the least recently used
+  partition's is dropped, and its next block starts a new frame), so many
+  partitions never hold a window each.
 - **Ordered commits per partition**: a partition's stores run one after
   another (each waits for the one queued before it), and each stores its
   segment before the index that lists it. So an index always lists a
@@ -33,7 +41,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
@@ -45,8 +53,17 @@ from libkb.backup.ownership import PartitionOwnership
 from libkb.errors import LibkbError
 from libkb.format.encryption import ALGORITHM, FLAG_ENCRYPTED, BlockEncryption, SegmentKeys
 from libkb.format.models import MissingRange, PartitionIndex, SegmentEntry, index_key, segment_key
-from libkb.format.segment import CODEC_NAMES, Block, RawBlock, SegmentFooter, SegmentWriter, chain_codec
+from libkb.format.segment import (
+    CODEC_NAMES,
+    CODEC_ZSTD_STREAM,
+    Block,
+    RawBlock,
+    SegmentFooter,
+    SegmentWriter,
+    chain_codec,
+)
 from libkb.format.transforms import BlockContext, TransformChain
+from libkb.format.zstream import WINDOW_LOG, StreamEncoder
 from libkb.metrics import RunMetrics
 from libkb.retention import PartitionCut, apply_cut
 from libkb.storage import BytesLike, StorageBackend
@@ -56,6 +73,12 @@ log = logging.getLogger("libkb.backup")
 # Raw block buffers kept for reuse (about 1 MiB each): enough for the encoders
 # to find one ready while the compression threads work through the queue.
 _SPARE_BUFFERS = 16
+
+
+def stream_contexts(max_bytes_in_flight: int) -> int:
+    """How many zstd-stream contexts a run keeps: their windows (and what the zstd tables take)
+    within the bytes in flight again, so memory stays about twice ``max_bytes_in_flight``."""
+    return max(1, max_bytes_in_flight // (2 << WINDOW_LOG))
 
 
 class PartitionLane:
@@ -99,8 +122,13 @@ class StorePipeline:
         upload_threads: int,
         max_bytes_in_flight: int,
         metrics: RunMetrics,
+        restart_blocks: int | None = None,
+        level: int = 3,
         envelope: Envelope | None = None,
     ) -> None:
+        """``restart_blocks``: zstd-stream at ``level`` with a restart point every that many
+        blocks (``chain`` must then be empty); None: ``chain`` transforms each block alone.
+        ``envelope``: encrypt every block's payload after its compression (either kind)."""
         self.budget = ByteBudget(max_bytes_in_flight)
         #: Raw block buffers handed back after encoding, for the block encoders to reuse.
         self.spare: deque[bytearray] = deque(maxlen=_SPARE_BUFFERS)
@@ -111,15 +139,23 @@ class StorePipeline:
         self._backend = backend
         self._backup_id = backup_id
         self._ownership = ownership
-        self._codec = chain_codec(chain)
-        #: Encryption (``envelope``): a fresh data key per segment, made on its first block.
+        self._codec = chain_codec(chain) if restart_blocks is None else CODEC_ZSTD_STREAM
+        self._restart_blocks = restart_blocks
+        self._level = level
+        #: Per partition, the open segment's zstd-stream encoder and its latest block's task.
+        self._streams: OrderedDict[tuple[str, int], tuple[StreamEncoder, Future[Block]]] = OrderedDict()
+        self._max_streams = stream_contexts(max_bytes_in_flight)
+        #: Encryption (``envelope``): a fresh data key per segment, made on its first block; the
+        #: chain's last transform (with zstd-stream the chain's only one, after the stream encoder).
         self._envelope = envelope
         self._keys = SegmentKeys() if envelope is not None else None
         if self._keys is not None:
             chain = TransformChain([*chain.transforms, BlockEncryption(backup_id, self._keys)])
         self._chain = chain
-        #: The codec's name (``zstd``, ``none``), as index entries and metric labels give it.
-        self.algorithm = CODEC_NAMES[self._codec]
+        #: The codec's name as index entries give it (``zstd-stream``, ``zstd``, ``none``).
+        self.codec_name = CODEC_NAMES[self._codec]
+        #: The compression the metrics' labels name (``zstd``: zstd-stream is zstd too).
+        self.algorithm = "zstd" if restart_blocks is not None else self.codec_name
         self._hold = backend.stream_hold_bytes
         self._metrics = metrics
         self._compressed_bytes = 0
@@ -133,6 +169,8 @@ class StorePipeline:
 
     def encode(self, raw: RawBlock, context: BlockContext) -> Future[Block]:
         """The block as it will be stored, encoded on a compression thread."""
+        if self._restart_blocks is not None:
+            return self._encode_stream(raw, context)
         if not self._chain:  # nothing to transform: no thread hop, the block keeps its buffer
             done: Future[Block] = Future()
             done.set_result(raw.transform(self._chain, context))
@@ -143,6 +181,7 @@ class StorePipeline:
         self, lane: PartitionLane, base: int, end: int, blocks: list[Future[Block]], raw: int
     ) -> None:
         """Queue the segment ``[base, end)`` of ``blocks`` (``raw`` bytes of budget): stored, then indexed."""
+        self._streams.pop((lane.topic, lane.partition), None)  # its last task holds the encoder till done
         self._queue(lane, self._store, base, end, blocks, raw)
 
     def record_missing(self, lane: PartitionLane, lost: MissingRange) -> None:
@@ -204,6 +243,31 @@ class StorePipeline:
 
     # -- compression and upload threads ------------------------------------------------
 
+    def _encode_stream(self, raw: RawBlock, context: BlockContext) -> Future[Block]:
+        tp = (context.topic, context.partition)
+        current = self._streams.get(tp)
+        if context.block_index == 0 or current is None:
+            assert self._restart_blocks is not None
+            encoder, prev = StreamEncoder(self._level, self._restart_blocks), None
+        else:
+            encoder, prev = current
+        done = self._compress_pool.submit(self._stream_and_recycle, raw, context, encoder, prev)
+        self._streams[tp] = (encoder, done)
+        self._streams.move_to_end(tp)
+        if len(self._streams) > self._max_streams:
+            self._streams.popitem(last=False)  # its next block starts a frame of its own
+        return done
+
+    def _stream_and_recycle(
+        self, raw: RawBlock, context: BlockContext, encoder: StreamEncoder, prev: Future[Block] | None
+    ) -> Block:
+        if prev is not None:
+            prev.result()  # the block before it went through the encoder first (its error is the segment's)
+        block = raw.stream(encoder, context, self._chain)
+        if isinstance(raw.data, bytearray):
+            self.spare.append(raw.data)
+        return block
+
     def _encode_and_recycle(self, raw: RawBlock, context: BlockContext) -> Block:
         block = raw.transform(self._chain, context)
         if isinstance(raw.data, bytearray) and block.payload is not raw.data:
@@ -235,7 +299,7 @@ class StorePipeline:
             self._backend.put_stream(key, stream.chunks(end))
             encryption = ALGORITHM if flags else None
             entry = SegmentEntry.from_footer(
-                key, base, stream.footer(), writer.size, self.algorithm, encryption
+                key, base, stream.footer(), writer.size, self.codec_name, encryption
             )
             data = self.store_index(lane, key, lambda index: index.segments.append(entry))
             self._account(writer, len(data))

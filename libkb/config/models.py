@@ -148,6 +148,11 @@ class BackupOptions:
     segment_max_records: int | None = None
     compression: str = "zstd"
     compression_level: int = 3
+    #: zstd only: ``stream`` compresses a segment's blocks with one context (codec zstd-stream,
+    #: format version 7), ``block`` each block alone (codec zstd, version 1).
+    zstd_mode: str = "stream"
+    #: zstd-stream: a new zstd frame every this many blocks (what a read from mid-segment decodes first).
+    zstd_restart_blocks: int = 128
     #: Where a partition with nothing stored yet starts.
     start_offset: str = "earliest"
     #: ``start_offset: !specific {topic: {partition: offset}}``: these partitions start here instead

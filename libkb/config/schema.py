@@ -87,6 +87,8 @@ class BackupSchema(Strict):
     segment_max_records = fields.Integer(allow_none=True, validate=validate.Range(min=1))
     compression = fields.String(validate=validate.OneOf(["zstd", "lz4", "none"]))
     compression_level = fields.Integer(validate=validate.Range(min=-7, max=22))
+    zstd_mode = fields.String(validate=validate.OneOf(["stream", "block"]))
+    zstd_restart_blocks = fields.Integer(validate=validate.Range(min=1, max=1_000_000))
     start_offset = StartOffset()
     continuous = fields.Boolean()
     stop_at_current_offsets = fields.Boolean()

@@ -35,9 +35,16 @@ for its shape and types. Any stored bytes give a :class:`SegmentError`
 naming the object (and the block's offsets, when known), never another
 exception.
 
-Version 2 added codec 2 (lz4) and nothing else. Every object is written with
-the lowest version that can hold it (:data:`CODEC_VERSIONS`), so a backup
-without lz4 stays readable by a libkb that knows only version 1.
+Version 2 added codec 2 (lz4) and nothing else. Version 7
+(:data:`ZSTD_STREAM_VERSION`) added codec 3, ``zstd-stream``: one zstd
+context across a segment's blocks, with restart points
+(:mod:`libkb.format.zstream`); its blocks are decoded in order from a
+restart point, by a :class:`BlockDecoder`. Version 6 (encryption) encrypts
+each block's payload after its compression (with zstd-stream, after the
+stream encoder; a reader decrypts before the stream decoder). Every object
+is written with the lowest version that can hold it (:data:`CODEC_VERSIONS`),
+so a backup without lz4, encryption or zstd-stream stays readable by a libkb
+that knows only version 1.
 """
 
 from __future__ import annotations
@@ -62,22 +69,34 @@ from libkb.format.records import Record as Record
 from libkb.format.records import as_header, as_record, plain_records
 from libkb.format.transforms import (
     BlockContext,
+    Buffer,
     Lz4Compression,
     TransformChain,
     TransformError,
     ZstdCompression,
 )
+from libkb.format.zstream import (
+    DEFAULT_RESTART_BLOCKS,
+    KIND_RAW,
+    KIND_RESTART,
+    StreamDecoder,
+    StreamEncoder,
+    payload_kind,
+)
 
+#: The format version that added codec 3, zstd-stream (one name, so a merge can renumber it).
+ZSTD_STREAM_VERSION = 7
 #: The newest format version this libkb reads; it reads every version from 1 up to it
-#: (the newest is encryption's: :data:`libkb.format.encryption.ENCRYPTION_VERSION`).
-FORMAT_VERSION = max(5, ENCRYPTION_VERSION)
+#: (5: topic ids, :data:`libkb.format.encryption.ENCRYPTION_VERSION`: encryption, 7: zstd-stream).
+FORMAT_VERSION = max(5, ENCRYPTION_VERSION, ZSTD_STREAM_VERSION)
 CODEC_NONE = 0
 CODEC_ZSTD = 1
 CODEC_LZ4 = 2
-CODECS = {"none": CODEC_NONE, "zstd": CODEC_ZSTD, "lz4": CODEC_LZ4}
+CODEC_ZSTD_STREAM = 3
+CODECS = {"none": CODEC_NONE, "zstd": CODEC_ZSTD, "lz4": CODEC_LZ4, "zstd-stream": CODEC_ZSTD_STREAM}
 CODEC_NAMES = {v: k for k, v in CODECS.items()}
 #: The format version that introduced each codec: the lowest a segment using it can be written as.
-CODEC_VERSIONS = {CODEC_NONE: 1, CODEC_ZSTD: 1, CODEC_LZ4: 2}
+CODEC_VERSIONS = {CODEC_NONE: 1, CODEC_ZSTD: 1, CODEC_LZ4: 2, CODEC_ZSTD_STREAM: ZSTD_STREAM_VERSION}
 SEGMENT_SUFFIX = ".kbs"
 
 _HEADER_FIXED = struct.Struct("<4sBBHIiqqH")  # up to topic_len
@@ -122,6 +141,8 @@ def codec_chain(codec: int, level: int = 3) -> TransformChain:
         return TransformChain([Lz4Compression()])
     if codec == CODEC_NONE:
         return TransformChain()
+    if codec == CODEC_ZSTD_STREAM:
+        raise ValueError("zstd-stream compresses a segment's blocks in order: use zstream.StreamEncoder")
     raise ValueError(f"unknown codec {codec}")
 
 
@@ -134,13 +155,20 @@ def chain_codec(chain: TransformChain) -> int:
 
 
 def encrypted_chain(codec: int, encryption: BlockEncryption, level: int = 3) -> TransformChain:
-    """The codec's compression, then encryption (format version 6): an encrypted segment's chain."""
+    """The codec's compression, then encryption (format version 6): an encrypted segment's chain.
+
+    For zstd-stream the chain is the encryption alone: the stream encoder
+    (:meth:`RawBlock.stream`) compresses before it, a :class:`BlockDecoder`
+    decompresses after it.
+    """
+    if codec == CODEC_ZSTD_STREAM:
+        return TransformChain([encryption])
     return TransformChain([*codec_chain(codec, level).transforms, encryption])
 
 
 _CODEC_OF_NAMES = {(): CODEC_NONE, ("zstd",): CODEC_ZSTD, ("lz4",): CODEC_LZ4}
 # Reading needs no compression level: one chain per codec serves every block.
-_READ_CHAINS = {codec: codec_chain(codec) for codec in CODEC_NAMES}
+_READ_CHAINS = {codec: codec_chain(codec) for codec in CODEC_NAMES if codec != CODEC_ZSTD_STREAM}
 
 
 def _read_chain(codec: int, name: str) -> TransformChain:
@@ -148,6 +176,62 @@ def _read_chain(codec: int, name: str) -> TransformChain:
     if chain is None:
         raise SegmentError(f"{name}: unknown codec {codec}")
     return chain
+
+
+class BlockDecoder:
+    """Turns one segment's stored payloads back into their raw bytes.
+
+    Codecs 0-2 decode each block alone. Codec 3 (zstd-stream) decodes a
+    block only after the blocks since its restart point, in order, through
+    this same decoder (:meth:`SegmentReader.decode_from` says where to start);
+    so a segment's blocks are read by one decoder, one thread at a time.
+    ``chain``: the segment's transforms when not its codec's alone (an
+    encrypted segment's, :func:`encrypted_chain`); with zstd-stream it is
+    undone before the stream decoder.
+    """
+
+    __slots__ = ("_chain", "_codec", "_name", "_stream", "chain")
+
+    def __init__(self, codec: int, *, name: str = "segment", chain: TransformChain | None = None) -> None:
+        self._name = name
+        self._codec = codec
+        self.chain = chain
+        self._stream = StreamDecoder() if codec == CODEC_ZSTD_STREAM else None
+        self._chain = chain if self._stream is not None or chain else _read_chain(codec, name)
+
+    def fresh(self) -> BlockDecoder:
+        """A decoder of the same segment that has decoded nothing yet."""
+        return BlockDecoder(self._codec, name=self._name, chain=self.chain)
+
+    def kind(self, payload: Buffer, info: BlockInfo) -> int:
+        """A zstd-stream payload's kind byte (decrypted first when encrypted); TransformError if none."""
+        return payload_kind(self._unwrap(payload, info))
+
+    def _unwrap(self, payload: Buffer, info: BlockInfo) -> Buffer:
+        return self._chain.decode(payload, info.context) if self._chain else payload
+
+    def check_size(self, payload: Buffer, info: BlockInfo) -> None:
+        """TransformError if the payload's frame declares a size other than the head's, before decoding.
+
+        zstd-stream frames declare none: the stream decoder checks each block's size as it goes.
+        """
+        if self._stream is None:
+            assert self._chain is not None
+            self._chain.check_size(payload, info.context)
+
+    def decode(self, payload: Buffer, info: BlockInfo) -> Buffer:
+        if self._stream is not None:
+            return self._stream.decode(self._unwrap(payload, info), info.context.block_index, info.raw_len)
+        assert self._chain is not None
+        return self._chain.decode(payload, info.context)
+
+    def decode_into(self, payload: Buffer, info: BlockInfo, out: memoryview) -> None:
+        """:meth:`decode` into ``out`` (exactly ``raw_len`` bytes); any error if it cannot."""
+        if self._stream is None:
+            assert self._chain is not None
+            self._chain.decode_into(payload, info.context, out)
+        else:
+            out[:] = self.decode(payload, info)
 
 
 @dataclass(frozen=True, slots=True)
@@ -404,7 +488,29 @@ class RawBlock:
         """The block as stored at ``context``'s place (thread-safe: any thread may do it)."""
         stored = chain.encode(self.data, context)
         # An empty chain stores the block's own buffer as it is, no copy.
-        payload = stored if isinstance(stored, bytes | bytearray) else bytes(stored)
+        return self._stored(stored if isinstance(stored, bytes | bytearray) else bytes(stored))
+
+    def stream(
+        self, encoder: StreamEncoder, context: BlockContext, chain: TransformChain | None = None
+    ) -> Block:
+        """The block stored at ``context``'s place in a zstd-stream segment (in order, one thread at a time).
+
+        ``chain``: what follows the stream encoder (encryption, format version 6), per block.
+        A failure is a :class:`TransformError` naming the place (see :meth:`TransformChain.encode`).
+        """
+        try:
+            payload = encoder.encode(self.data, context.block_index)
+        except Exception as exc:
+            raise TransformError(
+                f"zstd-stream failed on block {context.block_index} of {context.topic}"
+                f"[{context.partition}] segment {context.base_offset}: {exc}"
+            ) from exc
+        if not chain:
+            return self._stored(payload)
+        stored = chain.encode(payload, context)
+        return self._stored(stored if isinstance(stored, bytes | bytearray) else bytes(stored))
+
+    def _stored(self, payload: bytes | bytearray) -> Block:
         return Block(
             payload,
             len(self.data),
@@ -534,12 +640,22 @@ class SegmentReader:
         """
         end = len(self.data) - FOOTER_SIZE
         if zlib.crc32(memoryview(self.data)[:end]) != self.footer.body_crc:
-            raise SegmentError(f"{self.name}: body checksum mismatch (corrupt bytes)")
+            raise SegmentError(f"{self.name}: body checksum mismatch (corrupt bytes){self._corrupt_block()}")
         count = 0
         for block in self.blocks():
             count += block.record_count
         if count != self.footer.record_count:
             raise SegmentError(f"{self.name}: record count mismatch")
+
+    def _corrupt_block(self) -> str:
+        """Where the body's corruption is, when a block's own checksum tells (else nothing)."""
+        try:
+            for info in self.blocks():
+                if not _payload_intact(self.data, info):
+                    return f": {_where(info, self.header.codec)}"
+        except SegmentError:
+            pass  # the heads are damaged: the body checksum is all there is to say
+        return ""
 
     def blocks(self) -> Iterator[BlockInfo]:
         header = self.header
@@ -567,33 +683,40 @@ class SegmentReader:
 
     def records(self, min_offset: int | None = None) -> Iterator[Record]:
         """Decode records (checking each block's checksum); skip blocks wholly below min_offset."""
-        for info in self.blocks():
-            if min_offset is not None and info.last_offset < min_offset:
+        blocks, codec = list(self.blocks()), self.header.codec
+        first = next(
+            (i for i, b in enumerate(blocks) if min_offset is None or b.last_offset >= min_offset), 0
+        )
+        decoder = self.decoder()
+        for i in range(self.decode_from(blocks, first, decoder), len(blocks)):
+            if min_offset is not None and blocks[i].last_offset < min_offset:
+                pass_block(self.data, blocks[i], codec, name=self.name, decoder=decoder)
                 continue
-            yield from decode_block(self.data, info, self.header.codec, name=self.name, chain=self.decoder())
+            yield from decode_block(self.data, blocks[i], codec, name=self.name, decoder=decoder)
 
-    def decoder(self) -> TransformChain | None:
-        """The chain that reads the blocks; SegmentError when they are encrypted and no key was given."""
+    def decoder(self) -> BlockDecoder:
+        """A decoder of this segment's blocks; SegmentError when they are encrypted and no key was given."""
         if self.header.encrypted and self.chain is None:
             raise SegmentError(f"{self.name}: its blocks are encrypted; reading them needs its key")
-        return self.chain
+        return BlockDecoder(self.header.codec, name=self.name, chain=self.chain)
+
+    def decode_from(self, blocks: list[BlockInfo], index: int, decoder: BlockDecoder | None = None) -> int:
+        """The first of ``blocks`` to decode, in order with one decoder, to get block ``index``."""
+        if self.header.codec != CODEC_ZSTD_STREAM or index >= len(blocks):
+            return index
+        return decode_from(self.data, blocks, index, decoder or self.decoder())
 
 
 def decode_block(
-    data: bytes, info: BlockInfo, codec: int, *, name: str = "segment", chain: TransformChain | None = None
+    data: bytes, info: BlockInfo, codec: int, *, name: str = "segment", decoder: BlockDecoder | None = None
 ) -> Iterator[Record]:
-    """The block's records; ``chain``: the segment's transforms when not its codec's alone (encrypted)."""
+    """One block's records; ``decoder``: the segment's (zstd-stream: the blocks before went through it)."""
     where = f"{name}: the block of offsets {info.first_offset}-{info.last_offset}"
-    head = _BLOCK_HEAD.unpack_from(data, info.position)
-    payload = memoryview(data)[info.position + _BLOCK_HEAD.size : info.position + info.length]
-    if block_crc(payload) != head[5]:
-        raise SegmentError(
-            f"{name}: checksum mismatch in the block of offsets {info.first_offset}-{info.last_offset}"
-        )
+    payload = _checked_payload(data, info, codec, name)
     try:
-        raw = (chain or _read_chain(codec, name)).decode(payload, info.context)
+        raw = (decoder or BlockDecoder(codec, name=name)).decode(payload, info)
     except TransformError as exc:
-        raise SegmentError(f"{where}: {exc}") from None
+        raise SegmentError(f"{where}: {exc}{_lost_to(codec)}") from None
     if len(raw) != info.raw_len:
         raise SegmentError(f"{where}: decompressed to the wrong size")
     unpacker = msgpack.Unpacker(use_list=True, raw=False, max_buffer_size=max(len(raw), 1))
@@ -609,6 +732,46 @@ def decode_block(
         raise SegmentError(f"{where}: holds {count} records, its head says {info.record_count}")
 
 
+def pass_block(
+    data: bytes, info: BlockInfo, codec: int, *, name: str = "segment", decoder: BlockDecoder
+) -> None:
+    """Decode a block only for ``decoder``'s sake (a zstd-stream block before the wanted ones)."""
+    payload = _checked_payload(data, info, codec, name)
+    try:
+        decoder.decode(payload, info)
+    except TransformError as exc:
+        raise SegmentError(f"{name}: {exc}{_lost_to(codec)}") from None
+
+
+def _payload(data: bytes, info: BlockInfo) -> memoryview:
+    return memoryview(data)[info.position + _BLOCK_HEAD.size : info.position + info.length]
+
+
+def _payload_intact(data: bytes, info: BlockInfo) -> bool:
+    stated: int = _BLOCK_HEAD.unpack_from(data, info.position)[5]
+    return block_crc(_payload(data, info)) == stated
+
+
+def _where(info: BlockInfo, codec: int) -> str:
+    """A block, as messages name it."""
+    return (
+        f"in the block of offsets {info.first_offset}-{info.last_offset} "
+        f"(block {info.context.block_index}, at byte {info.position}){_lost_to(codec)}"
+    )
+
+
+def _checked_payload(data: bytes, info: BlockInfo, codec: int, name: str) -> memoryview:
+    if not _payload_intact(data, info):
+        raise SegmentError(f"{name}: checksum mismatch {_where(info, codec)}")
+    return _payload(data, info)
+
+
+def _lost_to(codec: int) -> str:
+    if codec != CODEC_ZSTD_STREAM:
+        return ""
+    return " (zstd-stream: the blocks after it up to the next restart point cannot be decoded either)"
+
+
 def encode_segment(
     topic: str,
     partition: int,
@@ -620,20 +783,28 @@ def encode_segment(
     level: int = 3,
     block_bytes: int = 1 << 20,
     created_ms: int = 0,
+    restart_blocks: int = DEFAULT_RESTART_BLOCKS,
     encryption: BlockEncryption | None = None,
 ) -> bytes:
     """Whole-segment convenience encoder (tests, tools); the engine streams instead.
 
-    ``encryption``: encrypt the blocks too (format version 6; the caller stores the key object).
+    ``encryption``: encrypt the blocks too (format version 6; the caller stores the key object);
+    with zstd-stream, each block's stream payload is encrypted.
     """
     flags = FLAG_ENCRYPTED if encryption is not None else 0
     writer = SegmentWriter(topic, partition, base_offset, codec, created_ms, flags)
-    chain = codec_chain(codec, level) if encryption is None else encrypted_chain(codec, encryption, level)
+    streamer = StreamEncoder(level, restart_blocks) if codec == CODEC_ZSTD_STREAM else None
+    if encryption is not None:
+        chain = encrypted_chain(codec, encryption, level)
+    else:
+        chain = codec_chain(codec, level) if streamer is None else TransformChain()
     out: list[bytes | bytearray] = [writer.header]
     encoder = BlockEncoder(block_bytes)
 
     def stored(raw: RawBlock) -> tuple[bytes, bytes | bytearray]:
         place = BlockContext(topic, partition, base_offset, writer.block_count, len(raw.data))
+        if streamer is not None:
+            return writer.add_block(raw.stream(streamer, place, chain))
         return writer.add_block(raw.transform(chain, place))
 
     for record in records:
@@ -650,7 +821,7 @@ _ARRAY32 = struct.Struct(">BI")  # msgpack array 32: 0xdd, element count
 
 
 def block_records(
-    data: bytes, info: BlockInfo, codec: int, *, name: str = "segment", chain: TransformChain | None = None
+    data: bytes, info: BlockInfo, codec: int, *, name: str = "segment", decoder: BlockDecoder | None = None
 ) -> list[Record]:
     """One block's records, exactly as :func:`decode_block` yields them, as a list (faster).
 
@@ -665,15 +836,16 @@ def block_records(
     """
     head = _BLOCK_HEAD.unpack_from(data, info.position)
     payload = memoryview(data)[info.position + _BLOCK_HEAD.size : info.position + info.length]
+    if decoder is None:
+        decoder = BlockDecoder(codec, name=name)
     try:
-        chain = chain or _read_chain(codec, name)
         if block_crc(payload) != head[5] or info.raw_len > MAX_BLOCK_RAW_BYTES:
             raise ValueError("checksum or size")
-        chain.check_size(payload, info.context)  # before allocating what the head states
+        decoder.check_size(payload, info)  # before allocating what the head states
         buf = bytearray(_ARRAY32.size + info.raw_len)
         _ARRAY32.pack_into(buf, 0, 0xDD, info.record_count)
         view = memoryview(buf)[_ARRAY32.size :]
-        (chain or _read_chain(codec, name)).decode_into(payload, info.context, view)  # any error: see below
+        decoder.decode_into(payload, info, view)  # any error: see below
         del view
         records: list[Any] = list(msgpack.unpackb(buf, use_list=False, raw=False))
         if records and not plain_records(records):
@@ -684,4 +856,47 @@ def block_records(
         return records
     except Exception:  # the reference decoder says what is wrong
         pass
-    return list(decode_block(data, info, codec, name=name, chain=chain))
+    if codec == CODEC_ZSTD_STREAM:
+        # The stream moved on (or broke) in the attempt: the message comes from a decoder
+        # that starts again at the block's restart point.
+        raise _stream_error(data, info, name, decoder.fresh())
+    return list(decode_block(data, info, codec, name=name, decoder=decoder))
+
+
+def _stream_error(data: bytes, info: BlockInfo, name: str, decoder: BlockDecoder) -> SegmentError:
+    """What is wrong with a zstd-stream block that failed to decode (it did fail once).
+
+    ``decoder``: a fresh one for the segment (with its key when encrypted).
+    """
+    blocks = list(SegmentReader(data, name=name).blocks())
+    index = info.context.block_index
+    try:
+        for earlier in blocks[decode_from(data, blocks, index, decoder) : index]:
+            decoder.decode(_checked_payload(data, earlier, CODEC_ZSTD_STREAM, name), earlier)
+        list(decode_block(data, info, CODEC_ZSTD_STREAM, name=name, decoder=decoder))
+    except (SegmentError, TransformError) as exc:
+        return exc if isinstance(exc, SegmentError) else SegmentError(f"{name}: {exc}")
+    return SegmentError(
+        f"{name}: block {index} of offsets {info.first_offset}-{info.last_offset} is undecodable"
+    )
+
+
+def decode_from(data: bytes, blocks: list[BlockInfo], index: int, decoder: BlockDecoder | None = None) -> int:
+    """The first block a reader must decode to get block ``index``: itself, or its restart point.
+
+    Only zstd-stream segments have restart points; any other segment's blocks
+    decode alone. Reads one kind byte per block walked back (``decoder``: the
+    segment's, which decrypts an encrypted block to read it).
+    """
+    peek = decoder or BlockDecoder(CODEC_ZSTD_STREAM)
+    j = index
+    while j >= 0:
+        info = blocks[j]
+        try:
+            kind = peek.kind(_payload(data, info), info)
+        except TransformError:
+            return j  # decoding it reports it
+        if kind == KIND_RESTART or (kind == KIND_RAW and j == index):
+            return j
+        j -= 1
+    return 0

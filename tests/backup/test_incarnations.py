@@ -122,7 +122,8 @@ def test_a_backup_from_before_topic_ids_records_them_and_then_tells_a_recreated_
         assert before.format_version == 1 and before.topics["metrics"].topic_id is None
         kafka = FakeKafka()
         _metrics_topic(kafka, (1, 2), [12, 8, 4], 2)  # the backup's ends: 12, 8, 4
-        assert _run(kafka, backend).records == 6
+        # zstd_mode: block, so that only the ids could raise an index's version (zstd-stream makes it 7)
+        assert _run(kafka, backend, zstd_mode="block").records == 6
         manifest = Manifest.from_json(backend.get(manifest_key("pruned")))
         assert manifest.topics["metrics"].topic_id == str(Uuid(1, 2)) and manifest.format_version == 5
         assert PartitionIndex.from_json(backend.get(index_key("pruned", "metrics", 0))).format_version == 4

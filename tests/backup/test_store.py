@@ -5,16 +5,19 @@ from __future__ import annotations
 import threading
 import zlib
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import zstandard
 
 from libkb.backup.budget import ByteBudget
 from libkb.backup.lease import LeaseLostError
-from libkb.backup.store import PartitionLane, StorePipeline
+from libkb.backup.store import PartitionLane, StorePipeline, stream_contexts
 from libkb.format.models import MissingRange, PartitionIndex, index_key, segment_key
-from libkb.format.segment import CODEC_ZSTD, SegmentReader, codec_chain
+from libkb.format.segment import CODEC_NONE, CODEC_ZSTD, CODEC_ZSTD_STREAM, SegmentReader, codec_chain
 from libkb.format.transforms import BlockContext
+from libkb.format.zstream import KIND_CONTINUE, KIND_RESTART
+from libkb.metrics import RunMetrics
 from libkb.storage import StorageError
 from tests.backup.support import BID, Owner, Store, make_pipeline, memory_store, raw_block
 
@@ -200,3 +203,47 @@ def test_the_budget_admits_one_block_even_above_its_limit() -> None:
     assert waiter_done.wait(10)
     thread.join()
     assert budget.used == 50
+
+
+def stream_pipeline(store: Store, owner: Owner, budget: int) -> StorePipeline:
+    return StorePipeline(
+        store.backend,
+        BID,
+        owner,
+        codec_chain(CODEC_NONE),
+        compression_threads=2,
+        upload_threads=2,
+        max_bytes_in_flight=budget,
+        metrics=RunMetrics(),
+        restart_blocks=128,
+    )
+
+
+@pytest.mark.parametrize(("budget", "contexts"), [(128 << 20, 8), (16 << 20, 1)])
+def test_zstd_stream_keeps_at_most_its_contexts_and_a_dropped_one_restarts(
+    store: Store, owner: Owner, budget: int, contexts: int
+) -> None:
+    """A context holds up to an 8 MiB window: memory must not grow with the partition count."""
+    assert stream_contexts(budget) == contexts
+    pipeline = stream_pipeline(store, owner, budget)
+    try:
+        lanes = [lane("t", p) for p in range(3)]
+        for _ in lanes:  # three partitions' segments, their blocks interleaved as a run seals them
+            assert pipeline.budget.try_acquire(1)
+        blocks: dict[int, list[Any]] = {p: [] for p in range(3)}
+        for i in range(4):
+            for p in range(3):
+                raw = raw_block(i * 10, count=10)
+                blocks[p].append(pipeline.encode(raw, BlockContext("t", p, 0, i, len(raw.data))))
+        for p, at in enumerate(lanes):
+            pipeline.store_segment(at, 0, 40, blocks[p], 1)
+        pipeline.wait()
+        for p in range(3):
+            data = store.backend.get(seg(0, partition=p))
+            reader = SegmentReader(data)
+            assert reader.header.codec == CODEC_ZSTD_STREAM
+            kinds = [data[b.position + 32] for b in reader.blocks()]
+            assert kinds == ([KIND_RESTART] * 4 if contexts == 1 else [KIND_RESTART] + [KIND_CONTINUE] * 3)
+            assert [r[0] for r in reader.records()] == list(range(40))
+    finally:
+        pipeline.close()

@@ -40,17 +40,24 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> StorageBackend:
     return create_backend_from_config(FilesystemConfig(path=str(tmp_path / "store")))
 
 
+#: zstd_mode: the codec its segments name, and their format version (zstd-stream's 7 holds encryption too).
+MODES = {"stream": ("zstd-stream", 7), "block": ("zstd", 6)}
+
+
+@pytest.mark.parametrize("zstd_mode", list(MODES))
 def test_encrypted_backup_restores_exactly_and_stores_no_record_or_key_in_the_clear(
-    backend: StorageBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    backend: StorageBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zstd_mode: str
 ) -> None:
     secret = new_key()
     key = env_key(monkeypatch, "kek-1", secret)
     source = source_kafka()
-    result = backup_engine(source, backend, encrypted(backup_config(), key)).run()
+    result = backup_engine(source, backend, encrypted(backup_config(zstd_mode=zstd_mode), key)).run()
     assert result.status == "complete" and result.segments > PARTITIONS
+    codec, version = MODES[zstd_mode]
 
     index = PartitionIndex.from_json(backend.get(index_key(BACKUP_ID, TOPIC, 0)))
-    assert index.format_version == 6 and all(s.encryption == ALGORITHM for s in index.segments)
+    assert index.format_version == version and all(s.encryption == ALGORITHM for s in index.segments)
+    assert {s.codec for s in index.segments} == {codec}
     stored = b"".join(backend.get(k) for k in backend.list(f"{BACKUP_ID}/"))
     for records in expected_records(source.cluster).values():
         for record in records:
@@ -59,7 +66,8 @@ def test_encrypted_backup_restores_exactly_and_stores_no_record_or_key_in_the_cl
                 assert value not in stored  # every value is encrypted
     assert secret not in stored and base64.b64encode(secret) not in stored
     for entry in index.segments:
-        assert SegmentReader(backend.get(entry.key)).header.version == 6
+        header = SegmentReader(backend.get(entry.key)).header
+        assert header.version == version and header.encrypted
         obj = KeyObject.from_json(backend.get(key_object_key(entry.key)), name="k", read_version=6)
         assert (obj.key_id, obj.kek, obj.segment) == ("kek-1", "local", entry.key)
         assert json.loads(backend.get(key_object_key(entry.key)))["format_version"] == 6
@@ -116,7 +124,7 @@ def test_unencrypted_backups_stay_at_their_version_and_read_with_a_keyring_confi
 ) -> None:
     backend = create_backend_from_config(MemoryConfig())
     source = source_kafka()
-    backup_engine(source, backend).run()
+    backup_engine(source, backend, backup_config(zstd_mode="block")).run()
     index = PartitionIndex.from_json(backend.get(index_key(BACKUP_ID, TOPIC, 0)))
     assert index.format_version == 1 and b"encryption" not in backend.get(index_key(BACKUP_ID, TOPIC, 0))
     assert not [k for k in backend.list(f"{BACKUP_ID}/") if k.endswith(".key.json")]

@@ -34,12 +34,14 @@ _HEAD = struct.Struct("<IIIqqI")
 Blocks = list[tuple[list[int], bytes]]  # (head fields, payload)
 
 
-@pytest.fixture
-def backup(monkeypatch: pytest.MonkeyPatch) -> tuple[StorageBackend, object]:
+@pytest.fixture(params=["stream", "block"])
+def backup(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> tuple[StorageBackend, object]:
+    """``zstd_mode``: stream (blocks compressed in one context, then each encrypted) or block."""
     backend = create_backend_from_config(MemoryConfig())
     key = env_key(monkeypatch, "kek-1", new_key())
     # Blocks of about 1 KiB and 40 records a segment: each segment has several blocks.
-    backup_engine(source_kafka(), backend, encrypted(backup_config(), key)).run()
+    config = backup_config(zstd_mode=request.param)
+    backup_engine(source_kafka(), backend, encrypted(config, key)).run()
     return backend, key
 
 

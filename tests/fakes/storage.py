@@ -168,8 +168,11 @@ def break_compression(monkeypatch: pytest.MonkeyPatch, nth: int) -> list[int]:
 
     The patch point: libkb compresses every block in
     ``libkb.format.transforms.ZstdCompression.encode``, which builds
-    ``zstandard.ZstdCompressor(level=...)`` from the module at each call, and
-    nothing else in libkb builds a compressor. Replacing that one class hits
+    ``zstandard.ZstdCompressor(level=...)`` from the module at each call, or
+    (zstd-stream) through a ``StreamEncoder``'s compressors, built from the
+    module per segment (a sample's ``compress`` and each block's
+    ``compressobj().compress`` are calls), and nothing else in libkb builds a
+    compressor. Replacing that one class hits
     every block compression whichever engine module (or thread) asks for it,
     and leaves decompression alone. Returns the failures (call numbers) so far.
     """
@@ -177,16 +180,35 @@ def break_compression(monkeypatch: pytest.MonkeyPatch, nth: int) -> list[int]:
     calls = itertools.count(1)  # next() on it is atomic: compression runs on several threads
     failed: list[int] = []
 
+    def check() -> None:
+        call = next(calls)
+        if call == nth:
+            failed.append(call)
+            raise zstandard.ZstdError("injected compression failure")
+
+    class FailingStream:
+        """A zstd-stream context (``compressobj``): each block's ``compress`` is a call."""
+
+        def __init__(self, obj: Any) -> None:
+            self._obj = obj
+
+        def compress(self, data: Any) -> bytes:
+            check()
+            return bytes(self._obj.compress(data))
+
+        def flush(self, mode: int = zstandard.COMPRESSOBJ_FLUSH_FINISH) -> bytes:
+            return bytes(self._obj.flush(mode))
+
     class Failing:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             self._real = real(*args, **kwargs)
 
         def compress(self, data: Any) -> bytes:
-            call = next(calls)
-            if call == nth:
-                failed.append(call)
-                raise zstandard.ZstdError("injected compression failure")
-            return self._real.compress(data)
+            check()
+            return bytes(self._real.compress(data))
+
+        def compressobj(self) -> FailingStream:
+            return FailingStream(self._real.compressobj())
 
     monkeypatch.setattr(zstandard, "ZstdCompressor", Failing)
     return failed

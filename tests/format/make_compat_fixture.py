@@ -64,6 +64,16 @@ whose manifest's ``continues`` says where each partition's Rust part ends.
     ``orders@2``'s index are version 5; every other index and every segment
     stays version 1.
 
+``v7`` (codec zstd-stream) holds one backup:
+
+``stream``
+    ``metrics[0]``: one zstd-stream segment of five blocks with a restart
+    point every three blocks (block 0 restarts, 1 continues and repeats 0's
+    bytes, 2 is incompressible and stored raw, 3 restarts, 4 continues);
+    ``metrics[1]``: a zstd segment (``zstd_mode: block``) then a one-block
+    zstd-stream segment from the whole-segment encoder. The segments and
+    indexes that hold zstd-stream are version 7; the rest stays version 1.
+
 ``v2`` (the lz4 codec) holds one backup:
 
 ``lz4``
@@ -111,7 +121,9 @@ from libkb.format.segment import (
     CODEC_NAMES,
     CODEC_NONE,
     CODEC_ZSTD,
+    CODEC_ZSTD_STREAM,
     FORMAT_VERSION,
+    ZSTD_STREAM_VERSION,
     BlockEncoder,
     Record,
     SegmentReader,
@@ -120,6 +132,7 @@ from libkb.format.segment import (
     encrypted_chain,
 )
 from libkb.format.transforms import BlockContext
+from libkb.format.zstream import StreamEncoder
 from libkb.keys import Keyring, LocalKek
 from libkb.metrics import RunMetrics
 from libkb.retention import PartitionCut, apply_cut
@@ -762,6 +775,106 @@ def write_sealed(backend: StorageBackend) -> None:
     backend.put(lease_generation_key(bid, 2), released.to_json())
 
 
+# -- backup "stream" (v7): codec zstd-stream, one zstd context across a segment's blocks --------
+
+#: Repeats across blocks 0 and 1 (what zstd-stream finds and zstd alone does not).
+_ROW = b'{"host":"host-a","rack":"r7","cpu":0.50,"mem":0.25,"disk":"ok","note":"steady"}' * 4
+
+
+def _noise(seed: int, size: int) -> bytes:
+    """Incompressible, deterministic bytes (a SHA-256 chain)."""
+    out, block = b"", seed.to_bytes(8, "little")
+    while len(out) < size:
+        block = hashlib.sha256(block).digest()
+        out += block
+    return out[:size]
+
+
+#: metrics[0]'s blocks with restart_blocks 3: 0 restarts, 1 continues (0's row found again, and
+#: noise: it does not halve, so the next block is sampled), 2 is stored raw (noise), 3 restarts
+#: (a new interval), 4 continues.
+STREAM_0_BLOCKS: list[list[Record]] = [
+    [(0, RUN8_MS, 1, b"host-a", _ROW, None), (1, RUN8_MS + 1, 1, b"host-b", _ROW[:200], [("unit", b"pct")])],
+    [
+        (2, RUN8_MS + 2, 1, b"host-a", _ROW, None),
+        (4, RUN8_MS + 4, 2, None, _noise(2, 700), [("\u00e9t\u00e9", None)]),
+    ],
+    [(5, RUN8_MS + 5, 1, b"blob", _noise(1, 2048), None)],
+    [(6, RUN8_MS + 6, 1, b"host-a", _ROW, None)],
+    [(7, -1, 0, b"", None, None), (8, RUN8_MS + 8, 1, b"host-a", _ROW[:300], [("a", b"1"), ("a", b"2")])],
+]
+STREAM_1_A: list[Record] = [(0, RUN8_MS + 10, 1, b"k", b"zstd block " * 9, None)]
+STREAM_1_B: list[Record] = [(1, RUN8_MS + 11, 1, b"k", b"zstd stream " * 9, None)]
+
+
+def write_stream_segment(
+    backend: StorageBackend,
+    backup_id: str,
+    topic: str,
+    partition: int,
+    base: int,
+    end: int,
+    blocks: Sequence[Sequence[Record]],
+    created_ms: int,
+    restart_blocks: int,
+) -> SegmentEntry:
+    """Stream a zstd-stream segment as the engine does: one StreamEncoder across its blocks."""
+    writer = SegmentWriter(topic, partition, base, CODEC_ZSTD_STREAM, created_ms)
+    streamer = StreamEncoder(3, restart_blocks)
+    parts: list[bytes | bytearray] = [writer.header]
+    for records in blocks:
+        encoder = BlockEncoder()
+        for record in records:
+            encoder.add(*record)
+        raw = encoder.take()
+        place = BlockContext(topic, partition, base, writer.block_count, len(raw.data))
+        parts += writer.add_block(raw.stream(streamer, place))
+    footer, tail = writer.finish(end)
+    parts.append(tail)
+    key = segment_key(backup_id, topic, partition, base)
+    backend.put_stream(key, iter(parts))
+    return SegmentEntry.from_footer(key, base, footer, writer.size, CODEC_NAMES[CODEC_ZSTD_STREAM])
+
+
+def write_stream(backend: StorageBackend) -> None:
+    bid = "stream"
+    run = RunInfo("20240108T000000Z-ffffffff", RUN8_MS, mode="snapshot")
+    lease = LeaseInfo(run.run_id, "backup-host-8", 8888, RUN8_MS + 60_000, generation=1)
+    take_lease(backend, bid, 1, lease)
+    manifest = Manifest(
+        backup_id=bid,
+        created_ms=RUN8_MS,
+        updated_ms=RUN8_MS,
+        compression="zstd",  # zstd_mode: stream (the default) is still compression zstd
+        topics={"metrics": TopicInfo(2, 1, {})},
+        runs=[run],
+        source_cluster_id="stream-cluster-00000000",
+        libkb_version=__version__,
+    )
+    backend.put(manifest_key(bid), manifest.to_json())
+    i0, i1 = PartitionIndex("metrics", 0), PartitionIndex("metrics", 1)
+    i0.segments.append(
+        write_stream_segment(backend, bid, "metrics", 0, 0, 10, STREAM_0_BLOCKS, RUN8_MS + 5000, 3)
+    )
+    backend.put(index_key(bid, "metrics", 0), i0.to_json())
+    # A zstd_mode: block segment, then a zstd-stream one from the whole-segment encoder.
+    i1.segments.append(
+        write_segment(backend, bid, "metrics", 1, 0, 1, [STREAM_1_A], CODEC_ZSTD, RUN8_MS + 5000)
+    )
+    backend.put(index_key(bid, "metrics", 1), i1.to_json())
+    i1.segments.append(
+        put_whole_segment(backend, bid, "metrics", 1, 1, 2, STREAM_1_B, CODEC_ZSTD_STREAM, RUN8_MS + 6000)
+    )
+    backend.put(index_key(bid, "metrics", 1), i1.to_json())
+    run.status, run.finished_ms = "complete", RUN8_MS + 60_000
+    groups = [GroupOffsets("graphs", {"metrics": {0: 9, 1: 2}})]
+    backend.put(groups_key(bid), groups_to_json(groups, RUN8_MS + 59_000))
+    run.records, run.bytes = stats(*STREAM_0_BLOCKS, STREAM_1_A, STREAM_1_B)
+    manifest.updated_ms = run.finished_ms
+    backend.put(manifest_key(bid), manifest.to_json())
+    backend.put(lease_generation_key(bid, 1), replace(lease, released=True).to_json())
+
+
 #: What each format version's fixture holds: the writers of its backups.
 WRITERS: dict[int, tuple[Callable[[StorageBackend], None], ...]] = {
     1: (write_full, write_crashed),
@@ -770,6 +883,7 @@ WRITERS: dict[int, tuple[Callable[[StorageBackend], None], ...]] = {
     4: (write_full, write_crashed, write_pruned),
     5: (write_full, write_crashed, write_recreated),
     ENCRYPTION_VERSION: (write_sealed,),
+    ZSTD_STREAM_VERSION: (write_stream,),
 }
 
 

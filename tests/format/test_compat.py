@@ -19,6 +19,7 @@ entry must keep passing untouched.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 import json
 import re
@@ -87,7 +88,7 @@ R3 = 1_704_240_000_000  # the run of "crashed" started
 R4 = 1_704_326_400_000  # run 1 of "lz4" started
 R5 = 1_704_412_800_000  # run 2 of "lz4" started
 #: The format version each codec needs, as docs/format.rst states it (not taken from the code).
-CODEC_VERSION = {0: 1, 1: 1, 2: 2}
+CODEC_VERSION = {0: 1, 1: 1, 2: 2, 3: 7}
 JSON: list[tuple[str, bytes | None]] = [("content-type", b"application/json")]
 
 
@@ -494,7 +495,80 @@ def _v5() -> Expected:
     )
 
 
-EXPECTED: dict[str, Expected] = {"v1": _v1(), "v2": _v2(), "v4": _v4(), "v5": _v5()}
+ROW = b'{"host":"host-a","rack":"r7","cpu":0.50,"mem":0.25,"disk":"ok","note":"steady"}' * 4
+
+
+def _noise(seed: int, size: int) -> bytes:
+    out, block = b"", seed.to_bytes(8, "little")
+    while len(out) < size:
+        block = hashlib.sha256(block).digest()
+        out += block
+    return out[:size]
+
+
+def _v7() -> Expected:
+    """Version 7 added codec 3, zstd-stream: one backup, ``stream``."""
+    m0 = [_entry("stream", "metrics", 0, 0, 10, 8, 0, 8, -1, R8 + 8, 3392, 4393, "zstd-stream")]
+    m1 = [
+        _entry("stream", "metrics", 1, 0, 1, 1, 0, 0, R8 + 10, R8 + 10, 198, 117, "zstd"),
+        _entry("stream", "metrics", 1, 1, 2, 1, 1, 1, R8 + 11, R8 + 11, 200, 126, "zstd-stream"),
+    ]
+    segments = dict(
+        [
+            _seg(3, "metrics", 0, 0, R8 + 5000, m0[0], 5, 1609321350, [
+                [(0, R8, 1, b"host-a", ROW, None), (1, R8 + 1, 1, b"host-b", ROW[:200], [("unit", b"pct")])],
+                [
+                    (2, R8 + 2, 1, b"host-a", ROW, None),
+                    (4, R8 + 4, 2, None, _noise(2, 700), [("\u00e9t\u00e9", None)]),
+                ],
+                [(5, R8 + 5, 1, b"blob", _noise(1, 2048), None)],
+                [(6, R8 + 6, 1, b"host-a", ROW, None)],
+                [
+                    (7, -1, 0, b"", None, None),
+                    (8, R8 + 8, 1, b"host-a", ROW[:300], [("a", b"1"), ("a", b"2")]),
+                ],
+            ]),
+            _seg(1, "metrics", 1, 0, R8 + 5000, m1[0], 1, 2087388942, [
+                [(0, R8 + 10, 1, b"k", b"zstd block " * 9, None)],
+            ]),
+            _seg(3, "metrics", 1, 1, R8 + 6000, m1[1], 1, 3649817560, [
+                [(1, R8 + 11, 1, b"k", b"zstd stream " * 9, None)],
+            ]),
+        ]
+    )  # fmt: skip
+    manifest = Manifest(
+        backup_id="stream",
+        created_ms=R8,
+        updated_ms=R8 + 60_000,
+        compression="zstd",
+        topics={"metrics": TopicInfo(2, 1, {})},
+        runs=[RunInfo("20240108T000000Z-ffffffff", R8, R8 + 60_000, "complete", "snapshot", 10, 4636)],
+        source_cluster_id="stream-cluster-00000000",
+        libkb_version="0.1.0",
+        format_version=1,  # compression zstd: the manifest needs no newer version
+    )
+    lease = lease_generation_key("stream", 1)
+    indexes = {
+        index_key("stream", "metrics", 0): PartitionIndex("metrics", 0, m0, [], 7),
+        index_key("stream", "metrics", 1): PartitionIndex("metrics", 1, m1, [], 7),
+    }
+    return Expected(
+        keys=sorted([manifest_key("stream"), groups_key("stream"), lease, *indexes, *segments]),
+        listed={"stream": ("complete", 10)},
+        manifests={"stream": manifest},
+        indexes=indexes,
+        absent_indexes=[],
+        segments=segments,
+        groups={"stream": (R8 + 59_000, [GroupOffsets("graphs", {"metrics": {0: 9, 1: 2}})])},
+        leases={},
+        generations={
+            lease: LeaseInfo("20240108T000000Z-ffffffff", "backup-host-8", 8888, R8 + 60_000, 1, True)
+        },
+        recovered={},
+    )
+
+
+EXPECTED: dict[str, Expected] = {"v1": _v1(), "v2": _v2(), "v4": _v4(), "v5": _v5(), "v7": _v7()}
 #: Versions whose fixture is not a plain libkb backup, each tested in a module of its own
 #: (v6: encrypted with random data keys and nonces, so never rewritten byte for byte).
 OTHER_LAYOUTS = {"v3": "tests/format/test_compat_adopted.py", "v6": "tests/format/test_compat_encrypted.py"}
@@ -539,6 +613,7 @@ def parse_per_spec(data: bytes) -> dict[str, Any]:
 
     blocks: list[list[Record]] = []
     pos = header_len
+    stream: Any = None  # codec 3: the zstd context of the current restart interval
     while pos < len(data) - 76:
         block_len, raw_len, count, first, last, payload_crc = struct.unpack_from("<IIIqqI", data, pos)
         payload = data[pos + 32 : pos + 4 + block_len]
@@ -548,6 +623,12 @@ def parse_per_spec(data: bytes) -> dict[str, Any]:
             raw = zstandard.ZstdDecompressor().decompress(payload, max_output_size=raw_len)
         elif codec == 2:
             raw = lz4.frame.decompress(payload)
+        elif codec == 3:  # kind byte: 0 stored, 1 continues the frame, 2 starts a new one
+            kind, body = payload[0], payload[1:]
+            assert kind in (0, 1, 2) and (kind != 1 or stream is not None)
+            if kind == 2:
+                stream = zstandard.ZstdDecompressor().decompressobj()
+            raw = body if kind == 0 else stream.decompress(body)
         else:
             raw = payload
         assert len(raw) == raw_len

@@ -18,11 +18,14 @@ from libkb.format.segment import (
     _BLOCK_HEAD,
     _FOOTER,
     _HEADER_FIXED,
+    CODEC_ZSTD_STREAM,
     FOOTER_SIZE,
+    SegmentReader,
     codec_chain,
     decode_header,
 )
 from libkb.format.transforms import BlockContext
+from libkb.format.zstream import StreamEncoder
 
 
 def fix_checksums(data: bytes | bytearray) -> bytes:
@@ -78,11 +81,9 @@ def replace_block(
     Head fields default to the old head's (``raw_len`` to ``len(raw)``); the
     footer's stats are left as they were; every checksum is fixed.
     """
-    header = decode_header(data)
     pos, total = block_spans(data)[index]
     _len, _raw, old_count, old_first, old_last, _crc = _BLOCK_HEAD.unpack_from(data, pos)
-    place = BlockContext(header.topic, header.partition, header.base_offset, index, len(raw))
-    payload = bytes(codec_chain(header.codec).encode(raw, place))
+    payload = _encode(data, index, raw)
     head = _BLOCK_HEAD.pack(
         len(payload) + _BLOCK_HEAD.size - 4,
         len(raw) if raw_len is None else raw_len,
@@ -94,14 +95,27 @@ def replace_block(
     return fix_checksums(data[:pos] + head + payload + data[pos + total :])
 
 
-def raw_block(data: bytes, index: int) -> bytes:
-    """The records' bytes of block ``index`` (decoded with the segment's codec)."""
+def _encode(data: bytes, index: int, raw: bytes) -> bytes:
+    """``raw`` as block ``index``'s payload; zstd-stream: continuing the real blocks before it."""
     header = decode_header(data)
-    pos, total = block_spans(data)[index]
-    raw_len = _BLOCK_HEAD.unpack_from(data, pos)[1]
-    place = BlockContext(header.topic, header.partition, header.base_offset, index, raw_len)
-    payload = memoryview(data)[pos + _BLOCK_HEAD.size : pos + total]
-    return bytes(codec_chain(header.codec).decode(payload, place))
+    place = BlockContext(header.topic, header.partition, header.base_offset, index, len(raw))
+    if header.codec != CODEC_ZSTD_STREAM:
+        return bytes(codec_chain(header.codec).encode(raw, place))
+    encoder = StreamEncoder()
+    for before in range(index):
+        encoder.encode(raw_block(data, before), before)
+    return encoder.encode(raw, index)
+
+
+def raw_block(data: bytes, index: int) -> bytes:
+    """The records' bytes of block ``index`` of a well-formed segment (zstd-stream: decoded from block 0)."""
+    reader = SegmentReader(data)
+    blocks, decoder = list(reader.blocks()), reader.decoder()
+    out = b""
+    for info in blocks[reader.decode_from(blocks, index, decoder) : index + 1]:
+        payload = memoryview(data)[info.position + _BLOCK_HEAD.size : info.position + info.length]
+        out = bytes(decoder.decode(payload, info))
+    return out
 
 
 def pack_items(items: list[object]) -> bytes:

@@ -26,6 +26,7 @@ from libkb.format.segment import (
     CODEC_NAMES,
     CODEC_NONE,
     CODEC_ZSTD,
+    CODEC_ZSTD_STREAM,
     MAX_BLOCK_RAW_BYTES,
     SegmentError,
     SegmentReader,
@@ -41,7 +42,7 @@ from tests.fuzz.budget import fuzz
 from tests.fuzz.segments import block_spans, fix_checksums, pack_items, raw_block, replace_block
 
 KEY = "b1/topics/t/partition=0/segment-00000000000000000100.kbs"
-CODECS = [CODEC_NONE, CODEC_ZSTD, CODEC_LZ4]
+CODECS = [CODEC_NONE, CODEC_ZSTD, CODEC_LZ4, CODEC_ZSTD_STREAM]
 
 
 def _records(
@@ -76,8 +77,10 @@ def read_every_way(data: bytes, key: str = KEY) -> None:
     try:
         reader = SegmentReader(data, name=key)
         reader.verify()
+        decoder = reader.decoder()  # zstd-stream: one decoder, every block in order
         for info in reader.blocks():
-            assert all(map(_typed, block_records(data, info, reader.header.codec, name=key)))
+            records = block_records(data, info, reader.header.codec, name=key, decoder=decoder)
+            assert all(map(_typed, records))
         assert all(map(_typed, reader.records()))
     except FormatError as exc:
         assert key in str(exc), exc

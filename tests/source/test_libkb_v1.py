@@ -185,7 +185,8 @@ def test_corruption_reads_alike_whatever_the_codec(backend: StorageBackend, code
     ):
         all_records(source.load(entry).batches(0, 1_000))
     assert source.check_segment(entry, deep=True).problems == [
-        f"{entry.key}: body checksum mismatch (corrupt bytes)"
+        f"{entry.key}: body checksum mismatch (corrupt bytes): in the block of offsets "
+        f"{block.first_offset}-{block.last_offset} (block 2, at byte {block.position})"
     ]
 
     # A payload that is no frame of its codec, stored with its own checksum (a writer's bug).

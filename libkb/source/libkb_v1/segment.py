@@ -19,6 +19,7 @@ from libkb.format.segment import (
     SegmentHeader,
     SegmentReader,
     block_records,
+    pass_block,
 )
 from libkb.format.transforms import TransformChain
 from libkb.source.base import SegmentCheck, StoredSegment
@@ -42,13 +43,17 @@ class V1Segment(StoredSegment):
         """The blocks that reach into the range, their heads and records checked (:mod:`.blocks`)."""
         reader = SegmentReader(self.data, name=self.key, chain=self.chain)
         blocks = checked_blocks(self.key, self.entry, reader)
-        codec, chain = reader.header.codec, reader.decoder()
+        codec, decoder = reader.header.codec, reader.decoder()
         first = next((i for i, b in enumerate(blocks) if b.last_offset >= start), len(blocks))
         stop = next((i for i in range(first, len(blocks)) if blocks[i].first_offset >= end), len(blocks))
         # One block more on either side: that its head rightly leaves it out is checked too.
-        for i in range(max(first - 1, 0), min(stop + 1, len(blocks))):
+        checked_from = max(first - 1, 0)
+        # zstd-stream: the blocks since the restart point go through the decoder first.
+        for i in range(reader.decode_from(blocks, checked_from, decoder), checked_from):
+            pass_block(self.data, blocks[i], codec, name=self.key, decoder=decoder)
+        for i in range(checked_from, min(stop + 1, len(blocks))):
             info = blocks[i]
-            decoded = block_records(self.data, info, codec, name=self.key, chain=chain)
+            decoded = block_records(self.data, info, codec, name=self.key, decoder=decoder)
             records = checked_records(self.key, info, decoded)
             if first <= i < stop:
                 yield records
@@ -59,9 +64,9 @@ class V1Segment(StoredSegment):
         reader.verify()
         header, footer, entry = reader.header, reader.footer, self.entry
         problems = self._header_problems(header)
-        chain = reader.decoder()
+        decoder = reader.decoder()
         blocks = (
-            block_records(self.data, info, header.codec, name=self.key, chain=chain)
+            block_records(self.data, info, header.codec, name=self.key, decoder=decoder)
             for info in reader.blocks()
         )
         scan = scan_records(self.key, blocks, entry.base_offset, footer.end_offset)

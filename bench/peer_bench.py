@@ -1,0 +1,481 @@
+"""libkb side by side with the Rust kafka-backup and the raw confluent-kafka loops, per data set.
+
+One Kafka broker (``integration.services.KafkaService``) on 127.0.0.1, the
+filesystem target on the same disk. For each data set (``bench/datasets.py``:
+distinct, cyclic, CDC, random, producer-compressed) and partition count a
+topic is produced once; then, in interleaved rounds (the job order rotates
+each round):
+
+- **backup**: ``kafka-backup backup --config job.yaml`` of libkb and of the
+  Rust tool, from the **same YAML** (the tools share the keys: ``mode``,
+  ``backup_id``, ``source``, ``storage``, ``backup.compression``,
+  ``compression_level``, ``stop_at_current_offsets``); and ``raw``, a plain
+  confluent-kafka consume loop that zstd-compresses key + value in 1 MiB
+  blocks on a second thread (``backup_bench``'s ``ceiling-b``);
+- **restore**: each tool restores its own backup (made once, before the
+  rounds) into a new topic, from the same restore YAML (``topic_mapping``,
+  ``create_topics``); ``raw`` produces the same records in a plain loop.
+
+Every job is a child process; the parent takes its wall time, its peak RSS
+and CPU seconds from ``os.wait4`` (the child's own ``ru_maxrss``, user +
+system), and the 1-minute load average before it. Stored bytes are the sizes
+of the files under the backup's directory. MB/s counts the data set's key +
+value bytes (10**6 bytes/s). Tables show medians over rounds. The Rust tool
+is optional (``--rust-bin PATH``, or ``--build-rust`` to build it with cargo
+from the fetched source into ``--rust-cache``); without it libkb and the raw
+loops run alone.
+
+Not part of CI. A real run (the issue's: >= 1 GiB per data set, 1 and 8
+partitions, 8 rounds; hours on 2 cores)::
+
+    .venv/bin/python bench/peer_bench.py --mib 1024 --partitions 1,8 --runs 8 \\
+        --rust-bin /path/to/kafka-backup --write bench/RESULTS.rst
+
+A smoke run (seconds)::
+
+    .venv/bin/python bench/peer_bench.py --mib 4 --partitions 1 --runs 1 --shapes cyclic,random
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from backup_bench import _loadavg, machine_facts, round_order, write_section  # noqa: E402
+from datasets import PRODUCER_COMPRESSION, SHAPES, produce, records  # noqa: E402
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+TITLE = "Side by side with the Rust kafka-backup"
+RUST_SOURCE = (
+    "/work/.mirror/osodevops+kafka-backup/repo"  # where ``fetch github:osodevops/kafka-backup`` puts it
+)
+TOOLS = ("libkb", "rust", "raw")
+
+
+@dataclass(frozen=True)
+class DataSet:
+    shape: str
+    partitions: int
+    topic: str
+    records: int
+    bytes: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.shape} {self.partitions}p"
+
+
+# -- the Rust tool ------------------------------------------------------------------------
+
+
+def build_rust(source: str, cache: Path) -> Path:
+    """Build the Rust tool from its fetched source (a bare git dir) with cargo; its binary."""
+    src, target = cache / "src", cache / "target"
+    binary = target / "release" / "kafka-backup"
+    if binary.exists():
+        return binary
+    if not shutil.which("cargo"):
+        raise SystemExit("--build-rust: cargo is not installed (https://rustup.rs), or give --rust-bin")
+    src.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", source, "archive", "HEAD"], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(src)], input=archive.stdout, check=True)
+    print(f"building the Rust tool in {src} (about 18 minutes on 2 cores)", flush=True)
+    env = {**os.environ, "CARGO_TARGET_DIR": str(target)}
+    subprocess.run(["cargo", "build", "--release", "--bin", "kafka-backup"], cwd=src, env=env, check=True)
+    return binary
+
+
+# -- the jobs -----------------------------------------------------------------------------
+
+
+def job_yaml(mode: str, backup_id: str, bootstrap: str, topic: str, path: str, level: int) -> dict[str, Any]:
+    """One YAML both tools run: only keys they share."""
+    kafka: dict[str, Any] = {"bootstrap_servers": [bootstrap], "topics": {"include": [topic]}}
+    common = {"mode": mode, "backup_id": backup_id, "storage": {"backend": "filesystem", "path": path}}
+    if mode == "backup":
+        backup = {"compression": "zstd", "compression_level": level, "stop_at_current_offsets": True}
+        return {**common, "source": kafka, "backup": backup}
+    kafka["topics"]["include"] = [f"{topic}-*"]
+    return {**common, "target": kafka, "restore": {"create_topics": True}}
+
+
+def measure(argv: list[str], label: str) -> dict[str, Any]:
+    """Run ``argv``; its wall time, peak RSS (KiB) and CPU seconds, its own.
+
+    Through ``/usr/bin/time``: a process forked from this one would count this
+    process's pages in its peak RSS (the kernel keeps the high-water mark
+    across exec), so the job runs as the child of that small program, whose
+    report is of the job alone. Without it, ``os.wait4`` gives the numbers
+    with that floor.
+    """
+    load = os.getloadavg()[0]
+    report = tempfile.NamedTemporaryFile("r", suffix=".time", delete=False)  # noqa: SIM115
+    timed = ["/usr/bin/time", "-o", report.name, "-f", "%M %U %S"] if Path("/usr/bin/time").exists() else []
+    started = time.perf_counter()
+    proc = subprocess.Popen([*timed, *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT)
+    assert proc.stdout is not None
+    output = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise RuntimeError(f"{label} failed ({code}):\n{output.decode(errors='replace')[-3000:]}")
+    rss, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
+    if timed:
+        fields = report.read().split()[-3:]
+        rss, cpu = int(fields[0]), float(fields[1]) + float(fields[2])
+    report.close()
+    os.unlink(report.name)
+    return {
+        "seconds": seconds,
+        "rss_kib": rss,
+        "cpu": cpu,
+        "load": load,
+        "output": output.decode(errors="replace"),
+    }
+
+
+def tool_argv(tool: str, args: argparse.Namespace, mode: str, config: Path) -> list[str]:
+    if tool == "libkb":
+        return [str(Path(sys.executable).parent / "kafka-backup"), mode, "--config", str(config)]
+    return [str(args.rust_bin), mode, "--config", str(config)]
+
+
+def run_backup(tool: str, data: DataSet, args: argparse.Namespace, env: dict[str, Any]) -> dict[str, Any]:
+    """One backup job; the backup directory is kept in ``env`` for the restore phase (the last one)."""
+    if tool == "raw":
+        spec = {
+            "kind": "ceiling-b",
+            "bootstrap": env["bootstrap"],
+            "topic": data.topic,
+            "partitions": data.partitions,
+            "records": data.records,
+            "bytes": data.bytes,
+            "level": args.level,
+            "block_bytes": MiB,
+        }
+        out = measure([sys.executable, __file__, "--child", json.dumps(spec)], f"raw backup {data.name}")
+        out["stored"] = json.loads(out.pop("output").splitlines()[-1])["stored"]
+        return out
+    path = tempfile.mkdtemp(prefix=f"peer-{tool}-", dir=args.fs_dir)
+    backup_id = f"b{uuid.uuid4().hex[:8]}"
+    config = Path(path) / "job.yaml"
+    config.write_text(
+        yaml.safe_dump(job_yaml("backup", backup_id, env["bootstrap"], data.topic, path, args.level))
+    )
+    out = measure(tool_argv(tool, args, "backup", config), f"{tool} backup {data.name}")
+    out.pop("output")
+    out["stored"] = sum(p.stat().st_size for p in Path(path, backup_id).rglob("*") if p.is_file())
+    previous = env["backups"].pop((tool, data.name), None)
+    if previous is not None:
+        shutil.rmtree(previous[0], ignore_errors=True)
+    env["backups"][(tool, data.name)] = (path, backup_id)
+    return out
+
+
+def topic_digests(bootstrap: str, topic: str, partitions: int) -> list[str]:
+    """Per partition, a SHA-256 over its records' keys, values and headers in order (not timestamps)."""
+    import hashlib
+
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"peer-{uuid.uuid4().hex[:6]}",
+            "enable.auto.commit": False,
+        }
+    )
+    digests = []
+    try:
+        for partition in range(partitions):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
+            digest = hashlib.sha256()
+            consumer.assign([TopicPartition(topic, partition, low)])
+            at, deadline = low, time.monotonic() + 600
+            while at < high:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{topic}[{partition}]: stuck at offset {at} of {high}")
+                for message in consumer.consume(10_000, 5):
+                    if message.error():
+                        raise RuntimeError(f"{topic}[{partition}]: {message.error()}")
+                    for part in (message.key(), message.value(), repr(message.headers()).encode()):
+                        digest.update(b"%d:" % (-1 if part is None else len(part)))
+                        digest.update(part or b"")
+                    offset = message.offset()
+                    assert offset is not None
+                    at = offset + 1
+            digests.append(digest.hexdigest())
+    finally:
+        consumer.close()
+    return digests
+
+
+def run_restore(tool: str, data: DataSet, args: argparse.Namespace, env: dict[str, Any]) -> dict[str, Any]:
+    """One restore job into a fresh topic, checked by its end offsets (round 1: by every record's bytes)."""
+    from integration.services.kafka import delete_kafka_topic
+
+    target = f"{data.topic}-{tool}-{uuid.uuid4().hex[:6]}"
+    if tool == "raw":
+        spec = {"kind": "raw-restore", "bootstrap": env["bootstrap"], "topic": target, "data": data.__dict__}
+        from integration.services.kafka import create_kafka_topic
+
+        create_kafka_topic(env["endpoint"], target, partitions=data.partitions, config={"retention.ms": "-1"})
+        out = measure([sys.executable, __file__, "--child", json.dumps(spec)], f"raw restore {data.name}")
+    else:
+        path, backup_id = env["backups"][(tool, data.name)]
+        body = job_yaml("restore", backup_id, env["bootstrap"], data.topic, path, args.level)
+        body["target"]["topics"]["include"] = [data.topic]
+        body["restore"]["topic_mapping"] = {data.topic: target}
+        config = Path(path) / f"restore-{target}.yaml"
+        config.write_text(yaml.safe_dump(body))
+        out = measure(tool_argv(tool, args, "restore", config), f"{tool} restore {data.name}")
+    out.pop("output", None)
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": env["bootstrap"], "group.id": f"peer-{uuid.uuid4().hex[:6]}"})
+    try:
+        marks = [
+            consumer.get_watermark_offsets(TopicPartition(target, p), 10) for p in range(data.partitions)
+        ]
+    finally:
+        consumer.close()
+    restored = sum(high - low for low, high in marks)
+    if restored != data.records:
+        raise RuntimeError(f"{tool} restore of {data.name}: {restored} records, expected {data.records}")
+    if env.get("verify") and tool != "raw":
+        got = topic_digests(env["bootstrap"], target, data.partitions)
+        if got != env["digests"][data.name]:
+            raise RuntimeError(f"{tool} restore of {data.name}: the records differ from the source topic's")
+        print(f"  {tool} restore of {data.name}: every record's key, value and headers match", flush=True)
+    delete_kafka_topic(env["endpoint"], target)
+    out["stored"] = 0
+    return out
+
+
+def child_main(spec: dict[str, Any]) -> None:
+    """The raw loops, in a process of their own (measured by the parent)."""
+    if spec["kind"] == "ceiling-b":
+        from backup_bench import ceiling
+
+        out = ceiling(spec)
+        if out["records"] != spec["records"]:
+            raise RuntimeError(f"raw backup read {out['records']} records, expected {spec['records']}")
+        print(json.dumps({"stored": out["stored"]}), flush=True)
+        return
+    raw_restore(spec)
+
+
+def raw_restore(spec: dict[str, Any]) -> None:
+    """Produce the data set's records, partition by partition, with libkb's restore producer settings."""
+    from confluent_kafka import Producer
+
+    from libkb.config import parse_config
+    from libkb.restore.engine import RestoreEngine
+
+    data = DataSet(**spec["data"])
+    config = parse_config(
+        {
+            "mode": "restore",
+            "backup_id": "raw",
+            "target": {"bootstrap_servers": [spec["bootstrap"]], "topics": {"include": ["*"]}},
+            "storage": {"backend": "memory"},
+        },
+        source="peer_bench",
+    )
+    settings = RestoreEngine(config)._producer_config()  # connects nothing
+    producer = Producer({**settings, "bootstrap.servers": spec["bootstrap"]})
+    produce_one, poll = producer.produce, producer.poll
+    for n, (key, value, headers) in enumerate(records(data.shape, data.bytes)):
+        while True:
+            try:
+                produce_one(spec["topic"], value, key, n % data.partitions, None, None, 0, headers)
+                break
+            except BufferError:
+                poll(0.05)
+    if producer.flush(120):
+        raise RuntimeError("raw restore: records left unsent")
+
+
+# -- rounds and the report ---------------------------------------------------------------
+
+
+def run_rounds(
+    datas: list[DataSet], args: argparse.Namespace, env: dict[str, Any]
+) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
+    tools = [t for t in TOOLS if t != "rust" or args.rust_bin]
+    runs: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    phases = args.phases.split(",")
+    if "restore" in phases:  # each tool's backup to restore from, made before the rounds
+        for data in datas:
+            for tool in tools:
+                if tool != "raw" and (tool, data.name) not in env["backups"]:
+                    run_backup(tool, data, args, env)
+    for phase in phases:
+        job = run_backup if phase == "backup" else run_restore
+        units = [[(tool, data)] for data in datas for tool in tools]
+        for round_no in range(args.runs):
+            env["verify"] = round_no == 0  # the restores of round 1 are compared record by record
+            for tool, data in round_order(units, round_no, len(tools)):
+                out = job(tool, data, args, env)
+                runs.setdefault((phase, data.name, tool), []).append(out)
+                mbs = data.bytes / out["seconds"] / 1e6
+                print(
+                    f"round {round_no + 1} {phase} {data.name} {tool}: {mbs:.0f} MB/s, "
+                    f"RSS {out['rss_kib'] / 1024:.0f} MiB, CPU {out['cpu']:.1f} s, "
+                    f"stored {out['stored'] / 1e6:.1f} MB, load {out['load']:.2f}",
+                    flush=True,
+                )
+    return runs
+
+
+def render(
+    datas: list[DataSet],
+    runs: dict[tuple[str, str, str], list[dict[str, Any]]],
+    args: argparse.Namespace,
+    load: str,
+) -> str:
+    lines = [TITLE, "=" * len(TITLE), ""]
+    lines += [f"* {fact}" for fact in machine_facts()]
+    lines += [
+        f"* {args.runs} interleaved round(s); medians; {args.mib} MiB of key + value bytes per data set; "
+        f"zstd level {args.level}; filesystem target; {load}",
+        f"* Rust tool: {args.rust_bin or 'not run'}",
+        "",
+    ]
+    fields = ("seconds", "rss_kib", "cpu", "stored", "load")
+    medians = {k: {f: statistics.median(r[f] for r in v) for f in fields} for k, v in runs.items()}
+    header = ["phase", "data set", "tool", "s", "MB/s", "stored MB", "peak RSS MiB", "CPU s/GiB", "load"]
+    rows = []
+    for phase in args.phases.split(","):
+        for data in datas:
+            for tool in TOOLS:
+                m = medians.get((phase, data.name, tool))
+                if m is None:
+                    continue
+                rows.append([
+                    phase, data.name, tool, f"{m['seconds']:.1f}", f"{data.bytes / m['seconds'] / 1e6:.0f}",
+                    f"{m['stored'] / 1e6:.1f}" if phase == "backup" else "",
+                    f"{m['rss_kib'] / 1024:.0f}", f"{m['cpu'] * GiB / data.bytes:.1f}", f"{m['load']:.2f}",
+                ])  # fmt: skip
+    lines += _table(header, rows)
+    ratios = []
+    for phase in args.phases.split(","):
+        for data in datas:
+            ours, theirs = medians.get((phase, data.name, "libkb")), medians.get((phase, data.name, "rust"))
+            if ours and theirs:
+                stored = (
+                    f"{ours['stored'] / theirs['stored']:.3f}"
+                    if phase == "backup" and theirs["stored"]
+                    else ""
+                )
+                ratios.append([
+                    phase, data.name, f"{theirs['seconds'] / ours['seconds']:.2f}", stored,
+                    f"{ours['rss_kib'] / theirs['rss_kib']:.2f}", f"{ours['cpu'] / theirs['cpu']:.2f}",
+                ])  # fmt: skip
+    if ratios:
+        lines += [
+            "",
+            "libkb against the Rust tool (speed: > 1 is libkb faster; the rest: < 1 is libkb less):",
+            "",
+        ]
+        lines += _table(["phase", "data set", "speed", "stored", "peak RSS", "CPU"], ratios)
+    lines += [
+        "",
+        "Produced: " + ", ".join(f"{d.name} {d.records} records {d.bytes / 1e6:.0f} MB" for d in datas),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
+    rule = "  ".join("=" * w for w in widths)
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return [rule, fmt.format(*header), rule, *(fmt.format(*r) for r in rows), rule]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shapes", default=",".join(SHAPES), help=f"data sets: {', '.join(SHAPES)}")
+    parser.add_argument("--mib", type=int, default=1024, help="MiB of key + value bytes per data set")
+    parser.add_argument("--partitions", default="1,8")
+    parser.add_argument("--runs", type=int, default=3, help="interleaved rounds per phase")
+    parser.add_argument("--phases", default="backup,restore")
+    parser.add_argument("--level", type=int, default=3, help="zstd level (every tool)")
+    parser.add_argument("--seed", type=int, default=7, help="the data sets' seed")
+    parser.add_argument("--rust-bin", default=None, help="the Rust kafka-backup binary (optional)")
+    parser.add_argument("--build-rust", action="store_true", help="build the Rust tool with cargo (~18 min)")
+    parser.add_argument("--rust-source", default=RUST_SOURCE, help="its fetched source (a bare git dir)")
+    parser.add_argument("--rust-cache", default=str(Path.home() / ".cache" / "libkb" / "rust-kafka-backup"))
+    parser.add_argument("--fs-dir", default=None, help="where backups go (default: the temp dir)")
+    parser.add_argument("--write", default=None, help="add/replace the section in this RST file")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        child_main(json.loads(args.child))
+        return 0
+    if args.build_rust and not args.rust_bin:
+        args.rust_bin = str(build_rust(args.rust_source, Path(args.rust_cache)))
+    if unknown := set(args.shapes.split(",")) - set(SHAPES):
+        parser.error(f"--shapes: unknown {', '.join(sorted(unknown))}")
+
+    from integration.services import KafkaService
+    from integration.services.kafka import create_kafka_topic
+
+    load_before = _loadavg()
+    kafka = KafkaService()
+    env: dict[str, Any] = {"backups": {}}
+    with contextlib.ExitStack() as stack:
+        kafka.start()
+        stack.callback(kafka.stop)
+
+        def remove_backups() -> None:
+            for path, _ in env["backups"].values():
+                shutil.rmtree(path, ignore_errors=True)
+
+        stack.callback(remove_backups)
+        env["endpoint"], env["bootstrap"] = kafka.endpoint, kafka.endpoint.bootstrap_servers
+        datas = []
+        for shape in args.shapes.split(","):
+            for partitions in map(int, args.partitions.split(",")):
+                topic = f"peer-{shape}-{partitions}p-{args.mib}m"
+                create_kafka_topic(
+                    kafka.endpoint, topic, partitions=partitions, config={"retention.ms": "-1"}
+                )
+                n, nbytes = produce(env["bootstrap"], topic, partitions, shape, args.mib * MiB, args.seed)
+                datas.append(DataSet(shape, partitions, topic, n, nbytes))
+                env.setdefault("digests", {})[datas[-1].name] = topic_digests(
+                    env["bootstrap"], topic, partitions
+                )
+                extra = f" (producer {PRODUCER_COMPRESSION[shape]})" if shape in PRODUCER_COMPRESSION else ""
+                print(f"produced {topic}: {n} records, {nbytes / 1e6:.0f} MB{extra}", flush=True)
+        runs = run_rounds(datas, args, env)
+    text = render(datas, runs, args, f"load average {load_before} before, {_loadavg()} after")
+    print(text)
+    if args.write:
+        write_section(Path(args.write), text, TITLE)
+        print(f"wrote {args.write}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
