@@ -112,7 +112,14 @@ def job_yaml(mode: str, backup_id: str, bootstrap: str, topic: str, path: str, l
     kafka: dict[str, Any] = {"bootstrap_servers": [bootstrap], "topics": {"include": [topic]}}
     common = {"mode": mode, "backup_id": backup_id, "storage": {"backend": "filesystem", "path": path}}
     if mode == "backup":
-        backup = {"compression": "zstd", "compression_level": level, "stop_at_current_offsets": True}
+        # include_offset_headers: false: the Rust tool stores the records as they are, as libkb does
+        # (its default adds two headers to every record, which its restore then produces).
+        backup = {
+            "compression": "zstd",
+            "compression_level": level,
+            "stop_at_current_offsets": True,
+            "include_offset_headers": False,
+        }
         return {**common, "source": kafka, "backup": backup}
     kafka["topics"]["include"] = [f"{topic}-*"]
     return {**common, "target": kafka, "restore": {"create_topics": True}}

@@ -77,6 +77,7 @@ from libkb.format.transforms import (
 )
 from libkb.format.zstream import (
     DEFAULT_RESTART_BLOCKS,
+    KIND_ALONE,
     KIND_RAW,
     KIND_RESTART,
     StreamDecoder,
@@ -896,7 +897,7 @@ def decode_from(data: bytes, blocks: list[BlockInfo], index: int, decoder: Block
             kind = peek.kind(_payload(data, info), info)
         except TransformError:
             return j  # decoding it reports it
-        if kind == KIND_RESTART or (kind == KIND_RAW and j == index):
+        if kind == KIND_RESTART or (kind in (KIND_RAW, KIND_ALONE) and j == index):
             return j
         j -= 1
     return 0

@@ -623,12 +623,15 @@ def parse_per_spec(data: bytes) -> dict[str, Any]:
             raw = zstandard.ZstdDecompressor().decompress(payload, max_output_size=raw_len)
         elif codec == 2:
             raw = lz4.frame.decompress(payload)
-        elif codec == 3:  # kind byte: 0 stored, 1 continues the frame, 2 starts a new one
+        elif codec == 3:  # kind byte: 0 stored, 1 continues the frame, 2 starts a new one, 3 alone
             kind, body = payload[0], payload[1:]
-            assert kind in (0, 1, 2) and (kind != 1 or stream is not None)
+            assert kind in (0, 1, 2, 3) and (kind != 1 or stream is not None)
             if kind == 2:
                 stream = zstandard.ZstdDecompressor().decompressobj()
-            raw = body if kind == 0 else stream.decompress(body)
+            if kind == 3:
+                raw = zstandard.ZstdDecompressor().decompressobj().decompress(body)
+            else:
+                raw = body if kind == 0 else stream.decompress(body)
         else:
             raw = payload
         assert len(raw) == raw_len
