@@ -339,12 +339,20 @@ def run_rounds(
                     run_backup(tool, data, args, env)
     for phase in phases:
         job = run_backup if phase == "backup" else run_restore
-        units = [[(tool, data)] for data in datas for tool in tools]
+        # The raw restore generates its records inside the timed job (seconds per GiB): only on request;
+        # restore_bench.py has the produce ceiling from a pre-generated pool.
+        ran = [t for t in tools if phase == "backup" or t != "raw" or args.raw_restore]
+        units = [[(tool, data)] for data in datas for tool in ran]
         for round_no in range(args.runs):
             env["verify"] = round_no == 0  # the restores of round 1 are compared record by record
-            for tool, data in round_order(units, round_no, len(tools)):
+            for tool, data in round_order(units, round_no, len(ran)):
                 out = job(tool, data, args, env)
                 runs.setdefault((phase, data.name, tool), []).append(out)
+                if args.jsonl:
+                    with open(args.jsonl, "a") as saved:
+                        saved.write(
+                            json.dumps({"phase": phase, "tool": tool, "data": data.__dict__, **out}) + "\n"
+                        )
                 mbs = data.bytes / out["seconds"] / 1e6
                 print(
                     f"round {round_no + 1} {phase} {data.name} {tool}: {mbs:.0f} MB/s, "
@@ -413,6 +421,25 @@ def render(
     return "\n".join(lines) + "\n"
 
 
+def render_saved(args: argparse.Namespace) -> int:
+    """The report of jobs saved by earlier runs (``--jsonl``), e.g. a backup run and a restore run."""
+    datas: dict[str, DataSet] = {}
+    runs: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for path in args.render_from.split(","):
+        for line in Path(path).read_text().splitlines():
+            job = json.loads(line)
+            data = DataSet(**job.pop("data"))
+            datas.setdefault(data.name, data)
+            runs.setdefault((job.pop("phase"), data.name, job.pop("tool")), []).append(job)
+    args.phases = ",".join(p for p in ("backup", "restore") if any(k[0] == p for k in runs))
+    args.runs = max(len(v) for v in runs.values())
+    text = render(list(datas.values()), runs, args, f"saved runs: {args.render_from}")
+    print(text)
+    if args.write:
+        write_section(Path(args.write), text, TITLE)
+    return 0
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
     rule = "  ".join("=" * w for w in widths)
@@ -435,11 +462,16 @@ def main() -> int:
     parser.add_argument("--rust-cache", default=str(Path.home() / ".cache" / "libkb" / "rust-kafka-backup"))
     parser.add_argument("--fs-dir", default=None, help="where backups go (default: the temp dir)")
     parser.add_argument("--write", default=None, help="add/replace the section in this RST file")
+    parser.add_argument("--raw-restore", action="store_true", help="also time the raw restore loop")
+    parser.add_argument("--jsonl", default=None, help="append every job's result to this file")
+    parser.add_argument("--render-from", default=None, help="render saved --jsonl files (comma-separated)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
         child_main(json.loads(args.child))
         return 0
+    if args.render_from:
+        return render_saved(args)
     if args.build_rust and not args.rust_bin:
         args.rust_bin = str(build_rust(args.rust_source, Path(args.rust_cache)))
     if unknown := set(args.shapes.split(",")) - set(SHAPES):

@@ -98,15 +98,21 @@ class Envelope:
         check_seal(key, obj.seal, self.backup_id, *place, bytes(footer), segment)
 
     def reading_chain(
-        self, segment: str, header: SegmentHeader, data: bytes, key: DataKey | None = None
+        self,
+        segment: str,
+        header: SegmentHeader,
+        data: bytes,
+        key: DataKey | None = None,
+        obj: KeyObject | None = None,
     ) -> TransformChain:
         """The chain that decrypts and decompresses the segment's blocks, once its seal checks its footer.
 
         For zstd-stream it only decrypts: a :class:`~libkb.format.segment.BlockDecoder` decompresses after it.
 
-        ``key``: its data key, if already unwrapped.
+        ``key`` and ``obj``: its data key and key object, if already unwrapped and read (a restore
+        reads every key object before it starts: not again per segment, a round trip each).
         """
-        obj = self.key_object(segment)
+        obj = obj if obj is not None else self.key_object(segment)
         key = key if key is not None else self.data_key(segment, obj)
         footer = data[len(data) - FOOTER_SIZE :]
         check_seal(

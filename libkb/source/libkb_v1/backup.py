@@ -15,7 +15,7 @@ from libkb.backup.envelope import Envelope
 from libkb.backup.lease import lease_is_live
 from libkb.backup.state import load_index
 from libkb.errors import EncryptionKeyError, FormatError, LibkbError
-from libkb.format.encryption import DataKey
+from libkb.format.encryption import DataKey, KeyObject
 from libkb.format.models import (
     Manifest,
     PartitionIndex,
@@ -41,8 +41,8 @@ class LibkbV1Source(BackupSource):
     def __init__(self, backend: StorageBackend, backup_id: str, listed: ListedBackup | None = None) -> None:
         super().__init__(backend, backup_id)
         self._listed = listed
-        #: Data keys unwrapped by :meth:`check_keys`, by segment key.
-        self._data_keys: dict[str, DataKey] = {}
+        #: Each encrypted segment's data key and key object, unwrapped and read once (check_keys).
+        self._data_keys: dict[str, tuple[DataKey, KeyObject]] = {}
 
     @classmethod
     def claims(cls, backend: StorageBackend, backup_id: str) -> bool:
@@ -137,7 +137,8 @@ class LibkbV1Source(BackupSource):
             )
         if not header.encrypted:
             return V1Segment(segment, data)
-        chain = self.envelope().reading_chain(segment.key, header, data, self._data_keys.get(segment.key))
+        known = self._data_keys.get(segment.key)
+        chain = self.envelope().reading_chain(segment.key, header, data, *(known or ()))
         return V1Segment(segment, data, chain)
 
     def check_keys(self, segments: Iterable[SegmentEntry], *, strict: bool = True) -> None:
@@ -152,7 +153,7 @@ class LibkbV1Source(BackupSource):
         todo = [s for s in segments if s.encryption and s.key not in self._data_keys]
         encrypted = [s.key for s in todo]
 
-        def unwrap(entry: SegmentEntry) -> tuple[str, DataKey | LibkbError]:
+        def unwrap(entry: SegmentEntry) -> tuple[str, tuple[DataKey, KeyObject] | LibkbError]:
             try:
                 obj = envelope.key_object(entry.key)
             except FormatError as exc:
@@ -165,12 +166,12 @@ class LibkbV1Source(BackupSource):
                 envelope.check_stored_seal(entry.key, entry.size, key, obj)
             except (FormatError, NotFoundError) as exc:
                 return "", exc  # the key is right; the segment is not what was sealed
-            return obj.key_id, key
+            return obj.key_id, (key, obj)
 
         failed: list[tuple[str, LibkbError]] = []
         unwrapped: set[str] = set()
         for key, (key_id, result) in zip(encrypted, parallel_map(unwrap, todo), strict=True):
-            if isinstance(result, DataKey):
+            if isinstance(result, tuple):
                 self._data_keys[key] = result
                 unwrapped.add(key_id)
             else:
