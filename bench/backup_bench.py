@@ -57,7 +57,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -197,7 +197,25 @@ def make_pool(n: int, value_bytes: int, seed: int = 7) -> list[tuple[bytes, byte
 def produce_topic(
     bootstrap: str, topic: str, partitions: int, target_bytes: int, pool: list[Any]
 ) -> tuple[int, int]:
-    """Produce records until key + value bytes reach ``target_bytes``; (records, bytes)."""
+    """Produce ``pool`` cycled until key + value bytes reach ``target_bytes``; (records, bytes)."""
+
+    def cycled() -> Iterator[Any]:
+        n = total = 0
+        while total < target_bytes:
+            key, value, headers = pool[n % len(pool)]
+            yield key, value, headers
+            n, total = n + 1, total + len(key) + len(value)
+
+    return produce_records(bootstrap, topic, partitions, cycled())
+
+
+def produce_records(
+    bootstrap: str, topic: str, partitions: int, records: Iterable[Any], compression: str = "none"
+) -> tuple[int, int]:
+    """Produce ``(key, value, headers)`` records, record n to partition n % partitions; (records, bytes).
+
+    One producer setup for every bench's topics (``compression``: the producer's batch compression).
+    """
     from confluent_kafka import Producer
 
     producer = Producer(
@@ -208,21 +226,20 @@ def produce_topic(
             "batch.num.messages": 100_000,
             "queue.buffering.max.kbytes": 512 * 1024,
             "queue.buffering.max.messages": 1_000_000,
-            "compression.type": "none",
+            "compression.type": compression,
             "acks": 1,
             "enable.idempotence": False,
         }
     )
     produce = producer.produce
     n = total = 0
-    size = len(pool)
-    while total < target_bytes:
-        key, value, headers = pool[n % size]
-        try:
-            produce(topic, value, key, n % partitions, headers=headers)
-        except BufferError:
-            producer.poll(0.05)
-            continue
+    for key, value, headers in records:
+        while True:
+            try:
+                produce(topic, value, key, n % partitions, headers=headers)
+                break
+            except BufferError:
+                producer.poll(0.05)
         n += 1
         total += len(key) + len(value)
         if n % 20_000 == 0:

@@ -31,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from backup_bench import make_pool
+from backup_bench import make_pool, produce_records
 
 MiB = 1024 * 1024
 Record = tuple[bytes, bytes, Any]
@@ -137,33 +137,5 @@ def produce(
     bootstrap: str, topic: str, partitions: int, shape: str, target_bytes: int, seed: int = 7
 ) -> tuple[int, int]:
     """Produce the data set into ``topic`` (record n to partition n % partitions); (records, bytes)."""
-    from confluent_kafka import Producer
-
-    producer = Producer(
-        {
-            "bootstrap.servers": bootstrap,
-            "linger.ms": 50,
-            "batch.size": 4 * MiB,
-            "batch.num.messages": 100_000,
-            "queue.buffering.max.kbytes": 512 * 1024,
-            "queue.buffering.max.messages": 1_000_000,
-            "compression.type": PRODUCER_COMPRESSION.get(shape, "none"),
-            "acks": 1,
-            "enable.idempotence": False,
-        }
-    )
-    n = total = 0
-    for key, value, headers in records(shape, target_bytes, seed):
-        while True:
-            try:
-                producer.produce(topic, value, key, n % partitions, headers=headers)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        n += 1
-        total += len(key) + len(value)
-        if n % 20_000 == 0:
-            producer.poll(0)
-    if producer.flush(120) != 0:
-        raise RuntimeError(f"{topic}: records left unsent")
-    return n, total
+    compression = PRODUCER_COMPRESSION.get(shape, "none")
+    return produce_records(bootstrap, topic, partitions, records(shape, target_bytes, seed), compression)
