@@ -8,17 +8,22 @@ records into a partition's open block (:class:`OpenPartition`) and calls
 decided here:
 
 - a sealed block takes its raw size from the byte budget, then goes to the
-  store pipeline for encoding, and joins the partition's open segment;
+  store pipeline for encoding (which gives back all but its stored size),
+  and joins the partition's open segment;
 - a segment closes (goes to the store pipeline) when it holds
-  ``segment_max_bytes`` or ``segment_max_records``, when it has been open
-  ``segment_max_interval_ms``, at the partition's end, and before offsets
-  deleted by retention (recorded as a missing range after it);
-- **half-budget rule**: a segment closes at half the byte budget at the
-  latest, so that a partition's next segment fills while the previous one is
-  stored instead of waiting for it;
-- **budget full**: the open segment holding the most bytes closes early so
+  ``segment_max_bytes`` raw bytes or ``segment_max_records``, when it has
+  been open ``segment_max_interval_ms``, at the partition's end, and before
+  offsets deleted by retention (recorded as a missing range after it);
+- **half-budget rule**: a segment closes once its encoded blocks hold half
+  the byte budget (their stored bytes), so that a
+  partition's next segment fills while the previous one is stored instead of
+  waiting for it. Compressible records therefore fill segments to
+  ``segment_max_bytes`` whatever the partition count, and each segment
+  starts one compression frame, not many;
+- **budget full**: the open segment holding the most budget closes early so
   its upload can give memory back; if uploads already hold half the budget,
-  the builder waits for them instead (reporting progress meanwhile: waiting
+  or blocks waiting for compression do (which gives most of it back), the
+  builder waits for them instead (reporting progress meanwhile: waiting
   for slow storage is the loop working, not stuck). A wait of
   :data:`PAUSE_AFTER_SECS` means storage is down, not slow: the consumer is
   paused (librdkafka stops fetching and drops what it prefetched) until the
@@ -37,6 +42,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Protocol
 
+from libkb.backup.budget import ByteBudget, SegmentCharge
 from libkb.backup.plan import PartitionPlan
 from libkb.backup.store import PartitionLane, StorePipeline
 from libkb.config.models import BackupOptions
@@ -54,23 +60,27 @@ class SegmentLimits:
     """When blocks seal and segments close (:meth:`SegmentBuilder.close_expired` applies the time)."""
 
     block_bytes: int
+    #: Raw bytes.
     segment_bytes: int
     max_records: int | None
     interval_secs: float
+    #: Budget a segment may hold (half the budget, at least a block).
+    held_bytes: int = 1 << 62
 
     @classmethod
     def from_options(cls, opts: BackupOptions) -> SegmentLimits:
         # A segment holds at most half the budget, so the next one can fill while
         # it is stored (a partition's segments are stored one after another).
-        segment_bytes = min(opts.segment_max_bytes, max(opts.max_bytes_in_flight // 2, opts.block_bytes))
+        held = max(opts.max_bytes_in_flight // 2, opts.block_bytes)
         interval = opts.segment_max_interval_ms / 1000
-        return cls(opts.block_bytes, segment_bytes, opts.segment_max_records, interval)
+        return cls(opts.block_bytes, opts.segment_max_bytes, opts.segment_max_records, interval, held)
 
 
 class OpenPartition:
     """The consuming thread's state of one partition: where it reads, its open block and open segment."""
 
     __slots__ = (
+        "charge",
         "covered_to",
         "done",
         "enc",
@@ -87,7 +97,12 @@ class OpenPartition:
     )
 
     def __init__(
-        self, plan: PartitionPlan, lane: PartitionLane, block_bytes: int, spare: deque[bytearray] | None
+        self,
+        plan: PartitionPlan,
+        lane: PartitionLane,
+        block_bytes: int,
+        spare: deque[bytearray] | None,
+        budget: ByteBudget,
     ) -> None:
         self.topic = plan.topic
         self.partition = plan.partition
@@ -105,6 +120,8 @@ class OpenPartition:
         self.seg_records = 0
         self.seg_opened = time.monotonic()
         self.lane = lane
+        #: The budget the open segment holds (a new one for each segment).
+        self.charge = SegmentCharge(budget)
 
 
 log = logging.getLogger("libkb.backup")
@@ -160,7 +177,7 @@ class SegmentBuilder:
 
     def open(self, plan: PartitionPlan, lane: PartitionLane) -> OpenPartition:
         """Start building the partition ``plan`` describes, storing through ``lane``."""
-        st = OpenPartition(plan, lane, self.limits.block_bytes, self.pipeline.spare)
+        st = OpenPartition(plan, lane, self.limits.block_bytes, self.pipeline.spare, self.pipeline.budget)
         self.partitions[(st.topic, st.partition)] = st
         if not st.done:
             self.active += 1
@@ -185,12 +202,16 @@ class SegmentBuilder:
         self._reserve(n)
         st.covered_to = raw.last_offset + 1
         place = BlockContext(st.topic, st.partition, st.seg_base, len(st.seg_blocks), n)
-        st.seg_blocks.append(self.pipeline.encode(raw, place))
+        st.charge.add(n)
+        st.seg_blocks.append(self.pipeline.encode(raw, place, st.charge))
         st.seg_raw += n
         st.seg_records += raw.record_count
         self._count(raw.record_count, n)
-        if st.seg_raw >= self.limits.segment_bytes or (
-            self._max_records is not None and st.seg_records >= self._max_records
+        limits = self.limits
+        if (
+            st.seg_raw >= limits.segment_bytes
+            or st.charge.encoded >= limits.held_bytes
+            or (self._max_records is not None and st.seg_records >= self._max_records)
         ):
             self.close(st)
 
@@ -200,9 +221,10 @@ class SegmentBuilder:
         if not st.seg_blocks and end <= st.seg_base:
             st.seg_opened = time.monotonic()
             return
-        self.pipeline.store_segment(st.lane, st.seg_base, end, st.seg_blocks, st.seg_raw)
+        self.pipeline.store_segment(st.lane, st.seg_base, end, st.seg_blocks, st.charge)
         st.seg_base = end
         st.seg_blocks = []
+        st.charge = SegmentCharge(self.pipeline.budget)
         st.seg_raw = 0
         st.seg_records = 0
         st.seg_opened = time.monotonic()
@@ -294,13 +316,15 @@ class SegmentBuilder:
         started = waited = time.monotonic()
         while not budget.try_acquire(n):
             states = self.partitions.values()
-            victim = max(states, key=lambda s: s.seg_raw)
-            uploading = budget.used - sum(s.seg_raw for s in states)
-            if victim.seg_raw > 0 and uploading < budget.limit // 2:
+            victim = max(states, key=lambda s: s.charge.held)
+            uploading = budget.used - sum(s.charge.held for s in states)
+            # Blocks still being encoded give most of their bytes back soon: a segment
+            # closed now for them would only be shorter (and start one more frame).
+            if victim.seg_blocks and uploading < budget.limit // 2 and budget.unencoded < budget.limit // 2:
                 self.close(victim)  # free memory by storing the fullest open segment
             else:
-                # Uploads under way hold half the budget or more; they free it
-                # block by block as storage takes their blocks.
+                # Uploads under way (or encodings) hold half the budget or more; they
+                # free it block by block as storage takes (or compression shrinks) the blocks.
                 budget.wait(0.2)
                 now = time.monotonic()
                 if now - waited >= self._heartbeat_secs:

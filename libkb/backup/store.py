@@ -21,9 +21,11 @@ its memory bound are decided, away from the consuming thread.
   gap-free run of stored segments, a failed segment upload leaves no index
   entry (nor any after it), and a missing range is indexed only after the
   segments before it.
-- **Memory**: a sealed block holds :class:`~libkb.backup.budget.ByteBudget`
-  until storage has taken it (streamed past it by as many bytes as the
-  backend may hold, ``stream_hold_bytes``), and the upload gives it back then.
+- **Memory**: a sealed block holds its raw size of the
+  :class:`~libkb.backup.budget.ByteBudget` until it is encoded, then its
+  stored size until storage has taken it (streamed past it by as many bytes
+  as the backend may hold, ``stream_hold_bytes``); its segment's
+  :class:`~libkb.backup.budget.SegmentCharge` counts both.
 - **Fencing**: every segment and index write first asks the run's
   :class:`~libkb.backup.ownership.PartitionOwnership`.
 - **Storage outages**: a store that fails is tried again until
@@ -46,7 +48,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 
-from libkb.backup.budget import ByteBudget
+from libkb.backup.budget import ByteBudget, SegmentCharge
 from libkb.backup.envelope import Envelope
 from libkb.backup.lease import LeaseLostError
 from libkb.backup.ownership import PartitionOwnership
@@ -167,22 +169,26 @@ class StorePipeline:
 
     # -- called by the consuming thread ------------------------------------------------
 
-    def encode(self, raw: RawBlock, context: BlockContext) -> Future[Block]:
-        """The block as it will be stored, encoded on a compression thread."""
+    def encode(self, raw: RawBlock, context: BlockContext, charge: SegmentCharge) -> Future[Block]:
+        """The block as it will be stored, encoded on a compression thread.
+
+        ``charge`` holds the block's raw size; encoding shrinks it to the stored size.
+        """
         if self._restart_blocks is not None:
-            return self._encode_stream(raw, context)
+            return self._encode_stream(raw, context, charge)
         if not self._chain:  # nothing to transform: no thread hop, the block keeps its buffer
             done: Future[Block] = Future()
             done.set_result(raw.transform(self._chain, context))
+            charge.done(len(raw.data), len(raw.data))
             return done
-        return self._compress_pool.submit(self._encode_and_recycle, raw, context)
+        return self._compress_pool.submit(self._encode_and_recycle, raw, context, charge)
 
     def store_segment(
-        self, lane: PartitionLane, base: int, end: int, blocks: list[Future[Block]], raw: int
+        self, lane: PartitionLane, base: int, end: int, blocks: list[Future[Block]], charge: SegmentCharge
     ) -> None:
-        """Queue the segment ``[base, end)`` of ``blocks`` (``raw`` bytes of budget): stored, then indexed."""
+        """Queue the segment ``[base, end)`` of ``blocks``: stored, then indexed; ``charge`` settled after."""
         self._streams.pop((lane.topic, lane.partition), None)  # its last task holds the encoder till done
-        self._queue(lane, self._store, base, end, blocks, raw)
+        self._queue(lane, self._store, base, end, blocks, charge)
 
     def record_missing(self, lane: PartitionLane, lost: MissingRange) -> None:
         """Queue ``lost`` for the partition's index, after the segments queued before it."""
@@ -243,7 +249,7 @@ class StorePipeline:
 
     # -- compression and upload threads ------------------------------------------------
 
-    def _encode_stream(self, raw: RawBlock, context: BlockContext) -> Future[Block]:
+    def _encode_stream(self, raw: RawBlock, context: BlockContext, charge: SegmentCharge) -> Future[Block]:
         tp = (context.topic, context.partition)
         current = self._streams.get(tp)
         if context.block_index == 0 or current is None:
@@ -251,7 +257,7 @@ class StorePipeline:
             encoder, prev = StreamEncoder(self._level, self._restart_blocks), None
         else:
             encoder, prev = current
-        done = self._compress_pool.submit(self._stream_and_recycle, raw, context, encoder, prev)
+        done = self._compress_pool.submit(self._stream_and_recycle, raw, context, charge, encoder, prev)
         self._streams[tp] = (encoder, done)
         self._streams.move_to_end(tp)
         if len(self._streams) > self._max_streams:
@@ -259,19 +265,28 @@ class StorePipeline:
         return done
 
     def _stream_and_recycle(
-        self, raw: RawBlock, context: BlockContext, encoder: StreamEncoder, prev: Future[Block] | None
+        self,
+        raw: RawBlock,
+        context: BlockContext,
+        charge: SegmentCharge,
+        encoder: StreamEncoder,
+        prev: Future[Block] | None,
     ) -> Block:
         if prev is not None:
             prev.result()  # the block before it went through the encoder first (its error is the segment's)
         block = raw.stream(encoder, context, self._chain)
         if isinstance(raw.data, bytearray):
             self.spare.append(raw.data)
+        charge.done(block.raw_len, len(block.payload))
         return block
 
-    def _encode_and_recycle(self, raw: RawBlock, context: BlockContext) -> Block:
+    def _encode_and_recycle(self, raw: RawBlock, context: BlockContext, charge: SegmentCharge) -> Block:
         block = raw.transform(self._chain, context)
         if isinstance(raw.data, bytearray) and block.payload is not raw.data:
             self.spare.append(raw.data)  # only the stored bytes are needed now; an encoder reuses the buffer
+            charge.done(block.raw_len, len(block.payload))
+        else:
+            charge.done(block.raw_len, block.raw_len)
         return block
 
     def _store(
@@ -281,9 +296,8 @@ class StorePipeline:
         base: int,
         end: int,
         blocks: list[Future[Block]],
-        raw: int,
+        charge: SegmentCharge,
     ) -> None:
-        stream = None
         try:
             if prev is not None:
                 prev.result()  # keep each partition's segments in offset order
@@ -295,7 +309,7 @@ class StorePipeline:
             sealed = (
                 partial(self._store_key_object, key, (lane.topic, lane.partition, base)) if flags else None
             )
-            stream = _SegmentStream(writer, blocks, self.budget, self._hold, sealed)
+            stream = _SegmentStream(writer, blocks, charge, self._hold, sealed)
             self._backend.put_stream(key, stream.chunks(end))
             encryption = ALGORITHM if flags else None
             entry = SegmentEntry.from_footer(
@@ -304,7 +318,7 @@ class StorePipeline:
             data = self.store_index(lane, key, lambda index: index.segments.append(entry))
             self._account(writer, len(data))
         finally:
-            self.budget.release(raw - (stream.released if stream is not None else 0))
+            charge.settle()
 
     def _store_key_object(self, segment: str, place: tuple[str, int, int], footer: bytes) -> None:
         """The segment's key object, once every block is encrypted and the footer is known."""
@@ -367,17 +381,15 @@ class _SegmentStream:
         self,
         writer: SegmentWriter,
         blocks: list[Future[Block]],
-        budget: ByteBudget,
+        charge: SegmentCharge,
         hold: int,
         sealed: Callable[[bytes], None] | None = None,
     ) -> None:
         self.writer = writer
         #: Called with the footer's bytes before they are handed to storage (the key object).
         self._sealed = sealed
-        #: Budget given back so far; the store gives back the rest when it ends.
-        self.released = 0
         self._blocks = blocks
-        self._budget = budget
+        self._charge = charge
         self._hold = hold
         self._footer: SegmentFooter | None = None
 
@@ -394,14 +406,13 @@ class _SegmentStream:
                 yield head
                 yield payload
             pulled += len(head) + len(payload)
-            taken.append((block.raw_len, pulled))
+            # What the block still holds: its stored size, or its raw size if that is smaller.
+            taken.append((min(block.raw_len, len(block.payload)), pulled))
             del block, head, payload
             # Resumed: storage has taken the block. Give its budget back once the
             # backend's buffers (``hold`` bytes) have moved past it.
             while taken and pulled - taken[0][1] >= self._hold:
-                n = taken.popleft()[0]
-                self._budget.release(n)
-                self.released += n
+                self._charge.shrink(taken.popleft()[0])
         footer, data = writer.finish(end)
         if self._sealed is not None:
             self._sealed(data)  # before the segment can be committed: a stored segment has its key

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -9,13 +10,14 @@ from concurrent.futures import Future
 import pytest
 
 from libkb.backup import builder as builder_module
+from libkb.backup.budget import SegmentCharge
 from libkb.backup.builder import OpenPartition, SegmentBuilder, SegmentLimits
 from libkb.backup.plan import PartitionPlan
 from libkb.backup.store import PartitionLane
 from libkb.config.models import BackupOptions
 from libkb.format.models import PartitionIndex, segment_key
-from libkb.format.segment import Block, RawBlock, SegmentReader
-from libkb.format.transforms import BlockContext
+from libkb.format.segment import CODEC_ZSTD, Block, RawBlock, SegmentReader, codec_chain
+from libkb.format.transforms import BlockContext, TransformChain
 from libkb.metrics import RunMetrics
 from libkb.ratelimit import RateLimiter
 from tests.backup.support import BID, Owner, Store, make_pipeline, memory_store, raw_block
@@ -41,15 +43,17 @@ class Parts:
         segment_bytes: int = 1 << 30,
         max_records: int | None = None,
         interval_secs: float = 3600.0,
+        chain: TransformChain | None = None,
+        held_bytes: int = 1 << 62,
     ) -> None:
         self.store = store
-        self.pipeline = make_pipeline(store, Owner(), budget=budget)
+        self.pipeline = make_pipeline(store, Owner(), budget=budget, chain=chain)
         self.metrics = RunMetrics()
         self.heartbeats = 0
         self.on_heartbeat: Callable[[], None] = lambda: None
         self.builder = SegmentBuilder(
             self.pipeline,
-            SegmentLimits(64 * 1024, segment_bytes, max_records, interval_secs),
+            SegmentLimits(64 * 1024, segment_bytes, max_records, interval_secs, held_bytes),
             metrics=self.metrics,
             backup_id=BID,
             limiter=RateLimiter(),
@@ -85,19 +89,17 @@ def parts(store: Store) -> Iterator[Parts]:
     p.pipeline.close()
 
 
-def add(st: OpenPartition, *offsets: int) -> None:
+def add(st: OpenPartition, *offsets: int, value: Callable[[int], bytes] = lambda _: b"v" * VALUE) -> None:
     for offset in offsets:
-        st.enc.add(offset, 1_700_000_000_000 + offset, 1, b"k", b"v" * VALUE, None)
+        st.enc.add(offset, 1_700_000_000_000 + offset, 1, b"k", value(offset), None)
 
 
 def test_the_half_budget_rule() -> None:
     limits = SegmentLimits.from_options
     half = limits(BackupOptions(segment_max_bytes=128 * MiB, max_bytes_in_flight=64 * MiB))
-    assert half.segment_bytes == 32 * MiB
-    smaller = limits(BackupOptions(segment_max_bytes=8 * MiB, max_bytes_in_flight=64 * MiB))
-    assert smaller.segment_bytes == 8 * MiB
+    assert (half.segment_bytes, half.held_bytes) == (128 * MiB, 32 * MiB)
     # Never below one block, however small the budget.
-    assert limits(BackupOptions(block_bytes=MiB, max_bytes_in_flight=MiB)).segment_bytes == MiB
+    assert limits(BackupOptions(block_bytes=MiB, max_bytes_in_flight=MiB)).held_bytes == MiB
     other = limits(BackupOptions(segment_max_interval_ms=1500, segment_max_records=7, block_bytes=4096))
     assert (other.interval_secs, other.max_records, other.block_bytes) == (1.5, 7, 4096)
 
@@ -220,9 +222,9 @@ def test_a_full_budget_may_close_the_segment_being_sealed(store: Store) -> None:
     places: list[BlockContext] = []
     encode = parts.pipeline.encode
 
-    def recording(raw: RawBlock, context: BlockContext) -> Future[Block]:
+    def recording(raw: RawBlock, context: BlockContext, charge: SegmentCharge) -> Future[Block]:
         places.append(context)
-        return encode(raw, context)
+        return encode(raw, context, charge)
 
     parts.pipeline.encode = recording  # type: ignore[method-assign]
     st = parts.open()
@@ -297,3 +299,58 @@ def test_closing_all_stores_every_open_partition(parts: Parts) -> None:
     assert parts.stored(0) == [(0, 3, [0, 1, 2])]
     assert parts.stored(1) == [(0, 1, [0])]
     assert done.done and parts.builder.active == 2
+
+
+def fill(parts: Parts, states: list[OpenPartition], records: int, value: Callable[[int], bytes]) -> None:
+    """``records`` records into each partition, a block of 64 at a time, partitions interleaved."""
+    for first in range(0, records, 64):
+        for st in states:
+            add(st, *range(first, first + 64), value=value)
+            parts.builder.seal(st)
+
+
+def test_compressible_segments_fill_to_their_size_at_any_partition_count(store: Store) -> None:
+    """The budget counts stored bytes once a block is compressed: segments are not cut at half of it raw.
+
+    Each segment starts a compression frame, so one cut short costs stored bytes.
+    """
+    parts = Parts(
+        store, budget=8 * 64 * RECORD, segment_bytes=64 * 64 * RECORD, chain=codec_chain(CODEC_ZSTD, 3)
+    )
+    states = [parts.open(p) for p in range(4)]
+    fill(parts, states, 64 * 64, lambda offset: b"v" * VALUE)  # 8x the budget per partition, raw
+    parts.builder.close_all()
+    for p in range(4):
+        assert [(base, end) for base, end, _ in parts.stored(p)] == [(0, 64 * 64)]
+    assert parts.pipeline.budget.used == parts.pipeline.budget.unencoded == 0
+    parts.pipeline.close()
+
+
+def test_incompressible_segments_still_close_at_half_the_budget(store: Store) -> None:
+    budget = 8 * 64 * RECORD
+    parts = Parts(
+        store,
+        budget=budget,
+        segment_bytes=64 * 64 * RECORD,
+        chain=codec_chain(CODEC_ZSTD, 3),
+        held_bytes=budget // 2,
+    )
+    states = [parts.open(p) for p in range(2)]
+    highest = 0
+
+    def random_value(offset: int) -> bytes:
+        nonlocal highest
+        highest = max(highest, parts.pipeline.budget.used)
+        return os.urandom(VALUE)
+
+    fill(parts, states, 64 * 32, random_value)
+    parts.builder.close_all()
+    for p in range(2):
+        segments = parts.stored(p)
+        assert len(segments) >= 4 and [r for _, _, offsets in segments for r in offsets] == list(
+            range(64 * 32)
+        )
+        # Half the budget is 4 blocks' raw bytes; stored, they are a little smaller (the records' framing).
+        assert all(end - base <= 5 * 64 for base, end, _ in segments)
+    assert highest <= budget + 64 * RECORD  # the bound: the budget, and one block over it
+    parts.pipeline.close()

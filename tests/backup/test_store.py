@@ -10,11 +10,18 @@ from typing import Any
 import pytest
 import zstandard
 
-from libkb.backup.budget import ByteBudget
+from libkb.backup.budget import ByteBudget, SegmentCharge
 from libkb.backup.lease import LeaseLostError
 from libkb.backup.store import PartitionLane, StorePipeline, stream_contexts
 from libkb.format.models import MissingRange, PartitionIndex, index_key, segment_key
-from libkb.format.segment import CODEC_NONE, CODEC_ZSTD, CODEC_ZSTD_STREAM, SegmentReader, codec_chain
+from libkb.format.segment import (
+    CODEC_NONE,
+    CODEC_ZSTD,
+    CODEC_ZSTD_STREAM,
+    RawBlock,
+    SegmentReader,
+    codec_chain,
+)
 from libkb.format.transforms import BlockContext
 from libkb.format.zstream import KIND_CONTINUE, KIND_RESTART
 from libkb.metrics import RunMetrics
@@ -48,9 +55,13 @@ def queue_segment(pipeline: StorePipeline, at: PartitionLane, base: int, end: in
     raws = [raw_block(offset) for offset in range(base, end)]
     raw = sum(len(r.data) for r in raws)
     assert pipeline.budget.try_acquire(raw)
+    charge = SegmentCharge(pipeline.budget)
     places = [BlockContext(at.topic, at.partition, base, i, len(r.data)) for i, r in enumerate(raws)]
-    blocks = [pipeline.encode(r, place) for r, place in zip(raws, places, strict=True)]
-    pipeline.store_segment(at, base, end, blocks, raw)
+    blocks = []
+    for r, place in zip(raws, places, strict=True):
+        charge.add(len(r.data))
+        blocks.append(pipeline.encode(r, place, charge))
+    pipeline.store_segment(at, base, end, blocks, charge)
     return raw
 
 
@@ -164,9 +175,17 @@ def test_an_error_reaches_the_consuming_thread(store: Store, pipeline: StorePipe
     pipeline.wait(quiet=True)  # already raised once: a failed run waits quietly
 
 
+def charge(pipeline: StorePipeline, raw: RawBlock) -> SegmentCharge:
+    """The budget for ``raw`` taken, as the builder takes it before it hands the block over."""
+    assert pipeline.budget.try_acquire(len(raw.data))
+    held = SegmentCharge(pipeline.budget)
+    held.add(len(raw.data))
+    return held
+
+
 def test_nothing_to_transform_keeps_the_buffer_and_costs_no_thread(pipeline: StorePipeline) -> None:
     raw = raw_block(0, count=3)
-    done = pipeline.encode(raw, BlockContext("t", 0, 0, 0, len(raw.data)))
+    done = pipeline.encode(raw, BlockContext("t", 0, 0, 0, len(raw.data)), charge(pipeline, raw))
     assert done.done()
     block = done.result()
     assert block.payload is raw.data and block.crc == zlib.crc32(raw.data)
@@ -177,11 +196,15 @@ def test_compression_runs_off_the_thread_and_recycles_the_buffer(store: Store, o
     pipeline = make_pipeline(store, owner, chain=codec_chain(CODEC_ZSTD, 3))
     try:
         raw = raw_block(0, count=50)
-        block = pipeline.encode(raw, BlockContext("t", 0, 0, 0, len(raw.data))).result(10)
+        held = charge(pipeline, raw)
+        block = pipeline.encode(raw, BlockContext("t", 0, 0, 0, len(raw.data)), held).result(10)
         assert zstandard.ZstdDecompressor().decompress(block.payload) == bytes(raw.data)
         assert block.crc == zlib.crc32(block.payload) and block.raw_len == len(raw.data)
         assert list(pipeline.spare) == [raw.data]
         assert pipeline.algorithm == "zstd"
+        # Compressed, the block holds only its stored bytes of the budget.
+        assert held.held == pipeline.budget.used == len(block.payload) < len(raw.data)
+        assert pipeline.budget.unencoded == 0
     finally:
         pipeline.close()
 
@@ -228,16 +251,18 @@ def test_zstd_stream_keeps_at_most_its_contexts_and_a_dropped_one_restarts(
     pipeline = stream_pipeline(store, owner, budget)
     try:
         lanes = [lane("t", p) for p in range(3)]
-        for _ in lanes:  # three partitions' segments, their blocks interleaved as a run seals them
-            assert pipeline.budget.try_acquire(1)
+        charges = [SegmentCharge(pipeline.budget) for _ in lanes]
         blocks: dict[int, list[Any]] = {p: [] for p in range(3)}
-        for i in range(4):
+        for i in range(4):  # three partitions' segments, their blocks interleaved as a run seals them
             for p in range(3):
                 raw = raw_block(i * 10, count=10)
-                blocks[p].append(pipeline.encode(raw, BlockContext("t", p, 0, i, len(raw.data))))
+                assert pipeline.budget.try_acquire(len(raw.data))
+                charges[p].add(len(raw.data))
+                blocks[p].append(pipeline.encode(raw, BlockContext("t", p, 0, i, len(raw.data)), charges[p]))
         for p, at in enumerate(lanes):
-            pipeline.store_segment(at, 0, 40, blocks[p], 1)
+            pipeline.store_segment(at, 0, 40, blocks[p], charges[p])
         pipeline.wait()
+        assert pipeline.budget.used == pipeline.budget.unencoded == 0
         for p in range(3):
             data = store.backend.get(seg(0, partition=p))
             reader = SegmentReader(data)
