@@ -15,11 +15,13 @@ decided here:
   been open ``segment_max_interval_ms``, at the partition's end, and before
   offsets deleted by retention (recorded as a missing range after it);
 - **half-budget rule**: a segment closes once its encoded blocks hold half
-  the byte budget (their stored bytes), so that a
-  partition's next segment fills while the previous one is stored instead of
-  waiting for it. Compressible records therefore fill segments to
-  ``segment_max_bytes`` whatever the partition count, and each segment
-  starts one compression frame, not many;
+  the byte budget (their stored bytes) shared among the segments filling at
+  the time, so that a partition's next segment fills while the previous one
+  is stored instead of waiting for it, and a restore, which holds a segment
+  per partition and reads the next one ahead, holds about the budget too.
+  Compressible records therefore fill segments to ``segment_max_bytes``
+  whatever the partition count, and each segment starts one compression
+  frame, not many;
 - **budget full**: the open segment holding the most budget closes early so
   its upload can give memory back; if uploads already hold half the budget,
   or blocks waiting for compression do (which gives most of it back), the
@@ -158,6 +160,8 @@ class SegmentBuilder:
         self.partitions: dict[TP, OpenPartition] = {}
         #: Partitions not yet at their end.
         self.active = 0
+        #: Open segments holding at least one block: they share the budget.
+        self.filling = 0
         #: Records and raw bytes sealed so far.
         self.records = 0
         self.bytes = 0
@@ -203,6 +207,8 @@ class SegmentBuilder:
         st.covered_to = raw.last_offset + 1
         place = BlockContext(st.topic, st.partition, st.seg_base, len(st.seg_blocks), n)
         st.charge.add(n)
+        if not st.seg_blocks:
+            self.filling += 1
         st.seg_blocks.append(self.pipeline.encode(raw, place, st.charge))
         st.seg_raw += n
         st.seg_records += raw.record_count
@@ -210,7 +216,7 @@ class SegmentBuilder:
         limits = self.limits
         if (
             st.seg_raw >= limits.segment_bytes
-            or st.charge.encoded >= limits.held_bytes
+            or st.charge.encoded >= max(limits.block_bytes, limits.held_bytes // self.filling)
             or (self._max_records is not None and st.seg_records >= self._max_records)
         ):
             self.close(st)
@@ -222,6 +228,8 @@ class SegmentBuilder:
             st.seg_opened = time.monotonic()
             return
         self.pipeline.store_segment(st.lane, st.seg_base, end, st.seg_blocks, st.charge)
+        if st.seg_blocks:
+            self.filling -= 1
         st.seg_base = end
         st.seg_blocks = []
         st.charge = SegmentCharge(self.pipeline.budget)
