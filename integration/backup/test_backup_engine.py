@@ -533,8 +533,14 @@ def test_progress_keeps_coming_while_storage_is_slow(
                 release.set()
 
     monkeypatch.setattr(memory, "put_stream", blocked_put_stream)
+    # Uncompressed: compressed blocks hold only their stored bytes, which would fit the budget.
     config = job(
-        kafka_service, {"backend": "memory"}, [topic], block_bytes=4096, max_bytes_in_flight=1024 * 1024
+        kafka_service,
+        {"backend": "memory"},
+        [topic],
+        block_bytes=4096,
+        max_bytes_in_flight=1024 * 1024,
+        compression="none",
     )
     result = BackupEngine(config, backend=memory, progress=progress).run()
     assert result.status == "complete" and result.records == 40_000
