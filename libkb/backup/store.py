@@ -65,7 +65,7 @@ from libkb.format.segment import (
     chain_codec,
 )
 from libkb.format.transforms import BlockContext, TransformChain
-from libkb.format.zstream import WINDOW_LOG, StreamEncoder
+from libkb.format.zstream import DEFAULT_RESTART_BLOCKS, WINDOW_LOG, StreamEncoder
 from libkb.metrics import RunMetrics
 from libkb.retention import PartitionCut, apply_cut
 from libkb.storage import BytesLike, StorageBackend
@@ -302,7 +302,11 @@ class StorePipeline:
             if prev is not None:
                 prev.result()  # keep each partition's segments in offset order
             flags = FLAG_ENCRYPTED if self._envelope is not None else 0
-            writer = SegmentWriter(lane.topic, lane.partition, base, self._codec, _now_ms(), flags)
+            # Restart intervals (index entries list them): the stream encoder's, else every 128 blocks.
+            every = self._restart_blocks or DEFAULT_RESTART_BLOCKS
+            writer = SegmentWriter(
+                lane.topic, lane.partition, base, self._codec, _now_ms(), flags, restart_blocks=every
+            )
             key = segment_key(self._backup_id, lane.topic, lane.partition, base)
             # A successor would store its own segment at this key: never overwrite it.
             self._ownership.check(lane.topic, lane.partition, f"segment {key} is not stored")
@@ -313,7 +317,7 @@ class StorePipeline:
             self._backend.put_stream(key, stream.chunks(end))
             encryption = ALGORITHM if flags else None
             entry = SegmentEntry.from_footer(
-                key, base, stream.footer(), writer.size, self.codec_name, encryption
+                key, base, stream.footer(), writer.size, self.codec_name, encryption, writer.restarts
             )
             data = self.store_index(lane, key, lambda index: index.segments.append(entry))
             self._account(writer, len(data))

@@ -24,17 +24,21 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, TypeVar
 
 from libkb.errors import FormatError
 from libkb.format.encryption import ALGORITHM, ENCRYPTION_VERSION
+from libkb.format.restarts import RestartPoint, point_problem, points_from_json
 from libkb.format.segment import (
     CODECS,
+    FOOTER_SIZE,
     FORMAT_VERSION,
+    RESTART_POINTS_VERSION,
     SEGMENT_SUFFIX,
     SegmentFooter,
     codec_version,
+    header_size,
     newer_version,
 )
 from libkb.format.strict import (
@@ -170,6 +174,9 @@ class SegmentEntry:
     #: ``"AES-256-GCM"`` when the blocks are encrypted (format version 6: the segment has a key
     #: object); None (left out of the JSON) when not.
     encryption: str | None = None
+    #: The segment's restart intervals (format version 8, :mod:`libkb.format.restarts`) when it has
+    #: more than one and its writer recorded them; None (left out of the JSON): read it whole.
+    restarts: tuple[RestartPoint, ...] | None = None
 
     @classmethod
     def from_footer(
@@ -180,6 +187,7 @@ class SegmentEntry:
         size: int,
         codec: str,
         encryption: str | None = None,
+        restarts: tuple[RestartPoint, ...] | None = None,
     ) -> SegmentEntry:
         return cls(
             key=key,
@@ -194,13 +202,41 @@ class SegmentEntry:
             raw_bytes=footer.raw_bytes,
             codec=codec,
             encryption=encryption,
+            restarts=restarts,
         )
 
     def to_dict(self) -> dict[str, Any]:
         body = asdict(self)
         if self.encryption is None:
             del body["encryption"]  # a reader of versions 1 to 5 knows no such field
+        if self.restarts is None:
+            del body["restarts"]  # nor of versions 1 to 7 of this one
+        else:
+            body["restarts"] = [p.to_json() for p in self.restarts]
         return body
+
+    @classmethod
+    def from_dict(cls, item: object, name: str, path: str) -> SegmentEntry:
+        """An entry as an index stores it, every field checked (``restarts``: arrays of integers)."""
+        fields = dict(mapping(item, name, path))
+        stated = fields.pop("restarts", None)
+        entry = build(cls, fields, name, path)
+        if stated is None:
+            return entry
+        restarts = points_from_json(stated, f"{name}: {path}.restarts")
+        topic = parse_segment_key(entry.key)
+        problem = point_problem(
+            restarts,
+            first_offset=entry.first_offset,
+            last_offset=entry.last_offset,
+            record_count=entry.record_count,
+            min_timestamp=entry.min_timestamp,
+            max_timestamp=entry.max_timestamp,
+            body=(header_size(topic[1]) if topic else -1, entry.size - FOOTER_SIZE),
+        )
+        if problem is not None:
+            raise FormatError(f"{name}: {path}.restarts: {problem}")
+        return replace(entry, restarts=restarts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,7 +302,8 @@ class PartitionIndex:
         codecs = max((codec_version(s.codec) for s in self.segments), default=1)
         later = TOPIC_IDS_VERSION if parse_stored_topic(self.topic)[1] > 1 else 1
         encrypted = ENCRYPTION_VERSION if any(s.encryption for s in self.segments) else 1
-        return max(codecs, PRUNED_RANGES_VERSION if self.pruned else 1, later, encrypted)
+        restarts = RESTART_POINTS_VERSION if any(s.restarts for s in self.segments) else 1
+        return max(codecs, PRUNED_RANGES_VERSION if self.pruned else 1, later, encrypted, restarts)
 
     @property
     def start_offset(self) -> int | None:
@@ -389,7 +426,10 @@ class PartitionIndex:
             index = cls(
                 topic=string(body.get("topic"), name, "topic"),
                 partition=integer(body.get("partition"), name, "partition"),
-                segments=_list_of(SegmentEntry, body.get("segments"), name, "segments"),
+                segments=[
+                    SegmentEntry.from_dict(item, name, f"segments[{i}]")
+                    for i, item in enumerate(array(body.get("segments"), name, "segments"))
+                ],
                 missing=_list_of(MissingRange, body.get("missing", []), name, "missing"),
                 format_version=integer(body["format_version"], name, "format_version"),
                 pruned=_list_of(PrunedRange, body.get("pruned", []), name, "pruned"),
@@ -402,6 +442,11 @@ class PartitionIndex:
                 raise FormatError(
                     f"{name}: {entry.key}: encryption {entry.encryption!r} needs format version "
                     f"{ENCRYPTION_VERSION} and {ALGORITHM}; the index says version {index.format_version}"
+                )
+            if entry.restarts is not None and index.format_version < RESTART_POINTS_VERSION:
+                raise FormatError(
+                    f"{name}: {entry.key}: restart points need format version {RESTART_POINTS_VERSION}, "
+                    f"the index says version {index.format_version}"
                 )
         if index.pruned and index.format_version < PRUNED_RANGES_VERSION:
             raise FormatError(

@@ -44,7 +44,11 @@ each block's payload after its compression (with zstd-stream, after the
 stream encoder; a reader decrypts before the stream decoder). Every object
 is written with the lowest version that can hold it (:data:`CODEC_VERSIONS`),
 so a backup without lz4, encryption or zstd-stream stays readable by a libkb
-that knows only version 1.
+that knows only version 1. Version 8 (:data:`RESTART_POINTS_VERSION`) changed
+no segment byte: the partition index lists each segment's restart intervals
+(:mod:`libkb.format.restarts`, recorded by :class:`SegmentWriter`), so a
+reader can start at one with a ranged read: a :class:`SegmentReader` then
+holds the segment's *tail*, from that interval's first block to the footer.
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ from libkb.format.encryption import ENCRYPTION_VERSION, FLAG_ENCRYPTED, BlockEnc
 from libkb.format.packer import new_buffer, pack_messages
 from libkb.format.records import Record as Record
 from libkb.format.records import as_header, as_record, plain_records
+from libkb.format.restarts import RestartLog, RestartPoint
 from libkb.format.transforms import (
     BlockContext,
     Buffer,
@@ -87,9 +92,13 @@ from libkb.format.zstream import (
 
 #: The format version that added codec 3, zstd-stream (one name, so a merge can renumber it).
 ZSTD_STREAM_VERSION = 7
+#: The format version that added restart points to index entries (:mod:`libkb.format.restarts`);
+#: segments are unchanged, only an index listing a segment of several intervals states it.
+RESTART_POINTS_VERSION = 8
 #: The newest format version this libkb reads; it reads every version from 1 up to it
-#: (5: topic ids, :data:`libkb.format.encryption.ENCRYPTION_VERSION`: encryption, 7: zstd-stream).
-FORMAT_VERSION = max(5, ENCRYPTION_VERSION, ZSTD_STREAM_VERSION)
+#: (5: topic ids, :data:`libkb.format.encryption.ENCRYPTION_VERSION`: encryption, 7: zstd-stream,
+#: 8: restart points).
+FORMAT_VERSION = max(5, ENCRYPTION_VERSION, ZSTD_STREAM_VERSION, RESTART_POINTS_VERSION)
 CODEC_NONE = 0
 CODEC_ZSTD = 1
 CODEC_LZ4 = 2
@@ -290,12 +299,31 @@ class Block:
         )
 
 
+def header_size(topic: str) -> int:
+    """The size of the header of a segment of ``topic``: where its first block starts."""
+    return _HEADER_FIXED.size + len(topic.encode("utf-8")) + 4
+
+
+def header_version(codec: int, flags: int) -> int:
+    """The lowest format version a segment header with this codec and these flags can state."""
+    return max(CODEC_VERSIONS[codec], ENCRYPTION_VERSION if flags & FLAG_ENCRYPTED else 1)
+
+
+def stated_header(topic: str, partition: int, base_offset: int, codec: int, flags: int) -> SegmentHeader:
+    """The header a segment's key and index entry state, for a reader of its tail (not read).
+
+    The creation time, which nothing but ``validate --deep`` looks at, is unknown (-1).
+    """
+    version = header_version(codec, flags)
+    return SegmentHeader(version, codec, topic, partition, base_offset, -1, header_size(topic), flags)
+
+
 def encode_header(
     topic: str, partition: int, base_offset: int, codec: int, created_ms: int, flags: int = 0
 ) -> bytes:
     name = topic.encode("utf-8")
     size = _HEADER_FIXED.size + len(name) + 4
-    version = max(CODEC_VERSIONS[codec], ENCRYPTION_VERSION if flags & FLAG_ENCRYPTED else 1)
+    version = header_version(codec, flags)
     fixed = _HEADER_FIXED.pack(
         HEADER_MAGIC, version, codec, flags, size, partition, base_offset, created_ms, len(name)
     )
@@ -538,11 +566,22 @@ class SegmentWriter:
     ``header`` first, then what each ``add_block`` returns, then ``finish``'s
     footer: the caller streams them to storage without holding the segment.
     The body checksum and the stats are kept as blocks pass, so finishing
-    costs nothing.
+    costs nothing. So are the restart intervals (every ``restart_blocks``
+    blocks, the zstd-stream encoder's, :data:`DEFAULT_RESTART_BLOCKS` for
+    codecs whose blocks decode alone), which the index entry lists
+    (:attr:`restarts`).
     """
 
     def __init__(
-        self, topic: str, partition: int, base_offset: int, codec: int, created_ms: int, flags: int = 0
+        self,
+        topic: str,
+        partition: int,
+        base_offset: int,
+        codec: int,
+        created_ms: int,
+        flags: int = 0,
+        *,
+        restart_blocks: int = DEFAULT_RESTART_BLOCKS,
     ) -> None:
         self.topic = topic
         self.partition = partition
@@ -558,6 +597,12 @@ class SegmentWriter:
         self.last_offset = -1
         self.min_timestamp = -1
         self.max_timestamp = -1
+        self._restarts = RestartLog(restart_blocks)
+
+    @property
+    def restarts(self) -> tuple[RestartPoint, ...] | None:
+        """The segment's restart intervals so far; None while it has one (its index entry lists none)."""
+        return self._restarts.points()
 
     def add_block(self, block: Block) -> tuple[bytes, bytes | bytearray]:
         """Account for a block; returns (block head, payload) to write next."""
@@ -570,6 +615,14 @@ class SegmentWriter:
         if block.first_offset < max(self.base_offset, self.last_offset + 1):
             raise ValueError("blocks must be added in offset order, inside the segment's range")
         head = block.encode_head()
+        self._restarts.add(
+            self.size,
+            self.block_count,
+            block.first_offset,
+            self.record_count,
+            block.min_timestamp,
+            block.max_timestamp,
+        )
         self._crc = extend_crc(zlib.crc32(head, self._crc), block.payload, block.crc)
         self.size += len(head) + len(block.payload)
         if self.record_count == 0:
@@ -611,7 +664,7 @@ class SegmentWriter:
 class BlockInfo:
     """Where a block sits in a segment, for reading only the blocks a restore needs."""
 
-    position: int
+    position: int  # in the bytes read (from ``origin`` in the segment)
     length: int  # bytes from ``position``, head included
     raw_len: int
     record_count: int
@@ -619,26 +672,62 @@ class BlockInfo:
     last_offset: int
     #: The block's place, for undoing its transforms.
     context: BlockContext
+    #: Where the bytes read start in the segment: 0, or a restart point's position (a tail).
+    origin: int = 0
+
+    @property
+    def at(self) -> int:
+        """The block's byte position in the segment, as messages give it."""
+        return self.origin + self.position
 
 
 class SegmentReader:
-    """Reads a whole segment's bytes, checking every checksum it passes."""
+    """Reads a segment's bytes, checking every checksum it passes.
 
-    def __init__(self, data: bytes, *, name: str = "segment", chain: TransformChain | None = None) -> None:
+    ``data`` is the whole segment, or with ``start`` its *tail*: its bytes
+    from the restart point ``start`` to its end (footer included), as a
+    ranged read gives them. A tail has no header: ``header`` is what the
+    segment's key and index entry state (:func:`stated_header`), and its
+    blocks keep their place in the segment (block index, byte position).
+    """
+
+    def __init__(
+        self,
+        data: bytes,
+        *,
+        name: str = "segment",
+        chain: TransformChain | None = None,
+        header: SegmentHeader | None = None,
+        start: RestartPoint | None = None,
+    ) -> None:
         self.name = name
         self.data = data
         #: The transforms to undo (None: the codec's alone; an encrypted segment needs its own).
         self.chain = chain
-        self.header = decode_header(data, name=name)
+        #: Where a tail starts (None: ``data`` is the whole segment).
+        self.start = start
+        if start is None:
+            self.header = decode_header(data, name=name)
+        elif header is None:
+            raise ValueError("a segment's tail is read with the header its index entry states")
+        else:
+            self.header = header
         self.footer = decode_footer(data, name=name)
-        if self.header.size > len(data) - FOOTER_SIZE:
+        if self._first_block > len(data) - FOOTER_SIZE:
             raise SegmentError(f"{name}: truncated")
+
+    @property
+    def _first_block(self) -> int:
+        """Where the first block read starts in ``data``."""
+        return self.header.size if self.start is None else 0
 
     def verify(self) -> None:
         """Check the body checksum (which covers every block) and the block structure and counts.
 
-        Each block's own checksum is checked when its records are decoded.
+        Each block's own checksum is checked when its records are decoded. Whole segments only.
         """
+        if self.start is not None:
+            raise ValueError(f"{self.name}: only a whole segment can be verified, not its tail")
         end = len(self.data) - FOOTER_SIZE
         if zlib.crc32(memoryview(self.data)[:end]) != self.footer.body_crc:
             raise SegmentError(f"{self.name}: body checksum mismatch (corrupt bytes){self._corrupt_block()}")
@@ -659,24 +748,26 @@ class SegmentReader:
         return ""
 
     def blocks(self) -> Iterator[BlockInfo]:
+        """The heads of the blocks read (a tail's from its restart point), each checked for sizes."""
         header = self.header
-        pos = header.size
+        pos = self._first_block
         end = len(self.data) - FOOTER_SIZE
-        seen = 0
+        origin, seen = (0, 0) if self.start is None else (self.start.position, self.start.block_index)
         while pos < end:
+            at = origin + pos
             if pos + _BLOCK_HEAD.size > end:
-                raise SegmentError(f"{self.name}: truncated block header at byte {pos}")
+                raise SegmentError(f"{self.name}: truncated block header at byte {at}")
             length, raw_len, count, first, last, _crc = _BLOCK_HEAD.unpack_from(self.data, pos)
             total = 4 + length
             if length < _BLOCK_HEAD_AFTER_LEN or pos + total > end:
-                raise SegmentError(f"{self.name}: block at byte {pos} runs past the footer")
+                raise SegmentError(f"{self.name}: block at byte {at} runs past the footer")
             if raw_len > MAX_BLOCK_RAW_BYTES or count * MIN_RECORD_BYTES > raw_len:
                 raise SegmentError(
-                    f"{self.name}: the block at byte {pos} (offsets {first}-{last}) states {count} records "
+                    f"{self.name}: the block at byte {at} (offsets {first}-{last}) states {count} records "
                     f"in {raw_len} raw bytes (at most {MAX_BLOCK_RAW_BYTES}): a corrupt block head"
                 )
             context = BlockContext(header.topic, header.partition, header.base_offset, seen, raw_len)
-            yield BlockInfo(pos, total, raw_len, count, first, last, context)
+            yield BlockInfo(pos, total, raw_len, count, first, last, context, origin)
             pos += total
             seen += 1
         if seen != self.footer.block_count:
@@ -744,6 +835,11 @@ def pass_block(
         raise SegmentError(f"{name}: {exc}{_lost_to(codec)}") from None
 
 
+def block_kind(data: bytes, info: BlockInfo, decoder: BlockDecoder) -> int:
+    """A zstd-stream block's kind byte (decrypted first when encrypted); TransformError if none."""
+    return decoder.kind(_payload(data, info), info)
+
+
 def _payload(data: bytes, info: BlockInfo) -> memoryview:
     return memoryview(data)[info.position + _BLOCK_HEAD.size : info.position + info.length]
 
@@ -757,7 +853,7 @@ def _where(info: BlockInfo, codec: int) -> str:
     """A block, as messages name it."""
     return (
         f"in the block of offsets {info.first_offset}-{info.last_offset} "
-        f"(block {info.context.block_index}, at byte {info.position}){_lost_to(codec)}"
+        f"(block {info.context.block_index}, at byte {info.at}){_lost_to(codec)}"
     )
 
 
@@ -793,7 +889,9 @@ def encode_segment(
     with zstd-stream, each block's stream payload is encrypted.
     """
     flags = FLAG_ENCRYPTED if encryption is not None else 0
-    writer = SegmentWriter(topic, partition, base_offset, codec, created_ms, flags)
+    writer = SegmentWriter(
+        topic, partition, base_offset, codec, created_ms, flags, restart_blocks=restart_blocks
+    )
     streamer = StreamEncoder(level, restart_blocks) if codec == CODEC_ZSTD_STREAM else None
     if encryption is not None:
         chain = encrypted_chain(codec, encryption, level)
@@ -822,7 +920,13 @@ _ARRAY32 = struct.Struct(">BI")  # msgpack array 32: 0xdd, element count
 
 
 def block_records(
-    data: bytes, info: BlockInfo, codec: int, *, name: str = "segment", decoder: BlockDecoder | None = None
+    data: bytes,
+    info: BlockInfo,
+    codec: int,
+    *,
+    name: str = "segment",
+    decoder: BlockDecoder | None = None,
+    blocks: list[BlockInfo] | None = None,
 ) -> list[Record]:
     """One block's records, exactly as :func:`decode_block` yields them, as a list (faster).
 
@@ -833,7 +937,8 @@ def block_records(
     2-tuples. About half the CPU of the generator. If anything is off
     (checksum, size, count, shape), ``decode_block`` decodes the block again and
     raises its usual error: a corrupt block fails before any of its records is
-    produced.
+    produced. ``blocks``: the blocks ``data`` holds, as its reader lists them (needed for a tail's
+    zstd-stream error; None: ``data`` is a whole segment).
     """
     head = _BLOCK_HEAD.unpack_from(data, info.position)
     payload = memoryview(data)[info.position + _BLOCK_HEAD.size : info.position + info.length]
@@ -860,19 +965,24 @@ def block_records(
     if codec == CODEC_ZSTD_STREAM:
         # The stream moved on (or broke) in the attempt: the message comes from a decoder
         # that starts again at the block's restart point.
-        raise _stream_error(data, info, name, decoder.fresh())
+        raise _stream_error(data, info, name, decoder.fresh(), blocks)
     return list(decode_block(data, info, codec, name=name, decoder=decoder))
 
 
-def _stream_error(data: bytes, info: BlockInfo, name: str, decoder: BlockDecoder) -> SegmentError:
+def _stream_error(
+    data: bytes, info: BlockInfo, name: str, decoder: BlockDecoder, blocks: list[BlockInfo] | None
+) -> SegmentError:
     """What is wrong with a zstd-stream block that failed to decode (it did fail once).
 
-    ``decoder``: a fresh one for the segment (with its key when encrypted).
+    ``decoder``: a fresh one for the segment (with its key when encrypted); ``blocks``: those
+    ``data`` holds (None: read from ``data``, a whole segment).
     """
-    blocks = list(SegmentReader(data, name=name).blocks())
+    if blocks is None:
+        blocks = list(SegmentReader(data, name=name).blocks())
     index = info.context.block_index
+    at = index - blocks[0].context.block_index  # its place in ``blocks`` (a tail starts later)
     try:
-        for earlier in blocks[decode_from(data, blocks, index, decoder) : index]:
+        for earlier in blocks[decode_from(data, blocks, at, decoder) : at]:
             decoder.decode(_checked_payload(data, earlier, CODEC_ZSTD_STREAM, name), earlier)
         list(decode_block(data, info, CODEC_ZSTD_STREAM, name=name, decoder=decoder))
     except (SegmentError, TransformError) as exc:

@@ -14,7 +14,7 @@ else (and the blocks at the range's edges) goes record by record.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
@@ -71,14 +71,23 @@ class RestoreContext:
     poll: Poll | None = None
 
 
-def read_ahead(ctx: RestoreContext, segments: Sequence[SegmentEntry]) -> Generator[StoredSegment, None, None]:
-    """The segments in order, each read on the pool while the one before is produced."""
+def read_ahead(ctx: RestoreContext, task: PartitionTask) -> Generator[StoredSegment, None, None]:
+    """The task's segments in order, each read on the pool while the one before is produced.
 
+    Only what may hold the task's records is read: a segment whose offset range or time window
+    starts inside it, from a restart point on (format version 8).
+    """
+    segments = task.segments
+    wanted = task.wanted
     read = ctx.metrics.storage_read_bytes.labels(ctx.source.backend.name, ctx.backup_id)
 
+    def fetch(entry: SegmentEntry) -> StoredSegment:
+        stored = ctx.source.load(entry, wanted)
+        read.inc(stored.read_bytes)
+        return stored
+
     def load(index: int) -> Future[StoredSegment]:
-        read.inc(segments[index].size)
-        return ctx.reader_pool.submit(ctx.source.load, segments[index])
+        return ctx.reader_pool.submit(fetch, segments[index])
 
     pending = load(0) if segments else None
     try:
@@ -146,7 +155,7 @@ class PartitionRestorer:
     def run(self) -> None:
         """Restore the partition; returns at its end, or early once the run is stopped."""
         stop = self._ctx.stop
-        with closing(read_ahead(self._ctx, self.task.segments)) as segments:
+        with closing(read_ahead(self._ctx, self.task)) as segments:
             for segment in segments:
                 self._ctx.metrics.restore_segments.labels(self._ctx.backup_id).inc()
                 self._ctx.counters.segment_read()

@@ -14,6 +14,7 @@ from libkb.errors import ConfigError
 from libkb.format.models import Manifest, PartitionIndex, PrunedRange, SegmentEntry, parse_stored_topic
 from libkb.restore.repartition import by_key_into
 from libkb.restore.state import key_of, spread_key
+from libkb.source import Wanted
 from libkb.source.checks import describe_pruned
 
 TP = tuple[str, int]
@@ -37,6 +38,11 @@ class PartitionTask:
     def max_records(self) -> int:
         """Records in the selected segments: exact without filters, an upper bound with them."""
         return sum(s.record_count for s in self.segments)
+
+    @property
+    def wanted(self) -> Wanted:
+        """What the task keeps of each segment (a source may read less of one than the whole)."""
+        return Wanted(self.start_offset, self.end_offset, *self.time_window)
 
     @property
     def stored_bytes(self) -> int:

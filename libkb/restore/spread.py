@@ -69,7 +69,7 @@ def planned_records(
     for src in task.sources:
         route = router(task.strategy, task.partitions, src.source_partition)
         for entry in src.segments:
-            for batch in source.load(entry).batches(src.start_offset, src.end_offset):
+            for batch in source.load(entry, src.wanted).batches(src.start_offset, src.end_offset):
                 records = kept(batch, src) if batch else batch
                 for record, p in zip(records, route(records) if records else (), strict=True):
                     if p != partition:
@@ -139,7 +139,7 @@ class SpreadRestorer:
         blocks = _Blocks(self.task.partitions)
         stopped = False
         try:
-            with closing(read_ahead(self._ctx, task.segments)) as segments:
+            with closing(read_ahead(self._ctx, task)) as segments:
                 for segment in segments:
                     self._ctx.metrics.restore_segments.labels(self._ctx.backup_id).inc()
                     self._ctx.counters.segment_read()

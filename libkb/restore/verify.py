@@ -114,7 +114,7 @@ def planned_records(source: BackupSource, task: PartitionTask, first: int) -> It
         if whole and position + entry.record_count <= first:
             position += entry.record_count
             continue
-        for batch in source.load(entry).batches(start, end):
+        for batch in source.load(entry, task.wanted).batches(start, end):
             for record in batch:
                 offset, ts = record[0], record[1]
                 if (

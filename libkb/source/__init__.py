@@ -12,6 +12,7 @@ from libkb.source.base import (
     SegmentCheck,
     StoredSegment,
     Structure,
+    Wanted,
 )
 from libkb.source.locate import open_backup, resolve_backup, scan_location
 
@@ -23,6 +24,7 @@ __all__ = [
     "SegmentCheck",
     "StoredSegment",
     "Structure",
+    "Wanted",
     "open_backup",
     "resolve_backup",
     "scan_location",

@@ -25,6 +25,7 @@ from libkb.source.base import (
     SegmentCheck,
     StoredSegment,
     Structure,
+    Wanted,
 )
 from libkb.source.libkb_v1.backup import LibkbV1Source
 from libkb.source.rust_v1.backup import RustSource
@@ -150,10 +151,10 @@ class AdoptedSource(BackupSource):
     def groups(self) -> GroupsSnapshot | None:
         return self.own.groups() or self.rust.groups()
 
-    def load(self, segment: SegmentEntry) -> StoredSegment:
+    def load(self, segment: SegmentEntry, wanted: Wanted | None = None) -> StoredSegment:
         if _is_libkb(segment):
             self.own.keyring = self.keyring
-            return self.own.load(segment)
+            return self.own.load(segment, wanted)
         self.rust.keep_tool_headers = self.keep_tool_headers
         return self.rust.load(segment)
 

@@ -83,10 +83,23 @@ class Structure:
     segments: list[SegmentEntry] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class Wanted:
+    """What a reader will keep of a segment: offsets ``[start, end)`` whose timestamps lie in
+    ``[low, high]`` (inclusive; None: unbounded). A source may then read less than the whole object."""
+
+    start: int
+    end: int
+    low: int | None = None
+    high: int | None = None
+
+
 class StoredSegment(ABC):
     """One segment's bytes, already read: decoding is left to the thread that consumes the records."""
 
     key: str
+    #: The bytes read from storage for it (less than its size when only its tail was read).
+    read_bytes: int
 
     @abstractmethod
     def batches(self, start: int, end: int) -> Iterator[list[Record]]:
@@ -144,8 +157,13 @@ class BackupSource(ABC):
         """The consumer-group offsets stored with the backup, or None without a snapshot."""
 
     @abstractmethod
-    def load(self, segment: SegmentEntry) -> StoredSegment:
-        """Read one segment (I/O only, so it can run on a pool thread ahead of the consumer)."""
+    def load(self, segment: SegmentEntry, wanted: Wanted | None = None) -> StoredSegment:
+        """Read one segment (I/O only, so it can run on a pool thread ahead of the consumer).
+
+        ``wanted``: what the caller keeps of it; the source may read only the part that can hold it
+        (libkb's format from version 8: from a restart point on), and :meth:`StoredSegment.batches`
+        then gives at least every block of that part. None: read it whole.
+        """
 
     @abstractmethod
     def check_structure(self) -> Structure:

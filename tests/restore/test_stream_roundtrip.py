@@ -22,7 +22,7 @@ from integration.kafka_data import stored_index
 from libkb.catalog import validate_backup
 from libkb.config import JobConfig, parse_config
 from libkb.errors import FormatError
-from libkb.format.segment import SegmentReader
+from libkb.format.segment import RESTART_POINTS_VERSION, SegmentReader
 from libkb.format.zstream import StreamDecoder
 from libkb.storage import FilesystemConfig, MemoryConfig, StorageBackend, create_backend_from_config
 from tests.cli.stored import flip_byte
@@ -75,7 +75,9 @@ def test_every_data_set_shape_round_trips_in_stream_mode(shape: str, backend: St
     assert backup_engine(kafka, backend, config()).run().status == "complete"
     for p in range(2):
         index = stored_index(backend, BACKUP_ID, TOPIC, p)
-        assert {s.codec for s in index.segments} == {"zstd-stream"} and index.format_version == 7
+        assert {s.codec for s in index.segments} == {"zstd-stream"}
+        # Segments of several restart intervals: the index lists them (format version 8).
+        assert all(s.restarts for s in index.segments) and index.format_version == RESTART_POINTS_VERSION
     assert validate_backup(backend, BACKUP_ID, deep=True).ok
     target = restored(kafka, backend)
     for p in range(2):

@@ -18,7 +18,7 @@ from libkb.restore.mapping import PartitionMapping
 from libkb.restore.validation.checks import FAILED, PASSED, SKIPPED, CheckResult, Context
 from libkb.restore.validation.subject import Expected
 from libkb.restore.verify import differs, read_range
-from libkb.source import BackupSource
+from libkb.source import BackupSource, Wanted
 
 NAME = "RecordContentCheck"
 _MISMATCHES_PER_PARTITION = 10
@@ -93,7 +93,7 @@ def restored_records(source: BackupSource, pm: PartitionMapping, first: int) -> 
     for entry in source.readable_coverage(pm.source_topic, pm.source_partition).segments:
         if entry.end_offset <= low or entry.base_offset >= high or entry.record_count == 0:
             continue
-        for batch in source.load(entry).batches(low, high):
+        for batch in source.load(entry, Wanted(low, high)).batches(low, high):
             for record in batch:
                 offset = record[0]
                 while i < len(pm.runs) and offset >= pm.runs[i][0] + pm.runs[i][2]:

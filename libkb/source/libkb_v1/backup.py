@@ -1,10 +1,12 @@
-"""libkb's own format (versions 1 and 2), as a :class:`~libkb.source.base.BackupSource` over a StorageBackend.
+"""libkb's own format (every version), as a :class:`~libkb.source.base.BackupSource` over a StorageBackend.
 
 The manifest is ``{id}/manifest.json``; each partition's coverage is its
 ``index.json``; records are in ``.kbs`` segments (docs/format.rst). A run
 stores a segment before the index that lists it, so a restore reads the
 index reconciled with the listing (``load_index``: segments stored but not yet
 listed continue the coverage), while ``describe`` shows the index as stored.
+A segment whose index entry lists restart points (version 8) is read from
+the one a restore needs on (:mod:`.restarts`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from libkb.backup.envelope import Envelope
 from libkb.backup.lease import lease_is_live
 from libkb.backup.state import load_index
 from libkb.errors import EncryptionKeyError, FormatError, LibkbError
-from libkb.format.encryption import DataKey, KeyObject
+from libkb.format.encryption import FLAG_ENCRYPTED, DataKey, KeyObject
 from libkb.format.models import (
     Manifest,
     PartitionIndex,
@@ -25,11 +27,14 @@ from libkb.format.models import (
     index_key,
     lease_key,
     manifest_key,
+    parse_segment_key,
 )
-from libkb.format.segment import SegmentError, SegmentReader
-from libkb.source.base import BackupSource, GroupsSnapshot, Provenance, SegmentCheck, Structure
+from libkb.format.restarts import RestartPoint
+from libkb.format.segment import CODECS, SegmentError, SegmentReader, stated_header
+from libkb.source.base import BackupSource, GroupsSnapshot, Provenance, SegmentCheck, Structure, Wanted
 from libkb.source.libkb_v1.layout import check_layout
 from libkb.source.libkb_v1.listing import ListedBackup, is_index_key, not_found
+from libkb.source.libkb_v1.restarts import start_point
 from libkb.source.libkb_v1.segment import V1Segment
 from libkb.source.parallel import parallel_map
 from libkb.storage import NotFoundError, StorageBackend
@@ -117,18 +122,13 @@ class LibkbV1Source(BackupSource):
     def envelope(self) -> Envelope:
         return Envelope(self.backend, self.backup_id, self.keyring)
 
-    def load(self, segment: SegmentEntry) -> V1Segment:
-        try:
-            data = self.backend.get(segment.key)
-        except NotFoundError as exc:
-            # Never pruned (a prune drops a segment from its index before deleting it): something
-            # else deleted it, such as a bucket lifecycle rule, which must not run on a live backup.
-            raise NotFoundError(
-                "listed in its partition's index but not stored: deleted by something other than "
-                "libkb (a bucket lifecycle rule?); validate the backup",
-                backend=exc.backend,
-                key=segment.key,
-            ) from None
+    def load(self, segment: SegmentEntry, wanted: Wanted | None = None) -> V1Segment:
+        """The whole segment, or (``wanted``, format version 8) its tail from the first restart
+        interval that may hold a wanted record: one ranged read, footer included."""
+        start = start_point(segment, wanted)
+        if start is not None:
+            return self._load_tail(segment, start)
+        data = self._read(segment)
         header = SegmentReader(data, name=segment.key).header
         if header.encrypted != bool(segment.encryption):
             raise SegmentError(
@@ -140,6 +140,41 @@ class LibkbV1Source(BackupSource):
         known = self._data_keys.get(segment.key)
         chain = self.envelope().reading_chain(segment.key, header, data, *(known or ()))
         return V1Segment(segment, data, chain)
+
+    def _load_tail(self, segment: SegmentEntry, start: RestartPoint) -> V1Segment:
+        """The segment from ``start`` on; its header is not read: its key and the index state it."""
+        data = self._read(segment, start.position)
+        if len(data) != segment.size - start.position:
+            raise SegmentError(
+                f"{segment.key}: {start.position + len(data)} bytes stored, the index says {segment.size} "
+                "(truncated or replaced)"
+            )
+        parsed = parse_segment_key(segment.key)
+        if parsed is None:
+            raise SegmentError(f"{segment.key}: not a segment key")
+        flags = FLAG_ENCRYPTED if segment.encryption else 0
+        header = stated_header(parsed[1], parsed[2], segment.base_offset, CODECS[segment.codec], flags)
+        chain = None
+        if segment.encryption:
+            known = self._data_keys.get(segment.key)
+            chain = self.envelope().reading_chain(segment.key, header, data, *(known or ()))
+        return V1Segment(segment, data, chain, header=header, start=start)
+
+    def _read(self, segment: SegmentEntry, start: int = 0) -> bytes:
+        """The segment's bytes from ``start`` to its end (the size its index entry states)."""
+        try:
+            if start == 0:
+                return self.backend.get(segment.key)
+            return self.backend.get_range(segment.key, start, segment.size)
+        except NotFoundError as exc:
+            # Never pruned (a prune drops a segment from its index before deleting it): something
+            # else deleted it, such as a bucket lifecycle rule, which must not run on a live backup.
+            raise NotFoundError(
+                "listed in its partition's index but not stored: deleted by something other than "
+                "libkb (a bucket lifecycle rule?); validate the backup",
+                backend=exc.backend,
+                key=segment.key,
+            ) from None
 
     def check_keys(self, segments: Iterable[SegmentEntry], *, strict: bool = True) -> None:
         """Unwrap the data key of every encrypted segment (in parallel), kept for reading them.

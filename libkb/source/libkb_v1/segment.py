@@ -2,18 +2,24 @@
 
 Restore takes the records a block at a time (``block_records``: one msgpack
 call per block), after checking the block heads that pick them and each
-decoded block against its head (:mod:`.blocks`). The deep check decodes the
-same way, then compares three accounts of the segment: what its records
-give, what its footer states and what the partition index states.
+decoded block against its head (:mod:`.blocks`); of a segment read from a
+restart point on (format version 8, :mod:`.restarts`) it has the tail
+alone. The deep check reads whole segments, decodes the same way, then
+compares three accounts of the segment: what its records give, what its
+footer states and what the partition index states (its restart points too).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from operator import itemgetter
 
 from libkb.format.models import SegmentEntry, parse_segment_key
+from libkb.format.restarts import RestartPoint
 from libkb.format.segment import (
     CODEC_NAMES,
+    CODEC_ZSTD_STREAM,
+    BlockInfo,
     Record,
     SegmentFooter,
     SegmentHeader,
@@ -25,23 +31,43 @@ from libkb.format.transforms import TransformChain
 from libkb.source.base import SegmentCheck, StoredSegment
 from libkb.source.checks import STAT_NAMES, disagreements, scan_records
 from libkb.source.libkb_v1.blocks import checked_blocks, checked_records
+from libkb.source.libkb_v1.restarts import point_problems
 
 _NAMES = (*STAT_NAMES, "raw bytes")
+_TIMESTAMP = itemgetter(1)
 
 
 class V1Segment(StoredSegment):
-    """The bytes of one segment listed as ``entry``; nothing is decoded until asked."""
+    """The bytes of one segment listed as ``entry``; nothing is decoded until asked.
 
-    def __init__(self, entry: SegmentEntry, data: bytes, chain: TransformChain | None = None) -> None:
+    ``data`` is the whole segment, or with ``start`` its tail from that restart point on, read
+    with ``header``: the header its key and ``entry`` state (a tail does not hold it).
+    """
+
+    def __init__(
+        self,
+        entry: SegmentEntry,
+        data: bytes,
+        chain: TransformChain | None = None,
+        *,
+        header: SegmentHeader | None = None,
+        start: RestartPoint | None = None,
+    ) -> None:
         self.entry = entry
         self.key = entry.key
         self.data = data
+        self.read_bytes = len(data)
         #: An encrypted segment's decrypting chain (its data key unwrapped, its seal checked).
         self.chain = chain
+        self.header = header
+        self.start = start
+
+    def _reader(self) -> SegmentReader:
+        return SegmentReader(self.data, name=self.key, chain=self.chain, header=self.header, start=self.start)
 
     def batches(self, start: int, end: int) -> Iterator[list[Record]]:
-        """The blocks that reach into the range, their heads and records checked (:mod:`.blocks`)."""
-        reader = SegmentReader(self.data, name=self.key, chain=self.chain)
+        """The blocks read that reach into the range, their heads and records checked (:mod:`.blocks`)."""
+        reader = self._reader()
         blocks = checked_blocks(self.key, self.entry, reader)
         codec, decoder = reader.header.codec, reader.decoder()
         first = next((i for i, b in enumerate(blocks) if b.last_offset >= start), len(blocks))
@@ -53,32 +79,48 @@ class V1Segment(StoredSegment):
             pass_block(self.data, blocks[i], codec, name=self.key, decoder=decoder)
         for i in range(checked_from, min(stop + 1, len(blocks))):
             info = blocks[i]
-            decoded = block_records(self.data, info, codec, name=self.key, decoder=decoder)
+            decoded = block_records(self.data, info, codec, name=self.key, decoder=decoder, blocks=blocks)
             records = checked_records(self.key, info, decoded)
             if first <= i < stop:
                 yield records
 
     def verify(self) -> SegmentCheck:
-        """Every checksum and record; header, footer and index must agree (raises on a corrupt segment)."""
-        reader = SegmentReader(self.data, name=self.key, chain=self.chain)
+        """Every checksum and record; header, footer and index must agree (raises on a corrupt segment).
+
+        A whole segment only (what :meth:`LibkbV1Source.load` reads without ``wanted``).
+        """
+        reader = self._reader()
         reader.verify()
         header, footer, entry = reader.header, reader.footer, self.entry
         problems = self._header_problems(header)
-        decoder = reader.decoder()
-        blocks = (
-            block_records(self.data, info, header.codec, name=self.key, decoder=decoder)
-            for info in reader.blocks()
+        infos = list(reader.blocks())
+        stamps: list[tuple[int, int]] = []
+        scan = scan_records(
+            self.key, self._decoded(reader, infos, stamps), entry.base_offset, footer.end_offset
         )
-        scan = scan_records(self.key, blocks, entry.base_offset, footer.end_offset)
         problems += scan.problems
         stated = _stats(footer)
-        actual = (*scan.stats(), sum(b.raw_len for b in reader.blocks()))
+        actual = (*scan.stats(), sum(b.raw_len for b in infos))
         problems += disagreements(self.key, _NAMES, ("footer says", stated), ("the records give", actual))
         problems += disagreements(
             self.key, _NAMES, ("index says", _stats(entry)), ("the footer says", stated)
         )
         problems += self._range_and_codec(header, footer)
+        if entry.restarts is not None:
+            stream = reader.decoder() if header.codec == CODEC_ZSTD_STREAM else None
+            problems += point_problems(self.key, entry.restarts, infos, stamps, self.data, stream)
         return SegmentCheck(problems, scan.count)
+
+    def _decoded(
+        self, reader: SegmentReader, infos: list[BlockInfo], stamps: list[tuple[int, int]]
+    ) -> Iterator[list[Record]]:
+        """Each block's records in turn; each block's smallest and largest timestamp go to ``stamps``."""
+        decoder, codec = reader.decoder(), reader.header.codec
+        for info in infos:
+            records = block_records(self.data, info, codec, name=self.key, decoder=decoder, blocks=infos)
+            times = list(map(_TIMESTAMP, records))
+            stamps.append((min(times, default=-1), max(times, default=-1)))
+            yield records
 
     def _header_problems(self, header: SegmentHeader) -> list[str]:
         parsed = parse_segment_key(self.key)

@@ -16,7 +16,7 @@ import threading
 
 from libkb.errors import FormatError
 from libkb.format.models import Manifest, PartitionIndex, SegmentEntry, manifest_key
-from libkb.source.base import BackupSource, GroupsSnapshot, Provenance, SegmentCheck, Structure
+from libkb.source.base import BackupSource, GroupsSnapshot, Provenance, SegmentCheck, Structure, Wanted
 from libkb.source.libkb_v1.listing import not_found
 from libkb.source.rust_v1.layout import check_layout
 from libkb.source.rust_v1.manifest import (
@@ -88,7 +88,8 @@ class RustSource(BackupSource):
         except NotFoundError:
             return None
 
-    def load(self, segment: SegmentEntry) -> RustSegment:
+    def load(self, segment: SegmentEntry, wanted: Wanted | None = None) -> RustSegment:
+        """The whole object: the tool's segments are one compressed unit, with no restart points."""
         return RustSegment(
             segment, self.backend.get(segment.key), strip=not self.keep_tool_headers, counted=self._count
         )

@@ -35,6 +35,7 @@ class RustSegment(StoredSegment):
         self.entry = entry
         self.key = entry.key
         self.data = data
+        self.read_bytes = len(data)
         self.strip = strip
         self._counted = counted
 
