@@ -4,7 +4,8 @@
 take (``admin=``, ``consumer_factory=``, ``producer_factory=``), with the
 faults currently set on it. :class:`FaultyBackend` wraps a storage backend
 and fails chosen calls; :class:`KillingBackend` stops everything at a chosen
-call, as a ``kill -9`` would; :func:`break_compression` fails a block compression.
+call, as a ``kill -9`` would; :class:`CountingBackend` counts the bytes read;
+:func:`break_compression` fails a block compression.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from tests.fakes.cluster import TP, FakeCluster, FakeRecord
 from tests.fakes.consumer import ConsumerFaults, FakeConsumer
 from tests.fakes.producer import FakeProducer, ProducerFaults
 from tests.fakes.storage import (
+    CountingBackend,
     DelegatingBackend,
     Fault,
     FaultyBackend,
@@ -61,6 +63,7 @@ class FakeKafka:
 __all__ = [
     "TP",
     "ConsumerFaults",
+    "CountingBackend",
     "DelegatingBackend",
     "FakeAdminClient",
     "FakeCluster",

@@ -78,6 +78,42 @@ class DelegatingBackend(StorageBackend):
         return self.inner.put_if_absent(key, data)
 
 
+class CountingBackend(DelegatingBackend):
+    """Counts the bytes each read returns, per key (``get``, ``get_range`` and ``get_stream``).
+
+    ``reads[key]`` lists ``(op, bytes)`` per call, in order; :meth:`read` sums them.
+    """
+
+    def __init__(self, inner: StorageBackend) -> None:
+        super().__init__(inner)
+        self.reads: dict[str, list[tuple[str, int]]] = {}
+        self._lock = threading.Lock()
+
+    def _count(self, op: str, key: str, n: int) -> None:
+        with self._lock:
+            self.reads.setdefault(key, []).append((op, n))
+
+    def read(self, key: str) -> int:
+        """Bytes read of ``key`` so far."""
+        with self._lock:
+            return sum(n for _, n in self.reads.get(key, []))
+
+    def get(self, key: str) -> bytes:
+        data = super().get(key)
+        self._count("get", key, len(data))
+        return data
+
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        data = super().get_range(key, start, end)
+        self._count("get_range", key, len(data))
+        return data
+
+    def get_stream(self, key: str, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[bytes]:
+        for chunk in super().get_stream(key, chunk_size):
+            self._count("get_stream", key, len(chunk))
+            yield chunk
+
+
 @dataclass(frozen=True, slots=True)
 class Fault:
     """Fail calls of ``op`` on keys containing ``key``: the ``nth`` such call and ``times - 1`` after it."""

@@ -74,6 +74,17 @@ whose manifest's ``continues`` says where each partition's Rust part ends.
     zstd-stream segment from the whole-segment encoder. The segments and
     indexes that hold zstd-stream are version 7; the rest stays version 1.
 
+``v8`` (restart points in index entries) holds one backup:
+
+``ranged``
+    ``clicks[0]``: a zstd-stream segment of five blocks with a restart
+    interval every two blocks (three intervals; timestamps out of order
+    inside blocks and across intervals; an incompressible block stored raw),
+    whose index entry lists its three restart points, then a one-block
+    segment whose entry lists none; ``clicks[1]``: a zstd (``zstd_mode:
+    block``) segment of three blocks, two intervals. Both indexes are
+    version 8; the segments keep their codec's version (7 and 1).
+
 ``v2`` (the lz4 codec) holds one backup:
 
 ``lz4``
@@ -123,6 +134,7 @@ from libkb.format.segment import (
     CODEC_ZSTD,
     CODEC_ZSTD_STREAM,
     FORMAT_VERSION,
+    RESTART_POINTS_VERSION,
     ZSTD_STREAM_VERSION,
     BlockEncoder,
     Record,
@@ -875,6 +887,107 @@ def write_stream(backend: StorageBackend) -> None:
     backend.put(lease_generation_key(bid, 1), replace(lease, released=True).to_json())
 
 
+# -- backup "ranged" (v8): restart points in index entries ------------------------------------
+
+RUN10_MS = 1_704_844_800_000  # 2024-01-10T00:00:00Z
+
+#: clicks[0]'s first segment, zstd-stream with a restart interval every two blocks: three
+#: intervals (blocks 0-1, 2-3, 4). Timestamps are out of order inside blocks and across intervals
+#: (interval 1's smallest is below interval 0's largest); block 2 holds noise (it does not halve, so
+#: block 3 is sampled) and block 3 is incompressible (stored raw); offset 5 and offset 10 (the
+#: coverage's last) hold no record.
+RANGED_0_BLOCKS: list[list[Record]] = [
+    [(0, RUN10_MS + 100, 1, b"user-1", _ROW, None), (1, RUN10_MS + 50, 1, b"user-2", _ROW[:160], None)],
+    [(2, RUN10_MS + 200, 1, b"user-1", _ROW, [("src", b"web")]), (3, RUN10_MS + 150, 2, None, b"", None)],
+    [
+        (4, RUN10_MS + 300, 1, b"user-3", _ROW[:240], None),
+        (6, RUN10_MS + 90, 1, b"user-1", _noise(4, 600), None),
+    ],
+    [(7, RUN10_MS + 400, 1, b"blob", _noise(3, 1024), [("kind", None)])],
+    [(8, RUN10_MS + 500, 1, b"user-2", _ROW[:200], None), (9, -1, 0, b"user-2", None, None)],
+]
+#: clicks[0]'s second segment: one block, one interval (its entry lists no restart points).
+RANGED_0_TAIL: list[Record] = [(11, RUN10_MS + 600, 1, b"user-4", b"last", None)]
+#: clicks[1]: a zstd (zstd_mode: block) segment of three blocks, an interval every two: its blocks
+#: decode alone, the points say where each pair starts. The segment stays version 1.
+RANGED_1_BLOCKS: list[list[Record]] = [
+    [(0, RUN10_MS + 10, 1, b"k", b"block zero " * 8, None)],
+    [(1, RUN10_MS + 20, 1, b"k", b"block one " * 8, None)],
+    [(2, RUN10_MS + 5, 1, b"k", b"block two " * 8, [("late", b"1")])],
+]
+
+
+def write_ranged_segment(
+    backend: StorageBackend,
+    place: tuple[str, str, int, int, int],
+    blocks: Sequence[Sequence[Record]],
+    codec: int,
+    created_ms: int,
+    restart_blocks: int,
+) -> SegmentEntry:
+    """A segment as the engine stores one, and its index entry with the writer's restart points."""
+    backup_id, topic, partition, base, end = place
+    writer = SegmentWriter(topic, partition, base, codec, created_ms, restart_blocks=restart_blocks)
+    streamer = StreamEncoder(3, restart_blocks) if codec == CODEC_ZSTD_STREAM else None
+    parts: list[bytes | bytearray] = [writer.header]
+    for records in blocks:
+        encoder = BlockEncoder()
+        for record in records:
+            encoder.add(*record)
+        raw = encoder.take()
+        place_ = BlockContext(topic, partition, base, writer.block_count, len(raw.data))
+        parts += writer.add_block(raw.stream(streamer, place_) if streamer else raw.compress(codec, 3))
+    footer, tail = writer.finish(end)
+    parts.append(tail)
+    key = segment_key(backup_id, topic, partition, base)
+    backend.put_stream(key, iter(parts))
+    return SegmentEntry.from_footer(key, base, footer, writer.size, CODEC_NAMES[codec], None, writer.restarts)
+
+
+def write_ranged(backend: StorageBackend) -> None:
+    bid = "ranged"
+    run = RunInfo("20240110T000000Z-abcdef01", RUN10_MS, mode="snapshot")
+    lease = LeaseInfo(run.run_id, "backup-host-10", 1010, RUN10_MS + 60_000, generation=1)
+    take_lease(backend, bid, 1, lease)
+    manifest = Manifest(
+        backup_id=bid,
+        created_ms=RUN10_MS,
+        updated_ms=RUN10_MS,
+        compression="zstd",
+        topics={"clicks": TopicInfo(2, 1, {})},
+        runs=[run],
+        source_cluster_id="ranged-cluster-0000000",
+        libkb_version=__version__,
+    )
+    backend.put(manifest_key(bid), manifest.to_json())
+    i0, i1 = PartitionIndex("clicks", 0), PartitionIndex("clicks", 1)
+    i0.segments.append(
+        write_ranged_segment(
+            backend, (bid, "clicks", 0, 0, 11), RANGED_0_BLOCKS, CODEC_ZSTD_STREAM, RUN10_MS + 5000, 2
+        )
+    )
+    backend.put(index_key(bid, "clicks", 0), i0.to_json())
+    i1.segments.append(
+        write_ranged_segment(
+            backend, (bid, "clicks", 1, 0, 3), RANGED_1_BLOCKS, CODEC_ZSTD, RUN10_MS + 5000, 2
+        )
+    )
+    backend.put(index_key(bid, "clicks", 1), i1.to_json())
+    i0.segments.append(
+        write_ranged_segment(
+            backend, (bid, "clicks", 0, 11, 12), [RANGED_0_TAIL], CODEC_ZSTD_STREAM, RUN10_MS + 6000, 2
+        )
+    )
+    backend.put(index_key(bid, "clicks", 0), i0.to_json())
+    run.status, run.finished_ms = "complete", RUN10_MS + 60_000
+    groups = [GroupOffsets("dashboards", {"clicks": {0: 7, 1: 3}})]
+    backend.put(groups_key(bid), groups_to_json(groups, RUN10_MS + 59_000))
+    run.records, run.bytes = stats(*RANGED_0_BLOCKS, RANGED_0_TAIL, *RANGED_1_BLOCKS)
+    manifest.updated_ms = run.finished_ms
+    backend.put(manifest_key(bid), manifest.to_json())
+    backend.put(lease_generation_key(bid, 1), replace(lease, released=True).to_json())
+
+
 #: What each format version's fixture holds: the writers of its backups.
 WRITERS: dict[int, tuple[Callable[[StorageBackend], None], ...]] = {
     1: (write_full, write_crashed),
@@ -884,6 +997,7 @@ WRITERS: dict[int, tuple[Callable[[StorageBackend], None], ...]] = {
     5: (write_full, write_crashed, write_recreated),
     ENCRYPTION_VERSION: (write_sealed,),
     ZSTD_STREAM_VERSION: (write_stream,),
+    RESTART_POINTS_VERSION: (write_ranged,),
 }
 
 
