@@ -24,6 +24,7 @@ from libkb.catalog import validate_backup
 from libkb.config import JobConfig, parse_config
 from libkb.errors import FormatError
 from libkb.format.models import PartitionIndex, SegmentEntry, index_key
+from libkb.format.restarts import RestartPoint
 from libkb.format.segment import BlockInfo, Record, SegmentReader, block_records
 from libkb.storage import FilesystemConfig, MemoryConfig, StorageBackend, create_backend_from_config
 from tests.cli.stored import flip_byte
@@ -74,9 +75,11 @@ def config(**backup: Any) -> JobConfig:
     return backup_config(block_bytes=1024, segment_max_records=100_000, zstd_restart_blocks=RESTART, **backup)
 
 
-def the_segment(backend: StorageBackend) -> SegmentEntry:
+def the_segment(backend: StorageBackend) -> tuple[SegmentEntry, tuple[RestartPoint, ...]]:
+    """The partition's one segment, and the restart points its index entry lists (several)."""
     (entry,) = stored_index(backend, BACKUP_ID, TOPIC, 0).segments
     assert entry.restarts is not None and len(entry.restarts) > 4
+    return entry, entry.restarts
     return entry
 
 
@@ -114,7 +117,7 @@ def test_a_time_window_from_mid_segment_reads_at_most_one_restart_interval_befor
     backend: StorageBackend,
 ) -> None:
     kafka = one_segment(backend)
-    entry = the_segment(backend)
+    entry, points = the_segment(backend)
     low, high = stamp(300), stamp(450)
 
     target, counting = restore(backend, time_window_start=low, time_window_end=high)
@@ -125,12 +128,12 @@ def test_a_time_window_from_mid_segment_reads_at_most_one_restart_interval_befor
     # One ranged read, from the start of the interval holding the window's first record to the end.
     assert counting.reads[entry.key] == [("get_range", entry.size - start)]
     assert counting.read(entry.key) <= entry.size - start < entry.size
-    assert start > entry.restarts[1].position  # the window starts past the second interval
+    assert start > points[1].position  # the window starts past the second interval
 
 
 def test_an_offset_range_from_mid_segment_reads_from_its_restart_interval(backend: StorageBackend) -> None:
     kafka = one_segment(backend)
-    entry = the_segment(backend)
+    entry, _ = the_segment(backend)
     start, end = 333, 420
 
     target, counting = restore(backend, offset_ranges={TOPIC: {0: [start, end]}})
@@ -145,7 +148,7 @@ def test_a_window_from_the_first_interval_or_no_filter_reads_the_segment_whole(
     backend: StorageBackend,
 ) -> None:
     kafka = one_segment(backend)
-    entry = the_segment(backend)
+    entry, _ = the_segment(backend)
     target, counting = restore(backend, time_window_start=stamp(3))
     assert restored(target) == source_records(kafka, lambda r: r[1] >= stamp(3))
     assert counting.reads[entry.key] == [("get", entry.size)]
@@ -158,7 +161,7 @@ def test_an_encrypted_segment_is_read_from_its_restart_point_too(
 ) -> None:
     key = env_key(monkeypatch, "kek-1", new_key())
     kafka = one_segment(backend, job=encrypted(config(), key))
-    entry = the_segment(backend)
+    entry, points = the_segment(backend)
     assert entry.encryption is not None
     low = stamp(400)
     counting = CountingBackend(backend)
@@ -168,8 +171,8 @@ def test_an_encrypted_segment_is_read_from_its_restart_point_too(
     assert restored(target) == source_records(kafka, lambda r: r[1] >= low)
     # Before anything is written every seal is checked (a read of the header and one of the footer);
     # the records come from one ranged read of the tail.
-    start = next(p.position for p in entry.restarts if p.max_timestamp >= low)
-    assert start > entry.restarts[1].position
+    start = next(p.position for p in points if p.max_timestamp >= low)
+    assert start > points[1].position
     tail = entry.size - start
     loads = [n for op, n in counting.reads[entry.key] if n > 1024]
     assert loads == [tail] and ("get", entry.size) not in counting.reads[entry.key]
@@ -177,7 +180,7 @@ def test_an_encrypted_segment_is_read_from_its_restart_point_too(
 
 def test_corruption_in_the_part_read_is_named_and_before_it_is_never_read(backend: StorageBackend) -> None:
     one_segment(backend)
-    entry = the_segment(backend)
+    entry, _ = the_segment(backend)
     blocks = [b for b, _ in blocks_of(backend.get(entry.key))]
     low = stamp(450)
     start = interval_start(backend.get(entry.key), lambda r: r[1] >= low)
@@ -202,8 +205,8 @@ def test_corruption_in_the_part_read_is_named_and_before_it_is_never_read(backen
 
 def test_a_corrupt_block_head_in_the_part_read_is_named(backend: StorageBackend) -> None:
     one_segment(backend)
-    entry = the_segment(backend)
-    point = entry.restarts[3]
+    entry, points = the_segment(backend)
+    point = points[3]
     blocks = [b for b, _ in blocks_of(backend.get(entry.key))]
     head = blocks[point.block_index + 1]
     flip_byte(backend, entry.key, head.position + 13)  # its first offset, +16384
@@ -219,12 +222,11 @@ def test_an_index_whose_restart_point_is_off_is_refused_and_named(backend: Stora
     """A point that does not start a block where the index says: the restore stops, naming the segment;
     ``validate --deep`` (which reads segments whole) says which point is wrong."""
     one_segment(backend)
-    entry = the_segment(backend)
-    points = list(entry.restarts)
+    entry, points = the_segment(backend)
     moved = points[2]
-    points[2] = replace(moved, position=moved.position + 32)  # inside the block's payload
+    wrong = (*points[:2], replace(moved, position=moved.position + 32), *points[3:])  # inside a payload
     index = stored_index(backend, BACKUP_ID, TOPIC, 0)
-    index.segments[0] = replace(entry, restarts=tuple(points))
+    index.segments[0] = replace(entry, restarts=wrong)
     backend.put(index_key(BACKUP_ID, TOPIC, 0), index.to_json())
     with pytest.raises(FormatError, match=re.escape(entry.key)):
         restore_engine(
