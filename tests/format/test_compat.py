@@ -73,6 +73,7 @@ from libkb.format.segment import (
     encode_segment,
 )
 from libkb.restore.engine import RestoreEngine
+from libkb.source import Wanted, open_backup
 from libkb.storage import FilesystemConfig, StorageBackend, create_backend_from_config
 from tests.fakes import FakeKafka
 from tests.format.make_compat_fixture import write_fixture
@@ -856,6 +857,46 @@ def test_leases(backend: StorageBackend, expected: Expected) -> None:
     for backup_id in expected.manifests:
         if backup_id not in expected.leases:
             assert not backend.exists(legacy_lease_key(backup_id))
+
+
+def test_restart_points_are_where_the_documentation_says(backend: StorageBackend, expected: Expected) -> None:
+    """Each ``restarts`` array, read from the raw JSON, against the segment's bytes walked per spec."""
+    for key in expected.indexes:
+        for seg in json.loads(backend.get(key))["segments"]:
+            if "restarts" not in seg:
+                continue
+            data = backend.get(seg["key"])
+            (header_len,) = struct.unpack_from("<I", data, 8)
+            heads, pos = [], header_len
+            while pos < len(data) - 76:
+                block_len, _, count, first, _, _ = struct.unpack_from("<IIIqqI", data, pos)
+                heads.append((pos, count, first))
+                pos += 4 + block_len
+            stamps = [[r[1] for r in block] for block in parse_per_spec(data)["blocks"]]
+            points = seg["restarts"]
+            assert len(points) >= 2 and points[0][:4] == [header_len, 0, seg["first_offset"], 0]
+            ends = [p[1] for p in points[1:]] + [len(heads)]
+            for (position, index, first, before, low, high), end in zip(points, ends, strict=True):
+                assert (heads[index][0], heads[index][2]) == (position, first)
+                assert sum(h[1] for h in heads[:index]) == before
+                assert (low, high) == (
+                    min(min(s) for s in stamps[index:end]),
+                    max(max(s) for s in stamps[index:end]),
+                )
+
+
+def test_a_version_8_segment_is_read_from_the_restart_point_a_restore_needs() -> None:
+    with create_backend_from_config(FilesystemConfig(path=str(COMPAT_ROOT / "v8"))) as backend:
+        source = open_backup(backend, "ranged")
+        entry = source.readable_coverage("clicks", 0).segments[0]
+        stored = source.load(entry, Wanted(0, 11, low=R10 + 300))  # interval 0 is older than that
+        assert stored.read_bytes == entry.size - 284  # from interval 1's first block head
+        got = [r for batch in stored.batches(0, 11) for r in batch]
+        assert [r[0] for r in got] == [4, 6, 7, 8, 9]  # intervals 1 and 2, whole blocks
+        assert source.load(entry).read_bytes == entry.size
+        assert (
+            source.load(entry, Wanted(0, 11, low=R10 + 90)).read_bytes == entry.size
+        )  # interval 0 may hold it
 
 
 # -- what users run on it: list, validate --deep, restore ---------------------------------------
