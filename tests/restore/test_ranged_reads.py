@@ -262,3 +262,46 @@ def test_segments_without_restart_points_are_still_read_whole(tmp_path: Path) ->
         assert restore_engine(target, counting, job).run().status == "complete"
         assert counting.reads[entry.key] == [("get", entry.size)]
         assert [r.timestamp for r in target.cluster.records("metrics", 0)] == [R8 + 6, R8 + 8]
+
+
+def _restated(backend: StorageBackend, entry: SegmentEntry, points: tuple[RestartPoint, ...]) -> None:
+    index = stored_index(backend, BACKUP_ID, TOPIC, 0)
+    index.segments[0] = replace(entry, restarts=points)
+    backend.put(index_key(BACKUP_ID, TOPIC, 0), index.to_json())
+
+
+def test_deep_validation_checks_every_restart_point_against_the_segment(backend: StorageBackend) -> None:
+    one_segment(backend)
+    entry, points = the_segment(backend)
+    assert validate_backup(backend, BACKUP_ID, deep=True).ok
+    blocks = blocks_of(backend.get(entry.key))
+    # A point one block later: its stats are that block's, but the block continues a zstd frame.
+    at = points[2].block_index + 1
+    info = blocks[at][0]
+    span = [r for _, rs in blocks[at : points[3].block_index] for r in rs]
+    later = RestartPoint(
+        info.position,
+        at,
+        info.first_offset,
+        sum(len(rs) for _, rs in blocks[:at]),
+        min(r[1] for r in span),
+        max(r[1] for r in span),
+    )
+    _restated(backend, entry, (*points[:2], later, *points[3:]))
+    problems = validate_backup(backend, BACKUP_ID, deep=True).problems
+    assert (
+        f"{entry.key}: the index lists a restart point at block {at}, where zstd-stream decoding cannot start"
+        in (" ".join(problems))
+    )
+    # A restore that starts there is refused, naming the segment and the block.
+    with pytest.raises(
+        FormatError, match=rf"{re.escape(entry.key)}: the block of .*: block {at} continues a zstd context"
+    ):
+        restore_engine(
+            FakeKafka(), backend, restore_config(offset_ranges={TOPIC: {0: [info.first_offset, 10**6]}})
+        ).run()
+
+    wrong = replace(points[1], max_timestamp=points[1].max_timestamp - 1)  # a record of it is newer
+    _restated(backend, entry, (points[0], wrong, *points[2:]))
+    problems = validate_backup(backend, BACKUP_ID, deep=True).problems
+    assert [p for p in problems if f"restart point at block {points[1].block_index} states" in p]
