@@ -78,9 +78,9 @@ _SPARE_BUFFERS = 16
 
 
 def stream_contexts(max_bytes_in_flight: int) -> int:
-    """How many zstd-stream contexts a run keeps: their windows (and what the zstd tables take)
-    within the bytes in flight again, so memory stays about twice ``max_bytes_in_flight``."""
-    return max(1, max_bytes_in_flight // (2 << WINDOW_LOG))
+    """How many zstd-stream contexts a run keeps: a window each per ``max_bytes_in_flight``
+    (with the zstd tables, about ``max_bytes_in_flight`` again: 8 by default)."""
+    return max(1, max_bytes_in_flight // (1 << WINDOW_LOG))
 
 
 class PartitionLane:

@@ -180,7 +180,7 @@ class BackupOptions:
     #: Uncompressed bytes per compressed block (the unit of compression and of reads).
     block_bytes: int = 1 * MiB
     #: Uncompressed bytes handed off but not yet stored; bounds memory.
-    max_bytes_in_flight: int = 128 * MiB
+    max_bytes_in_flight: int = 64 * MiB
     compression_threads: int = 2
     #: A run's lease on its backup id expires this long after its last renewal.
     lease_ttl_secs: float = 60.0

@@ -242,7 +242,7 @@ def stream_pipeline(store: Store, owner: Owner, budget: int) -> StorePipeline:
     )
 
 
-@pytest.mark.parametrize(("budget", "contexts"), [(128 << 20, 8), (16 << 20, 1)])
+@pytest.mark.parametrize(("budget", "contexts"), [(64 << 20, 8), (8 << 20, 1)])
 def test_zstd_stream_keeps_at_most_its_contexts_and_a_dropped_one_restarts(
     store: Store, owner: Owner, budget: int, contexts: int
 ) -> None:
