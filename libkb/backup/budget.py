@@ -8,9 +8,10 @@ back, and it gives those back once storage has taken it. When the budget is
 full the consuming thread waits (or closes a segment early, see
 :mod:`libkb.backup.builder`) instead of reading on.
 
-Charging stored bytes, not raw ones, is what lets a segment of compressible
-records grow to ``segment_max_bytes`` at any partition count: a segment
-closed early starts a new compression frame, which costs stored bytes.
+Charging stored bytes, not raw ones, is what lets a segment of records that
+compress well grow past its share of the budget in raw bytes (up to
+``segment_max_bytes``): a segment closed early starts a new compression
+frame, which costs stored bytes.
 """
 
 from __future__ import annotations

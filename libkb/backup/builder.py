@@ -19,9 +19,9 @@ decided here:
   the time, so that a partition's next segment fills while the previous one
   is stored instead of waiting for it, and a restore, which holds a segment
   per partition and reads the next one ahead, holds about the budget too.
-  Compressible records therefore fill segments to ``segment_max_bytes``
-  whatever the partition count, and each segment starts one compression
-  frame, not many;
+  Records that compress well therefore fill segments far past their share
+  in raw bytes (up to ``segment_max_bytes``), and each segment starts one
+  compression frame, not many;
 - **budget full**: the open segment holding the most budget closes early so
   its upload can give memory back; if uploads already hold half the budget,
   or blocks waiting for compression do (which gives most of it back), the
