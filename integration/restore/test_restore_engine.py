@@ -31,7 +31,13 @@ from libkb.catalog import BackupNotFoundError, validate_backup
 from libkb.config import parse_config
 from libkb.errors import ConfigError, FormatError
 from libkb.format.models import TOPIC_IDS_VERSION, PartitionIndex, index_key, manifest_key
-from libkb.format.segment import Record, SegmentError, SegmentReader
+from libkb.format.segment import (
+    RESTART_POINTS_VERSION,
+    ZSTD_STREAM_VERSION,
+    Record,
+    SegmentError,
+    SegmentReader,
+)
 from libkb.kafka.admin import KafkaAdmin
 from libkb.restore.engine import RestoreEngine, RestoreError, RestoreResult
 from libkb.restore.topics import TargetTopicError
@@ -235,15 +241,18 @@ def test_lz4_round_trip_on_every_backend_is_exact(
 
 
 def _check_stream_stored(store: StorageBackend, topic: str, partitions: int, records: int) -> None:
-    """Deep-valid; zstd-stream segments (format version 7), the incompressible blocks raw or alone."""
+    """Deep-valid; zstd-stream segments (format version 7, their index version 8: several restart
+    intervals each, listed), the incompressible blocks raw or alone."""
     report = validate_backup(store, "bk", deep=True)
     assert report.ok and report.checked_records == records, report.problems
     kinds = set()
     for p in range(partitions):
         index = PartitionIndex.from_json(store.get(index_key("bk", topic, p)))
-        assert index.format_version == 7 and {e.codec for e in index.segments} == {"zstd-stream"}
+        assert index.format_version == RESTART_POINTS_VERSION and all(e.restarts for e in index.segments)
+        assert {e.codec for e in index.segments} == {"zstd-stream"}
         for entry in index.segments:
             data = store.get(entry.key)
+            assert data[4] == ZSTD_STREAM_VERSION  # the segment's own version
             kinds |= {data[b.position + 32] for b in SegmentReader(data, name=entry.key).blocks()}
     assert {1, 2} <= kinds and kinds & {0, 3}  # continue, restart; the incompressible: raw or alone
 
