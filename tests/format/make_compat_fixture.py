@@ -138,6 +138,7 @@ from libkb.format.segment import (
     ZSTD_STREAM_VERSION,
     BlockEncoder,
     Record,
+    SegmentFooter,
     SegmentReader,
     SegmentWriter,
     encode_segment,
@@ -819,6 +820,30 @@ STREAM_1_A: list[Record] = [(0, RUN8_MS + 10, 1, b"k", b"zstd block " * 9, None)
 STREAM_1_B: list[Record] = [(1, RUN8_MS + 11, 1, b"k", b"zstd stream " * 9, None)]
 
 
+def blocks_segment(
+    place: tuple[str, int, int, int],
+    blocks: Sequence[Sequence[Record]],
+    codec: int,
+    created_ms: int,
+    restart_blocks: int,
+) -> tuple[bytes, SegmentWriter, SegmentFooter]:
+    """A segment of exactly these blocks, encoded as the store pipeline encodes them (one
+    StreamEncoder across a zstd-stream segment's blocks), its writer (restart points) and footer."""
+    topic, partition, base, end = place
+    writer = SegmentWriter(topic, partition, base, codec, created_ms, restart_blocks=restart_blocks)
+    streamer = StreamEncoder(3, restart_blocks) if codec == CODEC_ZSTD_STREAM else None
+    parts: list[bytes | bytearray] = [writer.header]
+    for records in blocks:
+        encoder = BlockEncoder()
+        for record in records:
+            encoder.add(*record)
+        raw = encoder.take()
+        context = BlockContext(topic, partition, base, writer.block_count, len(raw.data))
+        parts += writer.add_block(raw.stream(streamer, context) if streamer else raw.compress(codec, 3))
+    footer, tail = writer.finish(end)
+    return b"".join([*parts, tail]), writer, footer
+
+
 def write_stream_segment(
     backend: StorageBackend,
     backup_id: str,
@@ -830,21 +855,12 @@ def write_stream_segment(
     created_ms: int,
     restart_blocks: int,
 ) -> SegmentEntry:
-    """Stream a zstd-stream segment as the engine does: one StreamEncoder across its blocks."""
-    writer = SegmentWriter(topic, partition, base, CODEC_ZSTD_STREAM, created_ms)
-    streamer = StreamEncoder(3, restart_blocks)
-    parts: list[bytes | bytearray] = [writer.header]
-    for records in blocks:
-        encoder = BlockEncoder()
-        for record in records:
-            encoder.add(*record)
-        raw = encoder.take()
-        place = BlockContext(topic, partition, base, writer.block_count, len(raw.data))
-        parts += writer.add_block(raw.stream(streamer, place))
-    footer, tail = writer.finish(end)
-    parts.append(tail)
+    """A zstd-stream segment as the engine streams one; its entry lists no restart points (version 7)."""
+    data, writer, footer = blocks_segment(
+        (topic, partition, base, end), blocks, CODEC_ZSTD_STREAM, created_ms, restart_blocks
+    )
     key = segment_key(backup_id, topic, partition, base)
-    backend.put_stream(key, iter(parts))
+    backend.put(key, data)
     return SegmentEntry.from_footer(key, base, footer, writer.size, CODEC_NAMES[CODEC_ZSTD_STREAM])
 
 
@@ -927,20 +943,11 @@ def write_ranged_segment(
 ) -> SegmentEntry:
     """A segment as the engine stores one, and its index entry with the writer's restart points."""
     backup_id, topic, partition, base, end = place
-    writer = SegmentWriter(topic, partition, base, codec, created_ms, restart_blocks=restart_blocks)
-    streamer = StreamEncoder(3, restart_blocks) if codec == CODEC_ZSTD_STREAM else None
-    parts: list[bytes | bytearray] = [writer.header]
-    for records in blocks:
-        encoder = BlockEncoder()
-        for record in records:
-            encoder.add(*record)
-        raw = encoder.take()
-        place_ = BlockContext(topic, partition, base, writer.block_count, len(raw.data))
-        parts += writer.add_block(raw.stream(streamer, place_) if streamer else raw.compress(codec, 3))
-    footer, tail = writer.finish(end)
-    parts.append(tail)
+    data, writer, footer = blocks_segment(
+        (topic, partition, base, end), blocks, codec, created_ms, restart_blocks
+    )
     key = segment_key(backup_id, topic, partition, base)
-    backend.put_stream(key, iter(parts))
+    backend.put(key, data)
     return SegmentEntry.from_footer(key, base, footer, writer.size, CODEC_NAMES[codec], None, writer.restarts)
 
 

@@ -21,14 +21,11 @@ from libkb.format.segment import (
     FOOTER_SIZE,
     RESTART_POINTS_VERSION,
     ZSTD_STREAM_VERSION,
-    BlockEncoder,
     Record,
     SegmentReader,
-    SegmentWriter,
     stated_header,
 )
-from libkb.format.transforms import BlockContext
-from libkb.format.zstream import StreamEncoder
+from tests.format.make_compat_fixture import blocks_segment
 
 KEY = segment_key("b", "clicks", 2, 100)
 
@@ -55,18 +52,7 @@ def written(
     codec: int, restart_blocks: int, blocks: list[list[Record]] = BLOCKS
 ) -> tuple[bytes, SegmentEntry]:
     """A segment of ``blocks`` as the store pipeline writes one, and its index entry."""
-    writer = SegmentWriter("clicks", 2, 100, codec, 0, restart_blocks=restart_blocks)
-    streamer = StreamEncoder(3, restart_blocks) if codec == CODEC_ZSTD_STREAM else None
-    parts: list[bytes | bytearray] = [writer.header]
-    for records in blocks:
-        encoder = BlockEncoder()
-        for record in records:
-            encoder.add(*record)
-        raw = encoder.take()
-        place = BlockContext("clicks", 2, 100, writer.block_count, len(raw.data))
-        parts += writer.add_block(raw.stream(streamer, place) if streamer else raw.compress(codec))
-    footer, tail = writer.finish(120)
-    data = b"".join([*parts, tail])
+    data, writer, footer = blocks_segment(("clicks", 2, 100, 120), blocks, codec, 0, restart_blocks)
     return data, SegmentEntry.from_footer(
         KEY, 100, footer, len(data), CODEC_NAMES[codec], None, writer.restarts
     )
