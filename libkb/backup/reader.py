@@ -157,7 +157,10 @@ class PartitionReader:
                 break
             # Typed Any: the stubs make offset()/topic() Optional, which a
             # per-record check would pay for at runtime.
-            msgs: list[Any] = consumer.consume(_BATCH, poll_secs) if assignment else []
+            # consume() waits for a full batch (or the timeout): near a snapshot's end ask for no
+            # more than the offsets left, so the last records come back without the wait.
+            want = _BATCH if continuous else max(1, min(_BATCH, self.remaining()))
+            msgs: list[Any] = consumer.consume(want, poll_secs) if assignment else []
             i, n = 0, len(msgs)
             while i < n:
                 msg = msgs[i]

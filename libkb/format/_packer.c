@@ -211,6 +211,53 @@ static PyObject *call0(PyObject *obj, PyObject *name) {
     return PyObject_VectorcallMethod(name, args, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
 }
 
+/*
+ * The getters of the message type last seen, as C functions: confluent-kafka's
+ * Message methods are METH_NOARGS C methods, so msg.key() is key(msg, NULL)
+ * once the type is known. Looking each name up per record (type dict, method
+ * descriptor, vectorcall) cost about a tenth of the consuming thread's time.
+ * Any other type (a Python subclass, a test double) goes through call0.
+ */
+enum { M_ERROR, M_PARTITION, M_TOPIC, M_OFFSET, M_TIMESTAMP, M_KEY, M_VALUE, M_HEADERS, M_COUNT };
+static PyObject **m_names[M_COUNT] = {&s_error, &s_partition, &s_topic, &s_offset,
+                                      &s_timestamp, &s_key, &s_value, &s_headers};
+static PyTypeObject *m_type;   /* strong reference, or NULL */
+static PyCFunction m_func[M_COUNT];
+
+/* Learn the getters of type(msg) if they are all C METH_NOARGS methods; else forget the last type. */
+static void learn_type(PyObject *msg) {
+    PyTypeObject *type = Py_TYPE(msg);
+    if (type == m_type)
+        return;
+    Py_CLEAR(m_type);
+    PyCFunction found[M_COUNT];
+    for (int i = 0; i < M_COUNT; i++) {
+        PyObject *d = PyObject_GetAttr((PyObject *)type, *m_names[i]);
+        if (d == NULL) {
+            PyErr_Clear();
+            return;
+        }
+        int ok = Py_IS_TYPE(d, &PyMethodDescr_Type) &&
+                 ((PyMethodDescrObject *)d)->d_method->ml_flags == METH_NOARGS;
+        if (ok)
+            found[i] = ((PyMethodDescrObject *)d)->d_method->ml_meth;
+        Py_DECREF(d);
+        if (!ok)
+            return;
+    }
+    if (type->tp_dictoffset != 0)
+        return; /* instances could shadow a method */
+    memcpy(m_func, found, sizeof(found));
+    Py_INCREF(type);
+    m_type = type;
+}
+
+static PyObject *get(PyObject *msg, int which) {
+    if (Py_TYPE(msg) == m_type)
+        return m_func[which](msg, NULL);
+    return call0(msg, *m_names[which]);
+}
+
 static int as_int64(PyObject *v, int64_t *out) {
     if (!PyLong_CheckExact(v))
         return 0;
@@ -241,14 +288,14 @@ static int pack_one(PyObject *msg, Out *o, PyObject *topic, long partition, int6
     Py_ssize_t mark = o->pos;
     int r = -1;
 
-    if (!(err = call0(msg, s_error)))
+    if (!(err = get(msg, M_ERROR)))
         goto done;
     if (err != Py_None) {
         *reason = STOP_EVENT;
         r = 0;
         goto done;
     }
-    if (!(v = call0(msg, s_partition)))
+    if (!(v = get(msg, M_PARTITION)))
         goto done;
     {
         long p = PyLong_Check(v) ? PyLong_AsLong(v) : -2;
@@ -262,7 +309,7 @@ static int pack_one(PyObject *msg, Out *o, PyObject *topic, long partition, int6
         }
     }
     if (topic != Py_None) {
-        if (!(v = call0(msg, s_topic)))
+        if (!(v = get(msg, M_TOPIC)))
             goto done;
         int same = v == topic ? 1 : PyObject_RichCompareBool(v, topic, Py_EQ);
         Py_CLEAR(v);
@@ -274,7 +321,7 @@ static int pack_one(PyObject *msg, Out *o, PyObject *topic, long partition, int6
             goto done;
         }
     }
-    if (!(v = call0(msg, s_offset)))
+    if (!(v = get(msg, M_OFFSET)))
         goto done;
     r = as_int64(v, &offset);
     Py_CLEAR(v);
@@ -289,7 +336,7 @@ static int pack_one(PyObject *msg, Out *o, PyObject *topic, long partition, int6
         r = 0;
         goto done;
     }
-    if (!(ts = call0(msg, s_timestamp)))
+    if (!(ts = get(msg, M_TIMESTAMP)))
         goto done;
     if (!PyTuple_CheckExact(ts) || PyTuple_GET_SIZE(ts) != 2) {
         *reason = STOP_UNUSUAL;
@@ -307,7 +354,7 @@ static int pack_one(PyObject *msg, Out *o, PyObject *topic, long partition, int6
             goto done;
         }
     }
-    if (!(key = call0(msg, s_key)) || !(value = call0(msg, s_value)) || !(headers = call0(msg, s_headers)))
+    if (!(key = get(msg, M_KEY)) || !(value = get(msg, M_VALUE)) || !(headers = get(msg, M_HEADERS)))
         goto done;
 
     if (out_reserve(o, 1 + 3 * HEAD_ROOM) < 0)
@@ -377,6 +424,8 @@ static PyObject *pack_messages(PyObject *self, PyObject *const *args, Py_ssize_t
     Stats st = {0, -1, -1, -1, -1};
     int reason = STOP_END;
     Py_ssize_t i = start;
+    if (i < PyList_GET_SIZE(msgs))
+        learn_type(PyList_GET_ITEM(msgs, i));
     while (i < PyList_GET_SIZE(msgs)) {
         if (o.pos >= limit) {
             reason = STOP_FULL;

@@ -25,6 +25,7 @@ bytes.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import zstandard
@@ -224,11 +225,19 @@ class StreamDecoder:
     by this decoder is refused (the reader starts at the restart point).
     """
 
-    __slots__ = ("_next", "_obj")
+    __slots__ = ("_alone", "_next", "_obj", "_stream")
 
     def __init__(self) -> None:
         self._obj: zstandard.ZstdDecompressionObj | None = None
         self._next = -1
+        #: The decompressors (contexts) of the restart intervals and of blocks compressed alone,
+        #: taken from :data:`_POOL` on first use and given back with the decoder.
+        self._stream: zstandard.ZstdDecompressor | None = None
+        self._alone: zstandard.ZstdDecompressor | None = None
+
+    def __del__(self) -> None:
+        # getattr: a decoder whose __init__ did not run has no slots set.
+        _give_back(getattr(self, "_stream", None), getattr(self, "_alone", None))
 
     def decode(self, payload: Buffer, index: int, raw_len: int) -> bytes:
         """Block ``index``'s raw bytes (exactly ``raw_len``); TransformError if they cannot be had."""
@@ -237,10 +246,12 @@ class StreamDecoder:
         if kind == KIND_RAW:
             out = bytes(body)
         elif kind == KIND_ALONE:
-            out = self._inflate(_decompressobj(), body, raw_len)
+            self._alone = self._alone or _take()
+            out = self._inflate(self._alone.decompressobj(), body, raw_len)
         else:
             if kind == KIND_RESTART:
-                self._obj = _decompressobj()
+                self._stream = self._stream or _take()
+                self._obj = self._stream.decompressobj()
             elif self._obj is None or index != self._next:
                 raise TransformError(
                     f"block {index} continues a zstd context whose earlier blocks were not decoded"
@@ -266,7 +277,25 @@ class StreamDecoder:
             raise TransformError(f"cannot decompress block: {exc}") from None
 
 
-def _decompressobj() -> zstandard.ZstdDecompressionObj:
-    """A new frame's decoder: a decompressor of its own (a decompressobj works in its decompressor's
-    context), refusing a window larger than the encoder's (memory per segment)."""
-    return zstandard.ZstdDecompressor(max_window_size=1 << WINDOW_LOG).decompressobj()
+#: Decompressors not in use. A decompressor holds a context whose window buffer (up to 8 MiB)
+#: is allocated on its first frame; a new one per segment or per block compressed alone made
+#: every restore fault its windows' pages in again (bench/README.rst). A decompressobj works in
+#: its decompressor's context, so each decoder takes its own and gives it back when it goes.
+_POOL: list[zstandard.ZstdDecompressor] = []
+_POOL_MAX = 16
+_pool_lock = threading.Lock()
+
+
+def _take() -> zstandard.ZstdDecompressor:
+    """A decompressor for one decoder, refusing a window larger than the encoder's (memory per segment)."""
+    with _pool_lock:
+        if _POOL:
+            return _POOL.pop()
+    return zstandard.ZstdDecompressor(max_window_size=1 << WINDOW_LOG)
+
+
+def _give_back(*decompressors: zstandard.ZstdDecompressor | None) -> None:
+    with _pool_lock:
+        for d in decompressors:
+            if d is not None and len(_POOL) < _POOL_MAX:
+                _POOL.append(d)

@@ -118,7 +118,7 @@ def until_ready(ask: Callable[[], T], timeout: float) -> T:
     retrying = Retrying(
         retry=retry_if_exception(_retriable),
         stop=stop_after_delay(timeout),
-        wait=wait_exponential(multiplier=0.1, max=2),
+        wait=wait_exponential(multiplier=0.02, max=2),  # a just-created topic is usually ready in ms
         reraise=True,
     )
     return retrying(ask)

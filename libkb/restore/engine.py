@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
@@ -376,8 +376,8 @@ class RestoreEngine:
     ) -> None:
         """Until every partition has returned: progress reports, checkpoints; stops the run if interrupted."""
         try:
-            while any(not f.done() for f in futures):
-                time.sleep(0.25)
+            # Returns as soon as the last partition does (a sleep would add up to its length to every run).
+            while wait(futures, timeout=0.25).not_done:
                 self._report(total, started)
                 checkpoints.maybe()
         except BaseException:

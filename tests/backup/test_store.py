@@ -12,7 +12,7 @@ import zstandard
 
 from libkb.backup.budget import ByteBudget, SegmentCharge
 from libkb.backup.lease import LeaseLostError
-from libkb.backup.store import PartitionLane, StorePipeline, stream_contexts
+from libkb.backup.store import STREAM_RUN, PartitionLane, StorePipeline, stream_contexts
 from libkb.format.models import MissingRange, PartitionIndex, index_key, segment_key
 from libkb.format.segment import (
     CODEC_NONE,
@@ -272,3 +272,45 @@ def test_zstd_stream_keeps_at_most_its_contexts_and_a_dropped_one_restarts(
             assert [r[0] for r in reader.records()] == list(range(40))
     finally:
         pipeline.close()
+
+
+def test_zstd_stream_blocks_queued_faster_than_encoded_keep_their_order_per_context(
+    store: Store, owner: Owner
+) -> None:
+    """A compression thread works through a context's queued blocks a run at a time, in order."""
+    pipeline = stream_pipeline(store, owner, 64 << 20)
+    try:
+        blocks: dict[int, list[Any]] = {p: [] for p in range(4)}
+        charges = [SegmentCharge(pipeline.budget) for _ in range(4)]
+        for i in range(3 * STREAM_RUN):  # several runs per context, four contexts in turn
+            for p in range(4):
+                raw = raw_block(i * 10, count=10)
+                assert pipeline.budget.try_acquire(len(raw.data))
+                charges[p].add(len(raw.data))
+                blocks[p].append(pipeline.encode(raw, BlockContext("t", p, 0, i, len(raw.data)), charges[p]))
+        for p in range(4):
+            pipeline.store_segment(lane("t", p), 0, 30 * STREAM_RUN, blocks[p], charges[p])
+        pipeline.wait()
+        assert pipeline.budget.used == pipeline.budget.unencoded == 0
+        for p in range(4):
+            data = store.backend.get(seg(0, partition=p))
+            kinds = [data[b.position + 32] for b in SegmentReader(data).blocks()]
+            assert kinds == [KIND_RESTART] + [KIND_CONTINUE] * (3 * STREAM_RUN - 1)
+            assert [r[0] for r in SegmentReader(data).records()] == list(range(30 * STREAM_RUN))
+    finally:
+        pipeline.close()
+
+
+def test_closing_the_pipeline_cancels_the_blocks_no_thread_will_encode(store: Store, owner: Owner) -> None:
+    """Nothing waits forever on a block whose context was never drained: it is done or cancelled."""
+    pipeline = stream_pipeline(store, owner, 64 << 20)
+    charge = SegmentCharge(pipeline.budget)
+    futures = []
+    for i in range(10 * STREAM_RUN):
+        raw = raw_block(i * 10, count=10)
+        charge.add(len(raw.data))
+        futures.append(pipeline.encode(raw, BlockContext("t", 0, 0, i, len(raw.data)), charge))
+    pipeline.close()
+    assert all(f.done() for f in futures)
+    finished = [f for f in futures if not f.cancelled()]
+    assert [f.result().first_offset for f in finished] == [i * 10 for i in range(len(finished))]

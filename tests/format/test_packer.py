@@ -197,6 +197,25 @@ def test_duck_typed_messages(pack: Callable[..., Any]) -> None:
 
 
 @pytest.mark.parametrize("pack", IMPLEMENTATIONS)
+def test_a_message_subclass_keeps_its_overrides_next_to_plain_messages(pack: Callable[..., Any]) -> None:
+    """The C packer calls Message's getters directly only for Message itself: a subclass's win."""
+
+    class Masked(Message):
+        def value(self) -> bytes:
+            return b"masked"
+
+    def masked(offset: int) -> Message:
+        return Masked(topic="t", partition=0, offset=offset, key=b"k", value=b"v", timestamp=(1, 5))
+
+    msgs = [msg(0), masked(1), msg(2), masked(3)]
+    out = bytearray()
+    nxt, pos, *_ = pack(msgs, 0, out, 0, 1 << 20, None, 0, -1)
+    assert nxt == 4
+    assert bytes(out[:pos]) == reference(msgs)
+    assert reference(msgs).count(b"masked") == 2
+
+
+@pytest.mark.parametrize("pack", IMPLEMENTATIONS)
 def test_a_raising_method_propagates(pack: Callable[..., Any]) -> None:
     class Broken:
         def error(self) -> None:

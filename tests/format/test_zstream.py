@@ -117,6 +117,29 @@ def test_restart_points_every_n_blocks_and_raw_blocks_leave_the_context_alone() 
     assert fresh.decode(payloads[4], 4, len(text)) == text
 
 
+def test_decoders_reuse_pooled_contexts_without_mixing_them() -> None:
+    """Decompressors go back to a pool with their decoder; interleaved and abandoned decoders stay exact."""
+    from libkb.format import zstream
+
+    def segment(seed: int) -> tuple[list[bytes], list[bytes]]:
+        encoder = StreamEncoder(3, restart_blocks=2)
+        raws = [b"".join(v for _, v, _ in datasets().records("cdc", 20_000, seed=seed + i)) for i in range(5)]
+        return raws, [encoder.encode(raw, i) for i, raw in enumerate(raws)]
+
+    (raws_a, a), (raws_b, b) = segment(1), segment(50)
+    abandoned = StreamDecoder()
+    abandoned.decode(a[0], 0, len(raws_a[0]))  # mid-frame, then dropped: its context goes back
+    del abandoned
+    assert zstream._POOL
+    one, two = StreamDecoder(), StreamDecoder()
+    for i in range(5):  # two segments decoded in turn on one thread: each in its own context
+        assert one.decode(a[i], i, len(raws_a[i])) == raws_a[i]
+        assert two.decode(b[i], i, len(raws_b[i])) == raws_b[i]
+    # A decoder that takes the abandoned context still refuses a block without its predecessors.
+    with pytest.raises(TransformError, match="block 1 continues"):
+        StreamDecoder().decode(a[1], 1, len(raws_a[1]))
+
+
 def test_an_interval_whose_probe_finds_no_gain_compresses_its_blocks_alone() -> None:
     """Distinct records gain nothing from history, which only costs CPU; a cycled pool gains."""
     for shape, partitions, alone in (("distinct", 1, True), ("cyclic", 8, False)):
