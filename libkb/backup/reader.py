@@ -104,6 +104,8 @@ class PartitionReader:
         self._assignment: list[TopicPartition] = []
         self._one_topic = True
         self._paused: list[TopicPartition] = []
+        #: Offsets a snapshot has still to read, as last counted less the messages consumed since.
+        self._left = 0
         builder.intake = self
 
     def start(self) -> None:
@@ -157,11 +159,9 @@ class PartitionReader:
                 break
             # Typed Any: the stubs make offset()/topic() Optional, which a
             # per-record check would pay for at runtime.
-            # consume() waits for a full batch (or the timeout): near a snapshot's end ask for no
-            # more than the offsets left, so the last records come back without the wait.
-            want = _BATCH if continuous else max(1, min(_BATCH, self.remaining()))
-            msgs: list[Any] = consumer.consume(want, poll_secs) if assignment else []
+            msgs: list[Any] = consumer.consume(self._want(), poll_secs) if assignment else []
             i, n = 0, len(msgs)
+            self._left -= n
             while i < n:
                 msg = msgs[i]
                 if msg.error() is not None:
@@ -203,6 +203,21 @@ class PartitionReader:
                 last_tick = now
                 tick(now)
                 one_topic = self._one_topic
+
+    def _want(self) -> int:
+        """How many messages to ask ``consume()`` for.
+
+        It waits for a full batch (or its timeout), so near a snapshot's end
+        it asks for no more than the offsets left, and the last records come
+        back without the wait. Counting them visits every partition, so it is
+        done only near the end; until then ``_left`` is the count last made
+        less the messages consumed since.
+        """
+        if self._continuous:
+            return _BATCH
+        if self._left < 4 * _BATCH:
+            self._left = self.remaining()
+        return max(1, min(_BATCH, self._left))
 
     def remaining(self) -> int:
         """Offsets the partitions with a target end (a snapshot) have still to read."""

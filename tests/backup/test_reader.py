@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from confluent_kafka import KafkaError
@@ -101,6 +101,25 @@ def test_a_snapshot_partition_ends_at_its_planned_end(setup: Setup) -> None:
     setup.read()
     assert setup.stored("t", 0) == [(3, 6, [3, 4, 5])]
     assert setup.builder.active == 0 and setup.consumer.assigned[("t", 0)].paused
+
+
+def test_a_snapshot_never_asks_for_more_records_than_it_has_left(setup: Setup) -> None:
+    """consume() waits for a full batch or its timeout: asking past the end would wait out the timeout."""
+    setup.topic("t", 3_000, partitions=3)
+    for p in range(3):
+        setup.open("t", p, 0, 3_000)
+    asked: list[tuple[int, int]] = []  # (batch asked for, offsets left before it)
+    consume = setup.consumer.consume
+
+    def counting(num_messages: int = 1, timeout: float = -1) -> list[Any]:
+        asked.append((num_messages, setup.reader.remaining()))
+        return consume(num_messages, timeout)
+
+    setup.consumer.consume = counting  # type: ignore[method-assign]
+    setup.read()
+    assert all(want <= max(1, left) for want, left in asked), asked
+    assert asked[0][0] == 2_000 and asked[-1][0] < 2_000  # full batches until the end nears
+    assert [len(records) for _, _, records in setup.stored("t", 0)] == [3_000]
 
 
 def test_the_end_event_covers_offsets_without_records(setup: Setup) -> None:
