@@ -278,9 +278,10 @@ class StreamDecoder:
 
 
 #: Decompressors not in use. A decompressor holds a context whose window buffer (up to 8 MiB)
-#: is allocated on its first frame; a new one per segment or per block compressed alone made
-#: every restore fault its windows' pages in again (bench/README.rst). A decompressobj works in
-#: its decompressor's context, so each decoder takes its own and gives it back when it goes.
+#: is allocated on its first frame; taking a new one per segment and per block compressed alone
+#: (every block of distinct data) put the distinct 8-partition restore's peak RSS 30-50 MiB higher
+#: (bench/README.rst). A decompressobj works in its decompressor's context, so each decoder takes
+#: its own and gives it back when it goes.
 _POOL: list[zstandard.ZstdDecompressor] = []
 _POOL_MAX = 16
 _pool_lock = threading.Lock()
