@@ -1,6 +1,7 @@
 """Builds the optional C extensions; everything else is in pyproject.toml.
 
-- ``libkb/format/_packer.c``: the backup's record packer (and CRC helpers);
+- ``libkb/format/_packer.c`` and ``_intake.c``: the backup's record packer
+  (from Message objects, or from librdkafka's messages read in C) and CRC helpers;
 - ``libkb/format/_rustrec.c``: the record decoder for the Rust tool's segments.
 
 ``optional=True``: without a C compiler the install still succeeds and libkb
@@ -14,8 +15,9 @@ setup(
     ext_modules=[
         Extension(
             "libkb.format._packer",
-            ["libkb/format/_packer.c"],
-            libraries=["z"],
+            ["libkb/format/_packer.c", "libkb/format/_intake.c"],
+            depends=["libkb/format/_msgpack.h", "libkb/format/_intake.h"],
+            libraries=["z", "dl"],
             optional=True,
             extra_compile_args=["-O2", "-std=c99", "-Wall", "-Wextra", "-Wno-unused-parameter"],
         ),

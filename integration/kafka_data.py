@@ -13,6 +13,7 @@ from typing import TypeGuard
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
 
+from libkb.backup import intake
 from libkb.format import segment
 from libkb.format.models import PartitionIndex, index_key
 from libkb.format.packer import ACCELERATED, py_pack_messages
@@ -140,7 +141,10 @@ def stored_records(
 
 
 def use_packer(name: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Back up with the C message packer (``"c"``) or its pure-Python fallback (``"python"``)."""
+    """Back up reading librdkafka's messages in C (``"intake"``, the default), with the C packer
+    over ``consume()``'s Messages (``"c"``), or with the pure-Python packer (``"python"``)."""
+    if name != "intake":
+        monkeypatch.setenv(intake.ENV, "consume")
     if name == "python":
         monkeypatch.setattr(segment, "pack_messages", py_pack_messages)
     elif not ACCELERATED:

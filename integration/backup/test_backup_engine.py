@@ -60,9 +60,10 @@ def check_exact(kafka: KafkaEndpoint, backend: StorageBackend, topic: str, parti
     return sum(len(v) for v in expected.values())
 
 
-@pytest.fixture(params=["c", "python"])
+@pytest.fixture(params=["intake", "c", "python"])
 def packer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run the test with the C packer and again with its pure-Python fallback."""
+    """Run the test reading in C (the default), with the C packer over ``consume()``, and with the
+    pure-Python packer."""
     return use_packer(str(request.param), monkeypatch)
 
 

@@ -406,6 +406,7 @@ class BackupEngine:
         for plan, lane in planned:
             builder.open(plan, lane)
         consumer = self._consumer_factory(self.source, consumer_config(opts, self.backup_id))
+        reader: PartitionReader | None = None
         try:
             reader = PartitionReader(
                 consumer,
@@ -424,6 +425,8 @@ class BackupEngine:
             self._lag_metrics(reader)
             self._report(run)
         finally:
+            if reader is not None:
+                reader.close()  # the messages it holds go back to librdkafka before the consumer closes
             consumer.close()
         run.result.records = builder.records
         run.result.bytes = builder.bytes

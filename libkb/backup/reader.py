@@ -5,12 +5,15 @@ consumer delivers besides records (ends, events, errors) decides what the
 backup may claim to cover. It reads and classifies; the segment builder
 (:mod:`libkb.backup.builder`) decides what to do with the blocks.
 
-- A ``consume()`` batch holds runs of consecutive records of one partition
-  (one fetch response each). Each run is packed by **one call** into the
-  partition's open block (C when built, see :mod:`libkb.format.packer`),
-  which stops at a full block, another partition, an event or error, or the
-  partition's end offset; only those stops come back to Python. Per-record
-  Python work in :meth:`PartitionReader.run` costs backup speed directly.
+- A batch holds runs of consecutive records of one partition (one fetch
+  response each). Each run is packed by **one call** into the partition's
+  open block (C when built, see :mod:`libkb.format.packer`), which stops at
+  a full block, another partition, an event or error, or the partition's end
+  offset; only those stops come back to Python. Per-record Python work in
+  :meth:`PartitionReader.run` costs backup speed directly.
+- Batches come from an :class:`~libkb.backup.intake.Intake` (librdkafka's
+  messages read in C, no ``Message`` object per record) where it can run,
+  else from ``consume()``; both give the same messages in the same order.
 - A partition **ends** (snapshot mode) at the offset planned at the start:
   the record before it, or an EOF event at or past it.
 - An EOF event before the end means the consumer passed offsets that yield
@@ -35,6 +38,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from libkb.backup.builder import OpenPartition, SegmentBuilder
 from libkb.backup.errors import BackupError
+from libkb.backup.intake import open_intake
 from libkb.config.models import BackupOptions
 from libkb.format.packer import STOP_BOUND, STOP_FULL, STOP_UNUSUAL
 
@@ -106,6 +110,9 @@ class PartitionReader:
         self._paused: list[TopicPartition] = []
         #: Offsets a snapshot has still to read, as last counted less the messages consumed since.
         self._left = 0
+        self._intake = open_intake(consumer)
+        #: Partitions assigned again (after an offset reset), routed again until a record comes.
+        self._reroute: set[tuple[str, int]] = set()
         builder.intake = self
 
     def start(self) -> None:
@@ -115,6 +122,7 @@ class PartitionReader:
             TopicPartition(st.topic, st.partition, st.seg_base) for st in states if not st.done
         ]
         if self._assignment:
+            self._route(self._assignment)
             self._consumer.assign(self._assignment)
         self._one_topic = len({st.topic for st in states}) <= 1
 
@@ -122,8 +130,20 @@ class PartitionReader:
         """Read partitions the builder opened since :meth:`start` (continuous mode's new ones)."""
         self._one_topic = len({st.topic for st in self.partitions.values()}) <= 1
         fresh = [TopicPartition(st.topic, st.partition, st.seg_base) for st in added]
+        self._route(fresh)
         self._consumer.incremental_assign(fresh)
         self._assignment.extend(fresh)
+
+    def _route(self, partitions: list[TopicPartition]) -> None:
+        """Have the intake (if any) take these partitions' messages: before they are assigned."""
+        if self._intake is not None:
+            for tp in partitions:
+                self._intake.route(tp.topic, tp.partition)
+
+    def close(self) -> None:
+        """Let go of the messages read in C; before the consumer is closed."""
+        if self._intake is not None:
+            self._intake.close()
 
     def pause(self) -> None:
         """Stop fetching the partitions still being read (storage is down; the budget is full).
@@ -148,61 +168,87 @@ class PartitionReader:
         ``tick(now)`` (the run's housekeeping) is called between batches every
         :data:`HOUSEKEEPING_SECS`, and may :meth:`add` partitions.
         """
-        consumer, states, stop, builder = self._consumer, self.partitions, self._stop, self._builder
-        seal, segment_full, finish, one_by_one = builder.seal, builder.full, self._finish, self._one_by_one
-        block_bytes, max_records = builder.limits.block_bytes, builder.limits.max_records
-        continuous, assignment, one_topic = self._continuous, self._assignment, self._one_topic
-        poll_secs = self._poll_secs
+        consumer, stop, builder = self._consumer, self._stop, self._builder
+        intake, take = self._intake, self._take
+        continuous, assignment, poll_secs = self._continuous, self._assignment, self._poll_secs
         last_tick = time.monotonic()
         while builder.active > 0 or (continuous and assignment):
             if stop.is_set():
                 break
             # Typed Any: the stubs make offset()/topic() Optional, which a
             # per-record check would pay for at runtime.
-            msgs: list[Any] = consumer.consume(self._want(), poll_secs) if assignment else []
-            i, n = 0, len(msgs)
+            msgs: Any
+            if intake is None:
+                msgs = consumer.consume(self._want(), poll_secs) if assignment else []
+                n = len(msgs)
+            else:
+                msgs, n = intake, intake.fetch(self._want(), poll_secs) if assignment else 0
             self._left -= n
-            while i < n:
-                msg = msgs[i]
-                if msg.error() is not None:
-                    i += 1
-                    if one_by_one(msg):
-                        break
-                    continue
-                st = states[(msg.topic(), msg.partition())]
-                if st.done:
-                    i += 1
-                    continue
-                end = st.target_end
-                batch = msgs
-                if max_records is not None:
-                    # Pack no more records than the open segment has room for.
-                    room = max_records - st.seg_records - st.enc.count
-                    if i + room < n:
-                        batch = msgs[: i + room]
-                i, reason = st.enc.add_messages(
-                    batch,
-                    i,
-                    block_bytes,
-                    None if one_topic else st.topic,
-                    st.partition,
-                    -1 if end is None else end,
-                )
-                if end is not None and (reason == STOP_BOUND or st.enc.last_offset + 1 >= end > 0):
-                    finish(st, end)
-                elif reason == STOP_FULL or segment_full(st):
-                    seal(st)
-                    if stop.is_set():
-                        break  # the rest of the batch is read again by the next run
-                elif reason == STOP_UNUSUAL:
-                    i += 1
-                    if one_by_one(msgs[i - 1]):
-                        break
+            take(msgs, n)
             now = time.monotonic()
             if now - last_tick >= HOUSEKEEPING_SECS:
                 last_tick = now
+                if intake is not None:
+                    self._serve_consumer_queue()
                 tick(now)
-                one_topic = self._one_topic
+
+    def _take(self, msgs: Any, n: int) -> None:
+        """Pack the runs of a batch (a list of Messages or the intake) into their partitions' blocks."""
+        states, stop, builder = self.partitions, self._stop, self._builder
+        seal, segment_full, finish, one_by_one = builder.seal, builder.full, self._finish, self._one_by_one
+        block_bytes, max_records = builder.limits.block_bytes, builder.limits.max_records
+        one_topic, reroute = self._one_topic, self._reroute
+        i = 0
+        while i < n:
+            msg = msgs[i]  # the run's first message (from the intake: a RawMessage made for it)
+            if msg.error() is not None:
+                i += 1
+                if one_by_one(msg):
+                    return
+                continue
+            tp = (msg.topic(), msg.partition())
+            st = states[tp]
+            if st.done:
+                i += 1
+                continue
+            if reroute:
+                reroute.discard(tp)  # its records come: the routing holds
+            end = st.target_end
+            # Pack no more records than the open segment has room for.
+            upto = None if max_records is None else i + max_records - st.seg_records - st.enc.count
+            i, reason = st.enc.add_messages(
+                msgs,
+                i,
+                block_bytes,
+                None if one_topic else st.topic,
+                st.partition,
+                -1 if end is None else end,
+                upto,
+            )
+            if end is not None and (reason == STOP_BOUND or st.enc.last_offset + 1 >= end > 0):
+                finish(st, end)
+            elif reason == STOP_FULL or segment_full(st):
+                seal(st)
+                if stop.is_set():
+                    return  # the rest of the batch is read again by the next run
+            elif reason == STOP_UNUSUAL:
+                i += 1
+                if one_by_one(msgs[i - 1]):
+                    return
+
+    def _serve_consumer_queue(self) -> None:
+        """Serve the consumer's own queue while the intake reads the records.
+
+        librdkafka's errors, statistics and logs reach confluent-kafka's
+        callbacks from there. Every assigned partition is routed to the
+        intake, so no record should come this way; one that does is packed
+        like the others (all of its partition's records come this way then).
+        """
+        for topic, partition in self._reroute:
+            self._intake.route(topic, partition)  # type: ignore[union-attr]
+        strays = self._consumer.consume(_BATCH, 0)
+        if strays:
+            self._take(strays, len(strays))
 
     def _want(self) -> int:
         """How many messages to ask ``consume()`` for.
@@ -333,4 +379,11 @@ class PartitionReader:
         # After an offset-reset error the partition's fetcher is stopped and
         # refuses seek(); assigning it again starts it at ``offset``.
         self._consumer.incremental_unassign([TopicPartition(st.topic, st.partition)])
-        self._consumer.incremental_assign([TopicPartition(st.topic, st.partition, offset)])
+        again = [TopicPartition(st.topic, st.partition, offset)]
+        self._route(again)
+        self._consumer.incremental_assign(again)
+        if self._intake is not None:
+            # The unassign stops the partition's fetcher later, on librdkafka's own thread, and
+            # that clears the routing; records fetched meanwhile wait in the partition's queue
+            # and move to the intake, in order, when it is routed again.
+            self._reroute.add((st.topic, st.partition))

@@ -13,137 +13,18 @@
  * (smallest integer form, bin for bytes, str for header names); the tests
  * compare the two byte for byte.
  *
+ * The same record bytes from librdkafka's own messages, without Message
+ * objects: _intake.c (libkb.backup.intake), which pack_messages dispatches to.
+ *
  * Also here, for the segment writer and reader (libkb.format.checksum): a
  * CRC-32 that keeps the GIL, zlib's crc32_combine, and uninitialised
  * bytearrays for block buffers.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <stdint.h>
-#include <string.h>
+#include "_msgpack.h"
+#include "_intake.h"
 #include <zlib.h>
 
-/* Why pack_messages stopped before msgs[next]. */
-enum {
-    STOP_END = 0,       /* the list is exhausted */
-    STOP_FULL = 1,      /* the block reached limit bytes */
-    STOP_OTHER = 2,     /* msgs[next] is another topic-partition */
-    STOP_EVENT = 3,     /* msgs[next] carries an error or an event (EOF) */
-    STOP_BOUND = 4,     /* msgs[next] is at or past end_offset */
-    STOP_UNUSUAL = 5,   /* msgs[next] has a field this packer does not handle */
-};
-
 static PyObject *s_error, *s_partition, *s_topic, *s_offset, *s_timestamp, *s_key, *s_value, *s_headers;
-
-typedef struct {
-    PyObject *buf; /* bytearray */
-    char *data;
-    Py_ssize_t pos;
-    Py_ssize_t cap;
-} Out;
-
-static int out_reserve(Out *o, Py_ssize_t extra) {
-    Py_ssize_t need = o->pos + extra;
-    if (need <= o->cap)
-        return 0;
-    Py_ssize_t cap = o->cap * 2;
-    if (cap < need)
-        cap = need;
-    if (cap < 4096)
-        cap = 4096;
-    if (PyByteArray_Resize(o->buf, cap) < 0)
-        return -1;
-    o->data = PyByteArray_AS_STRING(o->buf);
-    o->cap = cap;
-    return 0;
-}
-
-static inline void put_u8(Out *o, uint8_t v) { o->data[o->pos++] = (char)v; }
-
-static inline void put_be(Out *o, uint64_t v, int n) {
-    for (int i = n - 1; i >= 0; i--)
-        o->data[o->pos++] = (char)(v >> (8 * i));
-}
-
-/* msgpack-python's integer forms: smallest unsigned for >= 0, smallest signed for < 0. */
-static void put_int(Out *o, int64_t d) {
-    if (d < -(1LL << 5)) {
-        if (d < -(1LL << 15)) {
-            if (d < -(1LL << 31)) {
-                put_u8(o, 0xd3);
-                put_be(o, (uint64_t)d, 8);
-            } else {
-                put_u8(o, 0xd2);
-                put_be(o, (uint64_t)(uint32_t)(int32_t)d, 4);
-            }
-        } else if (d < -(1LL << 7)) {
-            put_u8(o, 0xd1);
-            put_be(o, (uint64_t)(uint16_t)(int16_t)d, 2);
-        } else {
-            put_u8(o, 0xd0);
-            put_u8(o, (uint8_t)(int8_t)d);
-        }
-    } else if (d < (1LL << 7)) {
-        put_u8(o, (uint8_t)(int8_t)d);
-    } else if (d < (1LL << 16)) {
-        if (d < (1LL << 8)) {
-            put_u8(o, 0xcc);
-            put_u8(o, (uint8_t)d);
-        } else {
-            put_u8(o, 0xcd);
-            put_be(o, (uint64_t)d, 2);
-        }
-    } else if (d < (1LL << 32)) {
-        put_u8(o, 0xce);
-        put_be(o, (uint64_t)d, 4);
-    } else {
-        put_u8(o, 0xcf);
-        put_be(o, (uint64_t)d, 8);
-    }
-}
-
-/* Room for a header of any kind (tag + 4-byte length) or an integer. */
-#define HEAD_ROOM 9
-
-static void put_bin_head(Out *o, Py_ssize_t n) {
-    if (n < 256) {
-        put_u8(o, 0xc4);
-        put_u8(o, (uint8_t)n);
-    } else if (n < 65536) {
-        put_u8(o, 0xc5);
-        put_be(o, (uint64_t)n, 2);
-    } else {
-        put_u8(o, 0xc6);
-        put_be(o, (uint64_t)n, 4);
-    }
-}
-
-static void put_str_head(Out *o, Py_ssize_t n) {
-    if (n < 32) {
-        put_u8(o, (uint8_t)(0xa0 | n));
-    } else if (n < 256) {
-        put_u8(o, 0xd9);
-        put_u8(o, (uint8_t)n);
-    } else if (n < 65536) {
-        put_u8(o, 0xda);
-        put_be(o, (uint64_t)n, 2);
-    } else {
-        put_u8(o, 0xdb);
-        put_be(o, (uint64_t)n, 4);
-    }
-}
-
-static void put_array_head(Out *o, Py_ssize_t n) {
-    if (n < 16) {
-        put_u8(o, (uint8_t)(0x90 | n));
-    } else if (n < 65536) {
-        put_u8(o, 0xdc);
-        put_be(o, (uint64_t)n, 2);
-    } else {
-        put_u8(o, 0xdd);
-        put_be(o, (uint64_t)n, 4);
-    }
-}
 
 /* bytes or None; 1 = packed, 0 = not a type handled here, -1 = error. */
 static int put_bin_or_nil(Out *o, PyObject *v) {
@@ -271,12 +152,6 @@ static int as_int64(PyObject *v, int64_t *out) {
     return 1;
 }
 
-/* The state of one pack_messages call, reported back to Python. */
-typedef struct {
-    Py_ssize_t count;
-    int64_t first, last, min_ts, max_ts;
-} Stats;
-
 /*
  * Pack msgs[start], msgs[start+1], ... into out; 1 = packed, 0 = stop with
  * *reason set (nothing written for that message), -1 = error.
@@ -359,10 +234,7 @@ static int pack_one(PyObject *msg, Out *o, PyObject *topic, long partition, int6
 
     if (out_reserve(o, 1 + 3 * HEAD_ROOM) < 0)
         goto done;
-    put_u8(o, 0x96);
-    put_int(o, offset);
-    put_int(o, timestamp);
-    put_int(o, ts_type);
+    put_record_head(o, offset, timestamp, ts_type);
     if ((r = put_bin_or_nil(o, key)) > 0 && (r = put_bin_or_nil(o, value)) > 0)
         r = put_headers(o, headers);
     if (r <= 0) {
@@ -371,16 +243,7 @@ static int pack_one(PyObject *msg, Out *o, PyObject *topic, long partition, int6
             *reason = STOP_UNUSUAL;
         goto done;
     }
-    if (st->count == 0) {
-        st->first = offset;
-        st->min_ts = st->max_ts = timestamp;
-    } else if (timestamp < st->min_ts) {
-        st->min_ts = timestamp;
-    } else if (timestamp > st->max_ts) {
-        st->max_ts = timestamp;
-    }
-    st->last = offset;
-    st->count++;
+    stats_note(st, offset, timestamp);
     r = 1;
 done:
     Py_XDECREF(err);
@@ -395,18 +258,46 @@ done:
 }
 
 PyDoc_STRVAR(pack_messages_doc,
-             "pack_messages(msgs, start, out, pos, limit, topic, partition, end_offset)\n"
+             "pack_messages(msgs, start, out, pos, limit, topic, partition, end_offset, stop=None)\n"
              "--\n\n"
-             "C version of libkb.format.packer.pack_messages.");
+             "C version of libkb.format.packer.pack_messages; msgs is a list of Messages or an Intake.");
+
+/* Pack msgs[start:stop] (a list of Message objects); 0 or -1 with an exception. */
+static int pack_list(PyObject *msgs, Py_ssize_t start, Py_ssize_t stop, Out *o, Py_ssize_t limit,
+                     PyObject *topic, long partition, int64_t end_offset, Stats *st, int *reason,
+                     Py_ssize_t *next) {
+    Py_ssize_t i = start;
+    if (i < PyList_GET_SIZE(msgs))
+        learn_type(PyList_GET_ITEM(msgs, i));
+    while (i < stop && i < PyList_GET_SIZE(msgs)) {
+        if (o->pos >= limit) {
+            *reason = STOP_FULL;
+            break;
+        }
+        PyObject *msg = PyList_GET_ITEM(msgs, i);
+        Py_INCREF(msg);
+        int r = pack_one(msg, o, topic, partition, end_offset, st, reason);
+        Py_DECREF(msg);
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            break;
+        i++;
+    }
+    *next = i;
+    return 0;
+}
 
 static PyObject *pack_messages(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 8) {
-        PyErr_SetString(PyExc_TypeError, "pack_messages takes 8 arguments");
+    if (nargs != 8 && nargs != 9) {
+        PyErr_SetString(PyExc_TypeError, "pack_messages takes 8 or 9 arguments");
         return NULL;
     }
     PyObject *msgs = args[0], *topic = args[5];
-    if (!PyList_CheckExact(msgs) || !PyByteArray_CheckExact(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "pack_messages: msgs must be a list and out a bytearray");
+    int is_list = PyList_CheckExact(msgs);
+    if (!(is_list || Intake_Check(msgs)) || !PyByteArray_CheckExact(args[2])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "pack_messages: msgs must be a list or an Intake, and out a bytearray");
         return NULL;
     }
     Py_ssize_t start = PyLong_AsSsize_t(args[1]);
@@ -414,6 +305,7 @@ static PyObject *pack_messages(PyObject *self, PyObject *const *args, Py_ssize_t
     Py_ssize_t limit = PyLong_AsSsize_t(args[4]);
     long partition = PyLong_AsLong(args[6]);
     long long end_offset = PyLong_AsLongLong(args[7]);
+    Py_ssize_t stop = nargs == 9 && args[8] != Py_None ? PyLong_AsSsize_t(args[8]) : PY_SSIZE_T_MAX;
     if (PyErr_Occurred())
         return NULL;
     Out o = {args[2], PyByteArray_AS_STRING(args[2]), pos, PyByteArray_GET_SIZE(args[2])};
@@ -424,23 +316,10 @@ static PyObject *pack_messages(PyObject *self, PyObject *const *args, Py_ssize_t
     Stats st = {0, -1, -1, -1, -1};
     int reason = STOP_END;
     Py_ssize_t i = start;
-    if (i < PyList_GET_SIZE(msgs))
-        learn_type(PyList_GET_ITEM(msgs, i));
-    while (i < PyList_GET_SIZE(msgs)) {
-        if (o.pos >= limit) {
-            reason = STOP_FULL;
-            break;
-        }
-        PyObject *msg = PyList_GET_ITEM(msgs, i);
-        Py_INCREF(msg);
-        int r = pack_one(msg, &o, topic, partition, end_offset, &st, &reason);
-        Py_DECREF(msg);
-        if (r < 0)
-            return NULL;
-        if (r == 0)
-            break;
-        i++;
-    }
+    int r = is_list ? pack_list(msgs, start, stop, &o, limit, topic, partition, end_offset, &st, &reason, &i)
+                    : intake_pack(msgs, start, stop, &o, limit, topic, partition, end_offset, &st, &reason, &i);
+    if (r < 0)
+        return NULL;
     if (reason == STOP_END && o.pos >= limit && i > start)
         reason = STOP_FULL;
     return Py_BuildValue("(nnnLLLLi)", i, o.pos, st.count, (long long)st.first, (long long)st.last,
@@ -541,5 +420,8 @@ PyMODINIT_FUNC PyInit__packer(void) {
     INTERN(s_value, "value");
     INTERN(s_headers, "headers");
 #undef INTERN
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && intake_add_type(m) < 0)
+        Py_CLEAR(m);
+    return m;
 }

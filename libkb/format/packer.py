@@ -38,13 +38,15 @@ def py_pack_messages(
     topic: str | None,
     partition: int,
     end_offset: int,
+    stop: int | None = None,
 ) -> PackResult:
-    """Append the records of ``msgs[start:]`` to ``out[:pos]`` while they are packable.
+    """Append the records of ``msgs[start:stop]`` to ``out[:pos]`` while they are packable.
 
     Stops before the first message that is an error/event, of another
     partition (or of another topic when ``topic`` is given), at or past
     ``end_offset`` (when >= 0), or not plain bytes/None/list-of-pairs; and as
-    soon as the block holds ``limit`` bytes. ``out[pos:]`` is scratch space:
+    soon as the block holds ``limit`` bytes. The C version also packs from an
+    ``Intake`` (``_intake.c``: librdkafka's messages, no objects). ``out[pos:]`` is scratch space:
     the block is ``out[:new pos]``.
     """
     del out[pos:]
@@ -56,7 +58,7 @@ def py_pack_messages(
     reason = STOP_END
     first = last = low = high = -1
     i = start
-    n = len(msgs)
+    n = len(msgs) if stop is None else min(stop, len(msgs))
     while i < n:
         if size >= limit:
             reason = STOP_FULL

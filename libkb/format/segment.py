@@ -471,14 +471,23 @@ class BlockEncoder:
         return self._pos
 
     def add_messages(
-        self, msgs: list[Any], start: int, limit: int, topic: str | None, partition: int, end_offset: int
+        self,
+        msgs: Any,
+        start: int,
+        limit: int,
+        topic: str | None,
+        partition: int,
+        end_offset: int,
+        stop: int | None = None,
     ) -> tuple[int, int]:
-        """Pack consumed messages from ``msgs[start]`` on; returns (next index, stop reason).
+        """Pack consumed messages from ``msgs[start]`` on (to ``msgs[stop - 1]`` at most); returns
+        (next index, stop reason).
 
-        See :func:`libkb.format.packer.pack_messages` for where it stops.
+        ``msgs``: a list of Messages, or an ``Intake`` (``_intake.c``) holding a
+        batch. See :func:`libkb.format.packer.pack_messages` for where it stops.
         """
         nxt, self._pos, count, first, last, low, high, reason = pack_messages(
-            msgs, start, self._buf, self._pos, limit, topic, partition, end_offset
+            msgs, start, self._buf, self._pos, limit, topic, partition, end_offset, stop
         )
         self._note(count, first, last, low, high)
         return nxt, reason

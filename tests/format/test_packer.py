@@ -126,6 +126,19 @@ def test_stops(pack: Callable[..., Any]) -> None:
 
 
 @pytest.mark.parametrize("pack", IMPLEMENTATIONS)
+def test_stop_bounds_the_run_as_a_shorter_list_would(pack: Callable[..., Any]) -> None:
+    """The reader's room left in a segment (``segment_max_records``): no slice of the batch."""
+    msgs = [msg(i) for i in range(6)]
+    out = bytearray()
+    nxt, pos, count, first, last, *_, reason = pack(msgs, 1, out, 0, 1 << 20, None, 0, -1, 4)
+    assert (nxt, count, first, last, reason) == (4, 3, 1, 3, STOP_END)
+    assert bytes(out[:pos]) == reference(msgs[1:4])
+    assert pack(msgs, 1, bytearray(), 0, 1 << 20, None, 0, -1, 99)[::7] == (6, STOP_END)  # past the end
+    assert pack(msgs, 1, bytearray(), 0, 1 << 20, None, 0, -1, None)[::7] == (6, STOP_END)
+    assert pack(msgs, 2, bytearray(), 0, 1 << 20, None, 0, -1, 2)[::7] == (2, STOP_END)  # no room
+
+
+@pytest.mark.parametrize("pack", IMPLEMENTATIONS)
 def test_full_block_stops_after_the_record_that_fills_it(pack: Callable[..., Any]) -> None:
     msgs = [msg(i, value=b"v" * 100) for i in range(10)]
     out = bytearray(8)
