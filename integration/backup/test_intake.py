@@ -11,13 +11,15 @@ import time
 from collections import defaultdict
 from typing import Any
 
+import confluent_kafka
 import pytest
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, TopicPartition, cimpl
 
 from integration.kafka_data import BASE_TS, produce
 from integration.services.endpoints import KafkaEndpoint
 from libkb.backup import intake
 from libkb.backup.intake import RawMessage, open_intake
+from libkb.format._packer import Intake
 from libkb.format.packer import STOP_EVENT, pack_messages
 
 pytestmark = pytest.mark.kafka
@@ -212,7 +214,7 @@ def test_misuse_is_an_error_not_a_crash(kafka_service: KafkaEndpoint, topic: str
         taker.route(topic, 1)
     taker.close()  # again: nothing to do
     with pytest.raises(TypeError, match="is not a"):
-        intake.Intake(object(), Consumer, RawMessage, intake.cimpl.__file__)
+        Intake(object(), Consumer, RawMessage, str(cimpl.__file__))
 
 
 def test_where_the_intake_does_not_open(
@@ -225,7 +227,7 @@ def test_where_the_intake_does_not_open(
         assert open_intake(c) is None
         monkeypatch.delenv(intake.ENV)
         with monkeypatch.context() as m:  # a release whose consumer layout is not known
-            m.setattr(intake.confluent_kafka, "__version__", "3.0.0")
+            m.setattr(confluent_kafka, "__version__", "3.0.0")
             assert open_intake(c) is None
         opened = open_intake(c)
         assert opened is not None
