@@ -11,10 +11,10 @@ partition's records and every event.
 
 :func:`open_intake` returns ``None`` where the C path cannot run: the C
 extension was not built, the consumer is not confluent-kafka's own (a test
-double), its layout is not the one the extension knows, or
-``LIBKB_KAFKA_INTAKE=consume`` asks for ``consume()``. Only confluent-kafka
-2.x is known (libkb requires it): another major version could lay its
-consumer object out differently, which no check could see before it crashed. The reader then
+double), confluent-kafka is not a 2.x release (libkb requires 2.x; another
+major version could lay its consumer object out differently, which no check
+could see before it crashed), the client fails the extension's checks, or
+``LIBKB_KAFKA_INTAKE=consume`` asks for ``consume()``. The reader then
 consumes as before, with the same results.
 
 Usage rules (the reader keeps them): :meth:`Intake.route` a partition before

@@ -251,7 +251,7 @@ class PartitionReader:
             self._take(strays, len(strays))
 
     def _want(self) -> int:
-        """How many messages to ask ``consume()`` for.
+        """How many messages to ask ``consume()`` (or the intake) for.
 
         It waits for a full batch (or its timeout), so near a snapshot's end
         it asks for no more than the offsets left, and the last records come
