@@ -2,6 +2,7 @@
 
 - ``libkb/format/_packer.c`` and ``_intake.c``: the backup's record packer
   (from Message objects, or from librdkafka's messages read in C) and CRC helpers;
+  ``_produce.c``: the restore's records produced from C;
 - ``libkb/format/_rustrec.c``: the record decoder for the Rust tool's segments.
 
 ``optional=True``: without a C compiler the install still succeeds and libkb
@@ -15,8 +16,13 @@ setup(
     ext_modules=[
         Extension(
             "libkb.format._packer",
-            ["libkb/format/_packer.c", "libkb/format/_intake.c"],
-            depends=["libkb/format/_msgpack.h", "libkb/format/_intake.h"],
+            ["libkb/format/_packer.c", "libkb/format/_intake.c", "libkb/format/_produce.c"],
+            depends=[
+                "libkb/format/_msgpack.h",
+                "libkb/format/_intake.h",
+                "libkb/format/_produce.h",
+                "libkb/format/_rdkafka.h",
+            ],
             libraries=["z", "dl"],
             optional=True,
             extra_compile_args=["-O2", "-std=c99", "-Wall", "-Wextra", "-Wno-unused-parameter"],

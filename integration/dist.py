@@ -11,6 +11,7 @@ compile.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import shutil
 import sys
@@ -28,9 +29,12 @@ _INPUTS = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.rst", "LICENSE",
 
 
 def project_version() -> str:
-    """The version, from the one place it is written."""
-    with open(ROOT / "pyproject.toml", "rb") as handle:
-        return str(tomllib.load(handle)["project"]["version"])
+    """The version, from the one place it is written (``pyproject.toml`` reads it from there too)."""
+    tree = ast.parse((ROOT / "libkb" / "version.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "__version__" for t in node.targets):
+            return str(ast.literal_eval(node.value))
+    raise LookupError("libkb/version.py sets no __version__")
 
 
 def source_digest() -> str:

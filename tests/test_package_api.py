@@ -26,14 +26,17 @@ def test_storage_alone_does_not_import_kafka() -> None:
     assert out.stdout.strip() == "False"
 
 
-def test_version_comes_from_the_package_metadata() -> None:
+def test_version_is_the_one_the_package_metadata_carries() -> None:
     import tomllib
+    from importlib.metadata import version
     from pathlib import Path
 
     import libkb
 
     pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
-    assert libkb.__version__ == pyproject["project"]["version"]
+    assert "version" not in pyproject["project"] and "version" in pyproject["project"]["dynamic"]
+    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "libkb.version.__version__"}
+    assert libkb.__version__ == version("libkb")
 
 
 def test_importing_libkb_registers_no_global_metrics() -> None:

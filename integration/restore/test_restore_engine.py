@@ -39,6 +39,8 @@ from libkb.format.segment import (
     SegmentReader,
 )
 from libkb.kafka.admin import KafkaAdmin
+from libkb.restore import direct
+from libkb.restore import engine as restore_engine
 from libkb.restore.engine import RestoreEngine, RestoreError, RestoreResult
 from libkb.restore.topics import TargetTopicError
 from libkb.storage import (
@@ -195,6 +197,43 @@ def test_round_trip_on_every_backend_is_exact(
     )
     assert again.status == "complete"
     assert consume_all(kafka_service.bootstrap_servers, target, 3) == got
+
+
+@pytest.mark.parametrize("path", ["c", "python"])
+def test_whole_blocks_restore_exactly_from_c_and_from_python(
+    kafka_service: KafkaEndpoint,
+    topic_factory: Any,
+    memory: StorageBackend,
+    monkeypatch: pytest.MonkeyPatch,
+    path: str,
+) -> None:
+    """Whole blocks go out through the C path (``libkb.restore.direct``) or ``produce()`` per record."""
+    if path == "python":
+        monkeypatch.setenv(direct.ENV, "produce")
+    opened: list[object] = []
+
+    def open_direct(*args: Any) -> object:
+        opened.append(direct.open_direct(*args))
+        return opened[-1]
+
+    monkeypatch.setattr(restore_engine, "open_direct", open_direct)
+    source = topic_factory(partitions=3)
+    produce(kafka_service.bootstrap_servers, source, 3000, partitions=3)
+    backup(kafka_service, {"backend": "memory"}, [source], memory)
+    target = f"{source}-restored"
+    result = restore(
+        kafka_service,
+        {"backend": "memory"},
+        [target],
+        memory,
+        topic_mapping={source: target},
+        create_topics=True,
+    )
+    assert result.status == "complete" and result.records == 3000
+    assert (opened[0] is None) == (path == "python")
+    expected = consume_all(kafka_service.bootstrap_servers, source, 3)
+    got = consume_all(kafka_service.bootstrap_servers, target, 3)
+    assert got == expected  # offsets, timestamps, keys, values and headers
 
 
 def _check_lz4_stored(store: StorageBackend, topic: str, partitions: int) -> None:
@@ -572,6 +611,7 @@ def test_created_topic_keeps_old_records(
         topic_mapping={source: target},
         create_topics=True,
     )
+    assert result.records == 10, "the backup did not hold all 10 records: the source lost some first"
     assert any("retention.ms=-1" in n for n in result.notes)
     time.sleep(3)  # the broker checks retention every second in the test cluster
     assert len(consume_all(kafka_service.bootstrap_servers, target, 1)[0]) == 10

@@ -11,21 +11,21 @@ stdout (:mod:`libkb.cli.results`) and the summary line on stderr;
 from __future__ import annotations
 
 import sys
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from libkb.backup.engine import BackupEngine, BackupResult
-from libkb.catalog import PartitionDescription, describe_backup
 from libkb.cli.job import run_engine
 from libkb.cli.jobfile import load_job
 from libkb.cli.logs import error_line
 from libkb.cli.progress import summary_line
 from libkb.cli.readonly import reading
-from libkb.cli.render import dump
-from libkb.cli.results import backup_document
 from libkb.config import JobConfig
 from libkb.errors import ConfigError, LibkbError
 from libkb.source.adopted import backup_target
 from libkb.storage import StorageBackend
+
+if TYPE_CHECKING:
+    from libkb.catalog import PartitionDescription
 
 
 def backup_config(config_path: str) -> JobConfig:
@@ -68,6 +68,9 @@ def run_backup(
     )
     problem = unfinished(result)
     if fmt == "json":
+        from libkb.cli.render import dump
+        from libkb.cli.results import backup_document  # (with the catalog) only for JSON: start-up time
+
         print(summary_line(result), file=stderr or sys.stderr, flush=True)  # for people; stdout is the JSON
         partitions, warnings = stored_partitions(config, result.topics)
         document = backup_document(result, partitions, errors=[problem] if problem else [], warnings=warnings)
@@ -79,6 +82,8 @@ def run_backup(
 
 def stored_partitions(config: JobConfig, topics: list[str]) -> tuple[list[PartitionDescription], list[str]]:
     """What the backup stores of the run's topics now (read back), and a warning if that failed."""
+    from libkb.catalog import describe_backup
+
     try:
         with reading(config.storage) as backend:
             description = describe_backup(backend, config.backup_id)

@@ -11,7 +11,7 @@ import time
 from typing import IO, Any, Protocol
 
 from libkb.backup.engine import BackupResult
-from libkb.cli.render import human_bytes
+from libkb.cli.units import human_bytes
 
 log = logging.getLogger("libkb.cli")
 MIB = 1 << 20

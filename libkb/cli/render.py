@@ -20,6 +20,7 @@ from libkb.catalog import (
     ValidationReport,
     iso_ms,
 )
+from libkb.cli.units import human_bytes as human_bytes
 from libkb.format.models import Manifest
 
 
@@ -30,15 +31,6 @@ def dump(data: Any, fmt: str) -> str:
     if fmt == "yaml":
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True).rstrip("\n")
     raise ValueError(f"unknown format {fmt!r}")
-
-
-def human_bytes(n: int | float) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]], indent: str = "") -> str:

@@ -11,12 +11,10 @@
  * per run (what the reader needs to classify it) and the events.
  *
  * How it reaches librdkafka, and why that is safe:
- * - the client handle is the first field of confluent-kafka's consumer
- *   object after the object header, in every 2.x release; the Intake checks
- *   the object's type and that the handle's opaque pointer (which
+ * - as _rdkafka.h says: functions looked up in the library confluent-kafka
+ *   loaded, the client handle read from its consumer object; the Intake
+ *   checks the object's type and that the handle's opaque pointer (which
  *   confluent-kafka sets to the object itself) is that object before using it;
- * - librdkafka's functions are looked up (dlsym) in the library that
- *   confluent-kafka's extension loaded, so there is nothing to link against;
  * - each routed partition's fetch queue is forwarded to the Intake's own
  *   queue (rd_kafka_queue_forward, documented for per-partition consuming),
  *   so the consumer's queue, where librdkafka puts the events that call
@@ -28,26 +26,8 @@
  *   every queue and message the application holds, so it would block.
  */
 #include "_intake.h"
+#include "_rdkafka.h"
 #include <dlfcn.h>
-
-/* librdkafka's public ABI (rdkafka.h): the message struct and the functions used here. */
-typedef struct rd_kafka_s rd_kafka_t;
-typedef struct rd_kafka_queue_s rd_kafka_queue_t;
-typedef struct rd_kafka_topic_s rd_kafka_topic_t;
-typedef struct rd_kafka_headers_s rd_kafka_headers_t;
-typedef struct {
-    int err;
-    rd_kafka_topic_t *rkt;
-    int32_t partition;
-    void *payload;
-    size_t len;
-    void *key;
-    size_t key_len;
-    int64_t offset;
-    void *private_;
-} rd_kafka_message_t;
-
-#define RD_KAFKA_CONSUMER 1
 
 static struct {
     int (*type)(const rd_kafka_t *);
@@ -67,19 +47,28 @@ static struct {
 } rk_fn;
 static int rk_resolved;
 
+int rk_lookup(const char *library, const RkSymbol *table, size_t n, const char *who) {
+    void *lib = dlopen(library, RTLD_NOW | RTLD_NOLOAD);
+    if (lib == NULL) {
+        PyErr_Format(PyExc_ImportError, "%s: %s is not loaded (%s)", who, library, dlerror());
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        *table[i].slot = dlsym(lib, table[i].name);
+        if (*table[i].slot == NULL) {
+            PyErr_Format(PyExc_ImportError, "%s: %s has no %s", who, library, table[i].name);
+            dlclose(lib);
+            return -1;
+        }
+    }
+    return 0; /* the library stays loaded with confluent-kafka: the handle is kept */
+}
+
 /* Look librdkafka's functions up in the library confluent-kafka loaded (path: its extension). */
 static int resolve(const char *library) {
     if (rk_resolved)
         return 0;
-    void *lib = dlopen(library, RTLD_NOW | RTLD_NOLOAD);
-    if (lib == NULL) {
-        PyErr_Format(PyExc_ImportError, "Intake: %s is not loaded (%s)", library, dlerror());
-        return -1;
-    }
-    struct {
-        void **slot;
-        const char *name;
-    } table[] = {
+    const RkSymbol table[] = {
         {(void **)&rk_fn.type, "rd_kafka_type"},
         {(void **)&rk_fn.opaque, "rd_kafka_opaque"},
         {(void **)&rk_fn.queue_new, "rd_kafka_queue_new"},
@@ -95,15 +84,9 @@ static int resolve(const char *library) {
         {(void **)&rk_fn.topic_name, "rd_kafka_topic_name"},
         {(void **)&rk_fn.err2str, "rd_kafka_err2str"},
     };
-    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
-        *table[i].slot = dlsym(lib, table[i].name);
-        if (*table[i].slot == NULL) {
-            PyErr_Format(PyExc_ImportError, "Intake: %s has no %s", library, table[i].name);
-            dlclose(lib);
-            return -1;
-        }
-    }
-    rk_resolved = 1; /* the library stays loaded with confluent-kafka: the handle is kept */
+    if (rk_lookup(library, table, sizeof(table) / sizeof(table[0]), "Intake") < 0)
+        return -1;
+    rk_resolved = 1;
     return 0;
 }
 
@@ -116,17 +99,12 @@ typedef struct {
     Py_ssize_t n, cap;
 } Intake;
 
-/* The consumer's client handle as confluent-kafka holds it now (NULL once it is closed). */
-static rd_kafka_t *handle_of(PyObject *consumer) {
-    return *(rd_kafka_t **)((char *)consumer + sizeof(PyObject));
-}
-
 static int check_open(Intake *self) {
     if (self->queue == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Intake: closed");
         return -1;
     }
-    if (handle_of(self->consumer) != self->rk) {
+    if (rk_handle_of(self->consumer) != self->rk) {
         PyErr_SetString(PyExc_RuntimeError, "Intake: its consumer was closed");
         return -1;
     }
@@ -158,7 +136,7 @@ static int Intake_init(Intake *self, PyObject *args, PyObject *kwargs) {
     }
     if (resolve(library) < 0)
         return -1;
-    rd_kafka_t *rk = handle_of(consumer);
+    rd_kafka_t *rk = rk_handle_of(consumer);
     if (rk == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Intake: the consumer is closed");
         return -1;
@@ -183,7 +161,7 @@ static int Intake_init(Intake *self, PyObject *args, PyObject *kwargs) {
 static void close_queue(Intake *self) {
     if (self->queue == NULL)
         return;
-    if (handle_of(self->consumer) == self->rk) {
+    if (rk_handle_of(self->consumer) == self->rk) {
         drop_messages(self);
         rk_fn.queue_destroy(self->queue);
     } /* else the client is gone (closed first, against the rule): touching what it held would be

@@ -15,6 +15,8 @@
  *
  * The same record bytes from librdkafka's own messages, without Message
  * objects: _intake.c (libkb.backup.intake), which pack_messages dispatches to.
+ * A restore's records produced without Producer.produce() per record:
+ * _produce.c (libkb.restore.direct).
  *
  * Also here, for the segment writer and reader (libkb.format.checksum): a
  * CRC-32 that keeps the GIL, zlib's crc32_combine, and uninitialised
@@ -22,6 +24,7 @@
  */
 #include "_msgpack.h"
 #include "_intake.h"
+#include "_produce.h"
 #include <zlib.h>
 
 static PyObject *s_error, *s_partition, *s_topic, *s_offset, *s_timestamp, *s_key, *s_value, *s_headers;
@@ -421,7 +424,7 @@ PyMODINIT_FUNC PyInit__packer(void) {
     INTERN(s_headers, "headers");
 #undef INTERN
     PyObject *m = PyModule_Create(&module);
-    if (m != NULL && intake_add_type(m) < 0)
+    if (m != NULL && (intake_add_type(m) < 0 || produce_add_type(m) < 0))
         Py_CLEAR(m);
     return m;
 }

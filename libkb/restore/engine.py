@@ -36,6 +36,7 @@ from libkb.metrics import RunMetrics
 from libkb.ratelimit import RateLimiter
 from libkb.restore import purge, resume, verify
 from libkb.restore.checkpoint import CHECKPOINT_SECS, Checkpoints, vouch
+from libkb.restore.direct import DirectProducer, open_direct
 from libkb.restore.groups import (
     TranslatedOffset,
     apply_offsets,
@@ -295,7 +296,8 @@ class RestoreEngine:
             checkpoints = Checkpoints(
                 backend, state, plan, admin, poller.serve, deliveries.failed, self.checkpoint_secs
             )
-            errors = self._produce(source, producer, poller, checkpoints, plan, mapping, skips)
+            direct = open_direct(producer, deliveries)
+            errors = self._produce(source, producer, poller, checkpoints, plan, mapping, skips, direct)
             remaining = producer.flush(self.options.delivery_timeout_ms / 1000)
             poller.serve()
         self._finish(backend, admin, plan, state, mapping, deliveries, remaining, errors)
@@ -342,6 +344,7 @@ class RestoreEngine:
         plan: RestorePlan,
         mapping: OffsetMapping,
         skips: dict[str, int],
+        direct: DirectProducer | None = None,
     ) -> list[tuple[Task, BaseException]]:
         """Every partition (and every topic restored by key) on a thread of its own; their errors.
 
@@ -351,7 +354,7 @@ class RestoreEngine:
         """
         total, started = len(plan.tasks) + len(plan.spread), time.monotonic()
         reader_pool = ThreadPoolExecutor(max(2, self.options.max_concurrent_partitions), "libkb-read")
-        ctx = self._context(source, producer, reader_pool, poller)
+        ctx = self._context(source, producer, reader_pool, poller, direct)
         restorers: list[PartitionRestorer | SpreadRestorer] = [
             PartitionRestorer(task, pm, skips[pm.key], ctx)
             for task, pm in zip(plan.tasks, mapping.partitions, strict=True)
@@ -385,7 +388,12 @@ class RestoreEngine:
             raise
 
     def _context(
-        self, source: BackupSource, producer: Producer, reader_pool: ThreadPoolExecutor, poller: Poller
+        self,
+        source: BackupSource,
+        producer: Producer,
+        reader_pool: ThreadPoolExecutor,
+        poller: Poller,
+        direct: DirectProducer | None,
     ) -> RestoreContext:
         limiter = RateLimiter(
             bytes_per_sec=self.options.rate_limit_bytes_per_sec,
@@ -403,6 +411,7 @@ class RestoreEngine:
             self.config.backup_id,
             self.options.include_original_offset_header,
             poller.poll,
+            direct,
         )
 
     def _restore(self, restorer: PartitionRestorer | SpreadRestorer) -> None:

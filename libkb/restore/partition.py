@@ -7,8 +7,9 @@ produces the rest, and records the offset mapping as runs.
 
 The hot path is per block, as the source decodes it: a block inside the
 range, with consecutive offsets and nothing to filter, skip or add, goes out
-in one tight loop, with one mapping run and one sum for its bytes. Anything
-else (and the blocks at the range's edges) goes record by record.
+in one call to C (:mod:`.direct`; a tight Python loop where it cannot run),
+with one mapping run and one sum for its bytes. Anything else (and the
+blocks at the range's edges) goes record by record.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from libkb.format.segment import Record
 from libkb.kafka.producer import original_offset_headers
 from libkb.metrics import RunMetrics
 from libkb.ratelimit import RateLimiter
+from libkb.restore.direct import DirectProducer
 from libkb.restore.mapping import PartitionMapping
 from libkb.restore.plan import PartitionTask
 from libkb.restore.progress import RunCounters
@@ -69,6 +71,8 @@ class RestoreContext:
     add_headers: bool  # restore.include_original_offset_header
     #: How a partition waits for room in a full queue (the run's :class:`.producer.Poller`).
     poll: Poll | None = None
+    #: Whole blocks produced from C (None: ``producer.produce()`` per record).
+    direct: DirectProducer | None = None
 
 
 def read_ahead(ctx: RestoreContext, task: PartitionTask) -> Generator[StoredSegment, None, None]:
@@ -142,6 +146,7 @@ class PartitionRestorer:
         self._runs = _Runs(mapping)
         self._produce: Produce = ctx.producer.produce
         self._poll: Poll = ctx.poll or ctx.producer.poll
+        self._direct = ctx.direct
         self._topic, self._partition = task.target_topic, task.target_partition
         self._start, self._end = task.start_offset, task.end_offset
         self._records_metric = ctx.metrics.restore_records.labels(ctx.backup_id)
@@ -181,17 +186,24 @@ class PartitionRestorer:
             and first >= self._start
             and last < self._end
             and last - first == n - 1
-            and list(map(_OFFSET, block)) == list(range(first, last + 1))
+            and (
+                self._direct.consecutive(block)
+                if self._direct is not None
+                else list(map(_OFFSET, block)) == list(range(first, last + 1))
+            )
         )
 
     def _produce_block(self, block: list[Record]) -> None:
         """The hot path: a whole block, one mapping run, one flush."""
         self._runs.add_block(block[0][0], len(block))
-        produce_all(self._produce, self._poll, self._topic, self._partition, block)
+        if self._direct is not None:
+            self._nbytes += self._direct.produce_block(self._topic, self._partition, block, self._poll)
+        else:
+            produce_all(self._produce, self._poll, self._topic, self._partition, block)
+            self._nbytes += sum(map(len, filter(None, map(_KEY, block)))) + sum(
+                map(len, filter(None, map(_VALUE, block)))
+            )
         self._count += len(block)
-        self._nbytes += sum(map(len, filter(None, map(_KEY, block)))) + sum(
-            map(len, filter(None, map(_VALUE, block)))
-        )
         self._flush()
 
     def _produce_records(self, block: list[Record]) -> bool:

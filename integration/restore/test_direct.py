@@ -1,0 +1,191 @@
+"""Whole blocks produced from C (``RecordProducer``) against a real broker.
+
+The target must receive exactly what ``Producer.produce()`` per record gives
+it: the same keys, values (null and empty apart), headers and timestamps, in
+order; a full local queue must be waited through, a refusal raised as
+``produce()`` raises it, and a failed delivery must reach the producer's
+``on_delivery`` as before. Misuse is a Python error, never a crash.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import confluent_kafka
+import pytest
+from confluent_kafka import KafkaError, KafkaException, Producer, cimpl
+
+from integration.kafka_data import BASE_TS, consume_all, tricky_record
+from integration.services.endpoints import KafkaEndpoint
+from libkb.format._packer import RecordProducer
+from libkb.format.records import Record
+from libkb.restore import direct
+from libkb.restore.direct import DirectProducer, open_direct
+from libkb.restore.partition import produce_all
+from libkb.restore.producer import Deliveries
+
+pytestmark = pytest.mark.kafka
+
+
+#: Timestamps before this are the ones sent; later ones were stamped at produce time.
+SENT_BEFORE = BASE_TS + 10**9
+
+
+def block_of(count: int, *, first: int = 0) -> list[Record]:
+    """Records of every awkward shape, as a segment reader decodes them (CreateTime, and some with none)."""
+    out: list[Record] = []
+    for i in range(first, first + count):
+        rec = tricky_record(i)
+        ts = rec["timestamp"]
+        assert isinstance(ts, int)
+        ts_type = 0 if i % 11 == 10 else 1  # 0: no timestamp kept: stamped when produced
+        out.append((i, ts, ts_type, rec["key"], rec["value"], rec["headers"]))  # type: ignore[arg-type]
+    return out
+
+
+def producer(kafka: KafkaEndpoint, on_delivery: Any = None, **extra: Any) -> Producer:
+    config = {
+        "bootstrap.servers": kafka.bootstrap_servers,
+        "linger.ms": 5,
+        "enable.idempotence": True,
+        **extra,
+    }
+    if on_delivery is not None:
+        config |= {"on_delivery": on_delivery, "delivery.report.only.error": True}
+    return Producer(config)
+
+
+def direct_on(p: Producer, on_delivery: Any = None) -> DirectProducer:
+    opened = open_direct(p, on_delivery)
+    assert opened is not None, "the C path did not open (was the extension built?)"
+    return opened
+
+
+def as_sent(records: list[Record]) -> list[tuple[Any, ...]]:
+    """What a consumer must read back: offset, key, value, headers, and the timestamp where one was kept."""
+    return [(o, k, v, h, ts if tt else "now") for o, ts, tt, k, v, h in records]
+
+
+def as_read(records: list[Record]) -> list[tuple[Any, ...]]:
+    return [(o, k, v, h, ts if ts < SENT_BEFORE else "now") for o, ts, _, k, v, h in records]
+
+
+def test_a_block_reads_back_exactly_as_produce_per_record_writes_it(
+    kafka_service: KafkaEndpoint, kafka_topic_factory: Any
+) -> None:
+    by_c, by_python = kafka_topic_factory(partitions=2), kafka_topic_factory(partitions=2)
+    p = producer(kafka_service)
+    fast = direct_on(p)
+    blocks = {0: block_of(1500), 1: block_of(700, first=1500)}
+    sent = 0
+    for partition, block in blocks.items():
+        sent += fast.produce_block(by_c, partition, block, p.poll)
+        produce_all(p.produce, p.poll, by_python, partition, block)
+    assert p.flush(30) == 0
+    assert sent == sum(len(r[3] or b"") + len(r[4] or b"") for b in blocks.values() for r in b)
+    got, want = (
+        consume_all(kafka_service.bootstrap_servers, by_c, 2),
+        consume_all(kafka_service.bootstrap_servers, by_python, 2),
+    )
+    for partition, block in blocks.items():
+        renumbered: list[Record] = [(i, *r[1:]) for i, r in enumerate(block)]  # a fresh topic starts at 0
+        assert as_read(got[partition]) == as_sent(renumbered) == as_read(want[partition])
+
+
+def test_a_full_local_queue_is_polled_until_every_record_is_in(
+    kafka_service: KafkaEndpoint, kafka_topic_factory: Any
+) -> None:
+    topic = kafka_topic_factory(partitions=1)
+    p = producer(kafka_service, **{"queue.buffering.max.messages": 50})
+    polls: list[float] = []
+
+    def poll(timeout: float) -> int:
+        polls.append(timeout)
+        return p.poll(timeout)
+
+    block = block_of(2000)
+    direct_on(p).produce_block(topic, 0, block, poll)
+    assert p.flush(30) == 0
+    assert polls and set(polls) == {direct.FULL_POLL_SECS}
+    assert as_read(consume_all(kafka_service.bootstrap_servers, topic, 1)[0]) == as_sent(block)
+
+
+def test_a_refused_record_raises_as_produce_does_after_those_before_it(
+    kafka_service: KafkaEndpoint, kafka_topic_factory: Any
+) -> None:
+    topic = kafka_topic_factory(partitions=1)
+    p = producer(kafka_service, **{"message.max.bytes": 10_000})
+    block = block_of(10)
+    block[6] = (6, BASE_TS, 1, b"k", b"x" * 20_000, None)
+    with pytest.raises(KafkaException) as raised:
+        direct_on(p).produce_block(topic, 0, block, p.poll)
+    assert raised.value.args[0].code() == KafkaError.MSG_SIZE_TOO_LARGE
+    with pytest.raises(KafkaException) as by_python:
+        p.produce(topic, b"x" * 20_000, b"k", 0)
+    assert by_python.value.args[0].code() == raised.value.args[0].code()
+    assert p.flush(30) == 0
+    assert as_read(consume_all(kafka_service.bootstrap_servers, topic, 1)[0]) == as_sent(block[:6])
+
+
+def test_a_failed_delivery_reaches_on_delivery(
+    kafka_service: KafkaEndpoint, kafka_topic_factory: Any
+) -> None:
+    # The broker refuses what the producer lets through: the failure comes as a delivery report.
+    topic = kafka_topic_factory(partitions=2, config={"max.message.bytes": "20000"})
+    stop = threading.Event()
+    deliveries = Deliveries(stop)
+    p = producer(kafka_service, deliveries, **{"message.max.bytes": 1_000_000, "linger.ms": 0})
+    fast = direct_on(p, deliveries)
+    fast.produce_block(topic, 0, block_of(20), p.poll)
+    assert p.flush(30) == 0
+    assert not stop.is_set() and deliveries.failed() == set()  # successes are not reported
+    fast.produce_block(topic, 1, [(0, BASE_TS, 1, b"big", b"y" * 100_000, None)], p.poll)
+    p.flush(30)
+    assert stop.is_set() and deliveries.failed() == {(topic, 1)}
+    assert "1 record)" in deliveries.messages()[0]
+
+
+def test_consecutive_offsets_are_checked_in_c() -> None:
+    block = block_of(5, first=40)
+    assert DirectProducer.consecutive(block) and DirectProducer.consecutive([])
+    assert not DirectProducer.consecutive([*block[:2], *block[3:]])
+    assert not DirectProducer.consecutive([block[1], block[0]])
+
+
+def test_misuse_is_an_error_not_a_crash(kafka_service: KafkaEndpoint, kafka_topic_factory: Any) -> None:
+    topic = kafka_topic_factory(partitions=1)
+    p = producer(kafka_service)
+    c = RecordProducer(p, Producer, None, cimpl.__file__)
+    with pytest.raises(TypeError, match="record 1: the value is str"):
+        c.produce(topic, 0, [(0, 0, 0, None, b"v", None), (1, 0, 0, None, "text", None)], 0)
+    with pytest.raises(TypeError, match="record 0 is not a 6-tuple"):
+        c.produce(topic, 0, [(0, 0, 0, None)], 0)
+    with pytest.raises(TypeError, match="header"):
+        c.produce(topic, 0, [(0, 0, 0, None, b"v", [("h",)])], 0)
+    with pytest.raises(IndexError):
+        c.produce(topic, 0, [], 1)
+    assert c.produce(topic, 0, [], 0) == (0, 0, 0)
+    with pytest.raises(TypeError, match="not a"):
+        RecordProducer(object(), Producer, None, cimpl.__file__)
+    consumer = confluent_kafka.Consumer(
+        {"bootstrap.servers": kafka_service.bootstrap_servers, "group.id": "x"}
+    )
+    try:
+        with pytest.raises(TypeError, match="not a"):
+            RecordProducer(consumer, Producer, None, cimpl.__file__)
+    finally:
+        consumer.close()
+    assert p.flush(30) == 0 and consume_all(kafka_service.bootstrap_servers, topic, 1)[0] == []
+
+
+def test_where_the_c_path_does_not_open(
+    kafka_service: KafkaEndpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = producer(kafka_service)
+    assert open_direct(object(), None) is None  # a test double
+    monkeypatch.setenv(direct.ENV, "produce")
+    assert open_direct(p, None) is None
+    monkeypatch.delenv(direct.ENV)
+    monkeypatch.setattr(confluent_kafka, "__version__", "3.0.0")
+    assert open_direct(p, None) is None

@@ -1,0 +1,99 @@
+"""A restore's whole blocks produced from C, without ``Producer.produce()`` per record.
+
+Why: ``produce()`` parses eight arguments, converts the header list and
+finds the topic by name for every record, and the loop around it runs in
+Python; with eight partition threads on two cores that was about a quarter
+of a restore's CPU (bench/README.rst, session 11). :class:`DirectProducer`
+hands a block's record tuples to ``RecordProducer`` (``libkb/format/
+_produce.c``), which checks them holding the GIL and produces them with it
+released.
+
+Nothing changes for deliveries: each message carries the per-message state
+confluent-kafka's own ``produce()`` gives it, so a failed delivery reaches
+the run's ``on_delivery`` (:class:`.producer.Deliveries`) when the producer
+is polled, as before.
+
+:func:`open_direct` returns ``None`` where the C path cannot run, as
+:func:`libkb.backup.intake.open_intake` does: no C extension, not
+confluent-kafka's own producer (a test double), not confluent-kafka 2.x, a
+failed check, or ``LIBKB_KAFKA_PRODUCE=produce``. The restore then calls
+``produce()`` per record, with the same results.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+import confluent_kafka
+from confluent_kafka import KafkaError, KafkaException, Producer
+
+from libkb.backup.intake import KNOWN_MAJOR
+from libkb.format.records import Record
+
+log = logging.getLogger("libkb.restore")
+
+#: ``LIBKB_KAFKA_PRODUCE=produce`` turns the C path off (a fallback should a librdkafka change break it).
+ENV = "LIBKB_KAFKA_PRODUCE"
+#: librdkafka's code for a full local queue (``produce()`` raises ``BufferError`` for it).
+QUEUE_FULL = -184
+#: How long a full queue is polled before trying again (as the Python path does).
+FULL_POLL_SECS = 0.05
+
+try:
+    from confluent_kafka import cimpl
+
+    from libkb.format._packer import RecordProducer
+except ImportError:  # no compiler at install time
+    RecordProducer = None  # type: ignore[assignment,misc]
+
+
+class DirectProducer:
+    """Produces whole blocks through the run's producer; the records must not change during a call."""
+
+    def __init__(self, c: RecordProducer) -> None:
+        self._c = c
+
+    @staticmethod
+    def consecutive(block: list[Record]) -> bool:
+        """The block's offsets follow one another (a whole block is one run of the offset mapping)."""
+        return not block or RecordProducer.consecutive(block, block[0][0])
+
+    def produce_block(
+        self, topic: str, partition: int, block: list[Record], poll: Callable[[float], Any]
+    ) -> int:
+        """Produce every record of ``block``; the key and value bytes produced.
+
+        A full local queue is polled until it has room; any other refusal
+        raises ``KafkaException``, as ``produce()`` does.
+        """
+        done = nbytes = 0
+        while True:
+            done, err, produced = self._c.produce(topic, partition, block, done)
+            nbytes += produced
+            if err == 0:
+                return nbytes
+            if err != QUEUE_FULL:
+                raise KafkaException(KafkaError(err, f"Unable to produce message to {topic}[{partition}]"))
+            poll(FULL_POLL_SECS)  # the local queue is full: let deliveries drain
+
+
+def open_direct(producer: Any, on_delivery: Callable[..., Any] | None) -> DirectProducer | None:
+    """A :class:`DirectProducer` on ``producer``, or ``None`` where ``produce()`` must be used (see above).
+
+    ``on_delivery``: the callback ``producer`` was configured with (or ``None``).
+    """
+    if RecordProducer is None or os.environ.get(ENV, "").lower() == "produce":
+        return None
+    if not isinstance(producer, Producer):
+        return None
+    if not str(getattr(confluent_kafka, "__version__", "")).startswith(KNOWN_MAJOR):
+        log.warning("producing with produce(): the C path knows confluent-kafka %s only", KNOWN_MAJOR)
+        return None
+    try:
+        return DirectProducer(RecordProducer(producer, Producer, on_delivery, cimpl.__file__))
+    except (ImportError, TypeError, RuntimeError) as exc:
+        log.warning("producing with produce() instead of the C path: %s", exc)
+        return None
