@@ -1,5 +1,5 @@
 """``python -m libkb.cli``: the same as the ``kafka-backup`` script."""
 
-from libkb.cli.app import main
+from libkb.cli.app import console_main
 
-raise SystemExit(main())
+console_main()

@@ -7,9 +7,12 @@ are decided in :mod:`libkb.cli.exits` alone.
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
 
 import argcomplete
@@ -458,6 +461,27 @@ def _validation_command(commands: _Commands) -> None:
     check.add_argument("-r", "--report", required=True, metavar="FILE", help="the JSON evidence report")
     check.add_argument("-s", "--signature", required=True, metavar="FILE", help="its .sig file")
     check.add_argument("--public-key", metavar="FILE", help="the signer's PEM public key (P-256)")
+
+
+def console_main() -> None:
+    """The ``kafka-backup`` script: :func:`main`, then exit without the interpreter's teardown.
+
+    Once a command has returned, its output is flushed, its clients closed and
+    its threads joined; what Python's teardown does then (freeing every module
+    and object, 50-100 ms) changes nothing anyone sees, yet counted in every
+    job's time. The exit handlers still run (logging's flush among them), and
+    a thread that is not a daemon and still runs gets the usual exit, which
+    waits for it.
+    """
+    code = main()
+    atexit._run_exitfuncs()  # what a normal exit runs first
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe or stream: nothing to flush
+            stream.flush()
+    main_thread = threading.main_thread()
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not main_thread):
+        sys.exit(code)
+    os._exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

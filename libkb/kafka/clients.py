@@ -62,6 +62,11 @@ def base_config(options: SourceOptions, *, client_id: str = "libkb") -> dict[str
         "logger": librdkafka_log,
         "socket.keepalive.enable": options.connection.tcp_keepalive,
         "socket.nagle.disable": options.connection.tcp_nodelay,
+        # librdkafka 2.x drops the bootstrap connection once it knows the brokers, failing the
+        # request in flight on it, and then waits half this backoff before connecting again:
+        # 50 ms of every job's start at the default 100 (the backoff still doubles up to
+        # reconnect.backoff.max.ms, 10 s, through an outage).
+        "reconnect.backoff.ms": 20,
     }
     for attr, prop in _SECURITY_KEYS.items():
         value = getattr(options.security, attr)

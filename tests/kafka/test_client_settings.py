@@ -115,6 +115,9 @@ def test_connection_settings() -> None:
     assert (config["socket.keepalive.enable"], config["socket.nagle.disable"]) == (False, False)
     passthrough = SourceOptions(("h:1",), client_config={"socket.nagle.disable": False})
     assert base_config(passthrough)["socket.nagle.disable"] is False  # client_config wins
+    assert default["reconnect.backoff.ms"] == 20  # a job's start does not wait 50 ms for a reconnect
+    slower = SourceOptions(("h:1",), client_config={"reconnect.backoff.ms": 100})
+    assert base_config(slower)["reconnect.backoff.ms"] == 100
 
 
 @pytest.mark.parametrize(
