@@ -27,18 +27,16 @@ message the application holds: the consumer's ``close()`` would block).
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
-import confluent_kafka
 from confluent_kafka import Consumer, KafkaError
+
+from libkb.kafka.native import native_allowed
 
 log = logging.getLogger("libkb.backup")
 
 #: ``LIBKB_KAFKA_INTAKE=consume`` turns the C path off (a fallback should a librdkafka change break it).
 ENV = "LIBKB_KAFKA_INTAKE"
-#: The confluent-kafka releases whose consumer object starts with its client handle (all of 2.x).
-KNOWN_MAJOR = "2."
 
 try:
     from confluent_kafka import cimpl
@@ -113,12 +111,7 @@ class RawMessage:
 
 def open_intake(consumer: Any) -> Intake | None:
     """An :class:`Intake` on ``consumer``, or ``None`` where ``consume()`` must be used (see above)."""
-    if Intake is None or os.environ.get(ENV, "").lower() == "consume":
-        return None
-    if not isinstance(consumer, Consumer):
-        return None
-    if not str(getattr(confluent_kafka, "__version__", "")).startswith(KNOWN_MAJOR):
-        log.warning("reading with consume(): the C intake knows confluent-kafka %s only", KNOWN_MAJOR)
+    if Intake is None or not native_allowed(consumer, Consumer, ENV, "consume", "the C intake"):
         return None
     try:
         return Intake(consumer, Consumer, RawMessage, cimpl.__file__)

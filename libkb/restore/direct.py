@@ -23,15 +23,13 @@ failed check, or ``LIBKB_KAFKA_PRODUCE=produce``. The restore then calls
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from typing import Any
 
-import confluent_kafka
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from libkb.backup.intake import KNOWN_MAJOR
 from libkb.format.records import Record
+from libkb.kafka.native import native_allowed
 
 log = logging.getLogger("libkb.restore")
 
@@ -85,12 +83,7 @@ def open_direct(producer: Any, on_delivery: Callable[..., Any] | None) -> Direct
 
     ``on_delivery``: the callback ``producer`` was configured with (or ``None``).
     """
-    if RecordProducer is None or os.environ.get(ENV, "").lower() == "produce":
-        return None
-    if not isinstance(producer, Producer):
-        return None
-    if not str(getattr(confluent_kafka, "__version__", "")).startswith(KNOWN_MAJOR):
-        log.warning("producing with produce(): the C path knows confluent-kafka %s only", KNOWN_MAJOR)
+    if RecordProducer is None or not native_allowed(producer, Producer, ENV, "produce", "the C produce path"):
         return None
     try:
         return DirectProducer(RecordProducer(producer, Producer, on_delivery, cimpl.__file__))

@@ -344,7 +344,7 @@ class RestoreEngine:
         plan: RestorePlan,
         mapping: OffsetMapping,
         skips: dict[str, int],
-        direct: DirectProducer | None = None,
+        direct: DirectProducer | None,
     ) -> list[tuple[Task, BaseException]]:
         """Every partition (and every topic restored by key) on a thread of its own; their errors.
 
