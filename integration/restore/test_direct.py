@@ -44,6 +44,12 @@ def block_of(count: int, *, first: int = 0) -> list[Record]:
     return out
 
 
+def topic_of(factory: Any, partitions: int, **config: str) -> str:
+    """A topic that keeps 2020's records: under the broker's default retention a segment of them
+    rolls at the next append and is deleted within a second (the test broker checks every second)."""
+    return str(factory(partitions=partitions, config={"retention.ms": "-1", **config}))
+
+
 def producer(kafka: KafkaEndpoint, on_delivery: Any = None, **extra: Any) -> Producer:
     config = {
         "bootstrap.servers": kafka.bootstrap_servers,
@@ -74,7 +80,7 @@ def as_read(records: list[Record]) -> list[tuple[Any, ...]]:
 def test_a_block_reads_back_exactly_as_produce_per_record_writes_it(
     kafka_service: KafkaEndpoint, kafka_topic_factory: Any
 ) -> None:
-    by_c, by_python = kafka_topic_factory(partitions=2), kafka_topic_factory(partitions=2)
+    by_c, by_python = topic_of(kafka_topic_factory, 2), topic_of(kafka_topic_factory, 2)
     p = producer(kafka_service)
     fast = direct_on(p)
     blocks = {0: block_of(1500), 1: block_of(700, first=1500)}
@@ -96,7 +102,7 @@ def test_a_block_reads_back_exactly_as_produce_per_record_writes_it(
 def test_a_full_local_queue_is_polled_until_every_record_is_in(
     kafka_service: KafkaEndpoint, kafka_topic_factory: Any
 ) -> None:
-    topic = kafka_topic_factory(partitions=1)
+    topic = topic_of(kafka_topic_factory, 1)
     p = producer(kafka_service, **{"queue.buffering.max.messages": 50})
     polls: list[float] = []
 
@@ -114,7 +120,7 @@ def test_a_full_local_queue_is_polled_until_every_record_is_in(
 def test_a_refused_record_raises_as_produce_does_after_those_before_it(
     kafka_service: KafkaEndpoint, kafka_topic_factory: Any
 ) -> None:
-    topic = kafka_topic_factory(partitions=1)
+    topic = topic_of(kafka_topic_factory, 1)
     p = producer(kafka_service, **{"message.max.bytes": 10_000})
     block = block_of(10)
     block[6] = (6, BASE_TS, 1, b"k", b"x" * 20_000, None)
@@ -132,7 +138,7 @@ def test_a_failed_delivery_reaches_on_delivery(
     kafka_service: KafkaEndpoint, kafka_topic_factory: Any
 ) -> None:
     # The broker refuses what the producer lets through: the failure comes as a delivery report.
-    topic = kafka_topic_factory(partitions=2, config={"max.message.bytes": "20000"})
+    topic = topic_of(kafka_topic_factory, 2, **{"max.message.bytes": "20000"})
     stop = threading.Event()
     deliveries = Deliveries(stop)
     p = producer(kafka_service, deliveries, **{"message.max.bytes": 1_000_000, "linger.ms": 0})
@@ -154,7 +160,7 @@ def test_consecutive_offsets_are_checked_in_c() -> None:
 
 
 def test_misuse_is_an_error_not_a_crash(kafka_service: KafkaEndpoint, kafka_topic_factory: Any) -> None:
-    topic = kafka_topic_factory(partitions=1)
+    topic = topic_of(kafka_topic_factory, 1)
     p = producer(kafka_service)
     c = RecordProducer(p, Producer, None, cimpl.__file__)
     with pytest.raises(TypeError, match="record 1: the value is str"):
