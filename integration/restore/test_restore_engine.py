@@ -20,7 +20,7 @@ from typing import Any
 
 import msgpack
 import pytest
-from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer, KafkaError, TopicPartition
+from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from integration.kafka_data import BASE_TS, consume_all, message_partition, message_record, produce
@@ -409,8 +409,6 @@ def test_offset_ranges_and_partition_mapping(
 def test_compacted_and_transactional_round_trips(
     kafka_service: KafkaEndpoint, topic_factory: Any, memory: StorageBackend
 ) -> None:
-    from confluent_kafka import Producer
-
     tx_topic = topic_factory()
     tx = Producer(
         {"bootstrap.servers": kafka_service.bootstrap_servers, "transactional.id": f"{tx_topic}-tx"}
@@ -595,12 +593,15 @@ def test_a_segment_with_valid_checksums_and_a_bad_record_is_named_with_its_offse
 def test_created_topic_keeps_old_records(
     kafka_service: KafkaEndpoint, topic_factory: Any, memory: StorageBackend
 ) -> None:
-    # 7 days' retention, records from 2020. A segment rolls once its first record is older than
-    # segment.ms, and a closed segment of old records is deleted within a second here (the test
-    # broker checks retention every second): keep them all in the active segment, which retention
-    # never deletes, so the backup reads them however loaded the machine is.
+    # 7 days' retention, records from 2020, which the test broker checks every second. A segment
+    # rolls once its first record is older than segment.ms (kept from rolling here), and retention
+    # deletes a segment, the active one too, once its newest record is older than retention.ms:
+    # one record of today, last, keeps them all until the backup has read them.
     source = topic_factory(config={"retention.ms": "604800000", "segment.ms": "315360000000000"})
     produce(kafka_service.bootstrap_servers, source, 10)
+    today = Producer({"bootstrap.servers": kafka_service.bootstrap_servers})
+    today.produce(source, b"today", b"k")
+    assert today.flush(30) == 0
     backup(kafka_service, {"backend": "memory"}, [source], memory)
     target = f"{source}-old"
     result = restore(
@@ -611,10 +612,10 @@ def test_created_topic_keeps_old_records(
         topic_mapping={source: target},
         create_topics=True,
     )
-    assert result.records == 10, "the backup did not hold all 10 records: the source lost some first"
+    assert result.records == 11, "the backup did not hold all 11 records: the source lost some first"
     assert any("retention.ms=-1" in n for n in result.notes)
     time.sleep(3)  # the broker checks retention every second in the test cluster
-    assert len(consume_all(kafka_service.bootstrap_servers, target, 1)[0]) == 10
+    assert len(consume_all(kafka_service.bootstrap_servers, target, 1)[0]) == 11
 
 
 def test_log_append_time_target_stamps_broker_time(
