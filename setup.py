@@ -22,6 +22,7 @@ setup(
                 "libkb/format/_intake.h",
                 "libkb/format/_produce.h",
                 "libkb/format/_rdkafka.h",
+                "libkb/format/_unpack.h",
             ],
             libraries=["z", "dl"],
             optional=True,

@@ -20,6 +20,13 @@ from integration.kafka_data import BASE_TS, consume_all, tricky_record
 from integration.services.endpoints import KafkaEndpoint
 from libkb.format._packer import RecordProducer
 from libkb.format.records import Record
+from libkb.format.segment import (
+    CODEC_ZSTD,
+    RECORDS_AT,
+    SegmentReader,
+    decoded_block,
+    encode_segment,
+)
 from libkb.restore import direct
 from libkb.restore.direct import DirectProducer, open_direct
 from libkb.restore.partition import produce_all
@@ -68,6 +75,26 @@ def direct_on(p: Producer, on_delivery: Any = None) -> DirectProducer:
     return opened
 
 
+def decoded_of(records: list[Record]) -> Any:
+    """``records`` as a segment reader hands a whole block to the restore: decoded, not unpacked."""
+    first, last = records[0][0], records[-1][0]
+    blob = encode_segment("t", 0, first, last + 1, records, codec=CODEC_ZSTD, block_bytes=1 << 30)
+    (info,) = SegmentReader(blob).blocks()
+    return decoded_block(blob, info, CODEC_ZSTD)
+
+
+#: The two ways a whole block goes out in C: its record tuples, or its decoded bytes.
+ENTRIES = ["tuples", "decoded"]
+
+
+def send(fast: DirectProducer, entry: str, topic: str, partition: int, block: list[Record], poll: Any) -> int:
+    if entry == "tuples":
+        return fast.produce_block(topic, partition, block, poll)
+    sent = fast.produce_decoded(topic, partition, decoded_of(block), poll)
+    assert sent is not None, "the C reader declined a plain block"
+    return sent
+
+
 def as_sent(records: list[Record]) -> list[tuple[Any, ...]]:
     """What a consumer must read back: offset, key, value, headers, and the timestamp where one was kept."""
     return [(o, k, v, h, ts if tt else "now") for o, ts, tt, k, v, h in records]
@@ -77,8 +104,9 @@ def as_read(records: list[Record]) -> list[tuple[Any, ...]]:
     return [(o, k, v, h, ts if ts < SENT_BEFORE else "now") for o, ts, _, k, v, h in records]
 
 
+@pytest.mark.parametrize("entry", ENTRIES)
 def test_a_block_reads_back_exactly_as_produce_per_record_writes_it(
-    kafka_service: KafkaEndpoint, kafka_topic_factory: Any
+    kafka_service: KafkaEndpoint, kafka_topic_factory: Any, entry: str
 ) -> None:
     by_c, by_python = topic_of(kafka_topic_factory, 2), topic_of(kafka_topic_factory, 2)
     p = producer(kafka_service)
@@ -86,7 +114,7 @@ def test_a_block_reads_back_exactly_as_produce_per_record_writes_it(
     blocks = {0: block_of(1500), 1: block_of(700, first=1500)}
     sent = 0
     for partition, block in blocks.items():
-        sent += fast.produce_block(by_c, partition, block, p.poll)
+        sent += send(fast, entry, by_c, partition, block, p.poll)
         produce_all(p.produce, p.poll, by_python, partition, block)
     assert p.flush(30) == 0
     assert sent == sum(len(r[3] or b"") + len(r[4] or b"") for b in blocks.values() for r in b)
@@ -99,8 +127,9 @@ def test_a_block_reads_back_exactly_as_produce_per_record_writes_it(
         assert as_read(got[partition]) == as_sent(renumbered) == as_read(want[partition])
 
 
+@pytest.mark.parametrize("entry", ENTRIES)
 def test_a_full_local_queue_is_polled_until_every_record_is_in(
-    kafka_service: KafkaEndpoint, kafka_topic_factory: Any
+    kafka_service: KafkaEndpoint, kafka_topic_factory: Any, entry: str
 ) -> None:
     topic = topic_of(kafka_topic_factory, 1)
     p = producer(kafka_service, **{"queue.buffering.max.messages": 50})
@@ -111,21 +140,22 @@ def test_a_full_local_queue_is_polled_until_every_record_is_in(
         return p.poll(timeout)
 
     block = block_of(2000)
-    direct_on(p).produce_block(topic, 0, block, poll)
+    send(direct_on(p), entry, topic, 0, block, poll)
     assert p.flush(30) == 0
     assert polls and set(polls) == {direct.FULL_POLL_SECS}
     assert as_read(consume_all(kafka_service.bootstrap_servers, topic, 1)[0]) == as_sent(block)
 
 
+@pytest.mark.parametrize("entry", ENTRIES)
 def test_a_refused_record_raises_as_produce_does_after_those_before_it(
-    kafka_service: KafkaEndpoint, kafka_topic_factory: Any
+    kafka_service: KafkaEndpoint, kafka_topic_factory: Any, entry: str
 ) -> None:
     topic = topic_of(kafka_topic_factory, 1)
     p = producer(kafka_service, **{"message.max.bytes": 10_000})
     block = block_of(10)
     block[6] = (6, BASE_TS, 1, b"k", b"x" * 20_000, None)
     with pytest.raises(KafkaException) as raised:
-        direct_on(p).produce_block(topic, 0, block, p.poll)
+        send(direct_on(p), entry, topic, 0, block, p.poll)
     assert raised.value.args[0].code() == KafkaError.MSG_SIZE_TOO_LARGE
     with pytest.raises(KafkaException) as by_python:
         p.produce(topic, b"x" * 20_000, b"k", 0)
@@ -134,8 +164,9 @@ def test_a_refused_record_raises_as_produce_does_after_those_before_it(
     assert as_read(consume_all(kafka_service.bootstrap_servers, topic, 1)[0]) == as_sent(block[:6])
 
 
+@pytest.mark.parametrize("entry", ENTRIES)
 def test_a_failed_delivery_reaches_on_delivery(
-    kafka_service: KafkaEndpoint, kafka_topic_factory: Any
+    kafka_service: KafkaEndpoint, kafka_topic_factory: Any, entry: str
 ) -> None:
     # The broker refuses what the producer lets through: the failure comes as a delivery report.
     topic = topic_of(kafka_topic_factory, 2, **{"max.message.bytes": "20000"})
@@ -143,13 +174,30 @@ def test_a_failed_delivery_reaches_on_delivery(
     deliveries = Deliveries(stop)
     p = producer(kafka_service, deliveries, **{"message.max.bytes": 1_000_000, "linger.ms": 0})
     fast = direct_on(p, deliveries)
-    fast.produce_block(topic, 0, block_of(20), p.poll)
+    send(fast, entry, topic, 0, block_of(20), p.poll)
     assert p.flush(30) == 0
     assert not stop.is_set() and deliveries.failed() == set()  # successes are not reported
-    fast.produce_block(topic, 1, [(0, BASE_TS, 1, b"big", b"y" * 100_000, None)], p.poll)
+    send(fast, entry, topic, 1, [(0, BASE_TS, 1, b"big", b"y" * 100_000, None)], p.poll)
     p.flush(30)
     assert stop.is_set() and deliveries.failed() == {(topic, 1)}
     assert "1 record)" in deliveries.messages()[0]
+
+
+def test_a_block_the_c_reader_declines_is_left_to_python_and_nothing_is_produced(
+    kafka_service: KafkaEndpoint, kafka_topic_factory: Any
+) -> None:
+    topic = topic_of(kafka_topic_factory, 1)
+    p = producer(kafka_service)
+    fast = direct_on(p)
+    gap = block_of(30)
+    del gap[10]  # a compacted block: its records go out one by one, from Python
+    declined = decoded_of(gap)
+    assert fast.produce_decoded(topic, 0, declined, p.poll) is None
+    assert declined.records() == gap  # made and checked in Python instead
+    broken = decoded_of(block_of(5))
+    broken.raw[RECORDS_AT] = 0x95  # its first record has five fields (corrupt past the checksum)
+    assert fast.produce_decoded(topic, 0, broken, p.poll) is None
+    assert p.flush(30) == 0 and consume_all(kafka_service.bootstrap_servers, topic, 1)[0] == []
 
 
 def test_consecutive_offsets_are_checked_in_c() -> None:
@@ -171,6 +219,13 @@ def test_misuse_is_an_error_not_a_crash(kafka_service: KafkaEndpoint, kafka_topi
         c.produce(topic, 0, [(0, 0, 0, None, b"v", [("h",)])], 0)
     with pytest.raises(IndexError):
         c.produce(topic, 0, [], 1)
+    raw = decoded_of(block_of(3)).raw
+    with pytest.raises(IndexError):
+        c.produce_packed(topic, 0, raw, 5, 0, 2, 3, 4)  # start beyond the records
+    with pytest.raises(IndexError):
+        c.produce_packed(topic, 0, raw, len(raw) + 1, 0, 2, 3, 0)
+    with pytest.raises(TypeError):
+        c.produce_packed(topic, 0, "text", 5, 0, 2, 3, 0)  # type: ignore[arg-type]
     assert c.produce(topic, 0, [], 0) == (0, 0, 0)
     with pytest.raises(TypeError, match="not a"):
         RecordProducer(object(), Producer, None, cimpl.__file__)

@@ -31,8 +31,24 @@ class RecordProducer:
     def produce(
         self, topic: str, partition: int, records: list[Any], start: int, /
     ) -> tuple[int, int, int]: ...
+    def produce_packed(
+        self,
+        topic: str,
+        partition: int,
+        block: bytes | bytearray,
+        pos: int,
+        first: int,
+        last: int,
+        count: int,
+        start: int,
+        /,
+    ) -> tuple[int, int, int]: ...
     @staticmethod
     def consecutive(records: list[Any], first: int, /) -> bool: ...
+    @staticmethod
+    def read_packed(
+        block: bytes | bytearray, pos: int, first: int, last: int, count: int, /
+    ) -> list[tuple[bytes | None, bytes | None, list[tuple[str, bytes | None]] | None, int]] | None: ...
 
 def crc32(data: bytes | bytearray | memoryview, value: int = 0, /) -> int: ...
 def crc32_combine(crc1: int, crc2: int, len2: int, /) -> int: ...

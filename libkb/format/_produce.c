@@ -21,6 +21,7 @@
  */
 #include "_produce.h"
 #include "_rdkafka.h"
+#include "_unpack.h"
 #include <stdlib.h>
 
 static struct {
@@ -64,12 +65,14 @@ typedef struct {
     rd_kafka_t *rk;
 } RecordProducer;
 
-/* One record's parts, borrowed from its tuple (which the caller's list keeps alive). */
+/* One record's parts, borrowed from its tuple (which the caller's list keeps alive) or from the
+ * block's bytes (produce_packed). */
 typedef struct {
     const char *key, *value; /* NULL: null */
     Py_ssize_t klen, vlen;
     int64_t ts;              /* 0: the broker's time */
     Py_ssize_t hfirst, hcount;
+    int has_headers; /* 0: headers None (read_packed tells it from an empty list) */
 } Rec;
 
 typedef struct {
@@ -84,9 +87,23 @@ typedef struct {
     Py_ssize_t nh, hcap, hmax;
 } Batch;
 
+/* PyMem_Raw*: a block is read without the GIL. */
 static void batch_free(Batch *b) {
-    PyMem_Free(b->recs);
-    PyMem_Free(b->hdrs);
+    PyMem_RawFree(b->recs);
+    PyMem_RawFree(b->hdrs);
+}
+
+/* Room for one more header; -1 when there is no memory. */
+static int grow_headers(Batch *b) {
+    if (b->nh < b->hcap)
+        return 0;
+    Py_ssize_t cap = b->hcap ? b->hcap * 2 : 64;
+    Hdr *grown = PyMem_RawRealloc(b->hdrs, cap * sizeof(Hdr));
+    if (grown == NULL)
+        return -1;
+    b->hdrs = grown;
+    b->hcap = cap;
+    return 0;
 }
 
 /* bytes -> pointer and size, None -> NULL; -1 with TypeError otherwise. */
@@ -111,15 +128,9 @@ static int add_header(Batch *b, PyObject *h, Py_ssize_t i) {
         PyErr_Format(PyExc_TypeError, "RecordProducer: record %zd: a header is not a (str, bytes) pair", i);
         return -1;
     }
-    if (b->nh == b->hcap) {
-        Py_ssize_t cap = b->hcap ? b->hcap * 2 : 64;
-        Hdr *grown = PyMem_Realloc(b->hdrs, cap * sizeof(Hdr));
-        if (grown == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        b->hdrs = grown;
-        b->hcap = cap;
+    if (grow_headers(b) < 0) {
+        PyErr_NoMemory();
+        return -1;
     }
     Hdr *d = &b->hdrs[b->nh];
     d->name = PyUnicode_AsUTF8(PyTuple_GET_ITEM(h, 0)); /* cached in the str: lives as long as it */
@@ -154,6 +165,7 @@ static int read_record(Batch *b, PyObject *item, Py_ssize_t i, Rec *r) {
     PyObject *headers = PyTuple_GET_ITEM(item, 5);
     r->hfirst = b->nh;
     r->hcount = 0;
+    r->has_headers = headers != Py_None;
     if (headers == Py_None)
         return 0;
     if (!PyList_Check(headers) && !PyTuple_Check(headers)) { /* their items live in the record */
@@ -170,13 +182,13 @@ static int read_record(Batch *b, PyObject *item, Py_ssize_t i, Rec *r) {
     return 0;
 }
 
-/* Produce recs[0, n) without the GIL; how many were produced (*err: librdkafka's code for the
+/* Produce recs[from, n) without the GIL; how many were produced (*err: librdkafka's code for the
  * first refused, *oom: no memory for its state). */
 static Py_ssize_t produce_all(RecordProducer *self, rd_kafka_topic_t *rkt, int32_t partition,
-                              const Batch *b, Py_ssize_t n, rd_kafka_vu_t *vu, int *err, int *oom,
-                              long long *nbytes) {
+                              const Batch *b, Py_ssize_t from, Py_ssize_t n, rd_kafka_vu_t *vu,
+                              int *err, int *oom, long long *nbytes) {
     Py_ssize_t i;
-    for (i = 0; i < n; i++) {
+    for (i = from; i < n; i++) {
         const Rec *r = &b->recs[i];
         MsgState *state = NULL;
         if (self->on_delivery != NULL) {
@@ -211,7 +223,40 @@ static Py_ssize_t produce_all(RecordProducer *self, rd_kafka_topic_t *rkt, int32
         }
         *nbytes += r->klen + r->vlen;
     }
-    return i;
+    return i - from;
+}
+
+/* Produce b->recs[from, n) to the partition, holding the GIL only around; (start + how many were
+ * produced, error code, key+value bytes), or NULL with an exception. */
+static PyObject *send_batch(RecordProducer *self, const char *topic, int partition, const Batch *b,
+                            Py_ssize_t from, Py_ssize_t n, Py_ssize_t start) {
+    rd_kafka_vu_t *vu = PyMem_Malloc((7 + b->hmax) * sizeof(rd_kafka_vu_t));
+    if (vu == NULL)
+        return PyErr_NoMemory();
+    if (self->on_delivery != NULL)
+        for (Py_ssize_t i = from; i < n; i++)
+            Py_INCREF(self->on_delivery); /* one per message; confluent-kafka's callback releases it */
+    int err = 0, oom = 0;
+    long long nbytes = 0;
+    Py_ssize_t done = 0;
+    Py_BEGIN_ALLOW_THREADS
+    rd_kafka_topic_t *rkt = pk_fn.topic_new(self->rk, topic, NULL);
+    if (rkt == NULL) {
+        oom = 1;
+    } else {
+        done = produce_all(self, rkt, partition, b, from, n, vu, &err, &oom, &nbytes);
+        pk_fn.topic_destroy(rkt);
+    }
+    Py_END_ALLOW_THREADS
+    if (self->on_delivery != NULL)
+        for (Py_ssize_t i = from + done; i < n; i++)
+            Py_DECREF(self->on_delivery); /* the messages not produced */
+    PyMem_Free(vu);
+    if (oom) {
+        PyErr_Format(PyExc_MemoryError, "RecordProducer: no memory or topic handle for %s", topic);
+        return NULL;
+    }
+    return Py_BuildValue("niL", start + done, err, nbytes);
 }
 
 PyDoc_STRVAR(produce_doc,
@@ -239,7 +284,7 @@ static PyObject *RecordProducer_produce(RecordProducer *self, PyObject *args) {
     }
     Py_ssize_t n = total - start;
     Batch b = {0};
-    b.recs = PyMem_Malloc((n ? n : 1) * sizeof(Rec));
+    b.recs = PyMem_RawMalloc((n ? n : 1) * sizeof(Rec));
     if (b.recs == NULL)
         return PyErr_NoMemory();
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -248,36 +293,210 @@ static PyObject *RecordProducer_produce(RecordProducer *self, PyObject *args) {
             return NULL;
         }
     }
-    rd_kafka_vu_t *vu = PyMem_Malloc((7 + b.hmax) * sizeof(rd_kafka_vu_t));
-    if (vu == NULL) {
-        batch_free(&b);
-        return PyErr_NoMemory();
-    }
-    if (self->on_delivery != NULL)
-        for (Py_ssize_t i = 0; i < n; i++)
-            Py_INCREF(self->on_delivery); /* one per message; confluent-kafka's callback releases it */
-    int err = 0, oom = 0;
-    long long nbytes = 0;
-    Py_ssize_t done = 0;
-    Py_BEGIN_ALLOW_THREADS
-    rd_kafka_topic_t *rkt = pk_fn.topic_new(self->rk, topic, NULL);
-    if (rkt == NULL) {
-        oom = 1;
-    } else {
-        done = produce_all(self, rkt, partition, &b, n, vu, &err, &oom, &nbytes);
-        pk_fn.topic_destroy(rkt);
-    }
-    Py_END_ALLOW_THREADS
-    if (self->on_delivery != NULL)
-        for (Py_ssize_t i = done; i < n; i++)
-            Py_DECREF(self->on_delivery); /* the messages not produced */
-    PyMem_Free(vu);
+    PyObject *result = send_batch(self, topic, partition, &b, 0, n, start);
     batch_free(&b);
-    if (oom) {
-        PyErr_Format(PyExc_MemoryError, "RecordProducer: no memory or topic handle for %s", topic);
-        return NULL;
+    return result;
+}
+
+/* One record of a block into rec, its headers appended to b (names copied, NUL-terminated, into
+ * *names at offsets kept in Hdr.name until the block is read); 1, 0 if it is not a plain record
+ * at `offset`, -1 when there is no memory. */
+static int read_one(Rd *r, int64_t offset, Batch *b, Rec *rec, char **names, size_t *nlen, size_t *ncap) {
+    size_t n;
+    int64_t at, ts, ts_type;
+    const uint8_t *k, *v;
+    size_t kl, vl;
+    if (rd_array(r, &n) < 0 || n != 6 || rd_int64(r, &at) < 0 || at != offset || rd_int64(r, &ts) < 0 ||
+        rd_int64(r, &ts_type) < 0 || rd_bin_or_nil(r, &k, &kl) < 0 || rd_bin_or_nil(r, &v, &vl) < 0 ||
+        !rd_need(r, 1))
+        return 0;
+    rec->key = (const char *)k, rec->klen = (Py_ssize_t)kl;
+    rec->value = (const char *)v, rec->vlen = (Py_ssize_t)vl;
+    rec->ts = ts_type && ts >= 0 ? ts : 0;
+    rec->hfirst = b->nh;
+    rec->hcount = 0;
+    rec->has_headers = *r->p != 0xc0;
+    if (!rec->has_headers) {
+        r->p++;
+        return 1;
     }
-    return Py_BuildValue("niL", start + done, err, nbytes);
+    size_t nh;
+    if (rd_array(r, &nh) < 0)
+        return 0;
+    for (size_t h = 0; h < nh; h++) {
+        size_t two, namelen, size;
+        const uint8_t *name, *value;
+        if (rd_array(r, &two) < 0 || two != 2 || rd_str(r, &name, &namelen) < 0 ||
+            rd_bin_or_nil(r, &value, &size) < 0)
+            return 0;
+        if (*nlen + namelen + 1 > *ncap) {
+            size_t cap = (*ncap ? *ncap * 2 : 4096) + namelen + 1;
+            char *grown = PyMem_RawRealloc(*names, cap);
+            if (grown == NULL)
+                return -1;
+            *names = grown, *ncap = cap;
+        }
+        if (grow_headers(b) < 0)
+            return -1;
+        memcpy(*names + *nlen, name, namelen);
+        (*names)[*nlen + namelen] = '\0';
+        Hdr *d = &b->hdrs[b->nh++];
+        d->name = (const char *)(uintptr_t)*nlen; /* an offset until the names stop moving */
+        d->value = (const char *)value, d->size = (Py_ssize_t)size;
+        *nlen += namelen + 1;
+    }
+    rec->hcount = (Py_ssize_t)nh;
+    if (rec->hcount > b->hmax)
+        b->hmax = rec->hcount;
+    return 1;
+}
+
+/* A block's `count` records from buf[0, len) into b, pointing into buf (_unpack.h says what is
+ * accepted); 1, 0 if it is not a whole plain block from `first` to `last`, -1 with no memory.
+ * Needs no GIL. *names: the header names, to free with PyMem_RawFree. */
+static int read_block(const uint8_t *buf, size_t len, Py_ssize_t count, int64_t first, int64_t last,
+                      Batch *b, char **names) {
+    *names = NULL;
+    if (count <= 0 || last < first || (uint64_t)(last - first) != (uint64_t)count - 1)
+        return 0;
+    b->recs = PyMem_RawMalloc((size_t)count * sizeof(Rec));
+    if (b->recs == NULL)
+        return -1;
+    Rd r = {buf, buf + len};
+    size_t nlen = 0, ncap = 0;
+    int ok = 1;
+    for (Py_ssize_t i = 0; i < count && ok == 1; i++)
+        ok = read_one(&r, first + i, b, &b->recs[i], names, &nlen, &ncap);
+    if (ok == 1 && r.p != r.end)
+        ok = 0;
+    if (ok == 1)
+        for (Py_ssize_t h = 0; h < b->nh; h++)
+            b->hdrs[h].name = *names + (uintptr_t)b->hdrs[h].name;
+    return ok;
+}
+
+/* read_block without the GIL; as it, with a MemoryError set for -1. */
+static int read_block_released(Py_buffer *view, Py_ssize_t pos, Py_ssize_t count, long long first,
+                               long long last, Batch *b, char **names) {
+    if (pos < 0 || pos > view->len) {
+        PyErr_SetString(PyExc_IndexError, "RecordProducer: pos is outside the block");
+        return -1;
+    }
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    ok = read_block((const uint8_t *)view->buf + pos, (size_t)(view->len - pos), count, first, last, b,
+                    names);
+    Py_END_ALLOW_THREADS
+    if (ok < 0)
+        PyErr_NoMemory();
+    return ok;
+}
+
+PyDoc_STRVAR(produce_packed_doc,
+             "produce_packed(topic, partition, block, pos, first, last, count, start)\n--\n\n"
+             "Produce the records of a decoded block (its msgpack bytes from block[pos:]) from\n"
+             "record `start` on, as produce() does; the block must hold exactly `count` plain\n"
+             "records at offsets first..last. (next index, error code, key+value bytes), or\n"
+             "(-1, 0, 0) when it does not: nothing was produced, decode it in Python. The bytes\n"
+             "must not change until the next poll has served their messages' deliveries: they\n"
+             "are copied into librdkafka when produced, so only during the call.");
+
+static PyObject *RecordProducer_produce_packed(RecordProducer *self, PyObject *args) {
+    const char *topic;
+    int partition;
+    Py_buffer view;
+    Py_ssize_t pos, count, start;
+    long long first, last;
+    if (!PyArg_ParseTuple(args, "siy*nLLnn:produce_packed", &topic, &partition, &view, &pos, &first,
+                          &last, &count, &start))
+        return NULL;
+    PyObject *result = NULL;
+    Batch b = {0};
+    char *names = NULL;
+    if (self->producer == NULL || rk_handle_of(self->producer) != self->rk) {
+        PyErr_SetString(PyExc_RuntimeError, "RecordProducer: its producer was closed");
+        goto done;
+    }
+    int ok = read_block_released(&view, pos, count, first, last, &b, &names);
+    if (ok < 0)
+        goto done;
+    if (ok == 0) {
+        result = Py_BuildValue("nii", (Py_ssize_t)-1, 0, 0);
+        goto done;
+    }
+    if (start < 0 || start > count) {
+        PyErr_SetString(PyExc_IndexError, "RecordProducer: start is outside the records");
+        goto done;
+    }
+    result = send_batch(self, topic, partition, &b, start, count, start);
+done:
+    batch_free(&b);
+    PyMem_RawFree(names);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+static PyObject *nullable_bytes(const char *p, Py_ssize_t n) {
+    if (p == NULL)
+        Py_RETURN_NONE;
+    return PyBytes_FromStringAndSize(p, n);
+}
+
+/* One read record as (key, value, headers, timestamp): what it is produced as. */
+static PyObject *produced_tuple(const Batch *b, const Rec *r) {
+    PyObject *headers = Py_None;
+    Py_INCREF(headers);
+    if (r->has_headers) {
+        Py_DECREF(headers);
+        headers = PyList_New(r->hcount);
+        if (headers == NULL)
+            return NULL;
+        for (Py_ssize_t k = 0; k < r->hcount; k++) {
+            const Hdr *h = &b->hdrs[r->hfirst + k];
+            PyObject *pair = Py_BuildValue("(sN)", h->name, nullable_bytes(h->value, h->size));
+            if (pair == NULL) {
+                Py_DECREF(headers);
+                return NULL;
+            }
+            PyList_SET_ITEM(headers, k, pair);
+        }
+    }
+    return Py_BuildValue("(NNNL)", nullable_bytes(r->key, r->klen), nullable_bytes(r->value, r->vlen),
+                         headers, (long long)r->ts);
+}
+
+PyDoc_STRVAR(read_packed_doc,
+             "read_packed(block, pos, first, last, count)\n--\n\n"
+             "The records produce_packed() would produce from the block, each as (key, value,\n"
+             "headers, timestamp), or None when it would decline the block (for the tests).");
+
+static PyObject *RecordProducer_read_packed(PyObject *cls, PyObject *args) {
+    Py_buffer view;
+    Py_ssize_t pos, count;
+    long long first, last;
+    if (!PyArg_ParseTuple(args, "y*nLLn:read_packed", &view, &pos, &first, &last, &count))
+        return NULL;
+    PyObject *result = NULL;
+    Batch b = {0};
+    char *names = NULL;
+    int ok = read_block_released(&view, pos, count, first, last, &b, &names);
+    if (ok == 0) {
+        result = Py_None;
+        Py_INCREF(result);
+    } else if (ok == 1 && (result = PyList_New(count)) != NULL) {
+        for (Py_ssize_t i = 0; i < count; i++) {
+            PyObject *item = produced_tuple(&b, &b.recs[i]);
+            if (item == NULL) {
+                Py_CLEAR(result);
+                break;
+            }
+            PyList_SET_ITEM(result, i, item);
+        }
+    }
+    batch_free(&b);
+    PyMem_RawFree(names);
+    PyBuffer_Release(&view);
+    return result;
 }
 
 PyDoc_STRVAR(consecutive_doc, "consecutive(records, first)\n--\n\n"
@@ -351,7 +570,9 @@ static void RecordProducer_dealloc(RecordProducer *self) {
 
 static PyMethodDef RecordProducer_methods[] = {
     {"produce", (PyCFunction)RecordProducer_produce, METH_VARARGS, produce_doc},
+    {"produce_packed", (PyCFunction)RecordProducer_produce_packed, METH_VARARGS, produce_packed_doc},
     {"consecutive", (PyCFunction)RecordProducer_consecutive, METH_VARARGS | METH_STATIC, consecutive_doc},
+    {"read_packed", (PyCFunction)RecordProducer_read_packed, METH_VARARGS | METH_STATIC, read_packed_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -57,7 +57,7 @@ import contextlib
 import struct
 import zlib
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import compress, repeat
 from operator import is_not, itemgetter
@@ -926,6 +926,43 @@ def encode_segment(
 
 _HEADERS = itemgetter(5)
 _ARRAY32 = struct.Struct(">BI")  # msgpack array 32: 0xdd, element count
+#: Where a :class:`DecodedBlock`'s records start in its ``raw`` bytes (after the array head).
+RECORDS_AT = _ARRAY32.size
+
+
+class DecodedBlock:
+    """A block decompressed, its records not made yet: a restore's C path produces from its bytes.
+
+    ``raw``: a msgpack array 32 head (:data:`RECORDS_AT` bytes) for the block's
+    record count, then its records as stored; ``None`` when the block did not
+    decompress, and :meth:`records` raises why. ``check``: what
+    :meth:`records` passes them through (a source's check of them against the
+    block's head).
+    """
+
+    __slots__ = ("_fail", "_records", "check", "info", "raw")
+
+    def __init__(
+        self,
+        info: BlockInfo,
+        raw: bytearray | None,
+        fail: Callable[[], list[Record]],
+        records: list[Record] | None = None,
+    ) -> None:
+        self.info = info
+        self.raw = raw
+        self._fail = fail
+        self._records = records
+        self.check: Callable[[list[Record]], list[Record]] | None = None
+
+    def records(self) -> list[Record]:
+        """The block's records, checked; the reference decoder's SegmentError if anything is off."""
+        if self._records is None:
+            try:
+                self._records = _unpacked(self.raw)
+            except Exception:  # the reference decoder says what is wrong
+                self._records = self._fail()
+        return self.check(self._records) if self.check is not None else self._records
 
 
 def block_records(
@@ -939,43 +976,68 @@ def block_records(
 ) -> list[Record]:
     """One block's records, exactly as :func:`decode_block` yields them, as a list (faster).
 
-    The payload is decoded (decompressed) straight into a buffer that starts with a
-    msgpack array header for the block's record count, so msgpack decodes the
-    whole block in one call, records as tuples (``use_list=False``); only
-    records with headers are touched in Python, to make their headers a list of
-    2-tuples. About half the CPU of the generator. If anything is off
-    (checksum, size, count, shape), ``decode_block`` decodes the block again and
-    raises its usual error: a corrupt block fails before any of its records is
-    produced. ``blocks``: the blocks ``data`` holds, as its reader lists them (needed for a tail's
-    zstd-stream error; None: ``data`` is a whole segment).
+    About half the CPU of the generator (see :func:`decoded_block`). If
+    anything is off (checksum, size, count, shape), ``decode_block`` decodes
+    the block again and raises its usual error: a corrupt block fails before
+    any of its records is produced. ``blocks``: the blocks ``data`` holds, as
+    its reader lists them (needed for a tail's zstd-stream error; None:
+    ``data`` is a whole segment).
     """
+    return decoded_block(data, info, codec, name=name, decoder=decoder, blocks=blocks).records()
+
+
+def decoded_block(
+    data: bytes,
+    info: BlockInfo,
+    codec: int,
+    *,
+    name: str = "segment",
+    decoder: BlockDecoder | None = None,
+    blocks: list[BlockInfo] | None = None,
+) -> DecodedBlock:
+    """One block decompressed (its checksum and size checked), its records made only when asked.
+
+    The payload is decoded straight into a buffer that starts with a msgpack
+    array head for the block's record count, so msgpack decodes the whole
+    block in one call, records as tuples; only records with headers are
+    touched in Python, to make their headers a list of 2-tuples. A block that
+    fails here has its error raised now, as :func:`block_records` raises it.
+    """
+    dec = decoder if decoder is not None else BlockDecoder(codec, name=name)
+
+    def fail() -> list[Record]:
+        if codec == CODEC_ZSTD_STREAM:
+            # The stream moved on (or broke) in the attempt: the message comes from a decoder
+            # that starts again at the block's restart point.
+            raise _stream_error(data, info, name, dec.fresh(), blocks)
+        return list(decode_block(data, info, codec, name=name, decoder=dec))
+
     head = _BLOCK_HEAD.unpack_from(data, info.position)
     payload = memoryview(data)[info.position + _BLOCK_HEAD.size : info.position + info.length]
-    if decoder is None:
-        decoder = BlockDecoder(codec, name=name)
     try:
         if block_crc(payload) != head[5] or info.raw_len > MAX_BLOCK_RAW_BYTES:
             raise ValueError("checksum or size")
-        decoder.check_size(payload, info)  # before allocating what the head states
-        buf = bytearray(_ARRAY32.size + info.raw_len)
+        dec.check_size(payload, info)  # before allocating what the head states
+        buf = bytearray(RECORDS_AT + info.raw_len)
         _ARRAY32.pack_into(buf, 0, 0xDD, info.record_count)
-        view = memoryview(buf)[_ARRAY32.size :]
-        decoder.decode_into(payload, info, view)  # any error: see below
+        view = memoryview(buf)[RECORDS_AT:]
+        dec.decode_into(payload, info, view)  # any error: see below
         del view
-        records: list[Any] = list(msgpack.unpackb(buf, use_list=False, raw=False))
-        if records and not plain_records(records):
-            raise ValueError("shape")
-        for i in compress(range(len(records)), map(is_not, map(_HEADERS, records), repeat(None))):
-            offset, timestamp, ts_type, key, value, headers = records[i]
-            records[i] = (offset, timestamp, ts_type, key, value, [as_header(h) for h in headers])
-        return records
-    except Exception:  # the reference decoder says what is wrong
-        pass
-    if codec == CODEC_ZSTD_STREAM:
-        # The stream moved on (or broke) in the attempt: the message comes from a decoder
-        # that starts again at the block's restart point.
-        raise _stream_error(data, info, name, decoder.fresh(), blocks)
-    return list(decode_block(data, info, codec, name=name, decoder=decoder))
+    except Exception:
+        return DecodedBlock(info, None, fail, fail())
+    return DecodedBlock(info, buf, fail)
+
+
+def _unpacked(raw: bytearray | None) -> list[Record]:
+    if raw is None:
+        raise ValueError("not decompressed")
+    records: list[Any] = list(msgpack.unpackb(raw, use_list=False, raw=False))
+    if records and not plain_records(records):
+        raise ValueError("shape")
+    for i in compress(range(len(records)), map(is_not, map(_HEADERS, records), repeat(None))):
+        offset, timestamp, ts_type, key, value, headers = records[i]
+        records[i] = (offset, timestamp, ts_type, key, value, [as_header(h) for h in headers])
+    return records
 
 
 def _stream_error(

@@ -29,6 +29,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from libkb.format.records import Record
+from libkb.format.segment import RECORDS_AT, DecodedBlock
 from libkb.kafka.native import native_allowed
 
 log = logging.getLogger("libkb.restore")
@@ -58,6 +59,32 @@ class DirectProducer:
     def consecutive(block: list[Record]) -> bool:
         """The block's offsets follow one another (a whole block is one run of the offset mapping)."""
         return not block or RecordProducer.consecutive(block, block[0][0])
+
+    def produce_decoded(
+        self, topic: str, partition: int, block: DecodedBlock, poll: Callable[[float], Any]
+    ) -> int | None:
+        """Produce a decoded block's records straight from its bytes; the key and value bytes produced.
+
+        ``None`` (and nothing produced) when the block is not a whole, plain one
+        (``_unpack.h``): its records must then be made and checked in Python.
+        Errors as :meth:`produce_block`.
+        """
+        if block.raw is None:
+            return None
+        info, done, nbytes = block.info, 0, 0
+        first, last, count = info.first_offset, info.last_offset, info.record_count
+        while True:
+            done, err, produced = self._c.produce_packed(
+                topic, partition, block.raw, RECORDS_AT, first, last, count, done
+            )
+            if done < 0:
+                return None
+            nbytes += produced
+            if err == 0:
+                return nbytes
+            if err != QUEUE_FULL:
+                raise KafkaException(KafkaError(err, f"Unable to produce message to {topic}[{partition}]"))
+            poll(FULL_POLL_SECS)  # the local queue is full: let deliveries drain
 
     def produce_block(
         self, topic: str, partition: int, block: list[Record], poll: Callable[[float], Any]

@@ -25,7 +25,7 @@ from confluent_kafka import Producer
 from prometheus_client import Counter
 
 from libkb.format.models import SegmentEntry
-from libkb.format.segment import Record
+from libkb.format.segment import DecodedBlock, Record
 from libkb.kafka.producer import original_offset_headers
 from libkb.metrics import RunMetrics
 from libkb.ratelimit import RateLimiter
@@ -164,7 +164,18 @@ class PartitionRestorer:
             for segment in segments:
                 self._ctx.metrics.restore_segments.labels(self._ctx.backup_id).inc()
                 self._ctx.counters.segment_read()
-                for block in segment.batches(self._start, self._end):
+                blocks = (
+                    segment.decoded(self._start, self._end)
+                    if self._direct
+                    else (segment.batches(self._start, self._end))
+                )
+                for block in blocks:
+                    if isinstance(block, DecodedBlock):
+                        if self._produce_decoded(block):
+                            if stop.is_set():
+                                break
+                            continue
+                        block = block.records()
                     if not block:
                         continue
                     if self._is_whole(block):
@@ -192,6 +203,27 @@ class PartitionRestorer:
                 else list(map(_OFFSET, block)) == list(range(first, last + 1))
             )
         )
+
+    def _produce_decoded(self, block: DecodedBlock) -> bool:
+        """The hottest path: a whole block produced from its decoded bytes; False if C declined it
+        (not inside the range, offsets not consecutive, anything to filter or check in Python)."""
+        info = block.info
+        if not (
+            self._whole_blocks
+            and not self.skip
+            and info.first_offset >= self._start
+            and info.last_offset < self._end
+            and self._direct is not None
+        ):
+            return False
+        nbytes = self._direct.produce_decoded(self._topic, self._partition, block, self._poll)
+        if nbytes is None:
+            return False
+        self._runs.add_block(info.first_offset, info.record_count)
+        self._nbytes += nbytes
+        self._count += info.record_count
+        self._flush()
+        return True
 
     def _produce_block(self, block: list[Record]) -> None:
         """The hot path: a whole block, one mapping run, one flush."""

@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 from libkb.errors import LibkbError
 from libkb.format.models import GroupOffsets, Manifest, PartitionIndex, SegmentEntry
-from libkb.format.segment import Record
+from libkb.format.segment import DecodedBlock, Record
 from libkb.keys import Keyring
 from libkb.storage import StorageBackend
 
@@ -109,6 +109,11 @@ class StoredSegment(ABC):
         a corrupt block raises :class:`~libkb.errors.FormatError` naming the
         segment before any of its records is returned.
         """
+
+    def decoded(self, start: int, end: int) -> Iterator[DecodedBlock | list[Record]]:
+        """As :meth:`batches`, where the format allows with blocks whose records are not made yet
+        (:class:`~libkb.format.segment.DecodedBlock`: the restore's C path produces from its bytes)."""
+        return self.batches(start, end)
 
 
 class BackupSource(ABC):

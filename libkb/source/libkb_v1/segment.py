@@ -12,6 +12,7 @@ footer states and what the partition index states (its restart points too).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from operator import itemgetter
 
 from libkb.format.models import SegmentEntry, parse_segment_key
@@ -20,11 +21,13 @@ from libkb.format.segment import (
     CODEC_NAMES,
     CODEC_ZSTD_STREAM,
     BlockInfo,
+    DecodedBlock,
     Record,
     SegmentFooter,
     SegmentHeader,
     SegmentReader,
     block_records,
+    decoded_block,
     pass_block,
 )
 from libkb.format.transforms import TransformChain
@@ -67,6 +70,15 @@ class V1Segment(StoredSegment):
 
     def batches(self, start: int, end: int) -> Iterator[list[Record]]:
         """The blocks read that reach into the range, their heads and records checked (:mod:`.blocks`)."""
+        for block in self._in_range(start, end):
+            yield block.records()
+
+    def decoded(self, start: int, end: int) -> Iterator[DecodedBlock]:
+        """As :meth:`batches`, each block decompressed only: its records are made (and checked) when
+        asked, unless a C producer takes the block as it is (and checks it the same way)."""
+        return self._in_range(start, end)
+
+    def _in_range(self, start: int, end: int) -> Iterator[DecodedBlock]:
         reader = self._reader()
         blocks = checked_blocks(self.key, self.entry, reader)
         codec, decoder = reader.header.codec, reader.decoder()
@@ -79,10 +91,12 @@ class V1Segment(StoredSegment):
             pass_block(self.data, blocks[i], codec, name=self.key, decoder=decoder)
         for i in range(checked_from, min(stop + 1, len(blocks))):
             info = blocks[i]
-            decoded = block_records(self.data, info, codec, name=self.key, decoder=decoder, blocks=blocks)
-            records = checked_records(self.key, info, decoded)
+            block = decoded_block(self.data, info, codec, name=self.key, decoder=decoder, blocks=blocks)
+            block.check = partial(checked_records, self.key, info)
             if first <= i < stop:
-                yield records
+                yield block
+            else:
+                block.records()
 
     def verify(self) -> SegmentCheck:
         """Every checksum and record; header, footer and index must agree (raises on a corrupt segment).
