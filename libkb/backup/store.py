@@ -68,7 +68,7 @@ from libkb.format.segment import (
     chain_codec,
 )
 from libkb.format.transforms import BlockContext, TransformChain
-from libkb.format.zstream import DEFAULT_RESTART_BLOCKS, WINDOW_LOG, StreamEncoder
+from libkb.format.zstream import DEFAULT_RESTART_BLOCKS, WINDOW_LOG, AloneEncoder, StreamEncoder
 from libkb.metrics import RunMetrics
 from libkb.retention import PartitionCut, apply_cut
 from libkb.storage import BytesLike, StorageBackend
@@ -152,6 +152,8 @@ class StorePipeline:
         #: Per partition, the open segment's zstd-stream encoder and the blocks queued for it.
         self._streams: OrderedDict[tuple[str, int], _StreamQueue] = OrderedDict()
         self._max_streams = stream_contexts(max_bytes_in_flight)
+        #: Each compression thread's :class:`AloneEncoder` (made on its first such block).
+        self._alone = threading.local()
         #: Encryption (``envelope``): a fresh data key per segment, made on its first block; the
         #: chain's last transform (with zstd-stream the chain's only one, after the stream encoder).
         self._envelope = envelope
@@ -257,9 +259,15 @@ class StorePipeline:
     def _encode_stream(self, raw: RawBlock, context: BlockContext, charge: SegmentCharge) -> Future[Block]:
         tp = (context.topic, context.partition)
         queue = self._streams.get(tp)
-        if context.block_index == 0 or queue is None:
-            assert self._restart_blocks is not None
+        assert self._restart_blocks is not None
+        if context.block_index % self._restart_blocks == 0 or queue is None:
+            # Intervals share nothing: each has a context of its own, and the last one's
+            # queued blocks may still be compressing on another thread meanwhile.
             queue = _StreamQueue(StreamEncoder(self._level, self._restart_blocks))
+        elif queue.encoder.alone_at(context.block_index):
+            # The interval's probe found history of no use: the block is a frame of its own,
+            # compressed by whichever thread is free (a single partition keeps both busy).
+            return self._compress_pool.submit(self._alone_and_recycle, raw, context, charge)
         self._streams[tp] = queue
         self._streams.move_to_end(tp)
         if len(self._streams) > self._max_streams:
@@ -303,6 +311,15 @@ class StorePipeline:
         except Exception as exc:
             queue.failed = exc
             raise
+        return self._recycle(raw, block, charge)
+
+    def _alone_and_recycle(self, raw: RawBlock, context: BlockContext, charge: SegmentCharge) -> Block:
+        encoder = getattr(self._alone, "encoder", None)
+        if encoder is None:
+            encoder = self._alone.encoder = AloneEncoder(self._level)
+        return self._recycle(raw, raw.stream(encoder, context, self._chain), charge)
+
+    def _recycle(self, raw: RawBlock, block: Block, charge: SegmentCharge) -> Block:
         if isinstance(raw.data, bytearray):
             self.spare.append(raw.data)
         charge.done(block.raw_len, len(block.payload))

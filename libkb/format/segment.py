@@ -85,6 +85,7 @@ from libkb.format.zstream import (
     KIND_ALONE,
     KIND_RAW,
     KIND_RESTART,
+    AloneEncoder,
     StreamDecoder,
     StreamEncoder,
     payload_kind,
@@ -529,9 +530,13 @@ class RawBlock:
         return self._stored(stored if isinstance(stored, bytes | bytearray) else bytes(stored))
 
     def stream(
-        self, encoder: StreamEncoder, context: BlockContext, chain: TransformChain | None = None
+        self,
+        encoder: StreamEncoder | AloneEncoder,
+        context: BlockContext,
+        chain: TransformChain | None = None,
     ) -> Block:
-        """The block stored at ``context``'s place in a zstd-stream segment (in order, one thread at a time).
+        """The block stored at ``context``'s place in a zstd-stream segment (in order, one thread at a
+        time, unless ``encoder`` is an :class:`AloneEncoder`).
 
         ``chain``: what follows the stream encoder (encryption, format version 6), per block.
         A failure is a :class:`TransformError` naming the place (see :meth:`TransformChain.encode`).

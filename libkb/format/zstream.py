@@ -87,6 +87,7 @@ class StreamEncoder:
         "_probe",
         "_sampler",
         "_shrank",
+        "alone_interval",
         "restart_blocks",
     )
 
@@ -107,6 +108,13 @@ class StreamEncoder:
         self._alone = False
         #: The last block compressed below half its size: the next needs no sample.
         self._shrank = False
+        #: The interval whose probe found history of no use (-1: none yet). Its later blocks need
+        #: no context: any compression thread may compress them (:class:`AloneEncoder`).
+        self.alone_interval = -1
+
+    def alone_at(self, index: int) -> bool:
+        """Whether block ``index`` needs nothing of this encoder: its interval is compressed alone."""
+        return self.alone_interval == index // self.restart_blocks
 
     def encode(self, data: Buffer, index: int) -> bytes:
         """Block ``index`` (from 0, every block of the segment in turn) as its payload."""
@@ -128,9 +136,7 @@ class StreamEncoder:
         return kind + out
 
     def _alone_or_raw(self, data: Buffer) -> bytes:
-        obj = self._fast.compressobj()  # flushed, never ended, like every frame of the codec
-        out = obj.compress(data) + obj.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
-        return _ALONE + out if len(out) < len(data) else _RAW + data
+        return _fast_or_raw(data, self._fast)
 
     def _learn(self, restart: bool, raw: int, stored: int) -> None:
         """The probe: does this interval's history pay for itself?"""
@@ -144,7 +150,45 @@ class StreamEncoder:
         if probe[0] == PROBE_BLOCKS:
             gain = (probe[1] / probe[2]) / (self._base[0] / self._base[1])
             self._alone = gain < PROBE_GAIN
+            if self._alone:
+                self.alone_interval = self._interval
             probe[0] += 1  # decided
+
+
+class AloneEncoder:
+    """Compresses blocks of intervals whose probe found history of no use, in any order.
+
+    Why: such a block is a frame of its own (what :class:`StreamEncoder`
+    makes of it, the same bytes), so it needs no context and no order. A
+    partition's blocks otherwise go through its context on one thread at a
+    time, which left the other core idle on a 1-partition backup of distinct
+    records (bench/README.rst, session 12). One per compression thread.
+    """
+
+    __slots__ = ("_compressor", "_fast", "_sampler", "_shrank")
+
+    def __init__(self, level: int = 3) -> None:
+        params = zstandard.ZstdCompressionParameters.from_level(level, window_log=WINDOW_LOG)
+        self._compressor = zstandard.ZstdCompressor(compression_params=params)
+        self._sampler = zstandard.ZstdCompressor(level=_SAMPLE_LEVEL)
+        self._fast = zstandard.ZstdCompressor(level=FAST_LEVEL)
+        self._shrank = False  # as StreamEncoder's, for the blocks this thread compressed
+
+    def encode(self, data: Buffer, index: int) -> bytes:
+        """Block ``index`` as its payload: a restart point of its own (raw or alone if incompressible)."""
+        if (not self._shrank or index % SAMPLE_EVERY == 0) and looks_incompressible(data, self._sampler):
+            self._shrank = False
+            return _fast_or_raw(data, self._fast)
+        obj = self._compressor.compressobj()
+        out = obj.compress(data) + obj.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+        self._shrank = 2 * len(out) < len(data)
+        return _RESTART + out
+
+
+def _fast_or_raw(data: Buffer, fast: zstandard.ZstdCompressor) -> bytes:
+    obj = fast.compressobj()  # flushed, never ended, like every frame of the codec
+    out = obj.compress(data) + obj.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+    return _ALONE + out if len(out) < len(data) else _RAW + data
 
 
 def payload_kind(payload: Buffer) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from typing import Any
@@ -18,15 +19,17 @@ from libkb.format.segment import (
     CODEC_NONE,
     CODEC_ZSTD,
     CODEC_ZSTD_STREAM,
+    BlockEncoder,
     RawBlock,
     SegmentReader,
     codec_chain,
 )
 from libkb.format.transforms import BlockContext
-from libkb.format.zstream import KIND_CONTINUE, KIND_RESTART
+from libkb.format.zstream import KIND_CONTINUE, KIND_RESTART, AloneEncoder
 from libkb.metrics import RunMetrics
 from libkb.storage import StorageError
 from tests.backup.support import BID, Owner, Store, make_pipeline, memory_store, raw_block
+from tests.format.test_zstream import as_read, shape_records
 
 
 @pytest.fixture
@@ -228,7 +231,7 @@ def test_the_budget_admits_one_block_even_above_its_limit() -> None:
     assert budget.used == 50
 
 
-def stream_pipeline(store: Store, owner: Owner, budget: int) -> StorePipeline:
+def stream_pipeline(store: Store, owner: Owner, budget: int, restart_blocks: int = 128) -> StorePipeline:
     return StorePipeline(
         store.backend,
         BID,
@@ -238,7 +241,7 @@ def stream_pipeline(store: Store, owner: Owner, budget: int) -> StorePipeline:
         upload_threads=2,
         max_bytes_in_flight=budget,
         metrics=RunMetrics(),
-        restart_blocks=128,
+        restart_blocks=restart_blocks,
     )
 
 
@@ -314,3 +317,44 @@ def test_closing_the_pipeline_cancels_the_blocks_no_thread_will_encode(store: St
     assert all(f.done() for f in futures)
     finished = [f for f in futures if not f.cancelled()]
     assert [f.result().first_offset for f in finished] == [i * 10 for i in range(len(finished))]
+
+
+def test_a_partitions_blocks_that_need_no_context_compress_on_every_thread(
+    store: Store, owner: Owner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Distinct records: after each interval's probe, a single partition keeps both threads busy."""
+    threads: set[str] = set()
+    encode = AloneEncoder.encode
+
+    def spy(self: AloneEncoder, data: Any, index: int) -> bytes:
+        threads.add(threading.current_thread().name)
+        time.sleep(0.01)  # long enough for the other thread to take the next block
+        return encode(self, data, index)
+
+    monkeypatch.setattr(AloneEncoder, "encode", spy)
+    records = shape_records("distinct", 2 << 20)
+    pipeline = stream_pipeline(store, owner, 64 << 20, restart_blocks=8)
+    try:
+        charge = SegmentCharge(pipeline.budget)
+        futures: list[Any] = []
+        for index, first in enumerate(range(0, len(records), 100)):
+            enc = BlockEncoder(1 << 20)
+            for record in records[first : first + 100]:
+                enc.add(*record)
+            raw = enc.take()
+            assert pipeline.budget.try_acquire(len(raw.data))
+            charge.add(len(raw.data))
+            futures.append(pipeline.encode(raw, BlockContext("t", 0, 0, index, len(raw.data)), charge))
+            if index % 8 == 3:
+                futures[-1].result(10)  # the probe has decided: the interval's other blocks go alone
+        pipeline.store_segment(lane(), 0, len(records), futures, charge)
+        pipeline.wait()
+        assert len(threads) == 2
+        data = store.backend.get(seg(0))
+        kinds = [data[b.position + 32] for b in SegmentReader(data).blocks()]
+        probe = [KIND_RESTART, KIND_CONTINUE, KIND_CONTINUE, KIND_CONTINUE]
+        assert kinds[:8] == probe + [KIND_RESTART] * 4 and kinds[8:12] == probe
+        assert list(SegmentReader(data).records()) == as_read(records)
+        assert pipeline.budget.used == pipeline.budget.unencoded == 0
+    finally:
+        pipeline.close()

@@ -25,6 +25,7 @@ from libkb.format.encryption import OVERHEAD, BlockEncryption, DataKey
 from libkb.format.segment import (
     CODEC_ZSTD,
     CODEC_ZSTD_STREAM,
+    BlockEncoder,
     Record,
     SegmentError,
     SegmentReader,
@@ -39,6 +40,7 @@ from libkb.format.zstream import (
     KIND_RAW,
     KIND_RESTART,
     ZSTD_BLOCK_MAX,
+    AloneEncoder,
     StreamDecoder,
     StreamEncoder,
 )
@@ -335,3 +337,20 @@ def test_a_malformed_stream_payload_is_a_transform_error(payload: bytes, message
         decoder.decode(_stream_payload(KIND_RESTART, b"x" * 100), 0, 100)
     with pytest.raises(TransformError, match=message):
         decoder.decode(payload, 1 if payload[0] == KIND_CONTINUE else 0, 3000)
+
+
+def test_a_block_compressed_alone_on_any_thread_is_what_the_stream_would_store() -> None:
+    """After a probe that found no gain, a block needs no context: any thread may compress it."""
+    records = shape_records("distinct", 3 << 20)
+    blocks = [records[i : i + 300] for i in range(0, len(records), 300)]
+    stream, alone = StreamEncoder(3, restart_blocks=64), AloneEncoder(3)
+    for index, block in enumerate(blocks):
+        enc = BlockEncoder(1 << 20)
+        for record in block:
+            enc.add(*record)
+        data = enc.take().data
+        decided = stream.alone_at(index)
+        payload = stream.encode(data, index)
+        if decided:
+            assert alone.encode(data, index) == payload and payload[0] == KIND_RESTART
+    assert stream.alone_at(len(blocks)) and not stream.alone_at(64)  # this interval, not the next
