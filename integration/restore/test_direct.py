@@ -183,6 +183,27 @@ def test_a_failed_delivery_reaches_on_delivery(
     assert "1 record)" in deliveries.messages()[0]
 
 
+def test_with_a_delivery_callback_messages_point_into_the_block_until_each_is_reported(
+    kafka_service: KafkaEndpoint, kafka_topic_factory: Any
+) -> None:
+    """No copy of the values: the block is held (and cannot be resized) until the last report."""
+    topic = topic_of(kafka_topic_factory, 1)
+    stop = threading.Event()
+    deliveries = Deliveries(stop)
+    p = producer(kafka_service, deliveries, **{"linger.ms": 50})
+    records = block_of(3000)
+    block = decoded_of(records)
+    raw = block.raw
+    assert direct_on(p, deliveries).produce_decoded(topic, 0, block, p.poll) is not None
+    del block
+    with pytest.raises(BufferError):
+        raw.extend(b"x")  # librdkafka's messages still point into it
+    assert p.flush(30) == 0
+    raw.extend(b"x")  # every delivery was reported: the block is no longer held
+    assert not stop.is_set()
+    assert as_read(consume_all(kafka_service.bootstrap_servers, topic, 1)[0]) == as_sent(records)
+
+
 def test_a_block_the_c_reader_declines_is_left_to_python_and_nothing_is_produced(
     kafka_service: KafkaEndpoint, kafka_topic_factory: Any
 ) -> None:

@@ -41,6 +41,7 @@ class RecordProducer:
         last: int,
         count: int,
         start: int,
+        keep: Callable[..., Any] | None = None,
         /,
     ) -> tuple[int, int, int]: ...
     @staticmethod

@@ -184,26 +184,26 @@ static int read_record(Batch *b, PyObject *item, Py_ssize_t i, Rec *r) {
 
 /* Produce recs[from, n) without the GIL; how many were produced (*err: librdkafka's code for the
  * first refused, *oom: no memory for its state). */
-static Py_ssize_t produce_all(RecordProducer *self, rd_kafka_topic_t *rkt, int32_t partition,
-                              const Batch *b, Py_ssize_t from, Py_ssize_t n, rd_kafka_vu_t *vu,
-                              int *err, int *oom, long long *nbytes) {
+static Py_ssize_t produce_all(RecordProducer *self, PyObject *dr, int flags, rd_kafka_topic_t *rkt,
+                              int32_t partition, const Batch *b, Py_ssize_t from, Py_ssize_t n,
+                              rd_kafka_vu_t *vu, int *err, int *oom, long long *nbytes) {
     Py_ssize_t i;
     for (i = from; i < n; i++) {
         const Rec *r = &b->recs[i];
         MsgState *state = NULL;
-        if (self->on_delivery != NULL) {
+        if (dr != NULL) {
             state = calloc(1, sizeof(*state)); /* freed by confluent-kafka's callback: its allocator */
             if (state == NULL) {
                 *oom = 1;
                 break;
             }
             state->self = self->producer;
-            state->dr_cb = self->on_delivery; /* its reference was taken before the GIL was released */
+            state->dr_cb = dr; /* its reference was taken before the GIL was released */
         }
         size_t c = 0;
         vu[c].vtype = RD_KAFKA_VTYPE_RKT, vu[c++].u.rkt = rkt;
         vu[c].vtype = RD_KAFKA_VTYPE_PARTITION, vu[c++].u.i32 = partition;
-        vu[c].vtype = RD_KAFKA_VTYPE_MSGFLAGS, vu[c++].u.i = RD_KAFKA_MSG_F_COPY;
+        vu[c].vtype = RD_KAFKA_VTYPE_MSGFLAGS, vu[c++].u.i = flags;
         vu[c].vtype = RD_KAFKA_VTYPE_VALUE, vu[c].u.mem.ptr = r->value, vu[c++].u.mem.size = r->vlen;
         vu[c].vtype = RD_KAFKA_VTYPE_KEY, vu[c].u.mem.ptr = r->key, vu[c++].u.mem.size = r->klen;
         vu[c].vtype = RD_KAFKA_VTYPE_TIMESTAMP, vu[c++].u.i64 = r->ts;
@@ -227,15 +227,17 @@ static Py_ssize_t produce_all(RecordProducer *self, rd_kafka_topic_t *rkt, int32
 }
 
 /* Produce b->recs[from, n) to the partition, holding the GIL only around; (start + how many were
- * produced, error code, key+value bytes), or NULL with an exception. */
-static PyObject *send_batch(RecordProducer *self, const char *topic, int partition, const Batch *b,
-                            Py_ssize_t from, Py_ssize_t n, Py_ssize_t start) {
+ * produced, error code, key+value bytes), or NULL with an exception. dr: each message's delivery
+ * callback (NULL: none); flags: RD_KAFKA_MSG_F_COPY, or 0 when dr keeps the values' memory. */
+static PyObject *send_batch(RecordProducer *self, PyObject *dr, int flags, const char *topic,
+                            int partition, const Batch *b, Py_ssize_t from, Py_ssize_t n,
+                            Py_ssize_t start) {
     rd_kafka_vu_t *vu = PyMem_Malloc((7 + b->hmax) * sizeof(rd_kafka_vu_t));
     if (vu == NULL)
         return PyErr_NoMemory();
-    if (self->on_delivery != NULL)
+    if (dr != NULL)
         for (Py_ssize_t i = from; i < n; i++)
-            Py_INCREF(self->on_delivery); /* one per message; confluent-kafka's callback releases it */
+            Py_INCREF(dr); /* one per message; confluent-kafka's callback releases it */
     int err = 0, oom = 0;
     long long nbytes = 0;
     Py_ssize_t done = 0;
@@ -244,13 +246,13 @@ static PyObject *send_batch(RecordProducer *self, const char *topic, int partiti
     if (rkt == NULL) {
         oom = 1;
     } else {
-        done = produce_all(self, rkt, partition, b, from, n, vu, &err, &oom, &nbytes);
+        done = produce_all(self, dr, flags, rkt, partition, b, from, n, vu, &err, &oom, &nbytes);
         pk_fn.topic_destroy(rkt);
     }
     Py_END_ALLOW_THREADS
-    if (self->on_delivery != NULL)
+    if (dr != NULL)
         for (Py_ssize_t i = from + done; i < n; i++)
-            Py_DECREF(self->on_delivery); /* the messages not produced */
+            Py_DECREF(dr); /* the messages not produced */
     PyMem_Free(vu);
     if (oom) {
         PyErr_Format(PyExc_MemoryError, "RecordProducer: no memory or topic handle for %s", topic);
@@ -293,7 +295,8 @@ static PyObject *RecordProducer_produce(RecordProducer *self, PyObject *args) {
             return NULL;
         }
     }
-    PyObject *result = send_batch(self, topic, partition, &b, 0, n, start);
+    PyObject *result =
+        send_batch(self, self->on_delivery, RD_KAFKA_MSG_F_COPY, topic, partition, &b, 0, n, start);
     batch_free(&b);
     return result;
 }
@@ -393,13 +396,15 @@ static int read_block_released(Py_buffer *view, Py_ssize_t pos, Py_ssize_t count
 }
 
 PyDoc_STRVAR(produce_packed_doc,
-             "produce_packed(topic, partition, block, pos, first, last, count, start)\n--\n\n"
+             "produce_packed(topic, partition, block, pos, first, last, count, start, keep=None)\n--\n\n"
              "Produce the records of a decoded block (its msgpack bytes from block[pos:]) from\n"
              "record `start` on, as produce() does; the block must hold exactly `count` plain\n"
              "records at offsets first..last. (next index, error code, key+value bytes), or\n"
-             "(-1, 0, 0) when it does not: nothing was produced, decode it in Python. The bytes\n"
-             "must not change until the next poll has served their messages' deliveries: they\n"
-             "are copied into librdkafka when produced, so only during the call.");
+             "(-1, 0, 0) when it does not: nothing was produced, decode it in Python.\n"
+             "keep: a callable that holds the block's memory and forwards to on_delivery; each\n"
+             "message then points into the block instead of a copy, and holds a reference to keep\n"
+             "until its delivery is reported (the block must not change meanwhile). None, or no\n"
+             "on_delivery: the values are copied, and on_delivery is the messages' callback.");
 
 static PyObject *RecordProducer_produce_packed(RecordProducer *self, PyObject *args) {
     const char *topic;
@@ -407,8 +412,9 @@ static PyObject *RecordProducer_produce_packed(RecordProducer *self, PyObject *a
     Py_buffer view;
     Py_ssize_t pos, count, start;
     long long first, last;
-    if (!PyArg_ParseTuple(args, "siy*nLLnn:produce_packed", &topic, &partition, &view, &pos, &first,
-                          &last, &count, &start))
+    PyObject *keep = Py_None;
+    if (!PyArg_ParseTuple(args, "siy*nLLnn|O:produce_packed", &topic, &partition, &view, &pos, &first,
+                          &last, &count, &start, &keep))
         return NULL;
     PyObject *result = NULL;
     Batch b = {0};
@@ -428,7 +434,15 @@ static PyObject *RecordProducer_produce_packed(RecordProducer *self, PyObject *a
         PyErr_SetString(PyExc_IndexError, "RecordProducer: start is outside the records");
         goto done;
     }
-    result = send_batch(self, topic, partition, &b, start, count, start);
+    if (keep != Py_None && !PyCallable_Check(keep)) {
+        PyErr_SetString(PyExc_TypeError, "RecordProducer: keep must be callable or None");
+        goto done;
+    }
+    if (keep != Py_None && self->on_delivery != NULL) /* messages point into the block keep holds */
+        result = send_batch(self, keep, 0, topic, partition, &b, start, count, start);
+    else
+        result = send_batch(self, self->on_delivery, RD_KAFKA_MSG_F_COPY, topic, partition, &b, start,
+                            count, start);
 done:
     batch_free(&b);
     PyMem_RawFree(names);

@@ -49,11 +49,33 @@ except ImportError:  # no compiler at install time
     RecordProducer = None  # type: ignore[assignment,misc]
 
 
+class BlockDelivery:
+    """A decoded block's messages' delivery callback: forwards to the run's ``on_delivery``, and holds
+    the block's memory, which the messages point into, until the last of them is reported.
+
+    Why: librdkafka would otherwise copy every value into memory of its own
+    (a ``malloc`` and a copy per record, and the page faults of memory that
+    keeps being handed back): a sixth of a restore's CPU (bench/README.rst,
+    session 12). Each message holds a reference to this object, which
+    confluent-kafka's delivery callback drops; the last one frees the block.
+    """
+
+    __slots__ = ("_memory", "_on_delivery")
+
+    def __init__(self, on_delivery: Callable[..., Any], block: bytearray) -> None:
+        self._on_delivery = on_delivery
+        self._memory = memoryview(block)  # while it is held, the block cannot be resized
+
+    def __call__(self, err: Any, msg: Any) -> Any:
+        return self._on_delivery(err, msg)
+
+
 class DirectProducer:
     """Produces whole blocks through the run's producer; the records must not change during a call."""
 
-    def __init__(self, c: RecordProducer) -> None:
+    def __init__(self, c: RecordProducer, on_delivery: Callable[..., Any] | None = None) -> None:
         self._c = c
+        self._on_delivery = on_delivery
 
     @staticmethod
     def consecutive(block: list[Record]) -> bool:
@@ -67,15 +89,17 @@ class DirectProducer:
 
         ``None`` (and nothing produced) when the block is not a whole, plain one
         (``_unpack.h``): its records must then be made and checked in Python.
-        Errors as :meth:`produce_block`.
+        Errors as :meth:`produce_block`. With an ``on_delivery``, the messages
+        point into the block (:class:`BlockDelivery`), which must not change after.
         """
         if block.raw is None:
             return None
         info, done, nbytes = block.info, 0, 0
         first, last, count = info.first_offset, info.last_offset, info.record_count
+        keep = BlockDelivery(self._on_delivery, block.raw) if self._on_delivery is not None else None
         while True:
             done, err, produced = self._c.produce_packed(
-                topic, partition, block.raw, RECORDS_AT, first, last, count, done
+                topic, partition, block.raw, RECORDS_AT, first, last, count, done, keep
             )
             if done < 0:
                 return None
@@ -113,7 +137,7 @@ def open_direct(producer: Any, on_delivery: Callable[..., Any] | None) -> Direct
     if RecordProducer is None or not native_allowed(producer, Producer, ENV, "produce", "the C produce path"):
         return None
     try:
-        return DirectProducer(RecordProducer(producer, Producer, on_delivery, cimpl.__file__))
+        return DirectProducer(RecordProducer(producer, Producer, on_delivery, cimpl.__file__), on_delivery)
     except (ImportError, TypeError, RuntimeError) as exc:
         log.warning("producing with produce() instead of the C path: %s", exc)
         return None

@@ -173,13 +173,8 @@ class LibcloudBackend(StorageBackend):
 
     def get(self, key: str) -> bytes:
         name = self._name(key)
-        return self._call(
-            "get",
-            key,
-            lambda: b"".join(
-                self._driver.download_object_as_stream(self._bare(name), chunk_size=DEFAULT_CHUNK_SIZE)
-            ),
-        )
+        data: bytes = self._call("get", key, lambda: self._driver.ex_read_object(self._bare(name)))
+        return data
 
     def get_stream(self, key: str, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[bytes]:
         name = self._name(key)
@@ -234,11 +229,8 @@ class LibcloudBackend(StorageBackend):
 
         def read() -> bytes:
             try:
-                return b"".join(
-                    self._driver.download_object_range_as_stream(
-                        self._bare(name), start, end, chunk_size=DEFAULT_CHUNK_SIZE
-                    )
-                )
+                data: bytes = self._driver.ex_read_object(self._bare(name), start, end)
+                return data
             except Exception as exc:
                 if getattr(exc, "code", None) == 416 or getattr(exc, "http_code", None) == 416:
                     return b""

@@ -134,6 +134,18 @@ class SafeLocalStorageDriver(LibkbDriverMixin, LocalStorageDriver):  # type: ign
     def download_object_as_stream(self, obj: Object, chunk_size: int | None = None) -> Iterator[bytes]:
         return self.download_object_range_as_stream(obj, 0, None, chunk_size)
 
+    def ex_read_object(self, obj: Object, start: int = 0, end: int | None = None) -> bytes:
+        """One read into one buffer (the default joins 1 MiB chunks: every byte copied twice)."""
+        self._check_container(obj.container.name)
+        path = self._existing_file(obj.name)
+        try:
+            handle = open(path, "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            raise ObjectDoesNotExistError(value=None, driver=self, object_name=obj.name) from None
+        with handle:
+            handle.seek(start)
+            return handle.read() if end is None else handle.read(max(0, end - start))
+
     def download_object_range_as_stream(
         self,
         obj: Object,
