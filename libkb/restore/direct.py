@@ -92,23 +92,20 @@ class DirectProducer:
         Errors as :meth:`produce_block`. With an ``on_delivery``, the messages
         point into the block (:class:`BlockDelivery`), which must not change after.
         """
-        if block.raw is None:
+        raw = block.raw
+        if raw is None:
             return None
-        info, done, nbytes = block.info, 0, 0
+        info = block.info
         first, last, count = info.first_offset, info.last_offset, info.record_count
-        keep = BlockDelivery(self._on_delivery, block.raw) if self._on_delivery is not None else None
-        while True:
-            done, err, produced = self._c.produce_packed(
-                topic, partition, block.raw, RECORDS_AT, first, last, count, done, keep
-            )
-            if done < 0:
-                return None
-            nbytes += produced
-            if err == 0:
-                return nbytes
-            if err != QUEUE_FULL:
-                raise KafkaException(KafkaError(err, f"Unable to produce message to {topic}[{partition}]"))
-            poll(FULL_POLL_SECS)  # the local queue is full: let deliveries drain
+        keep = BlockDelivery(self._on_delivery, raw) if self._on_delivery is not None else None
+        return _all_in(
+            lambda start: self._c.produce_packed(
+                topic, partition, raw, RECORDS_AT, first, last, count, start, keep
+            ),
+            topic,
+            partition,
+            poll,
+        )
 
     def produce_block(
         self, topic: str, partition: int, block: list[Record], poll: Callable[[float], Any]
@@ -118,15 +115,30 @@ class DirectProducer:
         A full local queue is polled until it has room; any other refusal
         raises ``KafkaException``, as ``produce()`` does.
         """
-        done = nbytes = 0
-        while True:
-            done, err, produced = self._c.produce(topic, partition, block, done)
-            nbytes += produced
-            if err == 0:
-                return nbytes
-            if err != QUEUE_FULL:
-                raise KafkaException(KafkaError(err, f"Unable to produce message to {topic}[{partition}]"))
-            poll(FULL_POLL_SECS)  # the local queue is full: let deliveries drain
+        sent = _all_in(lambda start: self._c.produce(topic, partition, block, start), topic, partition, poll)
+        assert sent is not None  # produce() never declines
+        return sent
+
+
+def _all_in(
+    send: Callable[[int], tuple[int, int, int]], topic: str, partition: int, poll: Callable[[float], Any]
+) -> int | None:
+    """Call ``send(start)`` from record 0 until every record is in; the key and value bytes produced.
+
+    ``send`` gives (next record, librdkafka's error code, bytes produced); a
+    next record below 0: it declined the block (``None``, nothing produced).
+    """
+    done = nbytes = 0
+    while True:
+        done, err, produced = send(done)
+        if done < 0:
+            return None
+        nbytes += produced
+        if err == 0:
+            return nbytes
+        if err != QUEUE_FULL:
+            raise KafkaException(KafkaError(err, f"Unable to produce message to {topic}[{partition}]"))
+        poll(FULL_POLL_SECS)  # the local queue is full: let deliveries drain
 
 
 def open_direct(producer: Any, on_delivery: Callable[..., Any] | None) -> DirectProducer | None:
