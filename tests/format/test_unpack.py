@@ -18,6 +18,7 @@ import msgpack
 import pytest
 from hypothesis import given, settings
 
+from libkb.format._packer import RecordProducer
 from libkb.format.segment import (
     CODEC_NONE,
     CODEC_ZSTD,
@@ -31,7 +32,6 @@ from libkb.format.segment import (
 from libkb.restore.partition import as_produced
 from tests.format.test_segment import record_lists
 
-RecordProducer = pytest.importorskip("libkb.format._packer").RecordProducer
 FIRST = 1000
 Produced = list[tuple[bytes | None, bytes | None, list[tuple[str, bytes | None]] | None, int]]
 
