@@ -267,6 +267,7 @@ class StorePipeline:
         elif queue.encoder.alone_at(context.block_index):
             # The interval's probe found history of no use: the block is a frame of its own,
             # compressed by whichever thread is free (a single partition keeps both busy).
+            self._streams.move_to_end(tp)  # still in use: not the context to drop next
             return self._compress_pool.submit(self._alone_and_recycle, raw, context, charge)
         self._streams[tp] = queue
         self._streams.move_to_end(tp)
