@@ -360,7 +360,7 @@ static int read_one(Rd *r, int64_t offset, Batch *b, Rec *rec, char **names, siz
 static int read_block(const uint8_t *buf, size_t len, Py_ssize_t count, int64_t first, int64_t last,
                       Batch *b, char **names) {
     *names = NULL;
-    if (count <= 0 || last < first || (uint64_t)(last - first) != (uint64_t)count - 1)
+    if (count <= 0 || last < first || (uint64_t)last - (uint64_t)first != (uint64_t)count - 1)
         return 0;
     b->recs = PyMem_RawMalloc((size_t)count * sizeof(Rec));
     if (b->recs == NULL)
