@@ -65,7 +65,7 @@ class LibkbDriverMixin:
         """The object's bytes from ``start`` to ``end`` (exclusive; None: its end), as the download
         methods give them and with their errors. A driver that can read them into one buffer
         overrides it (the filesystem: one read, not a join of chunks, which copied every byte again
-        into fresh memory: a twentieth of a restore's CPU, bench/README.rst, session 12)."""
+        into fresh memory: 54 % of a restore's page faults, bench/README.rst, session 12)."""
         if start == 0 and end is None:
             chunks = self.download_object_as_stream(obj, chunk_size=DEFAULT_CHUNK_SIZE)  # type: ignore[attr-defined]
         else:

@@ -136,13 +136,7 @@ class SafeLocalStorageDriver(LibkbDriverMixin, LocalStorageDriver):  # type: ign
 
     def ex_read_object(self, obj: Object, start: int = 0, end: int | None = None) -> bytes:
         """One read into one buffer (the default joins 1 MiB chunks: every byte copied twice)."""
-        self._check_container(obj.container.name)
-        path = self._existing_file(obj.name)
-        try:
-            handle = open(path, "rb")  # noqa: SIM115 - closed below
-        except FileNotFoundError:
-            raise ObjectDoesNotExistError(value=None, driver=self, object_name=obj.name) from None
-        with handle:
+        with self._opened(obj) as handle:
             handle.seek(start)
             return handle.read() if end is None else handle.read(max(0, end - start))
 
@@ -153,13 +147,16 @@ class SafeLocalStorageDriver(LibkbDriverMixin, LocalStorageDriver):  # type: ign
         end_bytes: int | None = None,
         chunk_size: int | None = None,
     ) -> Iterator[bytes]:
+        return _read(self._opened(obj), start_bytes, end_bytes, chunk_size or _READ_SIZE)
+
+    def _opened(self, obj: Object) -> BinaryIO:
+        """The object's file, open for reading (the caller closes it); a missing one as Libcloud's."""
         self._check_container(obj.container.name)
         path = self._existing_file(obj.name)
         try:
-            handle = open(path, "rb")  # noqa: SIM115 - closed by the generator
+            return open(path, "rb")  # the caller closes it
         except FileNotFoundError:
             raise ObjectDoesNotExistError(value=None, driver=self, object_name=obj.name) from None
-        return _read(handle, start_bytes, end_bytes, chunk_size or _READ_SIZE)
 
     def iterate_container_objects(
         self, container: Container, prefix: str | None = None, ex_prefix: str | None = None
