@@ -36,6 +36,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
+import libkb.config.fixed_properties as fixed
 from libkb.backup.builder import OpenPartition, SegmentBuilder
 from libkb.backup.errors import BackupError
 from libkb.backup.intake import open_intake
@@ -55,13 +56,10 @@ def consumer_config(options: BackupOptions, backup_id: str) -> dict[str, Any]:
     """The consumer settings a backup needs (on top of the source's connection settings)."""
     config: dict[str, Any] = {
         "group.id": f"libkb-backup-{backup_id}",
-        "enable.auto.commit": False,
-        "enable.auto.offset.store": False,
-        "enable.partition.eof": True,
-        "isolation.level": options.isolation_level,
         # Never skip silently: an out-of-range position (retention deleted the
         # offsets mid-run) comes back as an error event and is recorded.
-        "auto.offset.reset": "error",
+        **fixed.BACKUP_CONSUMER,
+        "isolation.level": options.isolation_level,
         "queued.max.messages.kbytes": 32768,
         # librdkafka's default (1000 ms) idles the fetcher for a second each
         # time the 32 MiB queue fills, which capped a 1-partition backup at

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from marshmallow import Schema, ValidationError, fields
 
+import libkb.config.fixed_properties as fixed
 import libkb.config.rust as rust
 from libkb.config.encryption import EncryptionSchema
 from libkb.config.models import BackupOptions, JobConfig, LoggingOptions, MetricsOptions, RestoreOptions
@@ -164,6 +165,12 @@ def _parse_sections(data: Mapping[str, Any], source: str | None) -> JobConfig:
     encryption = (
         _section(EncryptionSchema, data["encryption"], "encryption", source) if "encryption" in data else None
     )
+    if mode == "backup" and source_options is not None:
+        consumer = {**fixed.BACKUP_CONSUMER, "isolation.level": backup.isolation_level}
+        fixed.check(source_options.client_config, consumer, "source.client_config", source)
+    if mode == "restore" and target is not None:
+        clients = {**fixed.RESTORE_PRODUCER, **fixed.READ_BACK_CONSUMER}
+        fixed.check(target.client_config, clients, "target.client_config", source)
     return JobConfig(
         mode=mode,
         backup_id=backup_id,

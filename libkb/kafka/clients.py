@@ -14,6 +14,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
+import libkb.config.fixed_properties as fixed
 from libkb.config.models import SourceOptions
 from libkb.errors import ConfigError
 from libkb.kafka.errors import KafkaConnectionError as KafkaConnectionError
@@ -56,6 +57,11 @@ _SECURITY_KEYS = {
 
 def base_config(options: SourceOptions, *, client_id: str = "libkb") -> dict[str, Any]:
     """librdkafka properties shared by every client of one cluster (``client_config`` last, so it wins)."""
+    return {**cluster_config(options, client_id=client_id), **options.client_config}
+
+
+def cluster_config(options: SourceOptions, *, client_id: str) -> dict[str, Any]:
+    """The cluster's connection and security keys as librdkafka properties, without ``client_config``."""
     config: dict[str, Any] = {
         "bootstrap.servers": ",".join(options.bootstrap_servers),
         "client.id": f"{client_id}/{__version__}",
@@ -74,8 +80,19 @@ def base_config(options: SourceOptions, *, client_id: str = "libkb") -> dict[str
             config[prop] = value
     if options.security.sasl_mechanism == "GSSAPI":
         config.update(kerberos_properties(options.security))
-    config.update(options.client_config)
     return config
+
+
+def client_settings(options: SourceOptions, client_id: str, extra: dict[str, Any]) -> dict[str, Any]:
+    """The cluster's keys, libkb's tuning in ``extra``, ``client_config``, then ``extra``'s fixed part.
+
+    ``client_config`` overrides libkb's own tuning (compression, linger, queue
+    sizes), never what :mod:`libkb.config.fixed_properties` lists: the job file loader
+    refuses a ``client_config`` that changes those, and a client built from
+    options made in code gets libkb's value.
+    """
+    tuned, fixed_part = fixed.split(extra)
+    return {**cluster_config(options, client_id=client_id), **tuned, **options.client_config, **fixed_part}
 
 
 def _built(make: Any, config: dict[str, Any]) -> Any:
@@ -166,10 +183,10 @@ def make_admin(options: SourceOptions) -> AdminClient:
 
 
 def make_consumer(options: SourceOptions, extra: dict[str, Any]) -> Consumer:
-    consumer: Consumer = _built(Consumer, {**base_config(options, client_id="libkb-backup"), **extra})
+    consumer: Consumer = _built(Consumer, client_settings(options, "libkb-backup", extra))
     return consumer
 
 
 def make_producer(options: SourceOptions, extra: dict[str, Any]) -> Producer:
-    producer: Producer = _built(Producer, {**base_config(options, client_id="libkb-restore"), **extra})
+    producer: Producer = _built(Producer, client_settings(options, "libkb-restore", extra))
     return producer

@@ -24,6 +24,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
+import libkb.config.fixed_properties as fixed
 from libkb.config.models import JobConfig, RestoreOptions, SourceOptions
 from libkb.errors import LibkbError
 from libkb.format.models import Manifest
@@ -454,10 +455,7 @@ class RestoreEngine:
             {
                 "group.id": f"libkb-restore-{restore_id}",
                 "client.id": f"libkb-restore/{__version__}",
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "isolation.level": "read_uncommitted",  # as the high watermarks the restore reads
-                "auto.offset.reset": "error",
+                **fixed.READ_BACK_CONSUMER,  # read_uncommitted: as the high watermarks the restore reads
             },
         )
 
