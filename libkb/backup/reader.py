@@ -56,8 +56,8 @@ def consumer_config(options: BackupOptions, backup_id: str) -> dict[str, Any]:
     """The consumer settings a backup needs (on top of the source's connection settings)."""
     config: dict[str, Any] = {
         "group.id": f"libkb-backup-{backup_id}",
-        # Never skip silently: an out-of-range position (retention deleted the
-        # offsets mid-run) comes back as an error event and is recorded.
+        # No commits; a partition's end as an event; an out-of-range position (retention
+        # deleted the offsets mid-run) as an error event, recorded, never skipped silently.
         **fixed.BACKUP_CONSUMER,
         "isolation.level": options.isolation_level,
         "queued.max.messages.kbytes": 32768,
