@@ -19,7 +19,9 @@ each round):
 libkb runs as installed: its modules are compiled to bytecode first
 (:func:`compile_libkb`). Every job is a child process; the parent takes its wall time, its peak RSS
 and CPU seconds from ``os.wait4`` (the child's own ``ru_maxrss``, user +
-system), and the 1-minute load average before it. Stored bytes are the sizes
+system), and the 1-minute load average before it. Before each job it writes
+the last job's dirty pages out and waits for the machine to go quiet
+(:func:`settle`; ``--no-settle`` starts each job at once). Stored bytes are the sizes
 of the files under the backup's directory. MB/s counts the data set's key +
 value bytes (10**6 bytes/s). Tables show medians over rounds. The Rust tool
 is optional (``--rust-bin PATH``, or ``--build-rust`` to build it with cargo
@@ -138,7 +140,49 @@ def job_yaml(mode: str, backup_id: str, bootstrap: str, topic: str, path: str, l
     return {**common, "target": kafka, "restore": {"create_topics": True}}
 
 
-def measure(argv: list[str], label: str) -> dict[str, Any]:
+#: Before each timed job, at most this long for the machine to go quiet (:func:`settle`).
+SETTLE_MAX_S = 30.0
+#: Quiet: fewer cores than this busy over :data:`QUIET_WINDOW_S` (the idle broker uses ~0.02).
+QUIET_CORES = 0.2
+QUIET_WINDOW_S = 0.5
+
+
+def _busy_ticks() -> tuple[int, int]:
+    """The machine's busy and total CPU ticks so far (``/proc/stat``); zeros where there is none."""
+    try:
+        with open("/proc/stat") as stat:
+            ticks = [int(field) for field in stat.readline().split()[1:]]
+    except OSError:
+        return 0, 0
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return sum(ticks) - idle, sum(ticks)
+
+
+def settle() -> dict[str, float]:
+    """Let the last job's aftermath pass before the next is timed: the same start for every job.
+
+    Why: a restore leaves up to a gigabyte of the broker's log in dirty pages, a
+    backup a few hundred megabytes of files; the kernel writes them back during
+    whatever runs next. Without this, a short job took up to 50 % longer in a
+    full run than alone, and more so the shorter it was (bench/README.rst,
+    session 14). ``os.sync`` writes them out, then the machine's busy cores are
+    sampled until they fall below :data:`QUIET_CORES`.
+    """
+    started = time.perf_counter()
+    os.sync()
+    cores = os.cpu_count() or 1
+    busy = 0.0
+    while True:
+        busy0, total0 = _busy_ticks()
+        time.sleep(QUIET_WINDOW_S)
+        busy1, total1 = _busy_ticks()
+        busy = cores * (busy1 - busy0) / max(total1 - total0, 1)
+        if busy < QUIET_CORES or time.perf_counter() - started > SETTLE_MAX_S:
+            break
+    return {"settle_s": time.perf_counter() - started, "busy_before": busy}
+
+
+def measure(argv: list[str], label: str, quiet: bool = True) -> dict[str, Any]:
     """Run ``argv``; its wall time, peak RSS (KiB) and CPU seconds, its own.
 
     Through ``/usr/bin/time``: a process forked from this one would count this
@@ -147,6 +191,7 @@ def measure(argv: list[str], label: str) -> dict[str, Any]:
     report is of the job alone. Without it, ``os.wait4`` gives the numbers
     with that floor.
     """
+    settled = settle() if quiet else {}
     load = os.getloadavg()[0]
     report = tempfile.NamedTemporaryFile("r", suffix=".time", delete=False)  # noqa: SIM115
     timed = ["/usr/bin/time", "-o", report.name, "-f", "%M %U %S"] if Path("/usr/bin/time").exists() else []
@@ -170,6 +215,7 @@ def measure(argv: list[str], label: str) -> dict[str, Any]:
         "rss_kib": rss,
         "cpu": cpu,
         "load": load,
+        **settled,
         "output": output.decode(errors="replace"),
     }
 
@@ -193,7 +239,9 @@ def run_backup(tool: str, data: DataSet, args: argparse.Namespace, env: dict[str
             "level": args.level,
             "block_bytes": MiB,
         }
-        out = measure([sys.executable, __file__, "--child", json.dumps(spec)], f"raw backup {data.name}")
+        out = measure(
+            [sys.executable, __file__, "--child", json.dumps(spec)], f"raw backup {data.name}", args.settle
+        )
         out["stored"] = json.loads(out.pop("output").splitlines()[-1])["stored"]
         return out
     path = tempfile.mkdtemp(prefix=f"peer-{tool}-", dir=args.fs_dir)
@@ -202,7 +250,7 @@ def run_backup(tool: str, data: DataSet, args: argparse.Namespace, env: dict[str
     config.write_text(
         yaml.safe_dump(job_yaml("backup", backup_id, env["bootstrap"], data.topic, path, args.level))
     )
-    out = measure(tool_argv(tool, args, "backup", config), f"{tool} backup {data.name}")
+    out = measure(tool_argv(tool, args, "backup", config), f"{tool} backup {data.name}", args.settle)
     out.pop("output")
     out["stored"] = sum(p.stat().st_size for p in Path(path, backup_id).rglob("*") if p.is_file())
     previous = env["backups"].pop((tool, data.name), None)
@@ -260,7 +308,9 @@ def run_restore(tool: str, data: DataSet, args: argparse.Namespace, env: dict[st
         from integration.services.kafka import create_kafka_topic
 
         create_kafka_topic(env["endpoint"], target, partitions=data.partitions, config={"retention.ms": "-1"})
-        out = measure([sys.executable, __file__, "--child", json.dumps(spec)], f"raw restore {data.name}")
+        out = measure(
+            [sys.executable, __file__, "--child", json.dumps(spec)], f"raw restore {data.name}", args.settle
+        )
     else:
         path, backup_id = env["backups"][(tool, data.name)]
         body = job_yaml("restore", backup_id, env["bootstrap"], data.topic, path, args.level)
@@ -268,7 +318,7 @@ def run_restore(tool: str, data: DataSet, args: argparse.Namespace, env: dict[st
         body["restore"]["topic_mapping"] = {data.topic: target}
         config = Path(path) / f"restore-{target}.yaml"
         config.write_text(yaml.safe_dump(body))
-        out = measure(tool_argv(tool, args, "restore", config), f"{tool} restore {data.name}")
+        out = measure(tool_argv(tool, args, "restore", config), f"{tool} restore {data.name}", args.settle)
     out.pop("output", None)
     from confluent_kafka import Consumer, TopicPartition
 
@@ -370,7 +420,8 @@ def run_rounds(
                 print(
                     f"round {round_no + 1} {phase} {data.name} {tool}: {mbs:.0f} MB/s, "
                     f"RSS {out['rss_kib'] / 1024:.0f} MiB, CPU {out['cpu']:.1f} s, "
-                    f"stored {out['stored'] / 1e6:.1f} MB, load {out['load']:.2f}",
+                    f"stored {out['stored'] / 1e6:.1f} MB, load {out['load']:.2f}, "
+                    f"settled in {out.get('settle_s', 0):.1f} s",
                     flush=True,
                 )
     return runs
@@ -388,6 +439,7 @@ def render(
         f"* {args.runs} interleaved round(s); medians; {args.mib} MiB of key + value bytes per data set; "
         f"zstd level {args.level}; filesystem target; {load}",
         f"* Rust tool: {args.rust_bin or 'not run'}",
+        f"* {_settled(runs)}",
         "",
     ]
     fields = ("seconds", "rss_kib", "cpu", "stored", "load")
@@ -434,6 +486,16 @@ def render(
     return "\n".join(lines) + "\n"
 
 
+def _settled(runs: dict[tuple[str, str, str], list[dict[str, Any]]]) -> str:
+    waits = [r["settle_s"] for v in runs.values() for r in v if "settle_s" in r]
+    if not waits:
+        return "each job started as soon as the last ended"
+    return (
+        f"each job started after ``os.sync`` and fewer than {QUIET_CORES} cores busy over "
+        f"{QUIET_WINDOW_S} s: {statistics.median(waits):.1f} s (median), at most {max(waits):.1f} s"
+    )
+
+
 def render_saved(args: argparse.Namespace) -> int:
     """The report of jobs saved by earlier runs (``--jsonl``), e.g. a backup run and a restore run."""
     datas: dict[str, DataSet] = {}
@@ -476,6 +538,9 @@ def main() -> int:
     parser.add_argument("--fs-dir", default=None, help="where backups go (default: the temp dir)")
     parser.add_argument("--write", default=None, help="add/replace the section in this RST file")
     parser.add_argument("--raw-restore", action="store_true", help="also time the raw restore loop")
+    parser.add_argument(
+        "--no-settle", dest="settle", action="store_false", help="start each job at once (no sync, no wait)"
+    )
     parser.add_argument("--jsonl", default=None, help="append every job's result to this file")
     parser.add_argument("--render-from", default=None, help="render saved --jsonl files (comma-separated)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
