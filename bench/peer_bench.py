@@ -159,14 +159,15 @@ def _busy_ticks() -> tuple[int, int]:
 
 
 def settle() -> dict[str, float]:
-    """Let the last job's aftermath pass before the next is timed: the same start for every job.
+    """Start every job from a quiet machine, and record that it was.
 
-    Why: a restore leaves up to a gigabyte of the broker's log in dirty pages, a
-    backup a few hundred megabytes of files; the kernel writes them back during
-    whatever runs next. Without this, a short job took up to 50 % longer in a
-    full run than alone, and more so the shorter it was (bench/README.rst,
-    session 14). ``os.sync`` writes them out, then the machine's busy cores are
-    sampled until they fall below :data:`QUIET_CORES`.
+    Why: a short job took longer in a full run than alone (the cyclic pool's
+    8-partition backup 2.4 s against 1.8 s, bench/README.rst, session 13), and
+    the last job's aftermath was the suspect: the broker's log of a restore,
+    a backup's files, in dirty pages the kernel writes back during whatever
+    runs next. ``os.sync`` writes them out, then the machine's busy cores are
+    sampled until they fall below :data:`QUIET_CORES`. In session 14's run
+    every job found the machine quiet at once: the aftermath was not it.
     """
     started = time.perf_counter()
     os.sync()
