@@ -142,7 +142,7 @@ def job_yaml(mode: str, backup_id: str, bootstrap: str, topic: str, path: str, l
 
 #: Before each timed job, at most this long for the machine to go quiet (:func:`settle`).
 SETTLE_MAX_S = 30.0
-#: Quiet: fewer cores than this busy over :data:`QUIET_WINDOW_S` (the idle broker uses ~0.02).
+#: Quiet: fewer cores than this busy over :data:`QUIET_WINDOW_S` (0.02 was the median in session 14's run).
 QUIET_CORES = 0.2
 QUIET_WINDOW_S = 0.5
 
@@ -167,7 +167,7 @@ def settle() -> dict[str, float]:
     a backup's files, in dirty pages the kernel writes back during whatever
     runs next. ``os.sync`` writes them out, then the machine's busy cores are
     sampled until they fall below :data:`QUIET_CORES`. In session 14's run
-    every job found the machine quiet at once: the aftermath was not it.
+    every job found the machine quiet within a second: the aftermath was not it.
     """
     started = time.perf_counter()
     os.sync()
@@ -183,8 +183,9 @@ def settle() -> dict[str, float]:
     return {"settle_s": time.perf_counter() - started, "busy_before": busy}
 
 
-def measure(argv: list[str], label: str, quiet: bool = True) -> dict[str, Any]:
-    """Run ``argv``; its wall time, peak RSS (KiB) and CPU seconds, its own.
+def measure(argv: list[str], label: str, settle_first: bool = True) -> dict[str, Any]:
+    """Run ``argv``, after :func:`settle` unless told not to; its wall time, peak RSS (KiB)
+    and CPU seconds, its own.
 
     Through ``/usr/bin/time``: a process forked from this one would count this
     process's pages in its peak RSS (the kernel keeps the high-water mark
@@ -192,7 +193,7 @@ def measure(argv: list[str], label: str, quiet: bool = True) -> dict[str, Any]:
     report is of the job alone. Without it, ``os.wait4`` gives the numbers
     with that floor.
     """
-    settled = settle() if quiet else {}
+    settled = settle() if settle_first else {}
     load = os.getloadavg()[0]
     report = tempfile.NamedTemporaryFile("r", suffix=".time", delete=False)  # noqa: SIM115
     timed = ["/usr/bin/time", "-o", report.name, "-f", "%M %U %S"] if Path("/usr/bin/time").exists() else []
