@@ -46,6 +46,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -198,10 +199,21 @@ def measure(argv: list[str], label: str, settle_first: bool = True) -> dict[str,
     report = tempfile.NamedTemporaryFile("r", suffix=".time", delete=False)  # noqa: SIM115
     timed = ["/usr/bin/time", "-o", report.name, "-f", "%M %U %S"] if Path("/usr/bin/time").exists() else []
     started = time.perf_counter()
-    proc = subprocess.Popen([*timed, *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT)
+    proc = subprocess.Popen(
+        [*timed, *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
+    )
     assert proc.stdout is not None
-    output = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    try:
+        output = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+    except (
+        BaseException
+    ):  # the run is stopping: so does the job (its own session: /usr/bin/time and the tool)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        report.close()
+        os.unlink(report.name)
+        raise
     seconds = time.perf_counter() - started
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
@@ -252,7 +264,11 @@ def run_backup(tool: str, data: DataSet, args: argparse.Namespace, env: dict[str
     config.write_text(
         yaml.safe_dump(job_yaml("backup", backup_id, env["bootstrap"], data.topic, path, args.level))
     )
-    out = measure(tool_argv(tool, args, "backup", config), f"{tool} backup {data.name}", args.settle)
+    try:
+        out = measure(tool_argv(tool, args, "backup", config), f"{tool} backup {data.name}", args.settle)
+    except BaseException:  # not kept in env["backups"] yet: nothing else would remove it
+        shutil.rmtree(path, ignore_errors=True)
+        raise
     out.pop("output")
     out["stored"] = sum(p.stat().st_size for p in Path(path, backup_id).rglob("*") if p.is_file())
     previous = env["backups"].pop((tool, data.name), None)
@@ -561,6 +577,8 @@ def main() -> int:
     from integration.services.kafka import create_kafka_topic
 
     compile_libkb()
+    # A run stopped with SIGTERM still stops its broker and removes its backups (gigabytes in the temp dir).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     load_before = _loadavg()
     kafka = KafkaService()
     env: dict[str, Any] = {"backups": {}}
