@@ -184,6 +184,26 @@ def settle() -> dict[str, float]:
     return {"settle_s": time.perf_counter() - started, "busy_before": busy}
 
 
+def _run_timed(argv: list[str], report: str) -> tuple[float, int, Any, bytes]:
+    """``argv`` under ``/usr/bin/time`` (if there is one, reporting to ``report``): its wall
+    time, wait status, resource usage and output. Killed with its session if this run stops."""
+    timed = ["/usr/bin/time", "-o", report, "-f", "%M %U %S"] if Path("/usr/bin/time").exists() else []
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [*timed, *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
+    )
+    assert proc.stdout is not None
+    try:
+        output = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+    except BaseException:
+        # The run is stopping (SIGTERM, Ctrl-C): so does the job, /usr/bin/time and the tool.
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+    return time.perf_counter() - started, status, usage, output
+
+
 def measure(argv: list[str], label: str, settle_first: bool = True) -> dict[str, Any]:
     """Run ``argv``, after :func:`settle` unless told not to; its wall time, peak RSS (KiB)
     and CPU seconds, its own.
@@ -197,33 +217,17 @@ def measure(argv: list[str], label: str, settle_first: bool = True) -> dict[str,
     settled = settle() if settle_first else {}
     load = os.getloadavg()[0]
     report = tempfile.NamedTemporaryFile("r", suffix=".time", delete=False)  # noqa: SIM115
-    timed = ["/usr/bin/time", "-o", report.name, "-f", "%M %U %S"] if Path("/usr/bin/time").exists() else []
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [*timed, *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
-    )
-    assert proc.stdout is not None
     try:
-        output = proc.stdout.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-    except (
-        BaseException
-    ):  # the run is stopping: so does the job (its own session: /usr/bin/time and the tool)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        seconds, status, usage, output = _run_timed(argv, report.name)
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            raise RuntimeError(f"{label} failed ({code}):\n{output.decode(errors='replace')[-3000:]}")
+        rss, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
+        if fields := report.read().split()[-3:]:
+            rss, cpu = int(fields[0]), float(fields[1]) + float(fields[2])
+    finally:
         report.close()
         os.unlink(report.name)
-        raise
-    seconds = time.perf_counter() - started
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        raise RuntimeError(f"{label} failed ({code}):\n{output.decode(errors='replace')[-3000:]}")
-    rss, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
-    if timed:
-        fields = report.read().split()[-3:]
-        rss, cpu = int(fields[0]), float(fields[1]) + float(fields[2])
-    report.close()
-    os.unlink(report.name)
     return {
         "seconds": seconds,
         "rss_kib": rss,
