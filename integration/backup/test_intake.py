@@ -217,6 +217,37 @@ def test_misuse_is_an_error_not_a_crash(kafka_service: KafkaEndpoint, topic: str
         Intake(object(), Consumer, RawMessage, str(cimpl.__file__))
 
 
+def test_a_block_that_cannot_grow_is_an_error_and_the_batch_stays(
+    kafka_service: KafkaEndpoint, topic: str
+) -> None:
+    """Packing runs without the GIL and takes it back to grow the block; a failure there is clean."""
+    produce(kafka_service.bootstrap_servers, topic, 300, partitions=3)  # 100 per partition
+    c = consumer(kafka_service)
+    taker = open_intake(c)
+    assert taker is not None
+    try:
+        taker.route(topic, 0)
+        c.assign([TopicPartition(topic, 0, 0)])
+        n = taker.fetch(100, 10)
+        assert n == 100  # a run long enough to be packed without the GIL
+        block = bytearray()
+        view = memoryview(block)  # someone else's export: the block cannot be resized
+        with pytest.raises(BufferError):
+            pack_messages(taker, 0, block, 0, 1 << 30, topic, 0, -1)
+        view.release()
+        # Nothing half-done: the intake is free again and the same batch packs in full.
+        i, pos, count, first, last, *_ = pack_messages(taker, 0, block, 0, 1 << 30, topic, 0, -1)
+        assert (i, count, first, last) == (100, 100, 0, 99)
+        assert 100 * 20 < pos <= len(block)  # grown (doubling) while packing
+        again = bytearray()
+        assert pack_messages(taker, 0, again, 0, 1 << 30, topic, 0, -1)[1] == pos
+        assert again[:pos] == block[:pos]
+        assert taker.fetch(10, 5) >= 1  # the partition's end: still usable
+    finally:
+        taker.close()
+        c.close()
+
+
 def test_where_the_intake_does_not_open(
     kafka_service: KafkaEndpoint, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 
+from libkb.cli.alloctune import tune_allocator
 from libkb.cli.exits import EXIT_ERROR, EXIT_USAGE, describe_error, error_status
 from libkb.cli.logs import LEVELS, PROG, configure, error_line
 from libkb.cli.offset_args import add_offset_commands
@@ -462,7 +463,8 @@ def _validation_command(commands: _Commands) -> None:
 
 
 def console_main() -> None:
-    """The ``kafka-backup`` script: :func:`main`, then exit without the interpreter's teardown.
+    """The ``kafka-backup`` script: :func:`main` (on a process whose allocator keeps its large
+    buffers, :mod:`libkb.cli.alloctune`), then exit without the interpreter's teardown.
 
     Once a command has returned, its output is flushed, its clients closed and
     its threads joined; what Python's teardown does then (freeing every module
@@ -471,6 +473,7 @@ def console_main() -> None:
     a thread that is not a daemon and still runs gets the usual exit, which
     waits for it.
     """
+    tune_allocator()
     code = main()
     atexit._run_exitfuncs()  # what a normal exit runs first
     for stream in (sys.stdout, sys.stderr):

@@ -97,9 +97,14 @@ typedef struct {
     rd_kafka_queue_t *queue;          /* NULL once closed */
     rd_kafka_message_t **msgs;
     Py_ssize_t n, cap;
+    int busy; /* a fetch or a packing runs without the GIL: the batch is not to be touched */
 } Intake;
 
 static int check_open(Intake *self) {
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "Intake: in use by another thread (one reader per intake)");
+        return -1;
+    }
     if (self->queue == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Intake: closed");
         return -1;
@@ -218,9 +223,11 @@ static PyObject *Intake_fetch(Intake *self, PyObject *args) {
     }
     int ms = timeout <= 0 ? 0 : (int)(timeout * 1000.0 + 0.5);
     Py_ssize_t got;
+    self->busy = 1;
     Py_BEGIN_ALLOW_THREADS drop_messages(self);
     got = rk_fn.consume_batch_queue(self->queue, ms, self->msgs, (size_t)want);
-    Py_END_ALLOW_THREADS if (got < 0) {
+    Py_END_ALLOW_THREADS self->busy = 0;
+    if (got < 0) {
         PyErr_SetString(PyExc_RuntimeError, "Intake.fetch: librdkafka refused the batch read");
         return NULL;
     }
@@ -231,6 +238,10 @@ static PyObject *Intake_fetch(Intake *self, PyObject *args) {
 PyDoc_STRVAR(close_doc, "close()\n--\n\nDrop the last batch and the queue; before the consumer's close().");
 
 static PyObject *Intake_close(Intake *self, PyObject *ignored) {
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "Intake: in use by another thread (one reader per intake)");
+        return NULL;
+    }
     if (self->consumer != NULL)
         close_queue(self);
     Py_RETURN_NONE;
@@ -274,6 +285,10 @@ static PyObject *headers_of(const rd_kafka_message_t *m) {
 
 /* intake[i]: factory(topic, partition, offset, error code, error text, ts type, ts, key, value, headers). */
 static PyObject *Intake_item(Intake *self, Py_ssize_t i) {
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "Intake: in use by another thread (one reader per intake)");
+        return NULL;
+    }
     if (i < 0 || i >= self->n) {
         PyErr_SetString(PyExc_IndexError, "Intake index out of range");
         return NULL;
@@ -329,14 +344,16 @@ static int put_raw_bin(Out *o, const void *p, size_t n) {
 }
 
 /* A header name is a str to Python: valid UTF-8 (checked as confluent-kafka's decoding would). */
-static int valid_name(const char *name, size_t len) {
+static int valid_name(Out *o, const char *name, size_t len) {
     for (size_t i = 0; i < len; i++) {
         if ((unsigned char)name[i] >= 0x80) {
+            if (o->unlocked != NULL)
+                PyEval_RestoreThread(o->unlocked);
             PyObject *s = PyUnicode_DecodeUTF8(name, (Py_ssize_t)len, NULL);
-            if (s == NULL)
-                return -1;
-            Py_DECREF(s);
-            return 1;
+            Py_XDECREF(s);
+            if (o->unlocked != NULL)
+                o->unlocked = PyEval_SaveThread();
+            return s == NULL ? -1 : 1;
         }
     }
     return 1;
@@ -361,7 +378,7 @@ static int put_raw_headers(Out *o, const rd_kafka_message_t *m) {
         if (rk_fn.header_get_all(h, i, &name, &value, &size) != 0)
             return 0;
         size_t len = strlen(name);
-        if (valid_name(name, len) < 0)
+        if (valid_name(o, name, len) < 0)
             return -1;
         if (out_reserve(o, 1 + HEAD_ROOM + (Py_ssize_t)len) < 0)
             return -1;
@@ -397,20 +414,12 @@ static int put_raw(Out *o, const rd_kafka_message_t *m, Stats *st) {
     return 1;
 }
 
-int intake_pack(PyObject *intake, Py_ssize_t start, Py_ssize_t stop, Out *o, Py_ssize_t limit,
-                PyObject *topic, long partition, int64_t end_offset, Stats *st, int *reason,
-                Py_ssize_t *next) {
-    Intake *self = (Intake *)intake;
-    const char *want = NULL;
-    Py_ssize_t want_len = 0;
+/* The packing loop; runs with or without the GIL (o->unlocked says which). 0, or -1 with an
+ * exception (set with the GIL taken back for it). */
+static int pack_loop(Intake *self, Py_ssize_t i, Py_ssize_t stop, Out *o, Py_ssize_t limit,
+                     const char *want, Py_ssize_t want_len, int64_t end_offset, long partition,
+                     Stats *st, int *reason, Py_ssize_t *next) {
     const rd_kafka_topic_t *same = NULL; /* a topic handle already seen to be ``topic`` */
-    if (check_open(self) < 0)
-        return -1;
-    if (topic != Py_None && (want = PyUnicode_AsUTF8AndSize(topic, &want_len)) == NULL)
-        return -1;
-    if (stop > self->n)
-        stop = self->n;
-    Py_ssize_t i = start;
     for (; i < stop; i++) {
         const rd_kafka_message_t *m = self->msgs[i];
         if (o->pos >= limit) {
@@ -447,6 +456,47 @@ int intake_pack(PyObject *intake, Py_ssize_t start, Py_ssize_t stop, Out *o, Py_
     }
     *next = i;
     return 0;
+}
+
+/* Below this many messages the GIL is kept: handing it over costs more than it frees. */
+#define UNLOCK_FROM 32
+
+/*
+ * Why without the GIL: the packing is most of the consuming thread's work, and the
+ * compression threads need the GIL for a moment after every block; held here, they
+ * waited for it about as long as they compressed (bench/README.rst, session 16). The
+ * bytearray stays exported meanwhile so that no other thread can resize it, and the
+ * intake is marked busy so that no other thread can fetch or close it.
+ */
+int intake_pack(PyObject *intake, Py_ssize_t start, Py_ssize_t stop, Out *o, Py_ssize_t limit,
+                PyObject *topic, long partition, int64_t end_offset, Stats *st, int *reason,
+                Py_ssize_t *next) {
+    Intake *self = (Intake *)intake;
+    const char *want = NULL;
+    Py_ssize_t want_len = 0;
+    if (check_open(self) < 0)
+        return -1;
+    if (topic != Py_None && (want = PyUnicode_AsUTF8AndSize(topic, &want_len)) == NULL)
+        return -1;
+    if (stop > self->n)
+        stop = self->n;
+    if (stop - start < UNLOCK_FROM)
+        return pack_loop(self, start, stop, o, limit, want, want_len, end_offset, partition, st,
+                         reason, next);
+    if (PyObject_GetBuffer(o->buf, &o->view, PyBUF_WRITABLE) < 0)
+        return -1;
+    o->exported = 1;
+    self->busy = 1;
+    o->unlocked = PyEval_SaveThread();
+    int r = pack_loop(self, start, stop, o, limit, want, want_len, end_offset, partition, st,
+                      reason, next);
+    PyEval_RestoreThread(o->unlocked);
+    o->unlocked = NULL;
+    self->busy = 0;
+    if (o->exported)
+        PyBuffer_Release(&o->view);
+    o->exported = 0;
+    return r;
 }
 
 /* -- the type ---------------------------------------------------------------------------- */

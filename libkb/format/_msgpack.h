@@ -16,6 +16,12 @@ typedef struct {
     char *data;
     Py_ssize_t pos;
     Py_ssize_t cap;
+    /* Set while the writer runs without the GIL (the intake's packing loop), with the
+     * bytearray exported (view) so that no other thread can resize it: growing it takes the
+     * GIL back and lifts the export for that moment only. */
+    PyThreadState *unlocked;
+    Py_buffer view;
+    int exported;
 } Out;
 
 static inline int out_reserve(Out *o, Py_ssize_t extra) {
@@ -27,7 +33,19 @@ static inline int out_reserve(Out *o, Py_ssize_t extra) {
         cap = need;
     if (cap < 4096)
         cap = 4096;
-    if (PyByteArray_Resize(o->buf, cap) < 0)
+    if (o->unlocked != NULL)
+        PyEval_RestoreThread(o->unlocked);
+    if (o->exported) {
+        PyBuffer_Release(&o->view);
+        o->exported = 0;
+    }
+    int failed = PyByteArray_Resize(o->buf, cap) < 0;
+    if (o->unlocked != NULL) {
+        o->exported = PyObject_GetBuffer(o->buf, &o->view, PyBUF_WRITABLE) == 0;
+        failed = failed || !o->exported;
+        o->unlocked = PyEval_SaveThread();
+    }
+    if (failed)
         return -1;
     o->data = PyByteArray_AS_STRING(o->buf);
     o->cap = cap;

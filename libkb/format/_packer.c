@@ -20,12 +20,15 @@
  *
  * Also here, for the segment writer and reader (libkb.format.checksum): a
  * CRC-32 that keeps the GIL, zlib's crc32_combine, and uninitialised
- * bytearrays for block buffers.
+ * bytearrays for block buffers; and glibc's mallopt() for libkb.cli.alloctune.
  */
 #include "_msgpack.h"
 #include "_intake.h"
 #include "_produce.h"
 #include <zlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 static PyObject *s_error, *s_partition, *s_topic, *s_offset, *s_timestamp, *s_key, *s_value, *s_headers;
 
@@ -311,7 +314,8 @@ static PyObject *pack_messages(PyObject *self, PyObject *const *args, Py_ssize_t
     Py_ssize_t stop = nargs == 9 && args[8] != Py_None ? PyLong_AsSsize_t(args[8]) : PY_SSIZE_T_MAX;
     if (PyErr_Occurred())
         return NULL;
-    Out o = {args[2], PyByteArray_AS_STRING(args[2]), pos, PyByteArray_GET_SIZE(args[2])};
+    Out o = {.buf = args[2], .data = PyByteArray_AS_STRING(args[2]), .pos = pos,
+             .cap = PyByteArray_GET_SIZE(args[2])};
     if (pos < 0 || pos > o.cap || start < 0) {
         PyErr_SetString(PyExc_ValueError, "pack_messages: start or pos out of range");
         return NULL;
@@ -397,11 +401,37 @@ static PyObject *new_buffer(PyObject *self, PyObject *arg) {
     return PyByteArray_FromStringAndSize(NULL, n);
 }
 
+PyDoc_STRVAR(set_malloc_thresholds_doc,
+             "set_malloc_thresholds(mmap_threshold, trim_threshold)\n--\n\n"
+             "glibc's mallopt() M_MMAP_THRESHOLD and M_TRIM_THRESHOLD; False where there is no glibc.");
+
+static PyObject *set_malloc_thresholds(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "set_malloc_thresholds takes 2 arguments");
+        return NULL;
+    }
+    long mmap_threshold = PyLong_AsLong(args[0]);
+    long trim_threshold = PyLong_AsLong(args[1]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (mmap_threshold < 0 || trim_threshold < 0 || mmap_threshold > INT_MAX || trim_threshold > INT_MAX) {
+        PyErr_SetString(PyExc_ValueError, "set_malloc_thresholds: thresholds are 0 to 2**31 - 1 bytes");
+        return NULL;
+    }
+#ifdef __GLIBC__
+    if (mallopt(M_MMAP_THRESHOLD, (int)mmap_threshold) && mallopt(M_TRIM_THRESHOLD, (int)trim_threshold))
+        Py_RETURN_TRUE;
+#endif
+    Py_RETURN_FALSE;
+}
+
 static PyMethodDef methods[] = {
     {"pack_messages", (PyCFunction)(void (*)(void))pack_messages, METH_FASTCALL, pack_messages_doc},
     {"crc32", (PyCFunction)(void (*)(void))crc32_keep_gil, METH_FASTCALL, crc32_doc},
     {"crc32_combine", (PyCFunction)(void (*)(void))crc32_combine_, METH_FASTCALL, crc32_combine_doc},
     {"new_buffer", (PyCFunction)new_buffer, METH_O, new_buffer_doc},
+    {"set_malloc_thresholds", (PyCFunction)(void (*)(void))set_malloc_thresholds, METH_FASTCALL,
+     set_malloc_thresholds_doc},
     {NULL, NULL, 0, NULL},
 };
 
