@@ -30,6 +30,8 @@ Handler = Callable[[argparse.Namespace], int]
 def _backup(args: argparse.Namespace) -> int:
     from libkb.cli.backup import run_backup  # the engine pulls in Kafka clients: load on demand
 
+    tune_allocator()  # the backup's large buffers kept for reuse (libkb.cli.alloctune)
+
     return _json_on_failure(
         "backup",
         args.format,
@@ -463,8 +465,7 @@ def _validation_command(commands: _Commands) -> None:
 
 
 def console_main() -> None:
-    """The ``kafka-backup`` script: :func:`main` (on a process whose allocator keeps its large
-    buffers, :mod:`libkb.cli.alloctune`), then exit without the interpreter's teardown.
+    """The ``kafka-backup`` script: :func:`main`, then exit without the interpreter's teardown.
 
     Once a command has returned, its output is flushed, its clients closed and
     its threads joined; what Python's teardown does then (freeing every module
@@ -473,7 +474,6 @@ def console_main() -> None:
     a thread that is not a daemon and still runs gets the usual exit, which
     waits for it.
     """
-    tune_allocator()
     code = main()
     atexit._run_exitfuncs()  # what a normal exit runs first
     for stream in (sys.stdout, sys.stderr):
