@@ -458,7 +458,9 @@ static int pack_loop(Intake *self, Py_ssize_t i, Py_ssize_t stop, Out *o, Py_ssi
     return 0;
 }
 
-/* Below this many messages the GIL is kept: handing it over costs more than it frees. */
+/* Shorter runs keep the GIL: a release and retake (and a wait, if another thread took it
+ * meanwhile) is not worth it for a handful of records. Not tuned: the backup's runs are
+ * hundreds of records long. */
 #define UNLOCK_FROM 32
 
 /*
