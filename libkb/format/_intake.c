@@ -100,11 +100,16 @@ typedef struct {
     int busy; /* a fetch or a packing runs without the GIL: the batch is not to be touched */
 } Intake;
 
+static int check_idle(Intake *self) {
+    if (!self->busy)
+        return 0;
+    PyErr_SetString(PyExc_RuntimeError, "Intake: in use by another thread (one reader per intake)");
+    return -1;
+}
+
 static int check_open(Intake *self) {
-    if (self->busy) {
-        PyErr_SetString(PyExc_RuntimeError, "Intake: in use by another thread (one reader per intake)");
+    if (check_idle(self) < 0)
         return -1;
-    }
     if (self->queue == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Intake: closed");
         return -1;
@@ -238,10 +243,8 @@ static PyObject *Intake_fetch(Intake *self, PyObject *args) {
 PyDoc_STRVAR(close_doc, "close()\n--\n\nDrop the last batch and the queue; before the consumer's close().");
 
 static PyObject *Intake_close(Intake *self, PyObject *ignored) {
-    if (self->busy) {
-        PyErr_SetString(PyExc_RuntimeError, "Intake: in use by another thread (one reader per intake)");
+    if (check_idle(self) < 0)
         return NULL;
-    }
     if (self->consumer != NULL)
         close_queue(self);
     Py_RETURN_NONE;
@@ -285,10 +288,8 @@ static PyObject *headers_of(const rd_kafka_message_t *m) {
 
 /* intake[i]: factory(topic, partition, offset, error code, error text, ts type, ts, key, value, headers). */
 static PyObject *Intake_item(Intake *self, Py_ssize_t i) {
-    if (self->busy) {
-        PyErr_SetString(PyExc_RuntimeError, "Intake: in use by another thread (one reader per intake)");
+    if (check_idle(self) < 0)
         return NULL;
-    }
     if (i < 0 || i >= self->n) {
         PyErr_SetString(PyExc_IndexError, "Intake index out of range");
         return NULL;
@@ -347,13 +348,13 @@ static int put_raw_bin(Out *o, const void *p, size_t n) {
 static int valid_name(Out *o, const char *name, size_t len) {
     for (size_t i = 0; i < len; i++) {
         if ((unsigned char)name[i] >= 0x80) {
-            if (o->unlocked != NULL)
-                PyEval_RestoreThread(o->unlocked);
+            int unlocked = o->unlocked != NULL;
+            out_relock(o);
             PyObject *s = PyUnicode_DecodeUTF8(name, (Py_ssize_t)len, NULL);
             Py_XDECREF(s);
-            if (o->unlocked != NULL)
-                o->unlocked = PyEval_SaveThread();
-            return s == NULL ? -1 : 1;
+            if (s == NULL || (unlocked && out_unlock(o) < 0))
+                return -1;
+            return 1;
         }
     }
     return 1;
@@ -485,19 +486,13 @@ int intake_pack(PyObject *intake, Py_ssize_t start, Py_ssize_t stop, Out *o, Py_
     if (stop - start < UNLOCK_FROM)
         return pack_loop(self, start, stop, o, limit, want, want_len, end_offset, partition, st,
                          reason, next);
-    if (PyObject_GetBuffer(o->buf, &o->view, PyBUF_WRITABLE) < 0)
-        return -1;
-    o->exported = 1;
-    self->busy = 1;
-    o->unlocked = PyEval_SaveThread();
-    int r = pack_loop(self, start, stop, o, limit, want, want_len, end_offset, partition, st,
+    self->busy = 1; /* before the GIL goes: no other thread may see the intake idle */
+    int r = out_unlock(o);
+    if (r == 0)
+        r = pack_loop(self, start, stop, o, limit, want, want_len, end_offset, partition, st,
                       reason, next);
-    PyEval_RestoreThread(o->unlocked);
-    o->unlocked = NULL;
+    out_relock(o); /* also where a failure took the GIL back already */
     self->busy = 0;
-    if (o->exported)
-        PyBuffer_Release(&o->view);
-    o->exported = 0;
     return r;
 }
 

@@ -16,13 +16,29 @@ typedef struct {
     char *data;
     Py_ssize_t pos;
     Py_ssize_t cap;
-    /* Set while the writer runs without the GIL (the intake's packing loop), with the
-     * bytearray exported (view) so that no other thread can resize it: growing it takes the
-     * GIL back and lifts the export for that moment only. */
+    /* Set while the writer runs without the GIL (the intake's packing loop, out_unlock), with
+     * the bytearray exported through view so that no other thread can resize it. */
     PyThreadState *unlocked;
     Py_buffer view;
-    int exported;
 } Out;
+
+/* Run on without the GIL, the bytearray exported meanwhile; 0, or -1 with an exception (the
+ * GIL still held). */
+static inline int out_unlock(Out *o) {
+    if (PyObject_GetBuffer(o->buf, &o->view, PyBUF_WRITABLE) < 0)
+        return -1;
+    o->unlocked = PyEval_SaveThread();
+    return 0;
+}
+
+/* The GIL back and the export lifted; nothing to do where the writer holds the GIL. */
+static inline void out_relock(Out *o) {
+    if (o->unlocked == NULL)
+        return;
+    PyEval_RestoreThread(o->unlocked);
+    o->unlocked = NULL;
+    PyBuffer_Release(&o->view);
+}
 
 static inline int out_reserve(Out *o, Py_ssize_t extra) {
     Py_ssize_t need = o->pos + extra;
@@ -33,23 +49,13 @@ static inline int out_reserve(Out *o, Py_ssize_t extra) {
         cap = need;
     if (cap < 4096)
         cap = 4096;
-    if (o->unlocked != NULL)
-        PyEval_RestoreThread(o->unlocked);
-    if (o->exported) {
-        PyBuffer_Release(&o->view);
-        o->exported = 0;
-    }
-    int failed = PyByteArray_Resize(o->buf, cap) < 0;
-    if (o->unlocked != NULL) {
-        o->exported = PyObject_GetBuffer(o->buf, &o->view, PyBUF_WRITABLE) == 0;
-        failed = failed || !o->exported;
-        o->unlocked = PyEval_SaveThread();
-    }
-    if (failed)
+    int unlocked = o->unlocked != NULL; /* growing takes the GIL back for that moment only */
+    out_relock(o);
+    if (PyByteArray_Resize(o->buf, cap) < 0)
         return -1;
     o->data = PyByteArray_AS_STRING(o->buf);
     o->cap = cap;
-    return 0;
+    return unlocked ? out_unlock(o) : 0;
 }
 
 static inline void put_u8(Out *o, uint8_t v) { o->data[o->pos++] = (char)v; }
