@@ -14,6 +14,8 @@ segment is written again, or deleted with the segment's range by a prune.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from libkb.errors import FormatError
 from libkb.format.encryption import (
     BlockEncryption,
@@ -25,8 +27,10 @@ from libkb.format.encryption import (
 )
 from libkb.format.segment import FOOTER_SIZE, FORMAT_VERSION, SegmentHeader, decode_header, encrypted_chain
 from libkb.format.transforms import TransformChain
-from libkb.keys import Keyring
 from libkb.storage import NotFoundError, StorageBackend
+
+if TYPE_CHECKING:
+    from libkb.keys import Keyring  # the caller's (cryptography loads with its keys)
 
 
 class Envelope:

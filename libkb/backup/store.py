@@ -50,6 +50,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
+from typing import TYPE_CHECKING
 
 from libkb.backup.budget import ByteBudget, SegmentCharge
 from libkb.backup.envelope import Envelope
@@ -70,8 +71,10 @@ from libkb.format.segment import (
 from libkb.format.transforms import BlockContext, TransformChain
 from libkb.format.zstream import DEFAULT_RESTART_BLOCKS, WINDOW_LOG, AloneEncoder, StreamEncoder
 from libkb.metrics import RunMetrics
-from libkb.retention import PartitionCut, apply_cut
 from libkb.storage import BytesLike, StorageBackend
+
+if TYPE_CHECKING:
+    from libkb.retention import PartitionCut
 
 log = logging.getLogger("libkb.backup")
 
@@ -387,6 +390,8 @@ class StorePipeline:
     ) -> None:
         if prev is not None:
             prev.result()
+        from libkb.retention import apply_cut  # only runs with backup.retention prune
+
         what = f"the pruning of {len(cut.segments)} segment(s) of {lane.topic}[{lane.partition}]"
         try:
             apply_cut(

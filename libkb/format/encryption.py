@@ -33,9 +33,6 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from libkb.errors import FormatError
 from libkb.format.transforms import BlockContext, Buffer, TransformError
 
@@ -57,6 +54,17 @@ _BLOCK_LABEL = b"libkb-block\x00"
 _SEAL_LABEL = b"libkb-seal\x00"
 
 
+class NotAuthentic(Exception):
+    """The bytes, their place or the key is not the one they were encrypted with (GCM's tag fails)."""
+
+
+def _aesgcm() -> Any:
+    # Here, not at the top: cryptography's import (8 ms) is for the runs that encrypt or decrypt.
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    return AESGCM
+
+
 class DataKey:
     """A segment's 256-bit data key; its repr and str never show the bytes."""
 
@@ -66,11 +74,11 @@ class DataKey:
         if len(secret) != KEY_BYTES:
             raise ValueError(f"a data key is {KEY_BYTES} bytes, not {len(secret)}")
         self.secret = secret
-        self._aead = AESGCM(secret)
+        self._aead = _aesgcm()(secret)
 
     @classmethod
     def generate(cls) -> DataKey:
-        return cls(AESGCM.generate_key(bit_length=256))
+        return cls(_aesgcm().generate_key(bit_length=256))
 
     def __repr__(self) -> str:
         return "DataKey(***)"
@@ -79,14 +87,20 @@ class DataKey:
 
     def encrypt(self, data: Buffer, aad: bytes) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
-        return nonce + self._aead.encrypt(nonce, bytes(data), aad)
+        sealed: bytes = self._aead.encrypt(nonce, bytes(data), aad)
+        return nonce + sealed
 
     def decrypt(self, data: Buffer, aad: bytes) -> bytes:
-        """Raises ``InvalidTag`` when the bytes, the place or the key is not the one encrypted."""
+        """Raises :class:`NotAuthentic` when the bytes, the place or the key is not the one encrypted."""
+        from cryptography.exceptions import InvalidTag  # loaded with the key's AESGCM
+
         if len(data) < OVERHEAD:
-            raise InvalidTag()
+            raise NotAuthentic()
         view = memoryview(data)
-        return self._aead.decrypt(bytes(view[:NONCE_BYTES]), bytes(view[NONCE_BYTES:]), aad)
+        try:
+            return self._aead.decrypt(bytes(view[:NONCE_BYTES]), bytes(view[NONCE_BYTES:]), aad)  # type: ignore[no-any-return]
+        except InvalidTag:
+            raise NotAuthentic() from None
 
 
 def _place(backup_id: str, topic: str, partition: int, base_offset: int) -> bytes:
@@ -136,7 +150,7 @@ class BlockEncryption:
     def decode(self, data: Buffer, context: BlockContext) -> bytes:
         try:
             return self._key(context).decrypt(data, block_aad(self.backup_id, context))
-        except InvalidTag:
+        except NotAuthentic:
             raise TransformError(
                 f"block {context.block_index} fails authentication (AES-256-GCM): its bytes were "
                 "altered, or it was moved from another place (block, segment, partition or backup)"
@@ -187,7 +201,7 @@ def check_seal(
     """Raise :class:`FormatError` naming ``name`` unless ``seal`` authenticates ``footer`` at this place."""
     try:
         key.decrypt(seal, seal_aad(backup_id, topic, partition, base_offset, footer))
-    except InvalidTag:
+    except NotAuthentic:
         raise FormatError(
             f"{name}: its footer fails authentication (AES-256-GCM seal): blocks were added, dropped "
             "or truncated, or the segment was moved from another place"

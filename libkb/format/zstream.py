@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import zstandard
 
 from libkb.format.transforms import Buffer, TransformError
+from libkb.format.zstdctx import compressor
 
 #: Payload kinds (the payload's first byte).
 KIND_RAW = 0
@@ -66,7 +68,7 @@ _CONTINUE = bytes([KIND_CONTINUE])
 _RESTART = bytes([KIND_RESTART])
 
 
-def looks_incompressible(data: Buffer, sampler: zstandard.ZstdCompressor) -> bool:
+def looks_incompressible(data: Buffer, sampler: Any) -> bool:
     """Whether the block's first bytes stay above :data:`RAW_RATIO` of their size at zstd level 1."""
     sample = memoryview(data)[:SAMPLE_BYTES]
     if len(sample) < 256:
@@ -94,11 +96,10 @@ class StreamEncoder:
     def __init__(self, level: int = 3, restart_blocks: int = DEFAULT_RESTART_BLOCKS) -> None:
         if restart_blocks < 1:
             raise ValueError("restart_blocks must be at least 1")
-        params = zstandard.ZstdCompressionParameters.from_level(level, window_log=WINDOW_LOG)
-        self._compressor = zstandard.ZstdCompressor(compression_params=params)
-        self._sampler = zstandard.ZstdCompressor(level=_SAMPLE_LEVEL)
-        self._fast = zstandard.ZstdCompressor(level=FAST_LEVEL)
-        self._obj: zstandard.ZstdCompressionObj | None = None
+        self._compressor = compressor(level, WINDOW_LOG)
+        self._sampler = compressor(_SAMPLE_LEVEL)
+        self._fast = compressor(FAST_LEVEL)
+        self._obj: Any = None  # the interval's compression object (either backend's, see zstdctx)
         self._interval = -1
         self.restart_blocks = restart_blocks
         #: The interval's first compressed block (raw, stored bytes), and the probe's blocks after it.
@@ -130,7 +131,7 @@ class StreamEncoder:
         if self._obj is None or fresh or self._alone:
             self._obj, kind = self._compressor.compressobj(), _RESTART
         obj = self._obj
-        out = obj.compress(data) + obj.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+        out: bytes = obj.compress(data) + obj.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
         self._shrank = 2 * len(out) < len(data)
         self._learn(kind is _RESTART, len(data), len(out))
         return kind + out
@@ -168,10 +169,9 @@ class AloneEncoder:
     __slots__ = ("_compressor", "_fast", "_sampler", "_shrank")
 
     def __init__(self, level: int = 3) -> None:
-        params = zstandard.ZstdCompressionParameters.from_level(level, window_log=WINDOW_LOG)
-        self._compressor = zstandard.ZstdCompressor(compression_params=params)
-        self._sampler = zstandard.ZstdCompressor(level=_SAMPLE_LEVEL)
-        self._fast = zstandard.ZstdCompressor(level=FAST_LEVEL)
+        self._compressor = compressor(level, WINDOW_LOG)
+        self._sampler = compressor(_SAMPLE_LEVEL)
+        self._fast = compressor(FAST_LEVEL)
         self._shrank = False  # as StreamEncoder's, for the blocks this thread compressed
 
     def encode(self, data: Buffer, index: int) -> bytes:
@@ -180,14 +180,14 @@ class AloneEncoder:
             self._shrank = False
             return _fast_or_raw(data, self._fast)
         obj = self._compressor.compressobj()
-        out = obj.compress(data) + obj.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+        out: bytes = obj.compress(data) + obj.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
         self._shrank = 2 * len(out) < len(data)
         return _RESTART + out
 
 
-def _fast_or_raw(data: Buffer, fast: zstandard.ZstdCompressor) -> bytes:
+def _fast_or_raw(data: Buffer, fast: Any) -> bytes:
     obj = fast.compressobj()  # flushed, never ended, like every frame of the codec
-    out = obj.compress(data) + obj.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+    out: bytes = obj.compress(data) + obj.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
     return _ALONE + out if len(out) < len(data) else _RAW + data
 
 

@@ -10,9 +10,6 @@ import base64
 import binascii
 import os
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from libkb.errors import EncryptionKeyError, MissingKeyError, WrongKeyError
 
 _LABEL = b"libkb-wrap\x00"
@@ -27,6 +24,9 @@ class LocalKek:
     def __init__(self, key_id: str, secret: bytes) -> None:
         if len(secret) != 32:
             raise EncryptionKeyError(f"key {key_id!r}: a local key is 32 bytes, this one is {len(secret)}")
+        # Here, not at the top: every run loads this module, only one with keys needs cryptography.
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         self._key_id = key_id
         self._aead = AESGCM(secret)
 
@@ -64,6 +64,8 @@ class LocalKek:
         return nonce + self._aead.encrypt(nonce, data_key, _LABEL + context.encode())
 
     def unwrap(self, wrapped: bytes, context: str) -> bytes:
+        from cryptography.exceptions import InvalidTag  # loaded with the key's AESGCM
+
         try:
             if len(wrapped) <= _NONCE:
                 raise InvalidTag()

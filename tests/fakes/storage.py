@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import zstandard
 
+from libkb.format import zstdctx
 from libkb.storage import BackendError, BytesLike, ObjectMetadata, StorageBackend
 from libkb.storage.base import DEFAULT_CHUNK_SIZE
 
@@ -205,10 +206,11 @@ def break_compression(monkeypatch: pytest.MonkeyPatch, nth: int) -> list[int]:
     The patch point: libkb compresses every block in
     ``libkb.format.transforms.ZstdCompression.encode``, which builds
     ``zstandard.ZstdCompressor(level=...)`` from the module at each call, or
-    (zstd-stream) through a ``StreamEncoder``'s compressors, built from the
-    module per segment (a sample's ``compress`` and each block's
-    ``compressobj().compress`` are calls), and nothing else in libkb builds a
-    compressor. Replacing that one class hits
+    (zstd-stream) through a ``StreamEncoder``'s compressors, built per segment
+    by :func:`libkb.format.zstdctx.compressor` (a sample's ``compress`` and
+    each block's ``compressobj().compress`` are calls), and nothing else in
+    libkb builds a compressor. With zstdctx told that the cffi backend is
+    missing, it builds them from the module's class too; replacing that one class hits
     every block compression whichever engine module (or thread) asks for it,
     and leaves decompression alone. Returns the failures (call numbers) so far.
     """
@@ -247,4 +249,5 @@ def break_compression(monkeypatch: pytest.MonkeyPatch, nth: int) -> list[int]:
             return FailingStream(self._real.compressobj())
 
     monkeypatch.setattr(zstandard, "ZstdCompressor", Failing)
+    monkeypatch.setattr(zstdctx, "_cffi", lambda: None)
     return failed

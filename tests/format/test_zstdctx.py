@@ -1,0 +1,92 @@
+"""Codec 3's compressors with zstd's block pre-splitter off (libkb.format.zstdctx).
+
+What a user relies on: every block still decodes to its bytes with any zstd
+decoder; on record data the stored bytes are what zstd's default stores; and
+a machine without the cffi backend (or with a zstd that refuses the
+parameter) still backs up, with the splitter as zstd sets it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from collections.abc import Iterator
+
+import pytest
+import zstandard
+
+from libkb.format import zstdctx
+from libkb.format.zstream import WINDOW_LOG, StreamDecoder, StreamEncoder
+
+
+def _records_block(seed: int, size: int = 1 << 20) -> bytes:
+    """A block of JSON-like records, as the bench's distinct data set has them."""
+    rnd = random.Random(seed)
+    out = bytearray()
+    while len(out) < size:
+        event = {
+            "id": rnd.randrange(10**9),
+            "user": f"u{rnd.randrange(10**5)}",
+            "amount": rnd.random() * 100,
+            "tags": [rnd.choice("abcdefgh") * rnd.randrange(1, 9) for _ in range(4)],
+        }
+        out += json.dumps(event).encode()
+    return bytes(out[:size])
+
+
+def _blocks(count: int) -> Iterator[bytes]:
+    for seed in range(count):
+        yield _records_block(seed)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_backend_choice() -> Iterator[None]:
+    zstdctx._cffi.cache_clear()
+    yield
+    zstdctx._cffi.cache_clear()
+
+
+def test_the_compressors_have_the_splitter_off_where_cffi_loads() -> None:
+    made = zstdctx.compressor(3, WINDOW_LOG)
+    assert zstdctx.splitter_level(made) == zstdctx.NO_SPLITTING
+    assert zstdctx.splitter_level(zstdctx.compressor(-1)) == zstdctx.NO_SPLITTING
+
+
+def test_blocks_decode_with_the_c_backend_and_store_what_zstds_default_stores() -> None:
+    blocks = list(_blocks(4))
+    ours = zstdctx.compressor(3, WINDOW_LOG).compressobj()
+    default = zstandard.ZstdCompressor(
+        compression_params=zstandard.ZstdCompressionParameters.from_level(3, window_log=WINDOW_LOG)
+    ).compressobj()
+    reader = zstandard.ZstdDecompressor().decompressobj()
+    for block in blocks:
+        stored = ours.compress(block) + ours.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+        assert reader.decompress(stored) == block
+        assert stored == default.compress(block) + default.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+
+
+def test_without_the_cffi_backend_the_c_backends_compressors_do_the_same_job(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "zstandard.backend_cffi", None)  # its import fails
+    made = zstdctx.compressor(3, WINDOW_LOG)
+    assert isinstance(made, zstandard.ZstdCompressor)
+    assert zstdctx.splitter_level(made) is None
+    encoder, decoder = StreamEncoder(3, restart_blocks=4), StreamDecoder()
+    for index, block in enumerate(_blocks(3)):
+        assert decoder.decode(encoder.encode(block, index), index, len(block)) == block
+
+
+def test_a_zstd_that_refuses_the_parameter_keeps_its_splitter(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(zstdctx, "SPLITTER_PARAMETER", 999_999)  # no such parameter
+    made = zstdctx.compressor(3)
+    assert isinstance(made, zstandard.ZstdCompressor)
+    out = made.compressobj()
+    block = _records_block(9)
+    assert (
+        zstandard.ZstdDecompressor()
+        .decompressobj()
+        .decompress(out.compress(block) + out.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK))
+        == block
+    )
