@@ -5,7 +5,7 @@ block before compressing it (``ZSTD_c_blockSplitterLevel``, on by default
 at every level). On the bench's records it never found one: the stored
 bytes were identical with it off on the cyclic pool, CDC events and
 distinct records at levels 3, 6 and 9, while it cost 14 % of the
-compressing threads' CPU on the cyclic pool and 3-6 % on the others
+compressing threads' CPU on the cyclic pool and up to 6 % on the others
 (bench/README.rst, session 17). Only on bytes whose kind changes within a
 block (text, then noise) does it find a split, for about 1 % fewer bytes.
 
@@ -70,7 +70,7 @@ def compressor(level: int, window_log: int | None = None) -> Any:
         params = backend.ZstdCompressionParameters.from_level(level, window_log=window_log)
         made = backend.ZstdCompressor(compression_params=params)
     if backend is not zstandard and not _splitter_off(backend, made):
-        raise RuntimeError("zstd refused the pre-splitter parameter it took before")
+        log.debug("zstd refused the pre-splitter parameter: this compressor keeps it")  # still correct
     return made
 
 
