@@ -98,9 +98,10 @@ class DataKey:
             raise NotAuthentic()
         view = memoryview(data)
         try:
-            return self._aead.decrypt(bytes(view[:NONCE_BYTES]), bytes(view[NONCE_BYTES:]), aad)  # type: ignore[no-any-return]
+            opened: bytes = self._aead.decrypt(bytes(view[:NONCE_BYTES]), bytes(view[NONCE_BYTES:]), aad)
         except InvalidTag:
             raise NotAuthentic() from None
+        return opened
 
 
 def _place(backup_id: str, topic: str, partition: int, base_offset: int) -> bytes:

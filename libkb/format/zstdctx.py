@@ -72,14 +72,3 @@ def compressor(level: int, window_log: int | None = None) -> Any:
     if backend is not zstandard and not _splitter_off(backend, made):
         log.debug("zstd refused the pre-splitter parameter: this compressor keeps it")  # still correct
     return made
-
-
-def splitter_level(compressed_by: Any) -> int | None:
-    """The pre-splitter setting of a compressor made here (None: the C backend's, not readable)."""
-    backend = _cffi()
-    cctx = getattr(compressed_by, "_cctx", None)
-    if backend is None or cctx is None:
-        return None
-    value = backend.ffi.new("int *")
-    backend.lib.ZSTD_CCtx_getParameter(cctx, SPLITTER_PARAMETER, value)
-    return int(value[0])
