@@ -3,8 +3,8 @@
 One Kafka broker (``integration.services.KafkaService``) on 127.0.0.1, the
 filesystem target on the same disk. For each data set (``bench/datasets.py``:
 distinct, cyclic, CDC, random, producer-compressed) and partition count a
-topic is produced once; then, in interleaved rounds (the job order rotates
-each round):
+topic is produced once; then, in interleaved rounds (the data sets rotate
+each round, and the tools run in reverse order every other round):
 
 - **backup**: ``kafka-backup backup --config job.yaml`` of libkb and of the
   Rust tool, from the **same YAML** (the tools share the keys: ``mode``,
@@ -289,9 +289,10 @@ def warm_topic(bootstrap: str, data: DataSet) -> None:
     (DAMON's ``pageout`` scheme, up to 128 MiB/s), the broker's page cache
     included. A round reads the other data sets for minutes between two
     backups of this one, so its first backup read the log from disk and the
-    tools after it did not. The tools always run in the same order within a
-    data set, so that cost always fell on the same tool (libkb), about 0.2 s
-    of a 1.6 s job (bench/README.rst, session 17).
+    tools after it did not. The tools then always ran in the same order
+    within a data set, so that cost always fell on the same tool (libkb),
+    about 0.2 s of a 1.6 s job (bench/README.rst, session 17); they now swap
+    ends every other round as well.
     """
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
@@ -466,11 +467,13 @@ def run_rounds(
         # The raw restore generates its records inside the timed job (seconds per GiB): only on request;
         # restore_bench.py has the produce ceiling from a pre-generated pool.
         ran = [t for t in tools if phase == "backup" or t != "raw" or args.raw_restore]
-        units = [[(tool, data)] for data in datas for tool in ran]
+        # A data set's jobs run back to back; its tools run in one order in even rounds and in
+        # the reverse order in odd ones, so that no tool is always first or last on a topic.
+        units = [[(tool, data) for tool in ran] for data in datas]
         for round_no in range(args.runs):
             env["verify"] = round_no == 0  # the restores of round 1 are compared record by record
             warm = None
-            for tool, data in round_order(units, round_no, len(ran)):
+            for tool, data in round_order(units, round_no, 1):
                 if phase == "backup" and warm != data.name:
                     warm_topic(env["bootstrap"], data)
                     warm = data.name

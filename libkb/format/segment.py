@@ -426,10 +426,18 @@ class BlockEncoder:
 
     def _reset(self) -> None:
         buf = None
+        room = max(self.size_hint + (self.size_hint >> 3), 1024)
         if self._spare:
             with contextlib.suppress(IndexError):  # another encoder took the last one
                 buf = self._spare.pop()
-        self._buf = buf if buf is not None else new_buffer(max(self.size_hint + (self.size_hint >> 3), 1024))
+        if buf is None:
+            buf = new_buffer(room)
+        elif len(buf) < room:
+            # A spare was cut to its last block's length. The packer grows a buffer by doubling
+            # its length, which made the allocator copy the whole block on the consuming thread
+            # (bench/README.rst, session 18); back to full room within its allocation instead.
+            buf += bytes(room - len(buf))
+        self._buf = buf
         self._pos = 0
         self.count = 0
         self.first_offset = -1

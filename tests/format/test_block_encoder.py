@@ -126,3 +126,27 @@ def test_a_reused_buffer_leaves_nothing_of_its_old_bytes(size: int) -> None:
     assert bytes(first.data) == expected
     assert bytes(second.data) == expected
     assert not spare  # both were used
+
+
+def test_a_spare_cut_to_its_block_gets_the_full_room_back() -> None:
+    """take() cuts a buffer to its block's length; reused, it gets a whole block's room again.
+
+    Packed into as it was, the buffer would grow by doubling at the block's
+    last record: a copy of the whole block on the consuming thread, for about
+    every other block of a backup.
+    """
+    recs = records(200, seed=3)
+    spare: deque[bytearray] = deque()
+    enc = BlockEncoder(4096, spare)
+    add_messages(enc, recs[:20])
+    cut = enc.take().data
+    assert isinstance(cut, bytearray)
+    short = len(cut)
+    assert short < 4096
+    spare.append(cut)
+    reuse = BlockEncoder(4096, spare)
+    assert not spare and len(cut) == 4096 + 4096 // 8  # the same buffer, its room back
+    add_messages(reuse, recs)
+    fresh = BlockEncoder(4096)
+    add_messages(fresh, recs)
+    assert bytes(reuse.take().data) == bytes(fresh.take().data)
