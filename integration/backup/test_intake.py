@@ -13,7 +13,7 @@ from typing import Any
 
 import confluent_kafka
 import pytest
-from confluent_kafka import Consumer, KafkaError, TopicPartition, cimpl
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition, cimpl
 
 from integration.kafka_data import BASE_TS, produce
 from integration.services.endpoints import KafkaEndpoint
@@ -101,6 +101,66 @@ def test_the_intake_packs_what_consume_packs(kafka_service: KafkaEndpoint, topic
         assert got[p][0] == expected[p][0], f"partition {p}: packed bytes differ"
         assert got[p][1] == expected[p][1], f"partition {p}: counts, offsets or timestamps differ"
     assert sum(len(v[0]) for v in got.values()) > 100_000
+
+
+def _sized_record(i: int) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]] | None]:
+    """Values whose lengths straddle the varint steps, keys null, empty or set, headers or none."""
+    size = (0, 1, 63, 64, 65, 8191, 8192, 8193, 300_000)[i % 9]
+    key = (None, b"", f"k{i}".encode())[i % 3]
+    value: bytes | None = ((b"\x00" if i % 2 else bytes([i % 251])) * size) if i % 11 else None
+    headers = [("n", str(i).encode()), ("z", b"\x00")] if i % 4 == 0 else ([] if i % 4 == 1 else None)
+    return key, value, headers
+
+
+@pytest.mark.parametrize("compression", ["none", "lz4", "zstd", "gzip"])
+def test_headers_come_through_whatever_the_record_and_batch(
+    kafka_service: KafkaEndpoint, kafka_topic_factory: Any, compression: str
+) -> None:
+    """Headerless records are told from their own bytes (_intake.c): never a header lost or made up.
+
+    Sizes at each varint step of the value length, null and empty keys and
+    values, values of 0x00 bytes (the byte that says "no headers"), and
+    batches the producer compressed, which librdkafka reads from a
+    decompressed copy.
+    """
+    topic = kafka_topic_factory(partitions=1)
+    producer = Producer(
+        {"bootstrap.servers": kafka_service.bootstrap_servers, "compression.type": compression}
+    )
+    for i in range(200):
+        key, value, headers = _sized_record(i)
+        producer.produce(topic, key=key, value=value, headers=headers)  # type: ignore[arg-type]
+    assert producer.flush(30) == 0
+    plain = consumer(kafka_service)
+    plain.assign([TopicPartition(topic, 0, 0)])
+    try:
+        expected = read_packed(lambda: (m := plain.consume(500, 0.5), len(m)), 1, topic)
+    finally:
+        plain.close()
+    c = consumer(kafka_service)
+    opened = open_intake(c)
+    assert opened is not None
+    taker = opened
+    seen: list[tuple[Any, ...]] = []
+
+    def views() -> tuple[Any, int]:  # each record as RawMessage gives it, then the batch packed
+        n = taker.fetch(500, 0.5)
+        seen.extend((m.key(), m.value(), m.headers()) for i in range(n) if (m := taker[i]).error() is None)
+        return taker, n
+
+    try:
+        taker.route(topic, 0)
+        c.assign([TopicPartition(topic, 0, 0)])
+        got = read_packed(views, 1, topic)
+    finally:
+        taker.close()
+        c.close()
+    assert len(seen) == 200
+    for i, (key, value, headers) in enumerate(seen):
+        want_key, want_value, want_headers = _sized_record(i)
+        assert (key, value) == (want_key, want_value), f"record {i}"
+        assert headers == (want_headers or None), f"record {i}: headers"
+    assert got[0] == expected[0]
 
 
 def test_a_run_stops_at_an_event_and_the_event_reads_like_a_message(
