@@ -401,6 +401,28 @@ static PyObject *new_buffer(PyObject *self, PyObject *arg) {
     return PyByteArray_FromStringAndSize(NULL, n);
 }
 
+PyDoc_STRVAR(regrow_doc,
+             "regrow(buf, size)\n--\n\n"
+             "Resize bytearray buf to size bytes, the new bytes not zero-filled (they are written over);\n"
+             "within its allocation nothing is copied or written.");
+
+static PyObject *regrow(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyByteArray_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "regrow takes a bytearray and a size");
+        return NULL;
+    }
+    Py_ssize_t n = PyLong_AsSsize_t(args[1]);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "regrow: negative size");
+        return NULL;
+    }
+    if (PyByteArray_Resize(args[0], n) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(set_malloc_thresholds_doc,
              "set_malloc_thresholds(mmap_threshold, trim_threshold)\n--\n\n"
              "glibc's mallopt() M_MMAP_THRESHOLD and M_TRIM_THRESHOLD; False where there is no glibc.");
@@ -430,6 +452,7 @@ static PyMethodDef methods[] = {
     {"crc32", (PyCFunction)(void (*)(void))crc32_keep_gil, METH_FASTCALL, crc32_doc},
     {"crc32_combine", (PyCFunction)(void (*)(void))crc32_combine_, METH_FASTCALL, crc32_combine_doc},
     {"new_buffer", (PyCFunction)new_buffer, METH_O, new_buffer_doc},
+    {"regrow", (PyCFunction)(void (*)(void))regrow, METH_FASTCALL, regrow_doc},
     {"set_malloc_thresholds", (PyCFunction)(void (*)(void))set_malloc_thresholds, METH_FASTCALL,
      set_malloc_thresholds_doc},
     {NULL, NULL, 0, NULL},

@@ -124,14 +124,24 @@ def _headers_packable(headers: Any) -> bool:
     return True
 
 
+def _py_regrow(buf: bytearray, size: int) -> None:
+    """``buf`` resized to ``size`` bytes (zero-filled here; the C version leaves them as they are)."""
+    if size < len(buf):
+        del buf[size:]
+    else:
+        buf += bytes(size - len(buf))
+
+
 _c_pack_messages: Callable[..., PackResult] | None
 new_buffer: Callable[[int], bytearray]
+regrow: Callable[[bytearray, int], None]
 try:
-    from libkb.format._packer import new_buffer
+    from libkb.format._packer import new_buffer, regrow
     from libkb.format._packer import pack_messages as _c_pack_messages
 except ImportError:  # no compiler at install time: the Python version, same bytes, slower
     _c_pack_messages = None
     new_buffer = bytearray  # zero-filled: the same, a little slower
+    regrow = _py_regrow
 
 #: The fastest available implementation.
 pack_messages: Callable[..., PackResult] = _c_pack_messages or py_pack_messages

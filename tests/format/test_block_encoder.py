@@ -5,10 +5,12 @@ from __future__ import annotations
 import itertools
 import random
 from collections import deque
+from typing import Any
 
 import pytest
 from confluent_kafka import Message
 
+from libkb.format import packer
 from libkb.format.segment import (
     CODEC_NONE,
     CODEC_ZSTD,
@@ -150,3 +152,24 @@ def test_a_spare_cut_to_its_block_gets_the_full_room_back() -> None:
     fresh = BlockEncoder(4096)
     add_messages(fresh, recs)
     assert bytes(reuse.take().data) == bytes(fresh.take().data)
+
+
+@pytest.mark.parametrize("regrow", [packer.regrow, packer._py_regrow], ids=["c", "python"])
+def test_regrow_keeps_the_bytes_and_refuses_what_it_cannot_do(regrow: Any) -> None:
+    """The spare's room comes back through regrow(): its bytes kept, nothing resized under a view."""
+    buf = bytearray(b"0123456789" * 100)
+    del buf[25:]
+    regrow(buf, 1000)
+    assert len(buf) == 1000 and buf[:25] == b"0123456789" * 2 + b"01234"
+    regrow(buf, 10)
+    assert buf == b"0123456789"
+    view = memoryview(buf)
+    with pytest.raises(BufferError):
+        regrow(buf, 2000)
+    view.release()
+    if regrow is packer.regrow:
+        with pytest.raises(ValueError, match="negative"):
+            regrow(buf, -1)
+        wrong: Any = b"bytes"
+        with pytest.raises(TypeError, match="bytearray"):
+            regrow(wrong, 10)
