@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 
+from libkb.cli import startup
 from libkb.cli.alloctune import tune_allocator
 from libkb.cli.exits import EXIT_ERROR, EXIT_USAGE, describe_error, error_status
 from libkb.cli.logs import LEVELS, PROG, configure, error_line
@@ -28,7 +29,8 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _backup(args: argparse.Namespace) -> int:
-    from libkb.cli.backup import run_backup  # the engine pulls in Kafka clients: load on demand
+    with startup.loading():
+        from libkb.cli.backup import run_backup  # the engine pulls in Kafka clients: load on demand
 
     tune_allocator()  # the backup's large buffers kept for reuse (libkb.cli.alloctune)
 
@@ -88,7 +90,8 @@ def _prune(args: argparse.Namespace) -> int:
 
 
 def _restore(args: argparse.Namespace) -> int:
-    from libkb.cli.restore import run_restore
+    with startup.loading():
+        from libkb.cli.restore import run_restore
 
     return _json_on_failure(
         "restore",
@@ -552,6 +555,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse: 2 on usage errors, 0 after --help/--version
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     configure(args.verbose, args.log_level, fmt=args.log_format)
+    startup.end()
     handler: Handler = args.handler
     try:
         code = handler(args)

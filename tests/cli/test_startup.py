@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -76,3 +77,74 @@ def test_a_backup_without_encryption_loads_no_cryptography_and_no_status_client(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def _script(body: str) -> str:
+    """Run ``body`` after the script's start-up (``libkb.cli.console_main`` does the same first)."""
+    probe = "import gc, sys\nfrom libkb.cli import startup\nstartup.begin()\n" + body
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_marshmallow_e_mail_validation_still_works_after_the_script_deferred_its_pattern() -> None:
+    out = _script(
+        "from marshmallow import Schema, ValidationError, fields, validate\n"
+        "print(type(validate.Email.DOMAIN_REGEX).__name__)\n"
+        "class S(Schema):\n"
+        "    mail = fields.Email()\n"
+        "print(S().load({'mail': 'ops@example.com'}), S().load({'mail': 'ops@exämple.com'}))\n"
+        "try:\n"
+        "    S().load({'mail': 'ops@-example.com'})\n"
+        "except ValidationError as exc:\n"
+        "    print(exc.messages)\n"
+    )
+    deferred, loaded, refused = out.splitlines()
+    assert deferred == "DeferredPattern"
+    assert loaded == "{'mail': 'ops@example.com'} {'mail': 'ops@exämple.com'}"
+    assert refused == "{'mail': ['Not a valid email address.']}"
+
+
+def test_a_deferred_pattern_compiles_once_on_first_use_and_passes_an_abc_class_statement() -> None:
+    import abc
+    import re
+
+    from libkb.cli.startup import DeferredPattern
+
+    made: list[str] = []
+
+    def compile_(pattern: str, flags: int) -> re.Pattern[str]:
+        made.append(pattern)
+        return re.compile(pattern, flags)
+
+    lazy = DeferredPattern("[a-z]+", re.IGNORECASE, compile_)
+
+    class Holder(abc.ABC):  # noqa: B024  (abc reads __isabstractmethod__ from every class-body value)
+        PATTERN = lazy
+
+    assert made == [] and Holder.PATTERN is lazy
+    assert lazy.fullmatch("AbC") and not lazy.match("1") and lazy.pattern == "[a-z]+"
+    assert made == ["[a-z]+"]
+
+
+def test_the_collector_waits_through_the_scripts_imports_and_resumes_for_the_command() -> None:
+    out = _script(
+        "print(gc.isenabled())\n"
+        "import libkb.cli.app\n"
+        "with startup.loading():\n"
+        "    import libkb.cli.backup\n"
+        "    print(gc.isenabled())\n"
+        "print(gc.isenabled(), gc.get_freeze_count() > 10_000)\n"
+    )
+    assert out.splitlines() == ["False", "False", "True True"]
+
+
+def test_a_program_that_calls_main_keeps_its_collector_as_it_was(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import gc
+
+    frozen = gc.get_freeze_count()
+    assert main(["list", "--path", str(tmp_path)]) == 0  # reaches the command, past the start-up's end
+    assert "no backups" in capsys.readouterr().out.lower()
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
