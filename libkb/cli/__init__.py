@@ -17,9 +17,9 @@ __all__ = ["build_parser", "console_main", "main"]
 
 def console_main() -> None:
     """The ``kafka-backup`` script (and ``python -m libkb.cli``)."""
-    from libkb.cli import startup
+    from libkb.cli.startup import begin
 
-    startup.begin()
+    begin()
     from libkb.cli.app import console_main as run
 
     run()

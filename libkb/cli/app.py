@@ -15,11 +15,12 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 
-from libkb.cli import startup
 from libkb.cli.alloctune import tune_allocator
 from libkb.cli.exits import EXIT_ERROR, EXIT_USAGE, describe_error, error_status
 from libkb.cli.logs import LEVELS, PROG, configure, error_line
 from libkb.cli.offset_args import add_offset_commands
+from libkb.cli.startup import end as end_startup
+from libkb.cli.startup import loading
 from libkb.config.fields import parse_duration, parse_time
 from libkb.version import __version__
 
@@ -29,7 +30,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _backup(args: argparse.Namespace) -> int:
-    with startup.loading():
+    with loading():
         from libkb.cli.backup import run_backup  # the engine pulls in Kafka clients: load on demand
 
     tune_allocator()  # the backup's large buffers kept for reuse (libkb.cli.alloctune)
@@ -90,7 +91,7 @@ def _prune(args: argparse.Namespace) -> int:
 
 
 def _restore(args: argparse.Namespace) -> int:
-    with startup.loading():
+    with loading():
         from libkb.cli.restore import run_restore
 
     return _json_on_failure(
@@ -555,7 +556,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse: 2 on usage errors, 0 after --help/--version
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     configure(args.verbose, args.log_level, fmt=args.log_format)
-    startup.end()
+    end_startup()
     handler: Handler = args.handler
     try:
         code = handler(args)
