@@ -32,7 +32,7 @@ from typing import Any
 import zstandard
 
 from libkb.format.transforms import Buffer, TransformError
-from libkb.format.zstdctx import compressor
+from libkb.format.zstdctx import FrameCompressor, compressor
 
 #: Payload kinds (the payload's first byte).
 KIND_RAW = 0
@@ -98,7 +98,7 @@ class StreamEncoder:
             raise ValueError("restart_blocks must be at least 1")
         self._compressor = compressor(level, WINDOW_LOG)
         self._sampler = compressor(_SAMPLE_LEVEL)
-        self._fast = compressor(FAST_LEVEL)
+        self._fast = FrameCompressor(FAST_LEVEL)
         self._obj: Any = None  # the interval's compression object (either backend's, see zstdctx)
         self._interval = -1
         self.restart_blocks = restart_blocks
@@ -169,9 +169,9 @@ class AloneEncoder:
     __slots__ = ("_compressor", "_fast", "_sampler", "_shrank")
 
     def __init__(self, level: int = 3) -> None:
-        self._compressor = compressor(level, WINDOW_LOG)
+        self._compressor = FrameCompressor(level, WINDOW_LOG)
         self._sampler = compressor(_SAMPLE_LEVEL)
-        self._fast = compressor(FAST_LEVEL)
+        self._fast = FrameCompressor(FAST_LEVEL)
         self._shrank = False  # as StreamEncoder's, for the blocks this thread compressed
 
     def encode(self, data: Buffer, index: int) -> bytes:
@@ -179,16 +179,14 @@ class AloneEncoder:
         if (not self._shrank or index % SAMPLE_EVERY == 0) and looks_incompressible(data, self._sampler):
             self._shrank = False
             return _fast_or_raw(data, self._fast)
-        obj = self._compressor.compressobj()
-        out: bytes = obj.compress(data) + obj.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
-        self._shrank = 2 * len(out) < len(data)
-        return _RESTART + out
+        out = self._compressor.frame(KIND_RESTART, data)
+        self._shrank = 2 * (len(out) - 1) < len(data)
+        return out
 
 
-def _fast_or_raw(data: Buffer, fast: Any) -> bytes:
-    obj = fast.compressobj()  # flushed, never ended, like every frame of the codec
-    out: bytes = obj.compress(data) + obj.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
-    return _ALONE + out if len(out) < len(data) else _RAW + data
+def _fast_or_raw(data: Buffer, fast: FrameCompressor) -> bytes:
+    out = fast.frame(KIND_ALONE, data)  # flushed, never ended, like every frame of the codec
+    return out if len(out) <= len(data) else _RAW + data
 
 
 def payload_kind(payload: Buffer) -> int:

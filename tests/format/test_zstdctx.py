@@ -102,3 +102,67 @@ def test_a_zstd_that_refuses_the_parameter_keeps_its_splitter(monkeypatch: pytes
         .decompress(out.compress(block) + out.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK))
         == block
     )
+
+
+def _compressobj_frame(level: int, kind: int, data: bytes) -> bytes:
+    """What codec 3 stored for a block compressed alone before FrameCompressor: compressobj, flushed."""
+    obj = zstandard.ZstdCompressor(
+        compression_params=zstandard.ZstdCompressionParameters.from_level(level, window_log=WINDOW_LOG)
+    ).compressobj()
+    return bytes((kind,)) + obj.compress(data) + obj.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+
+
+def _frame_inputs() -> list[bytes]:
+    noise = random.Random(5).randbytes(300_000)
+    return [_records_block(1), b"", b"x", noise, _records_block(2, 3 << 20), _records_block(3, 4096)]
+
+
+@pytest.mark.parametrize("level", [3, -1])
+def test_frames_made_in_one_call_are_the_bytes_compressobj_made(level: int) -> None:
+    # Stored bytes stay what earlier libkb versions wrote and read: a reader cannot tell.
+    frames = zstdctx.FrameCompressor(level, WINDOW_LOG)
+    assert frames._backend is not None  # the cffi path, not the fallback
+    decoder = StreamDecoder()
+    for index, data in enumerate(_frame_inputs()):
+        for given in (data, bytearray(data), memoryview(data)):
+            made = frames.frame(2, given)
+            assert made == _compressobj_frame(level, 2, data)
+            if data:  # an empty block is never stored (nor is its frame one that decodes)
+                assert decoder.decode(made, index, len(data)) == data
+
+
+def test_without_the_cffi_backend_frames_are_the_same_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "zstandard.backend_cffi", None)
+    frames = zstdctx.FrameCompressor(3, WINDOW_LOG)
+    assert frames._backend is None
+    for data in _frame_inputs():
+        assert frames.frame(3, data) == _compressobj_frame(3, 3, data)
+
+
+def test_a_zstd_that_refuses_stable_buffers_gets_a_compressor_without_either(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    refused: list[bool] = []
+
+    def half_set(backend: Any, made: Any) -> bool:
+        # The first parameter taken, the second refused: that compressor must not be used.
+        backend.lib.ZSTD_CCtx_setParameter(made._cctx, backend.lib.ZSTD_c_stableInBuffer, 1)
+        refused.append(True)
+        return False
+
+    monkeypatch.setattr(zstdctx, "_stable_buffers", half_set)
+    frames = zstdctx.FrameCompressor(3, WINDOW_LOG)
+    assert refused and frames._backend is None
+    for data in _frame_inputs():
+        assert frames.frame(2, data) == _compressobj_frame(3, 2, data)
+
+
+def test_frames_hold_no_window_buffer() -> None:
+    # Why the compressing threads' memory is lower: the block is read where it is.
+    block = _records_block(4)
+    frames = zstdctx.FrameCompressor(3, WINDOW_LOG)
+    frames.frame(2, block)
+    streamed = zstdctx.compressor(3, WINDOW_LOG)
+    obj = streamed.compressobj()
+    obj.compress(block) + obj.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+    assert streamed.memory_size() - frames._made.memory_size() >= 1 << WINDOW_LOG
