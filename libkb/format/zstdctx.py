@@ -58,11 +58,17 @@ def _cffi() -> Any:
 
 
 def _splitter_off(backend: ModuleType, compressor: Any) -> bool:
+    return _parameters_taken(backend, compressor, {SPLITTER_PARAMETER: NO_SPLITTING})
+
+
+def _parameters_taken(backend: ModuleType, compressor: Any, parameters: dict[int, int]) -> bool:
+    """Whether zstd took each of ``parameters`` on the context (a C-backend compressor has none to set)."""
     cctx = getattr(compressor, "_cctx", None)
     if cctx is None:
         return False
-    return not backend.lib.ZSTD_isError(
-        backend.lib.ZSTD_CCtx_setParameter(cctx, SPLITTER_PARAMETER, NO_SPLITTING)
+    lib = backend.lib
+    return not any(
+        lib.ZSTD_isError(lib.ZSTD_CCtx_setParameter(cctx, key, value)) for key, value in parameters.items()
     )
 
 
@@ -137,11 +143,5 @@ class FrameCompressor:
 
 
 def _stable_buffers(backend: ModuleType, made: Any) -> bool:
-    cctx = getattr(made, "_cctx", None)
-    if cctx is None:
-        return False
     lib = backend.lib
-    return not any(
-        lib.ZSTD_isError(lib.ZSTD_CCtx_setParameter(cctx, parameter, 1))
-        for parameter in (lib.ZSTD_c_stableInBuffer, lib.ZSTD_c_stableOutBuffer)
-    )
+    return _parameters_taken(backend, made, {lib.ZSTD_c_stableInBuffer: 1, lib.ZSTD_c_stableOutBuffer: 1})
