@@ -497,6 +497,13 @@ def run_rounds(
 
 
 #: One timed job of a tool on a data set (:func:`run_backup`, :func:`run_restore`).
+#: The broker takes record batches of up to 2 MiB. Why: the Rust tool's restore
+#: sends ``produce_batch_size`` records (1,000) per batch whatever their bytes;
+#: 1,000 random 1 KiB records make a batch within a few hundred bytes of the
+#: default limit (1,048,588), and in session 22 over it (MESSAGE_TOO_LARGE).
+#: libkb's batches stop at ``produce_batch_bytes`` (1 MiB), so it is unaffected.
+BROKER_PROPERTIES = {"message.max.bytes": str(2 * 1024 * 1024)}
+
 Job = Callable[[str, "DataSet", argparse.Namespace, dict[str, Any]], dict[str, Any]]
 
 
@@ -656,7 +663,7 @@ def main() -> int:
     # A run stopped with SIGTERM still stops its broker and removes its backups (gigabytes in the temp dir).
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     load_before = _loadavg()
-    kafka = KafkaService()
+    kafka = KafkaService(extra_properties=BROKER_PROPERTIES)
     env: dict[str, Any] = {"backups": {}}
     with contextlib.ExitStack() as stack:
         kafka.start()
