@@ -496,7 +496,6 @@ def run_rounds(
     return runs
 
 
-#: One timed job of a tool on a data set (:func:`run_backup`, :func:`run_restore`).
 #: The broker takes record batches of up to 2 MiB. Why: the Rust tool's restore
 #: sends ``produce_batch_size`` records (1,000) per batch whatever their bytes;
 #: 1,000 random 1 KiB records make a batch within a few hundred bytes of the
@@ -504,6 +503,7 @@ def run_rounds(
 #: libkb's batches stop at ``produce_batch_bytes`` (1 MiB), so it is unaffected.
 BROKER_PROPERTIES = {"message.max.bytes": str(2 * 1024 * 1024)}
 
+#: One timed job of a tool on a data set (:func:`run_backup`, :func:`run_restore`).
 Job = Callable[[str, "DataSet", argparse.Namespace, dict[str, Any]], dict[str, Any]]
 
 
@@ -514,8 +514,9 @@ def attempt(
 
     Why: in session 22 its restore of the random bytes at 8 partitions
     failed once (the broker refused a batch: MESSAGE_TOO_LARGE), which ended
-    a 70-minute run in its restore phase. A failure of libkb, or a restore
-    whose records differ, still ends the run.
+    a 70-minute run in its restore phase (the cause is now avoided,
+    :data:`BROKER_PROPERTIES`). A failure of libkb, or a restore whose
+    records differ, still ends the run.
     """
     try:
         return job(tool, data, args, env)
