@@ -205,6 +205,10 @@ def _run_timed(argv: list[str], report: str) -> tuple[float, int, Any, bytes]:
     return time.perf_counter() - started, status, usage, output
 
 
+class JobFailed(RuntimeError):
+    """A tool's process exited with an error (not a restore whose records differ)."""
+
+
 def measure(argv: list[str], label: str, settle_first: bool = True) -> dict[str, Any]:
     """Run ``argv``, after :func:`settle` unless told not to; its wall time, peak RSS (KiB)
     and CPU seconds, its own.
@@ -222,7 +226,7 @@ def measure(argv: list[str], label: str, settle_first: bool = True) -> dict[str,
         seconds, status, usage, output = _run_timed(argv, report.name)
         code = os.waitstatus_to_exitcode(status)
         if code != 0:
-            raise RuntimeError(f"{label} failed ({code}):\n{output.decode(errors='replace')[-3000:]}")
+            raise JobFailed(f"{label} failed ({code}):\n{output.decode(errors='replace')[-3000:]}")
         rss, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
         if fields := report.read().split()[-3:]:
             rss, cpu = int(fields[0]), float(fields[1]) + float(fields[2])
@@ -520,8 +524,8 @@ def attempt(
     """
     try:
         return job(tool, data, args, env)
-    except RuntimeError as exc:
-        if tool != "rust" or " failed (" not in str(exc):
+    except JobFailed as exc:
+        if tool != "rust":
             raise
         print(f"  {tool} {data.name}: {str(exc).splitlines()[0]}; run once more", flush=True)
     out = job(tool, data, args, env)
