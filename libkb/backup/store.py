@@ -69,7 +69,13 @@ from libkb.format.segment import (
     chain_codec,
 )
 from libkb.format.transforms import BlockContext, TransformChain
-from libkb.format.zstream import DEFAULT_RESTART_BLOCKS, WINDOW_LOG, AloneEncoder, StreamEncoder
+from libkb.format.zstream import (
+    DEFAULT_RESTART_BLOCKS,
+    WINDOW_LOG,
+    AloneEncoder,
+    HistoryVerdict,
+    StreamEncoder,
+)
 from libkb.metrics import RunMetrics
 from libkb.storage import BytesLike, StorageBackend
 
@@ -155,6 +161,8 @@ class StorePipeline:
         #: Per partition, the open segment's zstd-stream encoder and the blocks queued for it.
         self._streams: OrderedDict[tuple[str, int], _StreamQueue] = OrderedDict()
         self._max_streams = stream_contexts(max_bytes_in_flight)
+        #: Per partition, what its last probe found (kept across its segments).
+        self._verdicts: dict[tuple[str, int], HistoryVerdict] = {}
         #: Each compression thread's :class:`AloneEncoder` (made on its first such block).
         self._alone = threading.local()
         #: Encryption (``envelope``): a fresh data key per segment, made on its first block; the
@@ -263,19 +271,24 @@ class StorePipeline:
         tp = (context.topic, context.partition)
         queue = self._streams.get(tp)
         assert self._restart_blocks is not None
+        verdict = self._verdicts.get(tp)
+        if verdict is None:
+            verdict = self._verdicts[tp] = HistoryVerdict()
+        verdict.passed()
         if context.block_index % self._restart_blocks == 0 or queue is None:
             # Intervals share nothing: each has a context of its own, and the last one's
             # queued blocks may still be compressing on another thread meanwhile.
-            queue = _StreamQueue(StreamEncoder(self._level, self._restart_blocks))
-        elif queue.encoder.alone_at(context.block_index):
-            # The interval's probe found history of no use: the block is a frame of its own,
-            # compressed by whichever thread is free (a single partition keeps both busy).
-            self._streams.move_to_end(tp)  # still in use: not the context to drop next
-            return self._compress_pool.submit(self._alone_and_recycle, raw, context, charge)
+            queue = _StreamQueue(StreamEncoder(self._level, self._restart_blocks, verdict))
+            if verdict.skip_probe():
+                queue.encoder.assume_alone(context.block_index)
         self._streams[tp] = queue
-        self._streams.move_to_end(tp)
+        self._streams.move_to_end(tp)  # still in use: not the context to drop next
         if len(self._streams) > self._max_streams:
             self._streams.popitem(last=False)  # its next block starts a frame of its own
+        if queue.encoder.alone_at(context.block_index):
+            # The interval's probe found history of no use: the block is a frame of its own,
+            # compressed by whichever thread is free (a single partition keeps both busy).
+            return self._compress_pool.submit(self._alone_and_recycle, raw, context, charge)
         done: Future[Block] = Future()
         if queue.put((raw, context, charge, done)):
             self._submit_drain(queue)
@@ -310,18 +323,26 @@ class StorePipeline:
     ) -> Block:
         if queue.failed is not None:
             raise queue.failed  # the block before it failed: so does the segment
+        encoder: StreamEncoder | AloneEncoder = queue.encoder
+        if queue.encoder.alone_at(context.block_index):
+            # Queued before the probe found history of no use: the same frame as the context
+            # would make of it, without a fresh compression object per block.
+            encoder = self._thread_alone_encoder()
         try:
-            block = raw.stream(queue.encoder, context, self._chain)
+            block = raw.stream(encoder, context, self._chain)
         except Exception as exc:
             queue.failed = exc
             raise
         return self._recycle(raw, block, charge)
 
     def _alone_and_recycle(self, raw: RawBlock, context: BlockContext, charge: SegmentCharge) -> Block:
-        encoder = getattr(self._alone, "encoder", None)
+        return self._recycle(raw, raw.stream(self._thread_alone_encoder(), context, self._chain), charge)
+
+    def _thread_alone_encoder(self) -> AloneEncoder:
+        encoder: AloneEncoder | None = getattr(self._alone, "encoder", None)
         if encoder is None:
             encoder = self._alone.encoder = AloneEncoder(self._level)
-        return self._recycle(raw, raw.stream(encoder, context, self._chain), charge)
+        return encoder
 
     def _recycle(self, raw: RawBlock, block: Block, charge: SegmentCharge) -> Block:
         if isinstance(raw.data, bytearray):

@@ -58,6 +58,9 @@ FAST_LEVEL = -1
 #: nothing costs about a quarter more CPU (measured on distinct JSON, bench/README.rst).
 PROBE_BLOCKS = 3
 PROBE_GAIN = 1.1
+#: Once a probe has found history of no use, the partition's next intervals skip theirs until it
+#: has had this many more blocks: a probe per full default interval, however short its segments.
+PROBE_SPACING = 128
 #: After a block that compressed below half its size, the next blocks skip the sample, but one
 #: in this many is sampled anyway (a topic whose records turn incompressible is noticed).
 SAMPLE_EVERY = 16
@@ -88,11 +91,18 @@ class StreamEncoder:
         "_probe",
         "_sampler",
         "_shrank",
+        "_verdict",
         "alone_interval",
         "restart_blocks",
     )
 
-    def __init__(self, level: int = 3, restart_blocks: int = DEFAULT_RESTART_BLOCKS) -> None:
+    def __init__(
+        self,
+        level: int = 3,
+        restart_blocks: int = DEFAULT_RESTART_BLOCKS,
+        verdict: HistoryVerdict | None = None,
+    ) -> None:
+        """``verdict``: the partition's, told what this encoder's probes find."""
         if restart_blocks < 1:
             raise ValueError("restart_blocks must be at least 1")
         self._compressor = compressor(level, WINDOW_LOG)
@@ -111,6 +121,12 @@ class StreamEncoder:
         #: The interval whose probe found history of no use (-1: none yet). Its later blocks need
         #: no context: any compression thread may compress them (:class:`AloneEncoder`).
         self.alone_interval = -1
+        self._verdict = verdict
+
+    def assume_alone(self, index: int) -> None:
+        """Compress the interval of block ``index`` alone without probing it (its partition's
+        last probe found history of no use, :class:`HistoryVerdict`)."""
+        self.alone_interval = index // self.restart_blocks
 
     def alone_at(self, index: int) -> bool:
         """Whether block ``index`` needs nothing of this encoder: its interval is compressed alone."""
@@ -152,7 +168,47 @@ class StreamEncoder:
             self._alone = gain < PROBE_GAIN
             if self._alone:
                 self.alone_interval = self._interval
+            if self._verdict is not None:
+                self._verdict.found(useless=self._alone)
             probe[0] += 1  # decided
+
+
+class HistoryVerdict:
+    """What a partition's last probe found, carried to its next intervals.
+
+    Why: a probe compresses three blocks with a history that, on distinct
+    records, finds nothing and costs a quarter more CPU. With many partitions
+    the byte budget closes segments after a few MiB (about 20 blocks each at 8
+    partitions), and each segment starts an interval, so one block in five was
+    a probe's. Once a probe found history of no use, the partition's intervals
+    are compressed alone without one until :data:`PROBE_SPACING` more blocks
+    have passed: a change in the data is still noticed within that many blocks,
+    and a topic whose history pays (a cycled pool, CDC) is probed at every
+    interval as before. The bytes are what an interval compressed alone after
+    its probe would be: nothing in the format changes.
+
+    Set by the compression threads (:meth:`found`), read by the consuming
+    thread (:meth:`passed`, :meth:`skip_probe`); a stale read only probes once
+    more or once less.
+    """
+
+    __slots__ = ("_left",)
+
+    def __init__(self) -> None:
+        self._left = 0
+
+    def found(self, *, useless: bool) -> None:
+        """A probe's result: history of no use (skip the next probes) or of use (probe each interval)."""
+        self._left = PROBE_SPACING if useless else 0
+
+    def passed(self) -> None:
+        """One more block of the partition went to compression (counts down the spacing)."""
+        if self._left:
+            self._left -= 1
+
+    def skip_probe(self) -> bool:
+        """Whether an interval starting now may go without a probe."""
+        return self._left > 0
 
 
 class AloneEncoder:

@@ -14,6 +14,7 @@ import zstandard
 from libkb.backup.budget import ByteBudget, SegmentCharge
 from libkb.backup.lease import LeaseLostError
 from libkb.backup.store import STREAM_RUN, PartitionLane, StorePipeline, stream_contexts
+from libkb.format import zstream
 from libkb.format.models import MissingRange, PartitionIndex, index_key, segment_key
 from libkb.format.segment import (
     CODEC_NONE,
@@ -322,7 +323,7 @@ def test_closing_the_pipeline_cancels_the_blocks_no_thread_will_encode(store: St
 def test_a_partitions_blocks_that_need_no_context_compress_on_every_thread(
     store: Store, owner: Owner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Distinct records: after each interval's probe, a single partition keeps both threads busy."""
+    """Distinct records: after the probe, a single partition keeps both threads busy."""
     threads: set[str] = set()
     encode = AloneEncoder.encode
 
@@ -353,8 +354,88 @@ def test_a_partitions_blocks_that_need_no_context_compress_on_every_thread(
         data = store.backend.get(seg(0))
         kinds = [data[b.position + 32] for b in SegmentReader(data).blocks()]
         probe = [KIND_RESTART, KIND_CONTINUE, KIND_CONTINUE, KIND_CONTINUE]
-        assert kinds[:8] == probe + [KIND_RESTART] * 4 and kinds[8:12] == probe
+        # The next interval needs no probe of its own: the first found history of no use.
+        assert kinds == probe + [KIND_RESTART] * (len(kinds) - 4)
         assert list(SegmentReader(data).records()) == as_read(records)
         assert pipeline.budget.used == pipeline.budget.unencoded == 0
     finally:
         pipeline.close()
+
+
+def queue_records(
+    store: Store, pipeline: StorePipeline, records: list[Any], per_block: int = 100
+) -> list[int]:
+    """Queue ``records`` as partition 0's next segment, blocks of ``per_block`` records, each once
+    the one before is encoded; the stored segment's payload kinds (its records are checked)."""
+    charge = SegmentCharge(pipeline.budget)
+    futures: list[Any] = []
+    for index, first in enumerate(range(0, len(records), per_block)):
+        enc = BlockEncoder(1 << 20)
+        for record in records[first : first + per_block]:
+            enc.add(*record)
+        raw = enc.take()
+        assert pipeline.budget.try_acquire(len(raw.data))
+        charge.add(len(raw.data))
+        place = BlockContext("t", 0, records[0][0], index, len(raw.data))
+        futures.append(pipeline.encode(raw, place, charge))
+        futures[-1].result(10)  # in turn: each probe decides before the next block is queued
+    pipeline.store_segment(lane(), records[0][0], records[-1][0] + 1, futures, charge)
+    pipeline.wait()
+    data = store.backend.get(seg(records[0][0]))
+    assert list(SegmentReader(data).records()) == as_read(records)
+    return [data[b.position + 32] for b in SegmentReader(data).blocks()]
+
+
+def test_a_partition_whose_probe_found_no_use_for_history_skips_its_next_probes(
+    store: Store, owner: Owner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Short segments (many partitions, one budget) each start an interval: after a probe found
+    history of no use, the partition's next segments go without one until the spacing has passed,
+    then probe again. The records read back all the same."""
+    monkeypatch.setattr(zstream, "PROBE_SPACING", 12)
+    records = shape_records("distinct", 4 << 20)
+    pipeline = stream_pipeline(store, owner, 64 << 20)
+    try:
+        segments = [records[i : i + 600] for i in range(0, 3600, 600)]  # 6 blocks each
+        found = [queue_records(store, pipeline, part) for part in segments]
+    finally:
+        pipeline.close()
+    probe = [KIND_RESTART, KIND_CONTINUE, KIND_CONTINUE, KIND_CONTINUE]
+    alone = [KIND_RESTART] * 6
+    # The first segment probes; the 12 blocks after its verdict go alone; then a probe again.
+    assert found == [probe + [KIND_RESTART] * 2, alone, alone, probe + [KIND_RESTART] * 2, alone, alone]
+
+
+def test_history_that_pays_is_probed_for_at_every_interval(store: Store, owner: Owner) -> None:
+    """A cycled pool (one partition of 32: it repeats every 256 records): every segment's blocks
+    after its first continue the context, as before."""
+    records = shape_records("cyclic", 3 << 20, partitions=32)
+    pipeline = stream_pipeline(store, owner, 64 << 20)
+    try:
+        found = [queue_records(store, pipeline, records[i : i + 600]) for i in range(0, 2400, 600)]
+    finally:
+        pipeline.close()
+    assert found == [[KIND_RESTART] + [KIND_CONTINUE] * 5] * 4
+
+
+def test_records_that_turn_redundant_are_noticed_within_the_spacing(
+    store: Store, owner: Owner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Distinct records, then a cycled pool: the first probe after the spacing finds the history,
+    and the partition's intervals use it from then on."""
+    monkeypatch.setattr(zstream, "PROBE_SPACING", 8)
+    distinct = shape_records("distinct", 2 << 20)[:1200]
+    pool = shape_records("cyclic", 2 << 20, partitions=32)[:1800]
+    cyclic = [(1200 + n, *r[1:]) for n, r in enumerate(pool)]
+    pipeline = stream_pipeline(store, owner, 64 << 20)
+    try:
+        found = [
+            queue_records(store, pipeline, part)
+            for part in (distinct[:600], distinct[600:], cyclic[:600], cyclic[600:1200], cyclic[1200:])
+        ]
+    finally:
+        pipeline.close()
+    probe = [KIND_RESTART, KIND_CONTINUE, KIND_CONTINUE, KIND_CONTINUE]
+    assert found[0] == probe + [KIND_RESTART] * 2
+    assert found[1] == [KIND_RESTART] * 6  # within the spacing (8 blocks from the verdict): no probe
+    assert found[2] == found[3] == found[4] == [KIND_RESTART] + [KIND_CONTINUE] * 5  # history pays
