@@ -46,7 +46,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict, defaultdict, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
@@ -162,7 +162,7 @@ class StorePipeline:
         self._streams: OrderedDict[tuple[str, int], _StreamQueue] = OrderedDict()
         self._max_streams = stream_contexts(max_bytes_in_flight)
         #: Per partition, what its last probe found (kept across its segments).
-        self._verdicts: dict[tuple[str, int], HistoryVerdict] = {}
+        self._verdicts: defaultdict[tuple[str, int], HistoryVerdict] = defaultdict(HistoryVerdict)
         #: Each compression thread's :class:`AloneEncoder` (made on its first such block).
         self._alone = threading.local()
         #: Encryption (``envelope``): a fresh data key per segment, made on its first block; the
@@ -271,9 +271,7 @@ class StorePipeline:
         tp = (context.topic, context.partition)
         queue = self._streams.get(tp)
         assert self._restart_blocks is not None
-        verdict = self._verdicts.get(tp)
-        if verdict is None:
-            verdict = self._verdicts[tp] = HistoryVerdict()
+        verdict = self._verdicts[tp]
         verdict.passed()
         if context.block_index % self._restart_blocks == 0 or queue is None:
             # Intervals share nothing: each has a context of its own, and the last one's
