@@ -320,6 +320,17 @@ def test_closing_the_pipeline_cancels_the_blocks_no_thread_will_encode(store: St
     assert [f.result().first_offset for f in finished] == [i * 10 for i in range(len(finished))]
 
 
+def charged_block(pipeline: StorePipeline, charge: SegmentCharge, records: list[Any]) -> RawBlock:
+    """``records`` packed as one block, its bytes taken from the budget and added to ``charge``."""
+    enc = BlockEncoder(1 << 20)
+    for record in records:
+        enc.add(*record)
+    raw = enc.take()
+    assert pipeline.budget.try_acquire(len(raw.data))
+    charge.add(len(raw.data))
+    return raw
+
+
 def test_a_partitions_blocks_that_need_no_context_compress_on_every_thread(
     store: Store, owner: Owner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -339,12 +350,7 @@ def test_a_partitions_blocks_that_need_no_context_compress_on_every_thread(
         charge = SegmentCharge(pipeline.budget)
         futures: list[Any] = []
         for index, first in enumerate(range(0, len(records), 100)):
-            enc = BlockEncoder(1 << 20)
-            for record in records[first : first + 100]:
-                enc.add(*record)
-            raw = enc.take()
-            assert pipeline.budget.try_acquire(len(raw.data))
-            charge.add(len(raw.data))
+            raw = charged_block(pipeline, charge, records[first : first + 100])
             futures.append(pipeline.encode(raw, BlockContext("t", 0, 0, index, len(raw.data)), charge))
             if index % 8 == 3:
                 futures[-1].result(10)  # the probe has decided: the interval's other blocks go alone
@@ -370,12 +376,7 @@ def queue_records(
     charge = SegmentCharge(pipeline.budget)
     futures: list[Any] = []
     for index, first in enumerate(range(0, len(records), per_block)):
-        enc = BlockEncoder(1 << 20)
-        for record in records[first : first + per_block]:
-            enc.add(*record)
-        raw = enc.take()
-        assert pipeline.budget.try_acquire(len(raw.data))
-        charge.add(len(raw.data))
+        raw = charged_block(pipeline, charge, records[first : first + per_block])
         place = BlockContext("t", 0, records[0][0], index, len(raw.data))
         futures.append(pipeline.encode(raw, place, charge))
         futures[-1].result(10)  # in turn: each probe decides before the next block is queued
